@@ -1,0 +1,128 @@
+/*
+ * pk/bus.h - the NATS connection, JetStream streams and consumers, and the
+ * subjects Pactum uses. docs/protocol.md describes every subject.
+ *
+ * Ownership: a pk_bus owns its connection and JetStream context; messages
+ * fetched with pk_consumer_fetch are owned by the caller's natsMsgList.
+ */
+#ifndef PK_BUS_H
+#define PK_BUS_H
+
+#include <nats/nats.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pk/status.h"
+
+/* Streams. */
+#define PK_STREAM_REGISTRY "PACTUM_REGISTRY"
+#define PK_STREAM_RAW "PACTUM_RAW"
+#define PK_STREAM_EVENTS "PACTUM_EVENTS"
+#define PK_STREAM_VERDICTS "PACTUM_VERDICTS"
+#define PK_STREAM_TRUST "PACTUM_TRUST"
+#define PK_STREAM_REJECTED "PACTUM_REJECTED"
+
+/* Subjects (printf formats take agent ids, partitions, reasons). */
+#define PK_SUBJ_RAW "pactum.raw.%s"                 /* agent publishes Signed EventBatch */
+#define PK_SUBJ_EVENTS "pactum.events.%u.%s"        /* ingest publishes Event */
+#define PK_SUBJ_VERDICTS "pactum.verdicts.%u.%s"    /* evaluator publishes Verdict */
+#define PK_SUBJ_TRUST "pactum.trust.%s"             /* scorer publishes TrustChange */
+#define PK_SUBJ_REJECTED "pactum.rejected.%s"       /* any service publishes Rejection */
+#define PK_SUBJ_REG_AGENT "pactum.registry.agent.%s"  /* ingest publishes RegistryRecord */
+#define PK_SUBJ_REG_PACT "pactum.registry.pact.%s"    /* ingest publishes RegistryRecord */
+#define PK_SUBJ_REG_SUBMIT "pactum.registry.submit"   /* request: Signed registration */
+#define PK_SUBJ_ORACLE_TRUST "pactum.oracle.trust"    /* request: TrustQuery */
+#define PK_SUBJ_HEALTH "pactum.health.%s"             /* request: empty; reply JSON */
+#define PK_SUBJ_METRICS "pactum.metrics.%s"           /* request: empty; reply Prometheus text */
+
+#define PK_PARTITIONS_DEFAULT 4
+#define PK_PARTITIONS_MAX 64
+
+typedef struct pk_bus_opts {
+    const char *url;          /* e.g. nats://127.0.0.1:4222 */
+    const char *name;         /* connection name shown by the server */
+    const char *user;         /* optional user */
+    const char *password;     /* optional password */
+    bool send_asap;           /* write each message at once instead of buffering */
+    int64_t connect_wait_ms;  /* keep trying to connect this long; 0 = one attempt */
+    volatile int *stop;       /* if set and non-zero, stop trying to connect */
+} pk_bus_opts;
+
+typedef struct pk_bus {
+    natsConnection *nc;          /* the connection */
+    jsCtx *js;                   /* JetStream context */
+    atomic_bool connected;       /* false between disconnect and reconnect */
+    atomic_bool closing;         /* set by pk_bus_close: disconnects are expected */
+    atomic_ulong pub_ok;         /* async publishes acknowledged since pk_bus_publish_reset */
+    atomic_ulong pub_dup;        /* ... acknowledged as duplicates */
+    atomic_ulong pub_err;        /* ... failed */
+    atomic_ulong reconnects;     /* times the connection came back */
+    char name[64];               /* connection name */
+} pk_bus;
+
+/* Connect and create a JetStream context. *out owned by caller (pk_bus_close). */
+pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *opts) __attribute__((warn_unused_result));
+
+/* Drain (bounded) and close; NULL is a no-op. */
+void pk_bus_close(pk_bus *bus);
+
+/* Convert a cnats status (and JetStream error code) into a recorded pk_status. */
+pk_status pk_nats_err(natsStatus s, jsErrCode jerr, const char *what);
+
+/*
+ * Create every Pactum stream that does not exist yet. The partition count is
+ * fixed when PACTUM_EVENTS is first created; *partitions is set to the
+ * value in force (which may differ from the requested one).
+ */
+pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions);
+
+/* A pull consumer: durable (name given) or ephemeral starting at start_seq. */
+typedef struct pk_consumer {
+    pk_bus *bus;              /* borrowed */
+    char stream[64];          /* stream name */
+    char durable[64];         /* durable name; "" for an ephemeral consumer */
+    char filter[128];         /* subject filter */
+    uint64_t start_seq;       /* ephemeral: first stream sequence wanted */
+    bool ack;                 /* explicit acks (false: AckNone, ephemeral only) */
+    natsSubscription *sub;    /* bound pull subscription */
+} pk_consumer;
+
+/* Create (or bind to) the consumer. c is caller-owned; pk_consumer_close it. */
+pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, const char *durable,
+                           const char *filter, uint64_t start_seq, int max_ack_pending);
+void pk_consumer_close(pk_consumer *c);
+
+/*
+ * Fetch up to batch messages waiting at most timeout_ms. PK_ETIMEOUT (no
+ * message recorded) when none arrived. Recreates the consumer if the server
+ * lost it. An ephemeral consumer resumes after the last sequence returned.
+ */
+pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_t timeout_ms);
+
+/* Stream sequence, delivery count and bus timestamp (ms) of a JetStream message. */
+pk_status pk_msg_meta(natsMsg *msg, uint64_t *seq, uint64_t *delivered, int64_t *ts_ms);
+
+/*
+ * Asynchronous JetStream publish with an optional de-duplication id. Use
+ * pk_bus_publish_reset before a batch and pk_bus_publish_wait after it.
+ */
+pk_status pk_bus_publish_async(pk_bus *bus, const char *subject, const void *data, size_t len,
+                               const char *msg_id);
+void pk_bus_publish_reset(pk_bus *bus);
+/* Wait for all acknowledgements; PK_EBUS if any publish failed or timed out. */
+pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms);
+
+/* Synchronous JetStream publish; expect_last_subject_seq is sent when expect is true. */
+pk_status pk_bus_publish_sync(pk_bus *bus, const char *subject, const void *data, size_t len,
+                              const char *msg_id, bool expect, uint64_t expect_last_subject_seq,
+                              uint64_t *seq, bool *duplicate);
+
+/* Partition of an agent id (FNV-1a 32 modulo partitions). */
+uint32_t pk_partition_of(const char *agent_id, uint32_t partitions);
+
+/* Last token of a subject ("pactum.raw.bot-1" -> "bot-1"). */
+const char *pk_subject_last_token(const char *subject);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * pk/pact.h - the pact language: parse a pact document (JSON), report every
+ * problem with the path of the field at fault, and evaluate predicates over
+ * events. docs/pact-language.md is the reference for users.
+ *
+ * Ownership: pk_pact_parse returns a pact owned by the caller
+ * (pk_pact_free); every string and predicate inside belongs to the pact.
+ */
+#ifndef PK_PACT_H
+#define PK_PACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pk/codec.h"
+#include "pk/status.h"
+
+#define PK_PACT_MAX_BYTES (256 * 1024) /* largest pact document accepted */
+#define PK_PACT_MAX_CLAUSES 64
+
+/* Problems found in a document, each "path: what was expected, what was found". */
+typedef struct pk_lint {
+    char **msgs;  /* n messages, owned */
+    size_t n;     /* count */
+    size_t cap;   /* allocated slots */
+} pk_lint;
+
+void pk_lint_add(pk_lint *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pk_lint_free(pk_lint *l);
+
+typedef enum pk_clause_kind {
+    PK_CLAUSE_OBJECTIVE = 1,  /* aggregate of a metric over a window vs a threshold */
+    PK_CLAUSE_FORBIDDEN,      /* a predicate that must (almost) never hold */
+} pk_clause_kind;
+
+typedef enum pk_aggregate {
+    PK_AGG_COUNT = 1, PK_AGG_SUM, PK_AGG_MEAN, PK_AGG_MIN, PK_AGG_MAX, PK_AGG_RATE,
+} pk_aggregate;
+
+typedef enum pk_op { PK_OP_LT = 1, PK_OP_LE, PK_OP_GT, PK_OP_GE, PK_OP_EQ, PK_OP_NE } pk_op;
+
+typedef enum pk_consequence {
+    PK_CONSEQ_NOTIFY = 1,  /* record only */
+    PK_CONSEQ_DEMOTE,      /* lower the tier one step */
+    PK_CONSEQ_RESTRICT,    /* drop to restricted */
+    PK_CONSEQ_CONTAIN,     /* contain at once */
+    PK_CONSEQ_SUSPEND,     /* suspend at once */
+} pk_consequence;
+
+/* Event fields a predicate or objective can read. */
+typedef enum pk_field {
+    PK_FIELD_KIND = 1, PK_FIELD_ACTION, PK_FIELD_TOOL, PK_FIELD_RESOURCE, PK_FIELD_CURRENCY,
+    PK_FIELD_AMOUNT, PK_FIELD_SOURCE, PK_FIELD_REPORTER, PK_FIELD_METRIC, PK_FIELD_LABEL,
+} pk_field;
+
+typedef enum pk_pred_type {
+    PK_PRED_ALL = 1,  /* every child holds */
+    PK_PRED_ANY,      /* at least one child holds */
+    PK_PRED_NOT,      /* the one child does not hold */
+    PK_PRED_CMP,      /* a comparison on one field */
+} pk_pred_type;
+
+typedef enum pk_cmp {
+    PK_CMP_EQ = 1, PK_CMP_NE, PK_CMP_LT, PK_CMP_LE, PK_CMP_GT, PK_CMP_GE,
+    PK_CMP_IN,      /* value is one of a set */
+    PK_CMP_EXISTS,  /* field present (or absent, with exists=false) */
+    PK_CMP_PREFIX,  /* string field starts with text */
+} pk_cmp;
+
+typedef struct pk_pred {
+    pk_pred_type type;       /* node type */
+    struct pk_pred **kids;   /* children of ALL / ANY / NOT */
+    size_t n_kids;           /* number of children */
+    pk_field field;          /* CMP: which field */
+    char *name;              /* CMP on METRIC or LABEL: its name */
+    pk_cmp cmp;              /* CMP: comparison */
+    bool numeric;            /* CMP: compare as numbers */
+    double num;              /* CMP: number operand */
+    char *str;               /* CMP: string operand */
+    bool exists;             /* CMP EXISTS: wanted presence */
+    double *nums;            /* CMP IN: numeric set */
+    char **strs;             /* CMP IN: string set */
+    size_t n_set;            /* CMP IN: set size */
+} pk_pred;
+
+typedef struct pk_clause {
+    char *id;                   /* unique within the pact */
+    char *promise;              /* the prose promise this clause formalizes */
+    pk_clause_kind kind;        /* what sort of clause */
+    Pactum__V1__Severity severity;
+    pk_consequence consequence; /* what a failure leads to */
+    double weight[5];           /* weight of each evidence source, by Pactum__V1__Source */
+    pk_pred *when;              /* events the clause looks at; NULL = all */
+    /* objective */
+    char *metric;               /* metric name read from events */
+    pk_aggregate aggregate;     /* how the window is summarised */
+    pk_op op;                   /* comparison of the aggregate with threshold */
+    double threshold;           /* the promised bound */
+    uint32_t min_samples;       /* fewer samples: insufficient evidence */
+    /* objective and forbidden */
+    int64_t window_ms;          /* time window; 0 when counted in events */
+    uint32_t window_events;     /* last-N-events window; 0 when timed */
+    /* forbidden */
+    pk_pred *match;             /* the event that must not happen */
+    uint32_t max_count;         /* allowed occurrences per window (0 = never) */
+} pk_clause;
+
+typedef struct pk_pact {
+    char *id;             /* pact id */
+    char *agent;          /* agent the pact binds */
+    char *title;          /* one-line title */
+    pk_clause *clauses;   /* n_clauses clauses */
+    size_t n_clauses;
+} pk_pact;
+
+/*
+ * Parse and check a pact document. On success *out is a new pact; on failure
+ * PK_EINVAL (or PK_EDECODE for text that is not JSON) and every problem is in
+ * lint (caller-initialised with {0}, caller frees).
+ */
+pk_status pk_pact_parse(const char *json, size_t len, pk_pact **out, pk_lint *lint);
+
+void pk_pact_free(pk_pact *p);
+
+const pk_clause *pk_pact_clause(const pk_pact *p, const char *id);
+
+/* Free a predicate tree; NULL is a no-op. */
+void pk_pred_free(pk_pred *p);
+
+/* Evaluate a predicate against an event (normalized by ingest). */
+bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev);
+
+/* Compare observed with threshold under op. */
+bool pk_op_holds(pk_op op, double observed, double threshold);
+
+const char *pk_clause_kind_name(pk_clause_kind k);
+const char *pk_aggregate_name(pk_aggregate a);
+const char *pk_op_name(pk_op op);
+const char *pk_consequence_name(pk_consequence c);
+
+#endif

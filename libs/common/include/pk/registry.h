@@ -1,0 +1,93 @@
+/*
+ * pk/registry.h - each service's copy of the registry: agents and their keys,
+ * pacts and their versions. The PACTUM_REGISTRY stream is the source of
+ * truth; pk_registry_sync copies what is new into the service's LMDB, in
+ * stream order, and remembers how far it got, so a restart resumes there.
+ *
+ * Records returned by the lookups are owned by the caller and freed with
+ * the matching protobuf-c free_unpacked function.
+ */
+#ifndef PK_REGISTRY_H
+#define PK_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "pk/bus.h"
+#include "pk/codec.h"
+#include "pk/store.h"
+
+typedef struct pk_registry pk_registry;
+
+/* Called under the registry lock for each record applied (e.g. to drop caches). */
+typedef void (*pk_registry_hook)(void *ctx, const Pactum__V1__RegistryRecord *rec, uint64_t seq);
+
+struct pk_registry {
+    pk_store *store;              /* borrowed: where the copy lives */
+    pk_bus *bus;                  /* borrowed: where the stream is */
+    MDB_dbi meta;                 /* "registry_seq" -> u64 */
+    MDB_dbi agents;               /* agent id -> be64 seq || AgentRecord */
+    MDB_dbi pacts;                /* pact id \0 be32 version -> be64 seq || PactRecord */
+    MDB_dbi agent_pacts;          /* agent id -> pact id (duplicates sorted) */
+    pthread_mutex_t lock;         /* one sync at a time */
+    atomic_ulong applied;         /* last stream sequence applied */
+    atomic_bool dirty;            /* a registry message was seen since the last sync */
+    natsSubscription *notify;     /* core subscription that sets dirty */
+    atomic_llong last_sync_ms;    /* monotonic time the last sync finished */
+    pk_registry_hook hook;        /* optional per-record hook */
+    void *hook_ctx;               /* its context */
+};
+
+/* Open the registry databases in store; bus may be NULL for offline use. */
+pk_status pk_registry_open(pk_registry **out, pk_store *store, pk_bus *bus);
+void pk_registry_close(pk_registry *r);
+
+/* Subscribe to registry subjects so that new records mark the copy dirty. */
+pk_status pk_registry_watch(pk_registry *r);
+
+/*
+ * Copy every record after the applied position. If at_least > 0 and the copy
+ * cannot reach it, PK_ENOTFOUND. Must not be called while the caller holds a
+ * write transaction on the same store.
+ */
+pk_status pk_registry_sync(pk_registry *r, uint64_t at_least);
+
+/* Sync only if a registry message was seen since the last sync. */
+pk_status pk_registry_sync_if_dirty(pk_registry *r);
+
+/*
+ * Sync unless a sync finished less than min_interval_ms ago: for lookups that
+ * missed (an id registered a moment ago), without letting a stream of
+ * unknown ids turn into a stream of reads.
+ */
+pk_status pk_registry_refresh(pk_registry *r, int64_t min_interval_ms);
+
+uint64_t pk_registry_seq(pk_registry *r);
+
+/* Apply one record at seq (used by sync; exposed for tests and replay). */
+pk_status pk_registry_apply(pk_registry *r, MDB_txn *txn, const uint8_t *data, size_t len,
+                            uint64_t seq);
+
+pk_status pk_registry_agent(pk_registry *r, MDB_txn *txn, const char *agent_id,
+                            Pactum__V1__AgentRecord **out, uint64_t *seq);
+
+/*
+ * The pact record of pact_id at version (0: the latest) among those registered
+ * at or before registry position max_seq (0: any).
+ */
+pk_status pk_registry_pact(pk_registry *r, MDB_txn *txn, const char *pact_id, uint32_t version,
+                           uint64_t max_seq, Pactum__V1__PactRecord **out, uint64_t *seq);
+
+/*
+ * The version of pact_id in force at registry position max_seq (0: latest),
+ * without decoding the record. PK_ENOTFOUND if none.
+ */
+pk_status pk_registry_pact_version(pk_registry *r, MDB_txn *txn, const char *pact_id,
+                                   uint64_t max_seq, uint32_t *version, uint64_t *seq);
+
+/* Pact ids registered for agent_id; *ids is a malloc'd array of malloc'd strings. */
+pk_status pk_registry_agent_pacts(pk_registry *r, MDB_txn *txn, const char *agent_id,
+                                  char ***ids, size_t *n);
+void pk_registry_ids_free(char **ids, size_t n);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * pk/service.h - what every Pactum service shares: the common options, the
+ * shutdown flag set by signals, counters in Prometheus text format, and the
+ * health and metrics responders on the bus.
+ */
+#ifndef PK_SERVICE_H
+#define PK_SERVICE_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pk/bus.h"
+#include "pk/codec.h"
+#include "pk/config.h"
+#include "pk/store.h"
+
+/* Set by SIGINT/SIGTERM; the service loop finishes its batch and exits. */
+extern volatile sig_atomic_t pk_shutdown;
+
+/* Install SIGINT/SIGTERM handlers that only set pk_shutdown; ignore SIGPIPE. */
+void pk_signals_install(void);
+
+/* Exit codes distinct per start-up failure. */
+enum {
+    PK_EXIT_OK = 0,
+    PK_EXIT_CONFIG = 2,  /* bad option or environment value */
+    PK_EXIT_STORE = 3,   /* LMDB folder could not be opened */
+    PK_EXIT_BUS = 4,     /* NATS unreachable or streams could not be created */
+    PK_EXIT_CRYPTO = 5,  /* libsodium could not start */
+    PK_EXIT_RUNTIME = 6, /* a fatal error while running (e.g. LMDB map full) */
+};
+
+/* Options every service has; embedded as `common` in each service's config. */
+typedef struct pk_common_cfg {
+    const char *nats_url;      /* NATS server URL */
+    const char *nats_user;     /* optional NATS user */
+    const char *nats_password; /* optional NATS password */
+    const char *data_dir;      /* folder holding <data_dir>/<service>/ LMDB files */
+    long long lmdb_map_mb;     /* LMDB map size */
+    const char *log_level;     /* debug, info, warn, error */
+    const char *instance;      /* instance name; "" = <service>-<pid> */
+    long long partitions;      /* partitions when the event streams are first created */
+} pk_common_cfg;
+
+#define PK_COMMON_OPTS(type)                                                                       \
+    {"nats-url", "PACTUM_NATS_URL", PK_CFG_STR, "nats://127.0.0.1:4222", 0, 0,                     \
+     offsetof(type, common.nats_url), "NATS server to connect to"},                                \
+    {"nats-user", "PACTUM_NATS_USER", PK_CFG_STR, "", 0, 0, offsetof(type, common.nats_user),     \
+     "NATS user name (if the server requires one)"},                                              \
+    {"nats-password", "PACTUM_NATS_PASSWORD", PK_CFG_STR, "", 0, 0,                               \
+     offsetof(type, common.nats_password), "NATS password"},                                      \
+    {"data-dir", "PACTUM_DATA_DIR", PK_CFG_STR, "var", 0, 0, offsetof(type, common.data_dir),     \
+     "folder for LMDB files (a sub-folder per service)"},                                         \
+    {"lmdb-map-mb", "PACTUM_LMDB_MAP_MB", PK_CFG_INT, "1024", 1, 1048576,                         \
+     offsetof(type, common.lmdb_map_mb), "LMDB map size in MiB"},                                 \
+    {"log-level", "PACTUM_LOG_LEVEL", PK_CFG_STR, "info", 0, 0, offsetof(type, common.log_level), \
+     "debug, info, warn or error"},                                                               \
+    {"instance", "PACTUM_INSTANCE", PK_CFG_STR, "", 0, 0, offsetof(type, common.instance),        \
+     "instance name (default <service>-<pid>)"},                                                  \
+    {"partitions", "PACTUM_PARTITIONS", PK_CFG_INT, "4", 1, PK_PARTITIONS_MAX,                    \
+     offsetof(type, common.partitions),                                                           \
+     "partitions of the event and verdict streams (fixed when first created)"}
+
+typedef enum pk_metric_type { PK_COUNTER, PK_GAUGE } pk_metric_type;
+
+typedef struct pk_metric {
+    const char *name;     /* e.g. pactum_ingest_events_total */
+    const char *labels;   /* e.g. result="accepted", or NULL */
+    const char *help;     /* HELP line (first metric of a name carries it) */
+    pk_metric_type type;  /* counter or gauge */
+    atomic_llong value;   /* current value */
+} pk_metric;
+
+static inline void pk_metric_add(pk_metric *m, long long d) { atomic_fetch_add(&m->value, d); }
+static inline void pk_metric_set(pk_metric *m, long long v) { atomic_store(&m->value, v); }
+static inline long long pk_metric_get(pk_metric *m) { return atomic_load(&m->value); }
+
+/* Prometheus text exposition of n metrics; caller frees the result. */
+char *pk_metrics_render(pk_metric *ms, size_t n);
+
+typedef struct pk_service {
+    const char *name;          /* "ingest", "evaluator", "scorer", "oracle" */
+    char instance[64];         /* instance name */
+    pk_bus *bus;               /* borrowed */
+    pk_store *store;           /* borrowed, may be NULL */
+    pk_metric *metrics;        /* borrowed array */
+    size_t n_metrics;          /* its length */
+    int64_t started_ms;        /* start time */
+    atomic_bool healthy;       /* the service's own view of its health */
+    char detail[256];          /* why, when unhealthy */
+    natsSubscription *health_sub;  /* responder on pactum.health.<name> */
+    natsSubscription *metrics_sub; /* responder on pactum.metrics.<name> */
+} pk_service;
+
+/*
+ * Set up the shared parts of a service: logging, libsodium, the data folder
+ * <data_dir>/<name>, the bus connection and the streams. On failure returns
+ * the exit code to use; on success 0 and *bus, *store, *partitions are set.
+ */
+int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_store **store,
+                    uint32_t *partitions, unsigned max_dbs);
+
+/* Answer health and metrics requests on the bus. */
+pk_status pk_service_ops_start(pk_service *svc);
+void pk_service_ops_stop(pk_service *svc);
+
+void pk_service_set_health(pk_service *svc, bool healthy, const char *detail);
+
+/* What a dead-letter record says about the refused input (all borrowed). */
+typedef struct pk_rejection {
+    Pactum__V1__Reason reason; /* machine-readable reason */
+    const char *message;       /* sentence a person can act on */
+    const char *subject;       /* where the input arrived */
+    const char *signer_id;     /* who signed it, if known */
+    const char *agent_id;      /* the agent concerned, if known */
+    const char *event_id;      /* the event concerned, if any */
+    uint64_t source_seq;       /* stream sequence of the input, if any */
+    const uint8_t *data;       /* the input; its first 512 bytes are kept */
+    size_t len;                /* its length */
+} pk_rejection;
+
+/*
+ * Publish a Rejection on pactum.rejected.<reason>: asynchronously (wait with
+ * pk_bus_publish_wait) or, with wait, synchronously. msg_id, if not NULL,
+ * de-duplicates redeliveries.
+ */
+pk_status pk_reject_publish(pk_bus *bus, const char *service, const pk_rejection *r,
+                            const char *msg_id, bool wait);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * pk/store.h - thin LMDB helpers: open an environment in a folder, convert
+ * LMDB codes to pk_status once, store protobuf messages and counters.
+ *
+ * Ownership: values returned in an MDB_val are borrowed from LMDB and valid
+ * only until the transaction ends or the next write in it. Messages returned
+ * by pk_get_msg are owned by the caller (protobuf_c_message_free_unpacked).
+ */
+#ifndef PK_STORE_H
+#define PK_STORE_H
+
+#include <lmdb.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pk/status.h"
+
+typedef struct pk_store {
+    MDB_env *env;      /* the environment */
+    char path[4096];   /* its folder */
+    size_t map_bytes;  /* configured map size */
+} pk_store;
+
+/*
+ * Open (creating the folder if needed) an LMDB environment of map_mb MiB with
+ * room for max_dbs named databases. *out is owned by the caller and released
+ * with pk_store_close. Writes are synced on commit.
+ */
+pk_status pk_store_open(pk_store **out, const char *dir, size_t map_mb, unsigned max_dbs)
+    __attribute__((warn_unused_result));
+
+/* Close the environment; NULL is a no-op. No transaction may be open. */
+void pk_store_close(pk_store *s);
+
+/* Open or create the named database (flags: MDB_DUPSORT, MDB_INTEGERKEY ...). */
+pk_status pk_store_dbi(pk_store *s, const char *name, unsigned flags, MDB_dbi *out);
+
+pk_status pk_txn_begin(pk_store *s, bool write, MDB_txn **out);
+
+/* Commit; MDB_MAP_FULL becomes PK_ESTORE_FULL. The txn is gone either way. */
+pk_status pk_txn_commit(MDB_txn *txn);
+
+/* Abort; NULL is a no-op. */
+void pk_txn_abort(MDB_txn *txn);
+
+/* Convert an LMDB return code (not MDB_SUCCESS) into a recorded pk_status. */
+pk_status pk_store_err(int rc, const char *what);
+
+/* PK_ENOTFOUND if absent. val is borrowed (see above). */
+pk_status pk_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val);
+pk_status pk_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val,
+                 size_t vlen, unsigned flags);
+/* PK_OK also when the key was absent. */
+pk_status pk_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen);
+
+/* Unsigned 64-bit values stored big-endian (so they sort as numbers too). */
+pk_status pk_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out);
+pk_status pk_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v);
+void pk_be64_put(uint8_t out[8], uint64_t v);
+uint64_t pk_be64_get(const uint8_t in[8]);
+
+/* Store a protobuf message as the value, packed straight into LMDB's page. */
+pk_status pk_put_msg(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                     const ProtobufCMessage *msg);
+
+/* Decode the value under key with desc; *out is owned by the caller. */
+pk_status pk_get_msg(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
+
+/* Bytes in use (pages * page size) and the map size, for metrics. */
+pk_status pk_store_usage(pk_store *s, uint64_t *used, uint64_t *map);
+
+#endif

@@ -1,0 +1,440 @@
+#include "pk/bus.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pk/clock.h"
+#include "pk/log.h"
+
+pk_status pk_nats_err(natsStatus s, jsErrCode jerr, const char *what)
+{
+    const char *detail = nats_GetLastError(NULL);
+
+    if (s == NATS_TIMEOUT)
+        return PK_ERR(PK_ETIMEOUT, "%s: timed out", what);
+    if (jerr)
+        return PK_ERR(PK_EBUS, "%s: %s (JetStream error %d%s%s)", what, natsStatus_GetText(s),
+                      (int)jerr, detail && *detail ? ": " : "", detail ? detail : "");
+    return PK_ERR(PK_EBUS, "%s: %s%s%s", what, natsStatus_GetText(s),
+                  detail && *detail ? ": " : "", detail ? detail : "");
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    pk_bus *bus = closure;
+
+    atomic_store(&bus->connected, false);
+    if (!atomic_load(&bus->closing))
+        PK_WARN("lost the NATS connection; reconnecting");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    pk_bus *bus = closure;
+
+    atomic_store(&bus->connected, true);
+    atomic_fetch_add(&bus->reconnects, 1);
+    PK_INFO("NATS connection restored");
+}
+
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
+                           void *closure)
+{
+    PK_WARN("NATS asynchronous error: %s", natsStatus_GetText(err));
+}
+
+static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    pk_bus *bus = closure;
+
+    if (pa) {
+        atomic_fetch_add(&bus->pub_ok, 1);
+        if (pa->Duplicate)
+            atomic_fetch_add(&bus->pub_dup, 1);
+    } else {
+        atomic_fetch_add(&bus->pub_err, 1);
+        if (pae)
+            PK_WARN("publish to %s failed: %s%s%s", natsMsg_GetSubject(msg),
+                    natsStatus_GetText(pae->Err), pae->ErrText ? ": " : "",
+                    pae->ErrText ? pae->ErrText : "");
+    }
+    natsMsg_Destroy(msg);
+}
+
+pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
+{
+    pk_bus *bus = calloc(1, sizeof(*bus));
+    natsOptions *no = NULL;
+    jsOptions jo;
+    natsStatus s;
+    pk_status st = PK_OK;
+    int64_t deadline = pk_mono_ms() + o->connect_wait_ms;
+    int attempts = 0;
+
+    if (!bus)
+        return PK_ERR(PK_ENOMEM, "cannot allocate bus");
+    snprintf(bus->name, sizeof(bus->name), "%s", o->name ? o->name : "pactum");
+    if ((s = natsOptions_Create(&no)) != NATS_OK || (s = natsOptions_SetURL(no, o->url)) != NATS_OK ||
+        (s = natsOptions_SetName(no, bus->name)) != NATS_OK ||
+        (s = natsOptions_SetMaxReconnect(no, -1)) != NATS_OK ||
+        (s = natsOptions_SetReconnectWait(no, 250)) != NATS_OK ||
+        (s = natsOptions_SetReconnectBufSize(no, 64 * 1024 * 1024)) != NATS_OK ||
+        (s = natsOptions_SetPingInterval(no, 5000)) != NATS_OK ||
+        (s = natsOptions_SetMaxPingsOut(no, 3)) != NATS_OK ||
+        (s = natsOptions_SetTimeout(no, 2000)) != NATS_OK ||
+        (s = natsOptions_SetSendAsap(no, o->send_asap)) != NATS_OK ||
+        (s = natsOptions_SetDisconnectedCB(no, on_disconnected, bus)) != NATS_OK ||
+        (s = natsOptions_SetReconnectedCB(no, on_reconnected, bus)) != NATS_OK ||
+        (s = natsOptions_SetErrorHandler(no, on_async_error, bus)) != NATS_OK) {
+        st = pk_nats_err(s, 0, "NATS options");
+        goto fail;
+    }
+    if (o->user && *o->user &&
+        (s = natsOptions_SetUserInfo(no, o->user, o->password ? o->password : "")) != NATS_OK) {
+        st = pk_nats_err(s, 0, "NATS user");
+        goto fail;
+    }
+    for (;;) {
+        s = natsConnection_Connect(&bus->nc, no);
+        if (s == NATS_OK)
+            break;
+        attempts++;
+        if (pk_mono_ms() >= deadline || (o->stop && *o->stop)) {
+            st = PK_ERR(PK_EBUS,
+                        "cannot connect to NATS at %s: %s (%d attempt%s); is nats-server running "
+                        "with -js?",
+                        o->url, natsStatus_GetText(s), attempts, attempts == 1 ? "" : "s");
+            goto fail;
+        }
+        if (attempts == 1)
+            PK_WARN("NATS at %s is not reachable yet (%s); retrying", o->url,
+                    natsStatus_GetText(s));
+        pk_sleep_ms(250);
+    }
+    atomic_store(&bus->connected, true);
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    jo.PublishAsync.MaxPending = 8192;
+    jo.PublishAsync.AckHandler = on_pub_ack;
+    jo.PublishAsync.AckHandlerClosure = bus;
+    if ((s = natsConnection_JetStream(&bus->js, bus->nc, &jo)) != NATS_OK) {
+        st = pk_nats_err(s, 0, "JetStream context");
+        goto fail;
+    }
+    natsOptions_Destroy(no);
+    *out = bus;
+    return PK_OK;
+fail:
+    natsOptions_Destroy(no);
+    natsConnection_Destroy(bus->nc);
+    free(bus);
+    return st;
+}
+
+void pk_bus_close(pk_bus *bus)
+{
+    if (!bus)
+        return;
+    atomic_store(&bus->closing, true);
+    if (bus->js) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = 2000;
+        js_PublishAsyncComplete(bus->js, &po);
+        jsCtx_Destroy(bus->js);
+    }
+    if (bus->nc) {
+        natsConnection_FlushTimeout(bus->nc, 1000);
+        natsConnection_Close(bus->nc);
+        natsConnection_Destroy(bus->nc);
+    }
+    free(bus);
+}
+
+/* --- Streams --------------------------------------------------------------- */
+
+typedef struct stream_def {
+    const char *name;       /* stream name */
+    const char *subject;    /* its one subject pattern */
+    int64_t max_age_ms;     /* 0 = keep forever */
+    int64_t dup_window_ms;  /* de-duplication window */
+    int32_t max_msg_size;   /* largest message accepted */
+    bool deny_delete;       /* evidence may not be deleted */
+} stream_def;
+
+static const stream_def streams[] = {
+    {PK_STREAM_REGISTRY, "pactum.registry.*.*", 0, 120000, 512 * 1024, true},
+    {PK_STREAM_RAW, "pactum.raw.*", 7LL * 86400000, 120000, 1024 * 1024, false},
+    {PK_STREAM_EVENTS, "pactum.events.*.*", 0, 600000, 256 * 1024, true},
+    {PK_STREAM_VERDICTS, "pactum.verdicts.*.*", 0, 600000, 256 * 1024, true},
+    {PK_STREAM_TRUST, "pactum.trust.*", 0, 600000, 512 * 1024, true},
+    {PK_STREAM_REJECTED, "pactum.rejected.*", 30LL * 86400000, 120000, 256 * 1024, false},
+};
+
+pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
+{
+    char desc[64];
+
+    for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
+        const stream_def *d = &streams[i];
+        jsStreamInfo *si = NULL;
+        jsStreamConfig sc;
+        jsErrCode jerr = 0;
+        natsStatus s = js_GetStreamInfo(&si, bus->js, d->name, NULL, &jerr);
+        const char *subjects[1] = {d->subject};
+
+        if (s == NATS_OK) {
+            if (strcmp(d->name, PK_STREAM_EVENTS) == 0 && si->Config->Description) {
+                unsigned p = 0;
+                if (sscanf(si->Config->Description, "pactum partitions=%u", &p) == 1 && p > 0 &&
+                    p <= PK_PARTITIONS_MAX) {
+                    if (p != *partitions)
+                        PK_INFO("using %u partitions, as fixed when %s was created", p,
+                                d->name);
+                    *partitions = p;
+                }
+            }
+            jsStreamInfo_Destroy(si);
+            continue;
+        }
+        if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
+            return pk_nats_err(s, jerr, d->name);
+        jsStreamConfig_Init(&sc);
+        sc.Name = d->name;
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        sc.Storage = js_FileStorage;
+        sc.Retention = js_LimitsPolicy;
+        sc.MaxAge = d->max_age_ms * 1000000;
+        sc.Duplicates = d->dup_window_ms * 1000000;
+        sc.MaxMsgSize = d->max_msg_size;
+        sc.DenyDelete = d->deny_delete;
+        sc.DenyPurge = d->deny_delete;
+        sc.AllowDirect = true;
+        if (strcmp(d->name, PK_STREAM_EVENTS) == 0) {
+            snprintf(desc, sizeof(desc), "pactum partitions=%u", *partitions);
+            sc.Description = desc;
+        }
+        jerr = 0;
+        s = js_AddStream(&si, bus->js, &sc, NULL, &jerr);
+        if (s != NATS_OK && jerr != JSStreamNameExistErr)
+            return pk_nats_err(s, jerr, d->name);
+        jsStreamInfo_Destroy(si);
+        if (s == NATS_OK)
+            PK_INFO("created stream %s (%s)", d->name, d->subject);
+    }
+    return PK_OK;
+}
+
+/* --- Consumers -------------------------------------------------------------- */
+
+static pk_status consumer_bind(pk_consumer *c, int max_ack_pending)
+{
+    jsSubOptions so;
+    jsErrCode jerr = 0;
+    natsStatus s;
+
+    jsSubOptions_Init(&so);
+    so.Stream = c->stream;
+    if (c->durable[0]) {
+        jsConsumerConfig cc;
+        jsConsumerInfo *ci = NULL;
+
+        jsConsumerConfig_Init(&cc);
+        cc.Durable = c->durable;
+        cc.AckPolicy = js_AckExplicit;
+        cc.AckWait = 30LL * 1000000000;
+        cc.MaxAckPending = max_ack_pending;
+        cc.MaxWaiting = 64;
+        cc.FilterSubject = c->filter;
+        cc.DeliverPolicy = js_DeliverAll;
+        s = js_AddConsumer(&ci, c->bus->js, c->stream, &cc, NULL, &jerr);
+        if (s != NATS_OK && jerr != JSConsumerNameExistErr && jerr != JSConsumerExistingActiveErr)
+            return pk_nats_err(s, jerr, c->durable);
+        jsConsumerInfo_Destroy(ci);
+        so.Consumer = c->durable;
+        jerr = 0;
+        s = js_PullSubscribe(&c->sub, c->bus->js, c->filter, c->durable, NULL, &so, &jerr);
+    } else {
+        so.Config.AckPolicy = c->ack ? js_AckExplicit : js_AckNone;
+        so.Config.DeliverPolicy = c->start_seq > 1 ? js_DeliverByStartSequence : js_DeliverAll;
+        so.Config.OptStartSeq = c->start_seq > 1 ? c->start_seq : 0;
+        so.Config.InactiveThreshold = 60LL * 1000000000;
+        so.Config.MaxAckPending = max_ack_pending;
+        s = js_PullSubscribe(&c->sub, c->bus->js, c->filter, NULL, NULL, &so, &jerr);
+    }
+    if (s != NATS_OK)
+        return pk_nats_err(s, jerr, "pull subscribe");
+    return PK_OK;
+}
+
+pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, const char *durable,
+                           const char *filter, uint64_t start_seq, int max_ack_pending)
+{
+    memset(c, 0, sizeof(*c));
+    c->bus = bus;
+    snprintf(c->stream, sizeof(c->stream), "%s", stream);
+    snprintf(c->durable, sizeof(c->durable), "%s", durable ? durable : "");
+    snprintf(c->filter, sizeof(c->filter), "%s", filter);
+    c->start_seq = start_seq;
+    c->ack = durable != NULL;
+    return consumer_bind(c, max_ack_pending);
+}
+
+void pk_consumer_close(pk_consumer *c)
+{
+    if (!c || !c->sub)
+        return;
+    if (!c->durable[0])
+        natsSubscription_Unsubscribe(c->sub); /* removes the ephemeral consumer */
+    natsSubscription_Destroy(c->sub);
+    c->sub = NULL;
+}
+
+pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_t timeout_ms)
+{
+    jsErrCode jerr = 0;
+    natsStatus s;
+
+    list->Msgs = NULL;
+    list->Count = 0;
+    if (!c->sub) {
+        pk_status st = consumer_bind(c, 4096);
+        if (st != PK_OK)
+            return st;
+    }
+    s = natsSubscription_Fetch(list, c->sub, batch, timeout_ms, &jerr);
+    if (s == NATS_OK) {
+        if (!c->durable[0] && list->Count > 0) {
+            uint64_t seq = 0;
+            if (pk_msg_meta(list->Msgs[list->Count - 1], &seq, NULL, NULL) == PK_OK)
+                c->start_seq = seq + 1;
+        }
+        return PK_OK;
+    }
+    if (s == NATS_TIMEOUT)
+        return PK_ETIMEOUT;
+    /* The consumer may be gone (server restarted without it, or an ephemeral
+     * consumer expired): drop the subscription and bind again next time. */
+    if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || s == NATS_INVALID_SUBSCRIPTION ||
+        s == NATS_CONNECTION_CLOSED) {
+        natsSubscription_Destroy(c->sub);
+        c->sub = NULL;
+    }
+    return pk_nats_err(s, jerr, "fetch");
+}
+
+pk_status pk_msg_meta(natsMsg *msg, uint64_t *seq, uint64_t *delivered, int64_t *ts_ms)
+{
+    jsMsgMetaData *meta = NULL;
+    natsStatus s = natsMsg_GetMetaData(&meta, msg);
+
+    if (s != NATS_OK)
+        return pk_nats_err(s, 0, "message metadata");
+    if (seq)
+        *seq = meta->Sequence.Stream;
+    if (delivered)
+        *delivered = meta->NumDelivered;
+    if (ts_ms)
+        *ts_ms = meta->Timestamp / 1000000;
+    jsMsgMetaData_Destroy(meta);
+    return PK_OK;
+}
+
+/* --- Publishing ------------------------------------------------------------- */
+
+void pk_bus_publish_reset(pk_bus *bus)
+{
+    atomic_store(&bus->pub_ok, 0);
+    atomic_store(&bus->pub_dup, 0);
+    atomic_store(&bus->pub_err, 0);
+}
+
+pk_status pk_bus_publish_async(pk_bus *bus, const char *subject, const void *data, size_t len,
+                               const char *msg_id)
+{
+    jsPubOptions po;
+    natsStatus s;
+
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    s = js_PublishAsync(bus->js, subject, data, (int)len, &po);
+    if (s != NATS_OK) {
+        atomic_fetch_add(&bus->pub_err, 1);
+        return pk_nats_err(s, 0, subject);
+    }
+    return PK_OK;
+}
+
+pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms)
+{
+    jsPubOptions po;
+    natsStatus s;
+    unsigned long errs;
+
+    jsPubOptions_Init(&po);
+    po.MaxWait = timeout_ms;
+    s = js_PublishAsyncComplete(bus->js, &po);
+    if (s != NATS_OK) {
+        natsMsgList pending = {0};
+        if (js_PublishAsyncGetPendingList(&pending, bus->js) == NATS_OK) {
+            atomic_fetch_add(&bus->pub_err, (unsigned long)pending.Count);
+            natsMsgList_Destroy(&pending);
+        }
+        return pk_nats_err(s, 0, "waiting for publish acknowledgements");
+    }
+    errs = atomic_load(&bus->pub_err);
+    if (errs)
+        return PK_ERR(PK_EBUS, "%lu publish%s failed", errs, errs == 1 ? "" : "es");
+    return PK_OK;
+}
+
+pk_status pk_bus_publish_sync(pk_bus *bus, const char *subject, const void *data, size_t len,
+                              const char *msg_id, bool expect, uint64_t expect_last_subject_seq,
+                              uint64_t *seq, bool *duplicate)
+{
+    jsPubOptions po;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s;
+
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    if (expect) {
+        if (expect_last_subject_seq == 0)
+            po.ExpectNoMessage = true;
+        else
+            po.ExpectLastSubjectSeq = expect_last_subject_seq;
+    }
+    s = js_Publish(&pa, bus->js, subject, data, (int)len, &po, &jerr);
+    if (s != NATS_OK) {
+        if (jerr == JSStreamWrongLastSequenceErr)
+            return PK_ERR(PK_ECONFLICT, "%s changed concurrently", subject);
+        return pk_nats_err(s, jerr, subject);
+    }
+    if (seq)
+        *seq = pa->Sequence;
+    if (duplicate)
+        *duplicate = pa->Duplicate;
+    jsPubAck_Destroy(pa);
+    return PK_OK;
+}
+
+uint32_t pk_partition_of(const char *agent_id, uint32_t partitions)
+{
+    uint32_t h = 2166136261u;
+
+    for (const unsigned char *p = (const unsigned char *)agent_id; *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return partitions ? h % partitions : 0;
+}
+
+const char *pk_subject_last_token(const char *subject)
+{
+    const char *dot = strrchr(subject, '.');
+
+    return dot ? dot + 1 : subject;
+}

@@ -1,0 +1,870 @@
+#include "pk/pact.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pk/clock.h"
+
+#define PATH_MAX_LEN 256
+#define PRED_MAX_DEPTH 16
+
+/* --- lint ------------------------------------------------------------------- */
+
+void pk_lint_add(pk_lint *l, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        char **m = realloc(l->msgs, cap * sizeof(*m));
+        if (!m)
+            return;
+        l->msgs = m;
+        l->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    l->msgs[l->n] = strdup(buf);
+    if (l->msgs[l->n])
+        l->n++;
+}
+
+void pk_lint_free(pk_lint *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->msgs[i]);
+    free(l->msgs);
+    memset(l, 0, sizeof(*l));
+}
+
+/* --- names ------------------------------------------------------------------ */
+
+typedef struct name_val {
+    const char *name; /* text in the document */
+    int val;          /* enum value */
+} name_val;
+
+static const name_val kind_names[] = {{"objective", PK_CLAUSE_OBJECTIVE},
+                                      {"forbidden", PK_CLAUSE_FORBIDDEN}};
+static const name_val agg_names[] = {{"count", PK_AGG_COUNT}, {"sum", PK_AGG_SUM},
+                                     {"mean", PK_AGG_MEAN},   {"min", PK_AGG_MIN},
+                                     {"max", PK_AGG_MAX},     {"rate", PK_AGG_RATE}};
+static const name_val op_names[] = {{"<", PK_OP_LT},  {"<=", PK_OP_LE}, {">", PK_OP_GT},
+                                    {">=", PK_OP_GE}, {"==", PK_OP_EQ}, {"!=", PK_OP_NE}};
+static const name_val conseq_names[] = {{"notify", PK_CONSEQ_NOTIFY},
+                                        {"demote", PK_CONSEQ_DEMOTE},
+                                        {"restrict", PK_CONSEQ_RESTRICT},
+                                        {"contain", PK_CONSEQ_CONTAIN},
+                                        {"suspend", PK_CONSEQ_SUSPEND}};
+static const name_val sev_names[] = {{"info", PACTUM__V1__SEVERITY__SEVERITY_INFO},
+                                     {"low", PACTUM__V1__SEVERITY__SEVERITY_LOW},
+                                     {"medium", PACTUM__V1__SEVERITY__SEVERITY_MEDIUM},
+                                     {"high", PACTUM__V1__SEVERITY__SEVERITY_HIGH},
+                                     {"critical", PACTUM__V1__SEVERITY__SEVERITY_CRITICAL}};
+static const name_val source_names[] = {{"self", PACTUM__V1__SOURCE__SOURCE_SELF},
+                                        {"peer", PACTUM__V1__SOURCE__SOURCE_PEER},
+                                        {"evaluator", PACTUM__V1__SOURCE__SOURCE_EVALUATOR},
+                                        {"human", PACTUM__V1__SOURCE__SOURCE_HUMAN}};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *name_of(const name_val *t, size_t n, int v)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].val == v)
+            return t[i].name;
+    }
+    return "?";
+}
+
+const char *pk_clause_kind_name(pk_clause_kind k) { return name_of(kind_names, N_OF(kind_names), k); }
+const char *pk_aggregate_name(pk_aggregate a) { return name_of(agg_names, N_OF(agg_names), a); }
+const char *pk_op_name(pk_op op) { return name_of(op_names, N_OF(op_names), op); }
+const char *pk_consequence_name(pk_consequence c)
+{
+    return name_of(conseq_names, N_OF(conseq_names), c);
+}
+
+/* Look text up in t; on failure lint "path: expected one of a, b, c, got 'x'". */
+static int lookup(const name_val *t, size_t n, const char *text, const char *path, pk_lint *l)
+{
+    char list[256] = "";
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(t[i].name, text) == 0)
+            return t[i].val;
+    }
+    for (size_t i = 0; i < n; i++) {
+        strncat(list, t[i].name, sizeof(list) - strlen(list) - 1);
+        if (i + 1 < n)
+            strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+    }
+    pk_lint_add(l, "%s: expected one of %s, got '%s'", path, list, text);
+    return 0;
+}
+
+/* --- JSON helpers ----------------------------------------------------------- */
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "something else";
+}
+
+/* Report keys of obj that are not in allowed (NULL-terminated). */
+static void check_keys(const json_t *obj, const char *path, const char *const *allowed,
+                       pk_lint *l)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)obj, key, v) {
+        bool ok = false;
+        char list[384] = "";
+        for (size_t i = 0; allowed[i]; i++) {
+            if (strcmp(allowed[i], key) == 0)
+                ok = true;
+            strncat(list, allowed[i], sizeof(list) - strlen(list) - 1);
+            if (allowed[i + 1])
+                strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+        }
+        if (!ok)
+            pk_lint_add(l, "%s%s%s: unknown field (expected one of %s)", path, *path ? "." : "",
+                        key, list);
+    }
+}
+
+static const char *get_str(const json_t *obj, const char *key, const char *path, bool required,
+                           pk_lint *l)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v) {
+        if (required)
+            pk_lint_add(l, "%s%s%s: required field is missing", path, *path ? "." : "", key);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        pk_lint_add(l, "%s%s%s: expected a string, got %s", path, *path ? "." : "", key,
+                    json_type_name(v));
+        return NULL;
+    }
+    if (required && json_string_length(v) == 0) {
+        pk_lint_add(l, "%s%s%s: must not be empty", path, *path ? "." : "", key);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static bool get_num(const json_t *obj, const char *key, const char *path, bool required,
+                    double *out, pk_lint *l)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v) {
+        if (required)
+            pk_lint_add(l, "%s.%s: required field is missing", path, key);
+        return false;
+    }
+    if (!json_is_number(v)) {
+        pk_lint_add(l, "%s.%s: expected a number, got %s", path, key, json_type_name(v));
+        return false;
+    }
+    *out = json_number_value(v);
+    return true;
+}
+
+/* Whole number in [min, max]; returns false (and lints) otherwise. */
+static bool get_uint(const json_t *obj, const char *key, const char *path, uint32_t min,
+                     uint32_t max, uint32_t *out, pk_lint *l)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v)
+        return false;
+    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
+        json_integer_value(v) > (json_int_t)max) {
+        pk_lint_add(l, "%s.%s: expected a whole number from %u to %u, got %s", path, key, min,
+                    max, json_is_integer(v) ? "a number outside that range" : json_type_name(v));
+        return false;
+    }
+    *out = (uint32_t)json_integer_value(v);
+    return true;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* --- predicates ------------------------------------------------------------- */
+
+void pk_pred_free(pk_pred *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_kids; i++)
+        pk_pred_free(p->kids[i]);
+    free(p->kids);
+    free(p->name);
+    free(p->str);
+    for (size_t i = 0; p->strs && i < p->n_set; i++)
+        free(p->strs[i]);
+    free(p->strs);
+    free(p->nums);
+    free(p);
+}
+
+static const name_val field_names[] = {
+    {"kind", PK_FIELD_KIND},         {"action", PK_FIELD_ACTION},
+    {"tool", PK_FIELD_TOOL},         {"resource", PK_FIELD_RESOURCE},
+    {"currency", PK_FIELD_CURRENCY}, {"amount", PK_FIELD_AMOUNT},
+    {"source", PK_FIELD_SOURCE},     {"reporter", PK_FIELD_REPORTER},
+};
+
+static bool field_numeric(pk_field f)
+{
+    return f == PK_FIELD_AMOUNT || f == PK_FIELD_METRIC;
+}
+
+/* "metrics.latency_ms", "labels.pii", or a plain field name. */
+static bool parse_field(const char *text, const char *path, pk_pred *p, pk_lint *l)
+{
+    if (strncmp(text, "metrics.", 8) == 0 || strncmp(text, "labels.", 7) == 0) {
+        bool metric = text[0] == 'm';
+        const char *name = text + (metric ? 8 : 7);
+        if (!*name || strlen(name) > PK_NAME_MAX) {
+            pk_lint_add(l, "%s: expected a name after '%s', got '%s'", path,
+                        metric ? "metrics." : "labels.", text);
+            return false;
+        }
+        p->field = metric ? PK_FIELD_METRIC : PK_FIELD_LABEL;
+        p->name = strdup(name);
+        return p->name != NULL;
+    }
+    for (size_t i = 0; i < N_OF(field_names); i++) {
+        if (strcmp(field_names[i].name, text) == 0) {
+            p->field = (pk_field)field_names[i].val;
+            return true;
+        }
+    }
+    pk_lint_add(l,
+                "%s: expected an event field (kind, action, tool, resource, currency, amount, "
+                "source, reporter, metrics.NAME, labels.NAME), got '%s'",
+                path, text);
+    return false;
+}
+
+static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint *l);
+
+static pk_pred *parse_pred_list(const json_t *arr, pk_pred_type type, const char *path, int depth,
+                                pk_lint *l)
+{
+    pk_pred *p = calloc(1, sizeof(*p));
+    size_t n;
+
+    if (!p)
+        return NULL;
+    p->type = type;
+    if (!json_is_array(arr) || json_array_size(arr) == 0) {
+        pk_lint_add(l, "%s: expected a non-empty array of conditions, got %s", path,
+                    json_is_array(arr) ? "an empty array" : json_type_name(arr));
+        pk_pred_free(p);
+        return NULL;
+    }
+    n = json_array_size(arr);
+    p->kids = calloc(n, sizeof(*p->kids));
+    if (!p->kids) {
+        pk_pred_free(p);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char sub[PATH_MAX_LEN];
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        p->kids[p->n_kids] = parse_pred(json_array_get(arr, i), sub, depth + 1, l);
+        if (!p->kids[p->n_kids]) {
+            pk_pred_free(p);
+            return NULL;
+        }
+        p->n_kids++;
+    }
+    return p;
+}
+
+static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint *l)
+{
+    static const char *const cmp_keys[] = {"field", "eq",     "ne",     "lt", "le",
+                                           "gt",    "ge",     "in",     "exists",
+                                           "prefix", NULL};
+    static const struct {
+        const char *key; /* operator key */
+        pk_cmp cmp;      /* its comparison */
+    } ops[] = {{"eq", PK_CMP_EQ}, {"ne", PK_CMP_NE}, {"lt", PK_CMP_LT},       {"le", PK_CMP_LE},
+               {"gt", PK_CMP_GT}, {"ge", PK_CMP_GE}, {"in", PK_CMP_IN},       {"exists", PK_CMP_EXISTS},
+               {"prefix", PK_CMP_PREFIX}};
+    char sub[PATH_MAX_LEN];
+    const char *field;
+    json_t *operand = NULL;
+    pk_pred *p;
+    int found = 0;
+
+    if (depth > PRED_MAX_DEPTH) {
+        pk_lint_add(l, "%s: conditions nest deeper than %d levels", path, PRED_MAX_DEPTH);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        pk_lint_add(l, "%s: expected a condition object, got %s", path, json_type_name(v));
+        return NULL;
+    }
+    if (json_object_size(v) == 1) {
+        const char *kids[] = {"all", "any"};
+        for (int i = 0; i < 2; i++) {
+            json_t *arr = json_object_get(v, kids[i]);
+            if (arr) {
+                snprintf(sub, sizeof(sub), "%s.%s", path, kids[i]);
+                return parse_pred_list(arr, i == 0 ? PK_PRED_ALL : PK_PRED_ANY, sub, depth, l);
+            }
+        }
+        if (json_object_get(v, "not")) {
+            pk_pred *kid;
+            snprintf(sub, sizeof(sub), "%s.not", path);
+            kid = parse_pred(json_object_get(v, "not"), sub, depth + 1, l);
+            if (!kid)
+                return NULL;
+            p = calloc(1, sizeof(*p));
+            if (!p || !(p->kids = calloc(1, sizeof(*p->kids)))) {
+                free(p);
+                pk_pred_free(kid);
+                return NULL;
+            }
+            p->type = PK_PRED_NOT;
+            p->kids[0] = kid;
+            p->n_kids = 1;
+            return p;
+        }
+    }
+    check_keys(v, path, cmp_keys, l);
+    field = get_str(v, "field", path, true, l);
+    if (!field) {
+        if (!json_object_get(v, "field"))
+            pk_lint_add(l, "%s: a condition is {\"field\": ..., \"eq\"|\"ne\"|\"lt\"|\"le\"|"
+                           "\"gt\"|\"ge\"|\"in\"|\"exists\"|\"prefix\": ...} or "
+                           "{\"all\"|\"any\": [...]} or {\"not\": {...}}",
+                        path);
+        return NULL;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->type = PK_PRED_CMP;
+    snprintf(sub, sizeof(sub), "%s.field", path);
+    if (!parse_field(field, sub, p, l))
+        goto bad;
+    for (size_t i = 0; i < N_OF(ops); i++) {
+        json_t *o = json_object_get(v, ops[i].key);
+        if (o) {
+            found++;
+            p->cmp = ops[i].cmp;
+            operand = o;
+            snprintf(sub, sizeof(sub), "%s.%s", path, ops[i].key);
+        }
+    }
+    if (found != 1) {
+        pk_lint_add(l, "%s: expected exactly one comparison (eq, ne, lt, le, gt, ge, in, exists, "
+                       "prefix), got %d",
+                    path, found);
+        goto bad;
+    }
+    p->numeric = field_numeric(p->field);
+    switch (p->cmp) {
+    case PK_CMP_EXISTS:
+        if (!json_is_boolean(operand)) {
+            pk_lint_add(l, "%s: expected true or false, got %s", sub, json_type_name(operand));
+            goto bad;
+        }
+        p->exists = json_is_true(operand);
+        break;
+    case PK_CMP_PREFIX:
+        if (p->numeric || !json_is_string(operand)) {
+            pk_lint_add(l, "%s: prefix needs a text field and a string, got %s on '%s'", sub,
+                        json_type_name(operand), field);
+            goto bad;
+        }
+        p->str = strdup(json_string_value(operand));
+        break;
+    case PK_CMP_LT:
+    case PK_CMP_LE:
+    case PK_CMP_GT:
+    case PK_CMP_GE:
+        if (!p->numeric || !json_is_number(operand)) {
+            pk_lint_add(l, "%s: ordering needs a numeric field (amount, metrics.NAME) and a "
+                           "number, got %s on '%s'",
+                        sub, json_type_name(operand), field);
+            goto bad;
+        }
+        p->num = json_number_value(operand);
+        break;
+    case PK_CMP_EQ:
+    case PK_CMP_NE:
+        if (p->numeric ? !json_is_number(operand) : !json_is_string(operand)) {
+            pk_lint_add(l, "%s: '%s' is a %s field, so expected %s, got %s", sub, field,
+                        p->numeric ? "numeric" : "text", p->numeric ? "a number" : "a string",
+                        json_type_name(operand));
+            goto bad;
+        }
+        if (p->numeric)
+            p->num = json_number_value(operand);
+        else
+            p->str = strdup(json_string_value(operand));
+        break;
+    case PK_CMP_IN: {
+        size_t n = json_is_array(operand) ? json_array_size(operand) : 0;
+        if (n == 0) {
+            pk_lint_add(l, "%s: expected a non-empty array, got %s", sub,
+                        json_type_name(operand));
+            goto bad;
+        }
+        if (p->numeric)
+            p->nums = calloc(n, sizeof(double));
+        else
+            p->strs = calloc(n, sizeof(char *));
+        if (!p->nums && !p->strs)
+            goto bad;
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(operand, i);
+            if (p->numeric ? !json_is_number(e) : !json_is_string(e)) {
+                pk_lint_add(l, "%s[%zu]: expected %s, got %s", sub, i,
+                            p->numeric ? "a number" : "a string", json_type_name(e));
+                goto bad;
+            }
+            if (p->numeric)
+                p->nums[i] = json_number_value(e);
+            else
+                p->strs[i] = strdup(json_string_value(e));
+            p->n_set++;
+        }
+        break;
+    }
+    }
+    return p;
+bad:
+    pk_pred_free(p);
+    return NULL;
+}
+
+/* Value of a text field; NULL when absent. */
+static const char *field_text(const pk_pred *p, const pk_event_msg *ev)
+{
+    const char *s = NULL;
+
+    switch (p->field) {
+    case PK_FIELD_KIND: s = ev->kind; break;
+    case PK_FIELD_ACTION: s = ev->action; break;
+    case PK_FIELD_TOOL: s = ev->tool; break;
+    case PK_FIELD_RESOURCE: s = ev->resource; break;
+    case PK_FIELD_CURRENCY: s = ev->currency; break;
+    case PK_FIELD_SOURCE: return pk_source_name(ev->source);
+    case PK_FIELD_REPORTER: s = ev->reporter_id; break;
+    case PK_FIELD_LABEL: return pk_event_label(ev, p->name);
+    default: return NULL;
+    }
+    return s && *s ? s : NULL;
+}
+
+static bool field_number(const pk_pred *p, const pk_event_msg *ev, double *out)
+{
+    if (p->field == PK_FIELD_AMOUNT) {
+        *out = ev->amount;
+        return true;
+    }
+    return pk_event_metric(ev, p->name, out);
+}
+
+bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev)
+{
+    switch (p->type) {
+    case PK_PRED_ALL:
+        for (size_t i = 0; i < p->n_kids; i++) {
+            if (!pk_pred_eval(p->kids[i], ev))
+                return false;
+        }
+        return true;
+    case PK_PRED_ANY:
+        for (size_t i = 0; i < p->n_kids; i++) {
+            if (pk_pred_eval(p->kids[i], ev))
+                return true;
+        }
+        return false;
+    case PK_PRED_NOT:
+        return !pk_pred_eval(p->kids[0], ev);
+    case PK_PRED_CMP:
+        break;
+    }
+    if (p->numeric) {
+        double x;
+        bool present = field_number(p, ev, &x);
+        if (p->cmp == PK_CMP_EXISTS)
+            return present == p->exists;
+        if (!present)
+            return false;
+        switch (p->cmp) {
+        case PK_CMP_EQ: return x == p->num;
+        case PK_CMP_NE: return x != p->num;
+        case PK_CMP_LT: return x < p->num;
+        case PK_CMP_LE: return x <= p->num;
+        case PK_CMP_GT: return x > p->num;
+        case PK_CMP_GE: return x >= p->num;
+        case PK_CMP_IN:
+            for (size_t i = 0; i < p->n_set; i++) {
+                if (x == p->nums[i])
+                    return true;
+            }
+            return false;
+        default: return false;
+        }
+    } else {
+        const char *s = field_text(p, ev);
+        if (p->cmp == PK_CMP_EXISTS)
+            return (s != NULL) == p->exists;
+        if (!s)
+            return p->cmp == PK_CMP_NE;
+        switch (p->cmp) {
+        case PK_CMP_EQ: return strcmp(s, p->str) == 0;
+        case PK_CMP_NE: return strcmp(s, p->str) != 0;
+        case PK_CMP_PREFIX: return strncmp(s, p->str, strlen(p->str)) == 0;
+        case PK_CMP_IN:
+            for (size_t i = 0; i < p->n_set; i++) {
+                if (strcmp(s, p->strs[i]) == 0)
+                    return true;
+            }
+            return false;
+        default: return false;
+        }
+    }
+}
+
+bool pk_op_holds(pk_op op, double observed, double threshold)
+{
+    switch (op) {
+    case PK_OP_LT: return observed < threshold;
+    case PK_OP_LE: return observed <= threshold;
+    case PK_OP_GT: return observed > threshold;
+    case PK_OP_GE: return observed >= threshold;
+    case PK_OP_EQ: return observed == threshold;
+    case PK_OP_NE: return observed != threshold;
+    }
+    return false;
+}
+
+/* --- clauses ---------------------------------------------------------------- */
+
+static void parse_window(const json_t *c, const char *path, bool required, pk_clause *cl,
+                         pk_lint *l)
+{
+    json_t *w = json_object_get(c, "window");
+
+    if (!w) {
+        if (required)
+            pk_lint_add(l, "%s.window: required field is missing (a duration like \"1h\", or "
+                           "{\"events\": N})",
+                        path);
+        return;
+    }
+    if (json_is_string(w)) {
+        int64_t ms;
+        if (pk_duration_parse(json_string_value(w), &ms) != PK_OK) {
+            pk_lint_add(l, "%s.window: expected a duration like 1h or 500ms, got '%s'", path,
+                        json_string_value(w));
+            return;
+        }
+        if (ms < 1000 || ms > 366LL * 86400000) {
+            pk_lint_add(l, "%s.window: must be from 1s to 366d, got '%s'", path,
+                        json_string_value(w));
+            return;
+        }
+        cl->window_ms = ms;
+    } else if (json_is_object(w)) {
+        static const char *const keys[] = {"events", NULL};
+        char sub[PATH_MAX_LEN];
+        snprintf(sub, sizeof(sub), "%s.window", path);
+        check_keys(w, sub, keys, l);
+        if (!get_uint(w, "events", sub, 1, 1000000, &cl->window_events, l) &&
+            !json_object_get(w, "events"))
+            pk_lint_add(l, "%s.events: required field is missing", sub);
+    } else {
+        pk_lint_add(l, "%s.window: expected a duration like 1h or {\"events\": 100}, got %s", path,
+                    json_type_name(w));
+    }
+}
+
+static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
+    static const double defaults[5] = {0, 0.5, 0.8, 1.0, 1.0};
+    json_t *s = json_object_get(c, "sources");
+    const char *key;
+    json_t *v;
+
+    memcpy(cl->weight, defaults, sizeof(defaults));
+    if (!s)
+        return;
+    if (!json_is_object(s) || json_object_size(s) == 0) {
+        pk_lint_add(l, "%s.sources: expected an object like {\"self\": 0.5, \"evaluator\": 1}, "
+                       "got %s",
+                    path, json_type_name(s));
+        return;
+    }
+    memset(cl->weight, 0, sizeof(cl->weight)); /* sources not listed do not count */
+    json_object_foreach(s, key, v) {
+        char sub[PATH_MAX_LEN];
+        int src;
+        snprintf(sub, sizeof(sub), "%s.sources.%s", path, key);
+        src = lookup(source_names, N_OF(source_names), key, sub, l);
+        if (!src)
+            continue;
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
+            pk_lint_add(l, "%s: expected a weight from 0 to 1, got %s", sub,
+                        json_is_number(v) ? "a number outside that range" : json_type_name(v));
+            continue;
+        }
+        cl->weight[src] = json_number_value(v);
+    }
+}
+
+static pk_consequence default_consequence(Pactum__V1__Severity s)
+{
+    switch (s) {
+    case PACTUM__V1__SEVERITY__SEVERITY_CRITICAL: return PK_CONSEQ_CONTAIN;
+    case PACTUM__V1__SEVERITY__SEVERITY_HIGH: return PK_CONSEQ_DEMOTE;
+    default: return PK_CONSEQ_NOTIFY;
+    }
+}
+
+static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
+    static const char *const common[] = {"id", "promise", "severity", "kind", "consequence",
+                                         "sources", "when", NULL};
+    static const char *const objective[] = {"id",     "promise",   "severity",  "kind",
+                                            "consequence", "sources", "when", "metric",
+                                            "aggregate", "window", "op", "threshold",
+                                            "min_samples", NULL};
+    static const char *const forbidden[] = {"id", "promise", "severity", "kind",
+                                            "consequence", "sources", "when", "match",
+                                            "max_count", "window", NULL};
+    const char *s;
+    char sub[PATH_MAX_LEN];
+    json_t *when;
+
+    if (!json_is_object(c)) {
+        pk_lint_add(l, "%s: expected a clause object, got %s", path, json_type_name(c));
+        return;
+    }
+    if ((s = get_str(c, "id", path, true, l))) {
+        if (pk_id_check("id", s) != PK_OK)
+            pk_lint_add(l, "%s.id: %s", path, pk_error_msg());
+        else
+            cl->id = strdup(s);
+    }
+    cl->promise = dup_or_null(get_str(c, "promise", path, true, l));
+    if ((s = get_str(c, "severity", path, true, l))) {
+        snprintf(sub, sizeof(sub), "%s.severity", path);
+        cl->severity = (Pactum__V1__Severity)lookup(sev_names, N_OF(sev_names), s, sub, l);
+    }
+    cl->consequence = default_consequence(cl->severity);
+    if ((s = get_str(c, "consequence", path, false, l))) {
+        snprintf(sub, sizeof(sub), "%s.consequence", path);
+        cl->consequence = (pk_consequence)lookup(conseq_names, N_OF(conseq_names), s, sub, l);
+    }
+    parse_sources(c, path, cl, l);
+    if ((when = json_object_get(c, "when"))) {
+        snprintf(sub, sizeof(sub), "%s.when", path);
+        cl->when = parse_pred(when, sub, 0, l);
+    }
+    s = get_str(c, "kind", path, true, l);
+    if (!s) {
+        check_keys(c, path, common, l);
+        return;
+    }
+    snprintf(sub, sizeof(sub), "%s.kind", path);
+    cl->kind = (pk_clause_kind)lookup(kind_names, N_OF(kind_names), s, sub, l);
+    switch (cl->kind) {
+    case PK_CLAUSE_OBJECTIVE:
+        check_keys(c, path, objective, l);
+        if ((s = get_str(c, "aggregate", path, true, l))) {
+            snprintf(sub, sizeof(sub), "%s.aggregate", path);
+            cl->aggregate = (pk_aggregate)lookup(agg_names, N_OF(agg_names), s, sub, l);
+        }
+        cl->metric = dup_or_null(get_str(c, "metric", path, cl->aggregate != PK_AGG_COUNT, l));
+        if (cl->metric && strlen(cl->metric) > PK_NAME_MAX)
+            pk_lint_add(l, "%s.metric: at most %d characters", path, PK_NAME_MAX);
+        if ((s = get_str(c, "op", path, true, l))) {
+            snprintf(sub, sizeof(sub), "%s.op", path);
+            cl->op = (pk_op)lookup(op_names, N_OF(op_names), s, sub, l);
+        }
+        get_num(c, "threshold", path, true, &cl->threshold, l);
+        if (!isfinite(cl->threshold))
+            pk_lint_add(l, "%s.threshold: must be a finite number", path);
+        if (cl->aggregate == PK_AGG_RATE && (cl->threshold < 0 || cl->threshold > 1))
+            pk_lint_add(l, "%s.threshold: a rate is a fraction from 0 to 1, got %g", path,
+                        cl->threshold);
+        cl->min_samples = 1;
+        if (json_object_get(c, "min_samples"))
+            get_uint(c, "min_samples", path, 1, 1000000, &cl->min_samples, l);
+        parse_window(c, path, true, cl, l);
+        if (cl->window_events && cl->min_samples > cl->window_events)
+            pk_lint_add(l, "%s.min_samples: %u can never be reached in a window of %u events",
+                        path, cl->min_samples, cl->window_events);
+        break;
+    case PK_CLAUSE_FORBIDDEN: {
+        json_t *m = json_object_get(c, "match");
+        check_keys(c, path, forbidden, l);
+        if (!m) {
+            pk_lint_add(l, "%s.match: required field is missing (the condition that must not "
+                           "hold)",
+                        path);
+        } else {
+            snprintf(sub, sizeof(sub), "%s.match", path);
+            cl->match = parse_pred(m, sub, 0, l);
+        }
+        if (json_object_get(c, "max_count"))
+            get_uint(c, "max_count", path, 0, 1000000, &cl->max_count, l);
+        parse_window(c, path, cl->max_count > 0, cl, l);
+        if (!cl->window_ms && !cl->window_events)
+            cl->window_ms = 86400000; /* violations are counted per day when none is given */
+        break;
+    }
+    }
+}
+
+static void clause_free(pk_clause *c)
+{
+    free(c->id);
+    free(c->promise);
+    free(c->metric);
+    pk_pred_free(c->when);
+    pk_pred_free(c->match);
+}
+
+void pk_pact_free(pk_pact *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_clauses; i++)
+        clause_free(&p->clauses[i]);
+    free(p->clauses);
+    free(p->id);
+    free(p->agent);
+    free(p->title);
+    free(p);
+}
+
+const pk_clause *pk_pact_clause(const pk_pact *p, const char *id)
+{
+    for (size_t i = 0; i < p->n_clauses; i++) {
+        if (p->clauses[i].id && strcmp(p->clauses[i].id, id) == 0)
+            return &p->clauses[i];
+    }
+    return NULL;
+}
+
+pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
+{
+    static const char *const top[] = {"pactum", "id", "agent", "title", "clauses", NULL};
+    json_error_t jerr;
+    json_t *doc, *clauses, *ver;
+    pk_pact *p = NULL;
+    const char *s;
+    size_t before = l->n;
+
+    if (len > PK_PACT_MAX_BYTES) {
+        pk_lint_add(l, "document: %zu bytes; a pact may be at most %d bytes", len,
+                    PK_PACT_MAX_BYTES);
+        return PK_ERR(PK_ETOOBIG, "pact document is %zu bytes; at most %d", len,
+                      PK_PACT_MAX_BYTES);
+    }
+    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        pk_lint_add(l, "line %d, column %d: not valid JSON: %s", jerr.line, jerr.column, jerr.text);
+        return PK_ERR(PK_EDECODE, "pact is not valid JSON: %s (line %d)", jerr.text, jerr.line);
+    }
+    if (!json_is_object(doc)) {
+        pk_lint_add(l, "document: expected a JSON object, got %s", json_type_name(doc));
+        json_decref(doc);
+        return PK_ERR(PK_EINVAL, "pact must be a JSON object");
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        json_decref(doc);
+        return PK_ERR(PK_ENOMEM, "cannot allocate pact");
+    }
+    check_keys(doc, "", top, l);
+    ver = json_object_get(doc, "pactum");
+    if (!ver)
+        pk_lint_add(l, "pactum: required field is missing (the language version, 1)");
+    else if (!json_is_integer(ver) || json_integer_value(ver) != 1)
+        pk_lint_add(l, "pactum: expected language version 1, got %s",
+                    json_is_integer(ver) ? "another version" : json_type_name(ver));
+    if ((s = get_str(doc, "id", "", true, l))) {
+        if (pk_id_check("id", s) != PK_OK)
+            pk_lint_add(l, "id: %s", pk_error_msg());
+        else
+            p->id = strdup(s);
+    }
+    if ((s = get_str(doc, "agent", "", true, l))) {
+        if (pk_id_check("agent", s) != PK_OK)
+            pk_lint_add(l, "agent: %s", pk_error_msg());
+        else
+            p->agent = strdup(s);
+    }
+    p->title = dup_or_null(get_str(doc, "title", "", false, l));
+    clauses = json_object_get(doc, "clauses");
+    if (!clauses) {
+        pk_lint_add(l, "clauses: required field is missing (an array of clauses)");
+    } else if (!json_is_array(clauses) || json_array_size(clauses) == 0 ||
+               json_array_size(clauses) > PK_PACT_MAX_CLAUSES) {
+        pk_lint_add(l, "clauses: expected an array of 1 to %d clauses, got %s",
+                    PK_PACT_MAX_CLAUSES,
+                    json_is_array(clauses) ? "a different number" : json_type_name(clauses));
+    } else {
+        size_t n = json_array_size(clauses);
+        p->clauses = calloc(n, sizeof(*p->clauses));
+        if (!p->clauses) {
+            pk_pact_free(p);
+            json_decref(doc);
+            return PK_ERR(PK_ENOMEM, "cannot allocate clauses");
+        }
+        p->n_clauses = n;
+        for (size_t i = 0; i < n; i++) {
+            char path[32];
+            snprintf(path, sizeof(path), "clauses[%zu]", i);
+            parse_clause(json_array_get(clauses, i), path, &p->clauses[i], l);
+            for (size_t j = 0; j < i && p->clauses[i].id; j++) {
+                if (p->clauses[j].id && strcmp(p->clauses[j].id, p->clauses[i].id) == 0)
+                    pk_lint_add(l, "%s.id: '%s' is already the id of clauses[%zu]", path,
+                                p->clauses[i].id, j);
+            }
+        }
+    }
+    json_decref(doc);
+    if (l->n > before) {
+        pk_pact_free(p);
+        return PK_ERR(PK_EINVAL, "pact has %zu problem%s; first: %s", l->n - before,
+                      l->n - before == 1 ? "" : "s", l->msgs[before]);
+    }
+    *out = p;
+    return PK_OK;
+}

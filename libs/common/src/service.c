@@ -1,0 +1,229 @@
+#include "pk/service.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pk/clock.h"
+#include "pk/codec.h"
+#include "pk/crypto.h"
+#include "pk/log.h"
+
+volatile sig_atomic_t pk_shutdown = 0;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    pk_shutdown = 1;
+}
+
+void pk_signals_install(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+char *pk_metrics_render(pk_metric *ms, size_t n)
+{
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        char line[512];
+        int k = 0;
+        bool first = i == 0 || strcmp(ms[i - 1].name, ms[i].name) != 0;
+
+        if (first)
+            k += snprintf(line + k, sizeof(line) - (size_t)k, "# HELP %s %s\n# TYPE %s %s\n",
+                          ms[i].name, ms[i].help, ms[i].name,
+                          ms[i].type == PK_COUNTER ? "counter" : "gauge");
+        k += snprintf(line + k, sizeof(line) - (size_t)k, "%s%s%s%s %lld\n", ms[i].name,
+                      ms[i].labels ? "{" : "", ms[i].labels ? ms[i].labels : "",
+                      ms[i].labels ? "}" : "", pk_metric_get(&ms[i]));
+        if (len + (size_t)k + 1 > cap) {
+            char *grown;
+            cap = (cap + (size_t)k) * 2;
+            grown = realloc(out, cap);
+            if (!grown) {
+                free(out);
+                return NULL;
+            }
+            out = grown;
+        }
+        memcpy(out + len, line, (size_t)k + 1);
+        len += (size_t)k;
+    }
+    return out;
+}
+
+int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_store **store,
+                    uint32_t *partitions, unsigned max_dbs)
+{
+    char dir[4096];
+    int level = pk_log_level_parse(c->log_level);
+    pk_bus_opts bo = {0};
+
+    if (level < 0) {
+        fprintf(stderr, "%s: --log-level: expected debug, info, warn or error, got '%s'\n",
+                svc->name, c->log_level);
+        return PK_EXIT_CONFIG;
+    }
+    pk_log_init(svc->name, (pk_log_level)level);
+    if (c->instance && *c->instance)
+        snprintf(svc->instance, sizeof(svc->instance), "%s", c->instance);
+    else
+        snprintf(svc->instance, sizeof(svc->instance), "%s-%d", svc->name, (int)getpid());
+    svc->started_ms = pk_now_ms();
+    atomic_store(&svc->healthy, true);
+    if (pk_crypto_init() != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_CRYPTO;
+    }
+    if (store) {
+        snprintf(dir, sizeof(dir), "%s/%s", c->data_dir, svc->name);
+        if (pk_store_open(store, dir, (size_t)c->lmdb_map_mb, max_dbs) != PK_OK) {
+            PK_ERROR("%s", pk_error_msg());
+            return PK_EXIT_STORE;
+        }
+        svc->store = *store;
+        PK_INFO("LMDB in %s (map %lld MiB)", dir, c->lmdb_map_mb);
+    }
+    bo.url = c->nats_url;
+    bo.name = svc->instance;
+    bo.user = c->nats_user;
+    bo.password = c->nats_password;
+    bo.send_asap = true;
+    bo.connect_wait_ms = 60000;
+    bo.stop = (volatile int *)&pk_shutdown;
+    if (pk_bus_connect(bus, &bo) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_BUS;
+    }
+    svc->bus = *bus;
+    *partitions = (uint32_t)c->partitions;
+    if (pk_streams_ensure(*bus, partitions) != PK_OK) {
+        PK_ERROR("cannot set up JetStream streams: %s", pk_error_msg());
+        return PK_EXIT_BUS;
+    }
+    PK_INFO("connected to %s as %s", c->nats_url, svc->instance);
+    return PK_EXIT_OK;
+}
+
+void pk_service_set_health(pk_service *svc, bool healthy, const char *detail)
+{
+    snprintf(svc->detail, sizeof(svc->detail), "%s", detail ? detail : "");
+    atomic_store(&svc->healthy, healthy);
+}
+
+static void on_health(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    pk_service *svc = closure;
+    bool bus_ok = atomic_load(&svc->bus->connected);
+    bool ok = atomic_load(&svc->healthy) && bus_ok;
+    json_t *doc = json_pack("{s:s, s:s, s:b, s:b, s:s, s:I}", "service", svc->name, "instance",
+                            svc->instance, "healthy", ok, "bus_connected", bus_ok, "detail",
+                            ok ? "" : (bus_ok ? svc->detail : "NATS connection lost"),
+                            "uptime_ms", (json_int_t)(pk_now_ms() - svc->started_ms));
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+    if (text && natsMsg_GetReply(msg))
+        natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
+    free(text);
+    json_decref(doc);
+    natsMsg_Destroy(msg);
+}
+
+static void on_metrics(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    pk_service *svc = closure;
+    char *text;
+
+    if (svc->store) {
+        uint64_t used = 0, map = 0;
+        for (size_t i = 0; i < svc->n_metrics; i++) {
+            if (pk_store_usage(svc->store, &used, &map) != PK_OK)
+                break;
+            if (strcmp(svc->metrics[i].name, "pactum_lmdb_used_bytes") == 0)
+                pk_metric_set(&svc->metrics[i], (long long)used);
+            else if (strcmp(svc->metrics[i].name, "pactum_lmdb_map_bytes") == 0)
+                pk_metric_set(&svc->metrics[i], (long long)map);
+        }
+    }
+    text = pk_metrics_render(svc->metrics, svc->n_metrics);
+    if (text && natsMsg_GetReply(msg))
+        natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
+    free(text);
+    natsMsg_Destroy(msg);
+}
+
+pk_status pk_service_ops_start(pk_service *svc)
+{
+    char subj[128];
+    natsStatus s;
+
+    snprintf(subj, sizeof(subj), PK_SUBJ_HEALTH, svc->name);
+    s = natsConnection_Subscribe(&svc->health_sub, svc->bus->nc, subj, on_health, svc);
+    if (s != NATS_OK)
+        return pk_nats_err(s, 0, subj);
+    snprintf(subj, sizeof(subj), PK_SUBJ_METRICS, svc->name);
+    s = natsConnection_Subscribe(&svc->metrics_sub, svc->bus->nc, subj, on_metrics, svc);
+    if (s != NATS_OK)
+        return pk_nats_err(s, 0, subj);
+    return PK_OK;
+}
+
+void pk_service_ops_stop(pk_service *svc)
+{
+    if (svc->health_sub) {
+        natsSubscription_Unsubscribe(svc->health_sub);
+        natsSubscription_Destroy(svc->health_sub);
+        svc->health_sub = NULL;
+    }
+    if (svc->metrics_sub) {
+        natsSubscription_Unsubscribe(svc->metrics_sub);
+        natsSubscription_Destroy(svc->metrics_sub);
+        svc->metrics_sub = NULL;
+    }
+}
+
+pk_status pk_reject_publish(pk_bus *bus, const char *service, const pk_rejection *r,
+                            const char *msg_id, bool wait)
+{
+    Pactum__V1__Rejection rej = PACTUM__V1__REJECTION__INIT;
+    char subj[96];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pk_status st;
+
+    rej.reason = r->reason;
+    rej.message = (char *)(r->message ? r->message : "");
+    rej.service = (char *)service;
+    rej.subject = (char *)(r->subject ? r->subject : "");
+    rej.signer_id = (char *)(r->signer_id ? r->signer_id : "");
+    rej.agent_id = (char *)(r->agent_id ? r->agent_id : "");
+    rej.event_id = (char *)(r->event_id ? r->event_id : "");
+    rej.source_seq = r->source_seq;
+    rej.at_ms = pk_now_ms();
+    rej.excerpt.data = (uint8_t *)r->data;
+    rej.excerpt.len = r->data ? (r->len < 512 ? r->len : 512) : 0;
+    snprintf(subj, sizeof(subj), PK_SUBJ_REJECTED, pk_reason_name(r->reason));
+    if ((st = pk_pack(&rej.base, &buf, &len)) != PK_OK)
+        return st;
+    if (wait)
+        st = pk_bus_publish_sync(bus, subj, buf, len, msg_id, false, 0, NULL, NULL);
+    else
+        st = pk_bus_publish_async(bus, subj, buf, len, msg_id);
+    free(buf);
+    return st;
+}

@@ -1,0 +1,228 @@
+#include "pk/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+pk_status pk_store_err(int rc, const char *what)
+{
+    if (rc == MDB_NOTFOUND)
+        return PK_ENOTFOUND;
+    if (rc == MDB_MAP_FULL)
+        return PK_ERR(PK_ESTORE_FULL,
+                      "%s: the LMDB map is full; raise PACTUM_LMDB_MAP_MB and restart (nothing "
+                      "was acknowledged)",
+                      what);
+    return PK_ERR(PK_ESTORE, "%s: %s", what, mdb_strerror(rc));
+}
+
+static pk_status mkdir_p(const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+
+    if (n == 0 || n >= sizeof(buf))
+        return PK_ERR(PK_EINVAL, "bad data folder '%s'", dir);
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+                return PK_ERR(PK_EIO, "cannot create folder %s: %s", buf, strerror(errno));
+            buf[i] = c;
+        }
+    }
+    return PK_OK;
+}
+
+pk_status pk_store_open(pk_store **out, const char *dir, size_t map_mb, unsigned max_dbs)
+{
+    pk_store *s = calloc(1, sizeof(*s));
+    pk_status st;
+    int rc;
+
+    if (!s)
+        return PK_ERR(PK_ENOMEM, "cannot allocate store");
+    if ((st = mkdir_p(dir)) != PK_OK)
+        goto fail;
+    snprintf(s->path, sizeof(s->path), "%s", dir);
+    s->map_bytes = map_mb * 1024 * 1024;
+    if ((rc = mdb_env_create(&s->env)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, s->map_bytes)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, max_dbs)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, 126)) != 0) {
+        st = pk_store_err(rc, "LMDB environment setup");
+        goto fail;
+    }
+    if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0) {
+        st = PK_ERR(PK_ESTORE, "cannot open LMDB environment in %s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    *out = s;
+    return PK_OK;
+fail:
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s);
+    return st;
+}
+
+void pk_store_close(pk_store *s)
+{
+    if (!s)
+        return;
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s);
+}
+
+pk_status pk_store_dbi(pk_store *s, const char *name, unsigned flags, MDB_dbi *out)
+{
+    MDB_txn *txn = NULL;
+    int rc;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return pk_store_err(rc, "begin transaction to open a database");
+    if ((rc = mdb_dbi_open(txn, name, flags | MDB_CREATE, out)) != 0) {
+        mdb_txn_abort(txn);
+        return pk_store_err(rc, name);
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return pk_store_err(rc, name);
+    return PK_OK;
+}
+
+pk_status pk_txn_begin(pk_store *s, bool write, MDB_txn **out)
+{
+    int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, out);
+
+    return rc ? pk_store_err(rc, write ? "begin write transaction" : "begin read transaction")
+              : PK_OK;
+}
+
+pk_status pk_txn_commit(MDB_txn *txn)
+{
+    int rc = mdb_txn_commit(txn);
+
+    return rc ? pk_store_err(rc, "commit") : PK_OK;
+}
+
+void pk_txn_abort(MDB_txn *txn)
+{
+    if (txn)
+        mdb_txn_abort(txn);
+}
+
+pk_status pk_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val)
+{
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    int rc = mdb_get(txn, dbi, &k, val);
+
+    return rc ? pk_store_err(rc, "read") : PK_OK;
+}
+
+pk_status pk_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val,
+                 size_t vlen, unsigned flags)
+{
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    MDB_val v = {.mv_size = vlen, .mv_data = (void *)val};
+    int rc = mdb_put(txn, dbi, &k, &v, flags);
+
+    if (rc == MDB_KEYEXIST)
+        return PK_EEXIST;
+    return rc ? pk_store_err(rc, "write") : PK_OK;
+}
+
+pk_status pk_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen)
+{
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    int rc = mdb_del(txn, dbi, &k, NULL);
+
+    if (rc == MDB_NOTFOUND)
+        return PK_OK;
+    return rc ? pk_store_err(rc, "delete") : PK_OK;
+}
+
+void pk_be64_put(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+uint64_t pk_be64_get(const uint8_t in[8])
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | in[i];
+    return v;
+}
+
+pk_status pk_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
+{
+    MDB_val v;
+    pk_status st = pk_get(txn, dbi, key, strlen(key), &v);
+
+    if (st != PK_OK)
+        return st;
+    if (v.mv_size != 8)
+        return PK_ERR(PK_ESTORE, "value of '%s' is %zu bytes, expected 8", key, v.mv_size);
+    *out = pk_be64_get(v.mv_data);
+    return PK_OK;
+}
+
+pk_status pk_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
+{
+    uint8_t buf[8];
+
+    pk_be64_put(buf, v);
+    return pk_put(txn, dbi, key, strlen(key), buf, 8, 0);
+}
+
+pk_status pk_put_msg(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                     const ProtobufCMessage *msg)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    MDB_val v = {.mv_size = n, .mv_data = NULL};
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+
+    if (rc)
+        return pk_store_err(rc, "write message");
+    protobuf_c_message_pack(msg, v.mv_data);
+    return PK_OK;
+}
+
+pk_status pk_get_msg(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+{
+    MDB_val v;
+    pk_status st = pk_get(txn, dbi, key, klen, &v);
+    ProtobufCMessage *m;
+
+    if (st != PK_OK)
+        return st;
+    m = protobuf_c_message_unpack(desc, NULL, v.mv_size, v.mv_data);
+    if (!m)
+        return PK_ERR(PK_EDECODE, "stored %s does not decode", desc->name);
+    *out = m;
+    return PK_OK;
+}
+
+pk_status pk_store_usage(pk_store *s, uint64_t *used, uint64_t *map)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    int rc;
+
+    if ((rc = mdb_env_info(s->env, &info)) != 0 || (rc = mdb_env_stat(s->env, &stat)) != 0)
+        return pk_store_err(rc, "environment info");
+    *used = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+    *map = info.me_mapsize;
+    return PK_OK;
+}

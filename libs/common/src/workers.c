@@ -1,0 +1,135 @@
+#include "pk/workers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pk/clock.h"
+#include "pk/log.h"
+
+pk_status pk_partitions_parse(const char *text, uint32_t n, uint64_t *mask)
+{
+    const char *p = text;
+
+    *mask = 0;
+    if (strcmp(text, "all") == 0) {
+        *mask = n >= 64 ? ~0ull : ((1ull << n) - 1);
+        return PK_OK;
+    }
+    while (*p) {
+        char *end;
+        unsigned long a = strtoul(p, &end, 10), b;
+        if (end == p)
+            return PK_ERR(PK_EINVAL, "partitions: expected 'all' or a list like 0,2-3, got '%s'",
+                          text);
+        b = a;
+        p = end;
+        if (*p == '-') {
+            b = strtoul(p + 1, &end, 10);
+            if (end == p + 1)
+                return PK_ERR(PK_EINVAL, "partitions: bad range in '%s'", text);
+            p = end;
+        }
+        if (a > b || b >= n)
+            return PK_ERR(PK_EINVAL, "partitions: '%s' names partitions outside 0-%u", text,
+                          n - 1);
+        for (unsigned long i = a; i <= b; i++)
+            *mask |= 1ull << i;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return PK_ERR(PK_EINVAL, "partitions: unexpected '%c' in '%s'", *p, text);
+    }
+    return *mask ? PK_OK : PK_ERR(PK_EINVAL, "partitions: '%s' names none", text);
+}
+
+pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
+{
+    g->w = calloc(partitions, sizeof(*g->w));
+    g->n = 0;
+    if (!g->w)
+        return PK_ERR(PK_ENOMEM, "cannot allocate workers");
+    for (uint32_t p = 0; p < partitions; p++) {
+        pk_pworker *w;
+        char name[96], durable[48], filter[96];
+        pk_bus_opts bo = {.url = g->common->nats_url,
+                          .name = name,
+                          .user = g->common->nats_user,
+                          .password = g->common->nats_password,
+                          .send_asap = true,
+                          .connect_wait_ms = 10000,
+                          .stop = (volatile int *)&pk_shutdown};
+        pk_status st;
+
+        if (!(mask & (1ull << p)))
+            continue;
+        w = &g->w[g->n++];
+        w->group = g;
+        w->partition = p;
+        snprintf(name, sizeof(name), "%s-p%u", g->svc->instance, p);
+        snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
+        snprintf(filter, sizeof(filter), "%s.%u.*", g->subject, p);
+        if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
+            (st = pk_consumer_open(&w->consumer, w->bus, g->stream, durable, filter, 0, 8192)) !=
+                PK_OK)
+            return PK_ERR(st, "partition %u: %s", p, pk_error_msg());
+    }
+    return PK_OK;
+}
+
+static void *worker_main(void *arg)
+{
+    pk_pworker *w = arg;
+    pk_pworkers *g = w->group;
+
+    while (!pk_shutdown) {
+        natsMsgList list;
+        pk_status st = pk_consumer_fetch(&w->consumer, &list, g->batch, 500);
+
+        if (st == PK_ETIMEOUT)
+            continue;
+        if (st != PK_OK) {
+            PK_WARN("partition %u: %s", w->partition, pk_error_msg());
+            pk_sleep_ms(200);
+            continue;
+        }
+        st = g->process(w, &list);
+        natsMsgList_Destroy(&list);
+        if (st == PK_ESTORE_FULL) {
+            PK_ERROR("partition %u: %s; stopped consuming", w->partition, pk_error_msg());
+            pk_service_set_health(g->svc, false, pk_error_msg());
+            while (!pk_shutdown)
+                pk_sleep_ms(200);
+        } else if (st != PK_OK) {
+            PK_WARN("partition %u: batch left for redelivery: %s", w->partition,
+                    pk_error_msg());
+            pk_sleep_ms(100);
+        }
+    }
+    return NULL;
+}
+
+pk_status pk_pworkers_start(pk_pworkers *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (pthread_create(&g->w[i].thread, NULL, worker_main, &g->w[i]) != 0)
+            return PK_ERR(PK_ENOMEM, "cannot start the thread of partition %u", g->w[i].partition);
+        g->w[i].started = true;
+    }
+    return PK_OK;
+}
+
+void pk_pworkers_close(pk_pworkers *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->w[i].started)
+            pthread_join(g->w[i].thread, NULL);
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        pk_consumer_close(&g->w[i].consumer);
+        pk_bus_close(g->w[i].bus);
+    }
+    free(g->w);
+    g->w = NULL;
+    g->n = 0;
+}
