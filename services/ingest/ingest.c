@@ -1,0 +1,402 @@
+#include "ingest.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pk/clock.h"
+#include "pk/log.h"
+
+#define PRUNE_MARGIN_MS (3600LL * 1000) /* dedup entries outlive the age limit by this */
+#define PRUNE_MAX 10000                 /* entries pruned per pass */
+
+static const char *const reason_labels[] = {
+    "reason=\"malformed\"",       "reason=\"oversized\"",      "reason=\"bad_signature\"",
+    "reason=\"unknown_signer\"",  "reason=\"subject_mismatch\"", "reason=\"invalid_field\"",
+    "reason=\"duplicate\"",       "reason=\"too_old\"",        "reason=\"too_new\"",
+    "reason=\"unknown_agent\"",   "reason=\"not_authorized\"", "reason=\"bad_pact\"",
+    "reason=\"conflict\"",        "reason=\"unsupported_version\"", "reason=\"internal\""};
+
+void ingest_metrics_init(ingest *in)
+{
+    static const char *rej_help = "Inputs refused, by reason";
+    pk_metric *m = in->m;
+
+    m[M_ENVELOPES] = (pk_metric){"pactum_ingest_envelopes_total", NULL,
+                                 "Signed envelopes taken from PACTUM_RAW", PK_COUNTER, 0};
+    m[M_ACCEPTED] = (pk_metric){"pactum_ingest_events_accepted_total", NULL,
+                                "Events accepted and published to PACTUM_EVENTS", PK_COUNTER, 0};
+    for (int i = 0; i <= M_REJECTED_LAST - M_REJECTED_FIRST; i++)
+        m[M_REJECTED_FIRST + i] =
+            (pk_metric){"pactum_ingest_rejected_total", reason_labels[i], rej_help, PK_COUNTER, 0};
+    m[M_REDELIVERED] = (pk_metric){"pactum_ingest_redelivered_total", NULL,
+                                   "Events seen again in a redelivered envelope and skipped",
+                                   PK_COUNTER, 0};
+    m[M_REG_OK] = (pk_metric){"pactum_ingest_registrations_total", "result=\"ok\"",
+                              "Registration requests answered", PK_COUNTER, 0};
+    m[M_REG_REJECTED] = (pk_metric){"pactum_ingest_registrations_total", "result=\"rejected\"",
+                                    "Registration requests answered", PK_COUNTER, 0};
+    m[M_BATCH_RETRIES] = (pk_metric){"pactum_ingest_batch_retries_total", NULL,
+                                     "Batches left unacknowledged for redelivery after a bus or "
+                                     "store failure",
+                                     PK_COUNTER, 0};
+    m[M_DEDUP_PRUNED] = (pk_metric){"pactum_ingest_dedup_pruned_total", NULL,
+                                    "Event ids dropped from the duplicate table after the age "
+                                    "limit",
+                                    PK_COUNTER, 0};
+    m[M_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"ingest\"",
+                           "Messages waiting for this consumer", PK_GAUGE, 0};
+    m[M_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
+                                 PK_GAUGE, 0};
+    m[M_LMDB_MAP] = (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes",
+                                PK_GAUGE, 0};
+}
+
+void ingest_count_reject(ingest *in, Pactum__V1__Reason reason)
+{
+    int i = (int)reason - 1;
+
+    if (i < 0 || i > M_REJECTED_LAST - M_REJECTED_FIRST)
+        i = PACTUM__V1__REASON__REASON_INTERNAL - 1;
+    pk_metric_add(&in->m[M_REJECTED_FIRST + i], 1);
+}
+
+/* Everything known about the envelope being processed, for rejections. */
+typedef struct env_ctx {
+    natsMsg *msg;          /* the raw message */
+    const char *subject;   /* its subject */
+    const uint8_t *data;   /* its payload */
+    size_t len;            /* payload length */
+    uint64_t seq;          /* stream sequence in PACTUM_RAW */
+    int64_t received_ms;   /* when the bus stored it */
+    const char *signer;    /* signer id, once known */
+} env_ctx;
+
+static pk_status reject(ingest *in, const env_ctx *e, int idx, Pactum__V1__Reason reason,
+                        const char *agent, const char *event_id, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static pk_status reject(ingest *in, const env_ctx *e, int idx, Pactum__V1__Reason reason,
+                        const char *agent, const char *event_id, const char *fmt, ...)
+{
+    char text[512], msg_id[64];
+    va_list ap;
+    pk_rejection r = {0};
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    r.reason = reason;
+    r.message = text;
+    r.subject = e->subject;
+    r.signer_id = e->signer;
+    r.agent_id = agent;
+    r.event_id = event_id;
+    r.source_seq = e->seq;
+    r.data = e->data;
+    r.len = e->len;
+    snprintf(msg_id, sizeof(msg_id), "ingest:%llu:%d", (unsigned long long)e->seq, idx);
+    ingest_count_reject(in, reason);
+    PK_DEBUG("refused %s (raw #%llu): %s", pk_reason_name(reason), (unsigned long long)e->seq,
+             text);
+    return pk_reject_publish(in->bus, "ingest", &r, msg_id, false);
+}
+
+static size_t dedup_key(uint8_t *buf, const char *agent, const char *event_id)
+{
+    size_t a = strlen(agent), b = strlen(event_id);
+
+    memcpy(buf, agent, a);
+    buf[a] = 0;
+    memcpy(buf + a + 1, event_id, b);
+    return a + 1 + b;
+}
+
+static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
+{
+    switch (role) {
+    case PACTUM__V1__ROLE__ROLE_AGENT: return PACTUM__V1__SOURCE__SOURCE_PEER;
+    case PACTUM__V1__ROLE__ROLE_EVALUATOR: return PACTUM__V1__SOURCE__SOURCE_EVALUATOR;
+    case PACTUM__V1__ROLE__ROLE_HUMAN: return PACTUM__V1__SOURCE__SOURCE_HUMAN;
+    default: return PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED;
+    }
+}
+
+/* Check, normalize and publish one event of a verified envelope. */
+static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int idx,
+                              pk_event_msg *ev, const Pactum__V1__AgentRecord *signer,
+                              uint64_t registry_seq)
+{
+    uint8_t key[PK_ID_MAX + PK_EVENT_ID_MAX + 2], val[16], tkey[8 + sizeof(key)];
+    char subject[160], msg_id[PK_ID_MAX + PK_EVENT_ID_MAX + 2];
+    size_t klen;
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    MDB_val seen;
+    pk_status st;
+
+    if (pk_event_check(ev) != PK_OK)
+        return reject(in, e, idx, PACTUM__V1__REASON__REASON_INVALID_FIELD, ev->agent_id,
+                      ev->event_id, "event %d of the batch: %s", idx, pk_error_msg());
+    if (strcmp(ev->agent_id, e->signer) == 0) {
+        if (signer->role != PACTUM__V1__ROLE__ROLE_AGENT)
+            return reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
+                          ev->event_id, "%s is not an agent and cannot report on itself",
+                          e->signer);
+        ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
+    } else {
+        Pactum__V1__AgentRecord *subject_agent = NULL;
+        st = pk_registry_agent(in->reg, txn, ev->agent_id, &subject_agent, NULL);
+        if (st == PK_ENOTFOUND)
+            return reject(in, e, idx, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT, ev->agent_id,
+                          ev->event_id, "event %s is about agent '%s', which is not registered",
+                          ev->event_id, ev->agent_id);
+        if (st != PK_OK)
+            return st;
+        pactum__v1__agent_record__free_unpacked(subject_agent, NULL);
+        ev->source = source_of_role(signer->role);
+        if (ev->source == PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED)
+            return reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
+                          ev->event_id, "%s may not report evidence about other agents",
+                          e->signer);
+    }
+    if (ev->ts_ms < e->received_ms - in->cfg->max_age_ms)
+        return reject(in, e, idx, PACTUM__V1__REASON__REASON_TOO_OLD, ev->agent_id, ev->event_id,
+                      "event %s is %lld s older than its arrival; the limit is %lld s",
+                      ev->event_id, (long long)((e->received_ms - ev->ts_ms) / 1000),
+                      (long long)(in->cfg->max_age_ms / 1000));
+    if (ev->ts_ms > e->received_ms + in->cfg->max_skew_ms)
+        return reject(in, e, idx, PACTUM__V1__REASON__REASON_TOO_NEW, ev->agent_id, ev->event_id,
+                      "event %s is %lld s in the future of its arrival; the limit is %lld s",
+                      ev->event_id, (long long)((ev->ts_ms - e->received_ms) / 1000),
+                      (long long)(in->cfg->max_skew_ms / 1000));
+    klen = dedup_key(key, ev->agent_id, ev->event_id);
+    st = pk_get(txn, in->dedup, key, klen, &seen);
+    if (st == PK_OK) {
+        if (seen.mv_size == 16 && pk_be64_get(seen.mv_data) == e->seq) {
+            pk_metric_add(&in->m[M_REDELIVERED], 1); /* accepted on an earlier delivery */
+            return PK_OK;
+        }
+        return reject(in, e, idx, PACTUM__V1__REASON__REASON_DUPLICATE, ev->agent_id,
+                      ev->event_id, "event %s of agent %s was already accepted", ev->event_id,
+                      ev->agent_id);
+    }
+    if (st != PK_ENOTFOUND)
+        return st;
+
+    /* Normalize: the fields ingest vouches for. */
+    for (char *p = ev->kind; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    for (char *p = ev->currency; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    ev->reporter_id = (char *)e->signer;
+    ev->received_ms = e->received_ms;
+    ev->accepted_ms = pk_now_ms();
+    ev->registry_seq = registry_seq;
+    ev->raw_seq = e->seq;
+    ev->partition = pk_partition_of(ev->agent_id, in->partitions);
+    st = pk_pack(&ev->base, &buf, &blen);
+    ev->reporter_id = NULL; /* borrowed: do not let free_unpacked touch it */
+    if (st != PK_OK)
+        return st;
+    snprintf(subject, sizeof(subject), PK_SUBJ_EVENTS, ev->partition, ev->agent_id);
+    snprintf(msg_id, sizeof(msg_id), "%s:%s", ev->agent_id, ev->event_id);
+    st = pk_bus_publish_async(in->bus, subject, buf, blen, msg_id);
+    free(buf);
+    if (st != PK_OK)
+        return st;
+    pk_be64_put(val, e->seq);
+    pk_be64_put(val + 8, (uint64_t)ev->ts_ms);
+    if ((st = pk_put(txn, in->dedup, key, klen, val, 16, 0)) != PK_OK)
+        return st;
+    pk_be64_put(tkey, (uint64_t)ev->ts_ms);
+    memcpy(tkey + 8, key, klen);
+    if ((st = pk_put(txn, in->dedup_time, tkey, 8 + klen, "", 0, 0)) != PK_OK)
+        return st;
+    pk_metric_add(&in->m[M_ACCEPTED], 1);
+    return PK_OK;
+}
+
+/* Verify one envelope and handle its events. Returns a status only for
+ * failures that must stop the batch (bus, store); bad input is refused. */
+static pk_status handle_envelope(ingest *in, MDB_txn *txn, env_ctx *e, uint64_t registry_seq)
+{
+    pk_signed_msg *env = NULL;
+    Pactum__V1__AgentRecord *signer = NULL;
+    pk_event_batch_msg *batch = NULL;
+    const char *subj_signer = pk_subject_last_token(e->subject);
+    pk_status st = PK_OK;
+
+    if (e->len > (size_t)in->cfg->max_bytes)
+        return reject(in, e, -1, PACTUM__V1__REASON__REASON_OVERSIZED, subj_signer, NULL,
+                      "envelope is %zu bytes; the limit is %lld", e->len, in->cfg->max_bytes);
+    if ((st = pk_envelope_open(e->data, e->len, &env)) != PK_OK)
+        return reject(in, e, -1,
+                      st == PK_EINVAL ? PACTUM__V1__REASON__REASON_UNSUPPORTED_VERSION
+                                      : PACTUM__V1__REASON__REASON_MALFORMED,
+                      subj_signer, NULL, "%s", pk_error_msg());
+    e->signer = env->signer_id;
+    if (env->type != PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH) {
+        st = reject(in, e, -1, PACTUM__V1__REASON__REASON_INVALID_FIELD, subj_signer, NULL,
+                    "only event batches may be published on pactum.raw.*; registrations go to "
+                    "%s",
+                    PK_SUBJ_REG_SUBMIT);
+        goto done;
+    }
+    if (strcmp(env->signer_id, subj_signer) != 0) {
+        st = reject(in, e, -1, PACTUM__V1__REASON__REASON_SUBJECT_MISMATCH, subj_signer, NULL,
+                    "envelope signed as '%s' was published on %s; publish on pactum.raw.%s",
+                    env->signer_id, e->subject, env->signer_id);
+        goto done;
+    }
+    st = pk_registry_agent(in->reg, txn, env->signer_id, &signer, NULL);
+    if (st == PK_ENOTFOUND) {
+        st = reject(in, e, -1, PACTUM__V1__REASON__REASON_UNKNOWN_SIGNER, subj_signer, NULL,
+                    "signer '%s' is not registered (register it with: pactum agent register)",
+                    env->signer_id);
+        goto done;
+    }
+    if (st != PK_OK)
+        goto done;
+    if (signer->agent_key.len != PK_PUBKEY_BYTES ||
+        !pk_bytes_equal(signer->agent_key.data, env->signer_key.data, PK_PUBKEY_BYTES)) {
+        st = reject(in, e, -1, PACTUM__V1__REASON__REASON_BAD_SIGNATURE, subj_signer, NULL,
+                    "envelope is signed with a key that is not the registered key of '%s'",
+                    env->signer_id);
+        goto done;
+    }
+    if (pk_envelope_verify(env, signer->agent_key.data) != PK_OK) {
+        st = reject(in, e, -1, PACTUM__V1__REASON__REASON_BAD_SIGNATURE, subj_signer, NULL,
+                    "signature of '%s' does not verify: the envelope was altered or signed "
+                    "with another key",
+                    env->signer_id);
+        goto done;
+    }
+    batch = pactum__v1__event_batch__unpack(NULL, env->payload.len, env->payload.data);
+    if (!batch) {
+        st = reject(in, e, -1, PACTUM__V1__REASON__REASON_MALFORMED, subj_signer, NULL,
+                    "signed payload is not an EventBatch");
+        goto done;
+    }
+    if (batch->n_events == 0 || batch->n_events > PK_BATCH_MAX) {
+        st = reject(in, e, -1, PACTUM__V1__REASON__REASON_INVALID_FIELD, subj_signer, NULL,
+                    "a batch holds 1 to %d events, this one %zu", PK_BATCH_MAX,
+                    batch->n_events);
+        goto done;
+    }
+    for (size_t i = 0; i < batch->n_events && st == PK_OK; i++)
+        st = handle_event(in, txn, e, (int)i, batch->events[i], signer, registry_seq);
+done:
+    if (batch)
+        pactum__v1__event_batch__free_unpacked(batch, NULL);
+    if (signer)
+        pactum__v1__agent_record__free_unpacked(signer, NULL);
+    pactum__v1__signed__free_unpacked(env, NULL);
+    return st;
+}
+
+pk_status ingest_process(ingest *in, natsMsgList *list)
+{
+    MDB_txn *txn = NULL;
+    uint64_t registry_seq;
+    pk_status st;
+
+    if ((st = pk_registry_sync_if_dirty(in->reg)) != PK_OK)
+        PK_WARN("registry sync: %s", pk_error_msg());
+    /* A signer registered a moment ago (perhaps through another instance)
+     * may not be in the copy yet: look once more before refusing anyone.
+     * This must happen before the batch's write transaction opens. */
+    if ((st = pk_txn_begin(in->store, false, &txn)) == PK_OK) {
+        bool missing = false;
+        for (int i = 0; i < list->Count && !missing; i++) {
+            const char *signer = pk_subject_last_token(natsMsg_GetSubject(list->Msgs[i]));
+            MDB_val v;
+            missing = pk_get(txn, in->reg->agents, signer, strlen(signer), &v) == PK_ENOTFOUND;
+        }
+        pk_txn_abort(txn);
+        txn = NULL;
+        if (missing && pk_registry_refresh(in->reg, 100) != PK_OK)
+            PK_WARN("registry sync: %s", pk_error_msg());
+    }
+    registry_seq = pk_registry_seq(in->reg);
+    if ((st = pk_txn_begin(in->store, true, &txn)) != PK_OK)
+        goto retry;
+    pk_bus_publish_reset(in->bus);
+    for (int i = 0; i < list->Count; i++) {
+        env_ctx e = {0};
+        uint64_t pending = 0;
+        jsMsgMetaData *meta = NULL;
+
+        e.msg = list->Msgs[i];
+        e.subject = natsMsg_GetSubject(e.msg);
+        e.data = (const uint8_t *)natsMsg_GetData(e.msg);
+        e.len = (size_t)natsMsg_GetDataLength(e.msg);
+        if (natsMsg_GetMetaData(&meta, e.msg) == NATS_OK) {
+            e.seq = meta->Sequence.Stream;
+            e.received_ms = meta->Timestamp / 1000000;
+            pending = meta->NumPending;
+            jsMsgMetaData_Destroy(meta);
+        } else {
+            e.received_ms = pk_now_ms();
+        }
+        pk_metric_set(&in->m[M_LAG], (long long)pending);
+        pk_metric_add(&in->m[M_ENVELOPES], 1);
+        if ((st = handle_envelope(in, txn, &e, registry_seq)) != PK_OK)
+            goto retry;
+    }
+    if ((st = pk_bus_publish_wait(in->bus, 10000)) != PK_OK)
+        goto retry;
+    if ((st = pk_txn_commit(txn)) != PK_OK) {
+        txn = NULL;
+        goto retry;
+    }
+    for (int i = 0; i < list->Count; i++)
+        natsMsg_Ack(list->Msgs[i], NULL);
+    return PK_OK;
+retry:
+    pk_txn_abort(txn);
+    pk_metric_add(&in->m[M_BATCH_RETRIES], 1);
+    if (st != PK_ESTORE_FULL) {
+        for (int i = 0; i < list->Count; i++)
+            natsMsg_NakWithDelay(list->Msgs[i], 500, NULL);
+    }
+    return st;
+}
+
+pk_status ingest_prune(ingest *in, int64_t now_ms)
+{
+    uint64_t cutoff = (uint64_t)(now_ms - in->cfg->max_age_ms - PRUNE_MARGIN_MS);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc, n = 0;
+    pk_status st;
+
+    if ((st = pk_txn_begin(in->store, true, &txn)) != PK_OK)
+        return st;
+    if ((rc = mdb_cursor_open(txn, in->dedup_time, &cur)) != 0) {
+        pk_txn_abort(txn);
+        return pk_store_err(rc, "dedup cursor");
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0 && n < PRUNE_MAX && k.mv_size > 8 && pk_be64_get(k.mv_data) < cutoff) {
+        if ((st = pk_del(txn, in->dedup, (uint8_t *)k.mv_data + 8, k.mv_size - 8)) != PK_OK)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+            st = pk_store_err(rc, "dedup prune");
+            break;
+        }
+        n++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    mdb_cursor_close(cur);
+    if (st != PK_OK) {
+        pk_txn_abort(txn);
+        return st;
+    }
+    if ((st = pk_txn_commit(txn)) == PK_OK)
+        pk_metric_add(&in->m[M_DEDUP_PRUNED], n);
+    return st;
+}

@@ -1,0 +1,113 @@
+/*
+ * pactum-ingest: validates, authenticates and normalizes agent events.
+ *
+ *   PACTUM_RAW (pactum.raw.<signer>) -> checks -> PACTUM_EVENTS (pactum.events.<p>.<agent>)
+ *                                            \-> PACTUM_REJECTED (pactum.rejected.<reason>)
+ *   pactum.registry.submit (request) -> PACTUM_REGISTRY
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ingest.h"
+#include "pk/clock.h"
+#include "pk/log.h"
+
+static const pk_cfg_opt options[] = {
+    PK_COMMON_OPTS(ingest_cfg),
+    {"max-bytes", "PACTUM_INGEST_MAX_BYTES", PK_CFG_INT, "65536", 1024, 1048576,
+     offsetof(ingest_cfg, max_bytes), "largest signed envelope accepted, in bytes"},
+    {"max-age", "PACTUM_INGEST_MAX_AGE", PK_CFG_DURATION, "24h", 1000, 30LL * 86400000,
+     offsetof(ingest_cfg, max_age_ms), "refuse events whose timestamp is older than this"},
+    {"max-skew", "PACTUM_INGEST_MAX_SKEW", PK_CFG_DURATION, "5m", 0, 86400000,
+     offsetof(ingest_cfg, max_skew_ms), "refuse events whose timestamp is this far ahead"},
+    {"batch", "PACTUM_INGEST_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(ingest_cfg, batch),
+     "envelopes fetched and committed together"},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+int main(int argc, char **argv)
+{
+    static ingest_cfg cfg;
+    static ingest in;
+    int rc;
+    pk_status st;
+
+    if ((st = pk_config_load(options, N_OPTIONS, &cfg, argc, argv, "pactum-ingest",
+                             "Validates, authenticates and normalizes agent events.")) != PK_OK) {
+        if (st == PK_ENOTFOUND)
+            return PK_EXIT_OK;
+        fprintf(stderr, "pactum-ingest: %s\n", pk_error_msg());
+        return PK_EXIT_CONFIG;
+    }
+    in.cfg = &cfg;
+    in.svc.name = "ingest";
+    ingest_metrics_init(&in);
+    in.svc.metrics = in.m;
+    in.svc.n_metrics = M_COUNT;
+    pk_signals_install();
+    rc = pk_service_boot(&in.svc, &cfg.common, &in.bus, &in.store, &in.partitions, 16);
+    if (rc != PK_EXIT_OK)
+        goto out;
+    if (pk_store_dbi(in.store, "dedup", 0, &in.dedup) != PK_OK ||
+        pk_store_dbi(in.store, "dedup_time", 0, &in.dedup_time) != PK_OK ||
+        pk_registry_open(&in.reg, in.store, in.bus) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        rc = PK_EXIT_STORE;
+        goto out;
+    }
+    if (pk_registry_watch(in.reg) != PK_OK || pk_registry_sync(in.reg, 0) != PK_OK ||
+        pk_consumer_open(&in.raw, in.bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192) !=
+            PK_OK ||
+        registrar_start(&in) != PK_OK || pk_service_ops_start(&in.svc) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        rc = PK_EXIT_BUS;
+        goto out;
+    }
+    PK_INFO("ready: %u partitions, registry at #%llu", in.partitions,
+            (unsigned long long)pk_registry_seq(in.reg));
+
+    while (!pk_shutdown) {
+        natsMsgList list;
+        int64_t now = pk_mono_ms();
+
+        if (now >= in.next_prune_ms) {
+            if (ingest_prune(&in, pk_now_ms()) != PK_OK)
+                PK_WARN("dedup prune: %s", pk_error_msg());
+            in.next_prune_ms = now + 60000;
+        }
+        st = pk_consumer_fetch(&in.raw, &list, (int)cfg.batch, 500);
+        if (st == PK_ETIMEOUT) {
+            if (pk_registry_sync_if_dirty(in.reg) != PK_OK)
+                PK_WARN("registry sync: %s", pk_error_msg());
+            continue;
+        }
+        if (st != PK_OK) {
+            PK_WARN("%s", pk_error_msg());
+            pk_sleep_ms(200);
+            continue;
+        }
+        st = ingest_process(&in, &list);
+        natsMsgList_Destroy(&list);
+        if (st == PK_ESTORE_FULL) {
+            PK_ERROR("%s; stopped consuming", pk_error_msg());
+            pk_service_set_health(&in.svc, false, pk_error_msg());
+            while (!pk_shutdown)
+                pk_sleep_ms(200);
+        } else if (st != PK_OK) {
+            PK_WARN("batch left for redelivery: %s", pk_error_msg());
+            pk_sleep_ms(100);
+        }
+    }
+    PK_INFO("shutting down");
+    rc = PK_EXIT_OK;
+out:
+    registrar_stop(&in);
+    pk_service_ops_stop(&in.svc);
+    pk_consumer_close(&in.raw);
+    pk_registry_close(in.reg);
+    pk_bus_close(in.bus);
+    pk_store_close(in.store);
+    nats_Close();
+    return rc;
+}

@@ -1,0 +1,115 @@
+/*
+ * pactum-oracle: answers public trust queries from its own read model.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "oracle.h"
+#include "pk/clock.h"
+#include "pk/log.h"
+
+static const pk_cfg_opt options[] = {
+    PK_COMMON_OPTS(oracle_cfg),
+    {"history", "PACTUM_ORACLE_HISTORY", PK_CFG_INT, "20", 1, 200, offsetof(oracle_cfg, history),
+     "tier changes returned with a trust report unless the query asks for another number"},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+int main(int argc, char **argv)
+{
+    static oracle_cfg cfg;
+    static oracle o;
+    uint64_t applied = 0;
+    MDB_txn *txn = NULL;
+    int rc;
+    pk_status st;
+
+    if ((st = pk_config_load(options, N_OPTIONS, &cfg, argc, argv, "pactum-oracle",
+                             "Answers public trust queries.")) != PK_OK) {
+        if (st == PK_ENOTFOUND)
+            return PK_EXIT_OK;
+        fprintf(stderr, "pactum-oracle: %s\n", pk_error_msg());
+        return PK_EXIT_CONFIG;
+    }
+    o.cfg = &cfg;
+    o.svc.name = "oracle";
+    oracle_metrics_init(&o);
+    o.svc.metrics = o.m;
+    o.svc.n_metrics = OM_COUNT;
+    pk_signals_install();
+    rc = pk_service_boot(&o.svc, &cfg.common, &o.bus, &o.store, &o.partitions, 16);
+    if (rc != PK_EXIT_OK)
+        goto out;
+    if (pk_store_dbi(o.store, "reports", 0, &o.reports) != PK_OK ||
+        pk_store_dbi(o.store, "tiers", 0, &o.tiers) != PK_OK ||
+        pk_store_dbi(o.store, "meta", 0, &o.meta) != PK_OK ||
+        pk_registry_open(&o.reg, o.store, o.bus) != PK_OK ||
+        pk_txn_begin(o.store, false, &txn) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        rc = PK_EXIT_STORE;
+        goto out;
+    }
+    st = pk_get_u64(txn, o.meta, "trust_seq", &applied);
+    pk_txn_abort(txn);
+    if (st != PK_OK && st != PK_ENOTFOUND) {
+        PK_ERROR("%s", pk_error_msg());
+        rc = PK_EXIT_STORE;
+        goto out;
+    }
+    if (pk_registry_watch(o.reg) != PK_OK || pk_registry_sync(o.reg, 0) != PK_OK ||
+        pk_consumer_open(&o.trust, o.bus, PK_STREAM_TRUST, NULL, "pactum.trust.*", applied + 1,
+                         1024) != PK_OK ||
+        oracle_queries_start(&o) != PK_OK || pk_service_ops_start(&o.svc) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        rc = PK_EXIT_BUS;
+        goto out;
+    }
+    PK_INFO("ready: read model at PACTUM_TRUST #%llu, registry at #%llu",
+            (unsigned long long)applied, (unsigned long long)pk_registry_seq(o.reg));
+    while (!pk_shutdown) {
+        natsMsgList list;
+
+        if (pk_registry_sync_if_dirty(o.reg) != PK_OK)
+            PK_WARN("registry sync: %s", pk_error_msg());
+        st = pk_consumer_fetch(&o.trust, &list, 512, 250);
+        if (st == PK_ETIMEOUT)
+            continue;
+        if (st != PK_OK) {
+            PK_WARN("%s", pk_error_msg());
+            pk_sleep_ms(200);
+            continue;
+        }
+        st = oracle_apply(&o, &list);
+        natsMsgList_Destroy(&list);
+        if (st == PK_ESTORE_FULL) {
+            PK_ERROR("%s; stopped consuming", pk_error_msg());
+            pk_service_set_health(&o.svc, false, pk_error_msg());
+            while (!pk_shutdown)
+                pk_sleep_ms(200);
+        } else if (st != PK_OK) {
+            /* Not acknowledged (the consumer has no acks): rewind and read again. */
+            PK_WARN("read model update failed, re-reading: %s", pk_error_msg());
+            pk_consumer_close(&o.trust);
+            txn = NULL;
+            applied = 0;
+            if (pk_txn_begin(o.store, false, &txn) == PK_OK) {
+                pk_get_u64(txn, o.meta, "trust_seq", &applied);
+                pk_txn_abort(txn);
+            }
+            o.trust.start_seq = applied + 1;
+            pk_sleep_ms(200);
+        }
+    }
+    PK_INFO("shutting down");
+    rc = PK_EXIT_OK;
+out:
+    oracle_queries_stop(&o);
+    pk_service_ops_stop(&o.svc);
+    pk_consumer_close(&o.trust);
+    pk_registry_close(o.reg);
+    pk_bus_close(o.bus);
+    pk_store_close(o.store);
+    nats_Close();
+    return rc;
+}

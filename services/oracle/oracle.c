@@ -1,0 +1,306 @@
+#include "oracle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pk/clock.h"
+#include "pk/log.h"
+
+#define HISTORY_MAX 200 /* tier changes a query may ask for */
+
+void oracle_metrics_init(oracle *o)
+{
+    pk_metric *m = o->m;
+
+    m[OM_QUERIES] = (pk_metric){"pactum_oracle_queries_total", NULL, "Trust queries answered",
+                                PK_COUNTER, 0};
+    m[OM_UNKNOWN] = (pk_metric){"pactum_oracle_unknown_agent_total", NULL,
+                                "Queries about agents that are not registered", PK_COUNTER, 0};
+    m[OM_BAD] = (pk_metric){"pactum_oracle_bad_requests_total", NULL,
+                            "Queries that did not decode or named no valid agent", PK_COUNTER, 0};
+    m[OM_CHANGES] = (pk_metric){"pactum_oracle_trust_changes_total", NULL,
+                                "Trust changes applied to the read model", PK_COUNTER, 0};
+    m[OM_DUPLICATES] = (pk_metric){"pactum_oracle_duplicates_total", NULL,
+                                   "Trust changes already applied and skipped", PK_COUNTER, 0};
+    m[OM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"oracle\"",
+                            "Messages waiting for this consumer", PK_GAUGE, 0};
+    m[OM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
+                                  PK_GAUGE, 0};
+    m[OM_LMDB_MAP] =
+        (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
+}
+
+static size_t tier_key(uint8_t *buf, const char *agent, uint64_t seq)
+{
+    size_t n = strlen(agent);
+
+    memcpy(buf, agent, n);
+    buf[n] = 0;
+    pk_be64_put(buf + n + 1, seq);
+    return n + 9;
+}
+
+/* Apply one trust change; duplicates (change_seq not newer) are skipped. */
+static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustChange *ch,
+                              uint64_t seq)
+{
+    Pactum__V1__TrustReport *old = NULL, rep = PACTUM__V1__TRUST_REPORT__INIT;
+    const char *agent = ch->agent_id;
+    uint8_t key[PK_ID_MAX + 9];
+    pk_status st;
+
+    if (!ch->state || pk_id_check("agent id", agent) != PK_OK)
+        return PK_OK; /* nothing usable: skip */
+    st = pk_get_msg(txn, o->reports, agent, strlen(agent), &pactum__v1__trust_report__descriptor,
+                    (ProtobufCMessage **)&old);
+    if (st != PK_OK && st != PK_ENOTFOUND)
+        return st;
+    if (old && old->state && old->state->change_seq >= ch->change_seq) {
+        pactum__v1__trust_report__free_unpacked(old, NULL);
+        pk_metric_add(&o->m[OM_DUPLICATES], 1);
+        return PK_OK;
+    }
+    rep.agent_id = (char *)agent;
+    rep.state = ch->state;
+    rep.trust_seq = seq;
+    rep.last_violation = old ? old->last_violation : NULL;
+    if (ch->cause && ch->cause->violation)
+        rep.last_violation = ch->cause;
+    st = pk_put_msg(txn, o->reports, agent, strlen(agent), &rep.base);
+    if (st == PK_OK && ch->tier_change)
+        st = pk_put_msg(txn, o->tiers, key, tier_key(key, agent, ch->change_seq),
+                        &ch->tier_change->base);
+    if (old)
+        pactum__v1__trust_report__free_unpacked(old, NULL);
+    if (st == PK_OK)
+        pk_metric_add(&o->m[OM_CHANGES], 1);
+    return st;
+}
+
+pk_status oracle_apply(oracle *o, natsMsgList *list)
+{
+    MDB_txn *txn = NULL;
+    uint64_t last = 0, pending = 0;
+    pk_status st;
+
+    if ((st = pk_txn_begin(o->store, true, &txn)) != PK_OK)
+        return st;
+    for (int i = 0; i < list->Count; i++) {
+        natsMsg *m = list->Msgs[i];
+        jsMsgMetaData *meta = NULL;
+        uint64_t seq = 0;
+        Pactum__V1__TrustChange *ch;
+
+        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+            seq = meta->Sequence.Stream;
+            pending = meta->NumPending;
+            jsMsgMetaData_Destroy(meta);
+        }
+        ch = pactum__v1__trust_change__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                              (const uint8_t *)natsMsg_GetData(m));
+        if (!ch) {
+            PK_WARN("trust change at #%llu does not decode; skipped", (unsigned long long)seq);
+        } else {
+            st = apply_change(o, txn, ch, seq);
+            pactum__v1__trust_change__free_unpacked(ch, NULL);
+            if (st != PK_OK)
+                break;
+        }
+        if (seq > last)
+            last = seq;
+    }
+    if (st == PK_OK && last)
+        st = pk_put_u64(txn, o->meta, "trust_seq", last);
+    if (st != PK_OK) {
+        pk_txn_abort(txn);
+        return st;
+    }
+    pk_metric_set(&o->m[OM_LAG], (long long)pending);
+    return pk_txn_commit(txn);
+}
+
+/* Pacts in force now for agent, as PactRefs (caller frees refs and their hashes). */
+static size_t pacts_of(oracle *o, MDB_txn *txn, const char *agent, Pactum__V1__PactRef **refs,
+                       size_t max)
+{
+    char **ids = NULL;
+    size_t n_ids = 0, n = 0;
+
+    if (pk_registry_agent_pacts(o->reg, txn, agent, &ids, &n_ids) != PK_OK)
+        return 0;
+    for (size_t i = 0; i < n_ids && n < max; i++) {
+        Pactum__V1__PactRecord *rec = NULL;
+        uint64_t seq = 0;
+        Pactum__V1__PactRef *r;
+        if (pk_registry_pact(o->reg, txn, ids[i], 0, 0, &rec, &seq) != PK_OK)
+            continue;
+        if ((r = malloc(sizeof(*r)))) {
+            pactum__v1__pact_ref__init(r);
+            r->pact_id = strdup(rec->pact_id);
+            r->version = rec->version;
+            r->registered_ms = rec->registered_ms;
+            r->hash.data = malloc(rec->hash.len ? rec->hash.len : 1);
+            if (r->pact_id && r->hash.data) {
+                memcpy(r->hash.data, rec->hash.data, rec->hash.len);
+                r->hash.len = rec->hash.len;
+                refs[n++] = r;
+            } else {
+                free(r->pact_id);
+                free(r->hash.data);
+                free(r);
+            }
+        }
+        pactum__v1__pact_record__free_unpacked(rec, NULL);
+    }
+    pk_registry_ids_free(ids, n_ids);
+    return n;
+}
+
+pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)
+{
+    Pactum__V1__TrustQuery *q = pactum__v1__trust_query__unpack(NULL, len, req);
+    Pactum__V1__TrustReport rep = PACTUM__V1__TRUST_REPORT__INIT, *stored = NULL;
+    Pactum__V1__TrustState initial = PACTUM__V1__TRUST_STATE__INIT;
+    Pactum__V1__AgentRecord *agent = NULL;
+    Pactum__V1__PactRef *refs[16];
+    Pactum__V1__TierChange *hist[HISTORY_MAX];
+    size_t n_refs = 0, n_hist = 0;
+    char msg[256];
+    MDB_txn *txn = NULL;
+    pk_status st = PK_OK;
+
+    pk_metric_add(&o->m[OM_QUERIES], 1);
+    rep.answered_ms = pk_now_ms();
+    rep.message = msg;
+    msg[0] = '\0';
+    if (!q) {
+        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
+        snprintf(msg, sizeof(msg), "request is not a TrustQuery");
+        pk_metric_add(&o->m[OM_BAD], 1);
+        goto reply;
+    }
+    rep.agent_id = q->agent_id;
+    if (pk_id_check("agent id", q->agent_id) != PK_OK) {
+        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
+        snprintf(msg, sizeof(msg), "%s", pk_error_msg());
+        pk_metric_add(&o->m[OM_BAD], 1);
+        goto reply;
+    }
+    if ((st = pk_txn_begin(o->store, false, &txn)) != PK_OK) {
+        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
+        snprintf(msg, sizeof(msg), "read model unavailable: %s", pk_error_msg());
+        goto reply;
+    }
+    rep.registered = pk_registry_agent(o->reg, txn, q->agent_id, &agent, NULL) == PK_OK;
+    if (!rep.registered) {
+        /* Registered a moment ago? Look at the registry once more (throttled). */
+        pk_txn_abort(txn);
+        txn = NULL;
+        if (pk_registry_refresh(o->reg, 50) != PK_OK ||
+            pk_txn_begin(o->store, false, &txn) != PK_OK) {
+            rep.status = PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
+            snprintf(msg, sizeof(msg), "registry unavailable: %s", pk_error_msg());
+            goto reply;
+        }
+        rep.registered = pk_registry_agent(o->reg, txn, q->agent_id, &agent, NULL) == PK_OK;
+    }
+    st = pk_get_msg(txn, o->reports, q->agent_id, strlen(q->agent_id),
+                    &pactum__v1__trust_report__descriptor, (ProtobufCMessage **)&stored);
+    if (st != PK_OK && !rep.registered) {
+        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT;
+        snprintf(msg, sizeof(msg), "unknown agent: '%s' is not registered", q->agent_id);
+        pk_metric_add(&o->m[OM_UNKNOWN], 1);
+        goto reply;
+    }
+    rep.status = PACTUM__V1__QUERY_STATUS__QUERY_OK;
+    if (stored) {
+        rep.state = stored->state;
+        rep.last_violation = stored->last_violation;
+        rep.trust_seq = stored->trust_seq;
+    } else {
+        /* Registered but no verdict yet: a new agent is watched, with no evidence. */
+        initial.agent_id = q->agent_id;
+        initial.tier = PACTUM__V1__TIER__TIER_WATCH;
+        initial.tier_since_ms = agent ? agent->registered_ms : 0;
+        rep.state = &initial;
+        snprintf(msg, sizeof(msg), "no evidence yet: insufficient to score");
+    }
+    n_refs = pacts_of(o, txn, q->agent_id, refs, sizeof(refs) / sizeof(refs[0]));
+    rep.pacts = refs;
+    rep.n_pacts = n_refs;
+    {
+        uint32_t want = q->history ? q->history : (uint32_t)o->cfg->history;
+        uint8_t key[PK_ID_MAX + 9];
+        size_t alen = strlen(q->agent_id), kl = tier_key(key, q->agent_id, UINT64_MAX);
+        MDB_cursor *cur = NULL;
+        MDB_val k = {.mv_size = kl, .mv_data = key}, v;
+        int rc;
+        if (want > HISTORY_MAX)
+            want = HISTORY_MAX;
+        if (mdb_cursor_open(txn, o->tiers, &cur) == 0) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+                         : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+            while (rc == 0 && n_hist < want && k.mv_size == alen + 9 &&
+                   memcmp(k.mv_data, q->agent_id, alen + 1) == 0) {
+                Pactum__V1__TierChange *tc =
+                    pactum__v1__tier_change__unpack(NULL, v.mv_size, v.mv_data);
+                if (tc)
+                    hist[n_hist++] = tc;
+                rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+            }
+            mdb_cursor_close(cur);
+        }
+        rep.tier_history = hist;
+        rep.n_tier_history = n_hist;
+    }
+reply:
+    st = pk_pack(&rep.base, out, outlen);
+    pk_txn_abort(txn);
+    for (size_t i = 0; i < n_hist; i++)
+        pactum__v1__tier_change__free_unpacked(hist[i], NULL);
+    for (size_t i = 0; i < n_refs; i++) {
+        free(refs[i]->pact_id);
+        free(refs[i]->hash.data);
+        free(refs[i]);
+    }
+    if (stored)
+        pactum__v1__trust_report__free_unpacked(stored, NULL);
+    if (agent)
+        pactum__v1__agent_record__free_unpacked(agent, NULL);
+    if (q)
+        pactum__v1__trust_query__free_unpacked(q, NULL);
+    return st;
+}
+
+static void on_query(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    oracle *o = closure;
+    uint8_t *out = NULL;
+    size_t len = 0;
+
+    if (natsMsg_GetReply(msg) &&
+        oracle_answer(o, (const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                      &out, &len) == PK_OK)
+        natsConnection_Publish(nc, natsMsg_GetReply(msg), out, (int)len);
+    free(out);
+    natsMsg_Destroy(msg);
+}
+
+pk_status oracle_queries_start(oracle *o)
+{
+    natsStatus s = natsConnection_QueueSubscribe(&o->queries, o->bus->nc, PK_SUBJ_ORACLE_TRUST,
+                                                 "oracle", on_query, o);
+
+    return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, "subscribe to " PK_SUBJ_ORACLE_TRUST);
+}
+
+void oracle_queries_stop(oracle *o)
+{
+    if (o->queries) {
+        natsSubscription_Unsubscribe(o->queries);
+        natsSubscription_Destroy(o->queries);
+        o->queries = NULL;
+    }
+}
