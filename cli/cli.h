@@ -1,0 +1,74 @@
+/*
+ * pactum - the command-line tool for every action a person takes.
+ */
+#ifndef PK_CLI_H
+#define PK_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pk/bus.h"
+#include "pk/codec.h"
+
+/* Exit codes. */
+enum {
+    CLI_OK = 0,
+    CLI_FAIL = 1,     /* the request was refused or the answer is negative */
+    CLI_USAGE = 2,    /* bad command line */
+    CLI_IO = 3,       /* files, keys */
+    CLI_BUS = 4,      /* NATS unreachable, no responders, timeouts */
+};
+
+/* Global options, set before the command's own. */
+typedef struct cli_globals {
+    const char *server;    /* NATS URL */
+    const char *user;      /* NATS user */
+    const char *password;  /* NATS password */
+    bool json;             /* print JSON instead of text */
+    int64_t timeout_ms;    /* request timeout */
+} cli_globals;
+
+extern cli_globals cli;
+
+/* A tiny option scanner: --name value, --name=value, and positional words. */
+typedef struct cli_args {
+    int argc;              /* remaining arguments */
+    char **argv;           /* borrowed */
+    int i;                 /* next to read */
+} cli_args;
+
+/* If argv[i] is --name, consume it and its value into *val; returns 1 if
+ * matched, 0 if not, -1 if the value is missing. */
+int cli_opt(cli_args *a, const char *name, const char **val);
+/* If argv[i] is the flag --name, consume it and return true. */
+bool cli_flag(cli_args *a, const char *name);
+
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Connect to the bus (a few seconds of retries); NULL with a message on failure. */
+pk_bus *cli_connect(void);
+
+/* Request-reply; *reply is the caller's (natsMsg_Destroy). */
+int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t len,
+                natsMsg **reply);
+
+/* Print a JSON value to stdout and free it. */
+void cli_print_json(json_t *v);
+
+/* Commands. */
+int cmd_keygen(cli_args *a);
+int cmd_agent(cli_args *a);
+int cmd_pact(cli_args *a);
+int cmd_event(cli_args *a);
+int cmd_trust(cli_args *a);
+int cmd_health(cli_args *a);
+int cmd_metrics(cli_args *a);
+
+/* Trust report rendering (report.c). */
+json_t *cli_report_json(const Pactum__V1__TrustReport *r);
+void cli_report_print(const Pactum__V1__TrustReport *r);
+json_t *cli_verdict_json(const Pactum__V1__Verdict *v);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * Keys, agents and pacts: keygen, agent register, pact lint, pact register.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "pk/clock.h"
+#include "pk/pact.h"
+
+int cmd_keygen(cli_args *a)
+{
+    const char *out = NULL;
+    pk_keypair kp;
+    char hex[PK_PUBKEY_BYTES * 2 + 1];
+    int r;
+
+    while (a->i < a->argc) {
+        if ((r = cli_opt(a, "out", &out)) != 0) {
+            if (r < 0)
+                return cli_usage_error("--out needs a file name");
+        } else if (strcmp(a->argv[a->i], "-o") == 0 && a->i + 1 < a->argc) {
+            out = a->argv[a->i + 1];
+            a->i += 2;
+        } else {
+            return cli_usage_error("keygen: unexpected '%s'", a->argv[a->i]);
+        }
+    }
+    if (!out)
+        return cli_usage_error("keygen needs -o FILE");
+    if (pk_keypair_generate(&kp) != PK_OK)
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    if (pk_key_save(out, &kp) != PK_OK) {
+        pk_keypair_wipe(&kp);
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    }
+    pk_hex_encode(kp.pk, PK_PUBKEY_BYTES, hex);
+    pk_keypair_wipe(&kp);
+    if (cli.json) {
+        cli_print_json(json_pack("{s:s, s:s+, s:s}", "secret_key_file", out, "public_key_file",
+                                 out, ".pub", "public_key", hex));
+    } else {
+        printf("secret key  %s (mode 0600)\npublic key  %s.pub\n            %s\n", out, out, hex);
+    }
+    return CLI_OK;
+}
+
+/* Read a whole file (at most max bytes) into a new buffer. */
+static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    size_t n;
+
+    if (!f)
+        return cli_error(CLI_IO, "cannot read %s: %s", path, strerror(errno));
+    buf = malloc(max + 1);
+    if (!buf) {
+        fclose(f);
+        return cli_error(CLI_IO, "out of memory");
+    }
+    n = fread(buf, 1, max + 1, f);
+    fclose(f);
+    if (n > max) {
+        free(buf);
+        return cli_error(CLI_IO, "%s is larger than %zu bytes", path, max);
+    }
+    *out = buf;
+    *len = n;
+    return CLI_OK;
+}
+
+/* Send a signed registration; print the receipt. */
+static int submit(const uint8_t *env, size_t len)
+{
+    pk_bus *bus = cli_connect();
+    natsMsg *reply = NULL;
+    Pactum__V1__RegistryReceipt *rc = NULL;
+    int code;
+
+    if (!bus)
+        return CLI_BUS;
+    code = cli_request(bus, PK_SUBJ_REG_SUBMIT, env, len, &reply);
+    if (code != CLI_OK)
+        goto out;
+    rc = pactum__v1__registry_receipt__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                              (const uint8_t *)natsMsg_GetData(reply));
+    if (!rc) {
+        code = cli_error(CLI_BUS, "the registry answered with something that is not a receipt");
+        goto out;
+    }
+    if (cli.json) {
+        char hex[PK_HASH_BYTES * 2 + 1] = "";
+        if (rc->hash.len == PK_HASH_BYTES)
+            pk_hex_encode(rc->hash.data, PK_HASH_BYTES, hex);
+        cli_print_json(json_pack("{s:b, s:s, s:s, s:s, s:I, s:i, s:s}", "ok", rc->ok, "reason",
+                                 pk_reason_name(rc->reason), "message", rc->message, "id", rc->id,
+                                 "registry_seq", (json_int_t)rc->seq, "version", (int)rc->version,
+                                 "hash", hex));
+    } else if (rc->ok) {
+        printf("%s\n", rc->message);
+    } else {
+        fprintf(stderr, "pactum: refused (%s): %s\n", pk_reason_name(rc->reason), rc->message);
+    }
+    code = rc->ok ? CLI_OK : CLI_FAIL;
+out:
+    if (rc)
+        pactum__v1__registry_receipt__free_unpacked(rc, NULL);
+    natsMsg_Destroy(reply);
+    pk_bus_close(bus);
+    return code;
+}
+
+static int agent_register(cli_args *a)
+{
+    const char *id = NULL, *key = NULL, *owner = NULL, *name = "";
+    pk_keypair agent_kp, owner_kp;
+    Pactum__V1__AgentRegistration ar = PACTUM__V1__AGENT_REGISTRATION__INIT;
+    uint8_t *pop = NULL, *payload = NULL, *env = NULL, sig[PK_SIG_BYTES];
+    size_t poplen = 0, plen = 0, elen = 0;
+    int r, code = CLI_IO;
+
+    while (a->i < a->argc) {
+        if ((r = cli_opt(a, "id", &id)) || (r = cli_opt(a, "key", &key)) ||
+            (r = cli_opt(a, "owner-key", &owner)) || (r = cli_opt(a, "name", &name))) {
+            if (r < 0)
+                return cli_usage_error("%s needs a value", a->argv[a->i]);
+        } else {
+            return cli_usage_error("agent register: unexpected '%s'", a->argv[a->i]);
+        }
+    }
+    if (!id || !key || !owner)
+        return cli_usage_error("agent register needs --id, --key and --owner-key");
+    if (pk_id_check("agent id", id) != PK_OK)
+        return cli_usage_error("%s", pk_error_msg());
+    if (pk_key_load(key, &agent_kp) != PK_OK)
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    if (pk_key_load(owner, &owner_kp) != PK_OK) {
+        pk_keypair_wipe(&agent_kp);
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    }
+    if (pk_pop_message(id, owner_kp.pk, &pop, &poplen) != PK_OK)
+        goto out;
+    pk_sign(&agent_kp, pop, poplen, sig);
+    ar.agent_id = (char *)id;
+    ar.agent_key.data = agent_kp.pk;
+    ar.agent_key.len = PK_PUBKEY_BYTES;
+    ar.owner_key.data = owner_kp.pk;
+    ar.owner_key.len = PK_PUBKEY_BYTES;
+    ar.display_name = (char *)name;
+    ar.agent_pop.data = sig;
+    ar.agent_pop.len = PK_SIG_BYTES;
+    ar.ts_ms = pk_now_ms();
+    if (pk_pack(&ar.base, &payload, &plen) != PK_OK ||
+        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION, payload, plen, "",
+                         &owner_kp, &env, &elen) != PK_OK) {
+        code = cli_error(CLI_IO, "%s", pk_error_msg());
+        goto out;
+    }
+    code = submit(env, elen);
+out:
+    pk_keypair_wipe(&agent_kp);
+    pk_keypair_wipe(&owner_kp);
+    free(pop);
+    free(payload);
+    free(env);
+    return code;
+}
+
+int cmd_agent(cli_args *a)
+{
+    if (a->i < a->argc && strcmp(a->argv[a->i], "register") == 0) {
+        a->i++;
+        return agent_register(a);
+    }
+    return cli_usage_error("agent: expected 'register'");
+}
+
+static int pact_lint(cli_args *a)
+{
+    int code = CLI_OK;
+    json_t *all = cli.json ? json_array() : NULL;
+
+    if (a->i >= a->argc)
+        return cli_usage_error("pact lint needs at least one FILE");
+    for (; a->i < a->argc; a->i++) {
+        const char *path = a->argv[a->i];
+        uint8_t *doc = NULL;
+        size_t len = 0;
+        pk_lint lint = {0};
+        pk_pact *p = NULL;
+
+        if (read_file(path, PK_PACT_MAX_BYTES, &doc, &len) != CLI_OK) {
+            code = CLI_IO;
+            continue;
+        }
+        if (pk_pact_parse((const char *)doc, len, &p, &lint) == PK_OK) {
+            if (all)
+                json_array_append_new(all, json_pack("{s:s, s:b, s:s, s:i, s:[]}", "file", path,
+                                                     "ok", 1, "pact", p->id, "clauses",
+                                                     (int)p->n_clauses, "problems"));
+            else
+                printf("%s: ok (pact %s for agent %s, %zu clause%s)\n", path, p->id, p->agent,
+                       p->n_clauses, p->n_clauses == 1 ? "" : "s");
+        } else {
+            json_t *probs = json_array();
+            for (size_t i = 0; i < lint.n; i++) {
+                if (all)
+                    json_array_append_new(probs, json_string(lint.msgs[i]));
+                else
+                    fprintf(stderr, "%s: %s\n", path, lint.msgs[i]);
+            }
+            if (all)
+                json_array_append_new(all, json_pack("{s:s, s:b, s:o}", "file", path, "ok", 0,
+                                                     "problems", probs));
+            else {
+                json_decref(probs);
+                fprintf(stderr, "%s: %zu problem%s\n", path, lint.n, lint.n == 1 ? "" : "s");
+            }
+            if (code == CLI_OK)
+                code = CLI_FAIL;
+        }
+        pk_pact_free(p);
+        pk_lint_free(&lint);
+        free(doc);
+    }
+    if (all)
+        cli_print_json(all);
+    return code;
+}
+
+static int pact_register(cli_args *a)
+{
+    const char *key = NULL, *path = NULL;
+    pk_keypair kp;
+    Pactum__V1__PactRegistration pr = PACTUM__V1__PACT_REGISTRATION__INIT;
+    uint8_t *doc = NULL, *payload = NULL, *env = NULL;
+    size_t len = 0, plen = 0, elen = 0;
+    pk_lint lint = {0};
+    pk_pact *p = NULL;
+    int r, code;
+
+    while (a->i < a->argc) {
+        if ((r = cli_opt(a, "key", &key)) != 0) {
+            if (r < 0)
+                return cli_usage_error("--key needs a file");
+        } else if (!path && a->argv[a->i][0] != '-') {
+            path = a->argv[a->i++];
+        } else {
+            return cli_usage_error("pact register: unexpected '%s'", a->argv[a->i]);
+        }
+    }
+    if (!key || !path)
+        return cli_usage_error("pact register needs --key OWNER_KEY and a FILE");
+    if ((code = read_file(path, PK_PACT_MAX_BYTES, &doc, &len)) != CLI_OK)
+        return code;
+    if (pk_pact_parse((const char *)doc, len, &p, &lint) != PK_OK) {
+        for (size_t i = 0; i < lint.n; i++)
+            fprintf(stderr, "%s: %s\n", path, lint.msgs[i]);
+        code = cli_error(CLI_FAIL, "%s: not registered; fix the %zu problem%s above", path, lint.n,
+                         lint.n == 1 ? "" : "s");
+        goto out;
+    }
+    if (pk_key_load(key, &kp) != PK_OK) {
+        code = cli_error(CLI_IO, "%s", pk_error_msg());
+        goto out;
+    }
+    pr.pact_id = p->id;
+    pr.document.data = doc;
+    pr.document.len = len;
+    pr.ts_ms = pk_now_ms();
+    if (pk_pack(&pr.base, &payload, &plen) != PK_OK ||
+        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, payload, plen, "",
+                         &kp, &env, &elen) != PK_OK) {
+        pk_keypair_wipe(&kp);
+        code = cli_error(CLI_IO, "%s", pk_error_msg());
+        goto out;
+    }
+    pk_keypair_wipe(&kp);
+    code = submit(env, elen);
+out:
+    pk_pact_free(p);
+    pk_lint_free(&lint);
+    free(doc);
+    free(payload);
+    free(env);
+    return code;
+}
+
+int cmd_pact(cli_args *a)
+{
+    if (a->i < a->argc && strcmp(a->argv[a->i], "lint") == 0) {
+        a->i++;
+        return pact_lint(a);
+    }
+    if (a->i < a->argc && strcmp(a->argv[a->i], "register") == 0) {
+        a->i++;
+        return pact_register(a);
+    }
+    return cli_usage_error("pact: expected 'lint' or 'register'");
+}
