@@ -1,0 +1,496 @@
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pk/clock.h"
+
+const char *const h_service_names[H_SERVICES] = {"ingest", "evaluator", "scorer", "oracle"};
+
+int h_free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static bool port_open(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/*
+ * fork + exec with output to log and KEY=VALUE pairs added to the
+ * environment. The environment is built before fork: the child only calls
+ * async-signal-safe functions, since the parent has other threads.
+ */
+static pid_t spawn(const char *path, char *const argv[], const char *log,
+                   const char *const *env_pairs)
+{
+    extern char **environ;
+    size_t n_env = 0, n_pairs = 0, k = 0;
+    char **envp;
+    pid_t pid;
+    int fd;
+
+    while (environ[n_env])
+        n_env++;
+    while (env_pairs && env_pairs[n_pairs])
+        n_pairs++;
+    envp = calloc(n_env + n_pairs + 1, sizeof(*envp));
+    if (!envp)
+        return -1;
+    for (size_t i = 0; i < n_env; i++) {
+        bool overridden = false;
+        for (size_t j = 0; j < n_pairs; j++) {
+            size_t kl = strcspn(env_pairs[j], "=");
+            if (strncmp(environ[i], env_pairs[j], kl + 1) == 0)
+                overridden = true;
+        }
+        if (!overridden)
+            envp[k++] = environ[i];
+    }
+    for (size_t j = 0; j < n_pairs; j++)
+        envp[k++] = (char *)env_pairs[j];
+    envp[k] = NULL;
+    fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    pid = fork();
+    if (pid == 0) {
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(envp);
+    return pid;
+}
+
+int h_stop_pid(pid_t pid, int sig, int timeout_ms)
+{
+    int status = 0;
+    int64_t deadline = pk_mono_ms() + timeout_ms;
+
+    if (pid <= 0)
+        return -1;
+    kill(pid, sig);
+    while (pk_mono_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        pk_sleep_ms(20);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+bool h_start_service(h_env *h, int which, const char *const *extra)
+{
+    char path[512], log[512];
+    static _Thread_local char url_env[96], dir_env[320];
+    const char *env[32];
+    size_t n = 0;
+    char *argv[2];
+
+    snprintf(path, sizeof(path), "%s/services/%s/pactum-%s", PK_BUILD_DIR, h_service_names[which],
+             h_service_names[which]);
+    snprintf(log, sizeof(log), "%s/%s.log", h->dir, h_service_names[which]);
+    snprintf(url_env, sizeof(url_env), "PACTUM_NATS_URL=%s", h->url);
+    snprintf(dir_env, sizeof(dir_env), "PACTUM_DATA_DIR=%s/var", h->dir);
+    env[n++] = url_env;
+    env[n++] = dir_env;
+    env[n++] = "PACTUM_LMDB_MAP_MB=64";
+    for (size_t i = 0; extra && extra[i] && n < 30; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    argv[0] = path;
+    argv[1] = NULL;
+    h->svc_pid[which] = spawn(path, argv, log, env);
+    if (h->svc_pid[which] < 0)
+        return false;
+    return h_wait_healthy(h, h_service_names[which], 20000);
+}
+
+bool h_wait_healthy(h_env *h, const char *service, int timeout_ms)
+{
+    char subject[64];
+    int64_t deadline = pk_mono_ms() + timeout_ms;
+
+    snprintf(subject, sizeof(subject), PK_SUBJ_HEALTH, service);
+    while (pk_mono_ms() < deadline) {
+        natsMsg *reply = NULL;
+        if (natsConnection_Request(&reply, h->bus->nc, subject, "", 0, 500) == NATS_OK) {
+            bool ok = strstr(natsMsg_GetData(reply), "\"healthy\":true") != NULL;
+            natsMsg_Destroy(reply);
+            if (ok)
+                return true;
+        }
+        pk_sleep_ms(50);
+    }
+    return false;
+}
+
+bool h_start(h_env *h, bool with_services)
+{
+    char js[320], log[320], port[16];
+    pk_bus_opts bo = {0};
+    int64_t deadline;
+
+    memset(h, 0, sizeof(*h));
+    if (pk_crypto_init() != PK_OK)
+        return false;
+    snprintf(h->dir, sizeof(h->dir), "/tmp/pactum-test-XXXXXX");
+    if (!mkdtemp(h->dir))
+        return false;
+    snprintf(js, sizeof(js), "%s/js", h->dir);
+    snprintf(log, sizeof(log), "%s/nats.log", h->dir);
+    for (int attempt = 0; attempt < 5 && !h->nats_pid; attempt++) {
+        char *argv[] = {(char *)PK_NATS_SERVER, "-a", "127.0.0.1", "-p", port, "-js", "-sd", js,
+                        NULL};
+        h->port = h_free_port();
+        snprintf(port, sizeof(port), "%d", h->port);
+        snprintf(h->url, sizeof(h->url), "nats://127.0.0.1:%d", h->port);
+        h->nats_pid = spawn(PK_NATS_SERVER, argv, log, NULL);
+        deadline = pk_mono_ms() + 10000;
+        while (pk_mono_ms() < deadline && !port_open(h->port)) {
+            if (waitpid(h->nats_pid, NULL, WNOHANG) == h->nats_pid) {
+                h->nats_pid = 0; /* the port was taken meanwhile: try another */
+                break;
+            }
+            pk_sleep_ms(20);
+        }
+        if (h->nats_pid && !port_open(h->port)) {
+            h_stop_pid(h->nats_pid, SIGKILL, 1000);
+            h->nats_pid = 0;
+        }
+    }
+    if (!h->nats_pid)
+        return false;
+    bo.url = h->url;
+    bo.name = "pactum-test";
+    bo.send_asap = true;
+    bo.connect_wait_ms = 5000;
+    if (pk_bus_connect(&h->bus, &bo) != PK_OK)
+        return false;
+    if (with_services) {
+        for (int i = 0; i < H_SERVICES; i++) {
+            if (!h_start_service(h, i, NULL))
+                return false;
+        }
+    }
+    return true;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+int h_stop_services(h_env *h)
+{
+    int bad = 0;
+
+    for (int i = H_SERVICES - 1; i >= 0; i--) {
+        if (h->svc_pid[i] > 0 && h_stop_pid(h->svc_pid[i], SIGTERM, 15000) != 0) {
+            fprintf(stderr, "%s did not exit cleanly; see %s/%s.log\n", h_service_names[i],
+                    h->dir, h_service_names[i]);
+            bad++;
+        }
+        h->svc_pid[i] = 0;
+    }
+    return bad;
+}
+
+char *h_source_file(const char *relative)
+{
+    char path[1024];
+    FILE *f;
+    long len;
+    char *buf;
+
+    snprintf(path, sizeof(path), "%s/%s", PK_SOURCE_DIR, relative);
+    if (!(f = fopen(path, "rb")))
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    rewind(f);
+    buf = malloc((size_t)len + 1);
+    if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf)
+        buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+void h_stop(h_env *h)
+{
+    h_stop_services(h);
+    pk_bus_close(h->bus);
+    h->bus = NULL;
+    if (h->nats_pid > 0)
+        h_stop_pid(h->nats_pid, SIGTERM, 5000);
+    h->nats_pid = 0;
+    if (h->dir[0] && !getenv("PK_KEEP_TEST_DIR"))
+        nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void h_keypair(pk_keypair *kp, uint8_t seed_byte)
+{
+    uint8_t seed[PK_SEED_BYTES];
+
+    memset(seed, seed_byte, sizeof(seed));
+    if (pk_keypair_from_seed(kp, seed) != PK_OK)
+        abort();
+}
+
+Pactum__V1__RegistryReceipt *h_submit(h_env *h, const uint8_t *data, size_t len)
+{
+    natsMsg *reply = NULL;
+    Pactum__V1__RegistryReceipt *r;
+
+    if (natsConnection_Request(&reply, h->bus->nc, PK_SUBJ_REG_SUBMIT, data, (int)len, 10000) !=
+        NATS_OK)
+        return NULL;
+    r = pactum__v1__registry_receipt__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                             (const uint8_t *)natsMsg_GetData(reply));
+    natsMsg_Destroy(reply);
+    return r;
+}
+
+Pactum__V1__RegistryReceipt *h_register_agent(h_env *h, const char *id, const pk_keypair *agent,
+                                              const pk_keypair *owner)
+{
+    Pactum__V1__AgentRegistration ar = PACTUM__V1__AGENT_REGISTRATION__INIT;
+    uint8_t *pop = NULL, *payload = NULL, *env = NULL, sig[PK_SIG_BYTES];
+    size_t poplen, plen, elen;
+    Pactum__V1__RegistryReceipt *r = NULL;
+
+    if (pk_pop_message(id, owner->pk, &pop, &poplen) != PK_OK)
+        return NULL;
+    pk_sign(agent, pop, poplen, sig);
+    ar.agent_id = (char *)id;
+    ar.agent_key.data = (uint8_t *)agent->pk;
+    ar.agent_key.len = PK_PUBKEY_BYTES;
+    ar.owner_key.data = (uint8_t *)owner->pk;
+    ar.owner_key.len = PK_PUBKEY_BYTES;
+    ar.agent_pop.data = sig;
+    ar.agent_pop.len = PK_SIG_BYTES;
+    if (pk_pack(&ar.base, &payload, &plen) == PK_OK &&
+        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION, payload, plen, "",
+                         owner, &env, &elen) == PK_OK)
+        r = h_submit(h, env, elen);
+    free(pop);
+    free(payload);
+    free(env);
+    return r;
+}
+
+Pactum__V1__RegistryReceipt *h_register_pact(h_env *h, const pk_keypair *owner, const char *json)
+{
+    Pactum__V1__PactRegistration pr = PACTUM__V1__PACT_REGISTRATION__INIT;
+    uint8_t *payload = NULL, *env = NULL;
+    size_t plen, elen;
+    Pactum__V1__RegistryReceipt *r = NULL;
+    const char *id = strstr(json, "\"id\"");
+    char pact_id[PK_ID_MAX + 1] = "";
+
+    if (id)
+        sscanf(id, "\"id\"%*[ :]\"%64[^\"]\"", pact_id);
+    pr.pact_id = pact_id;
+    pr.document.data = (uint8_t *)json;
+    pr.document.len = strlen(json);
+    if (pk_pack(&pr.base, &payload, &plen) == PK_OK &&
+        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, payload, plen, "",
+                         owner, &env, &elen) == PK_OK)
+        r = h_submit(h, env, elen);
+    free(payload);
+    free(env);
+    return r;
+}
+
+void h_event_init(pk_event_msg *ev, const char *event_id, const char *agent, const char *kind,
+                  Pactum__V1__Metric *metric, Pactum__V1__Label *label)
+{
+    static Pactum__V1__Metric *mp[1];
+    static Pactum__V1__Label *lp[1];
+
+    pactum__v1__event__init(ev);
+    ev->event_id = (char *)event_id;
+    ev->agent_id = (char *)agent;
+    ev->ts_ms = pk_now_ms();
+    ev->kind = (char *)kind;
+    if (metric) {
+        mp[0] = metric;
+        ev->metrics = mp;
+        ev->n_metrics = 1;
+    }
+    if (label) {
+        lp[0] = label;
+        ev->labels = lp;
+        ev->n_labels = 1;
+    }
+}
+
+uint8_t *h_envelope(const char *signer, const pk_keypair *kp, pk_event_msg **evs, size_t n,
+                    size_t *len)
+{
+    Pactum__V1__EventBatch b = PACTUM__V1__EVENT_BATCH__INIT;
+    uint8_t *payload = NULL, *env = NULL;
+    size_t plen;
+
+    b.events = evs;
+    b.n_events = n;
+    if (pk_pack(&b.base, &payload, &plen) != PK_OK)
+        return NULL;
+    if (pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, payload, plen, signer, kp,
+                         &env, len) != PK_OK)
+        env = NULL;
+    free(payload);
+    return env;
+}
+
+bool h_publish(h_env *h, const char *subject, const uint8_t *data, size_t len)
+{
+    return pk_bus_publish_sync(h->bus, subject, data, len, NULL, false, 0, NULL, NULL) == PK_OK;
+}
+
+bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const char *prefix,
+                      int n, const char *kind, const char *metric, double value,
+                      const char *label, const char *label_value)
+{
+    char subject[128];
+
+    snprintf(subject, sizeof(subject), PK_SUBJ_RAW, agent);
+    for (int i = 0; i < n; i++) {
+        Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT;
+        Pactum__V1__Label l = PACTUM__V1__LABEL__INIT;
+        pk_event_msg ev, *evp = &ev;
+        char id[128];
+        uint8_t *env;
+        size_t len;
+        bool ok;
+
+        m.name = (char *)metric;
+        m.value = value;
+        l.name = (char *)label;
+        l.value = (char *)label_value;
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        h_event_init(&ev, id, agent, kind, metric ? &m : NULL, label ? &l : NULL);
+        env = h_envelope(agent, kp, &evp, 1, &len);
+        ok = env && h_publish(h, subject, env, len);
+        free(env);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+Pactum__V1__TrustReport *h_trust(h_env *h, const char *agent)
+{
+    Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    natsMsg *reply = NULL;
+    Pactum__V1__TrustReport *r = NULL;
+
+    q.agent_id = (char *)agent;
+    if (pk_pack(&q.base, &buf, &len) != PK_OK)
+        return NULL;
+    if (natsConnection_Request(&reply, h->bus->nc, PK_SUBJ_ORACLE_TRUST, buf, (int)len, 5000) ==
+        NATS_OK) {
+        r = pactum__v1__trust_report__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                             (const uint8_t *)natsMsg_GetData(reply));
+        natsMsg_Destroy(reply);
+    }
+    free(buf);
+    return r;
+}
+
+Pactum__V1__TrustReport *h_wait_tier(h_env *h, const char *agent, Pactum__V1__Tier tier,
+                                     int timeout_ms)
+{
+    int64_t deadline = pk_mono_ms() + timeout_ms;
+    Pactum__V1__TrustReport *r = NULL;
+
+    do {
+        if (r)
+            pactum__v1__trust_report__free_unpacked(r, NULL);
+        r = h_trust(h, agent);
+        if (r && r->state && r->state->tier == tier)
+            return r;
+        pk_sleep_ms(50);
+    } while (pk_mono_ms() < deadline);
+    return r;
+}
+
+long long h_metric(h_env *h, const char *service, const char *series)
+{
+    char subject[64];
+    natsMsg *reply = NULL;
+    long long v = -1;
+    size_t n = strlen(series);
+
+    snprintf(subject, sizeof(subject), PK_SUBJ_METRICS, service);
+    if (natsConnection_Request(&reply, h->bus->nc, subject, "", 0, 3000) != NATS_OK)
+        return -1;
+    for (const char *p = natsMsg_GetData(reply); p && *p;) {
+        const char *eol = strchr(p, '\n');
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+            v = strtoll(p + n + 1, NULL, 10);
+            break;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    natsMsg_Destroy(reply);
+    return v;
+}
+
+long long h_wait_metric(h_env *h, const char *service, const char *series, long long want,
+                        int timeout_ms)
+{
+    int64_t deadline = pk_mono_ms() + timeout_ms;
+    long long v;
+
+    do {
+        v = h_metric(h, service, series);
+        if (v >= want)
+            return v;
+        pk_sleep_ms(50);
+    } while (pk_mono_ms() < deadline);
+    return v;
+}

@@ -1,0 +1,97 @@
+/*
+ * Test harness: a real nats-server on a free loopback port with its own
+ * temporary store, the Pactum services as child processes, and client
+ * helpers that speak the wire protocol. Every wait is bounded in time.
+ */
+#ifndef PK_HARNESS_H
+#define PK_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pk/bus.h"
+#include "pk/codec.h"
+#include "pk/crypto.h"
+
+#define H_SERVICES 4
+
+typedef struct h_env {
+    char dir[256];                 /* temporary folder: js/, var/, logs */
+    int port;                      /* nats-server port on 127.0.0.1 */
+    char url[64];                  /* nats://127.0.0.1:<port> */
+    pid_t nats_pid;                /* nats-server */
+    pid_t svc_pid[H_SERVICES];     /* ingest, evaluator, scorer, oracle (0 = not running) */
+    pk_bus *bus;                   /* client connection */
+} h_env;
+
+extern const char *const h_service_names[H_SERVICES];
+
+/* A free TCP port on 127.0.0.1. */
+int h_free_port(void);
+
+/* Start nats-server (and the services when with_services); returns false on failure. */
+bool h_start(h_env *h, bool with_services);
+
+/* Stop everything by PID (SIGTERM, then SIGKILL after a bound) and remove the folder. */
+void h_stop(h_env *h);
+
+/* Stop the services with SIGTERM; returns how many did not exit with status 0. */
+int h_stop_services(h_env *h);
+
+/* Read a file of the source tree (e.g. "examples/pacts/support-bot.json"); caller frees. */
+char *h_source_file(const char *relative);
+
+/* Start one service (index into h_service_names) with extra KEY=VALUE environment. */
+bool h_start_service(h_env *h, int which, const char *const *extra_env);
+
+/* Send sig to a process and wait at most timeout_ms; returns its exit status, or -1. */
+int h_stop_pid(pid_t pid, int sig, int timeout_ms);
+
+/* Wait until a service answers its health check. */
+bool h_wait_healthy(h_env *h, const char *service, int timeout_ms);
+
+/* A deterministic keypair from one seed byte. */
+void h_keypair(pk_keypair *kp, uint8_t seed_byte);
+
+/* Register an agent; returns the receipt (caller frees) or NULL on transport failure. */
+Pactum__V1__RegistryReceipt *h_register_agent(h_env *h, const char *id, const pk_keypair *agent,
+                                              const pk_keypair *owner);
+
+/* Register a pact document signed by owner. */
+Pactum__V1__RegistryReceipt *h_register_pact(h_env *h, const pk_keypair *owner, const char *json);
+
+/* Send raw bytes as a registration request and decode the receipt. */
+Pactum__V1__RegistryReceipt *h_submit(h_env *h, const uint8_t *data, size_t len);
+
+/* A self-reported event of agent with one metric and one label (either may be NULL). */
+void h_event_init(pk_event_msg *ev, const char *event_id, const char *agent, const char *kind,
+                  Pactum__V1__Metric *metric, Pactum__V1__Label *label);
+
+/* Sign events as signer into an envelope; caller frees the result. */
+uint8_t *h_envelope(const char *signer, const pk_keypair *kp, pk_event_msg **evs, size_t n,
+                    size_t *len);
+
+/* Publish bytes on a subject through JetStream (waits for the stream's ack). */
+bool h_publish(h_env *h, const char *subject, const uint8_t *data, size_t len);
+
+/* Publish n events with ids <prefix>-<i>, one per envelope, metric name=value, label name=value. */
+bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const char *prefix,
+                      int n, const char *kind, const char *metric, double value,
+                      const char *label, const char *label_value);
+
+/* Ask the oracle; caller frees with pactum__v1__trust_report__free_unpacked. */
+Pactum__V1__TrustReport *h_trust(h_env *h, const char *agent);
+
+/* Poll the oracle until the agent's tier is tier; returns the last report (caller frees). */
+Pactum__V1__TrustReport *h_wait_tier(h_env *h, const char *agent, Pactum__V1__Tier tier,
+                                     int timeout_ms);
+
+/* Value of a metric line "name{labels}" from a service, or -1. */
+long long h_metric(h_env *h, const char *service, const char *series);
+
+/* Poll a metric until it reaches at least want; returns the last value. */
+long long h_wait_metric(h_env *h, const char *service, const char *series, long long want,
+                        int timeout_ms);
+
+#endif

@@ -1,0 +1,291 @@
+/* The pact language: valid pacts, a corpus of broken ones, predicates. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pk/pact.h"
+
+static pk_pact *parse_ok(const char *json)
+{
+    pk_lint l = {0};
+    pk_pact *p = NULL;
+    pk_status st = pk_pact_parse(json, strlen(json), &p, &l);
+
+    cr_assert_eq(st, PK_OK, "%s", l.n ? l.msgs[0] : pk_error_msg());
+    cr_assert_eq(l.n, 0);
+    pk_lint_free(&l);
+    return p;
+}
+
+#define HEAD "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot\",\"clauses\":["
+#define TAIL "]}"
+#define OBJ(extra)                                                                                \
+    HEAD "{\"id\":\"c\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","      \
+         "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"5m\",\"op\":\"<=\","    \
+         "\"threshold\":2000" extra "}" TAIL
+
+Test(pact, every_example_pact_passes_lint)
+{
+    char dir[512];
+    DIR *d;
+    struct dirent *e;
+    int n = 0;
+
+    snprintf(dir, sizeof(dir), "%s/examples/pacts", PK_SOURCE_DIR);
+    d = opendir(dir);
+    cr_assert(d != NULL);
+    while ((e = readdir(d))) {
+        char path[1024], *buf;
+        FILE *f;
+        long len;
+        if (!strstr(e->d_name, ".json"))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        f = fopen(path, "rb");
+        cr_assert(f != NULL);
+        fseek(f, 0, SEEK_END);
+        len = ftell(f);
+        rewind(f);
+        buf = malloc((size_t)len + 1);
+        cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+        buf[len] = '\0';
+        fclose(f);
+        pk_pact_free(parse_ok(buf));
+        free(buf);
+        n++;
+    }
+    closedir(d);
+    cr_assert_geq(n, 1, "no example pacts found");
+}
+
+Test(pact, objective_fields_are_compiled)
+{
+    pk_pact *p = parse_ok(OBJ(",\"min_samples\":5,\"sources\":{\"self\":0.25,\"evaluator\":1}"));
+    const pk_clause *c = pk_pact_clause(p, "c");
+
+    cr_assert_not_null(c);
+    cr_assert_eq(c->kind, PK_CLAUSE_OBJECTIVE);
+    cr_assert_eq(c->aggregate, PK_AGG_MEAN);
+    cr_assert_eq(c->op, PK_OP_LE);
+    cr_assert_eq(c->window_ms, 300000);
+    cr_assert_eq(c->min_samples, 5);
+    cr_assert_float_eq(c->weight[PACTUM__V1__SOURCE__SOURCE_SELF], 0.25, 1e-12);
+    cr_assert_float_eq(c->weight[PACTUM__V1__SOURCE__SOURCE_PEER], 0, 1e-12,
+                       "sources not listed do not count");
+    cr_assert_eq(c->consequence, PK_CONSEQ_DEMOTE, "high severity demotes by default");
+    pk_pact_free(p);
+}
+
+Test(pact, forbidden_defaults_and_event_windows)
+{
+    pk_pact *p = parse_ok(HEAD "{\"id\":\"f\",\"promise\":\"no pii\",\"severity\":\"critical\","
+                               "\"kind\":\"forbidden\",\"match\":{\"field\":\"labels.pii\","
+                               "\"eq\":\"leaked\"}},"
+                               "{\"id\":\"g\",\"promise\":\"few errors\",\"severity\":\"low\","
+                               "\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":"
+                               "\"error\"},\"max_count\":3,\"window\":{\"events\":100}}" TAIL);
+
+    cr_assert_eq(p->clauses[0].consequence, PK_CONSEQ_CONTAIN);
+    cr_assert_eq(p->clauses[0].max_count, 0);
+    cr_assert_eq(p->clauses[0].window_ms, 86400000, "violations are counted per day by default");
+    cr_assert_eq(p->clauses[1].window_events, 100);
+    cr_assert_eq(p->clauses[1].max_count, 3);
+    pk_pact_free(p);
+}
+
+/* Each broken document and a phrase its lint message must contain. */
+static const struct {
+    const char *doc;
+    const char *expect;
+} corpus[] = {
+    {"not json", "not valid JSON"},
+    {"[1,2]", "expected a JSON object"},
+    {"{\"pactum\":2,\"id\":\"p\",\"agent\":\"a\",\"clauses\":[]}", "pactum: expected language version 1"},
+    {"{\"pactum\":1,\"agent\":\"a\",\"clauses\":[]}", "id: required field is missing"},
+    {"{\"pactum\":1,\"id\":\"p.q\",\"agent\":\"a\",\"clauses\":[]}", "id: id 'p.q' has '.'"},
+    {"{\"pactum\":1,\"id\":\"p\",\"agent\":\"a\",\"clauses\":{}}", "clauses: expected an array"},
+    {"{\"pactum\":1,\"id\":\"p\",\"agent\":\"a\",\"clauses\":[],\"extra\":1}", "extra: unknown field"},
+    {OBJ(""), NULL}, /* sanity: the template itself is valid */
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"urgent\",\"kind\":\"objective\"}" TAIL,
+     "clauses[0].severity: expected one of info, low, medium, high, critical, got 'urgent'"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"wish\"}" TAIL,
+     "clauses[0].kind: expected one of objective, forbidden, got 'wish'"},
+    {HEAD "{\"id\":\"c\",\"severity\":\"low\",\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\","
+          "\"eq\":\"x\"}}" TAIL,
+     "clauses[0].promise: required field is missing"},
+    {OBJ(",\"window\":\"1 hour\""), "window"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+          "\"metric\":\"m\",\"aggregate\":\"mean\",\"window\":\"1 hour\",\"op\":\"<=\","
+          "\"threshold\":1}" TAIL,
+     "clauses[0].window: expected a duration like 1h or 500ms, got '1 hour'"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+          "\"metric\":\"m\",\"aggregate\":\"p95\",\"window\":\"1h\",\"op\":\"<=\","
+          "\"threshold\":1}" TAIL,
+     "clauses[0].aggregate: expected one of count, sum, mean, min, max, rate, got 'p95'"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+          "\"metric\":\"m\",\"aggregate\":\"mean\",\"window\":\"1h\",\"op\":\"=<\","
+          "\"threshold\":1}" TAIL,
+     "clauses[0].op: expected one of <, <=, >, >=, ==, !=, got '=<'"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+          "\"metric\":\"m\",\"aggregate\":\"mean\",\"window\":\"1h\",\"op\":\"<\","
+          "\"threshold\":\"fast\"}" TAIL,
+     "clauses[0].threshold: expected a number, got a string"},
+    {OBJ(",\"min_samples\":0"), "clauses[0].min_samples: expected a whole number from 1"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+          "\"metric\":\"m\",\"aggregate\":\"mean\",\"window\":{\"events\":10},\"op\":\"<\","
+          "\"threshold\":1,\"min_samples\":20}" TAIL,
+     "min_samples: 20 can never be reached in a window of 10 events"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+          "\"metric\":\"err\",\"aggregate\":\"rate\",\"window\":\"1h\",\"op\":\"<\","
+          "\"threshold\":5}" TAIL,
+     "a rate is a fraction from 0 to 1"},
+    {OBJ(",\"windw\":\"1h\""), "clauses[0].windw: unknown field"},
+    {OBJ(",\"sources\":{\"self\":2}"), "clauses[0].sources.self: expected a weight from 0 to 1"},
+    {OBJ(",\"sources\":{\"bots\":1}"), "clauses[0].sources.bots: expected one of self, peer"},
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\"}" TAIL,
+     "clauses[0].match: required field is missing"},
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+          "\"match\":{\"field\":\"color\",\"eq\":\"red\"}}" TAIL,
+     "clauses[0].match.field: expected an event field"},
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+          "\"match\":{\"field\":\"kind\",\"gt\":3}}" TAIL,
+     "clauses[0].match.gt: ordering needs a numeric field"},
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+          "\"match\":{\"field\":\"amount\",\"eq\":\"ten\"}}" TAIL,
+     "clauses[0].match.eq: 'amount' is a numeric field, so expected a number"},
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+          "\"match\":{\"any\":[]}}" TAIL,
+     "clauses[0].match.any: expected a non-empty array"},
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+          "\"match\":{\"field\":\"kind\",\"eq\":\"a\",\"ne\":\"b\"}}" TAIL,
+     "expected exactly one comparison"},
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+          "\"match\":{\"field\":\"kind\",\"eq\":\"a\"},\"max_count\":2}" TAIL,
+     "clauses[0].window: required field is missing"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+          "\"match\":{\"field\":\"kind\",\"eq\":\"a\"}},{\"id\":\"c\",\"promise\":\"y\","
+          "\"severity\":\"low\",\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"b\"}"
+          "}" TAIL,
+     "clauses[1].id: 'c' is already the id of clauses[0]"},
+};
+
+Test(pact, broken_pacts_are_refused_with_the_field_path)
+{
+    for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
+        pk_lint l = {0};
+        pk_pact *p = NULL;
+        pk_status st = pk_pact_parse(corpus[i].doc, strlen(corpus[i].doc), &p, &l);
+        bool found = false;
+
+        if (!corpus[i].expect) {
+            cr_assert_eq(st, PK_OK, "case %zu: %s", i, l.n ? l.msgs[0] : "");
+            pk_pact_free(p);
+            continue;
+        }
+        cr_assert_neq(st, PK_OK, "case %zu was accepted: %s", i, corpus[i].doc);
+        cr_assert_null(p);
+        for (size_t k = 0; k < l.n; k++)
+            found |= strstr(l.msgs[k], corpus[i].expect) != NULL;
+        cr_assert(found, "case %zu: no message contains \"%s\"; first was \"%s\"", i,
+                  corpus[i].expect, l.n ? l.msgs[0] : "(none)");
+        pk_lint_free(&l);
+    }
+}
+
+Test(pact, several_problems_are_reported_in_one_run)
+{
+    const char *doc = HEAD "{\"id\":\"c\",\"promise\":\"\",\"severity\":\"urgent\","
+                           "\"kind\":\"objective\",\"metric\":\"m\",\"aggregate\":\"avg\","
+                           "\"window\":\"soon\",\"op\":\"<\",\"threshold\":1}" TAIL;
+    pk_lint l = {0};
+    pk_pact *p = NULL;
+
+    cr_assert_neq(pk_pact_parse(doc, strlen(doc), &p, &l), PK_OK);
+    cr_assert_geq(l.n, 4, "got %zu messages", l.n);
+    pk_lint_free(&l);
+}
+
+/* --- predicates -------------------------------------------------------------- */
+
+static pk_pred *pred(const char *json)
+{
+    char doc[2048];
+    pk_pact *p;
+    pk_pred *m;
+
+    snprintf(doc, sizeof(doc),
+             HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+                  "\"match\":%s}" TAIL,
+             json);
+    p = parse_ok(doc);
+    m = p->clauses[0].match;
+    p->clauses[0].match = NULL; /* keep the predicate, drop the pact */
+    pk_pact_free(p);
+    return m;
+}
+
+static pk_event_msg ev;
+static Pactum__V1__Metric met = PACTUM__V1__METRIC__INIT, *metp[1] = {&met};
+static Pactum__V1__Label lab = PACTUM__V1__LABEL__INIT, *labp[1] = {&lab};
+
+static void event_init(void)
+{
+    pactum__v1__event__init(&ev);
+    ev.event_id = "e";
+    ev.agent_id = "bot";
+    ev.kind = "tool_call";
+    ev.tool = "shell.exec";
+    ev.amount = 25;
+    ev.source = PACTUM__V1__SOURCE__SOURCE_SELF;
+    met.name = "tokens";
+    met.value = 900;
+    ev.metrics = metp;
+    ev.n_metrics = 1;
+    lab.name = "pii";
+    lab.value = "none";
+    ev.labels = labp;
+    ev.n_labels = 1;
+}
+
+TestSuite(predicate, .init = event_init);
+
+static bool holds(const char *json)
+{
+    pk_pred *p = pred(json);
+    bool r = pk_pred_eval(p, &ev);
+
+    pk_pred_free(p);
+    return r;
+}
+
+Test(predicate, comparisons)
+{
+    cr_assert(holds("{\"field\":\"kind\",\"eq\":\"tool_call\"}"));
+    cr_assert_not(holds("{\"field\":\"kind\",\"eq\":\"reply\"}"));
+    cr_assert(holds("{\"field\":\"kind\",\"ne\":\"reply\"}"));
+    cr_assert(holds("{\"field\":\"tool\",\"prefix\":\"shell.\"}"));
+    cr_assert_not(holds("{\"field\":\"tool\",\"prefix\":\"kb.\"}"));
+    cr_assert(holds("{\"field\":\"amount\",\"ge\":25}"));
+    cr_assert_not(holds("{\"field\":\"amount\",\"gt\":25}"));
+    cr_assert(holds("{\"field\":\"metrics.tokens\",\"lt\":1000}"));
+    cr_assert_not(holds("{\"field\":\"metrics.latency_ms\",\"lt\":1000}"),
+                  "a missing metric satisfies no comparison");
+    cr_assert(holds("{\"field\":\"labels.pii\",\"in\":[\"none\",\"masked\"]}"));
+    cr_assert(holds("{\"field\":\"source\",\"eq\":\"self\"}"));
+}
+
+Test(predicate, presence_and_logic)
+{
+    cr_assert(holds("{\"field\":\"labels.pii\",\"exists\":true}"));
+    cr_assert(holds("{\"field\":\"labels.tone\",\"exists\":false}"));
+    cr_assert(holds("{\"field\":\"resource\",\"exists\":false}"), "empty strings are absent");
+    cr_assert(holds("{\"all\":[{\"field\":\"kind\",\"eq\":\"tool_call\"},"
+                    "{\"field\":\"tool\",\"prefix\":\"shell\"}]}"));
+    cr_assert_not(holds("{\"all\":[{\"field\":\"kind\",\"eq\":\"tool_call\"},"
+                        "{\"field\":\"tool\",\"prefix\":\"kb\"}]}"));
+    cr_assert(holds("{\"any\":[{\"field\":\"kind\",\"eq\":\"reply\"},"
+                    "{\"field\":\"amount\",\"gt\":10}]}"));
+    cr_assert(holds("{\"not\":{\"field\":\"kind\",\"eq\":\"reply\"}}"));
+}
