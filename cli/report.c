@@ -135,11 +135,10 @@ static void clock_of(int64_t ms, char *buf, size_t len)
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
 
-    if (ms <= 0) {
+    if (ms <= 0 || !gmtime_r(&t, &tm)) {
         snprintf(buf, len, "-");
         return;
     }
-    gmtime_r(&t, &tm);
     snprintf(buf, len, "%04d-%02d-%02d %02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }

@@ -9,8 +9,7 @@
 #include "pk/log.h"
 
 #define STATE_SLOTS 1024  /* clause states cached per batch (power of two) */
-#define SEQ_SLOTS 512     /* agent verdict sequences cached per batch (power of two) */
-#define MAX_PACTS 16      /* pacts per agent evaluated */
+#define MAX_PACTS PK_PACTS_PER_AGENT_MAX
 #define KEY_MAX (3 * (PK_ID_MAX + 1))
 
 void evaluator_metrics_init(evaluator *e)
@@ -55,17 +54,34 @@ static uint32_t hash_str(const char *s, uint32_t h)
     return h;
 }
 
-/* The compiled pact (id, version), loading it from the registry copy if needed. */
-static pact_slot *pact_get(eval_worker *w, MDB_txn *txn, const char *id, uint32_t version)
+#define PACT_PROBES (2 * MAX_PACTS) /* slots looked at for one (id, version) */
+
+/*
+ * The compiled pact (id, version), loading it from the registry copy if
+ * needed. Slots in pinned (already handed out for the current event) are
+ * never evicted.
+ */
+static pact_slot *pact_get(eval_worker *w, MDB_txn *txn, const char *id, uint32_t version,
+                           pact_slot *const *pinned, size_t n_pinned)
 {
     uint32_t h = hash_str(id, 2166136261u) ^ (version * 2654435761u);
-    pact_slot *s = &w->cache[h % PACT_CACHE_SLOTS];
+    pact_slot *victim = NULL;
     Pactum__V1__PactRecord *rec = NULL;
     pk_lint lint = {0};
     pk_pact *pact = NULL;
 
-    if (s->pact && s->version == version && strcmp(s->id, id) == 0)
-        return s;
+    for (uint32_t k = 0; k < PACT_PROBES; k++) {
+        pact_slot *s = &w->cache[(h + k) % PACT_CACHE_SLOTS];
+        bool is_pinned = false;
+        if (s->pact && s->version == version && strcmp(s->id, id) == 0)
+            return s;
+        for (size_t i = 0; i < n_pinned; i++)
+            is_pinned |= pinned[i] == s;
+        if (!is_pinned && (!victim || (victim->pact && !s->pact)))
+            victim = s;
+    }
+    if (!victim)
+        return NULL; /* cannot happen: fewer pins than probes */
     if (pk_registry_pact(w->ev->reg, txn, id, version, 0, &rec, NULL) != PK_OK)
         return NULL;
     if (pk_pact_parse((const char *)rec->document.data, rec->document.len, &pact, &lint) !=
@@ -76,15 +92,15 @@ static pact_slot *pact_get(eval_worker *w, MDB_txn *txn, const char *id, uint32_
         pactum__v1__pact_record__free_unpacked(rec, NULL);
         return NULL;
     }
-    pk_pact_free(s->pact);
-    snprintf(s->id, sizeof(s->id), "%s", id);
-    s->version = version;
-    memset(s->hash, 0, sizeof(s->hash));
-    if (rec->hash.len == sizeof(s->hash))
-        memcpy(s->hash, rec->hash.data, sizeof(s->hash));
-    s->pact = pact;
+    pk_pact_free(victim->pact);
+    snprintf(victim->id, sizeof(victim->id), "%s", id);
+    victim->version = version;
+    memset(victim->hash, 0, sizeof(victim->hash));
+    if (rec->hash.len == sizeof(victim->hash))
+        memcpy(victim->hash, rec->hash.data, sizeof(victim->hash));
+    victim->pact = pact;
     pactum__v1__pact_record__free_unpacked(rec, NULL);
-    return s;
+    return victim;
 }
 
 /* Pacts in force for agent at registry position registry_seq. */
@@ -102,7 +118,7 @@ static size_t pacts_in_force(eval_worker *w, MDB_txn *txn, const char *agent, ui
         if (pk_registry_pact_version(w->ev->reg, txn, ids[i], registry_seq, &version, NULL) !=
             PK_OK)
             continue; /* registered after this event was accepted */
-        if ((s = pact_get(w, txn, ids[i], version)) && strcmp(s->pact->agent, agent) == 0)
+        if ((s = pact_get(w, txn, ids[i], version, out, n)) && strcmp(s->pact->agent, agent) == 0)
             out[n++] = s;
     }
     pk_registry_ids_free(ids, n_ids);
@@ -116,9 +132,7 @@ void evaluator_worker_free(eval_worker *w)
         w->cache[i].pact = NULL;
     }
     free(w->states);
-    free(w->seqs);
     w->states = NULL;
-    w->seqs = NULL;
 }
 
 /* --- per-batch caches ----------------------------------------------------------- */
@@ -129,19 +143,12 @@ typedef struct state_entry {
     pk_clause_state st;      /* the state */
 } state_entry;
 
-typedef struct seq_entry {
-    char agent[PK_ID_MAX + 1]; /* "" when free */
-    uint64_t vseq;             /* last verdict sequence */
-} seq_entry;
-
 typedef struct batch {
     pk_pworker *pw;          /* the partition worker */
     eval_worker *w;          /* its evaluator data */
     MDB_txn *txn;
     state_entry *states;     /* STATE_SLOTS */
     size_t n_states;
-    seq_entry *seqs;         /* SEQ_SLOTS */
-    size_t n_seqs;
 } batch;
 
 static pk_status flush_states(batch *b)
@@ -156,23 +163,6 @@ static pk_status flush_states(batch *b)
         e->klen = 0;
     }
     b->n_states = 0;
-    return PK_OK;
-}
-
-static pk_status flush_seqs(batch *b)
-{
-    for (size_t i = 0; i < SEQ_SLOTS; i++) {
-        seq_entry *e = &b->seqs[i];
-        uint8_t v[8];
-        if (!e->agent[0])
-            continue;
-        pk_be64_put(v, e->vseq);
-        pk_status st = pk_put(b->txn, b->w->ev->agent_seq, e->agent, strlen(e->agent), v, 8, 0);
-        if (st != PK_OK)
-            return st;
-        e->agent[0] = '\0';
-    }
-    b->n_seqs = 0;
     return PK_OK;
 }
 
@@ -225,37 +215,6 @@ static pk_status state_get(batch *b, const char *agent, const char *pact, const 
             }
         }
         if ((st = flush_states(b)) != PK_OK)
-            return st;
-    }
-}
-
-static pk_status seq_get(batch *b, const char *agent, uint64_t **out)
-{
-    uint32_t h = hash_str(agent, 2166136261u);
-    MDB_val v;
-    pk_status st;
-
-    for (;;) {
-        for (size_t probe = 0; probe < SEQ_SLOTS; probe++) {
-            seq_entry *e = &b->seqs[(h + probe) & (SEQ_SLOTS - 1)];
-            if (e->agent[0] && strcmp(e->agent, agent) == 0) {
-                *out = &e->vseq;
-                return PK_OK;
-            }
-            if (!e->agent[0]) {
-                if (b->n_seqs >= SEQ_SLOTS * 3 / 4)
-                    break;
-                snprintf(e->agent, sizeof(e->agent), "%s", agent);
-                b->n_seqs++;
-                st = pk_get(b->txn, b->w->ev->agent_seq, agent, strlen(agent), &v);
-                if (st != PK_OK && st != PK_ENOTFOUND)
-                    return st;
-                e->vseq = (st == PK_OK && v.mv_size == 8) ? pk_be64_get(v.mv_data) : 0;
-                *out = &e->vseq;
-                return PK_OK;
-            }
-        }
-        if ((st = flush_seqs(b)) != PK_OK)
             return st;
     }
 }
@@ -367,7 +326,7 @@ static pk_status judge_event(batch *b, const pk_event_msg *ev, uint64_t seq)
     eval_worker *w = b->w;
     pact_slot *pacts[MAX_PACTS];
     size_t n = pacts_in_force(w, b->txn, ev->agent_id, ev->registry_seq, pacts);
-    uint64_t *vseq = NULL;
+    uint32_t ordinal = 0;
     pk_status st;
 
     if (n == 0) {
@@ -388,9 +347,11 @@ static pk_status judge_event(batch *b, const pk_event_msg *ev, uint64_t seq)
             pk_clause_judge(c, s, ev, seq, (uint32_t)w->ev->cfg->report_every, &j);
             if (!j.relevant || !j.verdict_due)
                 continue;
-            if (!vseq && (st = seq_get(b, ev->agent_id, &vseq)) != PK_OK)
-                return st;
-            if ((st = publish_verdict(b, pacts[i], c, s, &j, ev, seq, ++*vseq)) != PK_OK)
+            /* The verdict sequence comes from the event's place in its
+             * partition: increasing per agent, the same on every instance and
+             * on every retry, so the scorer can drop repeats by number. */
+            if ((st = publish_verdict(b, pacts[i], c, s, &j, ev, seq,
+                                      (seq << PK_VSEQ_SHIFT) | ordinal++)) != PK_OK)
                 return st;
         }
     }
@@ -410,14 +371,11 @@ pk_status evaluator_process(pk_pworker *pw, natsMsgList *list)
 
     if (!w->states)
         w->states = calloc(STATE_SLOTS, sizeof(*w->states));
-    if (!w->seqs)
-        w->seqs = calloc(SEQ_SLOTS, sizeof(*w->seqs));
-    if (!events || !seqv || !w->states || !w->seqs) {
+    if (!events || !seqv || !w->states) {
         st = PK_ERR(PK_ENOMEM, "cannot allocate batch");
         goto retry;
     }
     b.states = w->states;
-    b.seqs = w->seqs;
     /* Decode first: the registry copy must reach every event's registry
      * position before a write transaction is opened. */
     for (int i = 0; i < list->Count; i++) {
@@ -428,9 +386,10 @@ pk_status evaluator_process(pk_pworker *pw, natsMsgList *list)
         if (events[i] && events[i]->registry_seq > max_reg)
             max_reg = events[i]->registry_seq;
     }
-    if (max_reg > pk_registry_seq(e->reg) && pk_registry_sync(e->reg, max_reg) != PK_OK)
-        PK_WARN("registry copy cannot reach #%llu: %s", (unsigned long long)max_reg,
-                pk_error_msg());
+    /* Judging an event by an older pact than the one in force would be
+     * wrong and final: if the copy cannot catch up, do not judge yet. */
+    if (max_reg > pk_registry_seq(e->reg) && (st = pk_registry_sync(e->reg, max_reg)) != PK_OK)
+        goto retry;
     if ((st = pk_txn_begin(e->store, true, &b.txn)) != PK_OK)
         goto retry;
     snprintf(applied_key, sizeof(applied_key), "events_p%u", pw->partition);
@@ -462,7 +421,7 @@ pk_status evaluator_process(pk_pworker *pw, natsMsgList *list)
         if (seqv[i] > applied)
             applied = seqv[i];
     }
-    if ((st = flush_states(&b)) != PK_OK || (st = flush_seqs(&b)) != PK_OK ||
+    if ((st = flush_states(&b)) != PK_OK ||
         (st = pk_put_u64(b.txn, e->meta, applied_key, applied)) != PK_OK)
         goto retry;
     if ((st = pk_bus_publish_wait(pw->bus, 10000)) != PK_OK)
@@ -478,13 +437,7 @@ retry:
     pk_txn_abort(b.txn);
     if (w->states)
         memset(w->states, 0, STATE_SLOTS * sizeof(*w->states));
-    if (w->seqs)
-        memset(w->seqs, 0, SEQ_SLOTS * sizeof(*w->seqs));
     pk_metric_add(&e->m[EM_BATCH_RETRIES], 1);
-    if (st != PK_ESTORE_FULL) {
-        for (int i = 0; i < list->Count; i++)
-            natsMsg_NakWithDelay(list->Msgs[i], 500, NULL);
-    }
 out:
     for (int i = 0; events && i < list->Count; i++) {
         if (events[i])

@@ -54,6 +54,9 @@ typedef struct pact_slot {
 
 #define PACT_CACHE_SLOTS 256
 
+/* Verdict sequence: PACTUM_EVENTS sequence << PK_VSEQ_SHIFT | ordinal within the event. */
+#define PK_VSEQ_SHIFT 10
+
 typedef struct evaluator evaluator;
 
 /* Per-partition data of a worker (pk_pworker.ctx). */
@@ -61,7 +64,6 @@ typedef struct eval_worker {
     evaluator *ev;                     /* the service */
     pact_slot cache[PACT_CACHE_SLOTS]; /* compiled pacts */
     struct state_entry *states;        /* per-batch clause state cache, owned */
-    struct seq_entry *seqs;            /* per-batch verdict sequence cache, owned */
 } eval_worker;
 
 struct evaluator {
@@ -72,7 +74,6 @@ struct evaluator {
     pk_registry *reg;             /* registry copy */
     uint32_t partitions;          /* partitions of the streams */
     MDB_dbi states;               /* agent \0 pact \0 clause -> pk_clause_state */
-    MDB_dbi agent_seq;            /* agent -> be64 last verdict sequence */
     MDB_dbi meta;                 /* "events_p<N>" -> last PACTUM_EVENTS sequence applied */
     pk_pworkers workers;          /* one per owned partition */
     eval_worker *ctx;             /* their data */

@@ -54,7 +54,6 @@ int main(int argc, char **argv)
         goto out;
     }
     if (pk_store_dbi(ev.store, "states", 0, &ev.states) != PK_OK ||
-        pk_store_dbi(ev.store, "agent_seq", 0, &ev.agent_seq) != PK_OK ||
         pk_store_dbi(ev.store, "meta", 0, &ev.meta) != PK_OK ||
         pk_registry_open(&ev.reg, ev.store, ev.bus) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());

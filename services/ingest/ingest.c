@@ -129,12 +129,13 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
                               pk_event_msg *ev, const Pactum__V1__AgentRecord *signer,
                               uint64_t registry_seq)
 {
-    uint8_t key[PK_ID_MAX + PK_EVENT_ID_MAX + 2], val[16], tkey[8 + sizeof(key)];
+    uint8_t key[PK_ID_MAX + PK_EVENT_ID_MAX + 2], val[20], tkey[8 + sizeof(key)];
     char subject[160], msg_id[PK_ID_MAX + PK_EVENT_ID_MAX + 2];
     size_t klen;
     uint8_t *buf = NULL;
     size_t blen = 0;
     MDB_val seen;
+    char *reporter;
     pk_status st;
 
     if (pk_event_check(ev) != PK_OK)
@@ -175,8 +176,11 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
     klen = dedup_key(key, ev->agent_id, ev->event_id);
     st = pk_get(txn, in->dedup, key, klen, &seen);
     if (st == PK_OK) {
-        if (seen.mv_size == 16 && pk_be64_get(seen.mv_data) == e->seq) {
-            pk_metric_add(&in->m[M_REDELIVERED], 1); /* accepted on an earlier delivery */
+        /* The same envelope and position: accepted on an earlier delivery of
+         * this message. Anything else is a second copy of the event. */
+        if (seen.mv_size == 20 && pk_be64_get(seen.mv_data) == e->seq &&
+            pk_be32_get((const uint8_t *)seen.mv_data + 16) == (uint32_t)idx) {
+            pk_metric_add(&in->m[M_REDELIVERED], 1);
             return PK_OK;
         }
         return reject(in, e, idx, PACTUM__V1__REASON__REASON_DUPLICATE, ev->agent_id,
@@ -191,6 +195,7 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
         *p = (char)tolower((unsigned char)*p);
     for (char *p = ev->currency; *p; p++)
         *p = (char)toupper((unsigned char)*p);
+    reporter = ev->reporter_id; /* whatever the reporter wrote there is replaced */
     ev->reporter_id = (char *)e->signer;
     ev->received_ms = e->received_ms;
     ev->accepted_ms = pk_now_ms();
@@ -198,7 +203,7 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
     ev->raw_seq = e->seq;
     ev->partition = pk_partition_of(ev->agent_id, in->partitions);
     st = pk_pack(&ev->base, &buf, &blen);
-    ev->reporter_id = NULL; /* borrowed: do not let free_unpacked touch it */
+    ev->reporter_id = reporter; /* give free_unpacked back what it allocated */
     if (st != PK_OK)
         return st;
     snprintf(subject, sizeof(subject), PK_SUBJ_EVENTS, ev->partition, ev->agent_id);
@@ -209,7 +214,8 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
         return st;
     pk_be64_put(val, e->seq);
     pk_be64_put(val + 8, (uint64_t)ev->ts_ms);
-    if ((st = pk_put(txn, in->dedup, key, klen, val, 16, 0)) != PK_OK)
+    pk_be32_put(val + 16, (uint32_t)idx);
+    if ((st = pk_put(txn, in->dedup, key, klen, val, 20, 0)) != PK_OK)
         return st;
     pk_be64_put(tkey, (uint64_t)ev->ts_ms);
     memcpy(tkey + 8, key, klen);
@@ -297,8 +303,9 @@ done:
     return st;
 }
 
-pk_status ingest_process(ingest *in, natsMsgList *list)
+pk_status ingest_process(void *ctx, natsMsgList *list)
 {
+    ingest *in = ctx;
     MDB_txn *txn = NULL;
     uint64_t registry_seq;
     pk_status st;
@@ -317,8 +324,10 @@ pk_status ingest_process(ingest *in, natsMsgList *list)
         }
         pk_txn_abort(txn);
         txn = NULL;
-        if (missing && pk_registry_refresh(in->reg, 100) != PK_OK)
-            PK_WARN("registry sync: %s", pk_error_msg());
+        /* Refusing a signer that is registered would be wrong and final: if
+         * the copy cannot be brought up to date, do not judge the batch yet. */
+        if (missing && (st = pk_registry_refresh(in->reg, 100)) != PK_OK)
+            return st;
     }
     registry_seq = pk_registry_seq(in->reg);
     if ((st = pk_txn_begin(in->store, true, &txn)) != PK_OK)
@@ -358,10 +367,6 @@ pk_status ingest_process(ingest *in, natsMsgList *list)
 retry:
     pk_txn_abort(txn);
     pk_metric_add(&in->m[M_BATCH_RETRIES], 1);
-    if (st != PK_ESTORE_FULL) {
-        for (int i = 0; i < list->Count; i++)
-            natsMsg_NakWithDelay(list->Msgs[i], 500, NULL);
-    }
     return st;
 }
 

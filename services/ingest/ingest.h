@@ -59,11 +59,12 @@ void ingest_metrics_init(ingest *in);
 void ingest_count_reject(ingest *in, Pactum__V1__Reason reason);
 
 /*
- * Process one fetched batch of raw envelopes: publish accepted events and
- * rejections, record event ids, then ack. On a bus or store failure nothing is
- * acked (the batch is redelivered) and the status is returned.
+ * Process one fetched batch of raw envelopes (ctx: the ingest): publish
+ * accepted events and rejections, record event ids, then ack. On a bus or
+ * store failure nothing is acked and the status is returned; the caller
+ * retries the same batch (pk_batch_until_done).
  */
-pk_status ingest_process(ingest *in, natsMsgList *batch);
+pk_status ingest_process(void *ctx, natsMsgList *batch);
 
 /* Drop dedup entries too old to matter (events that old are refused anyway). */
 pk_status ingest_prune(ingest *in, int64_t now_ms);

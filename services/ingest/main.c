@@ -11,6 +11,7 @@
 #include "ingest.h"
 #include "pk/clock.h"
 #include "pk/log.h"
+#include "pk/workers.h"
 
 static const pk_cfg_opt options[] = {
     PK_COMMON_OPTS(ingest_cfg),
@@ -57,8 +58,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (pk_registry_watch(in.reg) != PK_OK || pk_registry_sync(in.reg, 0) != PK_OK ||
-        pk_consumer_open(&in.raw, in.bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192) !=
-            PK_OK ||
+        pk_consumer_open(&in.raw, in.bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192,
+                         30000) != PK_OK ||
         registrar_start(&in) != PK_OK || pk_service_ops_start(&in.svc) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_BUS;
@@ -87,16 +88,13 @@ int main(int argc, char **argv)
             pk_sleep_ms(200);
             continue;
         }
-        st = ingest_process(&in, &list);
+        st = pk_batch_until_done(ingest_process, &in, &list, "ingest");
         natsMsgList_Destroy(&list);
         if (st == PK_ESTORE_FULL) {
             PK_ERROR("%s; stopped consuming", pk_error_msg());
             pk_service_set_health(&in.svc, false, pk_error_msg());
             while (!pk_shutdown)
                 pk_sleep_ms(200);
-        } else if (st != PK_OK) {
-            PK_WARN("batch left for redelivery: %s", pk_error_msg());
-            pk_sleep_ms(100);
         }
     }
     PK_INFO("shutting down");

@@ -150,7 +150,9 @@ static void register_agent(submit_ctx *c, const pk_signed_msg *env)
     st = pk_registry_agent(in->reg, txn, ar->agent_id, &existing, &existing_seq);
     pk_txn_abort(txn);
     if (st == PK_OK) {
-        if (pk_bytes_equal(existing->agent_key.data, ar->agent_key.data, PK_PUBKEY_BYTES) &&
+        if (existing->agent_key.len == PK_PUBKEY_BYTES &&
+            existing->owner_key.len == PK_PUBKEY_BYTES &&
+            pk_bytes_equal(existing->agent_key.data, ar->agent_key.data, PK_PUBKEY_BYTES) &&
             pk_bytes_equal(existing->owner_key.data, ar->owner_key.data, PK_PUBKEY_BYTES)) {
             c->receipt.seq = existing_seq;
             accepted(c, "agent %s is already registered with these keys", ar->agent_id);
@@ -243,6 +245,21 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
     st = pk_registry_agent(in->reg, txn, pact->agent, &agent, NULL);
     if (st == PK_OK)
         st = pk_registry_pact(in->reg, txn, pact->id, 0, 0, &latest, &latest_seq);
+    if (st == PK_ENOTFOUND && agent) {
+        char **ids = NULL;
+        size_t n_ids = 0;
+        if (pk_registry_agent_pacts(in->reg, txn, pact->agent, &ids, &n_ids) == PK_OK &&
+            n_ids >= PK_PACTS_PER_AGENT_MAX) {
+            pk_registry_ids_free(ids, n_ids);
+            pk_txn_abort(txn);
+            refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+                   "agent %s is already bound by %d pacts, the most allowed; add the clauses "
+                   "to one of them instead",
+                   pact->agent, PK_PACTS_PER_AGENT_MAX);
+            goto done;
+        }
+        pk_registry_ids_free(ids, n_ids);
+    }
     pk_txn_abort(txn);
     if (!agent) {
         refuse(c, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT,

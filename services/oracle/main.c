@@ -59,7 +59,7 @@ int main(int argc, char **argv)
     }
     if (pk_registry_watch(o.reg) != PK_OK || pk_registry_sync(o.reg, 0) != PK_OK ||
         pk_consumer_open(&o.trust, o.bus, PK_STREAM_TRUST, NULL, "pactum.trust.*", applied + 1,
-                         1024) != PK_OK ||
+                         1024, 30000) != PK_OK ||
         oracle_queries_start(&o) != PK_OK || pk_service_ops_start(&o.svc) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_BUS;

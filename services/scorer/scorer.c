@@ -107,7 +107,8 @@ static pk_status publish_change(pk_pworker *w, MDB_txn *txn, pk_trust *t,
     int64_t now = pk_now_ms();
     pk_status st;
 
-    t->change_seq++;
+    /* One change per verdict, numbered by it: the same on every replay. */
+    t->change_seq = v->vseq;
     pk_trust_to_msg(t, &state, &storage);
     ch.agent_id = t->agent_id;
     ch.change_seq = t->change_seq;
@@ -220,10 +221,6 @@ pk_status scorer_process(pk_pworker *w, natsMsgList *list)
 retry:
     pk_txn_abort(txn);
     pk_metric_add(&s->m[SM_BATCH_RETRIES], 1);
-    if (st != PK_ESTORE_FULL) {
-        for (int i = 0; i < list->Count; i++)
-            natsMsg_NakWithDelay(list->Msgs[i], 500, NULL);
-    }
 out:
     for (size_t i = 0; i < tc.n; i++)
         free(tc.t[i]);

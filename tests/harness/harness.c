@@ -223,9 +223,17 @@ int h_stop_services(h_env *h)
     int bad = 0;
 
     for (int i = H_SERVICES - 1; i >= 0; i--) {
-        if (h->svc_pid[i] > 0 && h_stop_pid(h->svc_pid[i], SIGTERM, 15000) != 0) {
-            fprintf(stderr, "%s did not exit cleanly; see %s/%s.log\n", h_service_names[i],
-                    h->dir, h_service_names[i]);
+        int status;
+        if (h->svc_pid[i] <= 0)
+            continue;
+        status = h_stop_pid(h->svc_pid[i], SIGTERM, 15000);
+        if (status != 0) {
+            char cmd[600];
+            fprintf(stderr, "%s did not exit cleanly (status %d%s); the end of its log:\n",
+                    h_service_names[i], status, status < 0 ? ", killed after 15 s" : "");
+            snprintf(cmd, sizeof(cmd), "tail -n 30 %s/%s.log >&2", h->dir, h_service_names[i]);
+            if (system(cmd) != 0)
+                fprintf(stderr, "(no log)\n");
             bad++;
         }
         h->svc_pid[i] = 0;

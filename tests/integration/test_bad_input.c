@@ -94,12 +94,12 @@ Test(bad_input, each_bad_input_gets_its_reason_and_good_events_still_count)
         {"pactum_ingest_rejected_total{reason=\"unknown_signer\"}", 1},
         {"pactum_ingest_rejected_total{reason=\"subject_mismatch\"}", 1},
         {"pactum_ingest_rejected_total{reason=\"invalid_field\"}", 3},
-        {"pactum_ingest_rejected_total{reason=\"duplicate\"}", 1},
+        {"pactum_ingest_rejected_total{reason=\"duplicate\"}", 2},
         {"pactum_ingest_rejected_total{reason=\"too_old\"}", 1},
         {"pactum_ingest_rejected_total{reason=\"too_new\"}", 1},
         {"pactum_ingest_rejected_total{reason=\"unknown_agent\"}", 1},
         {"pactum_ingest_rejected_total{reason=\"unsupported_version\"}", 1},
-        {"pactum_ingest_events_accepted_total", 7},
+        {"pactum_ingest_events_accepted_total", 8},
     };
     pk_event_msg ev;
     uint8_t *env, *buf;
@@ -203,6 +203,19 @@ Test(bad_input, each_bad_input_gets_its_reason_and_good_events_still_count)
         free(e2);
     }
 
+    /* one envelope holding the same event id twice: the second is a duplicate;
+     * a reporter_id written by the reporter is replaced by the signer */
+    {
+        pk_event_msg evs[2], *evp[2] = {&evs[0], &evs[1]};
+        h_event_init(&evs[0], "twice", "bot-a", "reply", NULL, NULL);
+        h_event_init(&evs[1], "twice", "bot-a", "reply", NULL, NULL);
+        evs[0].reporter_id = "someone-else";
+        env = h_envelope("bot-a", &ka, evp, 2, &len);
+        send("pactum.raw.bot-a", env, len);
+        sent++;
+        free(env);
+    }
+
     /* a signed batch of three whose middle event is bad: the other two count */
     {
         pk_event_msg evs[3], *evp[3] = {&evs[0], &evs[1], &evs[2]};
@@ -239,16 +252,16 @@ Test(bad_input, each_bad_input_gets_its_reason_and_good_events_still_count)
         got++;
         pactum__v1__rejection__free_unpacked(rej, NULL);
         natsMsg_Destroy(m);
-        if (got == 15)
+        if (got == 16)
             break;
     }
-    cr_assert_eq(got, 15, "15 refusals, 15 records");
-    cr_assert_eq(counts[PACTUM__V1__REASON__REASON_DUPLICATE], 1);
+    cr_assert_eq(got, 16, "16 refusals, 16 records");
+    cr_assert_eq(counts[PACTUM__V1__REASON__REASON_DUPLICATE], 2);
     cr_assert_eq(counts[PACTUM__V1__REASON__REASON_INVALID_FIELD], 3);
 
     /* the good events went on: the evaluator saw exactly them, and the error
      * event of the batch was judged a violation of bot-a's pact */
-    cr_assert_eq(h_wait_metric(&h, "evaluator", "pactum_evaluator_events_total", 7, 20000), 7);
+    cr_assert_eq(h_wait_metric(&h, "evaluator", "pactum_evaluator_events_total", 8, 20000), 8);
     {
         Pactum__V1__TrustReport *r = h_wait_tier(&h, "bot-a", PACTUM__V1__TIER__TIER_WATCH, 1000);
         int64_t deadline = pk_mono_ms() + 20000;

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "harness.h"
+#include "pk/clock.h"
+#include "pk/pact.h"
 
 static h_env h;
 static pk_keypair agent, owner, stranger;
@@ -191,4 +193,56 @@ Test(loop, registrations_are_idempotent_versioned_and_owner_signed)
     cr_assert(strstr(r2->message, "clauses") != NULL, "%s", r2->message);
     pactum__v1__registry_receipt__free_unpacked(r2, NULL);
     pactum__v1__registry_receipt__free_unpacked(r, NULL);
+}
+
+Test(loop, every_pact_binding_an_agent_is_judged)
+{
+    char doc[1024], id[32];
+    Pactum__V1__RegistryReceipt *r = h_register_agent(&h, "multi", &agent, &owner);
+    Pactum__V1__TrustReport *rep;
+    int64_t deadline;
+
+    cr_assert(r && r->ok);
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    /* eight pacts, each forbidding its own kind of event */
+    for (int i = 0; i < PK_PACTS_PER_AGENT_MAX + 1; i++) {
+        snprintf(id, sizeof(id), "multi-%d", i);
+        snprintf(doc, sizeof(doc),
+                 "{\"pactum\":1,\"id\":\"%s\",\"agent\":\"multi\",\"clauses\":[{\"id\":"
+                 "\"c\",\"promise\":\"never %s\",\"severity\":\"low\",\"kind\":"
+                 "\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"bad-%d\"}}]}",
+                 id, id, i);
+        r = h_register_pact(&h, &owner, doc);
+        cr_assert_not_null(r);
+        if (i < PK_PACTS_PER_AGENT_MAX)
+            cr_assert(r->ok, "pact %d: %s", i, r->message);
+        else
+            cr_assert_eq(r->reason, PACTUM__V1__REASON__REASON_CONFLICT,
+                         "a ninth pact is refused, not silently ignored");
+        pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    }
+    /* one event breaking each of the eight pacts */
+    for (int i = 0; i < PK_PACTS_PER_AGENT_MAX; i++) {
+        char kind[16], prefix[16];
+        snprintf(kind, sizeof(kind), "bad-%d", i);
+        snprintf(prefix, sizeof(prefix), "e%d", i);
+        cr_assert(h_publish_events(&h, "multi", &agent, prefix, 1, kind, NULL, 0, NULL, NULL));
+    }
+    deadline = pk_mono_ms() + 30000;
+    for (;;) {
+        rep = h_trust(&h, "multi");
+        cr_assert_not_null(rep);
+        if ((rep->state && rep->state->n_violations == 1 &&
+             rep->state->violations[0]->count == PK_PACTS_PER_AGENT_MAX) ||
+            pk_mono_ms() > deadline)
+            break;
+        pactum__v1__trust_report__free_unpacked(rep, NULL);
+        pk_sleep_ms(100);
+    }
+    cr_assert_eq(rep->state->n_violations, 1);
+    cr_assert_eq(rep->state->violations[0]->count, PK_PACTS_PER_AGENT_MAX,
+                 "a violation of each pact");
+    cr_assert_eq(rep->state->n_clauses, PK_PACTS_PER_AGENT_MAX);
+    cr_assert_eq(rep->n_pacts, PK_PACTS_PER_AGENT_MAX);
+    pactum__v1__trust_report__free_unpacked(rep, NULL);
 }

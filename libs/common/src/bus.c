@@ -229,7 +229,7 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
 
 /* --- Consumers -------------------------------------------------------------- */
 
-static pk_status consumer_bind(pk_consumer *c, int max_ack_pending)
+static pk_status consumer_bind(pk_consumer *c)
 {
     jsSubOptions so;
     jsErrCode jerr = 0;
@@ -244,13 +244,18 @@ static pk_status consumer_bind(pk_consumer *c, int max_ack_pending)
         jsConsumerConfig_Init(&cc);
         cc.Durable = c->durable;
         cc.AckPolicy = js_AckExplicit;
-        cc.AckWait = 30LL * 1000000000;
-        cc.MaxAckPending = max_ack_pending;
+        cc.AckWait = c->ack_wait_ms * 1000000;
+        cc.MaxAckPending = c->max_ack_pending;
         cc.MaxWaiting = 64;
         cc.FilterSubject = c->filter;
         cc.DeliverPolicy = js_DeliverAll;
         s = js_AddConsumer(&ci, c->bus->js, c->stream, &cc, NULL, &jerr);
-        if (s != NATS_OK && jerr != JSConsumerNameExistErr && jerr != JSConsumerExistingActiveErr)
+        if (s != NATS_OK && (jerr == JSConsumerNameExistErr || jerr == JSConsumerExistingActiveErr)) {
+            /* it exists with other limits: bring them to ours (position is kept) */
+            jerr = 0;
+            s = js_UpdateConsumer(&ci, c->bus->js, c->stream, &cc, NULL, &jerr);
+        }
+        if (s != NATS_OK)
             return pk_nats_err(s, jerr, c->durable);
         jsConsumerInfo_Destroy(ci);
         so.Consumer = c->durable;
@@ -261,7 +266,8 @@ static pk_status consumer_bind(pk_consumer *c, int max_ack_pending)
         so.Config.DeliverPolicy = c->start_seq > 1 ? js_DeliverByStartSequence : js_DeliverAll;
         so.Config.OptStartSeq = c->start_seq > 1 ? c->start_seq : 0;
         so.Config.InactiveThreshold = 60LL * 1000000000;
-        so.Config.MaxAckPending = max_ack_pending;
+        so.Config.MaxAckPending = c->max_ack_pending;
+        so.Config.AckWait = c->ack_wait_ms * 1000000;
         s = js_PullSubscribe(&c->sub, c->bus->js, c->filter, NULL, NULL, &so, &jerr);
     }
     if (s != NATS_OK)
@@ -270,7 +276,8 @@ static pk_status consumer_bind(pk_consumer *c, int max_ack_pending)
 }
 
 pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, const char *durable,
-                           const char *filter, uint64_t start_seq, int max_ack_pending)
+                           const char *filter, uint64_t start_seq, int max_ack_pending,
+                           int64_t ack_wait_ms)
 {
     memset(c, 0, sizeof(*c));
     c->bus = bus;
@@ -279,7 +286,15 @@ pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, cons
     snprintf(c->filter, sizeof(c->filter), "%s", filter);
     c->start_seq = start_seq;
     c->ack = durable != NULL;
-    return consumer_bind(c, max_ack_pending);
+    c->max_ack_pending = max_ack_pending;
+    c->ack_wait_ms = ack_wait_ms;
+    return consumer_bind(c);
+}
+
+void pk_msgs_in_progress(natsMsgList *list)
+{
+    for (int i = 0; i < list->Count; i++)
+        natsMsg_InProgress(list->Msgs[i], NULL);
 }
 
 void pk_consumer_close(pk_consumer *c)
@@ -300,7 +315,7 @@ pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_
     list->Msgs = NULL;
     list->Count = 0;
     if (!c->sub) {
-        pk_status st = consumer_bind(c, 4096);
+        pk_status st = consumer_bind(c);
         if (st != PK_OK)
             return st;
     }

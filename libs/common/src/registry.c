@@ -96,10 +96,7 @@ static size_t pact_key(uint8_t *buf, const char *id, uint32_t version)
 
     memcpy(buf, id, n);
     buf[n] = 0;
-    buf[n + 1] = (uint8_t)(version >> 24);
-    buf[n + 2] = (uint8_t)(version >> 16);
-    buf[n + 3] = (uint8_t)(version >> 8);
-    buf[n + 4] = (uint8_t)version;
+    pk_be32_put(buf + n + 1, version);
     return n + 5;
 }
 
@@ -116,8 +113,13 @@ pk_status pk_registry_apply(pk_registry *r, MDB_txn *txn, const uint8_t *data, s
     }
     if (rec->record_case == PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT) {
         const char *id = rec->agent->agent_id;
-        if (pk_id_check("agent id", id) == PK_OK)
+        if (pk_id_check("agent id", id) == PK_OK &&
+            rec->agent->agent_key.len == PK_PUBKEY_BYTES &&
+            (rec->agent->owner_key.len == PK_PUBKEY_BYTES || rec->agent->owner_key.len == 0))
             st = put_record(txn, r->agents, id, strlen(id), &rec->agent->base, seq);
+        else
+            PK_WARN("registry record #%llu: agent record with a bad id or key; skipped",
+                    (unsigned long long)seq);
     } else if (rec->record_case == PACTUM__V1__REGISTRY_RECORD__RECORD_PACT) {
         Pactum__V1__PactRecord *p = rec->pact;
         uint8_t key[PK_ID_MAX + 8];
@@ -341,8 +343,7 @@ pk_status pk_registry_pact_version(pk_registry *r, MDB_txn *txn, const char *pac
         return pk_store_err(rc, "registry cursor");
     st = seek_in_force(r, cur, pact_id, max_seq, &k, &v);
     if (st == PK_OK) {
-        const uint8_t *kb = (const uint8_t *)k.mv_data + k.mv_size - 4;
-        *version = (uint32_t)kb[0] << 24 | (uint32_t)kb[1] << 16 | (uint32_t)kb[2] << 8 | kb[3];
+        *version = pk_be32_get((const uint8_t *)k.mv_data + k.mv_size - 4);
         if (seq)
             *seq = pk_be64_get(v.mv_data);
     }

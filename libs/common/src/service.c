@@ -1,6 +1,7 @@
 #include "pk/service.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,22 +121,34 @@ int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_st
     return PK_EXIT_OK;
 }
 
+static pthread_mutex_t detail_lock = PTHREAD_MUTEX_INITIALIZER; /* guards pk_service.detail */
+
 void pk_service_set_health(pk_service *svc, bool healthy, const char *detail)
 {
+    pthread_mutex_lock(&detail_lock);
     snprintf(svc->detail, sizeof(svc->detail), "%s", detail ? detail : "");
     atomic_store(&svc->healthy, healthy);
+    pthread_mutex_unlock(&detail_lock);
 }
 
 static void on_health(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     pk_service *svc = closure;
     bool bus_ok = atomic_load(&svc->bus->connected);
-    bool ok = atomic_load(&svc->healthy) && bus_ok;
-    json_t *doc = json_pack("{s:s, s:s, s:b, s:b, s:s, s:I}", "service", svc->name, "instance",
-                            svc->instance, "healthy", ok, "bus_connected", bus_ok, "detail",
-                            ok ? "" : (bus_ok ? svc->detail : "NATS connection lost"),
-                            "uptime_ms", (json_int_t)(pk_now_ms() - svc->started_ms));
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    bool ok;
+    char detail[sizeof(svc->detail)];
+    json_t *doc;
+    char *text;
+
+    pthread_mutex_lock(&detail_lock);
+    ok = atomic_load(&svc->healthy) && bus_ok;
+    snprintf(detail, sizeof(detail), "%s", svc->detail);
+    pthread_mutex_unlock(&detail_lock);
+    doc = json_pack("{s:s, s:s, s:b, s:b, s:s, s:I}", "service", svc->name, "instance",
+                    svc->instance, "healthy", ok, "bus_connected", bus_ok, "detail",
+                    ok ? "" : (bus_ok ? detail : "NATS connection lost"), "uptime_ms",
+                    (json_int_t)(pk_now_ms() - svc->started_ms));
+    text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 
     if (text && natsMsg_GetReply(msg))
         natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
@@ -206,13 +219,23 @@ pk_status pk_reject_publish(pk_bus *bus, const char *service, const pk_rejection
     size_t len = 0;
     pk_status st;
 
+    /* Whatever the input held, the record stays small: ids and the sentence
+     * are cut, so a refusal can always be stored. */
+    char message[512], subject[160], signer[PK_ID_MAX + 1], agent[PK_ID_MAX + 1],
+        event[PK_EVENT_ID_MAX + 1];
+
+    snprintf(message, sizeof(message), "%s", r->message ? r->message : "");
+    snprintf(subject, sizeof(subject), "%s", r->subject ? r->subject : "");
+    snprintf(signer, sizeof(signer), "%s", r->signer_id ? r->signer_id : "");
+    snprintf(agent, sizeof(agent), "%s", r->agent_id ? r->agent_id : "");
+    snprintf(event, sizeof(event), "%s", r->event_id ? r->event_id : "");
     rej.reason = r->reason;
-    rej.message = (char *)(r->message ? r->message : "");
+    rej.message = message;
     rej.service = (char *)service;
-    rej.subject = (char *)(r->subject ? r->subject : "");
-    rej.signer_id = (char *)(r->signer_id ? r->signer_id : "");
-    rej.agent_id = (char *)(r->agent_id ? r->agent_id : "");
-    rej.event_id = (char *)(r->event_id ? r->event_id : "");
+    rej.subject = subject;
+    rej.signer_id = signer;
+    rej.agent_id = agent;
+    rej.event_id = event;
     rej.source_seq = r->source_seq;
     rej.at_ms = pk_now_ms();
     rej.excerpt.data = (uint8_t *)r->data;

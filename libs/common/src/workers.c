@@ -70,18 +70,54 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
         snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
         snprintf(filter, sizeof(filter), "%s.%u.*", g->subject, p);
         if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
-            (st = pk_consumer_open(&w->consumer, w->bus, g->stream, durable, filter, 0, 8192)) !=
-                PK_OK)
-            return PK_ERR(st, "partition %u: %s", p, pk_error_msg());
+            (st = pk_consumer_open(&w->consumer, w->bus, g->stream, durable, filter, 0, g->batch,
+                                   10000)) != PK_OK) {
+            char why[512];
+            snprintf(why, sizeof(why), "%s", pk_error_msg());
+            return PK_ERR(st, "partition %u: %s", p, why);
+        }
     }
     return PK_OK;
+}
+
+/*
+ * Process a batch until it succeeds. A failed batch is retried in place, in
+ * the same order, never nak'ed: the per-partition state assumes order, and
+ * the consumer (max ack pending = batch) delivers nothing newer meanwhile.
+ * Returns PK_OK, PK_ESTORE_FULL, or PK_ESHUTDOWN (left unacknowledged).
+ */
+pk_status pk_batch_until_done(pk_status (*fn)(void *ctx, natsMsgList *list), void *ctx,
+                              natsMsgList *list, const char *what)
+{
+    int64_t backoff = 100;
+    pk_status st;
+
+    while ((st = fn(ctx, list)) != PK_OK && st != PK_ESTORE_FULL) {
+        PK_WARN("%s: batch of %d not applied, retrying: %s", what, list->Count, pk_error_msg());
+        for (int64_t slept = 0; slept < backoff && !pk_shutdown; slept += 100)
+            pk_sleep_ms(100);
+        if (pk_shutdown)
+            return PK_ESHUTDOWN;
+        pk_msgs_in_progress(list);
+        backoff = backoff < 3200 ? backoff * 2 : 5000;
+    }
+    return st;
+}
+
+static pk_status call_process(void *ctx, natsMsgList *list)
+{
+    pk_pworker *w = ctx;
+
+    return w->group->process(w, list);
 }
 
 static void *worker_main(void *arg)
 {
     pk_pworker *w = arg;
     pk_pworkers *g = w->group;
+    char what[64];
 
+    snprintf(what, sizeof(what), "%s partition %u", g->prefix, w->partition);
     while (!pk_shutdown) {
         natsMsgList list;
         pk_status st = pk_consumer_fetch(&w->consumer, &list, g->batch, 500);
@@ -89,21 +125,17 @@ static void *worker_main(void *arg)
         if (st == PK_ETIMEOUT)
             continue;
         if (st != PK_OK) {
-            PK_WARN("partition %u: %s", w->partition, pk_error_msg());
+            PK_WARN("%s: %s", what, pk_error_msg());
             pk_sleep_ms(200);
             continue;
         }
-        st = g->process(w, &list);
+        st = pk_batch_until_done(call_process, w, &list, what);
         natsMsgList_Destroy(&list);
         if (st == PK_ESTORE_FULL) {
-            PK_ERROR("partition %u: %s; stopped consuming", w->partition, pk_error_msg());
+            PK_ERROR("%s: %s; stopped consuming", what, pk_error_msg());
             pk_service_set_health(g->svc, false, pk_error_msg());
             while (!pk_shutdown)
                 pk_sleep_ms(200);
-        } else if (st != PK_OK) {
-            PK_WARN("partition %u: batch left for redelivery: %s", w->partition,
-                    pk_error_msg());
-            pk_sleep_ms(100);
         }
     }
     return NULL;

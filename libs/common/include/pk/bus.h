@@ -86,12 +86,24 @@ typedef struct pk_consumer {
     char filter[128];         /* subject filter */
     uint64_t start_seq;       /* ephemeral: first stream sequence wanted */
     bool ack;                 /* explicit acks (false: AckNone, ephemeral only) */
+    int max_ack_pending;      /* messages delivered but not yet acknowledged, at most */
+    int64_t ack_wait_ms;      /* redelivery after this long without an ack */
     natsSubscription *sub;    /* bound pull subscription */
 } pk_consumer;
 
-/* Create (or bind to) the consumer. c is caller-owned; pk_consumer_close it. */
+/*
+ * Create (or bind to, updating its limits) the consumer. c is caller-owned;
+ * pk_consumer_close it. A consumer whose state depends on message order must
+ * use max_ack_pending equal to its batch size: then the server cannot hand
+ * out newer messages while older ones are unacknowledged (after a crash, or
+ * while a batch is being retried), and redeliveries always come first.
+ */
 pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, const char *durable,
-                           const char *filter, uint64_t start_seq, int max_ack_pending);
+                           const char *filter, uint64_t start_seq, int max_ack_pending,
+                           int64_t ack_wait_ms);
+
+/* Tell the server the messages are still being worked on (resets their ack timer). */
+void pk_msgs_in_progress(natsMsgList *list);
 void pk_consumer_close(pk_consumer *c);
 
 /*

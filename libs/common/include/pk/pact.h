@@ -18,6 +18,7 @@
 
 #define PK_PACT_MAX_BYTES (256 * 1024) /* largest pact document accepted */
 #define PK_PACT_MAX_CLAUSES 64
+#define PK_PACTS_PER_AGENT_MAX 8   /* pact ids that may bind one agent */
 
 /* Problems found in a document, each "path: what was expected, what was found". */
 typedef struct pk_lint {

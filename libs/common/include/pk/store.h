@@ -60,6 +60,8 @@ pk_status pk_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out);
 pk_status pk_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v);
 void pk_be64_put(uint8_t out[8], uint64_t v);
 uint64_t pk_be64_get(const uint8_t in[8]);
+void pk_be32_put(uint8_t out[4], uint32_t v);
+uint32_t pk_be32_get(const uint8_t in[4]);
 
 /* Store a protobuf message as the value, packed straight into LMDB's page. */
 pk_status pk_put_msg(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,

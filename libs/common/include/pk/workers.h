@@ -17,7 +17,8 @@
 typedef struct pk_pworker pk_pworker;
 typedef struct pk_pworkers pk_pworkers;
 
-/* Process one fetched batch; ack or nak every message before returning. */
+/* Process one fetched batch; on success ack every message, on failure ack none
+ * and return the failure (the batch is retried as it is). */
 typedef pk_status (*pk_batch_fn)(pk_pworker *w, natsMsgList *list);
 
 struct pk_pworker {
@@ -41,6 +42,14 @@ struct pk_pworkers {
     pk_pworker *w;            /* workers, one per owned partition */
     size_t n;                 /* their count */
 };
+
+/*
+ * Apply a batch, retrying it in place (same messages, same order, marked in
+ * progress) until it succeeds. Returns PK_OK, PK_ESTORE_FULL (stop consuming),
+ * or PK_ESHUTDOWN (left unacknowledged for redelivery after restart).
+ */
+pk_status pk_batch_until_done(pk_status (*fn)(void *ctx, natsMsgList *list), void *ctx,
+                              natsMsgList *list, const char *what);
 
 /* Parse "all", "1,3" or "0-2" into a bitmap of partitions below n. */
 pk_status pk_partitions_parse(const char *text, uint32_t n, uint64_t *mask);
