@@ -108,7 +108,7 @@ static int publish(const event_spec *s)
     Pactum__V1__Event *evs = NULL, **evp = NULL;
     char **ids = NULL, subject[128], prefix[40];
     uint64_t first_seq = 0, last_seq = 0;
-    long sent = 0, envelopes = 0;
+    long sent = 0, envelopes = 0, repeats = 0;
     int code = CLI_OK;
 
     if (pk_key_load(s->key, &kp) != PK_OK)
@@ -188,21 +188,31 @@ static int publish(const event_spec *s)
                              sent, pk_error_msg());
             goto out;
         }
-        if (!first_seq)
-            first_seq = seq;
-        last_seq = seq;
+        if (dup) {
+            repeats++; /* the stream already holds this envelope: nothing new was sent */
+        } else {
+            if (!first_seq)
+                first_seq = seq;
+            last_seq = seq;
+        }
         sent += n;
         envelopes++;
     }
     if (cli.json)
-        cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "subject", subject,
+        cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "subject", subject,
                                  "id_prefix", prefix, "events", (json_int_t)sent, "envelopes",
-                                 (json_int_t)envelopes, "first_seq", (json_int_t)first_seq,
+                                 (json_int_t)envelopes, "repeated_envelopes",
+                                 (json_int_t)repeats, "first_seq", (json_int_t)first_seq,
                                  "last_seq", (json_int_t)last_seq));
+    else if (repeats == envelopes)
+        printf("nothing new: the stream already holds %s%ld envelope%s (same ids sent within the "
+               "last 2 minutes)\n",
+               envelopes == 1 ? "this " : "these ", envelopes, envelopes == 1 ? "" : "s");
     else
-        printf("published %ld event%s in %ld signed envelope%s to %s (PACTUM_RAW #%llu..#%llu)\n",
+        printf("published %ld event%s in %ld signed envelope%s to %s (PACTUM_RAW #%llu..#%llu)%s\n",
                sent, sent == 1 ? "" : "s", envelopes, envelopes == 1 ? "" : "s", subject,
-               (unsigned long long)first_seq, (unsigned long long)last_seq);
+               (unsigned long long)first_seq, (unsigned long long)last_seq,
+               repeats ? "; some were already there and were not sent again" : "");
 out:
     pk_keypair_wipe(&kp);
     for (long i = 0; ids && i < s->batch; i++)

@@ -35,7 +35,7 @@ void evaluator_metrics_init(evaluator *e)
     m[EM_MALFORMED] = (pk_metric){"pactum_evaluator_malformed_total", NULL,
                                   "Events that did not decode (dead-lettered)", PK_COUNTER, 0};
     m[EM_BATCH_RETRIES] = (pk_metric){"pactum_evaluator_batch_retries_total", NULL,
-                                      "Batches left for redelivery after a bus or store failure",
+                                      "Batch attempts that failed and were retried",
                                       PK_COUNTER, 0};
     m[EM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
                                   PK_GAUGE, 0};

@@ -39,8 +39,8 @@ void ingest_metrics_init(ingest *in)
     m[M_REG_REJECTED] = (pk_metric){"pactum_ingest_registrations_total", "result=\"rejected\"",
                                     "Registration requests answered", PK_COUNTER, 0};
     m[M_BATCH_RETRIES] = (pk_metric){"pactum_ingest_batch_retries_total", NULL,
-                                     "Batches left unacknowledged for redelivery after a bus or "
-                                     "store failure",
+                                     "Batch attempts that failed on a bus or store error and were "
+                                     "retried",
                                      PK_COUNTER, 0};
     m[M_DEDUP_PRUNED] = (pk_metric){"pactum_ingest_dedup_pruned_total", NULL,
                                     "Event ids dropped from the duplicate table after the age "

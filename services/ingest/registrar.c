@@ -195,6 +195,34 @@ done:
     pactum__v1__agent_registration__free_unpacked(ar, NULL);
 }
 
+/*
+ * How many other pacts bind the agent of pact, and how many clauses they
+ * hold (their newest versions): the scorer keeps a score per clause, so the
+ * total per agent is bounded.
+ */
+static pk_status agent_budget(ingest *in, MDB_txn *txn, const pk_pact *pact, size_t *pacts,
+                              size_t *clauses)
+{
+    char **ids = NULL;
+    size_t n_ids = 0;
+    pk_status st = pk_registry_agent_pacts(in->reg, txn, pact->agent, &ids, &n_ids);
+
+    *pacts = 0;
+    *clauses = 0;
+    for (size_t i = 0; st == PK_OK && i < n_ids; i++) {
+        Pactum__V1__PactRecord *other = NULL;
+        if (strcmp(ids[i], pact->id) == 0)
+            continue; /* the pact being registered replaces its own older version */
+        (*pacts)++;
+        if (pk_registry_pact(in->reg, txn, ids[i], 0, 0, &other, NULL) == PK_OK) {
+            *clauses += other->clauses;
+            pactum__v1__pact_record__free_unpacked(other, NULL);
+        }
+    }
+    pk_registry_ids_free(ids, n_ids);
+    return st;
+}
+
 static void register_pact(submit_ctx *c, const pk_signed_msg *env)
 {
     ingest *in = c->in;
@@ -207,6 +235,7 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
     pk_pact *pact = NULL;
     uint8_t hash[PK_HASH_BYTES];
     uint64_t latest_seq = 0, seq = 0;
+    size_t pacts_bound = 0, clauses_bound = 0;
     MDB_txn *txn = NULL;
     char subject[128], hexhash[PK_HASH_BYTES * 2 + 1];
     pk_status st;
@@ -245,21 +274,8 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
     st = pk_registry_agent(in->reg, txn, pact->agent, &agent, NULL);
     if (st == PK_OK)
         st = pk_registry_pact(in->reg, txn, pact->id, 0, 0, &latest, &latest_seq);
-    if (st == PK_ENOTFOUND && agent) {
-        char **ids = NULL;
-        size_t n_ids = 0;
-        if (pk_registry_agent_pacts(in->reg, txn, pact->agent, &ids, &n_ids) == PK_OK &&
-            n_ids >= PK_PACTS_PER_AGENT_MAX) {
-            pk_registry_ids_free(ids, n_ids);
-            pk_txn_abort(txn);
-            refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
-                   "agent %s is already bound by %d pacts, the most allowed; add the clauses "
-                   "to one of them instead",
-                   pact->agent, PK_PACTS_PER_AGENT_MAX);
-            goto done;
-        }
-        pk_registry_ids_free(ids, n_ids);
-    }
+    if (st == PK_OK || st == PK_ENOTFOUND)
+        st = agent_budget(in, txn, pact, &pacts_bound, &clauses_bound) == PK_OK ? st : PK_ESTORE;
     pk_txn_abort(txn);
     if (!agent) {
         refuse(c, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT,
@@ -274,6 +290,19 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
         !pk_bytes_equal(agent->owner_key.data, env->signer_key.data, PK_PUBKEY_BYTES)) {
         refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
                "pact %s must be signed by the owner key of agent %s", pact->id, pact->agent);
+        goto done;
+    }
+    if (!latest && pacts_bound >= PK_PACTS_PER_AGENT_MAX) {
+        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+               "agent %s is already bound by %d pacts, the most allowed; add the clauses to one "
+               "of them instead",
+               pact->agent, PK_PACTS_PER_AGENT_MAX);
+        goto done;
+    }
+    if (clauses_bound + pact->n_clauses > PK_CLAUSES_PER_AGENT_MAX) {
+        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+               "agent %s would be bound by %zu clauses across its pacts; at most %d are scored",
+               pact->agent, clauses_bound + pact->n_clauses, PK_CLAUSES_PER_AGENT_MAX);
         goto done;
     }
     pk_sha256(pr->document.data, pr->document.len, hash);
@@ -305,6 +334,7 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
     rec.registered_ms = pk_now_ms();
     rec.submission.data = (uint8_t *)natsMsg_GetData(c->msg);
     rec.submission.len = (size_t)natsMsg_GetDataLength(c->msg);
+    rec.clauses = (uint32_t)pact->n_clauses;
     rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_PACT;
     rr.pact = &rec;
     snprintf(subject, sizeof(subject), PK_SUBJ_REG_PACT, pact->id);
@@ -342,6 +372,7 @@ static void on_submit(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     pk_signed_msg *env = NULL;
     uint8_t *out = NULL;
     size_t outlen = 0;
+    pk_status st;
 
     pactum__v1__registry_receipt__init(&c.receipt);
     c.receipt.id = NULL; /* set to an owned copy by the handlers */
@@ -349,8 +380,11 @@ static void on_submit(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     if (len > SUBMIT_MAX_BYTES) {
         refuse(&c, PACTUM__V1__REASON__REASON_OVERSIZED,
                "registration is %zu bytes; the limit is %d", len, SUBMIT_MAX_BYTES);
-    } else if (pk_envelope_open(data, len, &env) != PK_OK) {
-        refuse(&c, PACTUM__V1__REASON__REASON_MALFORMED, "%s", pk_error_msg());
+    } else if ((st = pk_envelope_open(data, len, &env)) != PK_OK) {
+        refuse(&c,
+               st == PK_EINVAL ? PACTUM__V1__REASON__REASON_UNSUPPORTED_VERSION
+                               : PACTUM__V1__REASON__REASON_MALFORMED,
+               "%s", pk_error_msg());
     } else if (pk_envelope_verify(env, env->signer_key.data) != PK_OK) {
         refuse(&c, PACTUM__V1__REASON__REASON_BAD_SIGNATURE,
                "signature does not verify under the signer key it names");

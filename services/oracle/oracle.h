@@ -5,7 +5,7 @@
  * never from the scorer's files, so an oracle can run on another host. Each
  * instance keeps its model in its own LMDB folder and resumes from the last
  * stream sequence it applied. Queries arrive by request-reply on
- * pactum.oracle.* in the queue group "oracle", so instances share the load.
+ * pactum.oracle.trust in the queue group "oracle", so instances share the load.
  */
 #ifndef PK_ORACLE_H
 #define PK_ORACLE_H

@@ -29,7 +29,7 @@ void scorer_metrics_init(scorer *s)
                                        "last containment decision",
                                        PK_GAUGE, 0};
     m[SM_BATCH_RETRIES] = (pk_metric){"pactum_scorer_batch_retries_total", NULL,
-                                      "Batches left for redelivery after a bus or store failure",
+                                      "Batch attempts that failed and were retried",
                                       PK_COUNTER, 0};
     m[SM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
                                   PK_GAUGE, 0};

@@ -164,7 +164,8 @@ typedef struct stream_def {
 } stream_def;
 
 static const stream_def streams[] = {
-    {PK_STREAM_REGISTRY, "pactum.registry.*.*", 0, 120000, 512 * 1024, true},
+    /* a pact record holds the document twice (document and submission) */
+    {PK_STREAM_REGISTRY, "pactum.registry.*.*", 0, 120000, 1024 * 1024 - 4096, true},
     {PK_STREAM_RAW, "pactum.raw.*", 7LL * 86400000, 120000, 1024 * 1024, false},
     {PK_STREAM_EVENTS, "pactum.events.*.*", 0, 600000, 256 * 1024, true},
     {PK_STREAM_VERDICTS, "pactum.verdicts.*.*", 0, 600000, 256 * 1024, true},
@@ -175,6 +176,7 @@ static const stream_def streams[] = {
 pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
 {
     char desc[64];
+    int attempt = 0;
 
     for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
         const stream_def *d = &streams[i];
@@ -221,8 +223,11 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
         if (s != NATS_OK && jerr != JSStreamNameExistErr)
             return pk_nats_err(s, jerr, d->name);
         jsStreamInfo_Destroy(si);
-        if (s == NATS_OK)
+        if (s == NATS_OK) {
             PK_INFO("created stream %s (%s)", d->name, d->subject);
+        } else if (attempt++ < 3) {
+            i--; /* another service created it meanwhile: read its settings */
+        }
     }
     return PK_OK;
 }

@@ -29,7 +29,7 @@
 #define PK_SUBJ_EVENTS "pactum.events.%u.%s"        /* ingest publishes Event */
 #define PK_SUBJ_VERDICTS "pactum.verdicts.%u.%s"    /* evaluator publishes Verdict */
 #define PK_SUBJ_TRUST "pactum.trust.%s"             /* scorer publishes TrustChange */
-#define PK_SUBJ_REJECTED "pactum.rejected.%s"       /* any service publishes Rejection */
+#define PK_SUBJ_REJECTED "pactum.rejected.%s"       /* ingest, evaluator, scorer publish Rejection */
 #define PK_SUBJ_REG_AGENT "pactum.registry.agent.%s"  /* ingest publishes RegistryRecord */
 #define PK_SUBJ_REG_PACT "pactum.registry.pact.%s"    /* ingest publishes RegistryRecord */
 #define PK_SUBJ_REG_SUBMIT "pactum.registry.submit"   /* request: Signed registration */

@@ -19,6 +19,7 @@
 #define PK_PACT_MAX_BYTES (256 * 1024) /* largest pact document accepted */
 #define PK_PACT_MAX_CLAUSES 64
 #define PK_PACTS_PER_AGENT_MAX 8   /* pact ids that may bind one agent */
+#define PK_CLAUSES_PER_AGENT_MAX 64 /* clauses across an agent's pacts (each is scored) */
 
 /* Problems found in a document, each "path: what was expected, what was found". */
 typedef struct pk_lint {

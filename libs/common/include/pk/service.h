@@ -30,7 +30,7 @@ enum {
     PK_EXIT_STORE = 3,   /* LMDB folder could not be opened */
     PK_EXIT_BUS = 4,     /* NATS unreachable or streams could not be created */
     PK_EXIT_CRYPTO = 5,  /* libsodium could not start */
-    PK_EXIT_RUNTIME = 6, /* a fatal error while running (e.g. LMDB map full) */
+    PK_EXIT_RUNTIME = 6, /* could not start its worker threads */
 };
 
 /* Options every service has; embedded as `common` in each service's config. */
