@@ -1,5 +1,6 @@
 #include "clause.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static uint64_t fnv_bytes(uint64_t h, const void *data, size_t len)
@@ -16,107 +17,335 @@ static uint64_t fnv_bytes(uint64_t h, const void *data, size_t len)
 uint64_t pk_clause_fingerprint(const pk_clause *c)
 {
     uint64_t h = 14695981039346656037ull;
-    int32_t kind = c->kind, agg = c->aggregate;
+    int32_t kind = c->kind, agg = c->aggregate, pct = pk_aggregate_quantile(c->aggregate) > 0;
 
     h = fnv_bytes(h, &kind, sizeof(kind));
-    h = fnv_bytes(h, &agg, sizeof(agg));
+    h = fnv_bytes(h, &pct, sizeof(pct));
     h = fnv_bytes(h, &c->window_ms, sizeof(c->window_ms));
     h = fnv_bytes(h, &c->window_events, sizeof(c->window_events));
+    if (c->kind == PK_CLAUSE_OBJECTIVE && !pct)
+        h = fnv_bytes(h, &agg, sizeof(agg));
     if (c->metric)
         h = fnv_bytes(h, c->metric, strlen(c->metric));
+    for (size_t k = 0; k < c->n_burn; k++) {
+        h = fnv_bytes(h, &c->burn[k].long_ms, sizeof(c->burn[k].long_ms));
+        h = fnv_bytes(h, &c->burn[k].short_ms, sizeof(c->burn[k].short_ms));
+    }
     return h;
 }
 
-void pk_clause_state_init(pk_clause_state *s, const pk_clause *c)
+static uint32_t windows_of(const pk_clause *c)
 {
-    memset(s, 0, sizeof(*s));
-    s->magic = PK_CLAUSE_STATE_MAGIC;
-    s->fingerprint = pk_clause_fingerprint(c);
-    pk_window_init(&s->win, c->window_ms ? c->window_ms : (int64_t)c->window_events);
+    switch (c->kind) {
+    case PK_CLAUSE_OBJECTIVE: return 1 + 2 * (uint32_t)c->n_burn;
+    case PK_CLAUSE_FORBIDDEN: return 1;
+    case PK_CLAUSE_SCOPE: return c->per_window > 0 ? 1 : 0;
+    case PK_CLAUSE_FRESHNESS: return 0;
+    }
+    return 0;
 }
 
-/* Position of a sample: event time, or the running event count. */
-static int64_t position(const pk_clause *c, const pk_clause_state *s, const pk_event_msg *ev)
+void pk_clause_state_init(pk_clause_state *s, const pk_clause *c, int64_t since_ms)
 {
-    return c->window_ms ? ev->ts_ms : s->win.events;
+    memset(&s->h, 0, sizeof(s->h));
+    s->h.magic = PK_CLAUSE_STATE_MAGIC;
+    s->h.fingerprint = pk_clause_fingerprint(c);
+    s->h.since_ms = since_ms;
+    s->h.n_windows = windows_of(c);
+    s->h.has_sketch = c->kind == PK_CLAUSE_OBJECTIVE && pk_aggregate_quantile(c->aggregate) > 0;
+    pk_window_init(&s->win[0], c->window_ms ? c->window_ms : (int64_t)c->window_events);
+    for (size_t k = 0; k < c->n_burn; k++) {
+        pk_window_init(&s->win[1 + 2 * k], c->burn[k].long_ms);
+        pk_window_init(&s->win[2 + 2 * k], c->burn[k].short_ms);
+    }
+    pk_sketch_init(&s->sketch);
 }
 
-/* Where the window is read from after a sample at pos. */
-static int64_t read_at(const pk_clause *c, const pk_clause_state *s, int64_t pos)
+void pk_clause_state_release(pk_clause_state *s)
 {
-    if (c->window_ms)
-        return pos > s->win.newest ? pos : s->win.newest;
-    return s->win.events - 1;
+    pk_sketch_free(&s->sketch);
+}
+
+size_t pk_clause_state_size(const pk_clause_state *s)
+{
+    return sizeof(s->h) + s->h.n_windows * sizeof(pk_window) +
+           (s->h.has_sketch ? pk_sketch_size(&s->sketch) : 0);
+}
+
+void pk_clause_state_write(const pk_clause_state *s, uint8_t *buf)
+{
+    memcpy(buf, &s->h, sizeof(s->h));
+    buf += sizeof(s->h);
+    memcpy(buf, s->win, s->h.n_windows * sizeof(pk_window));
+    buf += s->h.n_windows * sizeof(pk_window);
+    if (s->h.has_sketch)
+        pk_sketch_write(&s->sketch, buf);
+}
+
+pk_status pk_clause_state_read(pk_clause_state *s, const uint8_t *buf, size_t len)
+{
+    size_t wl;
+
+    pk_sketch_init(&s->sketch);
+    if (len < sizeof(s->h))
+        goto bad;
+    memcpy(&s->h, buf, sizeof(s->h));
+    if (s->h.magic != PK_CLAUSE_STATE_MAGIC || s->h.n_windows > PK_CLAUSE_WINDOWS)
+        goto bad;
+    wl = s->h.n_windows * sizeof(pk_window);
+    if (len - sizeof(s->h) < wl)
+        goto bad;
+    memcpy(s->win, buf + sizeof(s->h), wl);
+    if (s->h.has_sketch) {
+        size_t rest = len - sizeof(s->h) - wl;
+        if (pk_sketch_read(&s->sketch, buf + sizeof(s->h) + wl, rest) != rest)
+            goto bad;
+    } else if (len != sizeof(s->h) + wl) {
+        goto bad;
+    }
+    return PK_OK;
+bad:
+    memset(&s->h, 0, sizeof(s->h));
+    pk_sketch_init(&s->sketch);
+    return PK_EDECODE;
+}
+
+/* Where a window of clause c is read after a sample at pos. */
+static int64_t read_at(const pk_window *w, bool by_events, int64_t pos)
+{
+    if (by_events)
+        return w->events - 1;
+    return pos > w->newest ? pos : w->newest;
+}
+
+static void tally(pk_clause_state *s, unsigned src, bool pass)
+{
+    if (pass)
+        s->h.pass[src]++;
+    else
+        s->h.fail[src]++;
+}
+
+/* Burn-rate triggers: classify the event good or bad, update both windows of
+ * every trigger, and note the triggers that started or stopped firing. */
+static void judge_burn(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev, double v,
+                       pk_judgement *out)
+{
+    double bad = pk_op_holds(c->op, v, c->threshold) ? 0 : 1, budget = 1 - c->target;
+
+    for (size_t k = 0; k < c->n_burn; k++) {
+        pk_window *lw = &s->win[1 + 2 * k], *sw = &s->win[2 + 2 * k];
+        pk_win_summary ls, ss;
+        double bl, bs;
+        bool firing, was = (s->h.burning >> k) & 1;
+
+        pk_window_add(lw, ev->ts_ms, bad);
+        pk_window_add(sw, ev->ts_ms, bad);
+        pk_window_summary(lw, read_at(lw, false, ev->ts_ms), &ls);
+        pk_window_summary(sw, read_at(sw, false, ev->ts_ms), &ss);
+        bl = ls.count ? ((double)ls.trues / (double)ls.count) / budget : 0;
+        bs = ss.count ? ((double)ss.trues / (double)ss.count) / budget : 0;
+        firing = ls.count >= c->min_samples && bl >= c->burn[k].factor && bs >= c->burn[k].factor;
+        if (firing != was) {
+            pk_burn_change *ch = &out->burn[out->n_burn++];
+            ch->trigger = (int)k;
+            ch->firing = firing;
+            ch->burn_long = bl;
+            ch->burn_short = bs;
+            if (firing)
+                s->h.burning |= 1u << k;
+            else
+                s->h.burning &= ~(1u << k);
+        }
+    }
+}
+
+static bool judge_objective(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev,
+                            unsigned src, pk_judgement *out)
+{
+    double v = 1, q = pk_aggregate_quantile(c->aggregate);
+    bool by_events = c->window_ms == 0;
+    int64_t pos, at;
+    pk_win_summary sum;
+
+    if (c->aggregate != PK_AGG_COUNT && !pk_event_metric(ev, c->metric, &v))
+        return false; /* the event does not carry the metric */
+    pos = by_events ? s->win[0].events : ev->ts_ms;
+    if (pk_window_add(&s->win[0], pos, v) && q > 0)
+        pk_sketch_add(&s->sketch, &s->win[0], pos, read_at(&s->win[0], by_events, pos), v);
+    at = read_at(&s->win[0], by_events, pos);
+    pk_window_summary(&s->win[0], at, &sum);
+    if (q > 0) {
+        pk_sketch_expire(&s->sketch, &s->win[0], at);
+        out->observed = pk_sketch_quantile(&s->sketch, q);
+    } else {
+        out->observed = pk_window_aggregate(&sum, c->aggregate);
+    }
+    out->threshold = c->threshold;
+    out->samples = sum.count;
+    if (sum.count < c->min_samples) {
+        out->outcome = PACTUM__V1__OUTCOME__OUTCOME_INSUFFICIENT;
+    } else {
+        bool pass = pk_op_holds(c->op, out->observed, c->threshold);
+        out->outcome = pass ? PACTUM__V1__OUTCOME__OUTCOME_PASS : PACTUM__V1__OUTCOME__OUTCOME_FAIL;
+        tally(s, src, pass);
+    }
+    if (c->n_burn && c->aggregate != PK_AGG_COUNT && c->aggregate != PK_AGG_SUM)
+        judge_burn(c, s, ev, v, out);
+    return true;
+}
+
+static bool judge_forbidden(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev,
+                            unsigned src, pk_judgement *out)
+{
+    bool match = pk_pred_eval(c->match, ev), by_events = c->window_ms == 0;
+    int64_t pos = by_events ? s->win[0].events : ev->ts_ms;
+    pk_win_summary sum;
+
+    /* The window counts occurrences; last-N windows advance on every event. */
+    if (match || by_events)
+        pk_window_add(&s->win[0], pos, match ? 1 : 0);
+    pk_window_summary(&s->win[0], read_at(&s->win[0], by_events, pos), &sum);
+    out->observed = (double)sum.trues;
+    out->threshold = c->max_count;
+    out->samples = sum.count;
+    out->violation = match && sum.trues > c->max_count;
+    out->outcome = sum.trues > c->max_count ? PACTUM__V1__OUTCOME__OUTCOME_FAIL
+                                            : PACTUM__V1__OUTCOME__OUTCOME_PASS;
+    /* Each event counts once: a violation is one failure, not a failure for
+     * every later event while it stays in the window. */
+    tally(s, src, !out->violation);
+    return true;
+}
+
+static bool judge_freshness(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev,
+                            unsigned src, pk_judgement *out)
+{
+    int64_t arrived = ev->received_ms ? ev->received_ms : ev->ts_ms;
+
+    if (c->evidence && !pk_pred_eval(c->evidence, ev))
+        return false;
+    /* Arrival time is the bus's, not the reporter's: an agent cannot keep a
+     * clause fresh by writing timestamps in the future. */
+    if (arrived > s->h.last_seen_ms)
+        s->h.last_seen_ms = arrived;
+    out->outcome = PACTUM__V1__OUTCOME__OUTCOME_PASS;
+    out->observed = 0;
+    out->threshold = (double)c->max_gap_ms;
+    tally(s, src, true);
+    return true;
+}
+
+static bool judge_scope(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev,
+                        unsigned src, pk_judgement *out)
+{
+    bool relevant = false;
+
+    out->threshold = 0;
+    if (c->actions.n && ev->action[0]) {
+        relevant = true;
+        if (!pk_patterns_match(&c->actions, ev->action) && !out->violation) {
+            out->violation = true;
+            snprintf(out->why, sizeof(out->why), "action '%.64s' is outside the scope",
+                     ev->action);
+        }
+    }
+    if (c->tools.n && ev->tool[0]) {
+        relevant = true;
+        if (!pk_patterns_match(&c->tools, ev->tool) && !out->violation) {
+            out->violation = true;
+            snprintf(out->why, sizeof(out->why), "tool '%.64s' is outside the scope", ev->tool);
+        }
+    }
+    if (c->resources.n && ev->resource[0]) {
+        relevant = true;
+        if (!pk_patterns_match(&c->resources, ev->resource) && !out->violation) {
+            out->violation = true;
+            snprintf(out->why, sizeof(out->why), "resource '%.64s' is outside the scope",
+                     ev->resource);
+        }
+    }
+    if (c->currency[0] && ev->amount > 0) {
+        relevant = true;
+        out->observed = ev->amount;
+        if (strcmp(ev->currency, c->currency) != 0) {
+            if (!out->violation)
+                snprintf(out->why, sizeof(out->why), "spends in '%.8s'; the pact allows %s only",
+                         ev->currency, c->currency);
+            out->violation = true;
+        } else {
+            if (c->per_action > 0 && ev->amount > c->per_action && !out->violation) {
+                out->violation = true;
+                out->threshold = c->per_action;
+                snprintf(out->why, sizeof(out->why),
+                         "spends %g %s in one action; the limit is %g", ev->amount, c->currency,
+                         c->per_action);
+            }
+            if (c->per_window > 0) {
+                pk_win_summary sum;
+                pk_window_add(&s->win[0], ev->ts_ms, ev->amount);
+                pk_window_summary(&s->win[0], read_at(&s->win[0], false, ev->ts_ms), &sum);
+                out->samples = sum.count;
+                if (sum.sum > c->per_window && !out->violation) {
+                    out->violation = true;
+                    out->observed = sum.sum;
+                    out->threshold = c->per_window;
+                    snprintf(out->why, sizeof(out->why),
+                             "spends %g %s within the window; the limit is %g", sum.sum,
+                             c->currency, c->per_window);
+                }
+            }
+        }
+    }
+    if (!relevant)
+        return false;
+    if (out->violation && out->threshold == 0)
+        out->observed = 1;
+    out->outcome =
+        out->violation ? PACTUM__V1__OUTCOME__OUTCOME_FAIL : PACTUM__V1__OUTCOME__OUTCOME_PASS;
+    tally(s, src, !out->violation);
+    return true;
 }
 
 void pk_clause_judge(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev, uint64_t seq,
                      uint32_t report_every, pk_judgement *out)
 {
     unsigned src = (unsigned)ev->source < 5 ? (unsigned)ev->source : 0;
-    pk_win_summary sum;
-    int64_t pos;
-    bool pass_now;
+    bool relevant = false;
 
     memset(out, 0, sizeof(*out));
     if (c->weight[src] <= 0)
         return; /* evidence from this source does not count for this clause */
     if (c->when && !pk_pred_eval(c->when, ev))
         return;
-
-    if (c->kind == PK_CLAUSE_OBJECTIVE) {
-        double v = 1;
-        if (c->aggregate != PK_AGG_COUNT && !pk_event_metric(ev, c->metric, &v))
-            return; /* the event does not carry the metric */
-        pos = position(c, s, ev);
-        pk_window_add(&s->win, pos, v);
-        pk_window_summary(&s->win, read_at(c, s, pos), &sum);
-        out->observed = pk_window_aggregate(&sum, c->aggregate);
-        out->threshold = c->threshold;
-        out->samples = sum.count;
-        if (sum.count < c->min_samples) {
-            out->outcome = PACTUM__V1__OUTCOME__OUTCOME_INSUFFICIENT;
-        } else {
-            pass_now = pk_op_holds(c->op, out->observed, c->threshold);
-            out->outcome = pass_now ? PACTUM__V1__OUTCOME__OUTCOME_PASS
-                                    : PACTUM__V1__OUTCOME__OUTCOME_FAIL;
-            if (pass_now)
-                s->pass[src]++;
-            else
-                s->fail[src]++;
-        }
-    } else {
-        bool match = pk_pred_eval(c->match, ev);
-        pos = position(c, s, ev);
-        /* The window counts occurrences; last-N windows advance on every event. */
-        if (match || !c->window_ms)
-            pk_window_add(&s->win, pos, match ? 1 : 0);
-        pk_window_summary(&s->win, read_at(c, s, pos), &sum);
-        out->observed = (double)sum.trues;
-        out->threshold = c->max_count;
-        out->samples = sum.count;
-        out->violation = match && sum.trues > c->max_count;
-        out->outcome = sum.trues > c->max_count ? PACTUM__V1__OUTCOME__OUTCOME_FAIL
-                                                : PACTUM__V1__OUTCOME__OUTCOME_PASS;
-        /* Each event counts once: a violation is one failure, not a failure for
-         * every later event while it stays in the window. */
-        if (out->violation)
-            s->fail[src]++;
-        else
-            s->pass[src]++;
+    switch (c->kind) {
+    case PK_CLAUSE_OBJECTIVE: relevant = judge_objective(c, s, ev, src, out); break;
+    case PK_CLAUSE_FORBIDDEN: relevant = judge_forbidden(c, s, ev, src, out); break;
+    case PK_CLAUSE_FRESHNESS: relevant = judge_freshness(c, s, ev, src, out); break;
+    case PK_CLAUSE_SCOPE: relevant = judge_scope(c, s, ev, src, out); break;
     }
+    if (!relevant)
+        return;
     out->relevant = true;
-    s->since_verdict++;
-    if (ev->ts_ms > s->last_ts_ms)
-        s->last_ts_ms = ev->ts_ms;
-    s->last_seq = seq;
-    out->verdict_due = out->violation || (int32_t)out->outcome != s->last_outcome ||
-                       s->since_verdict >= report_every;
+    s->h.since_verdict++;
+    if (ev->ts_ms > s->h.last_ts_ms)
+        s->h.last_ts_ms = ev->ts_ms;
+    s->h.last_seq = seq;
+    out->verdict_due = out->violation || (int32_t)out->outcome != s->h.last_outcome ||
+                       s->h.since_verdict >= report_every;
 }
 
 void pk_clause_state_reported(pk_clause_state *s, Pactum__V1__Outcome outcome)
 {
-    memset(s->pass, 0, sizeof(s->pass));
-    memset(s->fail, 0, sizeof(s->fail));
-    s->since_verdict = 0;
-    s->last_outcome = (int32_t)outcome;
+    memset(s->h.pass, 0, sizeof(s->h.pass));
+    memset(s->h.fail, 0, sizeof(s->h.fail));
+    s->h.since_verdict = 0;
+    s->h.last_outcome = (int32_t)outcome;
+}
+
+int64_t pk_freshness_deadline(const pk_clause *c, const pk_clause_state *s)
+{
+    int64_t from = s->h.last_seen_ms ? s->h.last_seen_ms : s->h.since_ms;
+
+    return from + c->max_gap_ms;
 }

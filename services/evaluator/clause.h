@@ -2,6 +2,10 @@
  * clause - judge one event against one clause, keeping the clause's state,
  * and decide when a verdict is due. Pure functions over plain data, so the
  * state can live in LMDB and the logic can be tested without a bus.
+ *
+ * Memory per (agent, pact, clause) is bounded: one window for the clause,
+ * two per burn-rate trigger, and for percentiles a sketch whose size depends
+ * on how many distinct 1 % bins the samples fall in, never on their number.
  */
 #ifndef PK_CLAUSE_H
 #define PK_CLAUSE_H
@@ -11,40 +15,70 @@
 
 #include "pk/codec.h"
 #include "pk/pact.h"
+#include "sketch.h"
 #include "window.h"
 
-#define PK_CLAUSE_STATE_MAGIC 0x504b4331u /* "PKC1" */
+#define PK_CLAUSE_STATE_MAGIC 0x504b4332u /* "PKC2" */
+#define PK_CLAUSE_WINDOWS (1 + 2 * PK_BURN_MAX)
 
-/* Per (agent, pact, clause) state; stored in LMDB byte for byte. */
-typedef struct pk_clause_state {
+/* The fixed part of a clause's state (stored first, byte for byte). */
+typedef struct pk_clause_head {
     uint32_t magic;            /* PK_CLAUSE_STATE_MAGIC */
     uint32_t since_verdict;    /* evaluations since the last verdict */
-    uint64_t fingerprint;      /* of the clause definition the window was built for */
+    uint64_t fingerprint;      /* of the clause definition the windows were built for */
     uint32_t pass[5];          /* passes since the last verdict, by source */
     uint32_t fail[5];          /* failures since the last verdict, by source */
     int32_t last_outcome;      /* outcome of the last verdict (0: none yet) */
-    int32_t reserved;          /* keeps the layout 8-byte aligned */
+    uint32_t burning;          /* bit k set: burn-rate trigger k is firing */
     int64_t last_ts_ms;        /* ts of the newest event evaluated */
     uint64_t last_seq;         /* PACTUM_EVENTS sequence of the newest event evaluated */
-    pk_window win;             /* the samples */
+    int64_t since_ms;          /* when the clause came into force (freshness clock start) */
+    int64_t last_seen_ms;      /* freshness: bus arrival time of the newest evidence; 0 none */
+    uint32_t n_windows;        /* windows in use */
+    uint32_t has_sketch;       /* a percentile sketch follows the windows */
+} pk_clause_head;
+
+typedef struct pk_clause_state {
+    pk_clause_head h;                    /* fixed part */
+    pk_window win[PK_CLAUSE_WINDOWS];    /* [0] the clause, [1+2k] long and [2+2k] short of trigger k */
+    pk_sketch sketch;                    /* percentiles of win[0]'s samples */
 } pk_clause_state;
+
+/* A burn-rate trigger that started or stopped firing. */
+typedef struct pk_burn_change {
+    int trigger;               /* index in the clause's triggers */
+    bool firing;               /* now firing */
+    double burn_long;          /* burn rate over the long window */
+    double burn_short;         /* ... over the short window */
+} pk_burn_change;
 
 /* The result of judging one event. */
 typedef struct pk_judgement {
     bool relevant;             /* the clause looked at this event */
     Pactum__V1__Outcome outcome; /* the clause's outcome after it */
-    double observed;           /* aggregate (objective) or count in window (forbidden) */
+    double observed;           /* aggregate, count in window, amount, or gap */
     double threshold;          /* bound it was compared with */
     uint64_t samples;          /* samples in the window */
-    bool violation;            /* a forbidden event that exceeded the allowance */
+    bool violation;            /* this event broke the clause (forbidden, scope) */
     bool verdict_due;          /* a verdict should be published now */
+    char why[192];             /* scope: what was outside it */
+    int n_burn;                /* burn-rate triggers that changed */
+    pk_burn_change burn[PK_BURN_MAX];
 } pk_judgement;
 
-/* Fingerprint of what the window depends on; a change resets the state. */
+/* Fingerprint of what the windows depend on; a change starts them afresh. */
 uint64_t pk_clause_fingerprint(const pk_clause *c);
 
-/* A fresh state for clause c. */
-void pk_clause_state_init(pk_clause_state *s, const pk_clause *c);
+/* A fresh state for clause c, in force since since_ms. Release with
+ * pk_clause_state_release. */
+void pk_clause_state_init(pk_clause_state *s, const pk_clause *c, int64_t since_ms);
+void pk_clause_state_release(pk_clause_state *s);
+
+/* Stored form: head, the windows in use, then the sketch if any. */
+size_t pk_clause_state_size(const pk_clause_state *s);
+void pk_clause_state_write(const pk_clause_state *s, uint8_t *buf);
+/* PK_EDECODE if buf is not a state of this version; s is then initialised empty. */
+pk_status pk_clause_state_read(pk_clause_state *s, const uint8_t *buf, size_t len);
 
 /*
  * Judge ev (at PACTUM_EVENTS sequence seq) against c, updating s. A verdict is
@@ -56,5 +90,8 @@ void pk_clause_judge(const pk_clause *c, pk_clause_state *s, const pk_event_msg 
 
 /* Clear the tallies after a verdict carrying them was published. */
 void pk_clause_state_reported(pk_clause_state *s, Pactum__V1__Outcome outcome);
+
+/* Freshness: when the clause goes stale if no evidence arrives (ms). */
+int64_t pk_freshness_deadline(const pk_clause *c, const pk_clause_state *s);
 
 #endif

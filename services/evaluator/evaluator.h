@@ -31,6 +31,7 @@ typedef struct evaluator_cfg {
 
 enum {
     EM_EVENTS,
+    EM_STALE_CHECKS,
     EM_SKIPPED,
     EM_NO_PACT,
     EM_VERDICT_PASS,
@@ -49,13 +50,21 @@ typedef struct pact_slot {
     char id[PK_ID_MAX + 1];   /* pact id; "" when the slot is free */
     uint32_t version;         /* version */
     uint8_t hash[32];         /* SHA-256 of the document */
+    int64_t registered_ms;    /* when this version was registered */
     pk_pact *pact;            /* compiled pact, owned */
 } pact_slot;
 
 #define PACT_CACHE_SLOTS 256
 
-/* Verdict sequence: PACTUM_EVENTS sequence << PK_VSEQ_SHIFT | ordinal within the event. */
-#define PK_VSEQ_SHIFT 10
+/*
+ * Verdict sequence: PACTUM_EVENTS sequence << PK_VSEQ_SHIFT | ordinal. Verdicts
+ * of an event use ordinals below PK_TICK_ORDINAL (at most 8 pacts x 64
+ * clauses x 2 verdicts); verdicts found by the clock use the partition's last
+ * applied sequence with ordinals from PK_TICK_ORDINAL up, so they sort after
+ * every verdict already issued for the agent and before the next event's.
+ */
+#define PK_VSEQ_SHIFT 20
+#define PK_TICK_ORDINAL 2048
 
 typedef struct evaluator evaluator;
 
@@ -64,6 +73,7 @@ typedef struct eval_worker {
     evaluator *ev;                     /* the service */
     pact_slot cache[PACT_CACHE_SLOTS]; /* compiled pacts */
     struct state_entry *states;        /* per-batch clause state cache, owned */
+    int64_t next_tick_ms;              /* when to look for stale clauses next (monotonic) */
 } eval_worker;
 
 struct evaluator {
@@ -74,7 +84,10 @@ struct evaluator {
     pk_registry *reg;             /* registry copy */
     uint32_t partitions;          /* partitions of the streams */
     MDB_dbi states;               /* agent \0 pact \0 clause -> pk_clause_state */
-    MDB_dbi meta;                 /* "events_p<N>" -> last PACTUM_EVENTS sequence applied */
+    MDB_dbi meta;                 /* "events_p<N>" -> last PACTUM_EVENTS sequence applied;
+                                     "ticks_p<N>" -> be64 applied || be32 tick ordinal */
+    MDB_dbi deadlines;            /* be32 partition || be64 ms || state key -> "" (freshness) */
+    uint64_t owned;               /* partitions served, as a bitmap */
     pk_pworkers workers;          /* one per owned partition */
     eval_worker *ctx;             /* their data */
     size_t n_ctx;                 /* entries in ctx */
@@ -85,6 +98,13 @@ void evaluator_metrics_init(evaluator *e);
 
 /* Judge one fetched batch, publish verdicts, commit, ack (a pk_batch_fn). */
 pk_status evaluator_process(pk_pworker *w, natsMsgList *list);
+
+/* Publish stale verdicts for freshness clauses whose deadline passed (a pk_tick_fn). */
+pk_status evaluator_tick(pk_pworker *w, int64_t now_ms);
+
+/* Registry hook: start the freshness clock of each new pact's clauses. */
+pk_status evaluator_on_registry(void *ctx, MDB_txn *txn, const Pactum__V1__RegistryRecord *rec,
+                                uint64_t seq);
 
 /* Release a worker's caches. */
 void evaluator_worker_free(eval_worker *w);

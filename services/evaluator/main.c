@@ -53,8 +53,10 @@ int main(int argc, char **argv)
         rc = PK_EXIT_CONFIG;
         goto out;
     }
+    ev.owned = owned;
     if (pk_store_dbi(ev.store, "states", 0, &ev.states) != PK_OK ||
         pk_store_dbi(ev.store, "meta", 0, &ev.meta) != PK_OK ||
+        pk_store_dbi(ev.store, "deadlines", 0, &ev.deadlines) != PK_OK ||
         pk_registry_open(&ev.reg, ev.store, ev.bus) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_STORE;
@@ -66,7 +68,11 @@ int main(int argc, char **argv)
                                .prefix = "evaluator",
                                .subject = "pactum.events",
                                .batch = (int)cfg.batch,
-                               .process = evaluator_process};
+                               .process = evaluator_process,
+                               .tick = evaluator_tick,
+                               .tick_ms = 1000};
+    ev.reg->hook = evaluator_on_registry;
+    ev.reg->hook_ctx = &ev;
     if (pk_registry_watch(ev.reg) != PK_OK || pk_registry_sync(ev.reg, 0) != PK_OK ||
         pk_service_ops_start(&ev.svc) != PK_OK ||
         pk_pworkers_open(&ev.workers, ev.partitions, owned) != PK_OK) {

@@ -27,7 +27,7 @@ static bool in_window(const pk_window *w, int64_t start, int64_t now)
     return start >= 0 && start <= now && start > now - w->length;
 }
 
-void pk_window_add(pk_window *w, int64_t pos, double value)
+bool pk_window_add(pk_window *w, int64_t pos, double value)
 {
     int64_t slot = floor_div(pos, w->width);
     int64_t start = slot * w->width;
@@ -35,10 +35,10 @@ void pk_window_add(pk_window *w, int64_t pos, double value)
     int64_t now = pos > w->newest ? pos : w->newest;
 
     if (pos < 0 || !in_window(w, start, now))
-        return; /* older than the window: it no longer counts */
+        return false; /* older than the window: it no longer counts */
     if (b->start != start) {
         if (b->start > start)
-            return; /* the slot already holds newer data: this sample is too old */
+            return false; /* the slot already holds newer data: this sample is too old */
         b->start = start;
         b->count = 0;
         b->trues = 0;
@@ -56,6 +56,7 @@ void pk_window_add(pk_window *w, int64_t pos, double value)
         b->max = value;
     w->newest = now;
     w->events++;
+    return true;
 }
 
 void pk_window_summary(const pk_window *w, int64_t now, pk_win_summary *out)
@@ -96,6 +97,6 @@ double pk_window_aggregate(const pk_win_summary *s, pk_aggregate agg)
     case PK_AGG_MIN: return s->min;
     case PK_AGG_MAX: return s->max;
     case PK_AGG_RATE: return s->count ? (double)s->trues / (double)s->count : 0;
+    default: return 0; /* percentiles come from the sketch */
     }
-    return 0;
 }

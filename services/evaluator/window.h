@@ -42,9 +42,10 @@ void pk_window_init(pk_window *w, int64_t length);
 /*
  * Add a sample at position pos (event time in ms for timed windows; pass
  * w->events for last-N windows, which pk_window_add then advances). Samples
- * older than the window are ignored; out-of-order samples within it are kept.
+ * older than the window are ignored (false); out-of-order samples within it
+ * are kept (true).
  */
-void pk_window_add(pk_window *w, int64_t pos, double value);
+bool pk_window_add(pk_window *w, int64_t pos, double value);
 
 /* Summary of the window as seen at position now. */
 typedef struct pk_win_summary {

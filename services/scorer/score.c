@@ -122,7 +122,9 @@ void pk_trust_apply(pk_trust *t, const pk_verdict_msg *v, int64_t now_ms, pk_tru
         return; /* already applied */
     out->applied = true;
     t->last_vseq = v->vseq;
-    c = clause_of(t, v->pact_id, v->clause_id);
+    /* A burn-rate trigger speaks about the clause's error budget; it carries
+     * no evaluations and its severity is the trigger's, not the clause's. */
+    c = v->trigger[0] ? NULL : clause_of(t, v->pact_id, v->clause_id);
     if (c) {
         c->severity = (int)v->severity;
         for (size_t i = 0; i < v->n_tally; i++) {

@@ -246,3 +246,82 @@ Test(loop, every_pact_binding_an_agent_is_judged)
     cr_assert_eq(rep->n_pacts, PK_PACTS_PER_AGENT_MAX);
     pactum__v1__trust_report__free_unpacked(rep, NULL);
 }
+
+/* The last outcome the oracle reports for a clause of agent, or 0. */
+static Pactum__V1__Outcome clause_outcome(const char *who, const char *clause)
+{
+    Pactum__V1__TrustReport *r = h_trust(&h, who);
+    Pactum__V1__Outcome o = 0;
+
+    for (size_t i = 0; r && r->state && i < r->state->n_clauses; i++) {
+        if (strcmp(r->state->clauses[i]->clause_id, clause) == 0)
+            o = r->state->clauses[i]->last_outcome;
+    }
+    if (r)
+        pactum__v1__trust_report__free_unpacked(r, NULL);
+    return o;
+}
+
+static bool wait_clause(const char *who, const char *clause, Pactum__V1__Outcome want,
+                        int timeout_ms)
+{
+    int64_t deadline = pk_mono_ms() + timeout_ms;
+
+    while (pk_mono_ms() < deadline) {
+        if (clause_outcome(who, clause) == want)
+            return true;
+        pk_sleep_ms(100);
+    }
+    return false;
+}
+
+Test(loop, silence_makes_a_freshness_clause_stale_by_the_clock)
+{
+    Pactum__V1__RegistryReceipt *r = h_register_agent(&h, "beater", &agent, &owner);
+
+    cr_assert(r && r->ok);
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    r = h_register_pact(&h, &owner,
+                        "{\"pactum\":1,\"id\":\"beats\",\"agent\":\"beater\",\"clauses\":[{\"id\":"
+                        "\"heartbeat\",\"promise\":\"beats every 2 seconds\",\"severity\":"
+                        "\"medium\",\"kind\":\"freshness\",\"evidence\":{\"field\":\"kind\","
+                        "\"eq\":\"heartbeat\"},\"max_gap\":\"2s\"}]}");
+    cr_assert(r && r->ok, "%s", r ? r->message : "");
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_publish_events(&h, "beater", &agent, "hb1", 1, "heartbeat", NULL, 0, NULL, NULL));
+    cr_assert(wait_clause("beater", "heartbeat", PACTUM__V1__OUTCOME__OUTCOME_PASS, 10000));
+    /* no event at all: only the clock can notice */
+    cr_assert(wait_clause("beater", "heartbeat", PACTUM__V1__OUTCOME__OUTCOME_STALE, 15000),
+              "stale within a few seconds of the 2 s gap");
+    cr_assert(h_publish_events(&h, "beater", &agent, "hb2", 1, "heartbeat", NULL, 0, NULL, NULL));
+    cr_assert(wait_clause("beater", "heartbeat", PACTUM__V1__OUTCOME__OUTCOME_PASS, 10000),
+              "fresh again when evidence arrives");
+    cr_assert_geq(h_metric(&h, "evaluator", "pactum_evaluator_verdicts_total{outcome=\"stale\"}"),
+                  1);
+}
+
+Test(loop, a_fast_error_budget_burn_contains_the_agent)
+{
+    Pactum__V1__RegistryReceipt *r = h_register_agent(&h, "caller", &agent, &owner);
+    Pactum__V1__TrustReport *rep;
+
+    cr_assert(r && r->ok);
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    r = h_register_pact(
+        &h, &owner,
+        "{\"pactum\":1,\"id\":\"calls\",\"agent\":\"caller\",\"clauses\":[{\"id\":\"errors\","
+        "\"promise\":\"99% of calls succeed\",\"severity\":\"high\",\"kind\":\"objective\","
+        "\"metric\":\"error\",\"aggregate\":\"rate\",\"window\":\"1h\",\"op\":\"<=\","
+        "\"threshold\":0.5,\"min_samples\":20,\"burn_rate\":{\"target\":0.99,\"triggers\":["
+        "{\"long\":\"1h\",\"short\":\"5m\",\"factor\":14.4,\"severity\":\"critical\"}]}}]}");
+    cr_assert(r && r->ok, "%s", r ? r->message : "");
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_publish_events(&h, "caller", &agent, "ok", 20, "call", "error", 0, NULL, NULL));
+    cr_assert(h_publish_events(&h, "caller", &agent, "bad", 10, "call", "error", 1, NULL, NULL));
+    rep = h_wait_tier(&h, "caller", PACTUM__V1__TIER__TIER_CONTAINED, 20000);
+    cr_assert_eq(rep->state->tier, PACTUM__V1__TIER__TIER_CONTAINED);
+    cr_assert_not_null(rep->last_violation);
+    cr_assert_str_eq(rep->last_violation->trigger, "1h/5m x14.4");
+    cr_assert_gt(rep->last_violation->observed, 14.4, "burn %g", rep->last_violation->observed);
+    pactum__v1__trust_report__free_unpacked(rep, NULL);
+}

@@ -1,6 +1,7 @@
 /* Judging events against clauses: edges of thresholds, samples and windows. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clause.h"
@@ -67,7 +68,7 @@ Test(clause, one_sample_short_of_min_samples_is_insufficient_never_pass)
     pk_event_msg ev;
 
     load(LATENCY("<=", 3));
-    pk_clause_state_init(&s, &pact->clauses[0]);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
     for (int i = 0; i < 2; i++) {
         ev = event(1000 + i, "reply", "latency_ms", 100, NULL);
         pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 10, &j);
@@ -75,7 +76,7 @@ Test(clause, one_sample_short_of_min_samples_is_insufficient_never_pass)
         cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_INSUFFICIENT, "sample %d", i + 1);
         cr_assert_eq(j.samples, (uint64_t)i + 1);
     }
-    cr_assert_eq(s.pass[PACTUM__V1__SOURCE__SOURCE_SELF], 0, "insufficient is not a pass");
+    cr_assert_eq(s.h.pass[PACTUM__V1__SOURCE__SOURCE_SELF], 0, "insufficient is not a pass");
     ev = event(1002, "reply", "latency_ms", 100, NULL);
     pk_clause_judge(&pact->clauses[0], &s, &ev, 3, 10, &j);
     cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_PASS);
@@ -91,14 +92,14 @@ Test(clause, exactly_at_the_threshold)
     load(LATENCY("<=", 1) "," "{\"id\":\"strict\",\"promise\":\"faster\",\"severity\":\"low\","
                                "\"kind\":\"objective\",\"metric\":\"latency_ms\",\"aggregate\":"
                                "\"mean\",\"window\":\"5m\",\"op\":\"<\",\"threshold\":2000}");
-    pk_clause_state_init(&s, &pact->clauses[0]);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
     pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
     cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_PASS, "2000 <= 2000");
     cr_assert_float_eq(j.observed, 2000, 1e-9);
-    pk_clause_state_init(&s, &pact->clauses[1]);
+    pk_clause_state_init(&s, &pact->clauses[1], 0);
     pk_clause_judge(&pact->clauses[1], &s, &ev, 1, 10, &j);
     cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_FAIL, "2000 < 2000 is false");
-    cr_assert_eq(s.fail[PACTUM__V1__SOURCE__SOURCE_SELF], 1);
+    cr_assert_eq(s.h.fail[PACTUM__V1__SOURCE__SOURCE_SELF], 1);
 }
 
 Test(clause, breach_leaves_the_window_and_the_clause_recovers)
@@ -108,7 +109,7 @@ Test(clause, breach_leaves_the_window_and_the_clause_recovers)
     pk_event_msg ev;
 
     load(LATENCY("<=", 1));
-    pk_clause_state_init(&s, &pact->clauses[0]);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
     ev = event(0, "reply", "latency_ms", 9000, NULL);
     pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
     cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_FAIL);
@@ -132,14 +133,14 @@ Test(clause, events_without_the_metric_or_outside_when_are_not_looked_at)
     load("{\"id\":\"lat\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","
          "\"when\":{\"field\":\"kind\",\"eq\":\"reply\"},\"metric\":\"latency_ms\","
          "\"aggregate\":\"max\",\"window\":\"5m\",\"op\":\"<=\",\"threshold\":2000}");
-    pk_clause_state_init(&s, &pact->clauses[0]);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
     ev = event(1, "heartbeat", "latency_ms", 9999, NULL);
     pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
     cr_assert_not(j.relevant);
     ev = event(2, "reply", "tokens", 10, NULL);
     pk_clause_judge(&pact->clauses[0], &s, &ev, 2, 10, &j);
     cr_assert_not(j.relevant);
-    cr_assert_eq(s.since_verdict, 0);
+    cr_assert_eq(s.h.since_verdict, 0);
 }
 
 Test(clause, sources_with_no_weight_do_not_count)
@@ -151,14 +152,14 @@ Test(clause, sources_with_no_weight_do_not_count)
     load("{\"id\":\"lat\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","
          "\"sources\":{\"evaluator\":1},\"metric\":\"latency_ms\",\"aggregate\":\"mean\","
          "\"window\":\"5m\",\"op\":\"<=\",\"threshold\":2000}");
-    pk_clause_state_init(&s, &pact->clauses[0]);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
     ev = event(1, "reply", "latency_ms", 1, NULL);
     pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
     cr_assert_not(j.relevant, "self reports do not count for this clause");
     ev.source = PACTUM__V1__SOURCE__SOURCE_EVALUATOR;
     pk_clause_judge(&pact->clauses[0], &s, &ev, 2, 10, &j);
     cr_assert(j.relevant);
-    cr_assert_eq(s.pass[PACTUM__V1__SOURCE__SOURCE_EVALUATOR], 1);
+    cr_assert_eq(s.h.pass[PACTUM__V1__SOURCE__SOURCE_EVALUATOR], 1);
 }
 
 #define NO_PII(extra)                                                                             \
@@ -172,7 +173,7 @@ Test(clause, a_forbidden_event_is_one_violation_not_one_per_later_event)
     pk_event_msg ev;
 
     load(NO_PII(""));
-    pk_clause_state_init(&s, &pact->clauses[0]);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
     ev = event(1000, "reply", NULL, 0, "none");
     pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
     cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_PASS);
@@ -188,8 +189,8 @@ Test(clause, a_forbidden_event_is_one_violation_not_one_per_later_event)
     pk_clause_judge(&pact->clauses[0], &s, &ev, 3, 10, &j);
     cr_assert_not(j.violation);
     cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_FAIL, "still in the window");
-    cr_assert_eq(s.fail[PACTUM__V1__SOURCE__SOURCE_SELF], 0);
-    cr_assert_eq(s.pass[PACTUM__V1__SOURCE__SOURCE_SELF], 1);
+    cr_assert_eq(s.h.fail[PACTUM__V1__SOURCE__SOURCE_SELF], 0);
+    cr_assert_eq(s.h.pass[PACTUM__V1__SOURCE__SOURCE_SELF], 1);
 }
 
 Test(clause, at_most_k_per_window_of_events)
@@ -199,7 +200,7 @@ Test(clause, at_most_k_per_window_of_events)
     pk_event_msg ev;
 
     load(NO_PII(",\"max_count\":2,\"window\":{\"events\":64}"));
-    pk_clause_state_init(&s, &pact->clauses[0]);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
     for (int i = 0; i < 2; i++) {
         ev = event(1000 + i, "reply", NULL, 0, "leaked");
         pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 10, &j);
@@ -224,7 +225,7 @@ Test(clause, verdicts_are_due_every_report_every_evaluations)
     int due = 0;
 
     load(NO_PII(""));
-    pk_clause_state_init(&s, &pact->clauses[0]);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
     for (int i = 0; i < 25; i++) {
         pk_event_msg ev = event(1000 + i, "reply", NULL, 0, "none");
         pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 10, &j);
@@ -235,7 +236,7 @@ Test(clause, verdicts_are_due_every_report_every_evaluations)
     }
     /* the first (outcome unknown -> pass), then after 10 more, then 10 more */
     cr_assert_eq(due, 3);
-    cr_assert_eq(s.since_verdict, 4);
+    cr_assert_eq(s.h.since_verdict, 4);
 }
 
 Test(clause, fingerprint_follows_the_window_definition)
@@ -251,4 +252,229 @@ Test(clause, fingerprint_follows_the_window_definition)
     pact->clauses[0].threshold = 1;
     cr_assert_eq(pk_clause_fingerprint(&pact->clauses[0]), a,
                  "a new threshold keeps the samples");
+}
+
+/* --- percentiles ------------------------------------------------------------ */
+
+Test(clause, p95_flips_when_the_96th_percent_sample_is_slow)
+{
+    pk_clause_state s;
+    pk_judgement j;
+    pk_event_msg ev;
+
+    load("{\"id\":\"p95\",\"promise\":\"95% within 2s\",\"severity\":\"high\",\"kind\":"
+         "\"objective\",\"metric\":\"latency_ms\",\"aggregate\":\"p95\",\"window\":\"1h\","
+         "\"op\":\"<=\",\"threshold\":2000,\"min_samples\":100}");
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    for (int i = 0; i < 100; i++) {
+        ev = event(1000 + i, "reply", "latency_ms", i < 95 ? 1000 : 5000, NULL);
+        pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 1000, &j);
+        if (i < 99)
+            cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_INSUFFICIENT);
+    }
+    /* nearest rank 95 of 100 is the last fast sample */
+    cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_PASS);
+    cr_assert(j.observed >= 990 && j.observed <= 1010, "p95 %g within 1%% of 1000", j.observed);
+    ev = event(1200, "reply", "latency_ms", 5000, NULL);
+    pk_clause_judge(&pact->clauses[0], &s, &ev, 101, 1000, &j);
+    /* rank ceil(0.95 * 101) = 96 is now a slow one */
+    cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_FAIL);
+    cr_assert(j.observed >= 4950 && j.observed <= 5050, "p95 %g", j.observed);
+    pk_clause_state_release(&s);
+}
+
+Test(clause, state_with_a_sketch_survives_storage)
+{
+    pk_clause_state s, back;
+    pk_judgement j;
+    uint8_t *buf;
+    size_t len;
+
+    load("{\"id\":\"p99\",\"promise\":\"p99 under 3s\",\"severity\":\"high\",\"kind\":"
+         "\"objective\",\"metric\":\"latency_ms\",\"aggregate\":\"p99\",\"window\":\"1h\","
+         "\"op\":\"<\",\"threshold\":3000}");
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    for (int i = 0; i < 500; i++) {
+        pk_event_msg ev = event(1000 + i, "reply", "latency_ms", 100 + i * 7 % 3000, NULL);
+        pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 1000, &j);
+    }
+    len = pk_clause_state_size(&s);
+    buf = malloc(len);
+    pk_clause_state_write(&s, buf);
+    cr_assert_eq(pk_clause_state_read(&back, buf, len), PK_OK);
+    cr_assert_eq(back.sketch.n, s.sketch.n);
+    cr_assert_eq(memcmp(&back.h, &s.h, sizeof(s.h)), 0);
+    cr_assert_eq(pk_clause_state_read(&back, buf, len - 3), PK_EDECODE);
+    buf[0] ^= 0xff;
+    cr_assert_eq(pk_clause_state_read(&back, buf, len), PK_EDECODE, "wrong magic");
+    free(buf);
+    pk_clause_state_release(&s);
+}
+
+/* --- burn rates --------------------------------------------------------------- */
+
+#define ERRORS                                                                                   \
+    "{\"id\":\"errors\",\"promise\":\"99% of calls succeed\",\"severity\":\"high\","            \
+    "\"kind\":\"objective\",\"metric\":\"error\",\"aggregate\":\"rate\",\"window\":\"6h\","     \
+    "\"op\":\"<=\",\"threshold\":0.5,\"min_samples\":20,\"burn_rate\":{\"target\":0.99,"         \
+    "\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\",\"factor\":14.4,\"severity\":\"critical\"},"\
+    "{\"long\":\"6h\",\"short\":\"30m\",\"factor\":6,\"severity\":\"medium\",\"consequence\":"  \
+    "\"restrict\"}]}}"
+
+/* Feed n events over span_ms where every k-th is an error; return which triggers fire. */
+static unsigned burn_after(int n, int64_t span_ms, int every)
+{
+    pk_clause_state s;
+    pk_judgement j;
+    unsigned firing;
+
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    for (int i = 0; i < n; i++) {
+        pk_event_msg ev = event(10000000 + span_ms * i / n, "call", "error",
+                                i % every == 0 ? 1 : 0, NULL);
+        pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 100000, &j);
+        for (int t = 0; t < j.n_burn; t++)
+            cr_assert_eq((s.h.burning >> j.burn[t].trigger) & 1, j.burn[t].firing);
+    }
+    firing = s.h.burning;
+    pk_clause_state_release(&s);
+    return firing;
+}
+
+Test(clause, fast_burn_fires_both_triggers)
+{
+    load(ERRORS);
+    /* 1 error in 5 = 20% of calls fail: budget burns 20x */
+    cr_assert_eq(burn_after(600, 600000, 5), 0x3);
+}
+
+Test(clause, slow_burn_fires_only_the_slow_trigger)
+{
+    load(ERRORS);
+    /* 1 error in 10 = 10%: burns 10x, above 6 but below 14.4 */
+    cr_assert_eq(burn_after(600, 600000, 10), 0x2);
+}
+
+Test(clause, healthy_traffic_fires_nothing_and_too_few_samples_never_fire)
+{
+    load(ERRORS);
+    cr_assert_eq(burn_after(600, 600000, 200), 0, "0.5% errors burn 0.5x");
+    cr_assert_eq(burn_after(19, 60000, 1), 0, "19 samples, all errors, min_samples 20");
+}
+
+Test(clause, a_burn_that_stops_is_reported)
+{
+    pk_clause_state s;
+    pk_judgement j;
+    bool fired = false, stopped = false;
+
+    load(ERRORS);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    for (int i = 0; i < 2000; i++) {
+        /* five minutes of 50% errors, then two hours clean */
+        int64_t ts = i < 100 ? 3000 * i : 300000 + 3600 * (i - 100);
+        pk_event_msg ev = event(ts, "call", "error", i < 100 && i % 2 == 0 ? 1 : 0, NULL);
+        pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 100000, &j);
+        for (int t = 0; t < j.n_burn; t++) {
+            if (j.burn[t].trigger == 0 && j.burn[t].firing)
+                fired = true;
+            if (j.burn[t].trigger == 0 && !j.burn[t].firing && fired)
+                stopped = true;
+        }
+    }
+    cr_assert(fired && stopped);
+    pk_clause_state_release(&s);
+}
+
+/* --- freshness ---------------------------------------------------------------- */
+
+Test(clause, freshness_counts_arrival_by_the_bus_clock)
+{
+    pk_clause_state s;
+    pk_judgement j;
+    pk_event_msg ev;
+
+    load("{\"id\":\"hb\",\"promise\":\"beats every minute\",\"severity\":\"medium\",\"kind\":"
+         "\"freshness\",\"evidence\":{\"field\":\"kind\",\"eq\":\"heartbeat\"},\"max_gap\":\"1m\"}");
+    pk_clause_state_init(&s, &pact->clauses[0], 5000);
+    cr_assert_eq(pk_freshness_deadline(&pact->clauses[0], &s), 65000,
+                 "the clock starts when the pact comes into force");
+    ev = event(999999999, "reply", NULL, 0, NULL);
+    pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
+    cr_assert_not(j.relevant, "not a heartbeat");
+    ev = event(999999999, "heartbeat", NULL, 0, NULL);
+    ev.received_ms = 30000;
+    pk_clause_judge(&pact->clauses[0], &s, &ev, 2, 10, &j);
+    cr_assert(j.relevant);
+    cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_PASS);
+    cr_assert_eq(pk_freshness_deadline(&pact->clauses[0], &s), 90000,
+                 "a future timestamp written by the agent does not extend it");
+}
+
+/* --- scope --------------------------------------------------------------------- */
+
+#define SCOPE                                                                                    \
+    "{\"id\":\"scope\",\"promise\":\"only ticket work, at most 500 USD a refund\","             \
+    "\"severity\":\"high\",\"kind\":\"scope\",\"actions\":[\"reply\",\"tickets.*\"],"           \
+    "\"spend\":{\"currency\":\"USD\",\"per_action\":500,\"per_window\":2000,\"window\":\"24h\"}}"
+
+static pk_judgement act(pk_clause_state *s, int64_t ts, const char *action, double amount,
+                        const char *currency)
+{
+    pk_judgement j;
+    pk_event_msg ev = event(ts, "action", NULL, 0, NULL);
+
+    ev.action = (char *)action;
+    ev.amount = amount;
+    ev.currency = (char *)currency;
+    pk_clause_judge(&pact->clauses[0], s, &ev, (uint64_t)ts, 10, &j);
+    return j;
+}
+
+Test(clause, scope_prefix_patterns)
+{
+    pk_clause_state s;
+    pk_judgement j;
+
+    load(SCOPE);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    j = act(&s, 1, "tickets.close", 0, "");
+    cr_assert(j.relevant);
+    cr_assert_not(j.violation);
+    j = act(&s, 2, "ticketsx", 0, "");
+    cr_assert(j.violation, "'tickets.*' does not cover 'ticketsx'");
+    cr_assert(strstr(j.why, "action 'ticketsx' is outside the scope") != NULL, "%s", j.why);
+    j = act(&s, 3, "reply", 0, "");
+    cr_assert_not(j.violation);
+    j = act(&s, 4, "", 0, "");
+    cr_assert_not(j.relevant, "no action, no amount: nothing to check");
+}
+
+Test(clause, spend_limits_per_action_and_per_window)
+{
+    pk_clause_state s;
+    pk_judgement j;
+
+    load(SCOPE);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    j = act(&s, 1000, "tickets.refund", 500, "USD");
+    cr_assert_not(j.violation, "exactly the per-action limit is allowed");
+    j = act(&s, 2000, "tickets.refund", 500.01, "USD");
+    cr_assert(j.violation);
+    cr_assert(strstr(j.why, "in one action") != NULL, "%s", j.why);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    act(&s, 1000, "tickets.refund", 500, "USD");
+    act(&s, 2000, "tickets.refund", 500, "USD");
+    act(&s, 3000, "tickets.refund", 500, "USD");
+    j = act(&s, 4000, "tickets.refund", 500, "USD");
+    cr_assert_not(j.violation, "2000 USD in the window is the limit, not over it");
+    j = act(&s, 5000, "tickets.refund", 1, "USD");
+    cr_assert(j.violation, "the limit is reached");
+    cr_assert(strstr(j.why, "within the window") != NULL, "%s", j.why);
+    cr_assert_float_eq(j.observed, 2001, 1e-9);
+    j = act(&s, 5000 + 86400000, "tickets.refund", 400, "USD");
+    cr_assert_not(j.violation, "a day later the window has emptied");
+    j = act(&s, 6000 + 86400000, "tickets.refund", 10, "EUR");
+    cr_assert(j.violation);
+    cr_assert(strstr(j.why, "allows USD only") != NULL, "%s", j.why);
 }

@@ -111,7 +111,7 @@ static const struct {
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"urgent\",\"kind\":\"objective\"}" TAIL,
      "clauses[0].severity: expected one of info, low, medium, high, critical, got 'urgent'"},
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"wish\"}" TAIL,
-     "clauses[0].kind: expected one of objective, forbidden, got 'wish'"},
+     "clauses[0].kind: expected one of objective, forbidden, freshness, scope, got 'wish'"},
     {HEAD "{\"id\":\"c\",\"severity\":\"low\",\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\","
           "\"eq\":\"x\"}}" TAIL,
      "clauses[0].promise: required field is missing"},
@@ -121,9 +121,10 @@ static const struct {
           "\"threshold\":1}" TAIL,
      "clauses[0].window: expected a duration like 1h or 500ms, got '1 hour'"},
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
-          "\"metric\":\"m\",\"aggregate\":\"p95\",\"window\":\"1h\",\"op\":\"<=\","
+          "\"metric\":\"m\",\"aggregate\":\"p42\",\"window\":\"1h\",\"op\":\"<=\","
           "\"threshold\":1}" TAIL,
-     "clauses[0].aggregate: expected one of count, sum, mean, min, max, rate, got 'p95'"},
+     "clauses[0].aggregate: expected one of count, sum, mean, min, max, rate, p50, p90, p95, "
+     "p99, got 'p42'"},
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
           "\"metric\":\"m\",\"aggregate\":\"mean\",\"window\":\"1h\",\"op\":\"=<\","
           "\"threshold\":1}" TAIL,
@@ -164,6 +165,42 @@ static const struct {
     {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
           "\"match\":{\"field\":\"kind\",\"eq\":\"a\"},\"max_count\":2}" TAIL,
      "clauses[0].window: required field is missing"},
+    /* burn rates */
+    {OBJ(",\"burn_rate\":{\"target\":1.5,\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\","
+         "\"factor\":14.4,\"severity\":\"high\"}]}"),
+     "clauses[0].burn_rate.target: the fraction of good events promised"},
+    {OBJ(",\"burn_rate\":{\"target\":0.9,\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\","
+         "\"factor\":14.4,\"severity\":\"high\"}]}"),
+     "clauses[0].burn_rate.triggers[0].factor: 14.4 can never be reached"},
+    {OBJ(",\"burn_rate\":{\"target\":0.99,\"triggers\":[{\"long\":\"5m\",\"short\":\"1h\","
+         "\"factor\":6,\"severity\":\"high\"}]}"),
+     "clauses[0].burn_rate.triggers[0].short: the short window must be shorter"},
+    {OBJ(",\"burn_rate\":{\"target\":0.99,\"triggers\":[]}"),
+     "clauses[0].burn_rate.triggers: expected an array of 1 to 4 triggers"},
+    /* freshness */
+    {HEAD "{\"id\":\"hb\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"freshness\"}" TAIL,
+     "clauses[0].max_gap: required field is missing"},
+    {HEAD "{\"id\":\"hb\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"freshness\","
+          "\"max_gap\":\"soon\"}" TAIL,
+     "clauses[0].max_gap: expected a duration like 1h or 500ms, got 'soon'"},
+    {HEAD "{\"id\":\"hb\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"freshness\","
+          "\"max_gap\":\"5m\",\"window\":\"1h\"}" TAIL,
+     "clauses[0].window: unknown field"},
+    /* scope */
+    {HEAD "{\"id\":\"s\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\"}" TAIL,
+     "a scope names at least one of actions, tools, resources, spend"},
+    {HEAD "{\"id\":\"s\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\","
+          "\"tools\":[\"git.*.push\"]}" TAIL,
+     "clauses[0].tools[0]: '*' may only end a pattern"},
+    {HEAD "{\"id\":\"s\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\","
+          "\"spend\":{\"currency\":\"usd\",\"per_action\":5}}" TAIL,
+     "clauses[0].spend.currency: expected a three-letter ISO 4217 code"},
+    {HEAD "{\"id\":\"s\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\","
+          "\"spend\":{\"currency\":\"USD\",\"per_window\":5}}" TAIL,
+     "clauses[0].spend.window: required field is missing"},
+    {HEAD "{\"id\":\"s\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\","
+          "\"spend\":{\"currency\":\"USD\"}}" TAIL,
+     "clauses[0].spend: give per_action, per_window, or both"},
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
           "\"match\":{\"field\":\"kind\",\"eq\":\"a\"}},{\"id\":\"c\",\"promise\":\"y\","
           "\"severity\":\"low\",\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"b\"}"
@@ -192,6 +229,50 @@ Test(pact, broken_pacts_are_refused_with_the_field_path)
                   corpus[i].expect, l.n ? l.msgs[0] : "(none)");
         pk_lint_free(&l);
     }
+}
+
+Test(pact, freshness_scope_and_burn_rates_are_compiled)
+{
+    pk_pact *p = parse_ok(
+        HEAD "{\"id\":\"hb\",\"promise\":\"reports every minute\",\"severity\":\"medium\","
+             "\"kind\":\"freshness\",\"evidence\":{\"field\":\"kind\",\"eq\":\"heartbeat\"},"
+             "\"max_gap\":\"1m\"},"
+             "{\"id\":\"tools\",\"promise\":\"only its tools\",\"severity\":\"high\","
+             "\"kind\":\"scope\",\"tools\":[\"git.*\",\"tests.run\"],\"spend\":{\"currency\":"
+             "\"USD\",\"per_action\":500,\"per_window\":2000,\"window\":\"24h\"}},"
+             "{\"id\":\"errors\",\"promise\":\"99% succeed\",\"severity\":\"high\","
+             "\"kind\":\"objective\",\"metric\":\"error\",\"aggregate\":\"rate\","
+             "\"window\":\"1h\",\"op\":\"<=\",\"threshold\":0.01,\"burn_rate\":{\"target\":0.99,"
+             "\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\",\"factor\":14.4,\"severity\":"
+             "\"critical\"},{\"long\":\"6h\",\"short\":\"30m\",\"factor\":6,\"severity\":"
+             "\"medium\",\"consequence\":\"restrict\"}]}}" TAIL);
+
+    cr_assert_eq(p->clauses[0].kind, PK_CLAUSE_FRESHNESS);
+    cr_assert_eq(p->clauses[0].max_gap_ms, 60000);
+    cr_assert_not_null(p->clauses[0].evidence);
+    cr_assert_eq(p->clauses[1].tools.n, 2);
+    cr_assert_str_eq(p->clauses[1].currency, "USD");
+    cr_assert_float_eq(p->clauses[1].per_window, 2000, 1e-9);
+    cr_assert_eq(p->clauses[1].window_ms, 86400000);
+    cr_assert_eq(p->clauses[2].n_burn, 2);
+    cr_assert_float_eq(p->clauses[2].target, 0.99, 1e-12);
+    cr_assert_eq(p->clauses[2].burn[0].consequence, PK_CONSEQ_CONTAIN, "critical contains");
+    cr_assert_eq(p->clauses[2].burn[1].consequence, PK_CONSEQ_RESTRICT);
+    cr_assert_str_eq(p->clauses[2].burn[0].name, "1h/5m x14.4");
+    pk_pact_free(p);
+}
+
+Test(pact, patterns)
+{
+    char *pats[] = {"tickets.*", "reply", "*"};
+    pk_patterns ps = {.p = pats, .n = 2}, any = {.p = pats + 2, .n = 1};
+
+    cr_assert(pk_patterns_match(&ps, "tickets.close"));
+    cr_assert(pk_patterns_match(&ps, "tickets."));
+    cr_assert_not(pk_patterns_match(&ps, "tickets"), "the prefix includes the dot");
+    cr_assert(pk_patterns_match(&ps, "reply"));
+    cr_assert_not(pk_patterns_match(&ps, "reply.all"), "exact names are exact");
+    cr_assert(pk_patterns_match(&any, "anything"));
 }
 
 Test(pact, several_problems_are_reported_in_one_run)

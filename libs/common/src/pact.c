@@ -51,10 +51,14 @@ typedef struct name_val {
 } name_val;
 
 static const name_val kind_names[] = {{"objective", PK_CLAUSE_OBJECTIVE},
-                                      {"forbidden", PK_CLAUSE_FORBIDDEN}};
+                                      {"forbidden", PK_CLAUSE_FORBIDDEN},
+                                      {"freshness", PK_CLAUSE_FRESHNESS},
+                                      {"scope", PK_CLAUSE_SCOPE}};
 static const name_val agg_names[] = {{"count", PK_AGG_COUNT}, {"sum", PK_AGG_SUM},
                                      {"mean", PK_AGG_MEAN},   {"min", PK_AGG_MIN},
-                                     {"max", PK_AGG_MAX},     {"rate", PK_AGG_RATE}};
+                                     {"max", PK_AGG_MAX},     {"rate", PK_AGG_RATE},
+                                     {"p50", PK_AGG_P50},     {"p90", PK_AGG_P90},
+                                     {"p95", PK_AGG_P95},     {"p99", PK_AGG_P99}};
 static const name_val op_names[] = {{"<", PK_OP_LT},  {"<=", PK_OP_LE}, {">", PK_OP_GT},
                                     {">=", PK_OP_GE}, {"==", PK_OP_EQ}, {"!=", PK_OP_NE}};
 static const name_val conseq_names[] = {{"notify", PK_CONSEQ_NOTIFY},
@@ -558,6 +562,32 @@ bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev)
     }
 }
 
+double pk_aggregate_quantile(pk_aggregate a)
+{
+    switch (a) {
+    case PK_AGG_P50: return 0.50;
+    case PK_AGG_P90: return 0.90;
+    case PK_AGG_P95: return 0.95;
+    case PK_AGG_P99: return 0.99;
+    default: return 0;
+    }
+}
+
+bool pk_patterns_match(const pk_patterns *ps, const char *name)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        const char *p = ps->p[i];
+        size_t n = strlen(p);
+        if (n && p[n - 1] == '*') {
+            if (strncmp(name, p, n - 1) == 0)
+                return true;
+        } else if (strcmp(name, p) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool pk_op_holds(pk_op op, double observed, double threshold)
 {
     switch (op) {
@@ -572,6 +602,37 @@ bool pk_op_holds(pk_op op, double observed, double threshold)
 }
 
 /* --- clauses ---------------------------------------------------------------- */
+
+/* A duration field between min_ms and max_ms; returns 0 (and lints) if bad or absent. */
+static int64_t get_duration(const json_t *obj, const char *key, const char *path, bool required,
+                            int64_t min_ms, int64_t max_ms, pk_lint *l)
+{
+    json_t *v = json_object_get(obj, key);
+    int64_t ms;
+    char lo[32], hi[32];
+
+    if (!v) {
+        if (required)
+            pk_lint_add(l, "%s.%s: required field is missing (a duration like \"5m\")", path,
+                        key);
+        return 0;
+    }
+    if (!json_is_string(v) || pk_duration_parse(json_string_value(v), &ms) != PK_OK) {
+        pk_lint_add(l, "%s.%s: expected a duration like 1h or 500ms, got %s%s%s", path, key,
+                    json_is_string(v) ? "'" : "",
+                    json_is_string(v) ? json_string_value(v) : json_type_name(v),
+                    json_is_string(v) ? "'" : "");
+        return 0;
+    }
+    if (ms < min_ms || ms > max_ms) {
+        pk_duration_format(min_ms, lo, sizeof(lo));
+        pk_duration_format(max_ms, hi, sizeof(hi));
+        pk_lint_add(l, "%s.%s: must be from %s to %s, got '%s'", path, key, lo, hi,
+                    json_string_value(v));
+        return 0;
+    }
+    return ms;
+}
 
 static void parse_window(const json_t *c, const char *path, bool required, pk_clause *cl,
                          pk_lint *l)
@@ -645,6 +706,171 @@ static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_l
     }
 }
 
+static pk_consequence default_consequence(Pactum__V1__Severity s);
+
+static void parse_burn(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
+    static const char *const keys[] = {"target", "triggers", NULL};
+    static const char *const tkeys[] = {"long", "short", "factor", "severity", "consequence",
+                                        NULL};
+    json_t *b = json_object_get(c, "burn_rate"), *trig;
+    char sub[PATH_MAX_LEN];
+
+    if (!b)
+        return;
+    snprintf(sub, sizeof(sub), "%s.burn_rate", path);
+    if (!json_is_object(b)) {
+        pk_lint_add(l, "%s: expected an object {\"target\": 0.99, \"triggers\": [...]}, got %s",
+                    sub, json_type_name(b));
+        return;
+    }
+    check_keys(b, sub, keys, l);
+    if (cl->aggregate == PK_AGG_COUNT || cl->aggregate == PK_AGG_SUM)
+        pk_lint_add(l, "%s: burn rates judge each event by '%s %s threshold'; that needs a metric "
+                       "aggregate other than count or sum",
+                    sub, cl->metric ? cl->metric : "metric", pk_op_name(cl->op));
+    if (!get_num(b, "target", sub, true, &cl->target, l))
+        cl->target = 0;
+    else if (!(cl->target > 0 && cl->target < 1)) {
+        pk_lint_add(l, "%s.target: the fraction of good events promised, strictly between 0 "
+                       "and 1, got %g",
+                    sub, cl->target);
+        cl->target = 0;
+    }
+    trig = json_object_get(b, "triggers");
+    if (!json_is_array(trig) || json_array_size(trig) == 0 ||
+        json_array_size(trig) > PK_BURN_MAX) {
+        pk_lint_add(l, "%s.triggers: expected an array of 1 to %d triggers, got %s", sub,
+                    PK_BURN_MAX, trig ? json_type_name(trig) : "nothing");
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(trig); i++) {
+        json_t *t = json_array_get(trig, i);
+        pk_burn *br = &cl->burn[cl->n_burn];
+        char tp[PATH_MAX_LEN], lw[16], sw[16];
+        const char *s;
+        snprintf(tp, sizeof(tp), "%s.triggers[%zu]", sub, i);
+        if (!json_is_object(t)) {
+            pk_lint_add(l, "%s: expected a trigger object, got %s", tp, json_type_name(t));
+            continue;
+        }
+        check_keys(t, tp, tkeys, l);
+        br->long_ms = get_duration(t, "long", tp, true, 60000, 366LL * 86400000, l);
+        br->short_ms = get_duration(t, "short", tp, true, 1000, 366LL * 86400000, l);
+        if (br->long_ms && br->short_ms && br->short_ms >= br->long_ms)
+            pk_lint_add(l, "%s.short: the short window must be shorter than the long one", tp);
+        if (get_num(t, "factor", tp, true, &br->factor, l)) {
+            if (!(br->factor > 0))
+                pk_lint_add(l, "%s.factor: must be a burn rate above 0, got %g", tp, br->factor);
+            else if (cl->target > 0 && br->factor > 1 / (1 - cl->target) + 1e-9)
+                pk_lint_add(l, "%s.factor: %g can never be reached: with target %g the budget "
+                               "burns at most %g times too fast",
+                            tp, br->factor, cl->target, 1 / (1 - cl->target));
+        }
+        if ((s = get_str(t, "severity", tp, true, l))) {
+            char sp[PATH_MAX_LEN];
+            snprintf(sp, sizeof(sp), "%s.severity", tp);
+            br->severity = (Pactum__V1__Severity)lookup(sev_names, N_OF(sev_names), s, sp, l);
+        }
+        br->consequence = default_consequence(br->severity);
+        if ((s = get_str(t, "consequence", tp, false, l))) {
+            char sp[PATH_MAX_LEN];
+            snprintf(sp, sizeof(sp), "%s.consequence", tp);
+            br->consequence = lookup(conseq_names, N_OF(conseq_names), s, sp, l);
+        }
+        pk_duration_format(br->long_ms, lw, sizeof(lw));
+        pk_duration_format(br->short_ms, sw, sizeof(sw));
+        snprintf(br->name, sizeof(br->name), "%s/%s x%g", lw, sw, br->factor);
+        cl->n_burn++;
+    }
+}
+
+static void patterns_free(pk_patterns *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        free(ps->p[i]);
+    free(ps->p);
+    memset(ps, 0, sizeof(*ps));
+}
+
+static void parse_patterns(const json_t *c, const char *key, const char *path, pk_patterns *ps,
+                           pk_lint *l)
+{
+    json_t *a = json_object_get(c, key);
+    size_t n;
+
+    if (!a)
+        return;
+    n = json_is_array(a) ? json_array_size(a) : 0;
+    if (n == 0 || n > PK_SCOPE_MAX) {
+        pk_lint_add(l, "%s.%s: expected an array of 1 to %d names or patterns like \"tickets.*\", "
+                       "got %s",
+                    path, key, PK_SCOPE_MAX, json_is_array(a) ? "a different number" :
+                                                                json_type_name(a));
+        return;
+    }
+    ps->p = calloc(n, sizeof(char *));
+    if (!ps->p)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(a, i);
+        const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+        const char *star = s ? strchr(s, '*') : NULL;
+        if (!s || !*s || strlen(s) > PK_VALUE_MAX) {
+            pk_lint_add(l, "%s.%s[%zu]: expected a non-empty name, got %s", path, key, i,
+                        s ? "an empty or too long string" : json_type_name(e));
+            continue;
+        }
+        if (star && star[1] != '\0') {
+            pk_lint_add(l, "%s.%s[%zu]: '*' may only end a pattern (\"tickets.*\"), got '%s'",
+                        path, key, i, s);
+            continue;
+        }
+        ps->p[ps->n++] = strdup(s);
+    }
+}
+
+static void parse_spend(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
+    static const char *const keys[] = {"currency", "per_action", "per_window", "window", NULL};
+    json_t *sp = json_object_get(c, "spend");
+    char sub[PATH_MAX_LEN];
+    const char *cur;
+
+    if (!sp)
+        return;
+    snprintf(sub, sizeof(sub), "%s.spend", path);
+    if (!json_is_object(sp)) {
+        pk_lint_add(l, "%s: expected an object like {\"currency\": \"USD\", \"per_action\": 100}, "
+                       "got %s",
+                    sub, json_type_name(sp));
+        return;
+    }
+    check_keys(sp, sub, keys, l);
+    if ((cur = get_str(sp, "currency", sub, true, l))) {
+        if (strlen(cur) != 3 || cur[0] < 'A' || cur[0] > 'Z' || cur[1] < 'A' || cur[1] > 'Z' ||
+            cur[2] < 'A' || cur[2] > 'Z')
+            pk_lint_add(l, "%s.currency: expected a three-letter ISO 4217 code like \"USD\", got "
+                           "'%s'",
+                        sub, cur);
+        else
+            snprintf(cl->currency, sizeof(cl->currency), "%s", cur);
+    }
+    if (json_object_get(sp, "per_action") &&
+        get_num(sp, "per_action", sub, true, &cl->per_action, l) && !(cl->per_action > 0))
+        pk_lint_add(l, "%s.per_action: must be above 0, got %g", sub, cl->per_action);
+    if (json_object_get(sp, "per_window") &&
+        get_num(sp, "per_window", sub, true, &cl->per_window, l)) {
+        if (!(cl->per_window > 0))
+            pk_lint_add(l, "%s.per_window: must be above 0, got %g", sub, cl->per_window);
+        cl->window_ms = get_duration(sp, "window", sub, true, 1000, 366LL * 86400000, l);
+    } else if (json_object_get(sp, "window")) {
+        pk_lint_add(l, "%s.window: only meaningful with per_window", sub);
+    }
+    if (!json_object_get(sp, "per_action") && !json_object_get(sp, "per_window"))
+        pk_lint_add(l, "%s: give per_action, per_window, or both", sub);
+}
+
 static pk_consequence default_consequence(Pactum__V1__Severity s)
 {
     switch (s) {
@@ -661,10 +887,15 @@ static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_li
     static const char *const objective[] = {"id",     "promise",   "severity",  "kind",
                                             "consequence", "sources", "when", "metric",
                                             "aggregate", "window", "op", "threshold",
-                                            "min_samples", NULL};
+                                            "min_samples", "burn_rate", NULL};
     static const char *const forbidden[] = {"id", "promise", "severity", "kind",
                                             "consequence", "sources", "when", "match",
                                             "max_count", "window", NULL};
+    static const char *const freshness[] = {"id", "promise", "severity", "kind", "consequence",
+                                            "sources", "evidence", "max_gap", NULL};
+    static const char *const scope[] = {"id",      "promise", "severity", "kind",
+                                        "consequence", "sources", "when", "actions",
+                                        "tools",   "resources", "spend", NULL};
     const char *s;
     char sub[PATH_MAX_LEN];
     json_t *when;
@@ -728,6 +959,7 @@ static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_li
         if (cl->window_events && cl->min_samples > cl->window_events)
             pk_lint_add(l, "%s.min_samples: %u can never be reached in a window of %u events",
                         path, cl->min_samples, cl->window_events);
+        parse_burn(c, path, cl, l);
         break;
     case PK_CLAUSE_FORBIDDEN: {
         json_t *m = json_object_get(c, "match");
@@ -747,6 +979,27 @@ static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_li
             cl->window_ms = 86400000; /* violations are counted per day when none is given */
         break;
     }
+    case PK_CLAUSE_FRESHNESS: {
+        json_t *ev = json_object_get(c, "evidence");
+        check_keys(c, path, freshness, l);
+        if (ev) {
+            snprintf(sub, sizeof(sub), "%s.evidence", path);
+            cl->evidence = parse_pred(ev, sub, 0, l);
+        }
+        cl->max_gap_ms = get_duration(c, "max_gap", path, true, 1000, 366LL * 86400000, l);
+        break;
+    }
+    case PK_CLAUSE_SCOPE:
+        check_keys(c, path, scope, l);
+        parse_patterns(c, "actions", path, &cl->actions, l);
+        parse_patterns(c, "tools", path, &cl->tools, l);
+        parse_patterns(c, "resources", path, &cl->resources, l);
+        parse_spend(c, path, cl, l);
+        if (!json_object_get(c, "actions") && !json_object_get(c, "tools") &&
+            !json_object_get(c, "resources") && !json_object_get(c, "spend"))
+            pk_lint_add(l, "%s: a scope names at least one of actions, tools, resources, spend",
+                        path);
+        break;
     }
 }
 
@@ -757,6 +1010,10 @@ static void clause_free(pk_clause *c)
     free(c->metric);
     pk_pred_free(c->when);
     pk_pred_free(c->match);
+    pk_pred_free(c->evidence);
+    patterns_free(&c->actions);
+    patterns_free(&c->tools);
+    patterns_free(&c->resources);
 }
 
 void pk_pact_free(pk_pact *p)

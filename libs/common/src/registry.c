@@ -136,7 +136,7 @@ pk_status pk_registry_apply(pk_registry *r, MDB_txn *txn, const uint8_t *data, s
         }
     }
     if (st == PK_OK && r->hook)
-        r->hook(r->hook_ctx, rec, seq);
+        st = r->hook(r->hook_ctx, txn, rec, seq);
     pactum__v1__registry_record__free_unpacked(rec, NULL);
     return st;
 }

@@ -116,11 +116,19 @@ static void *worker_main(void *arg)
     pk_pworker *w = arg;
     pk_pworkers *g = w->group;
     char what[64];
+    int64_t next_tick = 0;
 
     snprintf(what, sizeof(what), "%s partition %u", g->prefix, w->partition);
     while (!pk_shutdown) {
         natsMsgList list;
-        pk_status st = pk_consumer_fetch(&w->consumer, &list, g->batch, 500);
+        pk_status st;
+
+        if (g->tick && pk_mono_ms() >= next_tick) {
+            if (g->tick(w, pk_now_ms()) != PK_OK)
+                PK_WARN("%s: clock work failed, trying again later: %s", what, pk_error_msg());
+            next_tick = pk_mono_ms() + g->tick_ms;
+        }
+        st = pk_consumer_fetch(&w->consumer, &list, g->batch, g->tick ? g->tick_ms / 2 : 500);
 
         if (st == PK_ETIMEOUT)
             continue;

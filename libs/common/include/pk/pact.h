@@ -34,11 +34,34 @@ void pk_lint_free(pk_lint *l);
 typedef enum pk_clause_kind {
     PK_CLAUSE_OBJECTIVE = 1,  /* aggregate of a metric over a window vs a threshold */
     PK_CLAUSE_FORBIDDEN,      /* a predicate that must (almost) never hold */
+    PK_CLAUSE_FRESHNESS,      /* evidence of a kind must keep arriving */
+    PK_CLAUSE_SCOPE,          /* allowed actions, tools, resources and spend */
 } pk_clause_kind;
 
 typedef enum pk_aggregate {
     PK_AGG_COUNT = 1, PK_AGG_SUM, PK_AGG_MEAN, PK_AGG_MIN, PK_AGG_MAX, PK_AGG_RATE,
+    PK_AGG_P50, PK_AGG_P90, PK_AGG_P95, PK_AGG_P99,
 } pk_aggregate;
+
+#define PK_BURN_MAX 4       /* burn-rate triggers per objective */
+#define PK_SCOPE_MAX 64     /* patterns per scope list */
+
+/* Multi-window burn-rate trigger (SRE Workbook): fires when the error budget
+ * burns at least factor times too fast over both windows. */
+typedef struct pk_burn {
+    int64_t long_ms;                 /* long window */
+    int64_t short_ms;                /* short window */
+    double factor;                   /* burn rate that fires it */
+    Pactum__V1__Severity severity;   /* severity of the violation it reports */
+    int consequence;                 /* pk_consequence */
+    char name[48];                   /* "1h/5m x14.4" */
+} pk_burn;
+
+/* Allowed names: exact, or a prefix ending in '*' ("tickets.*"), or "*". */
+typedef struct pk_patterns {
+    char **p;                        /* patterns, owned */
+    size_t n;                        /* count; 0 = list absent (anything goes) */
+} pk_patterns;
 
 typedef enum pk_op { PK_OP_LT = 1, PK_OP_LE, PK_OP_GT, PK_OP_GE, PK_OP_EQ, PK_OP_NE } pk_op;
 
@@ -103,9 +126,21 @@ typedef struct pk_clause {
     /* objective and forbidden */
     int64_t window_ms;          /* time window; 0 when counted in events */
     uint32_t window_events;     /* last-N-events window; 0 when timed */
+    /* objective: burn-rate triggers on the per-event target */
+    double target;              /* fraction of events that must be good; 0 = no triggers */
+    pk_burn burn[PK_BURN_MAX];  /* triggers */
+    size_t n_burn;
     /* forbidden */
     pk_pred *match;             /* the event that must not happen */
     uint32_t max_count;         /* allowed occurrences per window (0 = never) */
+    /* freshness */
+    pk_pred *evidence;          /* what counts as evidence; NULL = any event */
+    int64_t max_gap_ms;         /* longest allowed time without it */
+    /* scope */
+    pk_patterns actions, tools, resources; /* allowed names */
+    char currency[8];           /* spend currency; "" = no spend limits */
+    double per_action;          /* largest amount of one event; 0 = none */
+    double per_window;          /* largest total over window_ms; 0 = none */
 } pk_clause;
 
 typedef struct pk_pact {
@@ -135,6 +170,12 @@ bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev);
 
 /* Compare observed with threshold under op. */
 bool pk_op_holds(pk_op op, double observed, double threshold);
+
+/* Does name match one of the patterns (exact, "prefix*", or "*")? */
+bool pk_patterns_match(const pk_patterns *ps, const char *name);
+
+/* The quantile of a percentile aggregate (0.5 for p50), or 0 for others. */
+double pk_aggregate_quantile(pk_aggregate a);
 
 const char *pk_clause_kind_name(pk_clause_kind k);
 const char *pk_aggregate_name(pk_aggregate a);

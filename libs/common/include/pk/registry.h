@@ -19,8 +19,10 @@
 
 typedef struct pk_registry pk_registry;
 
-/* Called under the registry lock for each record applied (e.g. to drop caches). */
-typedef void (*pk_registry_hook)(void *ctx, const Pactum__V1__RegistryRecord *rec, uint64_t seq);
+/* Called under the registry lock, inside the transaction that applies each
+ * record (e.g. to index what a new pact needs); a failure aborts the sync. */
+typedef pk_status (*pk_registry_hook)(void *ctx, MDB_txn *txn,
+                                      const Pactum__V1__RegistryRecord *rec, uint64_t seq);
 
 struct pk_registry {
     pk_store *store;              /* borrowed: where the copy lives */

@@ -21,6 +21,9 @@ typedef struct pk_pworkers pk_pworkers;
  * and return the failure (the batch is retried as it is). */
 typedef pk_status (*pk_batch_fn)(pk_pworker *w, natsMsgList *list);
 
+/* Work driven by the clock (e.g. stale evidence), called about every tick_ms. */
+typedef pk_status (*pk_tick_fn)(pk_pworker *w, int64_t now_ms);
+
 struct pk_pworker {
     pk_pworkers *group;       /* the group this worker belongs to */
     uint32_t partition;       /* partition served */
@@ -39,6 +42,8 @@ struct pk_pworkers {
     const char *subject;      /* subject prefix; the filter is <subject>.<N>.* */
     int batch;                /* messages per fetch */
     pk_batch_fn process;      /* batch function */
+    pk_tick_fn tick;          /* optional clock function */
+    int64_t tick_ms;          /* how often to call it */
     pk_pworker *w;            /* workers, one per owned partition */
     size_t n;                 /* their count */
 };
