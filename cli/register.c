@@ -289,6 +289,170 @@ out:
     return code;
 }
 
+/* Ask the oracle for versions of a pact; *out: caller frees. */
+static int pact_query(const char *id, uint32_t version, bool document,
+                      Pactum__V1__PactReport **out)
+{
+    Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
+    pk_bus *bus;
+    natsMsg *reply = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int code;
+
+    q.pact_id = (char *)id;
+    q.version = version;
+    q.document = document;
+    if (pk_pack(&q.base, &buf, &len) != PK_OK)
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    if (!(bus = cli_connect())) {
+        free(buf);
+        return CLI_BUS;
+    }
+    code = cli_request(bus, PK_SUBJ_ORACLE_PACT, buf, len, &reply);
+    free(buf);
+    if (code == CLI_OK) {
+        *out = pactum__v1__pact_report__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                               (const uint8_t *)natsMsg_GetData(reply));
+        if (!*out)
+            code = cli_error(CLI_BUS, "the oracle answered with something that is not a report");
+        else if ((*out)->status != PACTUM__V1__QUERY_STATUS__QUERY_OK) {
+            code = cli_error(CLI_FAIL, "%s", (*out)->message);
+            pactum__v1__pact_report__free_unpacked(*out, NULL);
+            *out = NULL;
+        }
+    }
+    natsMsg_Destroy(reply);
+    pk_bus_close(bus);
+    return code;
+}
+
+static json_t *version_json(const Pactum__V1__PactVersion *v)
+{
+    char hash[PK_HASH_BYTES * 2 + 1] = "", owner[PK_PUBKEY_BYTES * 2 + 1] = "";
+
+    if (v->hash.len == PK_HASH_BYTES)
+        pk_hex_encode(v->hash.data, PK_HASH_BYTES, hash);
+    if (v->owner_key.len == PK_PUBKEY_BYTES)
+        pk_hex_encode(v->owner_key.data, PK_PUBKEY_BYTES, owner);
+    return json_pack("{s:i, s:s, s:s, s:I, s:i, s:I, s:s}", "version", (int)v->version, "hash",
+                     hash, "agent", v->agent_id, "registered_ms", (json_int_t)v->registered_ms,
+                     "clauses", (int)v->clauses, "registry_seq", (json_int_t)v->registry_seq,
+                     "owner_key", owner);
+}
+
+static int pact_history(cli_args *a)
+{
+    Pactum__V1__PactReport *rep = NULL;
+    const char *id = a->i < a->argc ? a->argv[a->i++] : NULL;
+    int code;
+
+    if (!id || a->i < a->argc)
+        return cli_usage_error("pact history needs one PACT_ID");
+    if ((code = pact_query(id, 0, false, &rep)) != CLI_OK)
+        return code;
+    if (cli.json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < rep->n_versions; i++)
+            json_array_append_new(arr, version_json(rep->versions[i]));
+        cli_print_json(json_pack("{s:s, s:o}", "pact", rep->pact_id, "versions", arr));
+    } else {
+        printf("pact %s: %zu version%s\n", rep->pact_id, rep->n_versions,
+               rep->n_versions == 1 ? "" : "s");
+        for (size_t i = 0; i < rep->n_versions; i++) {
+            const Pactum__V1__PactVersion *v = rep->versions[i];
+            char hash[PK_HASH_BYTES * 2 + 1] = "";
+            if (v->hash.len == PK_HASH_BYTES)
+                pk_hex_encode(v->hash.data, PK_HASH_BYTES, hash);
+            printf("  v%-3u sha256:%s  agent %s  %u clause%s  registry #%llu\n", v->version,
+                   hash, v->agent_id, v->clauses, v->clauses == 1 ? "" : "s",
+                   (unsigned long long)v->registry_seq);
+        }
+    }
+    pactum__v1__pact_report__free_unpacked(rep, NULL);
+    return CLI_OK;
+}
+
+/*
+ * Check what the oracle returned against itself: the document hashes to the
+ * recorded hash, and the owner's signed submission holds this very document,
+ * signed by the owner key on record. Returns a sentence, or NULL if it holds.
+ */
+static const char *check_version(const Pactum__V1__PactVersion *v)
+{
+    uint8_t hash[PK_HASH_BYTES];
+    pk_signed_msg *env = NULL;
+    Pactum__V1__PactRegistration *pr = NULL;
+    const char *why = NULL;
+
+    pk_sha256(v->document.data, v->document.len, hash);
+    if (v->hash.len != PK_HASH_BYTES || !pk_bytes_equal(hash, v->hash.data, PK_HASH_BYTES))
+        return "the document does not hash to the recorded sha256";
+    if (pk_envelope_open(v->submission.data, v->submission.len, &env) != PK_OK)
+        return "the signed submission does not decode";
+    if (v->owner_key.len != PK_PUBKEY_BYTES ||
+        !pk_bytes_equal(env->signer_key.data, v->owner_key.data, PK_PUBKEY_BYTES))
+        why = "the submission is not signed by the owner key on record";
+    else if (pk_envelope_verify(env, env->signer_key.data) != PK_OK)
+        why = "the owner's signature does not verify";
+    else if (!(pr = pactum__v1__pact_registration__unpack(NULL, env->payload.len,
+                                                          env->payload.data)) ||
+             pr->document.len != v->document.len ||
+             memcmp(pr->document.data, v->document.data, v->document.len) != 0)
+        why = "the signed submission holds another document";
+    if (pr)
+        pactum__v1__pact_registration__free_unpacked(pr, NULL);
+    pactum__v1__signed__free_unpacked(env, NULL);
+    return why;
+}
+
+static int pact_show(cli_args *a)
+{
+    const char *id = NULL, *v;
+    uint32_t version = 0;
+    Pactum__V1__PactReport *rep = NULL;
+    const Pactum__V1__PactVersion *pv;
+    const char *why;
+    int r, code;
+
+    while (a->i < a->argc) {
+        if ((r = cli_opt(a, "version", &v))) {
+            char *end;
+            long n = r > 0 ? strtol(v, &end, 10) : 0;
+            if (r < 0 || *end || n < 1)
+                return cli_usage_error("--version needs a version number (1, 2, ...)");
+            version = (uint32_t)n;
+        } else if (!id && a->argv[a->i][0] != '-') {
+            id = a->argv[a->i++];
+        } else {
+            return cli_usage_error("pact show: unexpected '%s'", a->argv[a->i]);
+        }
+    }
+    if (!id)
+        return cli_usage_error("pact show needs a PACT_ID");
+    if ((code = pact_query(id, version, true, &rep)) != CLI_OK)
+        return code;
+    pv = rep->versions[rep->n_versions - 1];
+    why = check_version(pv);
+    if (cli.json) {
+        json_t *o = version_json(pv);
+        json_object_set_new(o, "pact", json_string(rep->pact_id));
+        json_object_set_new(o, "verified", json_boolean(why == NULL));
+        json_object_set_new(o, "problem", why ? json_string(why) : json_null());
+        json_object_set_new(o, "document", json_stringn((const char *)pv->document.data,
+                                                        pv->document.len));
+        cli_print_json(o);
+    } else {
+        fwrite(pv->document.data, 1, pv->document.len, stdout);
+        if (pv->document.len && pv->document.data[pv->document.len - 1] != '\n')
+            putchar('\n');
+        fprintf(stderr, "pact %s v%u: %s\n", rep->pact_id, pv->version,
+                why ? why : "sha256 matches and the owner's signature verifies");
+    }
+    pactum__v1__pact_report__free_unpacked(rep, NULL);
+    return why ? cli_error(CLI_FAIL, "pact %s v%u: %s", id, pv->version, why) : CLI_OK;
+}
+
 int cmd_pact(cli_args *a)
 {
     if (a->i < a->argc && strcmp(a->argv[a->i], "lint") == 0) {
@@ -299,5 +463,13 @@ int cmd_pact(cli_args *a)
         a->i++;
         return pact_register(a);
     }
-    return cli_usage_error("pact: expected 'lint' or 'register'");
+    if (a->i < a->argc && strcmp(a->argv[a->i], "history") == 0) {
+        a->i++;
+        return pact_history(a);
+    }
+    if (a->i < a->argc && strcmp(a->argv[a->i], "show") == 0) {
+        a->i++;
+        return pact_show(a);
+    }
+    return cli_usage_error("pact: expected 'lint', 'register', 'history' or 'show'");
 }

@@ -48,7 +48,7 @@ suite_start() {
   port=$(free_port "${PACTUM_NATS_PORT:-4222}")
   export PACTUM_NATS_URL="nats://127.0.0.1:$port"
   export PACTUM_DATA_DIR="$PACTUM_VAR"
-  nats-server -a 127.0.0.1 -p "$port" -js -sd "$PACTUM_VAR/nats" \
+  "$(command -v nats-server || echo /usr/sbin/nats-server)" -a 127.0.0.1 -p "$port" -js -sd "$PACTUM_VAR/nats" \
     >"$PACTUM_VAR/logs/nats-server.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 50); do

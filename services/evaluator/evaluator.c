@@ -734,7 +734,11 @@ pk_status evaluator_tick(pk_pworker *pw, int64_t now_ms)
             continue;
         }
         if (s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_STALE) {
-            pk_judgement j = {.relevant = true, .outcome = PACTUM__V1__OUTCOME__OUTCOME_STALE};
+            /* Going stale breaks the promise of fresh evidence: it is a violation,
+             * and the clause's consequence applies. */
+            pk_judgement j = {.relevant = true,
+                              .outcome = PACTUM__V1__OUTCOME__OUTCOME_STALE,
+                              .violation = true};
             verdict_spec sp = {.ps = ps, .c = c, .j = &j, .agent = agent, .s = s};
             j.observed = (double)(now_ms - (s->h.last_seen_ms ? s->h.last_seen_ms : s->h.since_ms));
             j.threshold = (double)c->max_gap_ms;

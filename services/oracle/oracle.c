@@ -274,6 +274,98 @@ reply:
     return st;
 }
 
+#define VERSIONS_MAX 256 /* versions listed in one answer */
+
+pk_status oracle_answer_pact(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
+                             size_t *outlen)
+{
+    Pactum__V1__PactQuery *q = pactum__v1__pact_query__unpack(NULL, len, req);
+    Pactum__V1__PactReport rep = PACTUM__V1__PACT_REPORT__INIT;
+    Pactum__V1__PactRecord *recs[VERSIONS_MAX];
+    Pactum__V1__PactVersion vers[VERSIONS_MAX], *vp[VERSIONS_MAX];
+    size_t n = 0;
+    char msg[256] = "";
+    MDB_txn *txn = NULL;
+    pk_status st;
+
+    pk_metric_add(&o->m[OM_QUERIES], 1);
+    rep.answered_ms = pk_now_ms();
+    rep.message = msg;
+    if (!q || pk_id_check("pact id", q->pact_id) != PK_OK) {
+        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
+        snprintf(msg, sizeof(msg), "%s", q ? pk_error_msg() : "request is not a PactQuery");
+        pk_metric_add(&o->m[OM_BAD], 1);
+        goto reply;
+    }
+    rep.pact_id = q->pact_id;
+    if (pk_registry_refresh(o->reg, 50) != PK_OK)
+        PK_WARN("registry sync: %s", pk_error_msg());
+    if (pk_txn_begin(o->store, false, &txn) != PK_OK) {
+        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
+        snprintf(msg, sizeof(msg), "read model unavailable: %s", pk_error_msg());
+        goto reply;
+    }
+    /* Versions are numbered 1, 2, 3 ... without gaps. */
+    for (uint32_t v = q->version ? q->version : 1; n < VERSIONS_MAX; v++) {
+        uint64_t seq = 0;
+        Pactum__V1__PactVersion *pv = &vers[n];
+        if (pk_registry_pact(o->reg, txn, q->pact_id, v, 0, &recs[n], &seq) != PK_OK)
+            break;
+        pactum__v1__pact_version__init(pv);
+        pv->version = recs[n]->version;
+        pv->hash = recs[n]->hash;
+        pv->agent_id = recs[n]->agent_id;
+        pv->registered_ms = recs[n]->registered_ms;
+        pv->clauses = recs[n]->clauses;
+        pv->registry_seq = seq;
+        pv->owner_key = recs[n]->owner_key;
+        if (q->document) {
+            pv->document = recs[n]->document;
+            pv->submission = recs[n]->submission;
+        }
+        vp[n] = pv;
+        n++;
+        if (q->version)
+            break;
+    }
+    rep.versions = vp;
+    rep.n_versions = n;
+    if (q->document && !q->version && n > 1) {
+        /* documents of every version would not fit one answer: the newest */
+        rep.versions = &vp[n - 1];
+        rep.n_versions = 1;
+    }
+    if (n == 0) {
+        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT;
+        snprintf(msg, sizeof(msg), "unknown pact: '%s'%s is not registered", q->pact_id,
+                 q->version ? " at that version" : "");
+    } else {
+        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_OK;
+    }
+reply:
+    st = pk_pack(&rep.base, out, outlen);
+    pk_txn_abort(txn);
+    for (size_t i = 0; i < n; i++)
+        pactum__v1__pact_record__free_unpacked(recs[i], NULL);
+    if (q)
+        pactum__v1__pact_query__free_unpacked(q, NULL);
+    return st;
+}
+
+static void on_pact_query(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    oracle *o = closure;
+    uint8_t *out = NULL;
+    size_t len = 0;
+
+    if (natsMsg_GetReply(msg) &&
+        oracle_answer_pact(o, (const uint8_t *)natsMsg_GetData(msg),
+                           (size_t)natsMsg_GetDataLength(msg), &out, &len) == PK_OK)
+        natsConnection_Publish(nc, natsMsg_GetReply(msg), out, (int)len);
+    free(out);
+    natsMsg_Destroy(msg);
+}
+
 static void on_query(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     oracle *o = closure;
@@ -293,14 +385,23 @@ pk_status oracle_queries_start(oracle *o)
     natsStatus s = natsConnection_QueueSubscribe(&o->queries, o->bus->nc, PK_SUBJ_ORACLE_TRUST,
                                                  "oracle", on_query, o);
 
-    return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, "subscribe to " PK_SUBJ_ORACLE_TRUST);
+    if (s != NATS_OK)
+        return pk_nats_err(s, 0, "subscribe to " PK_SUBJ_ORACLE_TRUST);
+    s = natsConnection_QueueSubscribe(&o->pact_queries, o->bus->nc, PK_SUBJ_ORACLE_PACT, "oracle",
+                                      on_pact_query, o);
+    return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, "subscribe to " PK_SUBJ_ORACLE_PACT);
 }
 
 void oracle_queries_stop(oracle *o)
 {
-    if (o->queries) {
-        natsSubscription_Unsubscribe(o->queries);
-        natsSubscription_Destroy(o->queries);
-        o->queries = NULL;
+    natsSubscription *subs[2] = {o->queries, o->pact_queries};
+
+    for (int i = 0; i < 2; i++) {
+        if (subs[i]) {
+            natsSubscription_Unsubscribe(subs[i]);
+            natsSubscription_Destroy(subs[i]);
+        }
     }
+    o->queries = NULL;
+    o->pact_queries = NULL;
 }

@@ -44,6 +44,7 @@ typedef struct oracle {
     MDB_dbi meta;                /* "trust_seq" -> last PACTUM_TRUST sequence applied */
     pk_consumer trust;           /* ephemeral consumer of PACTUM_TRUST */
     natsSubscription *queries;   /* pactum.oracle.trust responder */
+    natsSubscription *pact_queries; /* pactum.oracle.pact responder */
     pk_metric m[OM_COUNT];       /* counters */
 } oracle;
 
@@ -54,6 +55,10 @@ pk_status oracle_apply(oracle *o, natsMsgList *list);
 
 /* Build the answer to a trust query (exposed for tests). *out: caller frees. */
 pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen);
+
+/* Build the answer to a pact history query. *out: caller frees. */
+pk_status oracle_answer_pact(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
+                             size_t *outlen);
 
 pk_status oracle_queries_start(oracle *o);
 void oracle_queries_stop(oracle *o);

@@ -484,7 +484,7 @@ static const char *field_text(const pk_pred *p, const pk_event_msg *ev)
     case PK_FIELD_CURRENCY: s = ev->currency; break;
     case PK_FIELD_SOURCE: return pk_source_name(ev->source);
     case PK_FIELD_REPORTER: s = ev->reporter_id; break;
-    case PK_FIELD_LABEL: return pk_event_label(ev, p->name);
+    case PK_FIELD_LABEL: s = pk_event_label(ev, p->name); break;
     default: return NULL;
     }
     return s && *s ? s : NULL;
@@ -494,7 +494,7 @@ static bool field_number(const pk_pred *p, const pk_event_msg *ev, double *out)
 {
     if (p->field == PK_FIELD_AMOUNT) {
         *out = ev->amount;
-        return true;
+        return ev->amount != 0; /* no money moved: no amount */
     }
     return pk_event_metric(ev, p->name, out);
 }
@@ -525,7 +525,7 @@ bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev)
         if (p->cmp == PK_CMP_EXISTS)
             return present == p->exists;
         if (!present)
-            return false;
+            return p->cmp == PK_CMP_NE;
         switch (p->cmp) {
         case PK_CMP_EQ: return x == p->num;
         case PK_CMP_NE: return x != p->num;
@@ -686,7 +686,7 @@ static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_l
     if (!json_is_object(s) || json_object_size(s) == 0) {
         pk_lint_add(l, "%s.sources: expected an object like {\"self\": 0.5, \"evaluator\": 1}, "
                        "got %s",
-                    path, json_type_name(s));
+                    path, json_is_object(s) ? "an empty object" : json_type_name(s));
         return;
     }
     memset(cl->weight, 0, sizeof(cl->weight)); /* sources not listed do not count */
@@ -704,6 +704,8 @@ static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_l
         }
         cl->weight[src] = json_number_value(v);
     }
+    if (cl->weight[1] + cl->weight[2] + cl->weight[3] + cl->weight[4] <= 0)
+        pk_lint_add(l, "%s.sources: every weight is 0, so no evidence would ever count", path);
 }
 
 static pk_consequence default_consequence(Pactum__V1__Severity s);
@@ -740,8 +742,11 @@ static void parse_burn(const json_t *c, const char *path, pk_clause *cl, pk_lint
     trig = json_object_get(b, "triggers");
     if (!json_is_array(trig) || json_array_size(trig) == 0 ||
         json_array_size(trig) > PK_BURN_MAX) {
+        char got[48];
+        if (json_is_array(trig))
+            snprintf(got, sizeof(got), "%zu triggers", json_array_size(trig));
         pk_lint_add(l, "%s.triggers: expected an array of 1 to %d triggers, got %s", sub,
-                    PK_BURN_MAX, trig ? json_type_name(trig) : "nothing");
+                    PK_BURN_MAX, json_is_array(trig) ? got : trig ? json_type_name(trig) : "nothing");
         return;
     }
     for (size_t i = 0; i < json_array_size(trig); i++) {
@@ -797,16 +802,19 @@ static void parse_patterns(const json_t *c, const char *key, const char *path, p
                            pk_lint *l)
 {
     json_t *a = json_object_get(c, key);
-    size_t n;
+    size_t n, max = strcmp(key, "resources") == 0 ? PK_VALUE_MAX : PK_NAME_MAX;
 
     if (!a)
         return;
     n = json_is_array(a) ? json_array_size(a) : 0;
     if (n == 0 || n > PK_SCOPE_MAX) {
+        char got[48];
+        if (json_is_array(a))
+            snprintf(got, sizeof(got), "%zu", json_array_size(a));
         pk_lint_add(l, "%s.%s: expected an array of 1 to %d names or patterns like \"tickets.*\", "
-                       "got %s",
-                    path, key, PK_SCOPE_MAX, json_is_array(a) ? "a different number" :
-                                                                json_type_name(a));
+                       "got %s%s",
+                    path, key, PK_SCOPE_MAX, json_is_array(a) ? got : json_type_name(a),
+                    json_is_array(a) ? " entries" : "");
         return;
     }
     ps->p = calloc(n, sizeof(char *));
@@ -816,9 +824,9 @@ static void parse_patterns(const json_t *c, const char *key, const char *path, p
         json_t *e = json_array_get(a, i);
         const char *s = json_is_string(e) ? json_string_value(e) : NULL;
         const char *star = s ? strchr(s, '*') : NULL;
-        if (!s || !*s || strlen(s) > PK_VALUE_MAX) {
-            pk_lint_add(l, "%s.%s[%zu]: expected a non-empty name, got %s", path, key, i,
-                        s ? "an empty or too long string" : json_type_name(e));
+        if (!s || !*s || strlen(s) > max) {
+            pk_lint_add(l, "%s.%s[%zu]: expected a name of 1 to %zu bytes, got %s", path, key, i,
+                        max, s ? "an empty or longer string" : json_type_name(e));
             continue;
         }
         if (star && star[1] != '\0') {
@@ -864,7 +872,7 @@ static void parse_spend(const json_t *c, const char *path, pk_clause *cl, pk_lin
         if (!(cl->per_window > 0))
             pk_lint_add(l, "%s.per_window: must be above 0, got %g", sub, cl->per_window);
         cl->window_ms = get_duration(sp, "window", sub, true, 1000, 366LL * 86400000, l);
-    } else if (json_object_get(sp, "window")) {
+    } else if (json_object_get(sp, "window") && !json_object_get(sp, "per_window")) {
         pk_lint_add(l, "%s.window: only meaningful with per_window", sub);
     }
     if (!json_object_get(sp, "per_action") && !json_object_get(sp, "per_window"))
@@ -940,6 +948,10 @@ static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_li
             cl->aggregate = (pk_aggregate)lookup(agg_names, N_OF(agg_names), s, sub, l);
         }
         cl->metric = dup_or_null(get_str(c, "metric", path, cl->aggregate != PK_AGG_COUNT, l));
+        if (cl->metric && cl->aggregate == PK_AGG_COUNT)
+            pk_lint_add(l, "%s.metric: count counts events; remove the metric or pick another "
+                           "aggregate",
+                        path);
         if (cl->metric && strlen(cl->metric) > PK_NAME_MAX)
             pk_lint_add(l, "%s.metric: at most %d characters", path, PK_NAME_MAX);
         if ((s = get_str(c, "op", path, true, l))) {
@@ -1093,9 +1105,11 @@ pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
         pk_lint_add(l, "clauses: required field is missing (an array of clauses)");
     } else if (!json_is_array(clauses) || json_array_size(clauses) == 0 ||
                json_array_size(clauses) > PK_PACT_MAX_CLAUSES) {
+        char got[48];
+        if (json_is_array(clauses))
+            snprintf(got, sizeof(got), "%zu clauses", json_array_size(clauses));
         pk_lint_add(l, "clauses: expected an array of 1 to %d clauses, got %s",
-                    PK_PACT_MAX_CLAUSES,
-                    json_is_array(clauses) ? "a different number" : json_type_name(clauses));
+                    PK_PACT_MAX_CLAUSES, json_is_array(clauses) ? got : json_type_name(clauses));
     } else {
         size_t n = json_array_size(clauses);
         p->clauses = calloc(n, sizeof(*p->clauses));

@@ -34,6 +34,7 @@
 #define PK_SUBJ_REG_PACT "pactum.registry.pact.%s"    /* ingest publishes RegistryRecord */
 #define PK_SUBJ_REG_SUBMIT "pactum.registry.submit"   /* request: Signed registration */
 #define PK_SUBJ_ORACLE_TRUST "pactum.oracle.trust"    /* request: TrustQuery */
+#define PK_SUBJ_ORACLE_PACT "pactum.oracle.pact"      /* request: PactQuery */
 #define PK_SUBJ_HEALTH "pactum.health.%s"             /* request: empty; reply JSON */
 #define PK_SUBJ_METRICS "pactum.metrics.%s"           /* request: empty; reply Prometheus text */
 
