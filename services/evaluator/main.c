@@ -67,6 +67,7 @@ int main(int argc, char **argv)
                                .stream = PK_STREAM_EVENTS,
                                .prefix = "evaluator",
                                .subject = "pactum.events",
+                               .tail = "*",
                                .batch = (int)cfg.batch,
                                .process = evaluator_process,
                                .tick = evaluator_tick,

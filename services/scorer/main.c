@@ -49,7 +49,9 @@ int main(int argc, char **argv)
         goto out;
     }
     if (pk_store_dbi(sc.store, "agents", 0, &sc.agents) != PK_OK ||
-        pk_store_dbi(sc.store, "tiers", 0, &sc.tiers) != PK_OK) {
+        pk_store_dbi(sc.store, "tiers", 0, &sc.tiers) != PK_OK ||
+        pk_store_dbi(sc.store, "meta", 0, &sc.meta) != PK_OK ||
+        pk_registry_open(&sc.reg, sc.store, sc.bus) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_STORE;
         goto out;
@@ -59,29 +61,50 @@ int main(int argc, char **argv)
                                .stream = PK_STREAM_VERDICTS,
                                .prefix = "scorer",
                                .subject = "pactum.verdicts",
+                               .tail = ">",
                                .batch = (int)cfg.batch,
                                .process = scorer_process};
-    if (pk_service_ops_start(&sc.svc) != PK_OK ||
+    if (pk_registry_watch(sc.reg) != PK_OK || pk_registry_sync(sc.reg, 0) != PK_OK ||
+        pk_service_ops_start(&sc.svc) != PK_OK || scorer_digest_start(&sc) != PK_OK ||
         pk_pworkers_open(&sc.workers, sc.partitions, owned) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_BUS;
         goto out;
     }
-    for (size_t i = 0; i < sc.workers.n; i++)
-        sc.workers.w[i].ctx = &sc;
+    if (!(sc.ctx = calloc(sc.workers.n, sizeof(*sc.ctx)))) {
+        rc = PK_EXIT_RUNTIME;
+        goto out;
+    }
+    for (size_t i = 0; i < sc.workers.n; i++) {
+        sc.ctx[i].s = &sc;
+        sc.ctx[i].pw = &sc.workers.w[i];
+        pk_core_init(&sc.ctx[i].core, sc.reg, scorer_history, &sc.ctx[i]);
+        sc.workers.w[i].ctx = &sc.ctx[i];
+    }
     if (pk_pworkers_start(&sc.workers) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_RUNTIME;
         goto out;
     }
     PK_INFO("ready: serving %zu of %u partitions", sc.workers.n, sc.partitions);
-    while (!pk_shutdown)
+    while (!pk_shutdown) {
+        if (pk_registry_sync_if_dirty(sc.reg) != PK_OK)
+            PK_WARN("registry sync: %s", pk_error_msg());
         pk_sleep_ms(100);
+    }
     PK_INFO("shutting down");
 out:
     pk_shutdown = 1;
-    pk_pworkers_close(&sc.workers);
+    {
+        size_t n = sc.workers.n;
+        pk_pworkers_close(&sc.workers);
+        for (size_t i = 0; sc.ctx && i < n; i++)
+            pk_core_free(&sc.ctx[i].core);
+        free(sc.ctx);
+    }
+    scorer_digest_stop(&sc);
     pk_service_ops_stop(&sc.svc);
+    pk_registry_close(sc.reg);
     pk_bus_close(sc.bus);
     pk_store_close(sc.store);
     nats_Close();

@@ -1,4 +1,4 @@
-/* Score math and tier rules. */
+/* Score math, forgetting, source caps, tiers, re-entry and governance records. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -7,20 +7,35 @@
 
 #define SEV_CRIT PACTUM__V1__SEVERITY__SEVERITY_CRITICAL
 #define SEV_HIGH PACTUM__V1__SEVERITY__SEVERITY_HIGH
+#define SEV_MED PACTUM__V1__SEVERITY__SEVERITY_MEDIUM
 #define PASS PACTUM__V1__OUTCOME__OUTCOME_PASS
 #define FAIL PACTUM__V1__OUTCOME__OUTCOME_FAIL
+#define HOUR 3600000LL
 
+static pk_governance gov;
 static Pactum__V1__SourceTally tally;
 static Pactum__V1__SourceTally *tallyp[1] = {&tally};
+static Pactum__V1__EvidenceRef ref;
+static Pactum__V1__EvidenceRef *refp[1] = {&ref};
 
-static pk_verdict_msg verdict(uint64_t vseq, const char *clause, Pactum__V1__Severity sev,
-                              Pactum__V1__Outcome outcome, uint32_t pass, uint32_t fail,
-                              bool violation, const char *consequence)
+static void init(void)
+{
+    pk_governance_defaults(&gov);
+}
+
+TestSuite(score, .init = init);
+
+/* A verdict at bus time at_ms carrying pass/fail evaluations from one source. */
+static pk_verdict_msg verdict_at(uint64_t vseq, int64_t at_ms, const char *clause,
+                                 Pactum__V1__Severity sev, Pactum__V1__Outcome outcome,
+                                 uint32_t pass, uint32_t fail, bool violation,
+                                 const char *consequence, Pactum__V1__Source src, uint32_t w)
 {
     pk_verdict_msg v;
 
     pactum__v1__verdict__init(&v);
     pactum__v1__source_tally__init(&tally);
+    pactum__v1__evidence_ref__init(&ref);
     v.agent_id = "bot";
     v.vseq = vseq;
     v.pact_id = "p";
@@ -30,15 +45,44 @@ static pk_verdict_msg verdict(uint64_t vseq, const char *clause, Pactum__V1__Sev
     v.violation = violation;
     v.consequence = (char *)consequence;
     v.detail = "detail";
-    v.event_ts_ms = 1000 + (int64_t)vseq;
-    v.ingest_ms = 1000 + (int64_t)vseq;
-    tally.source = PACTUM__V1__SOURCE__SOURCE_EVALUATOR;
+    v.received_ms = at_ms;
+    v.event_ts_ms = at_ms;
+    v.ingest_ms = at_ms;
+    tally.source = src;
     tally.pass = pass;
     tally.fail = fail;
-    tally.weight_ppm = 1000000;
+    tally.weight_ppm = w;
     v.tally = tallyp;
     v.n_tally = 1;
+    ref.event_id = "e";
+    ref.seq = vseq;
+    v.evidence = refp;
+    v.n_evidence = 1;
     return v;
+}
+
+static pk_verdict_msg good_on(const char *clause, Pactum__V1__Severity sev, uint64_t vseq,
+                              int64_t at_ms)
+{
+    return verdict_at(vseq, at_ms, clause, sev, PASS, 1, 0, false, "demote",
+                      PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+}
+
+static pk_verdict_msg good(uint64_t vseq, int64_t at_ms)
+{
+    return good_on("lat", SEV_HIGH, vseq, at_ms);
+}
+
+/* n clean evaluations, step ms apart, alternating the latency and the pii clause */
+static void feed_good(pk_trust *t, uint64_t *vseq, int n, int64_t *at, int64_t step)
+{
+    pk_trust_effect fx;
+
+    for (int i = 0; i < n; i++) {
+        pk_verdict_msg v = i % 2 ? good_on("pii", SEV_CRIT, ++*vseq, *at += step)
+                                 : good(++*vseq, *at += step);
+        pk_trust_apply(t, &v, &gov, &fx);
+    }
 }
 
 Test(score, isqrt_is_the_floor_of_the_square_root)
@@ -46,7 +90,6 @@ Test(score, isqrt_is_the_floor_of_the_square_root)
     cr_assert_eq(pk_isqrt(0), 0);
     cr_assert_eq(pk_isqrt(15), 3);
     cr_assert_eq(pk_isqrt(16), 4);
-    cr_assert_eq(pk_isqrt(1000000000000ull), 1000000);
     cr_assert_eq(pk_isqrt(UINT64_MAX), 4294967295ull);
     for (uint64_t x = 1; x < 100000; x += 7) {
         uint64_t r = pk_isqrt(x);
@@ -61,11 +104,24 @@ Test(score, beta_bounds_match_the_closed_form)
 
     pk_beta_bounds(1000000, 1000000, &mean, &lower);
     cr_assert_eq(mean, 500000);
-    /* Beta(1,1): sd = sqrt(0.25/3) = 0.288675; lower = 0.5 - 1.645 * sd = 0.025129 */
     cr_assert(lower >= 25128 && lower <= 25131, "lower %u", lower);
     pk_beta_bounds(31000000, 1000000, &mean, &lower);
     cr_assert(fabs(mean / 1e6 - m) < 2e-6);
     cr_assert(fabs(lower / 1e6 - (m - 1.645 * sd)) < 1e-5, "lower %u", lower);
+}
+
+Test(score, decay_follows_two_to_the_minus_t_over_half_life)
+{
+    cr_assert_eq(pk_decay_q32(0, HOUR), 1ull << 32);
+    cr_assert_eq(pk_decay_q32(-5, HOUR), 1ull << 32);
+    cr_assert_eq(pk_decay_q32(HOUR, HOUR), 1ull << 31, "one half-life halves exactly");
+    cr_assert_eq(pk_decay_q32(3 * HOUR, HOUR), 1ull << 29);
+    cr_assert_eq(pk_decay_q32(64 * HOUR, HOUR), 0);
+    for (int64_t dt = 1; dt < 5 * HOUR; dt += 7919 * 13) {
+        double want = pow(2, -(double)dt / HOUR), got = pk_decay_q32(dt, HOUR) / 4294967296.0;
+        cr_assert(fabs(got - want) <= 2e-5 * want, "dt %lld: %.9f vs %.9f", (long long)dt, got,
+                  want);
+    }
 }
 
 Test(score, no_evidence_is_insufficient_not_good)
@@ -73,102 +129,373 @@ Test(score, no_evidence_is_insufficient_not_good)
     pk_trust t;
 
     pk_trust_init(&t, "bot", 0);
-    pk_trust_recompute(&t);
+    pk_trust_recompute(&t, &gov);
     cr_assert_eq(t.score, 0);
     cr_assert_eq(t.lower, 0);
-    cr_assert_eq(pk_tier_from_score(&t), PACTUM__V1__TIER__TIER_WATCH);
+    cr_assert_eq(pk_tier_from_score(&t, &gov), PACTUM__V1__TIER__TIER_WATCH);
 }
 
 Test(score, clean_evidence_promotes_step_by_step)
 {
     pk_trust t;
     pk_trust_effect fx;
-    int seen_standard = 0;
+    bool seen_standard = false;
 
     pk_trust_init(&t, "bot", 0);
     for (uint64_t i = 1; i <= 40; i++) {
-        pk_verdict_msg v = verdict(i, "lat", SEV_HIGH, PASS, 1, 0, false, "demote");
-        pk_trust_apply(&t, &v, 0, &fx);
+        pk_verdict_msg v = good(i, (int64_t)i * 1000);
+        pk_trust_apply(&t, &v, &gov, &fx);
         cr_assert(fx.applied);
-        if (t.tier == PACTUM__V1__TIER__TIER_STANDARD)
-            seen_standard = 1;
-        if (i < PK_MIN_EVIDENCE)
+        seen_standard |= t.tier == PACTUM__V1__TIER__TIER_STANDARD;
+        if (i < gov.min_evidence)
             cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "too little evidence at %llu",
                          (unsigned long long)i);
     }
     cr_assert(seen_standard, "watch -> standard -> trusted, not a jump");
     cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED, "lower %u", t.lower);
-    cr_assert_eq(t.evidence, 40);
+    cr_assert_not(t.held);
 }
 
-Test(score, a_critical_violation_contains_at_once_and_stays)
+Test(score, old_evidence_is_forgotten_and_confidence_drops)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+    uint32_t lower_then;
+    pk_verdict_msg v;
+
+    gov.half_life_ms = HOUR;
+    pk_trust_init(&t, "bot", 0);
+    feed_good(&t, &vseq, 60, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    lower_then = t.lower;
+    /* ten half-lives later one more evaluation arrives: the old 60 weigh 0.06 */
+    v = good(++vseq, at + 10 * HOUR);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_lt(t.lower, lower_then / 2, "lower %u then %u", t.lower, lower_then);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_RESTRICTED,
+                 "a day of silence leaves too little confidence to trust");
+    cr_assert_lt(fx.decay_ppm, 1000, "about 1/1024 of the weight is left");
+    cr_assert_eq(t.evidence, 61, "the count of evaluations is not forgotten");
+}
+
+Test(score, one_source_cannot_carry_more_than_its_cap)
 {
     pk_trust t;
     pk_trust_effect fx;
     pk_verdict_msg v;
+    uint64_t alpha, beta;
+
+    gov.source_cap = 100;
+    pk_trust_init(&t, "bot", 0);
+    /* 1000 self-reported passes at weight 0.5: 500 evaluations' worth */
+    v = verdict_at(1, 1000, "lat", SEV_HIGH, PASS, 1000, 0, false, "demote",
+                   PACTUM__V1__SOURCE__SOURCE_SELF, 500000);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    pk_clause_posterior(&t.c[0], &gov, &alpha, &beta);
+    cr_assert_eq(alpha, 101000000, "prior 1 + capped 100, got %llu", (unsigned long long)alpha);
+    /* an independent evaluator's failures are not drowned by the flood */
+    v = verdict_at(2, 2000, "lat", SEV_HIGH, FAIL, 0, 20, false, "demote",
+                   PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    pk_clause_posterior(&t.c[0], &gov, &alpha, &beta);
+    cr_assert_eq(beta, 21000000);
+    cr_assert_lt(t.score, 850000, "20 evaluator failures move the score: %u", t.score);
+}
+
+Test(score, a_critical_violation_contains_at_once_and_good_evidence_does_not_lift_it)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+    uint64_t vseq = 0;
+    int64_t at = 0;
 
     pk_trust_init(&t, "bot", 0);
-    for (uint64_t i = 1; i <= 40; i++) {
-        v = verdict(i, "lat", SEV_HIGH, PASS, 1, 0, false, "demote");
-        pk_trust_apply(&t, &v, 0, &fx);
-    }
-    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
-    v = verdict(41, "pii", SEV_CRIT, FAIL, 0, 1, true, "contain");
-    pk_trust_apply(&t, &v, 5000, &fx);
+    feed_good(&t, &vseq, 80, &at, 1000);
+    v = verdict_at(++vseq, at += 1000, "pii", SEV_CRIT, FAIL, 0, 1, true, "contain",
+                   PACTUM__V1__SOURCE__SOURCE_SELF, 500000);
+    pk_trust_apply(&t, &v, &gov, &fx);
     cr_assert_eq(fx.from_tier, PACTUM__V1__TIER__TIER_TRUSTED);
     cr_assert_eq(fx.to_tier, PACTUM__V1__TIER__TIER_CONTAINED);
     cr_assert_str_eq(fx.rule, "critical violation contains at once");
-    cr_assert(strstr(fx.cause, "p/pii") != NULL, "%s", fx.cause);
-    cr_assert_eq(t.tier_since_ms, 5000);
-    cr_assert_eq(t.violations[SEV_CRIT], 1);
-    for (uint64_t i = 42; i <= 200; i++) {
-        v = verdict(i, "lat", SEV_HIGH, PASS, 1, 0, false, "demote");
-        pk_trust_apply(&t, &v, 6000, &fx);
-        cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED, "good evidence alone never "
-                                                               "lifts containment");
-    }
+    cr_assert(t.held);
+    cr_assert_eq(t.tier_since_ms, at, "the input's time, not the scorer's clock");
+    feed_good(&t, &vseq, 500, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED, "no operator acknowledgement yet");
+}
+
+/* Contain the agent at time `at`; then give it evidence and time as asked. */
+static void contained(pk_trust *t, uint64_t *vseq, int64_t *at)
+{
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+
+    pk_trust_init(t, "bot", 0);
+    feed_good(t, vseq, 80, at, 1000);
+    v = verdict_at(++*vseq, *at += 1000, "pii", SEV_CRIT, FAIL, 0, 1, true, "contain",
+                   PACTUM__V1__SOURCE__SOURCE_SELF, 500000);
+    pk_trust_apply(t, &v, &gov, &fx);
+    cr_assert_eq(t->tier, PACTUM__V1__TIER__TIER_CONTAINED);
+}
+
+static Pactum__V1__GovernanceRecord ack_at(int64_t at)
+{
+    static Pactum__V1__Ack a;
+    Pactum__V1__GovernanceRecord r = PACTUM__V1__GOVERNANCE_RECORD__INIT;
+
+    pactum__v1__ack__init(&a);
+    a.ack_id = "ack-1";
+    a.agent_id = "bot";
+    a.operator_id = "ops";
+    a.note = "looked at the leak";
+    a.acked_ms = at;
+    r.record_case = PACTUM__V1__GOVERNANCE_RECORD__RECORD_ACK;
+    r.ack = &a;
+    return r;
+}
+
+/* Contained at `t0`; re-entry defaults: clean 24h, 100 samples, no dispute, ack. */
+Test(score, reentry_waits_for_every_criterion_and_records_their_values)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+    Pactum__V1__GovernanceRecord ack;
+    uint64_t vseq = 0;
+    int64_t at = 0, t0;
+
+    contained(&t, &vseq, &at);
+    t0 = at;
+    /* 99 samples over the day: one short */
+    feed_good(&t, &vseq, 99, &at, 24 * HOUR / 100);
+    ack = ack_at(at);
+    pk_trust_govern(&t, &ack, &gov, &fx);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED, "99 of 100 samples");
+    /* the 100th sample, one millisecond before the clean window is complete */
+    v = good(++vseq, t0 + 24 * HOUR - 1);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED, "clean window 1 ms short");
+    /* one more at exactly 24 h */
+    v = good(++vseq, t0 + 24 * HOUR);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_eq(fx.to_tier, PACTUM__V1__TIER__TIER_WATCH, "every criterion met: watch");
+    cr_assert_str_eq(fx.rule, "re-entry criteria met");
+    cr_assert_eq(fx.n_crit, 4);
+    cr_assert_str_eq(fx.crit[0].name, "clean_window_ms");
+    cr_assert_str_eq(fx.crit[0].actual, "86400000");
+    cr_assert_str_eq(fx.crit[1].name, "min_samples");
+    cr_assert_str_eq(fx.crit[1].actual, "101");
+    cr_assert(fx.crit[2].met && fx.crit[3].met);
+    cr_assert(strstr(fx.cause, "re-entry from contained") != NULL, "%s", fx.cause);
+    cr_assert_not(t.held);
+}
+
+Test(score, no_reentry_without_the_operator_acknowledgement)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+    Pactum__V1__GovernanceRecord ack;
+    uint64_t vseq = 0;
+    int64_t at = 0, t0;
+
+    contained(&t, &vseq, &at);
+    t0 = at;
+    feed_good(&t, &vseq, 200, &at, 48 * HOUR / 200);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED, "clean and plenty, but no ack");
+    ack = ack_at(t0 - 1);
+    pk_trust_govern(&t, &ack, &gov, &fx);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED,
+                 "an acknowledgement from before the containment does not count");
+    ack = ack_at(at);
+    pk_trust_govern(&t, &ack, &gov, &fx);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "the ack completes the criteria");
+    cr_assert_str_eq(fx.rule, "re-entry criteria met");
+    v = good(++vseq, at + 1000);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_neq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED);
+}
+
+static Pactum__V1__GovernanceRecord dispute(const char *id, uint64_t vseq, int64_t at)
+{
+    static Pactum__V1__Dispute d;
+    Pactum__V1__GovernanceRecord r = PACTUM__V1__GOVERNANCE_RECORD__INIT;
+
+    pactum__v1__dispute__init(&d);
+    d.dispute_id = (char *)id;
+    d.agent_id = "bot";
+    d.opened_by = "owner";
+    d.verdict_vseq = vseq;
+    d.reason = "the label was a test fixture";
+    d.opened_ms = at;
+    r.record_case = PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE;
+    r.dispute = &d;
+    return r;
+}
+
+static Pactum__V1__GovernanceRecord ruling(const char *id, bool overturned, int64_t at)
+{
+    static Pactum__V1__Ruling u;
+    Pactum__V1__GovernanceRecord r = PACTUM__V1__GOVERNANCE_RECORD__INIT;
+
+    pactum__v1__ruling__init(&u);
+    u.dispute_id = (char *)id;
+    u.agent_id = "bot";
+    u.arbiter_id = "arb";
+    u.overturned = overturned;
+    u.reason = "fixture data";
+    u.ruled_ms = at;
+    r.record_case = PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING;
+    r.ruling = &u;
+    return r;
+}
+
+Test(score, an_open_dispute_blocks_reentry_until_ruled)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    Pactum__V1__GovernanceRecord r;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+
+    contained(&t, &vseq, &at);
+    r = dispute("d-1", 12345, at);
+    pk_trust_govern(&t, &r, &gov, &fx);
+    cr_assert_eq(t.n_disp, 1);
+    feed_good(&t, &vseq, 200, &at, 48 * HOUR / 200);
+    r = ack_at(at);
+    pk_trust_govern(&t, &r, &gov, &fx);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED, "one dispute open");
+    r = ruling("d-1", false, at + 1);
+    pk_trust_govern(&t, &r, &gov, &fx);
+    cr_assert_eq(t.n_disp, 0);
+    cr_assert_eq(t.n_overturned, 0, "upheld: nothing leaves the score");
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "the ruling completes the criteria");
+}
+
+Test(score, an_overturning_ruling_marks_the_verdict)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    Pactum__V1__GovernanceRecord r;
+    pk_verdict_msg v;
+
+    pk_trust_init(&t, "bot", 0);
+    r = dispute("d-2", 77, 10);
+    pk_trust_govern(&t, &r, &gov, &fx);
+    r = ruling("d-2", true, 20);
+    pk_trust_govern(&t, &r, &gov, &fx);
+    cr_assert_eq(t.n_overturned, 1);
+    cr_assert_eq(t.overturned[0], 77);
+    v = good(77, 30);
+    cr_assert(pk_trust_overturned(&t, &v));
+    v = good(78, 30);
+    cr_assert_not(pk_trust_overturned(&t, &v));
+    r = ruling("d-2", true, 40); /* the same ruling again: no dispute left to close */
+    pk_trust_govern(&t, &r, &gov, &fx);
+    cr_assert_eq(t.n_overturned, 1);
+}
+
+Test(score, demote_holds_until_its_reentry_criteria)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+
+    pk_trust_init(&t, "bot", 0);
+    feed_good(&t, &vseq, 60, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    v = verdict_at(++vseq, at += 1000, "lat", SEV_HIGH, FAIL, 0, 1, true, "demote",
+                   PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_eq(fx.to_tier, PACTUM__V1__TIER__TIER_STANDARD);
+    cr_assert_str_eq(fx.rule, "consequence demote");
+    cr_assert(t.held);
+    /* 19 samples in the next hour: the score is high, but the default
+     * criteria for leaving standard are 20 samples and a clean hour */
+    feed_good(&t, &vseq, 19, &at, HOUR / 19);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_STANDARD);
+    feed_good(&t, &vseq, 1, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    cr_assert_not(t.held);
+}
+
+Test(score, restrict_and_suspend_consequences)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+
+    pk_trust_init(&t, "bot", 0);
+    feed_good(&t, &vseq, 60, &at, 1000);
+    v = verdict_at(++vseq, at += 1000, "spend", SEV_MED, FAIL, 0, 1, true, "restrict",
+                   PACTUM__V1__SOURCE__SOURCE_SELF, 500000);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_RESTRICTED);
+    v = verdict_at(++vseq, at += 1000, "fraud", SEV_MED, FAIL, 0, 1, true, "suspend",
+                   PACTUM__V1__SOURCE__SOURCE_SELF, 500000);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_SUSPENDED);
+    feed_good(&t, &vseq, 300, &at, HOUR);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_SUSPENDED, "no automatic way out of suspended");
 }
 
 Test(score, a_verdict_applied_twice_changes_nothing)
 {
     pk_trust t, copy;
     pk_trust_effect fx;
-    pk_verdict_msg v = verdict(1, "lat", SEV_HIGH, PASS, 3, 1, false, "demote");
+    pk_verdict_msg v = good(1, 1000);
 
     pk_trust_init(&t, "bot", 0);
-    pk_trust_apply(&t, &v, 0, &fx);
+    pk_trust_apply(&t, &v, &gov, &fx);
     cr_assert(fx.applied);
     memcpy(&copy, &t, sizeof(t));
-    pk_trust_apply(&t, &v, 0, &fx);
+    pk_trust_apply(&t, &v, &gov, &fx);
     cr_assert_not(fx.applied);
     cr_assert(memcmp(&copy, &t, sizeof(t)) == 0);
-    v.vseq = 0;
-    pk_trust_apply(&t, &v, 0, &fx);
-    cr_assert_not(fx.applied, "an older sequence is a duplicate too");
 }
 
-Test(score, demote_and_restrict_consequences)
+Test(score, overrides_are_kept_with_their_reason_and_expiry)
 {
     pk_trust t;
     pk_trust_effect fx;
-    pk_verdict_msg v;
+    Pactum__V1__Override o = PACTUM__V1__OVERRIDE__INIT;
+    Pactum__V1__GovernanceRecord r = PACTUM__V1__GOVERNANCE_RECORD__INIT;
+    char id[32];
 
     pk_trust_init(&t, "bot", 0);
-    for (uint64_t i = 1; i <= 60; i++) {
-        v = verdict(i, "lat", SEV_HIGH, PASS, 1, 0, false, "demote");
-        pk_trust_apply(&t, &v, 0, &fx);
+    o.agent_id = "bot";
+    o.operator_id = "ops";
+    o.kind = PACTUM__V1__OVERRIDE_KIND__OVERRIDE_TIER;
+    o.tier = PACTUM__V1__TIER__TIER_WATCH;
+    o.reason = "customer escalation handled by a person";
+    r.record_case = PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE;
+    r.override = &o;
+    for (int i = 0; i < PK_OVERRIDES_MAX + 3; i++) {
+        snprintf(id, sizeof(id), "ov-%d", i);
+        o.override_id = id;
+        o.created_ms = 1000 * i;
+        o.expires_ms = 1000 * i + (i == 2 ? 100000000 : 500);
+        pk_trust_govern(&t, &r, &gov, &fx);
     }
-    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
-    v = verdict(61, "lat", SEV_HIGH, FAIL, 0, 1, true, "demote");
-    pk_trust_apply(&t, &v, 0, &fx);
-    cr_assert_eq(fx.to_tier, PACTUM__V1__TIER__TIER_STANDARD);
-    cr_assert_str_eq(fx.rule, "consequence demote");
-    v = verdict(62, "cost", PACTUM__V1__SEVERITY__SEVERITY_MEDIUM, FAIL, 0, 1, true, "restrict");
-    pk_trust_apply(&t, &v, 0, &fx);
-    cr_assert_eq(fx.to_tier, PACTUM__V1__TIER__TIER_RESTRICTED);
+    cr_assert_eq(t.n_ov, PK_OVERRIDES_MAX);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "an override never changes the decided tier");
+    {
+        bool long_lived = false;
+        for (int i = 0; i < t.n_ov; i++)
+            long_lived |= strcmp(t.ov[i].id, "ov-2") == 0;
+        cr_assert(long_lived, "the override still in force is kept over expired ones");
+    }
+    cr_assert(strstr(fx.cause, "customer escalation") != NULL);
 }
 
-Test(score, same_verdicts_give_the_same_state_byte_for_byte)
+Test(score, same_inputs_give_the_same_state_byte_for_byte)
 {
     pk_trust a, b;
     pk_trust_effect fx;
@@ -180,14 +507,15 @@ Test(score, same_verdicts_give_the_same_state_byte_for_byte)
     pk_trust_init(&a, "bot", 0);
     pk_trust_init(&b, "bot", 0);
     for (uint64_t i = 1; i <= 300; i++) {
-        pk_verdict_msg v = verdict(i, i % 3 ? "lat" : "pii", i % 3 ? SEV_HIGH : SEV_CRIT,
-                                   i % 17 ? PASS : FAIL, (uint32_t)(i % 7), (uint32_t)(i % 17 == 0),
-                                   i % 97 == 0, "demote");
-        pk_trust_apply(&a, &v, 0, &fx);
-        pk_trust_apply(&b, &v, 0, &fx);
+        pk_verdict_msg v = verdict_at(i, (int64_t)i * 600000, i % 3 ? "lat" : "pii",
+                                      i % 3 ? SEV_HIGH : SEV_CRIT, i % 17 ? PASS : FAIL,
+                                      (uint32_t)(i % 7), (uint32_t)(i % 17 == 0), i % 97 == 0,
+                                      "demote", (Pactum__V1__Source)(1 + i % 4), 700000);
+        pk_trust_apply(&a, &v, &gov, &fx);
+        pk_trust_apply(&b, &v, &gov, &fx);
     }
-    pk_trust_to_msg(&a, &ma, &sa);
-    pk_trust_to_msg(&b, &mb, &sb);
+    pk_trust_to_msg(&a, &gov, &ma, &sa);
+    pk_trust_to_msg(&b, &gov, &mb, &sb);
     cr_assert_eq(pk_pack(&ma.base, &ba, &la), PK_OK);
     cr_assert_eq(pk_pack(&mb.base, &bb, &lb), PK_OK);
     cr_assert_eq(la, lb);
@@ -202,15 +530,31 @@ Test(score, wire_form_round_trips)
     pk_trust_effect fx;
     pk_trust_msg_storage s;
     Pactum__V1__TrustState m;
-    pk_verdict_msg v = verdict(1, "pii", SEV_CRIT, FAIL, 2, 1, true, "contain");
+    Pactum__V1__GovernanceRecord r;
+    pk_verdict_msg v = verdict_at(1, 5000, "pii", SEV_CRIT, FAIL, 2, 1, true, "contain",
+                                  PACTUM__V1__SOURCE__SOURCE_PEER, 800000);
+    uint8_t *b1, *b2;
+    size_t l1, l2;
 
     pk_trust_init(&t, "bot", 77);
-    pk_trust_apply(&t, &v, 99, &fx);
-    pk_trust_to_msg(&t, &m, &s);
+    pk_trust_apply(&t, &v, &gov, &fx);
+    r = dispute("d-9", 1, 6000);
+    pk_trust_govern(&t, &r, &gov, &fx);
+    pk_trust_to_msg(&t, &gov, &m, &s);
+    cr_assert_eq(pk_pack(&m.base, &b1, &l1), PK_OK);
     pk_trust_from_msg(&back, &m);
     cr_assert_eq(back.tier, t.tier);
-    cr_assert_eq(back.score, t.score);
-    cr_assert_eq(back.c[0].alpha, t.c[0].alpha);
-    cr_assert_eq(back.violations[SEV_CRIT], 1);
-    cr_assert_eq(back.last_vseq, 1);
+    cr_assert(back.held);
+    cr_assert_eq(back.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER],
+                 t.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER]);
+    cr_assert(t.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER] > 1599990 &&
+              t.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER] <= 1600000,
+              "2 passes at 0.8, barely decayed over a second");
+    cr_assert_eq(back.n_disp, 1);
+    pk_trust_to_msg(&back, &gov, &m, &s);
+    cr_assert_eq(pk_pack(&m.base, &b2, &l2), PK_OK);
+    cr_assert_eq(l1, l2);
+    cr_assert(memcmp(b1, b2, l1) == 0, "read back, written again: the same bytes");
+    free(b1);
+    free(b2);
 }

@@ -168,7 +168,8 @@ static const stream_def streams[] = {
     {PK_STREAM_REGISTRY, "pactum.registry.*.*", 0, 120000, 1024 * 1024 - 4096, true},
     {PK_STREAM_RAW, "pactum.raw.*", 7LL * 86400000, 120000, 1024 * 1024, false},
     {PK_STREAM_EVENTS, "pactum.events.*.*", 0, 600000, 256 * 1024, true},
-    {PK_STREAM_VERDICTS, "pactum.verdicts.*.*", 0, 600000, 256 * 1024, true},
+    /* verdicts (.v) and governance records (.g), one order per partition */
+    {PK_STREAM_VERDICTS, "pactum.verdicts.>", 0, 600000, 256 * 1024, true},
     {PK_STREAM_TRUST, "pactum.trust.*", 0, 600000, 512 * 1024, true},
     {PK_STREAM_REJECTED, "pactum.rejected.*", 30LL * 86400000, 120000, 256 * 1024, false},
 };

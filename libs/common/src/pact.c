@@ -1015,6 +1015,197 @@ static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_li
     }
 }
 
+/* --- governance --------------------------------------------------------------- */
+
+static const name_val tier_names[] = {{"trusted", PACTUM__V1__TIER__TIER_TRUSTED},
+                                      {"standard", PACTUM__V1__TIER__TIER_STANDARD},
+                                      {"watch", PACTUM__V1__TIER__TIER_WATCH},
+                                      {"restricted", PACTUM__V1__TIER__TIER_RESTRICTED},
+                                      {"contained", PACTUM__V1__TIER__TIER_CONTAINED},
+                                      {"suspended", PACTUM__V1__TIER__TIER_SUSPENDED}};
+
+void pk_governance_defaults(pk_governance *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->half_life_ms = 7LL * 86400000;
+    g->source_cap = 200;
+    g->min_evidence = 20;
+    g->trusted_ppm = 900000;
+    g->standard_ppm = 750000;
+    g->watch_ppm = 500000;
+    for (int t = 0; t < PK_TIERS; t++)
+        g->tiers[t].any_action = true;
+    /* Held tiers and what it takes to leave them (docs/scoring.md). */
+    g->reentry[PACTUM__V1__TIER__TIER_STANDARD] =
+        (pk_reentry){PACTUM__V1__TIER__TIER_STANDARD, PACTUM__V1__TIER__TIER_TRUSTED, 3600000, 20,
+                     false, false, 0};
+    g->reentry[PACTUM__V1__TIER__TIER_WATCH] =
+        (pk_reentry){PACTUM__V1__TIER__TIER_WATCH, PACTUM__V1__TIER__TIER_STANDARD, 3600000, 20,
+                     false, false, 0};
+    g->reentry[PACTUM__V1__TIER__TIER_RESTRICTED] =
+        (pk_reentry){PACTUM__V1__TIER__TIER_RESTRICTED, PACTUM__V1__TIER__TIER_WATCH,
+                     6LL * 3600000, 50, true, false, 0};
+    g->reentry[PACTUM__V1__TIER__TIER_CONTAINED] =
+        (pk_reentry){PACTUM__V1__TIER__TIER_CONTAINED, PACTUM__V1__TIER__TIER_WATCH,
+                     24LL * 3600000, 100, true, true, 0};
+    /* suspended: no automatic way out; an override or a ruling is needed */
+}
+
+void pk_governance_free(pk_governance *g)
+{
+    for (int t = 0; t < PK_TIERS; t++) {
+        patterns_free(&g->tiers[t].actions);
+        patterns_free(&g->tiers[t].approval);
+    }
+}
+
+static bool get_fraction(const json_t *o, const char *key, const char *path, uint32_t *ppm,
+                         pk_lint *l)
+{
+    double v;
+
+    if (!json_object_get(o, key))
+        return false;
+    if (!get_num(o, key, path, true, &v, l))
+        return false;
+    if (!(v > 0 && v < 1)) {
+        pk_lint_add(l, "%s.%s: expected a fraction strictly between 0 and 1, got %g", path, key, v);
+        return false;
+    }
+    *ppm = (uint32_t)(v * 1000000.0 + 0.5);
+    return true;
+}
+
+static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
+{
+    static const char *const keys[] = {"half_life", "source_cap", "min_evidence", "thresholds",
+                                       "tiers", "reentry", NULL};
+    static const char *const thr_keys[] = {"trusted", "standard", "watch", NULL};
+    static const char *const scope_keys[] = {"actions", "approval", "spend_per_action", NULL};
+    static const char *const re_keys[] = {"from", "to", "clean", "min_samples", "no_open_dispute",
+                                          "operator_ack", "min_lower", NULL};
+    json_t *thr, *tiers, *re;
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(g)) {
+        pk_lint_add(l, "governance: expected an object, got %s", json_type_name(g));
+        return;
+    }
+    gov->present = true;
+    check_keys(g, "governance", keys, l);
+    if (json_object_get(g, "half_life"))
+        gov->half_life_ms = get_duration(g, "half_life", "governance", true, 60000,
+                                         3650LL * 86400000, l);
+    if (json_object_get(g, "source_cap"))
+        get_uint(g, "source_cap", "governance", 1, 1000000, &gov->source_cap, l);
+    if (json_object_get(g, "min_evidence"))
+        get_uint(g, "min_evidence", "governance", 0, 1000000, &gov->min_evidence, l);
+    if ((thr = json_object_get(g, "thresholds"))) {
+        if (!json_is_object(thr)) {
+            pk_lint_add(l, "governance.thresholds: expected an object like {\"trusted\": 0.9}, "
+                           "got %s",
+                        json_type_name(thr));
+        } else {
+            check_keys(thr, "governance.thresholds", thr_keys, l);
+            get_fraction(thr, "trusted", "governance.thresholds", &gov->trusted_ppm, l);
+            get_fraction(thr, "standard", "governance.thresholds", &gov->standard_ppm, l);
+            get_fraction(thr, "watch", "governance.thresholds", &gov->watch_ppm, l);
+            if (!(gov->trusted_ppm > gov->standard_ppm && gov->standard_ppm > gov->watch_ppm))
+                pk_lint_add(l, "governance.thresholds: expected trusted > standard > watch, got "
+                               "%g, %g, %g",
+                            gov->trusted_ppm / 1e6, gov->standard_ppm / 1e6,
+                            gov->watch_ppm / 1e6);
+        }
+    }
+    if ((tiers = json_object_get(g, "tiers"))) {
+        if (!json_is_object(tiers))
+            pk_lint_add(l, "governance.tiers: expected an object keyed by tier, got %s",
+                        json_type_name(tiers));
+        json_object_foreach(tiers, key, v) {
+            char path[PATH_MAX_LEN];
+            int t;
+            pk_tier_scope *ts;
+            snprintf(path, sizeof(path), "governance.tiers.%s", key);
+            if (!(t = lookup(tier_names, N_OF(tier_names), key, path, l)))
+                continue;
+            ts = &gov->tiers[t];
+            if (!json_is_object(v)) {
+                pk_lint_add(l, "%s: expected an object, got %s", path, json_type_name(v));
+                continue;
+            }
+            check_keys(v, path, scope_keys, l);
+            ts->set = true;
+            if (json_object_get(v, "actions")) {
+                json_t *arr = json_object_get(v, "actions");
+                ts->any_action = false;
+                if (json_is_array(arr) && json_array_size(arr) == 0)
+                    continue; /* an empty list: nothing is allowed */
+                parse_patterns(v, "actions", path, &ts->actions, l);
+            }
+            if (json_object_get(v, "approval"))
+                parse_patterns(v, "approval", path, &ts->approval, l);
+            if (json_object_get(v, "spend_per_action") &&
+                get_num(v, "spend_per_action", path, true, &ts->spend_per_action, l) &&
+                !(ts->spend_per_action > 0))
+                pk_lint_add(l, "%s.spend_per_action: must be above 0, got %g", path,
+                            ts->spend_per_action);
+        }
+    }
+    if ((re = json_object_get(g, "reentry"))) {
+        if (!json_is_array(re) || json_array_size(re) > 4) {
+            pk_lint_add(l, "governance.reentry: expected an array of up to 4 criteria sets, got %s",
+                        json_type_name(re));
+            return;
+        }
+        for (size_t i = 0; i < json_array_size(re); i++) {
+            json_t *e = json_array_get(re, i);
+            char path[PATH_MAX_LEN];
+            pk_reentry r = {0};
+            const char *s;
+            snprintf(path, sizeof(path), "governance.reentry[%zu]", i);
+            if (!json_is_object(e)) {
+                pk_lint_add(l, "%s: expected an object, got %s", path, json_type_name(e));
+                continue;
+            }
+            check_keys(e, path, re_keys, l);
+            if ((s = get_str(e, "from", path, true, l))) {
+                char sp[PATH_MAX_LEN];
+                snprintf(sp, sizeof(sp), "%s.from", path);
+                r.from = lookup(tier_names, N_OF(tier_names), s, sp, l);
+            }
+            if ((s = get_str(e, "to", path, true, l))) {
+                char sp[PATH_MAX_LEN];
+                snprintf(sp, sizeof(sp), "%s.to", path);
+                r.to = lookup(tier_names, N_OF(tier_names), s, sp, l);
+            }
+            if (r.from && r.to && r.to >= r.from)
+                pk_lint_add(l, "%s.to: re-entry leads to a better tier than '%s'", path,
+                            name_of(tier_names, N_OF(tier_names), r.from));
+            if (r.from == PACTUM__V1__TIER__TIER_TRUSTED)
+                pk_lint_add(l, "%s.from: there is nothing to re-enter from trusted", path);
+            r.clean_ms = get_duration(e, "clean", path, false, 0, 366LL * 86400000, l);
+            if (json_object_get(e, "min_samples"))
+                get_uint(e, "min_samples", path, 0, 100000000, &r.min_samples, l);
+            if (json_object_get(e, "no_open_dispute"))
+                r.no_open_dispute = json_is_true(json_object_get(e, "no_open_dispute"));
+            if (json_object_get(e, "operator_ack"))
+                r.operator_ack = json_is_true(json_object_get(e, "operator_ack"));
+            get_fraction(e, "min_lower", path, &r.min_lower_ppm, l);
+            if (r.from > 0 && r.from < PK_TIERS) {
+                for (size_t k = 0; k < i; k++) {
+                    json_t *prev = json_array_get(re, k);
+                    const char *pf = json_is_object(prev) ?
+                                         json_string_value(json_object_get(prev, "from")) : NULL;
+                    if (pf && strcmp(pf, name_of(tier_names, N_OF(tier_names), r.from)) == 0)
+                        pk_lint_add(l, "%s.from: reentry[%zu] already covers '%s'", path, k, pf);
+                }
+                gov->reentry[r.from] = r;
+            }
+        }
+    }
+}
+
 static void clause_free(pk_clause *c)
 {
     free(c->id);
@@ -1032,6 +1223,7 @@ void pk_pact_free(pk_pact *p)
 {
     if (!p)
         return;
+    pk_governance_free(&p->gov);
     for (size_t i = 0; i < p->n_clauses; i++)
         clause_free(&p->clauses[i]);
     free(p->clauses);
@@ -1052,7 +1244,8 @@ const pk_clause *pk_pact_clause(const pk_pact *p, const char *id)
 
 pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
 {
-    static const char *const top[] = {"pactum", "id", "agent", "title", "clauses", NULL};
+    static const char *const top[] = {"pactum", "id", "agent", "title", "clauses", "governance",
+                                      NULL};
     json_error_t jerr;
     json_t *doc, *clauses, *ver;
     pk_pact *p = NULL;
@@ -1130,6 +1323,9 @@ pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
             }
         }
     }
+    pk_governance_defaults(&p->gov);
+    if (json_object_get(doc, "governance"))
+        parse_governance(json_object_get(doc, "governance"), &p->gov, l);
     json_decref(doc);
     if (l->n > before) {
         pk_pact_free(p);

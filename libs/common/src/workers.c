@@ -68,7 +68,7 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
         w->partition = p;
         snprintf(name, sizeof(name), "%s-p%u", g->svc->instance, p);
         snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
-        snprintf(filter, sizeof(filter), "%s.%u.*", g->subject, p);
+        snprintf(filter, sizeof(filter), "%s.%u.%s", g->subject, p, g->tail ? g->tail : "*");
         if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
             (st = pk_consumer_open(&w->consumer, w->bus, g->stream, durable, filter, 0, g->batch,
                                    10000)) != PK_OK) {

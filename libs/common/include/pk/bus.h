@@ -27,12 +27,15 @@
 /* Subjects (printf formats take agent ids, partitions, reasons). */
 #define PK_SUBJ_RAW "pactum.raw.%s"                 /* agent publishes Signed EventBatch */
 #define PK_SUBJ_EVENTS "pactum.events.%u.%s"        /* ingest publishes Event */
-#define PK_SUBJ_VERDICTS "pactum.verdicts.%u.%s"    /* evaluator publishes Verdict */
+#define PK_SUBJ_VERDICTS "pactum.verdicts.%u.%s.v"  /* evaluator publishes Verdict */
+#define PK_SUBJ_GOVERNANCE "pactum.verdicts.%u.%s.g" /* ingest publishes GovernanceRecord */
 #define PK_SUBJ_TRUST "pactum.trust.%s"             /* scorer publishes TrustChange */
 #define PK_SUBJ_REJECTED "pactum.rejected.%s"       /* ingest, evaluator, scorer publish Rejection */
 #define PK_SUBJ_REG_AGENT "pactum.registry.agent.%s"  /* ingest publishes RegistryRecord */
 #define PK_SUBJ_REG_PACT "pactum.registry.pact.%s"    /* ingest publishes RegistryRecord */
 #define PK_SUBJ_REG_SUBMIT "pactum.registry.submit"   /* request: Signed registration */
+#define PK_SUBJ_GOV_SUBMIT "pactum.governance.submit" /* request: Signed governance record */
+#define PK_SUBJ_SCORER_DIGEST "pactum.scorer.digest"  /* request: empty; reply JSON digest */
 #define PK_SUBJ_ORACLE_TRUST "pactum.oracle.trust"    /* request: TrustQuery */
 #define PK_SUBJ_ORACLE_PACT "pactum.oracle.pact"      /* request: PactQuery */
 #define PK_SUBJ_HEALTH "pactum.health.%s"             /* request: empty; reply JSON */

@@ -143,13 +143,52 @@ typedef struct pk_clause {
     double per_window;          /* largest total over window_ms; 0 = none */
 } pk_clause;
 
+/* What a tier allows, as the pact's governance section writes it. */
+typedef struct pk_tier_scope {
+    bool set;                   /* given in the pact (else the default applies) */
+    bool any_action;            /* "actions" absent: whatever the scope clauses allow */
+    pk_patterns actions;        /* allowed actions (present and empty: none) */
+    pk_patterns approval;       /* actions that need a person's approval on this tier */
+    double spend_per_action;    /* largest amount of one action on this tier; 0 = no extra limit */
+} pk_tier_scope;
+
+/* Criteria for leaving a held tier (one entered by a consequence). */
+typedef struct pk_reentry {
+    int from;                   /* Pactum__V1__Tier left */
+    int to;                     /* best tier allowed at once (the score may give worse) */
+    int64_t clean_ms;           /* time without a violation */
+    uint32_t min_samples;       /* evaluations since entering the tier */
+    bool no_open_dispute;       /* no dispute may be open */
+    bool operator_ack;          /* an operator acknowledged the agent since it entered */
+    uint32_t min_lower_ppm;     /* the score's lower bound, at least */
+} pk_reentry;
+
+#define PK_TIERS 7              /* Pactum__V1__Tier values 0..6 */
+
+typedef struct pk_governance {
+    bool present;               /* the pact has a governance section */
+    int64_t half_life_ms;       /* evidence loses half its weight in this long */
+    uint32_t source_cap;        /* weighted evaluations one source can hold per clause */
+    uint32_t min_evidence;      /* evaluations before the score decides the tier */
+    uint32_t trusted_ppm;       /* lower bound for trusted */
+    uint32_t standard_ppm;      /* ... for standard */
+    uint32_t watch_ppm;         /* ... for watch (below: restricted) */
+    pk_tier_scope tiers[PK_TIERS]; /* by tier */
+    pk_reentry reentry[PK_TIERS];  /* by tier left; from == 0: no criteria (no automatic exit) */
+} pk_governance;
+
 typedef struct pk_pact {
     char *id;             /* pact id */
     char *agent;          /* agent the pact binds */
     char *title;          /* one-line title */
     pk_clause *clauses;   /* n_clauses clauses */
     size_t n_clauses;
+    pk_governance gov;    /* governance section, or the defaults */
 } pk_pact;
+
+/* The defaults that apply when a pact has no governance section (docs/scoring.md). */
+void pk_governance_defaults(pk_governance *g);
+void pk_governance_free(pk_governance *g);
 
 /*
  * Parse and check a pact document. On success *out is a new pact; on failure

@@ -39,7 +39,8 @@ struct pk_pworkers {
     const pk_common_cfg *common; /* borrowed: connection settings */
     const char *stream;       /* stream consumed */
     const char *prefix;       /* durable name prefix, e.g. "evaluator" */
-    const char *subject;      /* subject prefix; the filter is <subject>.<N>.* */
+    const char *subject;      /* subject prefix; the filter is <subject>.<N>.<tail> */
+    const char *tail;         /* "*" or ">" */
     int batch;                /* messages per fetch */
     pk_batch_fn process;      /* batch function */
     pk_tick_fn tick;          /* optional clock function */
