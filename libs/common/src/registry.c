@@ -160,8 +160,11 @@ static pk_status sync_locked(pk_registry *r, uint64_t at_least)
             natsStatus s = js_GetMsg(&msg, r->bus->js, PK_STREAM_REGISTRY, next, NULL, &jerr);
 
             if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
-                /* Past the end, or a gap: find out which. */
-                if (!have_last) {
+                /* Past the end, or a gap: find out which. The stream may
+                 * have grown since the read, so a message at or below its
+                 * last sequence is read once more before it is taken for a
+                 * gap left by a removed message. */
+                if (!have_last || next > last_seq) {
                     jsStreamInfo *si = NULL;
                     s = js_GetStreamInfo(&si, r->bus->js, PK_STREAM_REGISTRY, NULL, &jerr);
                     if (s != NATS_OK) {
@@ -171,6 +174,8 @@ static pk_status sync_locked(pk_registry *r, uint64_t at_least)
                     last_seq = si->State.LastSeq;
                     have_last = true;
                     jsStreamInfo_Destroy(si);
+                    if (next <= last_seq)
+                        continue; /* read it again */
                 }
                 if (next <= last_seq) {
                     next++; /* a gap left by a removed message */
