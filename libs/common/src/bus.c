@@ -38,6 +38,15 @@ static void on_reconnected(natsConnection *nc, void *closure)
     PK_INFO("NATS connection restored");
 }
 
+/* The client runs callbacks on its own thread; this is the last one it runs
+ * for a connection, so pk_bus_close waits for it before freeing the bus. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    pk_bus *bus = closure;
+
+    atomic_store(&bus->closed, true);
+}
+
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
                            void *closure)
 {
@@ -86,6 +95,7 @@ pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
         (s = natsOptions_SetSendAsap(no, o->send_asap)) != NATS_OK ||
         (s = natsOptions_SetDisconnectedCB(no, on_disconnected, bus)) != NATS_OK ||
         (s = natsOptions_SetReconnectedCB(no, on_reconnected, bus)) != NATS_OK ||
+        (s = natsOptions_SetClosedCB(no, on_closed, bus)) != NATS_OK ||
         (s = natsOptions_SetErrorHandler(no, on_async_error, bus)) != NATS_OK) {
         st = pk_nats_err(s, 0, "NATS options");
         goto fail;
@@ -127,7 +137,12 @@ pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
     return PK_OK;
 fail:
     natsOptions_Destroy(no);
-    natsConnection_Destroy(bus->nc);
+    if (bus->nc) {
+        natsConnection_Close(bus->nc);
+        for (int i = 0; i < 2000 && !atomic_load(&bus->closed); i++)
+            pk_sleep_ms(1);
+        natsConnection_Destroy(bus->nc);
+    }
     free(bus);
     return st;
 }
@@ -147,6 +162,9 @@ void pk_bus_close(pk_bus *bus)
     if (bus->nc) {
         natsConnection_FlushTimeout(bus->nc, 1000);
         natsConnection_Close(bus->nc);
+        /* Bounded: 2 s in 1 ms steps. */
+        for (int i = 0; i < 2000 && !atomic_load(&bus->closed); i++)
+            pk_sleep_ms(1);
         natsConnection_Destroy(bus->nc);
     }
     free(bus);

@@ -59,6 +59,7 @@ typedef struct pk_bus {
     jsCtx *js;                   /* JetStream context */
     atomic_bool connected;       /* false between disconnect and reconnect */
     atomic_bool closing;         /* set by pk_bus_close: disconnects are expected */
+    atomic_bool closed;          /* set by the client's closed callback, its last */
     atomic_ulong pub_ok;         /* async publishes acknowledged since pk_bus_publish_reset */
     atomic_ulong pub_dup;        /* ... acknowledged as duplicates */
     atomic_ulong pub_err;        /* ... failed */
