@@ -65,6 +65,11 @@ int cmd_event(cli_args *a);
 int cmd_trust(cli_args *a);
 int cmd_health(cli_args *a);
 int cmd_metrics(cli_args *a);
+int cmd_principal(cli_args *a);
+int cmd_override(cli_args *a);
+int cmd_ack(cli_args *a);
+int cmd_dispute(cli_args *a);
+int cmd_replay(cli_args *a);
 
 /* Trust report rendering (report.c). */
 json_t *cli_report_json(const Pactum__V1__TrustReport *r);

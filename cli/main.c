@@ -34,6 +34,20 @@ static const char usage[] =
     "                                      sign and publish events\n"
     "  trust AGENT [--history N] [--wait-tier TIER] [--wait 10s]\n"
     "                                      show an agent's trust report\n"
+    "  principal register --id ID --role operator|arbiter|evaluator|human --key KEY\n"
+    "                     --admin-key ADMIN_KEY   register a principal (signed by the admin key)\n"
+    "  override --operator ID --key KEY --agent AGENT --reason TEXT --expires 2h\n"
+    "           (--tier TIER | --allow A,B | --deny A,B) [--id ID]\n"
+    "                                      an operator widens, narrows or lifts a tier\n"
+    "  ack --operator ID --key KEY --agent AGENT [--note TEXT]\n"
+    "                                      an operator acknowledges a contained agent\n"
+    "  dispute open --agent AGENT --key KEY (--verdict VSEQ | --event ID) --reason TEXT\n"
+    "               [--evidence TEXT] [--as COUNTERPARTY] [--id ID]\n"
+    "                                      the owner (or a counterparty) disputes evidence\n"
+    "  dispute rule --arbiter ID --key KEY --agent AGENT --dispute ID --reason TEXT\n"
+    "               (--upheld | --overturned)   an arbiter rules\n"
+    "  replay [--compare] [--keep DIR]     rebuild the scorer's state from the history and\n"
+    "                                      print its digest (with --compare, the live one too)\n"
     "  health [SERVICE]                    ask services if they are healthy\n"
     "  metrics SERVICE                     print a service's counters (Prometheus text)\n"
     "\n"
@@ -151,9 +165,11 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;            /* command word */
         int (*fn)(cli_args *a);      /* its handler */
-    } commands[] = {{"keygen", cmd_keygen}, {"agent", cmd_agent},   {"pact", cmd_pact},
-                    {"event", cmd_event},   {"trust", cmd_trust},   {"health", cmd_health},
-                    {"metrics", cmd_metrics}};
+    } commands[] = {{"keygen", cmd_keygen},   {"agent", cmd_agent},     {"pact", cmd_pact},
+                    {"event", cmd_event},     {"trust", cmd_trust},     {"health", cmd_health},
+                    {"metrics", cmd_metrics}, {"principal", cmd_principal},
+                    {"override", cmd_override}, {"ack", cmd_ack},      {"dispute", cmd_dispute},
+                    {"replay", cmd_replay}};
     cli_args a = {.argc = argc, .argv = argv, .i = 1};
     const char *val;
     int rc = CLI_USAGE;

@@ -66,12 +66,88 @@ json_t *cli_verdict_json(const Pactum__V1__Verdict *v)
     return o ? o : json_null();
 }
 
+static json_t *strings_json(char **v, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *override_json(const Pactum__V1__Override *o, int64_t now)
+{
+    static const char *const kinds[] = {"unspecified", "tier", "allow", "deny"};
+
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:b}", "id", o->override_id,
+                     "operator", o->operator_id, "kind",
+                     (unsigned)o->kind < 4 ? kinds[o->kind] : "unknown", "tier",
+                     pk_tier_name(o->tier), "actions", strings_json(o->actions, o->n_actions),
+                     "reason", o->reason, "created_ms", (json_int_t)o->created_ms, "expires_ms",
+                     (json_int_t)o->expires_ms, "in_force",
+                     o->created_ms <= now && now < o->expires_ms);
+}
+
 static json_t *tier_change_json(const Pactum__V1__TierChange *t)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "from", pk_tier_name(t->from), "to",
-                     pk_tier_name(t->to), "cause", t->cause, "rule", t->rule, "at_ms",
+    json_t *crit = json_array();
+
+    for (size_t i = 0; i < t->n_criteria; i++)
+        json_array_append_new(crit, json_pack("{s:s, s:s, s:s, s:b}", "name",
+                                              t->criteria[i]->name, "required",
+                                              t->criteria[i]->required, "actual",
+                                              t->criteria[i]->actual, "met",
+                                              t->criteria[i]->met));
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "from", pk_tier_name(t->from),
+                     "to", pk_tier_name(t->to), "cause", t->cause, "rule", t->rule, "at_ms",
                      (json_int_t)t->at_ms, "containment_ms", (json_int_t)t->containment_ms,
-                     "verdict", t->verdict ? cli_verdict_json(t->verdict) : json_null());
+                     "criteria", crit, "verdict",
+                     t->verdict ? cli_verdict_json(t->verdict) : json_null());
+}
+
+static json_t *governance_json(const Pactum__V1__GovernanceEntry *e)
+{
+    const Pactum__V1__GovernanceRecord *r = e->record;
+    json_t *o = NULL;
+
+    if (r->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE)
+        o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "type", "dispute", "id",
+                      r->dispute->dispute_id, "opened_by", r->dispute->opened_by, "verdict_vseq",
+                      (json_int_t)r->dispute->verdict_vseq, "event_id", r->dispute->event_id,
+                      "reason", r->dispute->reason, "counter_evidence",
+                      r->dispute->counter_evidence, "at_ms", (json_int_t)r->dispute->opened_ms);
+    else if (r->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING)
+        o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "type", "ruling", "dispute",
+                      r->ruling->dispute_id, "arbiter", r->ruling->arbiter_id, "outcome",
+                      r->ruling->overturned ? "overturned" : "upheld", "reason",
+                      r->ruling->reason, "at_ms", (json_int_t)r->ruling->ruled_ms);
+    if (o && e->effect) {
+        json_t *removed = json_array();
+        for (size_t i = 0; i < e->effect->n_verdicts_removed; i++)
+            json_array_append_new(removed, json_integer((json_int_t)e->effect->verdicts_removed[i]));
+        json_object_set_new(o, "effect",
+                            json_pack("{s:o, s:f, s:f, s:f, s:f, s:s, s:s}", "verdicts_removed",
+                                      removed, "score_before", e->effect->score_before_ppm / 1e6,
+                                      "score_after", e->effect->score_after_ppm / 1e6,
+                                      "lower_before", e->effect->lower_before_ppm / 1e6,
+                                      "lower_after", e->effect->lower_after_ppm / 1e6,
+                                      "tier_before", pk_tier_name(e->effect->tier_before),
+                                      "tier_after", pk_tier_name(e->effect->tier_after)));
+    }
+    return o ? o : json_null();
+}
+
+static json_t *scope_json(const Pactum__V1__TierScope *s)
+{
+    return json_pack("{s:s, s:b, s:b, s:o, s:o, s:b, s:f, s:o, s:o}", "tier",
+                     pk_tier_name(s->tier), "nothing", s->nothing, "any_action", s->any_action,
+                     "actions", strings_json(s->actions, s->n_actions), "approval",
+                     strings_json(s->approval, s->n_approval), "spend_needs_approval",
+                     s->spend_needs_approval, "spend_per_action", s->spend_per_action,
+                     "allowed_by_override",
+                     strings_json(s->allowed_by_override, s->n_allowed_by_override),
+                     "denied_by_override",
+                     strings_json(s->denied_by_override, s->n_denied_by_override));
 }
 
 json_t *cli_report_json(const Pactum__V1__TrustReport *r)
@@ -87,6 +163,12 @@ json_t *cli_report_json(const Pactum__V1__TrustReport *r)
     if (s) {
         json_t *clauses = json_array(), *viol = json_object();
         json_object_set_new(o, "tier", json_string(pk_tier_name(s->tier)));
+        json_object_set_new(o, "effective_tier", json_string(pk_tier_name(r->effective_tier)));
+        json_object_set_new(o, "effective_by", r->effective_by
+                                                   ? override_json(r->effective_by, r->answered_ms)
+                                                   : json_null());
+        json_object_set_new(o, "held", json_boolean(s->held));
+        json_object_set_new(o, "open_disputes", json_integer((json_int_t)s->n_open_disputes));
         json_object_set_new(o, "tier_since_ms", json_integer(s->tier_since_ms));
         json_object_set_new(o, "score", json_real(ppm(s->score_ppm)));
         json_object_set_new(o, "lower_bound", json_real(ppm(s->lower_ppm)));
@@ -124,6 +206,19 @@ json_t *cli_report_json(const Pactum__V1__TrustReport *r)
             json_array_append_new(hist, tier_change_json(r->tier_history[i]));
         json_object_set_new(o, "pacts", pacts);
         json_object_set_new(o, "tier_history", hist);
+        {
+            json_t *ov = json_array(), *disp = json_array(), *cont = json_array();
+            for (size_t i = 0; i < r->n_overrides; i++)
+                json_array_append_new(ov, override_json(r->overrides[i], r->answered_ms));
+            for (size_t i = 0; i < r->n_disputes; i++)
+                json_array_append_new(disp, governance_json(r->disputes[i]));
+            for (size_t i = 0; i < r->n_containments; i++)
+                json_array_append_new(cont, tier_change_json(r->containments[i]));
+            json_object_set_new(o, "overrides", ov);
+            json_object_set_new(o, "disputes", disp);
+            json_object_set_new(o, "containments", cont);
+            json_object_set_new(o, "scope", r->scope ? scope_json(r->scope) : json_null());
+        }
         json_object_set_new(o, "last_violation",
                             r->last_violation ? cli_verdict_json(r->last_violation) : json_null());
     }
@@ -171,7 +266,14 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
     printf("agent           %s%s\n", r->agent_id, r->registered ? "" : " (not in the registry)");
     if (s) {
         clock_of(s->tier_since_ms, when, sizeof(when));
-        printf("tier            %s (since %s)\n", pk_tier_name(s->tier), when);
+        printf("tier            %s (since %s)%s\n", pk_tier_name(s->tier), when,
+               s->held ? ", held: leaving needs its re-entry criteria" : "");
+        if (r->effective_tier != s->tier && r->effective_by) {
+            clock_of(r->effective_by->expires_ms, when, sizeof(when));
+            printf("in force        %s by override %s of %s until %s: %s\n",
+                   pk_tier_name(r->effective_tier), r->effective_by->override_id,
+                   r->effective_by->operator_id, when, r->effective_by->reason);
+        }
         ago(s->newest_evidence_ms, rel, sizeof(rel));
         if (s->evidence == 0)
             printf("score           insufficient evidence (no evaluations yet)\n");
@@ -205,6 +307,31 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
                    pk_outcome_name(c->last_outcome));
         }
     }
+    if (r->scope) {
+        const Pactum__V1__TierScope *sc = r->scope;
+        printf("may do now     ");
+        if (sc->nothing)
+            printf(" nothing (%s)", pk_tier_name(sc->tier));
+        else if (sc->any_action)
+            printf(" what the pact's scope allows");
+        else
+            for (size_t i = 0; i < sc->n_actions; i++)
+                printf(" %s", sc->actions[i]);
+        if (sc->n_approval) {
+            printf("; approval needed for");
+            for (size_t i = 0; i < sc->n_approval; i++)
+                printf(" %s", sc->approval[i]);
+        }
+        if (sc->spend_needs_approval)
+            printf("; spending needs approval");
+        if (sc->spend_per_action > 0)
+            printf("; at most %g per action", sc->spend_per_action);
+        for (size_t i = 0; i < sc->n_allowed_by_override; i++)
+            printf("%s%s", i ? " " : "; allowed by override: ", sc->allowed_by_override[i]);
+        for (size_t i = 0; i < sc->n_denied_by_override; i++)
+            printf("%s%s", i ? " " : "; denied by override: ", sc->denied_by_override[i]);
+        printf("\n");
+    }
     if (r->last_violation) {
         const Pactum__V1__Verdict *v = r->last_violation;
         printf("last violation  verdict #%llu %s/%s (%s) %s: %s\n", (unsigned long long)v->vseq,
@@ -214,6 +341,44 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
             printf("                evidence: event %s (PACTUM_EVENTS #%llu); pact %s v%u\n",
                    v->evidence[0]->event_id, (unsigned long long)v->evidence[0]->seq, v->pact_id,
                    v->pact_version);
+    }
+    if (r->n_overrides) {
+        printf("overrides (newest first)\n");
+        for (size_t i = 0; i < r->n_overrides; i++) {
+            const Pactum__V1__Override *o = r->overrides[i];
+            char until[40];
+            clock_of(o->expires_ms, until, sizeof(until));
+            printf("  %-14s by %-10s %s until %s%s: %s\n", o->override_id, o->operator_id,
+                   o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_TIER ? pk_tier_name(o->tier)
+                   : o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_ALLOW ? "allow"
+                                                                           : "deny",
+                   until,
+                   o->created_ms <= r->answered_ms && r->answered_ms < o->expires_ms
+                       ? " (in force)"
+                       : " (expired)",
+                   o->reason);
+        }
+    }
+    if (r->n_disputes) {
+        printf("disputes and rulings (newest first)\n");
+        for (size_t i = 0; i < r->n_disputes; i++) {
+            const Pactum__V1__GovernanceRecord *g = r->disputes[i]->record;
+            const Pactum__V1__RulingEffect *e = r->disputes[i]->effect;
+            if (g->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE)
+                printf("  dispute %s by %s on %s%s%s: %s\n", g->dispute->dispute_id,
+                       g->dispute->opened_by, g->dispute->verdict_vseq ? "a verdict" : "event ",
+                       g->dispute->event_id, "", g->dispute->reason);
+            else if (g->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING)
+                printf("  ruling on %s by %s: %s (%s)%s\n", g->ruling->dispute_id,
+                       g->ruling->arbiter_id, g->ruling->overturned ? "overturned" : "upheld",
+                       g->ruling->reason, e ? "" : "");
+            if (e)
+                printf("      it changed: score %.4f -> %.4f, tier %s -> %s, %zu verdict%s "
+                       "removed\n",
+                       ppm(e->score_before_ppm), ppm(e->score_after_ppm),
+                       pk_tier_name(e->tier_before), pk_tier_name(e->tier_after),
+                       e->n_verdicts_removed, e->n_verdicts_removed == 1 ? "" : "s");
+        }
     }
     if (r->n_tier_history) {
         printf("tier history (newest first)\n");
@@ -225,6 +390,9 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
             if (t->containment_ms)
                 printf(" [contained %lld ms after ingest]", (long long)t->containment_ms);
             printf("\n");
+            for (size_t k = 0; k < t->n_criteria; k++)
+                printf("      %s %s: %s (required %s)\n", t->criteria[k]->met ? "met    " : "not met",
+                       t->criteria[k]->name, t->criteria[k]->actual, t->criteria[k]->required);
         }
     }
     if (r->message && *r->message)

@@ -38,6 +38,12 @@ void ingest_metrics_init(ingest *in)
                               "Registration requests answered", PK_COUNTER, 0};
     m[M_REG_REJECTED] = (pk_metric){"pactum_ingest_registrations_total", "result=\"rejected\"",
                                     "Registration requests answered", PK_COUNTER, 0};
+    m[M_GOV_OK] = (pk_metric){"pactum_ingest_governance_total", "result=\"ok\"",
+                              "Overrides, disputes, rulings and acknowledgements answered",
+                              PK_COUNTER, 0};
+    m[M_GOV_REJECTED] = (pk_metric){"pactum_ingest_governance_total", "result=\"rejected\"",
+                                    "Overrides, disputes, rulings and acknowledgements answered",
+                                    PK_COUNTER, 0};
     m[M_BATCH_RETRIES] = (pk_metric){"pactum_ingest_batch_retries_total", NULL,
                                      "Batch attempts that failed on a bus or store error and were "
                                      "retried",
@@ -156,8 +162,15 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
                           ev->event_id, ev->agent_id);
         if (st != PK_OK)
             return st;
-        pactum__v1__agent_record__free_unpacked(subject_agent, NULL);
         ev->source = source_of_role(signer->role);
+        /* Another agent of the same owner is not a peer: what an owner's agents
+         * say about each other is the owner speaking about itself. */
+        if (ev->source == PACTUM__V1__SOURCE__SOURCE_PEER &&
+            subject_agent->owner_key.len == PK_PUBKEY_BYTES &&
+            signer->owner_key.len == PK_PUBKEY_BYTES &&
+            pk_bytes_equal(subject_agent->owner_key.data, signer->owner_key.data, PK_PUBKEY_BYTES))
+            ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
+        pactum__v1__agent_record__free_unpacked(subject_agent, NULL);
         if (ev->source == PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED)
             return reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
                           ev->event_id, "%s may not report evidence about other agents",

@@ -18,6 +18,7 @@ typedef struct ingest_cfg {
     int64_t max_age_ms;        /* oldest event timestamp accepted, relative to arrival */
     int64_t max_skew_ms;       /* newest event timestamp accepted, relative to arrival */
     long long batch;           /* envelopes fetched per batch */
+    const char *admin_key;     /* public key that may register operators and arbiters */
 } ingest_cfg;
 
 /* Counters; order matters only for the exposition. */
@@ -29,6 +30,8 @@ enum {
     M_REDELIVERED,
     M_REG_OK,
     M_REG_REJECTED,
+    M_GOV_OK,
+    M_GOV_REJECTED,
     M_BATCH_RETRIES,
     M_DEDUP_PRUNED,
     M_LAG,
@@ -48,6 +51,9 @@ typedef struct ingest {
     MDB_dbi dedup_time;        /* be64 ts || agent \0 event id -> "" (for pruning) */
     pk_consumer raw;           /* durable consumer of PACTUM_RAW */
     natsSubscription *submit;  /* registration requests */
+    natsSubscription *govern;  /* governance requests */
+    uint8_t admin_pk[32];      /* the admin key */
+    bool have_admin;           /* an admin key is configured */
     int64_t next_prune_ms;     /* when to prune the dedup table next */
     pk_metric m[M_COUNT];      /* counters */
 } ingest;
@@ -72,5 +78,9 @@ pk_status ingest_prune(ingest *in, int64_t now_ms);
 /* Answer registration requests on pactum.registry.submit. */
 pk_status registrar_start(ingest *in);
 void registrar_stop(ingest *in);
+
+/* Answer governance requests on pactum.governance.submit (governance.c). */
+pk_status governance_start(ingest *in);
+void governance_stop(ingest *in);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "ingest.h"
 #include "pk/clock.h"
+#include "pk/crypto.h"
 #include "pk/log.h"
 #include "pk/workers.h"
 
@@ -23,6 +24,9 @@ static const pk_cfg_opt options[] = {
      offsetof(ingest_cfg, max_skew_ms), "refuse events whose timestamp is this far ahead"},
     {"batch", "PACTUM_INGEST_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(ingest_cfg, batch),
      "envelopes fetched and committed together"},
+    {"admin-key", "PACTUM_ADMIN_KEY", PK_CFG_STR, "", 0, 0, offsetof(ingest_cfg, admin_key),
+     "public key (hex, or a .pub file) allowed to register operators, arbiters, evaluators "
+     "and human reviewers; empty: none can be registered"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -50,6 +54,14 @@ int main(int argc, char **argv)
     rc = pk_service_boot(&in.svc, &cfg.common, &in.bus, &in.store, &in.partitions, 16);
     if (rc != PK_EXIT_OK)
         goto out;
+    if (cfg.admin_key && *cfg.admin_key) {
+        if (pk_pubkey_load(cfg.admin_key, in.admin_pk) != PK_OK) {
+            PK_ERROR("--admin-key: %s", pk_error_msg());
+            rc = PK_EXIT_CONFIG;
+            goto out;
+        }
+        in.have_admin = true;
+    }
     if (pk_store_dbi(in.store, "dedup", 0, &in.dedup) != PK_OK ||
         pk_store_dbi(in.store, "dedup_time", 0, &in.dedup_time) != PK_OK ||
         pk_registry_open(&in.reg, in.store, in.bus) != PK_OK) {
@@ -60,7 +72,8 @@ int main(int argc, char **argv)
     if (pk_registry_watch(in.reg) != PK_OK || pk_registry_sync(in.reg, 0) != PK_OK ||
         pk_consumer_open(&in.raw, in.bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192,
                          30000) != PK_OK ||
-        registrar_start(&in) != PK_OK || pk_service_ops_start(&in.svc) != PK_OK) {
+        registrar_start(&in) != PK_OK || governance_start(&in) != PK_OK ||
+        pk_service_ops_start(&in.svc) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_BUS;
         goto out;
@@ -101,6 +114,7 @@ int main(int argc, char **argv)
     rc = PK_EXIT_OK;
 out:
     registrar_stop(&in);
+    governance_stop(&in);
     pk_service_ops_stop(&in.svc);
     pk_consumer_close(&in.raw);
     pk_registry_close(in.reg);

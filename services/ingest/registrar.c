@@ -92,19 +92,70 @@ static pk_status publish_record(ingest *in, const char *subject, Pactum__V1__Reg
     return st;
 }
 
-static void register_agent(submit_ctx *c, const pk_signed_msg *env)
+/*
+ * Store rec (an agent, or a principal of another role) unless its id is taken:
+ * the same id with the same role and keys answers ok with the first record's
+ * position; with anything else, conflict. `what` names it in messages.
+ */
+static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const char *what)
 {
     ingest *in = c->in;
-    Pactum__V1__AgentRegistration *ar =
-        pactum__v1__agent_registration__unpack(NULL, env->payload.len, env->payload.data);
-    Pactum__V1__AgentRecord *existing = NULL, rec = PACTUM__V1__AGENT_RECORD__INIT;
+    Pactum__V1__AgentRecord *existing = NULL;
     Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
-    uint8_t *pop = NULL;
-    size_t poplen = 0;
     uint64_t seq = 0, existing_seq = 0;
     MDB_txn *txn = NULL;
     char subject[128];
     pk_status st;
+
+    if (pk_registry_sync(in->reg, 0) != PK_OK)
+        PK_WARN("registry sync: %s", pk_error_msg());
+    if ((st = pk_txn_begin(in->store, false, &txn)) != PK_OK) {
+        refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "%s", pk_error_msg());
+        return;
+    }
+    st = pk_registry_agent(in->reg, txn, rec->agent_id, &existing, &existing_seq);
+    pk_txn_abort(txn);
+    if (st == PK_OK) {
+        if (existing->role == rec->role && existing->agent_key.len == PK_PUBKEY_BYTES &&
+            existing->owner_key.len == PK_PUBKEY_BYTES &&
+            pk_bytes_equal(existing->agent_key.data, rec->agent_key.data, PK_PUBKEY_BYTES) &&
+            pk_bytes_equal(existing->owner_key.data, rec->owner_key.data, PK_PUBKEY_BYTES)) {
+            c->receipt.seq = existing_seq;
+            accepted(c, "%s %s is already registered with these keys", what, rec->agent_id);
+        } else {
+            refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+                   "id %s is already registered with another role or other keys", rec->agent_id);
+        }
+        pactum__v1__agent_record__free_unpacked(existing, NULL);
+        return;
+    }
+    rec->registered_ms = pk_now_ms();
+    rec->submission.data = (uint8_t *)natsMsg_GetData(c->msg);
+    rec->submission.len = (size_t)natsMsg_GetDataLength(c->msg);
+    rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
+    rr.agent = rec;
+    snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, rec->agent_id);
+    st = publish_record(in, subject, &rr, 0, &seq);
+    if (st == PK_ECONFLICT) {
+        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+               "id %s was registered by someone else at the same moment", rec->agent_id);
+    } else if (st != PK_OK) {
+        refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "could not store the registration: %s",
+               pk_error_msg());
+    } else {
+        c->receipt.seq = seq;
+        accepted(c, "registered %s %s (registry #%llu)", what, rec->agent_id,
+                 (unsigned long long)seq);
+    }
+}
+
+static void register_agent(submit_ctx *c, const pk_signed_msg *env)
+{
+    Pactum__V1__AgentRegistration *ar =
+        pactum__v1__agent_registration__unpack(NULL, env->payload.len, env->payload.data);
+    Pactum__V1__AgentRecord rec = PACTUM__V1__AGENT_RECORD__INIT;
+    uint8_t *pop = NULL;
+    size_t poplen = 0;
 
     if (!ar) {
         refuse(c, PACTUM__V1__REASON__REASON_MALFORMED, "payload is not an AgentRegistration");
@@ -141,54 +192,14 @@ static void register_agent(submit_ctx *c, const pk_signed_msg *env)
                ar->agent_id);
         goto done;
     }
-    if (pk_registry_sync(in->reg, 0) != PK_OK)
-        PK_WARN("registry sync: %s", pk_error_msg());
-    if ((st = pk_txn_begin(in->store, false, &txn)) != PK_OK) {
-        refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "%s", pk_error_msg());
-        goto done;
-    }
-    st = pk_registry_agent(in->reg, txn, ar->agent_id, &existing, &existing_seq);
-    pk_txn_abort(txn);
-    if (st == PK_OK) {
-        if (existing->agent_key.len == PK_PUBKEY_BYTES &&
-            existing->owner_key.len == PK_PUBKEY_BYTES &&
-            pk_bytes_equal(existing->agent_key.data, ar->agent_key.data, PK_PUBKEY_BYTES) &&
-            pk_bytes_equal(existing->owner_key.data, ar->owner_key.data, PK_PUBKEY_BYTES)) {
-            c->receipt.seq = existing_seq;
-            accepted(c, "agent %s is already registered with these keys", ar->agent_id);
-        } else {
-            refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
-                   "agent id %s is already registered with other keys", ar->agent_id);
-        }
-        goto done;
-    }
     rec.agent_id = ar->agent_id;
     rec.agent_key = ar->agent_key;
     rec.owner_key = ar->owner_key;
     rec.display_name = ar->display_name;
-    rec.registered_ms = pk_now_ms();
     rec.role = PACTUM__V1__ROLE__ROLE_AGENT;
-    rec.submission.data = (uint8_t *)natsMsg_GetData(c->msg);
-    rec.submission.len = (size_t)natsMsg_GetDataLength(c->msg);
-    rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
-    rr.agent = &rec;
-    snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, ar->agent_id);
-    st = publish_record(in, subject, &rr, 0, &seq);
-    if (st == PK_ECONFLICT)
-        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
-               "agent id %s was registered by someone else at the same moment", ar->agent_id);
-    else if (st != PK_OK)
-        refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "could not store the registration: %s",
-               pk_error_msg());
-    else {
-        c->receipt.seq = seq;
-        accepted(c, "registered agent %s (registry #%llu)", ar->agent_id,
-                 (unsigned long long)seq);
-    }
+    store_principal(c, &rec, "agent");
 done:
     free(pop);
-    if (existing)
-        pactum__v1__agent_record__free_unpacked(existing, NULL);
     /* receipt.id points into ar: make it a copy that outlives ar */
     if (c->receipt.id)
         c->receipt.id = strdup(c->receipt.id);
@@ -200,8 +211,12 @@ done:
  * hold (their newest versions): the scorer keeps a score per clause, so the
  * total per agent is bounded.
  */
+/*
+ * What the agent's other pacts already take: how many pacts and clauses, and
+ * which of them (if any) sets the agent's governance (governor, PK_ID_MAX + 1).
+ */
 static pk_status agent_budget(ingest *in, MDB_txn *txn, const pk_pact *pact, size_t *pacts,
-                              size_t *clauses)
+                              size_t *clauses, char *governor)
 {
     char **ids = NULL;
     size_t n_ids = 0;
@@ -209,6 +224,7 @@ static pk_status agent_budget(ingest *in, MDB_txn *txn, const pk_pact *pact, siz
 
     *pacts = 0;
     *clauses = 0;
+    governor[0] = '\0';
     for (size_t i = 0; st == PK_OK && i < n_ids; i++) {
         Pactum__V1__PactRecord *other = NULL;
         if (strcmp(ids[i], pact->id) == 0)
@@ -216,6 +232,8 @@ static pk_status agent_budget(ingest *in, MDB_txn *txn, const pk_pact *pact, siz
         (*pacts)++;
         if (pk_registry_pact(in->reg, txn, ids[i], 0, 0, &other, NULL) == PK_OK) {
             *clauses += other->clauses;
+            if (other->governs)
+                snprintf(governor, PK_ID_MAX + 1, "%s", other->pact_id);
             pactum__v1__pact_record__free_unpacked(other, NULL);
         }
     }
@@ -236,6 +254,7 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
     uint8_t hash[PK_HASH_BYTES];
     uint64_t latest_seq = 0, seq = 0;
     size_t pacts_bound = 0, clauses_bound = 0;
+    char governor[PK_ID_MAX + 1] = "";
     MDB_txn *txn = NULL;
     char subject[128], hexhash[PK_HASH_BYTES * 2 + 1];
     pk_status st;
@@ -275,7 +294,9 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
     if (st == PK_OK)
         st = pk_registry_pact(in->reg, txn, pact->id, 0, 0, &latest, &latest_seq);
     if (st == PK_OK || st == PK_ENOTFOUND)
-        st = agent_budget(in, txn, pact, &pacts_bound, &clauses_bound) == PK_OK ? st : PK_ESTORE;
+        st = agent_budget(in, txn, pact, &pacts_bound, &clauses_bound, governor) == PK_OK
+                 ? st
+                 : PK_ESTORE;
     pk_txn_abort(txn);
     if (!agent) {
         refuse(c, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT,
@@ -303,6 +324,13 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
         refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
                "agent %s would be bound by %zu clauses across its pacts; at most %d are scored",
                pact->agent, clauses_bound + pact->n_clauses, PK_CLAUSES_PER_AGENT_MAX);
+        goto done;
+    }
+    if (pact->gov.present && governor[0]) {
+        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+               "agent %s is already governed by pact %s; one pact per agent may have a "
+               "governance section",
+               pact->agent, governor);
         goto done;
     }
     pk_sha256(pr->document.data, pr->document.len, hash);
@@ -335,6 +363,7 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
     rec.submission.data = (uint8_t *)natsMsg_GetData(c->msg);
     rec.submission.len = (size_t)natsMsg_GetDataLength(c->msg);
     rec.clauses = (uint32_t)pact->n_clauses;
+    rec.governs = pact->gov.present;
     rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_PACT;
     rr.pact = &rec;
     snprintf(subject, sizeof(subject), PK_SUBJ_REG_PACT, pact->id);
@@ -362,6 +391,72 @@ done:
     pk_pact_free(pact);
     pk_lint_free(&lint);
     pactum__v1__pact_registration__free_unpacked(pr, NULL);
+}
+
+static void register_principal(submit_ctx *c, const pk_signed_msg *env)
+{
+    ingest *in = c->in;
+    Pactum__V1__PrincipalRegistration *pr =
+        pactum__v1__principal_registration__unpack(NULL, env->payload.len, env->payload.data);
+    Pactum__V1__AgentRecord rec = PACTUM__V1__AGENT_RECORD__INIT;
+    uint8_t *pop = NULL;
+    size_t poplen = 0;
+
+    if (!pr) {
+        refuse(c, PACTUM__V1__REASON__REASON_MALFORMED, "payload is not a PrincipalRegistration");
+        return;
+    }
+    if (pk_id_check("principal id", pr->id) != PK_OK) {
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
+        goto done;
+    }
+    c->receipt.id = pr->id;
+    if (!in->have_admin) {
+        refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
+               "this ingest has no admin key (PACTUM_ADMIN_KEY), so no operator, arbiter, "
+               "evaluator or human reviewer can be registered");
+        goto done;
+    }
+    if (!pk_bytes_equal(env->signer_key.data, in->admin_pk, PK_PUBKEY_BYTES)) {
+        refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
+               "principal %s: only the admin key may register operators, arbiters, evaluators "
+               "and human reviewers",
+               pr->id);
+        goto done;
+    }
+    if (pr->role != PACTUM__V1__ROLE__ROLE_OPERATOR && pr->role != PACTUM__V1__ROLE__ROLE_ARBITER &&
+        pr->role != PACTUM__V1__ROLE__ROLE_EVALUATOR && pr->role != PACTUM__V1__ROLE__ROLE_HUMAN) {
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
+               "principal %s: role must be operator, arbiter, evaluator or human (agents register "
+               "with an agent registration)",
+               pr->id);
+        goto done;
+    }
+    if (pr->key.len != PK_PUBKEY_BYTES || pr->key_pop.len != PK_SIG_BYTES ||
+        strlen(pr->display_name) > PK_NAME_MAX) {
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
+               "principal %s: key must be %d bytes, key_pop %d bytes, display_name at most %d",
+               pr->id, PK_PUBKEY_BYTES, PK_SIG_BYTES, PK_NAME_MAX);
+        goto done;
+    }
+    if (pk_pop_message(pr->id, in->admin_pk, &pop, &poplen) != PK_OK ||
+        pk_verify(pr->key.data, pop, poplen, pr->key_pop.data) != PK_OK) {
+        refuse(c, PACTUM__V1__REASON__REASON_BAD_SIGNATURE,
+               "principal %s: key_pop is not the principal key's signature", pr->id);
+        goto done;
+    }
+    rec.agent_id = pr->id;
+    rec.agent_key = pr->key;
+    rec.owner_key.data = in->admin_pk;
+    rec.owner_key.len = PK_PUBKEY_BYTES;
+    rec.display_name = pr->display_name;
+    rec.role = pr->role;
+    store_principal(c, &rec, pk_role_name(pr->role));
+done:
+    free(pop);
+    if (c->receipt.id)
+        c->receipt.id = strdup(c->receipt.id);
+    pactum__v1__principal_registration__free_unpacked(pr, NULL);
 }
 
 static void on_submit(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -392,10 +487,12 @@ static void on_submit(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
         register_agent(&c, env);
     } else if (env->type == PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION) {
         register_pact(&c, env);
+    } else if (env->type == PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION) {
+        register_principal(&c, env);
     } else {
         refuse(&c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
-               "only agent and pact registrations are accepted here; events go to "
-               "pactum.raw.<agent>");
+               "only agent, principal and pact registrations are accepted here; events go to "
+               "pactum.raw.<agent>, governance records to " PK_SUBJ_GOV_SUBMIT);
     }
     if (natsMsg_GetReply(msg) && pk_pack(&c.receipt.base, &out, &outlen) == PK_OK) {
         natsConnection_Publish(nc, natsMsg_GetReply(msg), out, (int)outlen);

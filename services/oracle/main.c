@@ -43,6 +43,7 @@ int main(int argc, char **argv)
         goto out;
     if (pk_store_dbi(o.store, "reports", 0, &o.reports) != PK_OK ||
         pk_store_dbi(o.store, "tiers", 0, &o.tiers) != PK_OK ||
+        pk_store_dbi(o.store, "governance", 0, &o.governance) != PK_OK ||
         pk_store_dbi(o.store, "meta", 0, &o.meta) != PK_OK ||
         pk_registry_open(&o.reg, o.store, o.bus) != PK_OK ||
         pk_txn_begin(o.store, false, &txn) != PK_OK) {

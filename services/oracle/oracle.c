@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "pk/clock.h"
+#include "pk/governance.h"
 #include "pk/log.h"
+#include "pk/pact.h"
 
 #define HISTORY_MAX 200 /* tier changes a query may ask for */
 
@@ -71,6 +73,13 @@ static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustCh
     if (st == PK_OK && ch->tier_change)
         st = pk_put_msg(txn, o->tiers, key, tier_key(key, agent, ch->change_seq),
                         &ch->tier_change->base);
+    if (st == PK_OK && ch->governance) {
+        Pactum__V1__GovernanceEntry e = PACTUM__V1__GOVERNANCE_ENTRY__INIT;
+        e.record = ch->governance;
+        e.effect = ch->ruling_effect;
+        e.change_seq = ch->change_seq;
+        st = pk_put_msg(txn, o->governance, key, tier_key(key, agent, ch->change_seq), &e.base);
+    }
     if (old)
         pactum__v1__trust_report__free_unpacked(old, NULL);
     if (st == PK_OK)
@@ -157,6 +166,141 @@ static size_t pacts_of(oracle *o, MDB_txn *txn, const char *agent, Pactum__V1__P
     return n;
 }
 
+typedef bool (*entry_fn)(void *ctx, const MDB_val *v); /* return false to stop */
+
+/* Walk agent's entries of a history db (tiers, governance), newest first. */
+static void walk_newest(MDB_txn *txn, MDB_dbi dbi, const char *agent, entry_fn fn, void *ctx)
+{
+    uint8_t key[PK_ID_MAX + 9];
+    size_t alen = strlen(agent), kl = tier_key(key, agent, UINT64_MAX);
+    MDB_cursor *cur = NULL;
+    MDB_val k = {.mv_size = kl, .mv_data = key}, v;
+    int rc;
+
+    if (mdb_cursor_open(txn, dbi, &cur) != 0)
+        return;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    while (rc == 0 && k.mv_size == alen + 9 && memcmp(k.mv_data, agent, alen + 1) == 0) {
+        if (!fn(ctx, &v))
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+}
+
+#define LIST_MAX 50
+
+typedef struct collected {
+    Pactum__V1__TierChange *tiers[HISTORY_MAX];     /* tier history, newest first */
+    size_t n_tiers, want_tiers;
+    Pactum__V1__TierChange *cont[LIST_MAX];         /* containments */
+    size_t n_cont;
+    size_t scanned;                                 /* tier changes looked at */
+    Pactum__V1__GovernanceEntry *gov[2 * LIST_MAX]; /* every governance entry read */
+    size_t n_gov;
+    Pactum__V1__Override *ov[LIST_MAX];             /* overrides, newest first */
+    size_t n_ov;
+    Pactum__V1__GovernanceEntry *disp[LIST_MAX];    /* disputes and rulings */
+    size_t n_disp;
+} collected;
+
+static bool collect_tier(void *ctx, const MDB_val *v)
+{
+    collected *c = ctx;
+    Pactum__V1__TierChange *tc = pactum__v1__tier_change__unpack(NULL, v->mv_size, v->mv_data);
+    bool kept = false;
+
+    if (!tc)
+        return true;
+    if (c->n_tiers < c->want_tiers) {
+        c->tiers[c->n_tiers++] = tc;
+        kept = true;
+    }
+    if (tc->to >= PACTUM__V1__TIER__TIER_CONTAINED && tc->from < tc->to && c->n_cont < LIST_MAX) {
+        if (!kept) {
+            /* kept only in the containment list: a copy owned there */
+            c->cont[c->n_cont++] = tc;
+            kept = true;
+        } else {
+            c->cont[c->n_cont++] = tc; /* shared with the history list */
+        }
+    }
+    if (!kept)
+        pactum__v1__tier_change__free_unpacked(tc, NULL);
+    return ++c->scanned < HISTORY_MAX;
+}
+
+static bool collect_gov(void *ctx, const MDB_val *v)
+{
+    collected *c = ctx;
+    Pactum__V1__GovernanceEntry *e =
+        pactum__v1__governance_entry__unpack(NULL, v->mv_size, v->mv_data);
+
+    if (!e || !e->record)
+        goto skip;
+    switch (e->record->record_case) {
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE:
+        if (c->n_ov >= LIST_MAX)
+            goto skip;
+        c->ov[c->n_ov++] = e->record->override;
+        break;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE:
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING:
+        if (c->n_disp >= LIST_MAX)
+            goto skip;
+        c->disp[c->n_disp++] = e;
+        break;
+    default:
+        goto skip;
+    }
+    c->gov[c->n_gov++] = e;
+    return c->n_gov < 2 * LIST_MAX;
+skip:
+    if (e)
+        pactum__v1__governance_entry__free_unpacked(e, NULL);
+    return true;
+}
+
+static void collected_free(collected *c)
+{
+    for (size_t i = 0; i < c->n_cont; i++) {
+        bool shared = false;
+        for (size_t k = 0; k < c->n_tiers; k++)
+            shared |= c->tiers[k] == c->cont[i];
+        if (!shared)
+            pactum__v1__tier_change__free_unpacked(c->cont[i], NULL);
+    }
+    for (size_t i = 0; i < c->n_tiers; i++)
+        pactum__v1__tier_change__free_unpacked(c->tiers[i], NULL);
+    for (size_t i = 0; i < c->n_gov; i++)
+        pactum__v1__governance_entry__free_unpacked(c->gov[i], NULL);
+}
+
+/* The governance section that applies to an agent's state (its pact's, or the defaults). */
+static void governance_of(oracle *o, MDB_txn *txn, const Pactum__V1__TrustState *s,
+                          pk_governance *g)
+{
+    Pactum__V1__PactRecord *rec = NULL;
+    pk_pact *p = NULL;
+    pk_lint lint = {0};
+
+    pk_governance_defaults(g);
+    if (!s || !s->governance_pact || !s->governance_pact[0] ||
+        pk_registry_pact(o->reg, txn, s->governance_pact, s->governance_version, 0, &rec, NULL) !=
+            PK_OK)
+        return;
+    if (pk_pact_parse((const char *)rec->document.data, rec->document.len, &p, &lint) == PK_OK &&
+        p->gov.present) {
+        pk_governance_free(g);
+        *g = p->gov;
+        memset(&p->gov, 0, sizeof(p->gov));
+    }
+    pk_pact_free(p);
+    pk_lint_free(&lint);
+    pactum__v1__pact_record__free_unpacked(rec, NULL);
+}
+
 pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)
 {
     Pactum__V1__TrustQuery *q = pactum__v1__trust_query__unpack(NULL, len, req);
@@ -164,13 +308,17 @@ pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out
     Pactum__V1__TrustState initial = PACTUM__V1__TRUST_STATE__INIT;
     Pactum__V1__AgentRecord *agent = NULL;
     Pactum__V1__PactRef *refs[16];
-    Pactum__V1__TierChange *hist[HISTORY_MAX];
-    size_t n_refs = 0, n_hist = 0;
+    static _Thread_local collected col;
+    static _Thread_local pk_scope_view view;
+    pk_governance gov;
+    bool have_gov = false;
+    size_t n_refs = 0;
     char msg[256];
     MDB_txn *txn = NULL;
     pk_status st = PK_OK;
 
     pk_metric_add(&o->m[OM_QUERIES], 1);
+    memset(&col, 0, sizeof(col));
     rep.answered_ms = pk_now_ms();
     rep.message = msg;
     msg[0] = '\0';
@@ -231,35 +379,34 @@ pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out
     rep.n_pacts = n_refs;
     {
         uint32_t want = q->history ? q->history : (uint32_t)o->cfg->history;
-        uint8_t key[PK_ID_MAX + 9];
-        size_t alen = strlen(q->agent_id), kl = tier_key(key, q->agent_id, UINT64_MAX);
-        MDB_cursor *cur = NULL;
-        MDB_val k = {.mv_size = kl, .mv_data = key}, v;
-        int rc;
+        const Pactum__V1__Override *by = NULL;
         if (want > HISTORY_MAX)
             want = HISTORY_MAX;
-        if (mdb_cursor_open(txn, o->tiers, &cur) == 0) {
-            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-            rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
-                         : mdb_cursor_get(cur, &k, &v, MDB_LAST);
-            while (rc == 0 && n_hist < want && k.mv_size == alen + 9 &&
-                   memcmp(k.mv_data, q->agent_id, alen + 1) == 0) {
-                Pactum__V1__TierChange *tc =
-                    pactum__v1__tier_change__unpack(NULL, v.mv_size, v.mv_data);
-                if (tc)
-                    hist[n_hist++] = tc;
-                rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-            }
-            mdb_cursor_close(cur);
-        }
-        rep.tier_history = hist;
-        rep.n_tier_history = n_hist;
+        col.want_tiers = want;
+        walk_newest(txn, o->tiers, q->agent_id, collect_tier, &col);
+        walk_newest(txn, o->governance, q->agent_id, collect_gov, &col);
+        rep.tier_history = col.tiers;
+        rep.n_tier_history = col.n_tiers;
+        rep.containments = col.cont;
+        rep.n_containments = col.n_cont;
+        rep.overrides = col.ov;
+        rep.n_overrides = col.n_ov;
+        rep.disputes = col.disp;
+        rep.n_disputes = col.n_disp;
+        /* what the agent may do now: the overrides in force, then the tier's scope */
+        rep.effective_tier = pk_effective_tier(rep.state, rep.answered_ms, &by);
+        rep.effective_by = (Pactum__V1__Override *)by;
+        governance_of(o, txn, rep.state, &gov);
+        have_gov = true;
+        pk_scope_view_build(&view, &gov, rep.state, rep.effective_tier, rep.answered_ms);
+        rep.scope = &view.scope;
     }
 reply:
     st = pk_pack(&rep.base, out, outlen);
     pk_txn_abort(txn);
-    for (size_t i = 0; i < n_hist; i++)
-        pactum__v1__tier_change__free_unpacked(hist[i], NULL);
+    collected_free(&col);
+    if (have_gov)
+        pk_governance_free(&gov);
     for (size_t i = 0; i < n_refs; i++) {
         free(refs[i]->pact_id);
         free(refs[i]->hash.data);

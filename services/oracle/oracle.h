@@ -41,6 +41,7 @@ typedef struct oracle {
     uint32_t partitions;         /* partitions of the streams */
     MDB_dbi reports;             /* agent -> TrustReport (state, last violation, seq) */
     MDB_dbi tiers;               /* agent \0 be64 change_seq -> TierChange */
+    MDB_dbi governance;          /* agent \0 be64 change_seq -> GovernanceEntry */
     MDB_dbi meta;                /* "trust_seq" -> last PACTUM_TRUST sequence applied */
     pk_consumer trust;           /* ephemeral consumer of PACTUM_TRUST */
     natsSubscription *queries;   /* pactum.oracle.trust responder */

@@ -174,3 +174,37 @@ Test(pacts, evaluator_windows_survive_a_restart)
                  "the 3 samples from before the restart still count: 5 of 5");
     pactum__v1__trust_report__free_unpacked(rep, NULL);
 }
+
+#define SMALL_PACT                                                                            \
+    "{\"pactum\":1,\"id\":\"%s\",\"agent\":\"bot\",\"clauses\":[{\"id\":\"c\","                  \
+    "\"promise\":\"never leak\",\"severity\":\"high\",\"kind\":\"forbidden\","                  \
+    "\"match\":{\"field\":\"kind\",\"eq\":\"leak\"}}]%s}"
+
+Test(pacts, only_one_pact_of_an_agent_sets_its_governance)
+{
+    static const char *gov = ",\"governance\":{\"half_life\":\"7d\"}";
+    char doc[1024];
+    Pactum__V1__RegistryReceipt *r;
+
+    snprintf(doc, sizeof(doc), SMALL_PACT, "first", gov);
+    r = h_register_pact(&h, &owner, doc);
+    cr_assert(r && r->ok, "%s", r ? r->message : "no answer");
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    snprintf(doc, sizeof(doc), SMALL_PACT, "second", gov);
+    r = h_register_pact(&h, &owner, doc);
+    cr_assert_not_null(r);
+    cr_assert_eq(r->reason, PACTUM__V1__REASON__REASON_CONFLICT);
+    cr_assert(strstr(r->message, "already governed by pact first") != NULL, "%s", r->message);
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    /* without a governance section it is welcome; a new version of the
+     * governing pact may keep its section */
+    snprintf(doc, sizeof(doc), SMALL_PACT, "second", "");
+    r = h_register_pact(&h, &owner, doc);
+    cr_assert(r && r->ok, "%s", r ? r->message : "no answer");
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    snprintf(doc, sizeof(doc), SMALL_PACT, "first", ",\"governance\":{\"half_life\":\"3d\"}");
+    r = h_register_pact(&h, &owner, doc);
+    cr_assert(r && r->ok, "%s", r ? r->message : "no answer");
+    cr_assert_eq(r->version, 2);
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+}

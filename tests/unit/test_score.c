@@ -424,6 +424,235 @@ Test(score, demote_holds_until_its_reentry_criteria)
     cr_assert_not(t.held);
 }
 
+Test(score, falling_scores_demote_step_by_step_and_rising_ones_promote_back)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+    int last;
+    bool seen[PK_TIERS] = {false};
+
+    pk_trust_init(&t, "bot", 0);
+    feed_good(&t, &vseq, 60, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    last = t.tier;
+    /* failed evaluations that are not violations: only the score speaks */
+    for (int i = 0; i < 200 && t.tier != PACTUM__V1__TIER__TIER_RESTRICTED; i++) {
+        pk_verdict_msg v = verdict_at(++vseq, at += 1000, i % 2 ? "pii" : "lat",
+                                      i % 2 ? SEV_CRIT : SEV_HIGH, FAIL, 0, 1, false, "demote",
+                                      PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+        pk_trust_apply(&t, &v, &gov, &fx);
+        if (fx.to_tier != fx.from_tier) {
+            cr_assert_eq(fx.to_tier, last + 1, "one step at a time: %d -> %d", last,
+                         fx.to_tier);
+            cr_assert_str_eq(fx.rule, "score");
+            cr_assert(strstr(fx.cause, "lower bound") != NULL, "%s", fx.cause);
+            last = fx.to_tier;
+        }
+        seen[t.tier] = true;
+        cr_assert_not(t.held, "a score demotion is not held");
+    }
+    cr_assert(seen[PACTUM__V1__TIER__TIER_STANDARD] && seen[PACTUM__V1__TIER__TIER_WATCH]);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_RESTRICTED, "tier %d, lower %u", t.tier, t.lower);
+    /* not held: good evidence alone brings it back, by score */
+    for (int i = 0; i < 4000 && t.tier != PACTUM__V1__TIER__TIER_STANDARD; i++) {
+        pk_verdict_msg v = i % 2 ? good_on("pii", SEV_CRIT, ++vseq, at += 60000)
+                                 : good(++vseq, at += 60000);
+        pk_trust_apply(&t, &v, &gov, &fx);
+        if (fx.to_tier != fx.from_tier)
+            cr_assert_str_eq(fx.rule, "score", "promoted by the score alone");
+    }
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_STANDARD, "tier %d, lower %u", t.tier, t.lower);
+}
+
+Test(score, a_burn_rate_trigger_demotes_without_counting_as_an_evaluation)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+    uint64_t vseq = 0, evidence;
+    int64_t at = 0;
+
+    pk_trust_init(&t, "bot", 0);
+    feed_good(&t, &vseq, 60, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    evidence = t.evidence;
+    v = verdict_at(++vseq, at += 1000, "lat", SEV_HIGH, FAIL, 0, 0, true, "demote",
+                   PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+    v.n_tally = 0;
+    v.trigger = "fast-burn";
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_eq(fx.to_tier, PACTUM__V1__TIER__TIER_STANDARD);
+    cr_assert(t.held);
+    cr_assert_eq(t.evidence, evidence, "a trigger carries no evaluations");
+    cr_assert(strstr(fx.cause, "by trigger fast-burn") != NULL, "%s", fx.cause);
+}
+
+/*
+ * Re-entry from each held tier with the default criteria, each criterion one
+ * value short of passing and then met.
+ */
+enum short_of { SHORT_SAMPLES, SHORT_WINDOW, SHORT_DISPUTE, SHORT_ACK };
+
+/* Bring a trusted agent to a held `tier`; returns the time it entered. */
+static int64_t hold_at(pk_trust *t, int tier, uint64_t *vseq, int64_t *at)
+{
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+
+    pk_trust_init(t, "bot", 0);
+    feed_good(t, vseq, 80, at, 1000);
+    cr_assert_eq(t->tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    for (int step = 0; step < 2 && t->tier < tier; step++) {
+        const char *cons = tier == PACTUM__V1__TIER__TIER_CONTAINED    ? "contain"
+                           : tier == PACTUM__V1__TIER__TIER_RESTRICTED ? "restrict"
+                                                                        : "demote";
+        v = verdict_at(++*vseq, *at += 1000, "lat", SEV_HIGH, FAIL, 0, 1, true, cons,
+                       PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+        pk_trust_apply(t, &v, &gov, &fx);
+    }
+    cr_assert_eq(t->tier, tier);
+    cr_assert(t->held);
+    return t->tier_since_ms;
+}
+
+static void reentry_one_short(int tier, enum short_of what)
+{
+    const pk_reentry *r = &gov.reentry[tier];
+    pk_trust t;
+    pk_trust_effect fx;
+    pk_verdict_msg v;
+    Pactum__V1__GovernanceRecord rec;
+    uint64_t vseq = 0;
+    int64_t at = 0, t0 = hold_at(&t, tier, &vseq, &at);
+    int n = (int)r->min_samples;
+
+    cr_assert(r->from == tier && r->to < tier && r->clean_ms > 0 && n > 1);
+    if (what == SHORT_DISPUTE) {
+        rec = dispute("d-open", 1, at + 1);
+        pk_trust_govern(&t, &rec, &gov, &fx);
+    }
+    if (what == SHORT_SAMPLES) {
+        /* n - 1 samples, the last one past the clean window */
+        feed_good(&t, &vseq, n - 1, &at, (r->clean_ms + 1000) / (n - 1) + 1);
+    } else if (what == SHORT_WINDOW) {
+        /* every sample, all inside the window; the last 1 ms before it closes */
+        feed_good(&t, &vseq, n, &at, (r->clean_ms - 1000) / n);
+        cr_assert_lt(at, t0 + r->clean_ms - 1);
+        v = good(++vseq, t0 + r->clean_ms - 1);
+        pk_trust_apply(&t, &v, &gov, &fx);
+        at = t0 + r->clean_ms - 1;
+    } else {
+        feed_good(&t, &vseq, n + 5, &at, (r->clean_ms + 1000) / n + 1);
+    }
+    if (r->operator_ack && what != SHORT_ACK) {
+        rec = ack_at(at);
+        pk_trust_govern(&t, &rec, &gov, &fx);
+    }
+    cr_assert_eq(t.tier, tier, "tier %d, criterion %d one short: still held", tier, what);
+    /* now the missing value */
+    switch (what) {
+    case SHORT_SAMPLES:
+    case SHORT_WINDOW:
+        v = good(++vseq, what == SHORT_WINDOW ? t0 + r->clean_ms : at + 1000);
+        pk_trust_apply(&t, &v, &gov, &fx);
+        break;
+    case SHORT_DISPUTE:
+        rec = ruling("d-open", false, at + 1000);
+        pk_trust_govern(&t, &rec, &gov, &fx);
+        break;
+    case SHORT_ACK:
+        rec = ack_at(at + 1000);
+        pk_trust_govern(&t, &rec, &gov, &fx);
+        break;
+    }
+    cr_assert_eq(t.tier, r->to, "tier %d, criterion %d met: re-entry to %d", tier, what, r->to);
+    cr_assert_str_eq(fx.rule, "re-entry criteria met");
+    cr_assert_eq(fx.n_crit, 2 + r->no_open_dispute + r->operator_ack);
+    for (int i = 0; i < fx.n_crit; i++)
+        cr_assert(fx.crit[i].met, "%s %s (%s)", fx.crit[i].name, fx.crit[i].actual,
+                  fx.crit[i].required);
+    cr_assert_not(t.held);
+}
+
+Test(score, reentry_from_every_held_tier_one_value_short)
+{
+    static const int tiers[] = {PACTUM__V1__TIER__TIER_STANDARD, PACTUM__V1__TIER__TIER_WATCH,
+                                PACTUM__V1__TIER__TIER_RESTRICTED,
+                                PACTUM__V1__TIER__TIER_CONTAINED};
+    int cases = 0;
+
+    for (size_t i = 0; i < sizeof(tiers) / sizeof(tiers[0]); i++) {
+        const pk_reentry *r = &gov.reentry[tiers[i]];
+        reentry_one_short(tiers[i], SHORT_SAMPLES);
+        reentry_one_short(tiers[i], SHORT_WINDOW);
+        cases += 2;
+        if (r->no_open_dispute) {
+            reentry_one_short(tiers[i], SHORT_DISPUTE);
+            cases++;
+        }
+        if (r->operator_ack) {
+            reentry_one_short(tiers[i], SHORT_ACK);
+            cases++;
+        }
+    }
+    cr_assert_eq(cases, 11, "4 tiers x 2, disputes for 2, ack for 1");
+}
+
+Test(score, an_open_dispute_does_not_block_where_the_pact_does_not_say_so)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    Pactum__V1__GovernanceRecord rec;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+
+    cr_assert_not(gov.reentry[PACTUM__V1__TIER__TIER_STANDARD].no_open_dispute);
+    hold_at(&t, PACTUM__V1__TIER__TIER_STANDARD, &vseq, &at);
+    rec = dispute("d-x", 1, at + 1);
+    pk_trust_govern(&t, &rec, &gov, &fx);
+    feed_good(&t, &vseq, 25, &at, HOUR / 20);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    cr_assert_eq(t.n_disp, 1, "the dispute is still open");
+}
+
+Test(score, a_lower_bound_criterion_one_value_short)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+    uint32_t need;
+
+    hold_at(&t, PACTUM__V1__TIER__TIER_STANDARD, &vseq, &at);
+    /* require the lower bound the agent will have after 21 more samples, plus one */
+    {
+        pk_trust probe = t;
+        uint64_t pv = vseq;
+        int64_t pat = at;
+        gov.reentry[PACTUM__V1__TIER__TIER_STANDARD].clean_ms = 0;
+        gov.reentry[PACTUM__V1__TIER__TIER_STANDARD].min_samples = 1000000;
+        feed_good(&probe, &pv, 21, &pat, HOUR / 20);
+        need = probe.lower + 1;
+    }
+    gov.reentry[PACTUM__V1__TIER__TIER_STANDARD].clean_ms = HOUR;
+    gov.reentry[PACTUM__V1__TIER__TIER_STANDARD].min_samples = 20;
+    gov.reentry[PACTUM__V1__TIER__TIER_STANDARD].min_lower_ppm = need;
+    feed_good(&t, &vseq, 21, &at, HOUR / 20);
+    cr_assert_eq(t.lower, need - 1);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_STANDARD, "lower bound one ppm short");
+    {
+        pk_verdict_msg v = good_on("pii", SEV_CRIT, ++vseq, at += HOUR / 20);
+        pk_trust_apply(&t, &v, &gov, &fx);
+    }
+    cr_assert_geq(t.lower, need);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    cr_assert_str_eq(fx.rule, "re-entry criteria met");
+    cr_assert_eq(fx.n_crit, 3);
+    cr_assert_str_eq(fx.crit[2].name, "lower_ppm");
+}
+
 Test(score, restrict_and_suspend_consequences)
 {
     pk_trust t;

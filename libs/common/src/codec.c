@@ -89,7 +89,7 @@ pk_status pk_envelope_open(const uint8_t *buf, size_t len, pk_signed_msg **out)
                       PK_PUBKEY_BYTES, PK_SIG_BYTES, kl, sl);
     }
     if (env->type <= PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED ||
-        env->type > PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION) {
+        env->type > PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ACK) {
         int t = (int)env->type;
         pactum__v1__signed__free_unpacked(env, NULL);
         return PK_ERR(PK_EDECODE, "envelope payload type %d is unknown", t);
@@ -254,6 +254,9 @@ static const char *const reason_names[] = {
     "unknown_agent", "not_authorized", "bad_pact",       "conflict",      "unsupported_version",
     "internal"};
 
+static const char *const role_names[] = {"unspecified", "agent",     "operator",
+                                         "arbiter",     "evaluator", "human"};
+
 #define NAME_OF(table, v)                                                                         \
     ((unsigned)(v) < sizeof(table) / sizeof(table[0]) ? table[(unsigned)(v)] : "unknown")
 
@@ -262,6 +265,7 @@ const char *pk_severity_name(Pactum__V1__Severity s) { return NAME_OF(severity_n
 const char *pk_outcome_name(Pactum__V1__Outcome o) { return NAME_OF(outcome_names, o); }
 const char *pk_tier_name(Pactum__V1__Tier t) { return NAME_OF(tier_names, t); }
 const char *pk_reason_name(Pactum__V1__Reason r) { return NAME_OF(reason_names, r); }
+const char *pk_role_name(Pactum__V1__Role r) { return NAME_OF(role_names, r); }
 
 static int parse_name(const char *const *table, size_t n, const char *name)
 {
@@ -285,4 +289,9 @@ Pactum__V1__Tier pk_tier_parse(const char *name)
 Pactum__V1__Source pk_source_parse(const char *name)
 {
     return (Pactum__V1__Source)parse_name(source_names, 5, name);
+}
+
+Pactum__V1__Role pk_role_parse(const char *name)
+{
+    return (Pactum__V1__Role)parse_name(role_names, 6, name);
 }

@@ -1035,6 +1035,14 @@ void pk_governance_defaults(pk_governance *g)
     g->watch_ppm = 500000;
     for (int t = 0; t < PK_TIERS; t++)
         g->tiers[t].any_action = true;
+    /* What each tier allows unless the pact says otherwise (docs/scoring.md):
+     * trusted and standard: what the scope clauses allow; watch: the same,
+     * but moving money needs a person's approval; restricted: everything
+     * needs approval; contained and suspended: nothing. */
+    g->tiers[PACTUM__V1__TIER__TIER_WATCH].spend_approval = true;
+    g->tiers[PACTUM__V1__TIER__TIER_RESTRICTED].approve_all = true;
+    g->tiers[PACTUM__V1__TIER__TIER_CONTAINED].any_action = false;
+    g->tiers[PACTUM__V1__TIER__TIER_SUSPENDED].any_action = false;
     /* Held tiers and what it takes to leave them (docs/scoring.md). */
     g->reentry[PACTUM__V1__TIER__TIER_STANDARD] =
         (pk_reentry){PACTUM__V1__TIER__TIER_STANDARD, PACTUM__V1__TIER__TIER_TRUSTED, 3600000, 20,
@@ -1081,7 +1089,8 @@ static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
     static const char *const keys[] = {"half_life", "source_cap", "min_evidence", "thresholds",
                                        "tiers", "reentry", NULL};
     static const char *const thr_keys[] = {"trusted", "standard", "watch", NULL};
-    static const char *const scope_keys[] = {"actions", "approval", "spend_per_action", NULL};
+    static const char *const scope_keys[] = {"actions", "approval", "spend_approval",
+                                             "spend_per_action", NULL};
     static const char *const re_keys[] = {"from", "to", "clean", "min_samples", "no_open_dispute",
                                           "operator_ack", "min_lower", NULL};
     json_t *thr, *tiers, *re;
@@ -1135,7 +1144,11 @@ static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
                 continue;
             }
             check_keys(v, path, scope_keys, l);
+            /* a tier written in the pact replaces the default entirely */
             ts->set = true;
+            ts->any_action = true;
+            ts->approve_all = false;
+            ts->spend_approval = json_is_true(json_object_get(v, "spend_approval"));
             if (json_object_get(v, "actions")) {
                 json_t *arr = json_object_get(v, "actions");
                 ts->any_action = false;
@@ -1153,8 +1166,8 @@ static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
         }
     }
     if ((re = json_object_get(g, "reentry"))) {
-        if (!json_is_array(re) || json_array_size(re) > 4) {
-            pk_lint_add(l, "governance.reentry: expected an array of up to 4 criteria sets, got %s",
+        if (!json_is_array(re) || json_array_size(re) > 5) {
+            pk_lint_add(l, "governance.reentry: expected an array of up to 5 criteria sets, got %s",
                         json_type_name(re));
             return;
         }

@@ -77,10 +77,12 @@ const char *pk_severity_name(Pactum__V1__Severity s);
 const char *pk_outcome_name(Pactum__V1__Outcome o);
 const char *pk_tier_name(Pactum__V1__Tier t);
 const char *pk_reason_name(Pactum__V1__Reason r);
+const char *pk_role_name(Pactum__V1__Role r);
 
 /* Parse the names above back; return 0 (UNSPECIFIED) if unknown. */
 Pactum__V1__Severity pk_severity_parse(const char *name);
 Pactum__V1__Tier pk_tier_parse(const char *name);
 Pactum__V1__Source pk_source_parse(const char *name);
+Pactum__V1__Role pk_role_parse(const char *name);
 
 #endif

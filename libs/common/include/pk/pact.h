@@ -149,6 +149,8 @@ typedef struct pk_tier_scope {
     bool any_action;            /* "actions" absent: whatever the scope clauses allow */
     pk_patterns actions;        /* allowed actions (present and empty: none) */
     pk_patterns approval;       /* actions that need a person's approval on this tier */
+    bool approve_all;           /* every action needs approval */
+    bool spend_approval;        /* any action moving money needs approval */
     double spend_per_action;    /* largest amount of one action on this tier; 0 = no extra limit */
 } pk_tier_scope;
 

@@ -1,0 +1,288 @@
+/*
+ * Governance from the command line: register principals (admin key), and
+ * sign overrides, acknowledgements (operators), disputes (owners or
+ * counterparties) and rulings (arbiters).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "pk/clock.h"
+
+/* A random id like "ov-1a2b3c4d5e6f" when the user gives none. */
+static const char *id_or_random(const char *given, const char *prefix, char *buf, size_t len)
+{
+    uint8_t rnd[6];
+    char hex[13];
+
+    if (given)
+        return given;
+    randombytes_buf(rnd, sizeof(rnd));
+    pk_hex_encode(rnd, sizeof(rnd), hex);
+    snprintf(buf, len, "%s-%s", prefix, hex);
+    return buf;
+}
+
+/* Print a receipt (JSON with --json); CLI_OK if it says ok. */
+static int print_receipt(bool ok, Pactum__V1__Reason reason, const char *message, const char *id,
+                         const char *seq_name, uint64_t seq)
+{
+    if (cli.json)
+        cli_print_json(json_pack("{s:b, s:s, s:s, s:s, s:I}", "ok", ok, "reason",
+                                 pk_reason_name(reason), "message", message, "id", id, seq_name,
+                                 (json_int_t)seq));
+    else if (ok)
+        printf("%s\n", message);
+    else
+        fprintf(stderr, "pactum: refused (%s): %s\n", pk_reason_name(reason), message);
+    return ok ? CLI_OK : CLI_FAIL;
+}
+
+/* Sign payload as signer_id with the key in key_path and submit it to subject. */
+static int submit_signed(const char *subject, Pactum__V1__PayloadType type,
+                         const ProtobufCMessage *payload, const char *signer_id,
+                         const char *key_path, bool governance)
+{
+    pk_keypair kp;
+    uint8_t *buf = NULL, *env = NULL;
+    size_t len = 0, elen = 0;
+    pk_bus *bus = NULL;
+    natsMsg *reply = NULL;
+    int code;
+
+    if (pk_key_load(key_path, &kp) != PK_OK)
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    if (pk_pack(payload, &buf, &len) != PK_OK ||
+        pk_envelope_seal(type, buf, len, signer_id ? signer_id : "", &kp, &env, &elen) != PK_OK) {
+        pk_keypair_wipe(&kp);
+        free(buf);
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    }
+    pk_keypair_wipe(&kp);
+    free(buf);
+    if (!(bus = cli_connect())) {
+        free(env);
+        return CLI_BUS;
+    }
+    code = cli_request(bus, subject, env, elen, &reply);
+    free(env);
+    if (code == CLI_OK) {
+        const uint8_t *data = (const uint8_t *)natsMsg_GetData(reply);
+        size_t n = (size_t)natsMsg_GetDataLength(reply);
+        if (governance) {
+            Pactum__V1__GovernanceReceipt *r =
+                pactum__v1__governance_receipt__unpack(NULL, n, data);
+            code = r ? print_receipt(r->ok, r->reason, r->message, r->id, "seq", r->seq)
+                     : cli_error(CLI_BUS, "the answer is not a receipt");
+            if (r)
+                pactum__v1__governance_receipt__free_unpacked(r, NULL);
+        } else {
+            Pactum__V1__RegistryReceipt *r = pactum__v1__registry_receipt__unpack(NULL, n, data);
+            code = r ? print_receipt(r->ok, r->reason, r->message, r->id, "registry_seq", r->seq)
+                     : cli_error(CLI_BUS, "the answer is not a receipt");
+            if (r)
+                pactum__v1__registry_receipt__free_unpacked(r, NULL);
+        }
+    }
+    natsMsg_Destroy(reply);
+    pk_bus_close(bus);
+    return code;
+}
+
+int cmd_principal(cli_args *a)
+{
+    const char *id = NULL, *role = NULL, *key = NULL, *admin = NULL, *name = "";
+    Pactum__V1__PrincipalRegistration pr = PACTUM__V1__PRINCIPAL_REGISTRATION__INIT;
+    pk_keypair kp, akp;
+    uint8_t *pop = NULL, sig[PK_SIG_BYTES];
+    size_t poplen = 0;
+    int r, code;
+
+    if (a->i >= a->argc || strcmp(a->argv[a->i], "register") != 0)
+        return cli_usage_error("principal: expected 'register'");
+    a->i++;
+    while (a->i < a->argc) {
+        if ((r = cli_opt(a, "id", &id)) || (r = cli_opt(a, "role", &role)) ||
+            (r = cli_opt(a, "key", &key)) || (r = cli_opt(a, "admin-key", &admin)) ||
+            (r = cli_opt(a, "name", &name))) {
+            if (r < 0)
+                return cli_usage_error("%s needs a value", a->argv[a->i]);
+        } else {
+            return cli_usage_error("principal register: unexpected '%s'", a->argv[a->i]);
+        }
+    }
+    if (!id || !role || !key || !admin)
+        return cli_usage_error("principal register needs --id, --role, --key and --admin-key");
+    pr.role = pk_role_parse(role);
+    if (pr.role == PACTUM__V1__ROLE__ROLE_UNSPECIFIED || pr.role == PACTUM__V1__ROLE__ROLE_AGENT)
+        return cli_usage_error("--role must be operator, arbiter, evaluator or human");
+    if (pk_key_load(key, &kp) != PK_OK)
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    if (pk_key_load(admin, &akp) != PK_OK) {
+        pk_keypair_wipe(&kp);
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    }
+    if (pk_pop_message(id, akp.pk, &pop, &poplen) != PK_OK) {
+        pk_keypair_wipe(&kp);
+        pk_keypair_wipe(&akp);
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    }
+    pk_sign(&kp, pop, poplen, sig);
+    free(pop);
+    pr.id = (char *)id;
+    pr.key.data = kp.pk;
+    pr.key.len = PK_PUBKEY_BYTES;
+    pr.display_name = (char *)name;
+    pr.key_pop.data = sig;
+    pr.key_pop.len = PK_SIG_BYTES;
+    pr.ts_ms = pk_now_ms();
+    pk_keypair_wipe(&kp);
+    pk_keypair_wipe(&akp);
+    code = submit_signed(PK_SUBJ_REG_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION,
+                         &pr.base, "", admin, false);
+    return code;
+}
+
+/* "a,b,c" split in place into at most max strings. */
+static size_t split_list(char *text, char **out, size_t max)
+{
+    size_t n = 0;
+
+    for (char *tok = strtok(text, ","); tok && n < max; tok = strtok(NULL, ","))
+        out[n++] = tok;
+    return n;
+}
+
+int cmd_override(cli_args *a)
+{
+    const char *op = NULL, *key = NULL, *agent = NULL, *tier = NULL, *allow = NULL, *deny = NULL,
+               *reason = NULL, *expires = NULL, *id = NULL;
+    Pactum__V1__Override o = PACTUM__V1__OVERRIDE__INIT;
+    char idbuf[32], listbuf[1024], *actions[8];
+    int64_t ms = 0;
+    int r;
+
+    while (a->i < a->argc) {
+        if ((r = cli_opt(a, "operator", &op)) || (r = cli_opt(a, "key", &key)) ||
+            (r = cli_opt(a, "agent", &agent)) || (r = cli_opt(a, "tier", &tier)) ||
+            (r = cli_opt(a, "allow", &allow)) || (r = cli_opt(a, "deny", &deny)) ||
+            (r = cli_opt(a, "reason", &reason)) || (r = cli_opt(a, "expires", &expires)) ||
+            (r = cli_opt(a, "id", &id))) {
+            if (r < 0)
+                return cli_usage_error("%s needs a value", a->argv[a->i]);
+        } else {
+            return cli_usage_error("override: unexpected '%s'", a->argv[a->i]);
+        }
+    }
+    if (!op || !key || !agent || !reason || !expires)
+        return cli_usage_error("override needs --operator, --key, --agent, --reason and "
+                               "--expires (and one of --tier, --allow, --deny)");
+    if (!!tier + !!allow + !!deny != 1)
+        return cli_usage_error("override takes exactly one of --tier, --allow, --deny");
+    if (pk_duration_parse(expires, &ms) != PK_OK || ms <= 0)
+        return cli_usage_error("--expires needs a duration like 2h (from now)");
+    o.override_id = (char *)id_or_random(id, "ov", idbuf, sizeof(idbuf));
+    o.agent_id = (char *)agent;
+    o.signed_ms = pk_now_ms();
+    o.reason = (char *)reason;
+    o.expires_ms = pk_now_ms() + ms;
+    if (tier) {
+        o.kind = PACTUM__V1__OVERRIDE_KIND__OVERRIDE_TIER;
+        if (!(o.tier = pk_tier_parse(tier)))
+            return cli_usage_error("--tier: expected trusted, standard, watch, restricted, "
+                                   "contained or suspended");
+    } else {
+        o.kind = allow ? PACTUM__V1__OVERRIDE_KIND__OVERRIDE_ALLOW
+                       : PACTUM__V1__OVERRIDE_KIND__OVERRIDE_DENY;
+        snprintf(listbuf, sizeof(listbuf), "%s", allow ? allow : deny);
+        o.n_actions = split_list(listbuf, actions, 8);
+        o.actions = actions;
+    }
+    return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_OVERRIDE, &o.base,
+                         op, key, true);
+}
+
+int cmd_ack(cli_args *a)
+{
+    const char *op = NULL, *key = NULL, *agent = NULL, *note = "", *id = NULL;
+    Pactum__V1__Ack k = PACTUM__V1__ACK__INIT;
+    char idbuf[32];
+    int r;
+
+    while (a->i < a->argc) {
+        if ((r = cli_opt(a, "operator", &op)) || (r = cli_opt(a, "key", &key)) ||
+            (r = cli_opt(a, "agent", &agent)) || (r = cli_opt(a, "note", &note)) ||
+            (r = cli_opt(a, "id", &id))) {
+            if (r < 0)
+                return cli_usage_error("%s needs a value", a->argv[a->i]);
+        } else {
+            return cli_usage_error("ack: unexpected '%s'", a->argv[a->i]);
+        }
+    }
+    if (!op || !key || !agent)
+        return cli_usage_error("ack needs --operator, --key and --agent");
+    k.ack_id = (char *)id_or_random(id, "ack", idbuf, sizeof(idbuf));
+    k.agent_id = (char *)agent;
+    k.signed_ms = pk_now_ms();
+    k.note = (char *)note;
+    return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ACK, &k.base, op,
+                         key, true);
+}
+
+int cmd_dispute(cli_args *a)
+{
+    const char *sub = a->i < a->argc ? a->argv[a->i++] : "";
+    const char *agent = NULL, *key = NULL, *as = NULL, *verdict = NULL, *event = NULL,
+               *reason = NULL, *evidence = "", *id = NULL, *arbiter = NULL;
+    bool upheld = false, overturned = false;
+    char idbuf[32];
+    int r;
+
+    while (a->i < a->argc) {
+        if ((r = cli_opt(a, "agent", &agent)) || (r = cli_opt(a, "key", &key)) ||
+            (r = cli_opt(a, "as", &as)) || (r = cli_opt(a, "verdict", &verdict)) ||
+            (r = cli_opt(a, "event", &event)) || (r = cli_opt(a, "reason", &reason)) ||
+            (r = cli_opt(a, "evidence", &evidence)) || (r = cli_opt(a, "id", &id)) ||
+            (r = cli_opt(a, "dispute", &id)) || (r = cli_opt(a, "arbiter", &arbiter))) {
+            if (r < 0)
+                return cli_usage_error("%s needs a value", a->argv[a->i]);
+        } else if (cli_flag(a, "upheld")) {
+            upheld = true;
+        } else if (cli_flag(a, "overturned")) {
+            overturned = true;
+        } else {
+            return cli_usage_error("dispute %s: unexpected '%s'", sub, a->argv[a->i]);
+        }
+    }
+    if (strcmp(sub, "open") == 0) {
+        Pactum__V1__Dispute d = PACTUM__V1__DISPUTE__INIT;
+        if (!agent || !key || !reason || (!verdict && !event))
+            return cli_usage_error("dispute open needs --agent, --key, --reason and --verdict "
+                                   "VSEQ or --event EVENT_ID");
+        d.dispute_id = (char *)id_or_random(id, "d", idbuf, sizeof(idbuf));
+        d.agent_id = (char *)agent;
+    d.signed_ms = pk_now_ms();
+        d.verdict_vseq = verdict ? strtoull(verdict, NULL, 10) : 0;
+        d.event_id = (char *)(event ? event : "");
+        d.reason = (char *)reason;
+        d.counter_evidence = (char *)evidence;
+        /* signed by the owner key (no id) or by a registered counterparty (--as) */
+        return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DISPUTE, &d.base,
+                             as, key, true);
+    }
+    if (strcmp(sub, "rule") == 0) {
+        Pactum__V1__Ruling u = PACTUM__V1__RULING__INIT;
+        if (!arbiter || !key || !agent || !id || !reason || upheld == overturned)
+            return cli_usage_error("dispute rule needs --arbiter, --key, --agent, --dispute, "
+                                   "--reason and one of --upheld, --overturned");
+        u.dispute_id = (char *)id;
+        u.agent_id = (char *)agent;
+    u.signed_ms = pk_now_ms();
+        u.overturned = overturned;
+        u.reason = (char *)reason;
+        return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING, &u.base,
+                             arbiter, key, true);
+    }
+    return cli_usage_error("dispute: expected 'open' or 'rule'");
+}
