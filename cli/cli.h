@@ -72,6 +72,10 @@ int cmd_dispute(cli_args *a);
 int cmd_replay(cli_args *a);
 
 /* Trust report rendering (report.c). */
+/* Ask the oracle for agent's trust report once; *out is the decoded report (caller frees). */
+int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history,
+                  Pactum__V1__TrustReport **out);
+
 json_t *cli_report_json(const Pactum__V1__TrustReport *r);
 void cli_report_print(const Pactum__V1__TrustReport *r);
 json_t *cli_verdict_json(const Pactum__V1__Verdict *v);

@@ -230,6 +230,27 @@ int cmd_ack(cli_args *a)
                          key, true);
 }
 
+/* The vseq of the agent's last violation, as the oracle reports it. */
+static int last_violation(const char *agent, uint64_t *vseq)
+{
+    Pactum__V1__TrustReport *r = NULL;
+    pk_bus *bus = cli_connect();
+    int code;
+
+    if (!bus)
+        return CLI_BUS;
+    code = cli_trust_ask(bus, agent, 1, &r);
+    pk_bus_close(bus);
+    if (code != CLI_OK)
+        return code;
+    if (!r->last_violation || !r->last_violation->vseq)
+        code = cli_error(CLI_FAIL, "the oracle knows no violation of %s to dispute", agent);
+    else
+        *vseq = r->last_violation->vseq;
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+    return code;
+}
+
 int cmd_dispute(cli_args *a)
 {
     const char *sub = a->i < a->argc ? a->argv[a->i++] : "";
@@ -262,8 +283,18 @@ int cmd_dispute(cli_args *a)
                                    "VSEQ or --event EVENT_ID");
         d.dispute_id = (char *)id_or_random(id, "d", idbuf, sizeof(idbuf));
         d.agent_id = (char *)agent;
-    d.signed_ms = pk_now_ms();
-        d.verdict_vseq = verdict ? strtoull(verdict, NULL, 10) : 0;
+        d.signed_ms = pk_now_ms();
+        if (verdict && strcmp(verdict, "last") == 0) {
+            int code = last_violation(agent, &d.verdict_vseq);
+            if (code != CLI_OK)
+                return code;
+        } else if (verdict) {
+            char *end = NULL;
+            d.verdict_vseq = strtoull(verdict, &end, 10);
+            if (!*verdict || *end || d.verdict_vseq == 0)
+                return cli_usage_error("--verdict: expected a verdict sequence (vseq) or 'last', "
+                                       "got '%s'", verdict);
+        }
         d.event_id = (char *)(event ? event : "");
         d.reason = (char *)reason;
         d.counter_evidence = (char *)evidence;
@@ -278,7 +309,7 @@ int cmd_dispute(cli_args *a)
                                    "--reason and one of --upheld, --overturned");
         u.dispute_id = (char *)id;
         u.agent_id = (char *)agent;
-    u.signed_ms = pk_now_ms();
+        u.signed_ms = pk_now_ms();
         u.overturned = overturned;
         u.reason = (char *)reason;
         return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING, &u.base,

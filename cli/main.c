@@ -41,7 +41,7 @@ static const char usage[] =
     "                                      an operator widens, narrows or lifts a tier\n"
     "  ack --operator ID --key KEY --agent AGENT [--note TEXT]\n"
     "                                      an operator acknowledges a contained agent\n"
-    "  dispute open --agent AGENT --key KEY (--verdict VSEQ | --event ID) --reason TEXT\n"
+    "  dispute open --agent AGENT --key KEY (--verdict VSEQ|last | --event ID) --reason TEXT\n"
     "               [--evidence TEXT] [--as COUNTERPARTY] [--id ID]\n"
     "                                      the owner (or a counterparty) disputes evidence\n"
     "  dispute rule --arbiter ID --key KEY --agent AGENT --dispute ID --reason TEXT\n"

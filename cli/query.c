@@ -8,8 +8,8 @@
 #include "cli.h"
 #include "pk/clock.h"
 
-/* Ask the oracle once; *out is the decoded report (caller frees). */
-static int ask(pk_bus *bus, const char *agent, uint32_t history, Pactum__V1__TrustReport **out)
+int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history,
+                  Pactum__V1__TrustReport **out)
 {
     Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
     uint8_t *buf = NULL;
@@ -71,7 +71,7 @@ int cmd_trust(cli_args *a)
         return CLI_BUS;
     deadline = pk_mono_ms() + wait_ms;
     for (;;) {
-        if ((code = ask(bus, agent, history, &rep)) != CLI_OK)
+        if ((code = cli_trust_ask(bus, agent, history, &rep)) != CLI_OK)
             break;
         if (!want || (rep->state && rep->state->tier == want) || pk_mono_ms() >= deadline)
             break;

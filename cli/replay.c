@@ -25,6 +25,8 @@ typedef struct replay {
     uint32_t partitions;  /* of the streams */
     MDB_dbi agents;       /* agent -> TrustState */
     pk_core core;         /* the scorer's input logic */
+    bool limited;         /* replay only up to upto[partition] */
+    uint64_t upto[PK_PARTITIONS_MAX]; /* the live scorer's applied positions */
 } replay;
 
 static pk_status history(void *ctx, const char *agent, uint64_t before_seq, pk_input_fn each,
@@ -56,6 +58,10 @@ static pk_status apply(replay *r, MDB_txn *txn, natsMsg *m, uint64_t *inputs)
         pk_id_check("agent id", agent) != PK_OK) {
         free(t);
         return PK_OK; /* the scorer dead-letters these */
+    }
+    if (r->limited && seq > r->upto[pk_partition_of(agent, r->partitions)]) {
+        free(t);
+        return PK_OK; /* the live scorer has not applied it yet */
     }
     st = pk_get_msg(txn, r->agents, agent, strlen(agent), &pactum__v1__trust_state__descriptor,
                     (ProtobufCMessage **)&stored);
@@ -149,6 +155,18 @@ int cmd_replay(cli_args *a)
         code = cli_error(CLI_BUS, "the scorer does not answer on %s", PK_SUBJ_SCORER_DIGEST);
         goto out;
     }
+    if (compare) {
+        /* replay exactly what the live scorer has applied, partition by partition */
+        json_t *applied = json_object_get(live_before, "applied");
+        const char *p;
+        json_t *v;
+        r.limited = true;
+        json_object_foreach(applied, p, v) {
+            unsigned long n = strtoul(p, NULL, 10);
+            if (n < PK_PARTITIONS_MAX)
+                r.upto[n] = (uint64_t)json_integer_value(v);
+        }
+    }
     if (pk_streams_ensure(r.bus, &r.partitions) != PK_OK ||
         pk_store_open(&r.store, dir, 4096, 8) != PK_OK ||
         pk_store_dbi(r.store, "agents", 0, &r.agents) != PK_OK ||
@@ -211,9 +229,9 @@ int cmd_replay(cli_args *a)
             json_object_set(o, "live", live_after ? live_after : json_null());
         cli_print_json(o);
     } else {
-        printf("replayed %llu inputs (PACTUM_VERDICTS #1..#%llu) for %llu agents into %s\n",
-               (unsigned long long)inputs, (unsigned long long)last,
-               (unsigned long long)n_agents, dir);
+        printf("replayed %llu input%s (PACTUM_VERDICTS #1..#%llu) for %llu agent%s into %s\n",
+               (unsigned long long)inputs, inputs == 1 ? "" : "s", (unsigned long long)last,
+               (unsigned long long)n_agents, n_agents == 1 ? "" : "s", dir);
         printf("digest   %s\n", hex);
     }
     if (compare) {

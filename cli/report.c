@@ -341,6 +341,10 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
             printf("                evidence: event %s (PACTUM_EVENTS #%llu); pact %s v%u\n",
                    v->evidence[0]->event_id, (unsigned long long)v->evidence[0]->seq, v->pact_id,
                    v->pact_version);
+        for (size_t i = 0; r->state && i < r->state->n_overturned; i++) {
+            if (r->state->overturned[i] == v->vseq)
+                printf("                overturned by a ruling: it no longer counts\n");
+        }
     }
     if (r->n_overrides) {
         printf("overrides (newest first)\n");

@@ -6,6 +6,11 @@
 #   2. a pact with a latency objective and a forbidden event is linted and registered
 #   3. the agent publishes signed events that keep the pact -> the oracle says trusted
 #   4. the agent leaks personal data once -> the oracle says contained, with the verdict
+#   5. governance: the admin key registers an operator and an arbiter; the operator
+#      lets the agent reply under watch for an hour (an override: the decision stays
+#      visible); the owner disputes the leak; the arbiter finds it was a test fixture
+#      and overturns it -> the verdict leaves the score, the agent is trusted again
+#   6. the scorer's state is rebuilt from the recorded history and matches the live one
 #
 # Everything started is stopped at the end (or on Ctrl-C); the data stays in
 # var/ for inspection (the next run starts afresh).
@@ -57,7 +62,30 @@ run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" --kind rep
   --metric latency_ms=900 --label pii=leaked --id leak-1
 run trust "$AGENT" --wait-tier contained --wait 30s
 
+step "governance: the admin key registers an operator and an arbiter"
+run keygen -o "$PACTUM_VAR/keys/ops.key"
+run keygen -o "$PACTUM_VAR/keys/arb.key"
+run principal register --id ops --role operator --key "$PACTUM_VAR/keys/ops.key" \
+  --admin-key "$PACTUM_VAR/keys/admin.key"
+run principal register --id arb --role arbiter --key "$PACTUM_VAR/keys/arb.key" \
+  --admin-key "$PACTUM_VAR/keys/admin.key"
+
+step "the operator lets it keep replying, under watch, for an hour (the decision stays)"
+run override --operator ops --key "$PACTUM_VAR/keys/ops.key" --agent "$AGENT" --tier watch \
+  --expires 1h --reason "customers are waiting; a person reviews every reply meanwhile" --id ov-1
+
+step "the owner disputes the leak; the arbiter overturns it"
+run dispute open --agent "$AGENT" --key "$PACTUM_VAR/keys/owner.key" --verdict last \
+  --reason "the leaked value is the test fixture 555-0100" --evidence "fixture file in the repo" \
+  --id d-1
+run dispute rule --arbiter arb --key "$PACTUM_VAR/keys/arb.key" --agent "$AGENT" --dispute d-1 \
+  --overturned --reason "fixture data, not a customer's"
+run trust "$AGENT" --wait-tier trusted --wait 30s
+
+step "rebuild the scorer's state from the recorded history and compare with the live one"
+run replay --compare
+
 "$PACTUM" --json trust "$AGENT" >"$PACTUM_VAR/final-report.json"
-step "done: the oracle reports $AGENT contained, with the verdict that caused it"
+step "done: contained by a leak, then trusted again once the leak was overturned"
 echo "final answer as JSON: $PACTUM_VAR/final-report.json"
 echo "logs: $PACTUM_VAR/logs/   LMDB files: $PACTUM_VAR/{ingest,evaluator,scorer,oracle}/"

@@ -56,6 +56,13 @@ suite_start() {
     sleep 0.1
   done
   echo "nats-server   $PACTUM_NATS_URL (JetStream store $PACTUM_VAR/nats)"
+  # The admin key registers operators and arbiters; ingest needs its public half.
+  mkdir -p "$PACTUM_VAR/keys"
+  if [ ! -e "$PACTUM_VAR/keys/admin.key" ]; then
+    "$BUILD/cli/pactum" keygen -o "$PACTUM_VAR/keys/admin.key" >/dev/null
+  fi
+  export PACTUM_ADMIN_KEY="$PACTUM_VAR/keys/admin.key.pub"
+  echo "admin key     $PACTUM_VAR/keys/admin.key (registers operators and arbiters)"
   for svc in "${SERVICES[@]}"; do
     "$BUILD/services/$svc/pactum-$svc" >"$PACTUM_VAR/logs/$svc.log" 2>&1 &
     PIDS+=($!)

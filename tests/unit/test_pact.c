@@ -26,6 +26,11 @@ static pk_pact *parse_ok(const char *json)
          "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"5m\",\"op\":\"<=\","    \
          "\"threshold\":2000" extra "}" TAIL
 
+/* a forbidden clause and a governance section */
+#define GOV(g)                                                                                    \
+    HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","   \
+         "\"match\":{\"field\":\"kind\",\"eq\":\"a\"}}],\"governance\":" g "}"
+
 Test(pact, every_example_pact_passes_lint)
 {
     char dir[512];
@@ -206,6 +211,30 @@ static const struct {
           "\"severity\":\"low\",\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"b\"}"
           "}" TAIL,
      "clauses[1].id: 'c' is already the id of clauses[0]"},
+    {GOV("{}"), NULL},
+    {GOV("[]"), "governance: expected an object"},
+    {GOV("{\"halflife\":\"1d\"}"), "governance.halflife: unknown field"},
+    {GOV("{\"half_life\":\"10s\"}"), "governance.half_life"},
+    {GOV("{\"thresholds\":{\"trusted\":0.5,\"standard\":0.7,\"watch\":0.2}}"),
+     "governance.thresholds: expected trusted > standard > watch"},
+    {GOV("{\"thresholds\":{\"trusted\":1}}"),
+     "governance.thresholds.trusted: expected a fraction strictly between 0 and 1"},
+    {GOV("{\"tiers\":{\"gold\":{}}}"), "governance.tiers.gold"},
+    {GOV("{\"tiers\":{\"watch\":{\"actions\":[\"a.*.b\"]}}}"),
+     "governance.tiers.watch.actions[0]"},
+    {GOV("{\"tiers\":{\"watch\":{\"spend_per_action\":0}}}"),
+     "governance.tiers.watch.spend_per_action: must be above 0"},
+    {GOV("{\"reentry\":[{\"from\":\"watch\",\"to\":\"restricted\"}]}"),
+     "governance.reentry[0].to: re-entry leads to a better tier than 'watch'"},
+    {GOV("{\"reentry\":[{\"from\":\"trusted\",\"to\":\"trusted\"}]}"),
+     "governance.reentry[0].from: there is nothing to re-enter from trusted"},
+    {GOV("{\"reentry\":[{\"from\":\"watch\",\"to\":\"standard\"},"
+         "{\"from\":\"watch\",\"to\":\"trusted\"}]}"),
+     "governance.reentry[1].from: reentry[0] already covers 'watch'"},
+    {GOV("{\"reentry\":[{\"from\":\"watch\",\"to\":\"standard\",\"min_lower\":2}]}"),
+     "governance.reentry[0].min_lower: expected a fraction"},
+    {GOV("{\"reentry\":[{\"to\":\"standard\"}]}"),
+     "governance.reentry[0].from: required field is missing"},
 };
 
 Test(pact, broken_pacts_are_refused_with_the_field_path)
@@ -229,6 +258,48 @@ Test(pact, broken_pacts_are_refused_with_the_field_path)
                   corpus[i].expect, l.n ? l.msgs[0] : "(none)");
         pk_lint_free(&l);
     }
+}
+
+Test(pact, governance_is_compiled_over_the_defaults)
+{
+    pk_pact *p = parse_ok(GOV("{\"half_life\":\"3d\",\"thresholds\":{\"trusted\":0.92,"
+                              "\"standard\":0.8,\"watch\":0.5},\"tiers\":{\"watch\":{"
+                              "\"actions\":[\"reply\",\"kb.*\"],\"approval\":[\"refund.*\"]},"
+                              "\"restricted\":{\"actions\":[]}},\"reentry\":[{\"from\":"
+                              "\"contained\",\"to\":\"restricted\",\"clean\":\"12h\","
+                              "\"min_samples\":200,\"operator_ack\":true,\"min_lower\":0.6}]}"));
+    const pk_governance *g = &p->gov;
+    pk_governance d;
+
+    pk_governance_defaults(&d);
+    cr_assert(g->present);
+    cr_assert_eq(g->half_life_ms, 3LL * 86400000);
+    cr_assert_eq(g->source_cap, d.source_cap, "left out: the default");
+    cr_assert_eq(g->trusted_ppm, 920000);
+    cr_assert_eq(g->standard_ppm, 800000);
+    cr_assert_not(g->tiers[PACTUM__V1__TIER__TIER_WATCH].any_action);
+    cr_assert_eq(g->tiers[PACTUM__V1__TIER__TIER_WATCH].actions.n, 2);
+    cr_assert_str_eq(g->tiers[PACTUM__V1__TIER__TIER_WATCH].approval.p[0], "refund.*");
+    cr_assert_not(g->tiers[PACTUM__V1__TIER__TIER_WATCH].spend_approval,
+                  "a tier written in the pact replaces the default entirely");
+    cr_assert_not(g->tiers[PACTUM__V1__TIER__TIER_RESTRICTED].any_action);
+    cr_assert_eq(g->tiers[PACTUM__V1__TIER__TIER_RESTRICTED].actions.n, 0, "[]: nothing");
+    cr_assert(g->tiers[PACTUM__V1__TIER__TIER_STANDARD].any_action, "not written: default");
+    cr_assert_eq(g->reentry[PACTUM__V1__TIER__TIER_CONTAINED].to,
+                 PACTUM__V1__TIER__TIER_RESTRICTED);
+    cr_assert_eq(g->reentry[PACTUM__V1__TIER__TIER_CONTAINED].clean_ms, 12LL * 3600000);
+    cr_assert_eq(g->reentry[PACTUM__V1__TIER__TIER_CONTAINED].min_samples, 200);
+    cr_assert(g->reentry[PACTUM__V1__TIER__TIER_CONTAINED].operator_ack);
+    cr_assert_not(g->reentry[PACTUM__V1__TIER__TIER_CONTAINED].no_open_dispute,
+                  "criteria written replace the default set");
+    cr_assert_eq(g->reentry[PACTUM__V1__TIER__TIER_CONTAINED].min_lower_ppm, 600000);
+    cr_assert_eq(g->reentry[PACTUM__V1__TIER__TIER_RESTRICTED].min_samples,
+                 d.reentry[PACTUM__V1__TIER__TIER_RESTRICTED].min_samples);
+    pk_pact_free(p);
+    p = parse_ok(OBJ(""));
+    cr_assert_not(p->gov.present, "no section: the defaults, and it does not govern");
+    cr_assert_eq(p->gov.half_life_ms, d.half_life_ms);
+    pk_pact_free(p);
 }
 
 Test(pact, freshness_scope_and_burn_rates_are_compiled)
