@@ -190,6 +190,10 @@ static const stream_def streams[] = {
     {PK_STREAM_VERDICTS, "pactum.verdicts.>", 0, 600000, 256 * 1024, true},
     {PK_STREAM_TRUST, "pactum.trust.*", 0, 600000, 512 * 1024, true},
     {PK_STREAM_REJECTED, "pactum.rejected.*", 30LL * 86400000, 120000, 256 * 1024, false},
+    /* authorize decisions, kept for audit */
+    {PK_STREAM_AUDIT, "pactum.audit.*", 0, 600000, 64 * 1024, true},
+    /* the transparency log's leaves, in order */
+    {PK_STREAM_LOG, "pactum.log.leaves", 0, 600000, 1024 * 1024, true},
 };
 
 pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)

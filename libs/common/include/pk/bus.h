@@ -23,6 +23,8 @@
 #define PK_STREAM_VERDICTS "PACTUM_VERDICTS"
 #define PK_STREAM_TRUST "PACTUM_TRUST"
 #define PK_STREAM_REJECTED "PACTUM_REJECTED"
+#define PK_STREAM_AUDIT "PACTUM_AUDIT"
+#define PK_STREAM_LOG "PACTUM_LOG"
 
 /* Subjects (printf formats take agent ids, partitions, reasons). */
 #define PK_SUBJ_RAW "pactum.raw.%s"                 /* agent publishes Signed EventBatch */
@@ -38,6 +40,14 @@
 #define PK_SUBJ_SCORER_DIGEST "pactum.scorer.digest"  /* request: empty; reply JSON digest */
 #define PK_SUBJ_ORACLE_TRUST "pactum.oracle.trust"    /* request: TrustQuery */
 #define PK_SUBJ_ORACLE_PACT "pactum.oracle.pact"      /* request: PactQuery */
+#define PK_SUBJ_ORACLE_AUTHORIZE "pactum.oracle.authorize" /* request: AuthorizeRequest */
+#define PK_SUBJ_ORACLE_EVIDENCE "pactum.oracle.evidence" /* request: EvidenceQuery */
+#define PK_SUBJ_ORACLE_ATTEST "pactum.oracle.attest"  /* request: AttestQuery */
+#define PK_SUBJ_ORACLE_FIGURES "pactum.oracle.figures" /* request: FiguresQuery */
+#define PK_SUBJ_ORACLE_LOG "pactum.oracle.log"        /* request: LogQuery */
+#define PK_SUBJ_AUDIT "pactum.audit.%s"               /* oracle publishes AuthorizeDecision */
+#define PK_SUBJ_LOG_LEAVES "pactum.log.leaves"        /* oracle publishes LogBatch */
+#define PK_SUBJ_LOG_HEAD "pactum.log.head"            /* oracle publishes Signed TreeHead */
 #define PK_SUBJ_HEALTH "pactum.health.%s"             /* request: empty; reply JSON */
 #define PK_SUBJ_METRICS "pactum.metrics.%s"           /* request: empty; reply Prometheus text */
 

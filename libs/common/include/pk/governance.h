@@ -36,4 +36,39 @@ typedef struct pk_scope_view {
 void pk_scope_view_build(pk_scope_view *v, const pk_governance *g,
                          const Pactum__V1__TrustState *s, Pactum__V1__Tier tier, int64_t now);
 
+/* --- authorize ---------------------------------------------------------------- */
+
+#define PK_AUTHZ_REASONS 16
+#define PK_AUTHZ_REASON_LEN 240
+
+/* What pk_authorize looks at. */
+typedef struct pk_authz_input {
+    const Pactum__V1__TrustState *state;     /* the agent's state (decided tier, overrides) */
+    const pk_governance *gov;                /* its governance section, or the defaults */
+    pk_pact *const *pacts;                   /* its pacts in force, compiled */
+    size_t n_pacts;
+    const Pactum__V1__AuthorizeRequest *req; /* the action asked about */
+    int64_t now_ms;                          /* overrides in force at this time */
+} pk_authz_input;
+
+typedef struct pk_authz {
+    Pactum__V1__Permit permit;               /* allow, deny or needs approval */
+    Pactum__V1__Tier effective_tier;         /* tier in force, overrides applied */
+    char override_id[PK_ID_MAX + 1];         /* the override that changed the answer, or "" */
+    char reasons[PK_AUTHZ_REASONS][PK_AUTHZ_REASON_LEN]; /* every rule that spoke, in order */
+    int n_reasons;
+} pk_authz;
+
+/*
+ * May the agent do req->action now? The rules, in order (docs/oracle-api.md):
+ * a deny override in force denies; a tier that allows nothing denies; an
+ * action outside the tier's list denies unless an allow override covers it;
+ * an action, tool, resource or amount outside a scope clause of a pact in
+ * force denies; an amount above the tier's limit denies; an action on the
+ * tier's approval list (or any spend where the tier wants approval for
+ * spending) needs a person's approval unless an allow override covers it;
+ * everything else is allowed.
+ */
+void pk_authorize(const pk_authz_input *in, pk_authz *out);
+
 #endif
