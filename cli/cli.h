@@ -27,6 +27,9 @@ typedef struct cli_globals {
     const char *password;  /* NATS password */
     bool json;             /* print JSON instead of text */
     int64_t timeout_ms;    /* request timeout */
+    uint8_t oracle_key[32]; /* the key oracle answers must be signed with (--oracle-key) */
+    bool have_oracle_key;
+    const char *save;      /* --save FILE: keep the signed answer */
 } cli_globals;
 
 extern cli_globals cli;
@@ -57,6 +60,21 @@ int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t le
 /* Print a JSON value to stdout and free it. */
 void cli_print_json(json_t *v);
 
+/* "2026-11-26 08:23:15.438Z" */
+void cli_clock(int64_t ms, char *buf, size_t len);
+
+/*
+ * Ask the oracle: send query on subject, open the signed answer of this type
+ * (checking its signature, and its key against --oracle-key when given), and
+ * keep its bytes in --save FILE when asked. *out: the payload (free with
+ * protobuf_c_message_free_unpacked); *raw (optional): the envelope bytes, len.
+ */
+int cli_ask(pk_bus *bus, const char *subject, const ProtobufCMessage *query,
+            Pactum__V1__PayloadType type, ProtobufCMessage **out, uint8_t **raw, size_t *raw_len);
+
+/* {"type", "answer", "signed", "key"}: a signed answer as JSON (what HTTP returns). */
+json_t *cli_answer_json(const uint8_t *raw, size_t len);
+
 /* Commands. */
 int cmd_keygen(cli_args *a);
 int cmd_agent(cli_args *a);
@@ -70,6 +88,12 @@ int cmd_override(cli_args *a);
 int cmd_ack(cli_args *a);
 int cmd_dispute(cli_args *a);
 int cmd_replay(cli_args *a);
+int cmd_authorize(cli_args *a);
+int cmd_evidence(cli_args *a);
+int cmd_attest(cli_args *a);
+int cmd_figures(cli_args *a);
+int cmd_log(cli_args *a);
+int cmd_verify(cli_args *a);
 
 /* Trust report rendering (report.c). */
 /* Ask the oracle for agent's trust report once; *out is the decoded report (caller frees). */

@@ -48,6 +48,16 @@ static const char usage[] =
     "               (--upheld | --overturned)   an arbiter rules\n"
     "  replay [--compare] [--keep DIR]     rebuild the scorer's state from the history and\n"
     "                                      print its digest (with --compare, the live one too)\n"
+    "  authorize --agent ID --action A [--resource R] [--tool T] [--amount X --currency C]\n"
+    "                                      may the agent do it now? (exit 0 allow, 1 otherwise)\n"
+    "  evidence AGENT [--from N] [--limit N] [--kind K]\n"
+    "                                      the agent's logged records with inclusion proofs\n"
+    "  attest AGENT                        a signed statement of the agent's standing\n"
+    "  figures [AGENT]                     governance figures, system-wide or for one agent\n"
+    "  log head | log prove (--index N | --stream S --seq N) [--size N]\n"
+    "      | log consistency --from N [--size N]\n"
+    "                                      the transparency log: heads and proofs\n"
+    "  verify [--key LOG.pub] FILE...      check saved answers offline (--save, or JSON)\n"
     "  health [SERVICE]                    ask services if they are healthy\n"
     "  metrics SERVICE                     print a service's counters (Prometheus text)\n"
     "\n"
@@ -56,6 +66,8 @@ static const char usage[] =
     "  --user U --password P   NATS credentials (PACTUM_NATS_USER, PACTUM_NATS_PASSWORD)\n"
     "  --json           print JSON\n"
     "  --timeout DUR    request timeout (default 5s)\n"
+    "  --oracle-key K   oracle answers must be signed by this key (PACTUM_ORACLE_KEY)\n"
+    "  --save FILE      keep the oracle's signed answer in FILE, for pactum verify\n"
     "\n"
     "exit codes: 0 ok, 1 refused or negative answer, 2 usage, 3 files or keys, 4 bus\n";
 
@@ -169,7 +181,9 @@ int main(int argc, char **argv)
                     {"event", cmd_event},     {"trust", cmd_trust},     {"health", cmd_health},
                     {"metrics", cmd_metrics}, {"principal", cmd_principal},
                     {"override", cmd_override}, {"ack", cmd_ack},      {"dispute", cmd_dispute},
-                    {"replay", cmd_replay}};
+                    {"replay", cmd_replay},   {"authorize", cmd_authorize},
+                    {"evidence", cmd_evidence}, {"attest", cmd_attest}, {"figures", cmd_figures},
+                    {"log", cmd_log},         {"verify", cmd_verify}};
     cli_args a = {.argc = argc, .argv = argv, .i = 1};
     const char *val;
     int rc = CLI_USAGE;
@@ -178,6 +192,12 @@ int main(int argc, char **argv)
     cli.user = getenv("PACTUM_NATS_USER");
     cli.password = getenv("PACTUM_NATS_PASSWORD");
     cli.timeout_ms = 5000;
+    if (getenv("PACTUM_ORACLE_KEY") && *getenv("PACTUM_ORACLE_KEY")) {
+        if (pk_crypto_init() != PK_OK ||
+            pk_pubkey_load(getenv("PACTUM_ORACLE_KEY"), cli.oracle_key) != PK_OK)
+            return cli_error(CLI_USAGE, "PACTUM_ORACLE_KEY: %s", pk_error_msg());
+        cli.have_oracle_key = true;
+    }
     pk_log_init("pactum", PK_LOG_ERROR);
     if (pk_crypto_init() != PK_OK)
         return cli_error(CLI_IO, "%s", pk_error_msg());
@@ -200,6 +220,15 @@ int main(int argc, char **argv)
             if (r < 0)
                 return cli_usage_error("--password needs a value");
             cli.password = val;
+        } else if ((r = cli_opt(&a, "oracle-key", &val)) != 0) {
+            if (r < 0 || pk_pubkey_load(val, cli.oracle_key) != PK_OK)
+                return cli_usage_error("--oracle-key needs the log's public key (a .pub file or "
+                                       "64 hex characters)");
+            cli.have_oracle_key = true;
+        } else if ((r = cli_opt(&a, "save", &val)) != 0) {
+            if (r < 0)
+                return cli_usage_error("--save needs a file name");
+            cli.save = val;
         } else if ((r = cli_opt(&a, "timeout", &val)) != 0) {
             if (r < 0 || pk_duration_parse(val, &cli.timeout_ms) != PK_OK || cli.timeout_ms <= 0)
                 return cli_usage_error("--timeout needs a duration like 5s");

@@ -12,25 +12,12 @@ int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history,
                   Pactum__V1__TrustReport **out)
 {
     Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    natsMsg *reply = NULL;
-    int code;
 
     q.agent_id = (char *)agent;
     q.history = history;
-    if (pk_pack(&q.base, &buf, &len) != PK_OK)
-        return cli_error(CLI_IO, "%s", pk_error_msg());
-    code = cli_request(bus, PK_SUBJ_ORACLE_TRUST, buf, len, &reply);
-    free(buf);
-    if (code != CLI_OK)
-        return code;
-    *out = pactum__v1__trust_report__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                            (const uint8_t *)natsMsg_GetData(reply));
-    natsMsg_Destroy(reply);
-    if (!*out)
-        return cli_error(CLI_BUS, "the oracle answered with something that is not a report");
-    return CLI_OK;
+    return cli_ask(bus, PK_SUBJ_ORACLE_TRUST, &q.base,
+                   PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT, (ProtobufCMessage **)out, NULL,
+                   NULL);
 }
 
 int cmd_trust(cli_args *a)

@@ -295,34 +295,20 @@ static int pact_query(const char *id, uint32_t version, bool document,
 {
     Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
     pk_bus *bus;
-    natsMsg *reply = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     int code;
 
     q.pact_id = (char *)id;
     q.version = version;
     q.document = document;
-    if (pk_pack(&q.base, &buf, &len) != PK_OK)
-        return cli_error(CLI_IO, "%s", pk_error_msg());
-    if (!(bus = cli_connect())) {
-        free(buf);
+    if (!(bus = cli_connect()))
         return CLI_BUS;
+    code = cli_ask(bus, PK_SUBJ_ORACLE_PACT, &q.base, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REPORT,
+                   (ProtobufCMessage **)out, NULL, NULL);
+    if (code == CLI_OK && (*out)->status != PACTUM__V1__QUERY_STATUS__QUERY_OK) {
+        code = cli_error(CLI_FAIL, "%s", (*out)->message);
+        pactum__v1__pact_report__free_unpacked(*out, NULL);
+        *out = NULL;
     }
-    code = cli_request(bus, PK_SUBJ_ORACLE_PACT, buf, len, &reply);
-    free(buf);
-    if (code == CLI_OK) {
-        *out = pactum__v1__pact_report__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                               (const uint8_t *)natsMsg_GetData(reply));
-        if (!*out)
-            code = cli_error(CLI_BUS, "the oracle answered with something that is not a report");
-        else if ((*out)->status != PACTUM__V1__QUERY_STATUS__QUERY_OK) {
-            code = cli_error(CLI_FAIL, "%s", (*out)->message);
-            pactum__v1__pact_report__free_unpacked(*out, NULL);
-            *out = NULL;
-        }
-    }
-    natsMsg_Destroy(reply);
     pk_bus_close(bus);
     return code;
 }

@@ -225,7 +225,7 @@ json_t *cli_report_json(const Pactum__V1__TrustReport *r)
     return o;
 }
 
-static void clock_of(int64_t ms, char *buf, size_t len)
+void cli_clock(int64_t ms, char *buf, size_t len)
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
@@ -265,11 +265,11 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
     }
     printf("agent           %s%s\n", r->agent_id, r->registered ? "" : " (not in the registry)");
     if (s) {
-        clock_of(s->tier_since_ms, when, sizeof(when));
+        cli_clock(s->tier_since_ms, when, sizeof(when));
         printf("tier            %s (since %s)%s\n", pk_tier_name(s->tier), when,
                s->held ? ", held: leaving needs its re-entry criteria" : "");
         if (r->effective_tier != s->tier && r->effective_by) {
-            clock_of(r->effective_by->expires_ms, when, sizeof(when));
+            cli_clock(r->effective_by->expires_ms, when, sizeof(when));
             printf("in force        %s by override %s of %s until %s: %s\n",
                    pk_tier_name(r->effective_tier), r->effective_by->override_id,
                    r->effective_by->operator_id, when, r->effective_by->reason);
@@ -351,7 +351,7 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
         for (size_t i = 0; i < r->n_overrides; i++) {
             const Pactum__V1__Override *o = r->overrides[i];
             char until[40];
-            clock_of(o->expires_ms, until, sizeof(until));
+            cli_clock(o->expires_ms, until, sizeof(until));
             printf("  %-14s by %-10s %s until %s%s: %s\n", o->override_id, o->operator_id,
                    o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_TIER ? pk_tier_name(o->tier)
                    : o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_ALLOW ? "allow"
@@ -388,7 +388,7 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
         printf("tier history (newest first)\n");
         for (size_t i = 0; i < r->n_tier_history; i++) {
             const Pactum__V1__TierChange *t = r->tier_history[i];
-            clock_of(t->at_ms, when, sizeof(when));
+            cli_clock(t->at_ms, when, sizeof(when));
             printf("  %s  %-10s -> %-10s %s: %s", when, pk_tier_name(t->from), pk_tier_name(t->to),
                    t->rule, t->cause);
             if (t->containment_ms)

@@ -8,7 +8,8 @@ PACKAGES=(
   gcc make cmake pkg-config
   nats-server
   libnats-dev libprotobuf-c-dev protobuf-c-compiler
-  liblmdb-dev libsodium-dev libjansson-dev
+  liblmdb-dev libsodium-dev libjansson-dev libmicrohttpd-dev
+  curl
   libcriterion-dev
 )
 # Extra packages named on the command line (e.g. docker-compose for CI).

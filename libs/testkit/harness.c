@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include "pk/answer.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -119,7 +121,7 @@ int h_stop_pid(pid_t pid, int sig, int timeout_ms)
 bool h_start_service(h_env *h, int which, const char *const *extra)
 {
     char path[512], log[512];
-    static _Thread_local char url_env[96], dir_env[320];
+    static _Thread_local char url_env[96], dir_env[320], http_env[96];
     const char *env[32];
     size_t n = 0;
     char *argv[2];
@@ -132,6 +134,12 @@ bool h_start_service(h_env *h, int which, const char *const *extra)
     env[n++] = url_env;
     env[n++] = dir_env;
     env[n++] = "PACTUM_LMDB_MAP_MB=64";
+    if (strcmp(h_service_names[which], "oracle") == 0) {
+        if (!h->http_port)
+            h->http_port = h_free_port();
+        snprintf(http_env, sizeof(http_env), "PACTUM_ORACLE_HTTP=127.0.0.1:%d", h->http_port);
+        env[n++] = http_env;
+    }
     for (size_t i = 0; extra && extra[i] && n < 30; i++)
         env[n++] = extra[i];
     env[n] = NULL;
@@ -428,25 +436,35 @@ bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const c
     return true;
 }
 
-Pactum__V1__TrustReport *h_trust(h_env *h, const char *agent)
+ProtobufCMessage *h_ask(h_env *h, const char *subject, const ProtobufCMessage *query,
+                        Pactum__V1__PayloadType type)
 {
-    Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
     uint8_t *buf = NULL;
     size_t len = 0;
     natsMsg *reply = NULL;
-    Pactum__V1__TrustReport *r = NULL;
+    ProtobufCMessage *r = NULL;
 
-    q.agent_id = (char *)agent;
-    if (pk_pack(&q.base, &buf, &len) != PK_OK)
+    if (pk_pack(query, &buf, &len) != PK_OK)
         return NULL;
-    if (natsConnection_Request(&reply, h->bus->nc, PK_SUBJ_ORACLE_TRUST, buf, (int)len, 5000) ==
-        NATS_OK) {
-        r = pactum__v1__trust_report__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                             (const uint8_t *)natsMsg_GetData(reply));
+    if (natsConnection_Request(&reply, h->bus->nc, subject, buf, (int)len, 5000) == NATS_OK) {
+        /* every oracle answer is signed: open it the way a client must */
+        if (pk_answer_open((const uint8_t *)natsMsg_GetData(reply),
+                           (size_t)natsMsg_GetDataLength(reply), type, pk_answer_descriptor(type),
+                           NULL, NULL, &r) != PK_OK)
+            fprintf(stderr, "harness: answer on %s does not open: %s\n", subject, pk_error_msg());
         natsMsg_Destroy(reply);
     }
     free(buf);
     return r;
+}
+
+Pactum__V1__TrustReport *h_trust(h_env *h, const char *agent)
+{
+    Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+
+    q.agent_id = (char *)agent;
+    return (Pactum__V1__TrustReport *)h_ask(h, PK_SUBJ_ORACLE_TRUST, &q.base,
+                                            PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT);
 }
 
 Pactum__V1__TrustReport *h_wait_tier(h_env *h, const char *agent, Pactum__V1__Tier tier,

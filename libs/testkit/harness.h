@@ -23,6 +23,7 @@ typedef struct h_env {
     pid_t nats_pid;                /* nats-server */
     pid_t svc_pid[H_SERVICES];     /* ingest, evaluator, scorer, oracle (0 = not running) */
     pk_bus *bus;                   /* client connection */
+    int http_port;                 /* the oracle's HTTP port on 127.0.0.1 (chosen at its start) */
 } h_env;
 
 extern const char *const h_service_names[H_SERVICES];
@@ -81,6 +82,10 @@ bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const c
                       const char *label, const char *label_value);
 
 /* Ask the oracle; caller frees with pactum__v1__trust_report__free_unpacked. */
+/* Ask the oracle on subject; the signed answer of this type, opened and verified, or NULL. */
+ProtobufCMessage *h_ask(h_env *h, const char *subject, const ProtobufCMessage *query,
+                        Pactum__V1__PayloadType type);
+
 Pactum__V1__TrustReport *h_trust(h_env *h, const char *agent);
 
 /* Poll the oracle until the agent's tier is tier; returns the last report (caller frees). */

@@ -1,10 +1,13 @@
 /*
  * pactum-oracle: answers public trust queries from its own read model.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "oracle.h"
+#include "pk/answer.h"
 #include "pk/clock.h"
 #include "pk/log.h"
 
@@ -12,9 +15,54 @@ static const pk_cfg_opt options[] = {
     PK_COMMON_OPTS(oracle_cfg),
     {"history", "PACTUM_ORACLE_HISTORY", PK_CFG_INT, "20", 1, 200, offsetof(oracle_cfg, history),
      "tier changes returned with a trust report unless the query asks for another number"},
+    {"key", "PACTUM_ORACLE_SIGNING_KEY", PK_CFG_STR, "", 0, 0, offsetof(oracle_cfg, key_path),
+     "secret key that signs answers and tree heads (every instance uses the same); default "
+     "<data-dir>/oracle/oracle.key, made on first start"},
+    {"http", "PACTUM_ORACLE_HTTP", PK_CFG_STR, "127.0.0.1:7480", 0, 0, offsetof(oracle_cfg, http),
+     "HTTP/JSON listen address host:port, or off"},
+    {"attest-ttl", "PACTUM_ORACLE_ATTEST_TTL", PK_CFG_DURATION, "1h", 1000, 30LL * 86400000,
+     offsetof(oracle_cfg, attest_ttl_ms), "how long an attestation is valid"},
+    {"head-every", "PACTUM_ORACLE_HEAD_EVERY", PK_CFG_DURATION, "1s", 100, 3600000,
+     offsetof(oracle_cfg, head_every_ms),
+     "publish a signed tree head at most this often while the log grows"},
+    {"log-batch", "PACTUM_ORACLE_LOG_BATCH", PK_CFG_INT, "256", 1, 4096,
+     offsetof(oracle_cfg, log_batch), "source messages appended to the log per batch"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+/* Load the signing key, or make it on first start when no path is configured. */
+static pk_status load_key(oracle *o, const oracle_cfg *cfg)
+{
+    char path[4096];
+    struct stat sb;
+    pk_status st;
+
+    if (cfg->key_path && *cfg->key_path) {
+        if ((st = pk_key_load(cfg->key_path, &o->kp)) != PK_OK)
+            return PK_ERR(st, "--key %s: %s", cfg->key_path, pk_error_msg());
+    } else {
+        snprintf(path, sizeof(path), "%s/oracle/oracle.key", cfg->common.data_dir);
+        if (stat(path, &sb) == 0) {
+            if ((st = pk_key_load(path, &o->kp)) != PK_OK)
+                return st;
+        } else if (errno == ENOENT) {
+            if ((st = pk_keypair_generate(&o->kp)) != PK_OK ||
+                (st = pk_key_save(path, &o->kp)) != PK_OK)
+                return st;
+            PK_INFO("made the oracle key %s (public half in %s.pub)", path, path);
+        } else {
+            return PK_ERR(PK_EIO, "cannot read %s", path);
+        }
+    }
+    pk_log_id(o->kp.pk, o->log_id);
+    {
+        char hex[65];
+        pk_hex_encode(o->kp.pk, 32, hex);
+        PK_INFO("answers and tree heads are signed by %s (log %s)", hex, o->log_id);
+    }
+    return PK_OK;
+}
 
 int main(int argc, char **argv)
 {
@@ -38,13 +86,23 @@ int main(int argc, char **argv)
     o.svc.metrics = o.m;
     o.svc.n_metrics = OM_COUNT;
     pk_signals_install();
-    rc = pk_service_boot(&o.svc, &cfg.common, &o.bus, &o.store, &o.partitions, 16);
+    rc = pk_service_boot(&o.svc, &cfg.common, &o.bus, &o.store, &o.partitions, 24);
     if (rc != PK_EXIT_OK)
         goto out;
+    if (load_key(&o, &cfg) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        rc = PK_EXIT_CONFIG;
+        goto out;
+    }
     if (pk_store_dbi(o.store, "reports", 0, &o.reports) != PK_OK ||
         pk_store_dbi(o.store, "tiers", 0, &o.tiers) != PK_OK ||
         pk_store_dbi(o.store, "governance", 0, &o.governance) != PK_OK ||
         pk_store_dbi(o.store, "meta", 0, &o.meta) != PK_OK ||
+        pk_store_dbi(o.store, "violations", 0, &o.violations) != PK_OK ||
+        pk_store_dbi(o.store, "log_nodes", 0, &o.log_nodes) != PK_OK ||
+        pk_store_dbi(o.store, "log_leaves", 0, &o.log_leaves) != PK_OK ||
+        pk_store_dbi(o.store, "log_refs", 0, &o.log_refs) != PK_OK ||
+        pk_store_dbi(o.store, "log_agent", 0, &o.log_agent) != PK_OK ||
         pk_registry_open(&o.reg, o.store, o.bus) != PK_OK ||
         pk_txn_begin(o.store, false, &txn) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
@@ -61,9 +119,15 @@ int main(int argc, char **argv)
     if (pk_registry_watch(o.reg) != PK_OK || pk_registry_sync(o.reg, 0) != PK_OK ||
         pk_consumer_open(&o.trust, o.bus, PK_STREAM_TRUST, NULL, "pactum.trust.*", applied + 1,
                          1024, 30000) != PK_OK ||
-        oracle_queries_start(&o) != PK_OK || pk_service_ops_start(&o.svc) != PK_OK) {
+        oracle_log_start(&o) != PK_OK || oracle_queries_start(&o) != PK_OK ||
+        pk_service_ops_start(&o.svc) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_BUS;
+        goto out;
+    }
+    if (oracle_http_start(&o) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        rc = PK_EXIT_CONFIG;
         goto out;
     }
     PK_INFO("ready: read model at PACTUM_TRUST #%llu, registry at #%llu",
@@ -105,12 +169,15 @@ int main(int argc, char **argv)
     PK_INFO("shutting down");
     rc = PK_EXIT_OK;
 out:
+    oracle_http_stop(&o);
     oracle_queries_stop(&o);
+    oracle_log_stop(&o);
     pk_service_ops_stop(&o.svc);
     pk_consumer_close(&o.trust);
     pk_registry_close(o.reg);
     pk_bus_close(o.bus);
     pk_store_close(o.store);
+    pk_keypair_wipe(&o.kp);
     nats_Close();
     return rc;
 }

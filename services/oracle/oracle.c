@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pk/answer.h"
 #include "pk/clock.h"
 #include "pk/governance.h"
 #include "pk/log.h"
@@ -27,6 +28,24 @@ void oracle_metrics_init(oracle *o)
                                    "Trust changes already applied and skipped", PK_COUNTER, 0};
     m[OM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"oracle\"",
                             "Messages waiting for this consumer", PK_GAUGE, 0};
+    m[OM_LOG_SIZE] = (pk_metric){"pactum_oracle_log_leaves", NULL,
+                                 "Leaves in this instance's copy of the transparency log",
+                                 PK_GAUGE, 0};
+    m[OM_LOG_APPENDED] = (pk_metric){"pactum_oracle_log_appended_total", NULL,
+                                     "Source messages this instance appended to PACTUM_LOG",
+                                     PK_COUNTER, 0};
+    m[OM_HEADS] = (pk_metric){"pactum_oracle_tree_heads_total", NULL,
+                              "Signed tree heads published on pactum.log.head", PK_COUNTER, 0};
+    m[OM_ALLOW] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"allow\"",
+                              "Authorize decisions, by answer", PK_COUNTER, 0};
+    m[OM_DENY] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"deny\"",
+                             "Authorize decisions, by answer", PK_COUNTER, 0};
+    m[OM_APPROVAL] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"needs_approval\"",
+                                 "Authorize decisions, by answer", PK_COUNTER, 0};
+    m[OM_HTTP] = (pk_metric){"pactum_oracle_http_requests_total", NULL, "HTTP requests answered",
+                             PK_COUNTER, 0};
+    m[OM_HTTP_4XX] = (pk_metric){"pactum_oracle_http_refused_total", NULL,
+                                 "HTTP requests answered with a 4xx status", PK_COUNTER, 0};
     m[OM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
                                   PK_GAUGE, 0};
     m[OM_LMDB_MAP] =
@@ -70,9 +89,22 @@ static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustCh
     if (ch->cause && ch->cause->violation)
         rep.last_violation = ch->cause;
     st = pk_put_msg(txn, o->reports, agent, strlen(agent), &rep.base);
-    if (st == PK_OK && ch->tier_change)
+    if (st == PK_OK && ch->tier_change) {
+        ch->tier_change->trust_seq = seq;
         st = pk_put_msg(txn, o->tiers, key, tier_key(key, agent, ch->change_seq),
                         &ch->tier_change->base);
+    }
+    if (st == PK_OK && ch->cause && ch->cause->violation) {
+        /* agent \0 be64 time be64 vseq -> severity: counted by age in reports and figures */
+        uint8_t vk[PK_ID_MAX + 17], sev = (uint8_t)ch->cause->severity;
+        size_t al = strlen(agent);
+        int64_t at = ch->cause->received_ms ? ch->cause->received_ms : ch->cause->evaluated_ms;
+        memcpy(vk, agent, al);
+        vk[al] = 0;
+        pk_be64_put(vk + al + 1, (uint64_t)at);
+        pk_be64_put(vk + al + 9, ch->cause->vseq);
+        st = pk_put(txn, o->violations, vk, al + 17, &sev, 1, 0);
+    }
     if (st == PK_OK && ch->governance) {
         Pactum__V1__GovernanceEntry e = PACTUM__V1__GOVERNANCE_ENTRY__INIT;
         e.record = ch->governance;
@@ -129,8 +161,16 @@ pk_status oracle_apply(oracle *o, natsMsgList *list)
     return pk_txn_commit(txn);
 }
 
-/* Pacts in force now for agent, as PactRefs (caller frees refs and their hashes). */
-static size_t pacts_of(oracle *o, MDB_txn *txn, const char *agent, Pactum__V1__PactRef **refs,
+void oracle_pacts_free(Pactum__V1__PactRef **refs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(refs[i]->pact_id);
+        free(refs[i]->hash.data);
+        free(refs[i]);
+    }
+}
+
+size_t oracle_pacts_of(oracle *o, MDB_txn *txn, const char *agent, Pactum__V1__PactRef **refs,
                        size_t max)
 {
     char **ids = NULL;
@@ -277,8 +317,7 @@ static void collected_free(collected *c)
         pactum__v1__governance_entry__free_unpacked(c->gov[i], NULL);
 }
 
-/* The governance section that applies to an agent's state (its pact's, or the defaults). */
-static void governance_of(oracle *o, MDB_txn *txn, const Pactum__V1__TrustState *s,
+void oracle_governance_of(oracle *o, MDB_txn *txn, const Pactum__V1__TrustState *s,
                           pk_governance *g)
 {
     Pactum__V1__PactRecord *rec = NULL;
@@ -301,7 +340,96 @@ static void governance_of(oracle *o, MDB_txn *txn, const Pactum__V1__TrustState 
     pactum__v1__pact_record__free_unpacked(rec, NULL);
 }
 
-pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)
+pk_status oracle_seal(oracle *o, Pactum__V1__PayloadType type, const ProtobufCMessage *m,
+                      uint8_t **out, size_t *len)
+{
+    return pk_answer_seal(type, m, &o->kp, out, len);
+}
+
+/* The verdicts a ruling took out of agent's score, from its stored report. */
+static size_t overturned_of(oracle *o, MDB_txn *txn, const char *agent, uint64_t *out, size_t max)
+{
+    Pactum__V1__TrustReport *r = NULL;
+    size_t n = 0;
+
+    if (pk_get_msg(txn, o->reports, agent, strlen(agent), &pactum__v1__trust_report__descriptor,
+                   (ProtobufCMessage **)&r) != PK_OK)
+        return 0;
+    for (size_t i = 0; r->state && i < r->state->n_overturned && n < max; i++)
+        out[n++] = r->state->overturned[i];
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+    return n;
+}
+
+void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, int64_t since_ms,
+                             uint64_t counts[6])
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t start[PK_ID_MAX + 1];
+    size_t al = agent ? strlen(agent) : 0;
+    char current[PK_ID_MAX + 1] = "";
+    uint64_t over[64];
+    size_t n_over = 0;
+    int rc;
+
+    memset(counts, 0, 6 * sizeof(uint64_t));
+    if (mdb_cursor_open(txn, o->violations, &cur) != 0)
+        return;
+    if (agent) {
+        memcpy(start, agent, al);
+        start[al] = 0;
+        k.mv_size = al + 1;
+        k.mv_data = start;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kb = k.mv_data;
+        size_t kal = k.mv_size >= 17 ? k.mv_size - 17 : 0;
+        int64_t at;
+        uint64_t vseq;
+        bool out = false;
+        if (k.mv_size < 18 || kb[kal] != 0 || v.mv_size != 1)
+            continue;
+        if (agent && (kal != al || memcmp(kb, agent, al) != 0))
+            break;
+        if (kal != strlen(current) || memcmp(kb, current, kal) != 0) {
+            snprintf(current, sizeof(current), "%.*s", (int)kal, (const char *)kb);
+            n_over = overturned_of(o, txn, current, over, 64);
+        }
+        at = (int64_t)pk_be64_get(kb + kal + 1);
+        vseq = pk_be64_get(kb + kal + 9);
+        if (at < since_ms)
+            continue;
+        for (size_t i = 0; i < n_over; i++)
+            out |= over[i] == vseq;
+        if (!out && *(const uint8_t *)v.mv_data < 6)
+            counts[*(const uint8_t *)v.mv_data]++;
+    }
+    mdb_cursor_close(cur);
+}
+
+size_t oracle_severity_list(const uint64_t counts[6], Pactum__V1__SeverityCount store[6],
+                            Pactum__V1__SeverityCount *ptrs[6])
+{
+    size_t n = 0;
+
+    for (int sev = 5; sev >= 1; sev--) {
+        if (!counts[sev])
+            continue;
+        pactum__v1__severity_count__init(&store[n]);
+        store[n].severity = (Pactum__V1__Severity)sev;
+        store[n].count = counts[sev];
+        ptrs[n] = &store[n];
+        n++;
+    }
+    return n;
+}
+
+pk_status oracle_answer_trust(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
+                              size_t *outlen)
 {
     Pactum__V1__TrustQuery *q = pactum__v1__trust_query__unpack(NULL, len, req);
     Pactum__V1__TrustReport rep = PACTUM__V1__TRUST_REPORT__INIT, *stored = NULL;
@@ -312,7 +440,10 @@ pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out
     static _Thread_local pk_scope_view view;
     pk_governance gov;
     bool have_gov = false;
-    size_t n_refs = 0;
+    size_t n_refs = 0, w_n[3] = {0};
+    Pactum__V1__SeverityCount w_store[3][6], *w_ptrs[3][6];
+    uint8_t *head = NULL;
+    size_t head_len = 0;
     char msg[256];
     MDB_txn *txn = NULL;
     pk_status st = PK_OK;
@@ -374,7 +505,7 @@ pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out
         rep.state = &initial;
         snprintf(msg, sizeof(msg), "no evidence yet: insufficient to score");
     }
-    n_refs = pacts_of(o, txn, q->agent_id, refs, sizeof(refs) / sizeof(refs[0]));
+    n_refs = oracle_pacts_of(o, txn, q->agent_id, refs, sizeof(refs) / sizeof(refs[0]));
     rep.pacts = refs;
     rep.n_pacts = n_refs;
     {
@@ -396,22 +527,44 @@ pk_status oracle_answer(oracle *o, const uint8_t *req, size_t len, uint8_t **out
         /* what the agent may do now: the overrides in force, then the tier's scope */
         rep.effective_tier = pk_effective_tier(rep.state, rep.answered_ms, &by);
         rep.effective_by = (Pactum__V1__Override *)by;
-        governance_of(o, txn, rep.state, &gov);
+        oracle_governance_of(o, txn, rep.state, &gov);
         have_gov = true;
         pk_scope_view_build(&view, &gov, rep.state, rep.effective_tier, rep.answered_ms);
         rep.scope = &view.scope;
     }
+    {
+        static const int64_t windows[3] = {86400000LL, 7 * 86400000LL, 30 * 86400000LL};
+        Pactum__V1__SeverityCount **lists[3] = {w_ptrs[0], w_ptrs[1], w_ptrs[2]};
+        uint64_t index = 0;
+        for (int w = 0; w < 3; w++) {
+            uint64_t counts[6];
+            oracle_count_violations(o, txn, q->agent_id, rep.answered_ms - windows[w], counts);
+            w_n[w] = oracle_severity_list(counts, w_store[w], lists[w]);
+        }
+        rep.violations_24h = lists[0];
+        rep.n_violations_24h = w_n[0];
+        rep.violations_7d = lists[1];
+        rep.n_violations_7d = w_n[1];
+        rep.violations_30d = lists[2];
+        rep.n_violations_30d = w_n[2];
+        if (oracle_log_head(o, txn, oracle_log_size(o, txn), &head, &head_len) == PK_OK) {
+            rep.log_head.data = head;
+            rep.log_head.len = head_len;
+        }
+        if (rep.trust_seq && oracle_log_find(o, txn, PK_STREAM_TRUST, rep.trust_seq, &index) ==
+                                 PK_OK) {
+            rep.logged = true;
+            rep.log_index = index;
+        }
+    }
 reply:
-    st = pk_pack(&rep.base, out, outlen);
+    st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT, &rep.base, out, outlen);
+    free(head);
     pk_txn_abort(txn);
     collected_free(&col);
     if (have_gov)
         pk_governance_free(&gov);
-    for (size_t i = 0; i < n_refs; i++) {
-        free(refs[i]->pact_id);
-        free(refs[i]->hash.data);
-        free(refs[i]);
-    }
+    oracle_pacts_free(refs, n_refs);
     if (stored)
         pactum__v1__trust_report__free_unpacked(stored, NULL);
     if (agent)
@@ -490,7 +643,7 @@ pk_status oracle_answer_pact(oracle *o, const uint8_t *req, size_t len, uint8_t 
         rep.status = PACTUM__V1__QUERY_STATUS__QUERY_OK;
     }
 reply:
-    st = pk_pack(&rep.base, out, outlen);
+    st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REPORT, &rep.base, out, outlen);
     pk_txn_abort(txn);
     for (size_t i = 0; i < n; i++)
         pactum__v1__pact_record__free_unpacked(recs[i], NULL);
@@ -499,56 +652,67 @@ reply:
     return st;
 }
 
-static void on_pact_query(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+/* The request-reply subjects and their answers. */
+static const struct {
+    const char *subject;
+    oracle_answer_fn fn;
+} responders[] = {
+    {PK_SUBJ_ORACLE_TRUST, oracle_answer_trust},
+    {PK_SUBJ_ORACLE_PACT, oracle_answer_pact},
+    {PK_SUBJ_ORACLE_AUTHORIZE, oracle_answer_authorize},
+    {PK_SUBJ_ORACLE_EVIDENCE, oracle_answer_evidence},
+    {PK_SUBJ_ORACLE_ATTEST, oracle_answer_attest},
+    {PK_SUBJ_ORACLE_FIGURES, oracle_answer_figures},
+    {PK_SUBJ_ORACLE_LOG, oracle_answer_log},
+};
+
+#define N_RESPONDERS (sizeof(responders) / sizeof(responders[0]))
+
+typedef struct responder_ctx {
+    oracle *o;
+    oracle_answer_fn fn;
+} responder_ctx;
+
+static responder_ctx rctx[N_RESPONDERS];
+
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    oracle *o = closure;
+    responder_ctx *r = closure;
     uint8_t *out = NULL;
     size_t len = 0;
 
-    if (natsMsg_GetReply(msg) &&
-        oracle_answer_pact(o, (const uint8_t *)natsMsg_GetData(msg),
-                           (size_t)natsMsg_GetDataLength(msg), &out, &len) == PK_OK)
-        natsConnection_Publish(nc, natsMsg_GetReply(msg), out, (int)len);
-    free(out);
-    natsMsg_Destroy(msg);
-}
-
-static void on_query(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-    oracle *o = closure;
-    uint8_t *out = NULL;
-    size_t len = 0;
-
-    if (natsMsg_GetReply(msg) &&
-        oracle_answer(o, (const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
-                      &out, &len) == PK_OK)
-        natsConnection_Publish(nc, natsMsg_GetReply(msg), out, (int)len);
+    if (natsMsg_GetReply(msg)) {
+        if (r->fn(r->o, (const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                  &out, &len) == PK_OK)
+            natsConnection_Publish(nc, natsMsg_GetReply(msg), out, (int)len);
+        else
+            PK_WARN("no answer on %s: %s", natsMsg_GetSubject(msg), pk_error_msg());
+    }
     free(out);
     natsMsg_Destroy(msg);
 }
 
 pk_status oracle_queries_start(oracle *o)
 {
-    natsStatus s = natsConnection_QueueSubscribe(&o->queries, o->bus->nc, PK_SUBJ_ORACLE_TRUST,
-                                                 "oracle", on_query, o);
-
-    if (s != NATS_OK)
-        return pk_nats_err(s, 0, "subscribe to " PK_SUBJ_ORACLE_TRUST);
-    s = natsConnection_QueueSubscribe(&o->pact_queries, o->bus->nc, PK_SUBJ_ORACLE_PACT, "oracle",
-                                      on_pact_query, o);
-    return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, "subscribe to " PK_SUBJ_ORACLE_PACT);
+    for (size_t i = 0; i < N_RESPONDERS; i++) {
+        natsStatus s;
+        rctx[i].o = o;
+        rctx[i].fn = responders[i].fn;
+        s = natsConnection_QueueSubscribe(&o->subs[i], o->bus->nc, responders[i].subject,
+                                          "oracle", on_request, &rctx[i]);
+        if (s != NATS_OK)
+            return pk_nats_err(s, 0, responders[i].subject);
+    }
+    return PK_OK;
 }
 
 void oracle_queries_stop(oracle *o)
 {
-    natsSubscription *subs[2] = {o->queries, o->pact_queries};
-
-    for (int i = 0; i < 2; i++) {
-        if (subs[i]) {
-            natsSubscription_Unsubscribe(subs[i]);
-            natsSubscription_Destroy(subs[i]);
+    for (size_t i = 0; i < N_RESPONDERS; i++) {
+        if (o->subs[i]) {
+            natsSubscription_Unsubscribe(o->subs[i]);
+            natsSubscription_Destroy(o->subs[i]);
         }
+        o->subs[i] = NULL;
     }
-    o->queries = NULL;
-    o->pact_queries = NULL;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "pk/answer.h"
 #include "pk/clock.h"
 #include "pk/pact.h"
 
@@ -138,9 +139,12 @@ Test(loop, oracle_answers_unknown_agents_and_bad_queries_clearly)
     cr_assert_eq(natsConnection_Request(&reply, h.bus->nc, PK_SUBJ_ORACLE_TRUST, "\xff\xff\xff", 3,
                                         5000),
                  NATS_OK);
-    r = pactum__v1__trust_report__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                         (const uint8_t *)natsMsg_GetData(reply));
-    cr_assert_not_null(r);
+    cr_assert_eq(pk_answer_open((const uint8_t *)natsMsg_GetData(reply),
+                                (size_t)natsMsg_GetDataLength(reply),
+                                PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT,
+                                &pactum__v1__trust_report__descriptor, NULL, NULL,
+                                (ProtobufCMessage **)&r),
+                 PK_OK, "even a refusal is a signed answer: %s", pk_error_msg());
     cr_assert_eq(r->status, PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST);
     pactum__v1__trust_report__free_unpacked(r, NULL);
     natsMsg_Destroy(reply);

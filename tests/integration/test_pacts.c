@@ -78,23 +78,12 @@ static Pactum__V1__TrustReport *wait_outcome(Pactum__V1__Outcome want)
 static Pactum__V1__PactReport *history(uint32_t version, bool document)
 {
     Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
-    Pactum__V1__PactReport *rep = NULL;
-    natsMsg *reply = NULL;
-    uint8_t *buf;
-    size_t len;
 
     q.pact_id = "lat";
     q.version = version;
     q.document = document;
-    cr_assert_eq(pk_pack(&q.base, &buf, &len), PK_OK);
-    if (natsConnection_Request(&reply, h.bus->nc, PK_SUBJ_ORACLE_PACT, buf, (int)len, 5000) ==
-        NATS_OK) {
-        rep = pactum__v1__pact_report__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                              (const uint8_t *)natsMsg_GetData(reply));
-        natsMsg_Destroy(reply);
-    }
-    free(buf);
-    return rep;
+    return (Pactum__V1__PactReport *)h_ask(&h, PK_SUBJ_ORACLE_PACT, &q.base,
+                                           PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REPORT);
 }
 
 Test(pacts, a_new_version_takes_effect_without_a_restart_and_every_version_stays_queryable)

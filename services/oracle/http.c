@@ -1,0 +1,432 @@
+/*
+ * The oracle over HTTP/JSON (libmicrohttpd). Each route builds the same
+ * protobuf query the NATS subjects take, calls the same answer function, and
+ * returns the signed answer as JSON:
+ *
+ *   {"type": "trust_report", "answer": {...}, "signed": BASE64, "key": HEX}
+ *
+ * "signed" is the Signed envelope (protobuf) that `pactum verify` checks with
+ * the log's public key; "answer" is its payload in JSON (pk/pbjson.h).
+ * docs/oracle-api.md and docs/openapi.yaml describe the routes.
+ */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oracle.h"
+#include "pk/answer.h"
+#include "pk/log.h"
+#include "pk/pbjson.h"
+
+#define BODY_MAX (64 * 1024)
+
+typedef struct request {
+    char *body;        /* POST body so far */
+    size_t len;
+    bool too_big;
+} request;
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *doc,
+                                 oracle *o)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    json_decref(doc);
+    if (!text)
+        return MHD_NO;
+    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    pk_metric_add(&o->m[OM_HTTP], 1);
+    if (status >= 400 && status < 500)
+        pk_metric_add(&o->m[OM_HTTP_4XX], 1);
+    return ret;
+}
+
+/* A refusal before any answer could be built (bad route, bad parameter). */
+static enum MHD_Result refuse(struct MHD_Connection *c, oracle *o, unsigned status,
+                              const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result refuse(struct MHD_Connection *c, oracle *o, unsigned status,
+                              const char *kind, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return send_json(c, status, json_pack("{s:s, s:s}", "status", kind, "message", msg), o);
+}
+
+/* Run an answer function on a packed query and send its signed answer. */
+static enum MHD_Result answer(struct MHD_Connection *c, oracle *o, oracle_answer_fn fn,
+                              const ProtobufCMessage *query)
+{
+    uint8_t *req = NULL, *out = NULL;
+    size_t rlen = 0, olen = 0;
+    pk_signed_msg *env = NULL;
+    ProtobufCMessage *payload = NULL;
+    const ProtobufCFieldDescriptor *sf;
+    unsigned status = MHD_HTTP_OK;
+    char *b64 = NULL, hex[65];
+    size_t b64len;
+    json_t *doc;
+
+    if (pk_pack(query, &req, &rlen) != PK_OK || fn(o, req, rlen, &out, &olen) != PK_OK) {
+        free(req);
+        free(out);
+        return refuse(c, o, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "%s", pk_error_msg());
+    }
+    free(req);
+    if (pk_answer_open(out, olen, 0, NULL, NULL, &env, NULL) != PK_OK ||
+        !(payload = protobuf_c_message_unpack(pk_answer_descriptor(env->type), NULL,
+                                              env->payload.len, env->payload.data))) {
+        if (env)
+            pactum__v1__signed__free_unpacked(env, NULL);
+        free(out);
+        return refuse(c, o, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                      "the oracle's own answer does not open");
+    }
+    /* every answer message has `status` (QueryStatus) */
+    sf = protobuf_c_message_descriptor_get_field_by_name(payload->descriptor, "status");
+    if (sf) {
+        int s = *(const int *)((const uint8_t *)payload + sf->offset);
+        status = s == PACTUM__V1__QUERY_STATUS__QUERY_OK               ? MHD_HTTP_OK
+                 : s == PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST    ? MHD_HTTP_BAD_REQUEST
+                 : s == PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT  ? MHD_HTTP_NOT_FOUND
+                 : s == PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND      ? MHD_HTTP_NOT_FOUND
+                                                                       : MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+    b64len = sodium_base64_ENCODED_LEN(olen, sodium_base64_VARIANT_ORIGINAL);
+    b64 = malloc(b64len);
+    if (b64)
+        sodium_bin2base64(b64, b64len, out, olen, sodium_base64_VARIANT_ORIGINAL);
+    sodium_bin2hex(hex, sizeof(hex), env->signer_key.data, env->signer_key.len);
+    doc = json_pack("{s:s, s:o, s:s, s:s}", "type", pk_answer_type_name(env->type), "answer",
+                    pk_pb_json(payload), "signed", b64 ? b64 : "", "key", hex);
+    free(b64);
+    protobuf_c_message_free_unpacked(payload, NULL);
+    pactum__v1__signed__free_unpacked(env, NULL);
+    free(out);
+    return send_json(c, status, doc, o);
+}
+
+/* Query parameter `name` as an unsigned number (absent: def); false if malformed. */
+static bool param_u64(struct MHD_Connection *c, const char *name, uint64_t def, uint64_t *out,
+                      char *why, size_t wlen)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    char *end = NULL;
+
+    *out = def;
+    if (!v)
+        return true;
+    if (!*v || *v == '-') {
+        snprintf(why, wlen, "%s: expected a whole number, got '%s'", name, v);
+        return false;
+    }
+    *out = strtoull(v, &end, 10);
+    if (*end) {
+        snprintf(why, wlen, "%s: expected a whole number, got '%s'", name, v);
+        return false;
+    }
+    return true;
+}
+
+static const char *param(struct MHD_Connection *c, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+
+    return v ? v : "";
+}
+
+/* "/v1/agents/ID/WHAT": copies ID and points what at WHAT; false if the path is not that shape. */
+static bool agent_route(const char *url, char *id, size_t idlen, const char **what)
+{
+    const char *p = url + strlen("/v1/agents/"), *slash = strchr(p, '/');
+
+    if (strncmp(url, "/v1/agents/", 11) != 0 || !slash || slash == p ||
+        (size_t)(slash - p) >= idlen)
+        return false;
+    memcpy(id, p, (size_t)(slash - p));
+    id[slash - p] = '\0';
+    *what = slash + 1;
+    return true;
+}
+
+static enum MHD_Result route_authorize(struct MHD_Connection *c, oracle *o, char *agent,
+                                       request *rq)
+{
+    Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
+    json_error_t err;
+    json_t *body, *v;
+    const char *key;
+    enum MHD_Result ret;
+
+    if (rq->too_big)
+        return refuse(c, o, MHD_HTTP_CONTENT_TOO_LARGE, "bad_request",
+                      "the body is larger than %d bytes", BODY_MAX);
+    body = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &err);
+    if (!body || !json_is_object(body)) {
+        json_decref(body);
+        return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
+                      "the body must be a JSON object like {\"action\": \"refund.issue\", "
+                      "\"amount\": 20, \"currency\": \"USD\"}%s%s",
+                      body ? "" : ": ", body ? "" : err.text);
+    }
+    q.agent_id = agent;
+    json_object_foreach(body, key, v) {
+        char **field = strcmp(key, "action") == 0     ? &q.action
+                       : strcmp(key, "resource") == 0 ? &q.resource
+                       : strcmp(key, "tool") == 0     ? &q.tool
+                       : strcmp(key, "currency") == 0 ? &q.currency
+                                                      : NULL;
+        if (field) {
+            if (!json_is_string(v)) {
+                json_decref(body);
+                return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
+                              "%s: expected a string", key);
+            }
+            *field = (char *)json_string_value(v);
+        } else if (strcmp(key, "amount") == 0) {
+            if (!json_is_number(v)) {
+                json_decref(body);
+                return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
+                              "amount: expected a number");
+            }
+            q.amount = json_number_value(v);
+        } else if (strcmp(key, "agent_id") != 0) {
+            json_decref(body);
+            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
+                          "%s: unknown field (expected action, resource, tool, amount, currency)",
+                          key);
+        }
+    }
+    ret = answer(c, o, oracle_answer_authorize, &q.base);
+    json_decref(body);
+    return ret;
+}
+
+static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char *method,
+                                const char *url, request *rq)
+{
+    char id[PK_ID_MAX + 2], why[256];
+    const char *what;
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+
+    if (strcmp(url, "/v1/health") == 0 && get) {
+        return send_json(c, MHD_HTTP_OK,
+                         json_pack("{s:b, s:s, s:s, s:I}", "healthy",
+                                   (int)atomic_load(&o->svc.healthy), "instance",
+                                   o->svc.instance, "log_id", o->log_id, "log_size",
+                                   (json_int_t)atomic_load(&o->log_size)),
+                         o);
+    }
+    if (strcmp(url, "/v1/figures") == 0 && get) {
+        Pactum__V1__FiguresQuery q = PACTUM__V1__FIGURES_QUERY__INIT;
+        return answer(c, o, oracle_answer_figures, &q.base);
+    }
+    if (strncmp(url, "/v1/log/", 8) == 0 && get) {
+        Pactum__V1__LogQuery q = PACTUM__V1__LOG_QUERY__INIT;
+        const char *kind = url + 8;
+        if (!param_u64(c, "size", 0, &q.size, why, sizeof(why)) ||
+            !param_u64(c, "index", 0, &q.index, why, sizeof(why)) ||
+            !param_u64(c, "seq", 0, &q.stream_seq, why, sizeof(why)) ||
+            !param_u64(c, "first", 0, &q.first, why, sizeof(why)))
+            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
+        q.stream = (char *)param(c, "stream");
+        if (strcmp(kind, "head") == 0)
+            q.kind = PACTUM__V1__LOG_QUERY_KIND__LOG_HEAD;
+        else if (strcmp(kind, "inclusion") == 0)
+            q.kind = PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION;
+        else if (strcmp(kind, "consistency") == 0)
+            q.kind = PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY;
+        else
+            return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found",
+                          "no route %s (log routes: head, inclusion, consistency)", url);
+        if (q.kind == PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION && !q.stream[0] &&
+            !MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "index"))
+            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
+                          "inclusion needs index, or stream and seq");
+        if (q.kind == PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY &&
+            !MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "first"))
+            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "consistency needs first");
+        return answer(c, o, oracle_answer_log, &q.base);
+    }
+    if (strncmp(url, "/v1/pacts/", 10) == 0 && get) {
+        Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
+        uint64_t version;
+        if (!param_u64(c, "version", 0, &version, why, sizeof(why)) || version > UINT32_MAX)
+            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s",
+                          version > UINT32_MAX ? "version: too large" : why);
+        q.pact_id = (char *)url + 10;
+        q.version = (uint32_t)version;
+        q.document = strcmp(param(c, "document"), "true") == 0;
+        return answer(c, o, oracle_answer_pact, &q.base);
+    }
+    if (agent_route(url, id, sizeof(id), &what)) {
+        if (strcmp(what, "authorize") == 0) {
+            if (!post)
+                return refuse(c, o, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request",
+                              "authorize takes POST with a JSON body: each decision is recorded");
+            return route_authorize(c, o, id, rq);
+        }
+        if (!get)
+            return refuse(c, o, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request", "%s takes GET", what);
+        if (strcmp(what, "trust") == 0) {
+            Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+            uint64_t h;
+            if (!param_u64(c, "history", 0, &h, why, sizeof(why)) || h > 200)
+                return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s",
+                              h > 200 ? "history: at most 200" : why);
+            q.agent_id = id;
+            q.history = (uint32_t)h;
+            return answer(c, o, oracle_answer_trust, &q.base);
+        }
+        if (strcmp(what, "evidence") == 0) {
+            Pactum__V1__EvidenceQuery q = PACTUM__V1__EVIDENCE_QUERY__INIT;
+            uint64_t limit;
+            const char *kind = param(c, "kind");
+            if (!param_u64(c, "from", 0, &q.from, why, sizeof(why)) ||
+                !param_u64(c, "limit", 20, &limit, why, sizeof(why)))
+                return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
+            q.agent_id = id;
+            q.limit = limit > 1000 ? 1000 : (uint32_t)limit;
+            if (*kind) {
+                const ProtobufCEnumDescriptor *d = &pactum__v1__leaf_kind__descriptor;
+                for (unsigned i = 1; i < d->n_values; i++) {
+                    if (strcmp(pk_pb_enum_name(d, d->values[i].value), kind) == 0)
+                        q.kind = (Pactum__V1__LeafKind)d->values[i].value;
+                }
+                if (!q.kind)
+                    return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                  "kind: expected event, verdict, governance, trust_change, "
+                                  "registry or decision, got '%s'",
+                                  kind);
+            }
+            return answer(c, o, oracle_answer_evidence, &q.base);
+        }
+        if (strcmp(what, "attestation") == 0) {
+            Pactum__V1__AttestQuery q = PACTUM__V1__ATTEST_QUERY__INIT;
+            q.agent_id = id;
+            return answer(c, o, oracle_answer_attest, &q.base);
+        }
+        if (strcmp(what, "figures") == 0) {
+            Pactum__V1__FiguresQuery q = PACTUM__V1__FIGURES_QUERY__INIT;
+            q.agent_id = id;
+            return answer(c, o, oracle_answer_figures, &q.base);
+        }
+    }
+    return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found",
+                  "no route %s %s; see docs/oracle-api.md (GET /v1/agents/ID/trust, POST "
+                  "/v1/agents/ID/authorize, GET /v1/agents/ID/evidence, GET "
+                  "/v1/agents/ID/attestation, GET /v1/figures, GET /v1/log/head ...)",
+                  method, url);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    oracle *o = cls;
+    request *rq = *con_cls;
+
+    if (!rq) {
+        if (!(rq = calloc(1, sizeof(*rq))))
+            return MHD_NO;
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (rq->len + *upload_size > BODY_MAX) {
+            rq->too_big = true;
+        } else {
+            char *b = realloc(rq->body, rq->len + *upload_size + 1);
+            if (!b)
+                return MHD_NO;
+            memcpy(b + rq->len, upload_data, *upload_size);
+            rq->body = b;
+            rq->len += *upload_size;
+            rq->body[rq->len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return dispatch(c, o, method, url, rq);
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                    enum MHD_RequestTerminationCode code)
+{
+    request *rq = *con_cls;
+
+    if (rq) {
+        free(rq->body);
+        free(rq);
+    }
+    *con_cls = NULL;
+}
+
+pk_status oracle_http_start(oracle *o)
+{
+    const char *spec = o->cfg->http;
+    char host[256];
+    const char *colon;
+    struct addrinfo hints = {0}, *res = NULL;
+    struct sockaddr_in sa;
+    unsigned long port;
+    int rc;
+
+    if (!spec || !*spec || strcmp(spec, "off") == 0)
+        return PK_OK;
+    colon = strrchr(spec, ':');
+    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host))
+        return PK_ERR(PK_EINVAL, "--http: expected host:port like 127.0.0.1:7480, got '%s'",
+                      spec);
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    port = strtoul(colon + 1, NULL, 10);
+    if (port == 0 || port > 65535)
+        return PK_ERR(PK_EINVAL, "--http: bad port in '%s'", spec);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0 || !res)
+        return PK_ERR(PK_EINVAL, "--http: cannot resolve '%s': %s", host, gai_strerror(rc));
+    memcpy(&sa, res->ai_addr, sizeof(sa));
+    freeaddrinfo(res);
+    sa.sin_port = htons((uint16_t)port);
+    o->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                               (uint16_t)port, NULL, NULL, on_request, o, MHD_OPTION_SOCK_ADDR,
+                               (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, 4u,
+                               MHD_OPTION_CONNECTION_LIMIT, 256u,
+                               MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                               MHD_OPTION_NOTIFY_COMPLETED, on_done, o, MHD_OPTION_END);
+    if (!o->http)
+        return PK_ERR(PK_EIO, "cannot listen for HTTP on %s (is the port taken?)", spec);
+    PK_INFO("HTTP on http://%s/v1/", spec);
+    return PK_OK;
+}
+
+void oracle_http_stop(oracle *o)
+{
+    if (o->http)
+        MHD_stop_daemon(o->http);
+    o->http = NULL;
+}
