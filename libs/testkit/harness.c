@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,27 @@ bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const c
             return false;
     }
     return true;
+}
+
+int h_cli(h_env *h, char *out, size_t outlen, const char *fmt, ...)
+{
+    char args[4096], cmd[8192];
+    va_list ap;
+    FILE *p;
+    size_t n;
+    int status;
+
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "cd %s && PACTUM_NATS_URL=%s %s/cli/pactum %s 2>&1", h->dir, h->url,
+             PK_BUILD_DIR, args);
+    if (!(p = popen(cmd, "r")))
+        return -1;
+    n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 ProtobufCMessage *h_ask(h_env *h, const char *subject, const ProtobufCMessage *query,

@@ -82,6 +82,14 @@ bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const c
                       const char *label, const char *label_value);
 
 /* Ask the oracle; caller frees with pactum__v1__trust_report__free_unpacked. */
+/*
+ * Run the pactum CLI in h->dir against h's server with these arguments (a
+ * shell command line); its stdout and stderr land in out. Returns its exit
+ * status, or -1.
+ */
+int h_cli(h_env *h, char *out, size_t outlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Ask the oracle on subject; the signed answer of this type, opened and verified, or NULL. */
 ProtobufCMessage *h_ask(h_env *h, const char *subject, const ProtobufCMessage *query,
                         Pactum__V1__PayloadType type);

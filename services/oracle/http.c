@@ -198,25 +198,25 @@ static enum MHD_Result route_authorize(struct MHD_Connection *c, oracle *o, char
                        : strcmp(key, "tool") == 0     ? &q.tool
                        : strcmp(key, "currency") == 0 ? &q.currency
                                                       : NULL;
+        char why[160] = "";
         if (field) {
-            if (!json_is_string(v)) {
-                json_decref(body);
-                return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
-                              "%s: expected a string", key);
-            }
-            *field = (char *)json_string_value(v);
+            if (!json_is_string(v))
+                snprintf(why, sizeof(why), "%.64s: expected a string", key);
+            else
+                *field = (char *)json_string_value(v);
         } else if (strcmp(key, "amount") == 0) {
-            if (!json_is_number(v)) {
-                json_decref(body);
-                return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
-                              "amount: expected a number");
-            }
-            q.amount = json_number_value(v);
+            if (!json_is_number(v))
+                snprintf(why, sizeof(why), "amount: expected a number");
+            else
+                q.amount = json_number_value(v);
         } else if (strcmp(key, "agent_id") != 0) {
-            json_decref(body);
-            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
-                          "%s: unknown field (expected action, resource, tool, amount, currency)",
-                          key);
+            snprintf(why, sizeof(why),
+                     "%.64s: unknown field (expected action, resource, tool, amount, currency)",
+                     key);
+        }
+        if (why[0]) {
+            json_decref(body); /* key and v belong to body: the message is copied first */
+            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
         }
     }
     ret = answer(c, o, oracle_answer_authorize, &q.base);

@@ -29,29 +29,8 @@ static void key_file(const char *name, const pk_keypair *kp)
     cr_assert_eq(pk_key_save(path, kp), PK_OK, "%s", pk_error_msg());
 }
 
-/* Run the CLI; its standard output lands in `out`; returns its exit status. */
-static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int cli(const char *fmt, ...)
-{
-    char args[2048], cmd[4096];
-    va_list ap;
-    FILE *p;
-    size_t n;
-    int status;
-
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "cd %s && PACTUM_NATS_URL=%s %s/cli/pactum %s 2>&1", h.dir, h.url,
-             PK_BUILD_DIR, args);
-    p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+/* Run the CLI; its output lands in `out`; returns its exit status. */
+#define cli(...) h_cli(&h, out, sizeof(out), __VA_ARGS__)
 
 static void setup(void)
 {

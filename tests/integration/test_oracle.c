@@ -1,0 +1,486 @@
+/*
+ * The oracle's public face against the running suite: the transparency log
+ * (heads, inclusion and consistency proofs checked here with the log key),
+ * authorize decisions recorded and logged, evidence pages, attestations and
+ * answers checked offline by `pactum verify` (and refused once a byte is
+ * changed), governance figures, and every HTTP route exercised with curl.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "pk/answer.h"
+#include "pk/clock.h"
+#include "pk/merkle.h"
+
+static h_env h;
+static pk_keypair agent, owner;
+static char out[262144];
+static char key_pub[600]; /* path of the oracle's public key */
+
+#define cli(...) h_cli(&h, out, sizeof(out), __VA_ARGS__)
+
+static const char *pact =
+    "{\"pactum\":1,\"id\":\"shop\",\"agent\":\"shop-bot\",\"clauses\":["
+    "{\"id\":\"scope\",\"promise\":\"replies and refunds up to 100 USD\",\"severity\":\"critical\","
+    "\"kind\":\"scope\",\"actions\":[\"reply\",\"refund.*\"],"
+    "\"spend\":{\"currency\":\"USD\",\"per_action\":100}},"
+    "{\"id\":\"no-pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\","
+    "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}}],"
+    "\"governance\":{\"tiers\":{\"standard\":{\"approval\":[\"refund.*\"]}}}}";
+
+static void setup(void)
+{
+    Pactum__V1__RegistryReceipt *r;
+
+    cr_assert(h_start(&h, true), "harness did not start (logs in %s)", h.dir);
+    snprintf(key_pub, sizeof(key_pub), "%s/var/oracle/oracle.key.pub", h.dir);
+    h_keypair(&agent, 41);
+    h_keypair(&owner, 42);
+    r = h_register_agent(&h, "shop-bot", &agent, &owner);
+    cr_assert(r && r->ok);
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    r = h_register_pact(&h, &owner, pact);
+    cr_assert(r && r->ok, "%s", r ? r->message : "");
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+}
+
+static void teardown(void)
+{
+    h_stop(&h);
+}
+
+TestSuite(oracle, .init = setup, .fini = teardown, .timeout = 240);
+
+static void good(const char *prefix, int n)
+{
+    cr_assert(h_publish_events(&h, "shop-bot", &agent, prefix, n, "reply", "latency_ms", 500,
+                               "pii", "none"));
+}
+
+static Pactum__V1__LogAnswer *log_query(Pactum__V1__LogQueryKind kind, uint64_t index,
+                                        const char *stream, uint64_t seq, uint64_t first,
+                                        uint64_t size)
+{
+    Pactum__V1__LogQuery q = PACTUM__V1__LOG_QUERY__INIT;
+
+    q.kind = kind;
+    q.index = index;
+    q.stream = (char *)stream;
+    q.stream_seq = seq;
+    q.first = first;
+    q.size = size;
+    return (Pactum__V1__LogAnswer *)h_ask(&h, PK_SUBJ_ORACLE_LOG, &q.base,
+                                          PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_LOG_ANSWER);
+}
+
+static Pactum__V1__TreeHead *head_of(const ProtobufCBinaryData *b)
+{
+    Pactum__V1__TreeHead *th = NULL;
+
+    cr_assert_eq(pk_answer_open(b->data, b->len, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TREE_HEAD,
+                                &pactum__v1__tree_head__descriptor, NULL, NULL,
+                                (ProtobufCMessage **)&th),
+                 PK_OK, "%s", pk_error_msg());
+    return th;
+}
+
+/* The log's size, once it has at least `want` leaves (bounded wait). */
+static uint64_t wait_log(uint64_t want)
+{
+    int64_t deadline = pk_mono_ms() + 20000;
+    uint64_t size = 0;
+
+    do {
+        Pactum__V1__LogAnswer *a = log_query(PACTUM__V1__LOG_QUERY_KIND__LOG_HEAD, 0, "", 0, 0, 0);
+        Pactum__V1__TreeHead *th;
+        cr_assert_not_null(a);
+        th = head_of(&a->head);
+        size = th->size;
+        pactum__v1__tree_head__free_unpacked(th, NULL);
+        pactum__v1__log_answer__free_unpacked(a, NULL);
+        if (size >= want)
+            return size;
+        pk_sleep_ms(100);
+    } while (pk_mono_ms() < deadline);
+    return size;
+}
+
+static void copy_path(const Pactum__V1__LogAnswer *a, uint8_t p[][PK_HASH])
+{
+    for (size_t i = 0; i < a->n_path; i++) {
+        cr_assert_eq(a->path[i].len, PK_HASH);
+        memcpy(p[i], a->path[i].data, PK_HASH);
+    }
+}
+
+Test(oracle, the_log_proves_what_it_holds_and_only_grows)
+{
+    Pactum__V1__TrustReport *r;
+    Pactum__V1__LogAnswer *a;
+    Pactum__V1__TreeHead *th, *first;
+    uint8_t p[PK_MERKLE_PATH_MAX][PK_HASH], lh[PK_HASH];
+    uint64_t size1, size2, trust_seq;
+
+    good("a", 30);
+    r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_STANDARD, 20000);
+    cr_assert_not_null(r);
+    trust_seq = r->trust_seq;
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+    /* 2 registry records and 30 events at least */
+    size1 = wait_log(32);
+    cr_assert_geq(size1, 32);
+
+    /* the trust change the report reflects, proven by stream and sequence */
+    for (int i = 0; i < 100; i++) {
+        a = log_query(PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION, 0, "PACTUM_TRUST", trust_seq, 0, 0);
+        cr_assert_not_null(a);
+        if (a->status == PACTUM__V1__QUERY_STATUS__QUERY_OK)
+            break;
+        pactum__v1__log_answer__free_unpacked(a, NULL);
+        a = NULL;
+        pk_sleep_ms(100);
+    }
+    cr_assert_not_null(a, "the trust change never reached the log");
+    th = head_of(&a->head);
+    copy_path(a, p);
+    pk_merkle_leaf_hash(a->leaf.data, a->leaf.len, lh);
+    cr_assert(pk_merkle_verify_inclusion(lh, a->index, th->size, (const uint8_t(*)[PK_HASH])p,
+                                         a->n_path, th->root.data));
+    {
+        Pactum__V1__LogLeaf *l = pactum__v1__log_leaf__unpack(NULL, a->leaf.len, a->leaf.data);
+        uint8_t d[32];
+        cr_assert_not_null(l);
+        cr_assert_eq(l->kind, PACTUM__V1__LEAF_KIND__LEAF_TRUST_CHANGE);
+        cr_assert_str_eq(l->agent_id, "shop-bot");
+        cr_assert_eq(l->stream_seq, trust_seq);
+        pk_sha256(a->record.data, a->record.len, d);
+        cr_assert(memcmp(d, l->data_sha256.data, 32) == 0, "the record is what the leaf commits to");
+        pactum__v1__log_leaf__free_unpacked(l, NULL);
+    }
+    /* a changed leaf does not verify */
+    a->leaf.data[0] ^= 1;
+    pk_merkle_leaf_hash(a->leaf.data, a->leaf.len, lh);
+    cr_assert_not(pk_merkle_verify_inclusion(lh, a->index, th->size, (const uint8_t(*)[PK_HASH])p,
+                                             a->n_path, th->root.data));
+    pactum__v1__tree_head__free_unpacked(th, NULL);
+    pactum__v1__log_answer__free_unpacked(a, NULL);
+
+    /* the log grows; the old tree is a prefix of the new one */
+    good("b", 10);
+    size2 = wait_log(size1 + 10);
+    cr_assert_gt(size2, size1);
+    a = log_query(PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY, 0, "", 0, size1, size2);
+    cr_assert_eq(a->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", a->message);
+    th = head_of(&a->head);
+    first = head_of(&a->first_head);
+    cr_assert_eq(first->size, size1);
+    cr_assert_eq(th->size, size2);
+    copy_path(a, p);
+    cr_assert(pk_merkle_verify_consistency(size1, size2, first->root.data, th->root.data,
+                                           (const uint8_t(*)[PK_HASH])p, a->n_path));
+    pactum__v1__tree_head__free_unpacked(th, NULL);
+    pactum__v1__tree_head__free_unpacked(first, NULL);
+    pactum__v1__log_answer__free_unpacked(a, NULL);
+
+    /* asking beyond the log is refused with a reason */
+    a = log_query(PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION, size2 + 5, "", 0, 0, 0);
+    cr_assert_eq(a->status, PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND, "%s", a->message);
+    pactum__v1__log_answer__free_unpacked(a, NULL);
+    a = log_query(PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY, 0, "", 0, 5, size2 + 100);
+    cr_assert_eq(a->status, PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST, "%s", a->message);
+    pactum__v1__log_answer__free_unpacked(a, NULL);
+    cr_assert_geq(h_wait_metric(&h, "oracle", "pactum_oracle_tree_heads_total", 1, 5000), 1,
+                  "signed heads are published while the log grows");
+}
+
+static Pactum__V1__AuthorizeDecision *authorize(const char *who, const char *action,
+                                                double amount)
+{
+    Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
+
+    q.agent_id = (char *)who;
+    q.action = (char *)action;
+    q.amount = amount;
+    q.currency = amount > 0 ? "USD" : "";
+    return (Pactum__V1__AuthorizeDecision *)h_ask(&h, PK_SUBJ_ORACLE_AUTHORIZE, &q.base,
+                                                  PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION);
+}
+
+Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
+{
+    Pactum__V1__AuthorizeDecision *d;
+    Pactum__V1__TrustReport *r;
+    Pactum__V1__EvidenceQuery eq = PACTUM__V1__EVIDENCE_QUERY__INIT;
+    Pactum__V1__EvidencePage *pg = NULL;
+    uint64_t audit[3];
+
+    good("a", 30);
+    r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_STANDARD, 20000);
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+
+    d = authorize("shop-bot", "reply", 0);
+    cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_ALLOW, "%s", d->reasons[d->n_reasons - 1]);
+    cr_assert(strncmp(d->decision_id, "dec-", 4) == 0);
+    cr_assert_eq(d->n_pacts, 1);
+    cr_assert_eq(d->pacts[0]->hash.len, 32, "the pact hash in force");
+    audit[0] = d->audit_seq;
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    d = authorize("shop-bot", "refund.issue", 20);
+    cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_NEEDS_APPROVAL,
+                 "the pact's standard tier wants approval for refunds");
+    audit[1] = d->audit_seq;
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    d = authorize("shop-bot", "refund.issue", 500);
+    cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_DENY);
+    cr_assert(strstr(d->reasons[d->n_reasons - 1], "above the pact's 100.00 per action"));
+    audit[2] = d->audit_seq;
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    cr_assert(audit[0] && audit[1] == audit[0] + 1 && audit[2] == audit[1] + 1,
+              "each decision is recorded in PACTUM_AUDIT");
+
+    /* a leak contains: nothing is allowed any more */
+    cr_assert(h_publish_events(&h, "shop-bot", &agent, "leak", 1, "reply", "latency_ms", 500,
+                               "pii", "leaked"));
+    r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_CONTAINED, 20000);
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+    d = authorize("shop-bot", "reply", 0);
+    cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_DENY);
+    cr_assert_eq(d->tier, PACTUM__V1__TIER__TIER_CONTAINED);
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+
+    /* unknown agents and bad requests get a clear answer, and are not recorded */
+    d = authorize("nobody", "reply", 0);
+    cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT);
+    cr_assert(strstr(d->message, "unknown agent") != NULL);
+    cr_assert_eq(d->audit_seq, 0);
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    d = authorize("shop-bot", "", 0);
+    cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST);
+    cr_assert_str_eq(d->message, "action is required");
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+
+    /* the four recorded decisions reach the log, with proofs */
+    eq.agent_id = "shop-bot";
+    eq.kind = PACTUM__V1__LEAF_KIND__LEAF_DECISION;
+    for (int i = 0; i < 100; i++) {
+        if (pg)
+            pactum__v1__evidence_page__free_unpacked(pg, NULL);
+        pg = (Pactum__V1__EvidencePage *)h_ask(&h, PK_SUBJ_ORACLE_EVIDENCE, &eq.base,
+                                               PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVIDENCE_PAGE);
+        cr_assert_not_null(pg);
+        if (pg->n_entries == 4)
+            break;
+        pk_sleep_ms(100);
+    }
+    cr_assert_eq(pg->n_entries, 4, "decisions in the log: %zu", pg->n_entries);
+    {
+        Pactum__V1__TreeHead *th = head_of(&pg->head);
+        for (size_t i = 0; i < pg->n_entries; i++) {
+            const Pactum__V1__EvidenceEntry *e = pg->entries[i];
+            uint8_t lh[PK_HASH], p[PK_MERKLE_PATH_MAX][PK_HASH];
+            Pactum__V1__AuthorizeDecision *rec =
+                pactum__v1__authorize_decision__unpack(NULL, e->record.len, e->record.data);
+            for (size_t k = 0; k < e->n_path; k++)
+                memcpy(p[k], e->path[k].data, PK_HASH);
+            pk_merkle_leaf_hash(e->leaf.data, e->leaf.len, lh);
+            cr_assert(pk_merkle_verify_inclusion(lh, e->index, th->size,
+                                                 (const uint8_t(*)[PK_HASH])p, e->n_path,
+                                                 th->root.data));
+            cr_assert_not_null(rec, "the record is the decision");
+            cr_assert(strncmp(rec->decision_id, "dec-", 4) == 0);
+            pactum__v1__authorize_decision__free_unpacked(rec, NULL);
+        }
+        pactum__v1__tree_head__free_unpacked(th, NULL);
+    }
+    pactum__v1__evidence_page__free_unpacked(pg, NULL);
+    cr_assert_eq(h_metric(&h, "oracle", "pactum_oracle_decisions_total{permit=\"deny\"}"), 2);
+}
+
+Test(oracle, answers_check_offline_and_a_changed_byte_fails)
+{
+    char path[600];
+    Pactum__V1__TrustReport *r;
+
+    good("a", 30);
+    r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_STANDARD, 20000);
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+    wait_log(32);
+
+    cr_assert_eq(cli("--save att.bin attest shop-bot"), 0, "%s", out);
+    cr_assert(strstr(out, "proof verified") != NULL, "%s", out);
+    cr_assert_eq(cli("--save head.bin log head"), 0, "%s", out);
+    cr_assert_eq(cli("--save incl.bin log prove --index 1"), 0, "%s", out);
+    cr_assert_eq(cli("--save cons.bin log consistency --from 3"), 0, "%s", out);
+    cr_assert_eq(cli("--save ev.bin evidence shop-bot --limit 5"), 0, "%s", out);
+    cr_assert_eq(cli("--json authorize --agent shop-bot --action reply > dec.json"), 0, "%s", out);
+    cr_assert_eq(cli("verify --key %s att.bin head.bin incl.bin cons.bin ev.bin dec.json", key_pub),
+                 0, "%s", out);
+    cr_assert(strstr(out, "all 6 answers verified") != NULL, "%s", out);
+    cr_assert(strstr(out, "is a prefix of the tree") != NULL, "%s", out);
+    cr_assert(strstr(out, "as logged") != NULL, "%s", out);
+
+    /* one byte changed anywhere in a saved answer: it fails, saying why */
+    for (int at = 0; at < 6; at++) {
+        FILE *f;
+        long len;
+        snprintf(path, sizeof(path), "%s/att.bin", h.dir);
+        f = fopen(path, "r+b");
+        cr_assert_not_null(f);
+        fseek(f, 0, SEEK_END);
+        len = ftell(f);
+        {
+            long pos = len * (at + 1) / 7;
+            int c;
+            fseek(f, pos, SEEK_SET);
+            c = fgetc(f);
+            fseek(f, pos, SEEK_SET);
+            fputc(c ^ 0x04, f);
+            fclose(f);
+            cr_assert_eq(cli("verify --key %s att.bin", key_pub), 1, "byte %ld: %s", pos, out);
+            cr_assert(strstr(out, "FAIL") != NULL, "%s", out);
+            f = fopen(path, "r+b");
+            fseek(f, pos, SEEK_SET);
+            fputc(c, f);
+            fclose(f);
+        }
+    }
+    cr_assert_eq(cli("verify --key %s att.bin", key_pub), 0, "restored: %s", out);
+    /* another key: refused */
+    cr_assert_eq(cli("verify --key %s att.bin",
+                     "0000000000000000000000000000000000000000000000000000000000000000"),
+                 1, "%s", out);
+    cr_assert(strstr(out, "another key") != NULL, "%s", out);
+}
+
+Test(oracle, figures_count_containments_overrides_and_the_audit_trail)
+{
+    Pactum__V1__FiguresQuery q = PACTUM__V1__FIGURES_QUERY__INIT;
+    Pactum__V1__GovernanceFigures *f = NULL;
+    Pactum__V1__TrustReport *r;
+
+    good("a", 30);
+    cr_assert(h_publish_events(&h, "shop-bot", &agent, "leak", 1, "reply", "latency_ms", 500,
+                               "pii", "leaked"));
+    r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_CONTAINED, 20000);
+    cr_assert_eq(r->n_violations_24h, 1);
+    cr_assert_eq(r->violations_24h[0]->severity, PACTUM__V1__SEVERITY__SEVERITY_CRITICAL);
+    cr_assert_not_null(r->log_head.data, "a trust report carries the log head");
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+    for (int i = 0; i < 100; i++) {
+        if (f)
+            pactum__v1__governance_figures__free_unpacked(f, NULL);
+        f = (Pactum__V1__GovernanceFigures *)h_ask(&h, PK_SUBJ_ORACLE_FIGURES, &q.base,
+                                                   PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_FIGURES);
+        cr_assert_not_null(f);
+        if (f->tier_changes && f->tier_changes_logged == f->tier_changes)
+            break;
+        pk_sleep_ms(100);
+    }
+    cr_assert_eq(f->agents, 1);
+    cr_assert_not_null(f->containment_ms);
+    cr_assert_eq(f->containment_ms->count, 1);
+    cr_assert_geq(f->containment_ms->max, f->containment_ms->p50);
+    cr_assert_geq(f->tier_changes, 2, "watch -> standard -> contained");
+    cr_assert_eq(f->tier_changes_with_cause, f->tier_changes, "every tier change has a cause");
+    cr_assert_eq(f->tier_changes_logged, f->tier_changes, "and a log entry");
+    cr_assert_eq(f->n_violations, 1);
+    pactum__v1__governance_figures__free_unpacked(f, NULL);
+    cr_assert_eq(cli("figures shop-bot"), 0, "%s", out);
+    cr_assert(strstr(out, "containment     1, p50") != NULL, "%s", out);
+}
+
+/* curl against the oracle; the body lands in `out`, the status code is returned. */
+static int http(const char *method, const char *path, const char *body, const char *save)
+{
+    char cmd[2048], code[8] = "";
+    const char *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(cmd, sizeof(cmd),
+             "curl -s -o %s/%s -w '%%{http_code}' -X %s %s%s%s 'http://127.0.0.1:%d%s'", h.dir,
+             save ? save : "body.json", method, body ? "-H 'Content-Type: application/json' -d '" : "",
+             body ? body : "", body ? "'" : "", h.http_port, path);
+    f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    n = fread(code, 1, sizeof(code) - 1, f);
+    code[n] = '\0';
+    pclose(f);
+    snprintf(cmd, sizeof(cmd), "%s/%s", h.dir, save ? save : "body.json");
+    f = fopen(cmd, "rb");
+    out[0] = '\0';
+    if (f) {
+        n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    p = code;
+    return atoi(p);
+}
+
+Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
+{
+    Pactum__V1__TrustReport *r;
+    char saved[65536];
+
+    good("a", 30);
+    r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_STANDARD, 20000);
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+    wait_log(32);
+
+    cr_assert_eq(http("GET", "/v1/health", NULL, NULL), 200, "%s", out);
+    cr_assert(strstr(out, "\"healthy\":true") != NULL, "%s", out);
+    cr_assert_eq(http("GET", "/v1/agents/shop-bot/trust", NULL, "trust.json"), 200, "%s", out);
+    cr_assert(strstr(out, "\"type\":\"trust_report\"") && strstr(out, "\"tier\":\"standard\"") &&
+                  strstr(out, "\"signed\":"),
+              "%.400s", out);
+    cr_assert_eq(http("POST", "/v1/agents/shop-bot/authorize",
+                      "{\"action\":\"refund.issue\",\"amount\":20,\"currency\":\"USD\"}",
+                      "decision.json"),
+                 200, "%s", out);
+    cr_assert(strstr(out, "\"permit\":\"needs_approval\"") != NULL, "%.600s", out);
+    cr_assert_eq(http("GET", "/v1/agents/shop-bot/evidence?limit=3", NULL, "evidence.json"), 200,
+                 "%.300s", out);
+    cr_assert_eq(http("GET", "/v1/agents/shop-bot/attestation", NULL, "attestation.json"), 200,
+                 "%.300s", out);
+    cr_assert_eq(http("GET", "/v1/agents/shop-bot/figures", NULL, "figures.json"), 200, "%.300s",
+                 out);
+    cr_assert_eq(http("GET", "/v1/figures", NULL, NULL), 200, "%.300s", out);
+    cr_assert_eq(http("GET", "/v1/log/head", NULL, "head.json"), 200, "%.300s", out);
+    cr_assert_eq(http("GET", "/v1/log/inclusion?index=0", NULL, "inclusion.json"), 200, "%.300s",
+                 out);
+    cr_assert_eq(http("GET", "/v1/log/consistency?first=2", NULL, "consistency.json"), 200,
+                 "%.300s", out);
+    cr_assert_eq(http("GET", "/v1/pacts/shop", NULL, NULL), 200, "%.300s", out);
+    /* everything saved from HTTP checks offline */
+    cr_assert_eq(cli("verify --key %s trust.json decision.json evidence.json attestation.json "
+                     "figures.json head.json inclusion.json consistency.json",
+                     key_pub),
+                 0, "%s", out);
+    snprintf(saved, sizeof(saved), "%s", out);
+    cr_assert(strstr(saved, "all 8 answers verified") != NULL, "%s", saved);
+
+    /* refusals: 404 for unknown agents and routes, 400 for malformed queries, 405 for methods */
+    cr_assert_eq(http("GET", "/v1/agents/nobody/trust", NULL, NULL), 404, "%s", out);
+    cr_assert(strstr(out, "\"status\":\"unknown_agent\"") != NULL, "%s", out);
+    cr_assert_eq(http("POST", "/v1/agents/nobody/authorize", "{\"action\":\"reply\"}", NULL), 404,
+                 "%s", out);
+    cr_assert_eq(http("GET", "/v1/agents/bad.id/trust", NULL, NULL), 400, "%s", out);
+    cr_assert_eq(http("GET", "/v1/log/inclusion?index=abc", NULL, NULL), 400, "%s", out);
+    cr_assert(strstr(out, "index: expected a whole number") != NULL, "%s", out);
+    cr_assert_eq(http("GET", "/v1/log/inclusion?index=999999", NULL, NULL), 404, "%s", out);
+    cr_assert_eq(http("POST", "/v1/agents/shop-bot/authorize", "not json", NULL), 400, "%s", out);
+    cr_assert_eq(http("POST", "/v1/agents/shop-bot/authorize", "{\"action\":\"reply\",\"x\":1}",
+                      NULL),
+                 400, "%s", out);
+    cr_assert(strstr(out, "x: unknown field") != NULL, "%s", out);
+    cr_assert_eq(http("POST", "/v1/agents/shop-bot/authorize", "{\"amount\":5}", NULL), 400, "%s",
+                 out);
+    cr_assert_eq(http("GET", "/v1/agents/shop-bot/authorize", NULL, NULL), 405, "%s", out);
+    cr_assert_eq(http("GET", "/v1/nothing", NULL, NULL), 404, "%s", out);
+    cr_assert_geq(h_metric(&h, "oracle", "pactum_oracle_http_refused_total"), 9);
+    cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
+}
