@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "pk/pbjson.h"
 #include "pk/clock.h"
 #include "pk/crypto.h"
 
@@ -221,6 +222,27 @@ json_t *cli_report_json(const Pactum__V1__TrustReport *r)
         }
         json_object_set_new(o, "last_violation",
                             r->last_violation ? cli_verdict_json(r->last_violation) : json_null());
+        {
+            Pactum__V1__TrustReport view = PACTUM__V1__TRUST_REPORT__INIT;
+            json_t *tmp;
+            /* the log head and windows, in the generic JSON form (pk/pbjson.h) */
+            view.log_head = r->log_head;
+            view.violations_24h = r->violations_24h;
+            view.n_violations_24h = r->n_violations_24h;
+            view.violations_7d = r->violations_7d;
+            view.n_violations_7d = r->n_violations_7d;
+            view.violations_30d = r->violations_30d;
+            view.n_violations_30d = r->n_violations_30d;
+            tmp = pk_pb_json(&view.base);
+            json_object_set(o, "violations_24h", json_object_get(tmp, "violations_24h"));
+            json_object_set(o, "violations_7d", json_object_get(tmp, "violations_7d"));
+            json_object_set(o, "violations_30d", json_object_get(tmp, "violations_30d"));
+            json_object_set(o, "log_head", json_object_get(tmp, "log_head"));
+            json_decref(tmp);
+            json_object_set_new(o, "logged", json_boolean(r->logged));
+            if (r->logged)
+                json_object_set_new(o, "log_index", json_integer((json_int_t)r->log_index));
+        }
     }
     return o;
 }
@@ -294,6 +316,22 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
         hex_of(&r->pacts[i]->hash, hash, sizeof(hash));
         printf("%s %s v%u sha256:%.16s...\n", i == 0 ? "pacts          " : "               ",
                r->pacts[i]->pact_id, r->pacts[i]->version, hash);
+    }
+    if (r->log_head.len) {
+        Pactum__V1__Signed *env = pactum__v1__signed__unpack(NULL, r->log_head.len,
+                                                             r->log_head.data);
+        Pactum__V1__TreeHead *th =
+            env ? pactum__v1__tree_head__unpack(NULL, env->payload.len, env->payload.data) : NULL;
+        if (th && r->logged)
+            printf("log             leaf %llu of log %s (%llu leaves)\n",
+                   (unsigned long long)r->log_index, th->log_id, (unsigned long long)th->size);
+        else if (th)
+            printf("log             not yet in log %s (%llu leaves)\n", th->log_id,
+                   (unsigned long long)th->size);
+        if (th)
+            pactum__v1__tree_head__free_unpacked(th, NULL);
+        if (env)
+            pactum__v1__signed__free_unpacked(env, NULL);
     }
     if (s && s->n_clauses) {
         printf("clauses\n");

@@ -11,6 +11,8 @@
 #      visible); the owner disputes the leak; the arbiter finds it was a test fixture
 #      and overturns it -> the verdict leaves the score, the agent is trusted again
 #   6. the scorer's state is rebuilt from the recorded history and matches the live one
+#   7. the oracle attests the agent's standing; the attestation, with its proof from the
+#      transparency log, is checked offline with nothing but the log's public key
 #
 # Everything started is stopped at the end (or on Ctrl-C); the data stays in
 # var/ for inspection (the next run starts afresh).
@@ -57,10 +59,14 @@ run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" --kind rep
   --metric latency_ms=850 --label pii=none --count 70
 run trust "$AGENT" --wait-tier trusted --wait 30s
 
+step "may it reply now? (the oracle decides, records the decision, and signs the answer)"
+run authorize --agent "$AGENT" --action reply
+
 step "the agent leaks personal data once: a critical violation"
 run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" --kind reply \
   --metric latency_ms=900 --label pii=leaked --id leak-1
 run trust "$AGENT" --wait-tier contained --wait 30s
+run authorize --agent "$AGENT" --action reply || echo "(denied: exit $?)"
 
 step "governance: the admin key registers an operator and an arbiter"
 run keygen -o "$PACTUM_VAR/keys/ops.key"
@@ -84,6 +90,10 @@ run trust "$AGENT" --wait-tier trusted --wait 30s
 
 step "rebuild the scorer's state from the recorded history and compare with the live one"
 run replay --compare
+
+step "an attestation of its standing, checked offline against the transparency log"
+run --save "$PACTUM_VAR/attestation.bin" attest "$AGENT"
+run verify --key "$PACTUM_VAR/oracle/oracle.key.pub" "$PACTUM_VAR/attestation.bin"
 
 "$PACTUM" --json trust "$AGENT" >"$PACTUM_VAR/final-report.json"
 step "done: contained by a leak, then trusted again once the leak was overturned"
