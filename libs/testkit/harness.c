@@ -134,7 +134,14 @@ bool h_start_service(h_env *h, int which, const char *const *extra)
     snprintf(dir_env, sizeof(dir_env), "PACTUM_DATA_DIR=%s/var", h->dir);
     env[n++] = url_env;
     env[n++] = dir_env;
-    env[n++] = "PACTUM_LMDB_MAP_MB=64";
+    {
+        /* a default the caller's environment does not set itself */
+        bool own_map = false;
+        for (size_t i = 0; extra && extra[i]; i++)
+            own_map |= strncmp(extra[i], "PACTUM_LMDB_MAP_MB=", 19) == 0;
+        if (!own_map)
+            env[n++] = "PACTUM_LMDB_MAP_MB=64";
+    }
     if (strcmp(h_service_names[which], "oracle") == 0) {
         if (!h->http_port)
             h->http_port = h_free_port();
@@ -171,31 +178,41 @@ bool h_wait_healthy(h_env *h, const char *service, int timeout_ms)
     return false;
 }
 
-bool h_start(h_env *h, bool with_services)
+/* Start nats-server on h->port (0: a free one) with the store in h->dir/js. */
+static bool start_nats(h_env *h)
 {
     char js[320], log[320], port[16];
-    pk_bus_opts bo = {0};
     int64_t deadline;
+    bool fixed = h->port != 0;
 
-    memset(h, 0, sizeof(*h));
-    if (pk_crypto_init() != PK_OK)
-        return false;
-    snprintf(h->dir, sizeof(h->dir), "/tmp/pactum-test-XXXXXX");
-    if (!mkdtemp(h->dir))
-        return false;
     snprintf(js, sizeof(js), "%s/js", h->dir);
     snprintf(log, sizeof(log), "%s/nats.log", h->dir);
-    for (int attempt = 0; attempt < 5 && !h->nats_pid; attempt++) {
-        char *argv[] = {(char *)PK_NATS_SERVER, "-a", "127.0.0.1", "-p", port, "-js", "-sd", js,
-                        NULL};
-        h->port = h_free_port();
+    h->nats_pid = 0;
+    for (int attempt = 0; attempt < (fixed ? 50 : 5) && !h->nats_pid; attempt++) {
+        char *argv[12];
+        int n = 0;
+        if (!fixed)
+            h->port = h_free_port();
         snprintf(port, sizeof(port), "%d", h->port);
         snprintf(h->url, sizeof(h->url), "nats://127.0.0.1:%d", h->port);
+        argv[n++] = (char *)PK_NATS_SERVER;
+        if (h->nats_conf[0]) {
+            argv[n++] = "-c";
+            argv[n++] = h->nats_conf;
+        }
+        argv[n++] = "-a";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = "-p";
+        argv[n++] = port;
+        argv[n++] = "-js";
+        argv[n++] = "-sd";
+        argv[n++] = js;
+        argv[n] = NULL;
         h->nats_pid = spawn(PK_NATS_SERVER, argv, log, NULL);
         deadline = pk_mono_ms() + 10000;
         while (pk_mono_ms() < deadline && !port_open(h->port)) {
             if (waitpid(h->nats_pid, NULL, WNOHANG) == h->nats_pid) {
-                h->nats_pid = 0; /* the port was taken meanwhile: try another */
+                h->nats_pid = 0; /* the port is taken: another one, or (fixed) a moment later */
                 break;
             }
             pk_sleep_ms(20);
@@ -204,11 +221,37 @@ bool h_start(h_env *h, bool with_services)
             h_stop_pid(h->nats_pid, SIGKILL, 1000);
             h->nats_pid = 0;
         }
+        if (!h->nats_pid && fixed)
+            pk_sleep_ms(100);
     }
-    if (!h->nats_pid)
+    return h->nats_pid != 0;
+}
+
+bool h_start_with(h_env *h, bool with_services, const char *nats_conf, const char *user,
+                  const char *password)
+{
+    pk_bus_opts bo = {0};
+
+    memset(h, 0, sizeof(*h));
+    if (pk_crypto_init() != PK_OK)
+        return false;
+    snprintf(h->dir, sizeof(h->dir), "/tmp/pactum-test-XXXXXX");
+    if (!mkdtemp(h->dir))
+        return false;
+    if (nats_conf) {
+        FILE *f;
+        snprintf(h->nats_conf, sizeof(h->nats_conf), "%s/nats.conf", h->dir);
+        if (!(f = fopen(h->nats_conf, "w")))
+            return false;
+        fputs(nats_conf, f);
+        fclose(f);
+    }
+    if (!start_nats(h))
         return false;
     bo.url = h->url;
     bo.name = "pactum-test";
+    bo.user = user;
+    bo.password = password;
     bo.send_asap = true;
     bo.connect_wait_ms = 5000;
     if (pk_bus_connect(&h->bus, &bo) != PK_OK)
@@ -220,6 +263,27 @@ bool h_start(h_env *h, bool with_services)
         }
     }
     return true;
+}
+
+bool h_start(h_env *h, bool with_services)
+{
+    return h_start_with(h, with_services, NULL, NULL, NULL);
+}
+
+bool h_restart_nats(h_env *h, int sig)
+{
+    if (h->nats_pid > 0)
+        h_stop_pid(h->nats_pid, sig, 15000);
+    h->nats_pid = 0;
+    return start_nats(h);
+}
+
+bool h_restart_service(h_env *h, int which, int sig, const char *const *extra_env)
+{
+    if (h->svc_pid[which] > 0)
+        h_stop_pid(h->svc_pid[which], sig, 15000);
+    h->svc_pid[which] = 0;
+    return h_start_service(h, which, extra_env);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

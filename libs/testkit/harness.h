@@ -24,6 +24,7 @@ typedef struct h_env {
     pid_t svc_pid[H_SERVICES];     /* ingest, evaluator, scorer, oracle (0 = not running) */
     pk_bus *bus;                   /* client connection */
     int http_port;                 /* the oracle's HTTP port on 127.0.0.1 (chosen at its start) */
+    char nats_conf[300];           /* nats-server configuration file, if any */
 } h_env;
 
 extern const char *const h_service_names[H_SERVICES];
@@ -33,6 +34,19 @@ int h_free_port(void);
 
 /* Start nats-server (and the services when with_services); returns false on failure. */
 bool h_start(h_env *h, bool with_services);
+
+/*
+ * The same with a nats-server configuration (its text; NULL: none) and the
+ * credentials the harness's own connection uses (NULL: none).
+ */
+bool h_start_with(h_env *h, bool with_services, const char *nats_conf, const char *user,
+                  const char *password);
+
+/* Stop nats-server with sig and start it again on the same port and store. */
+bool h_restart_nats(h_env *h, int sig);
+
+/* Stop a service with sig (SIGKILL: no chance to clean up) and start it again. */
+bool h_restart_service(h_env *h, int which, int sig, const char *const *extra_env);
 
 /* Stop everything by PID (SIGTERM, then SIGKILL after a bound) and remove the folder. */
 void h_stop(h_env *h);

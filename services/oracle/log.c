@@ -7,8 +7,8 @@
  * acknowledge the batch. PACTUM_LOG, read in order, is the log: every
  * oracle instance builds the same Merkle tree from it (the builder thread),
  * so any instance can prove anything with the same roots. A source message
- * seen again (a redelivered batch) is skipped by sequence, so each message is
- * one leaf.
+ * already logged (a batch delivered again, in whatever order) is skipped by
+ * its stream and sequence, so each message is one leaf.
  */
 #include <pthread.h>
 #include <sodium.h>
@@ -374,13 +374,29 @@ static pk_status build_batch(oracle *o, natsMsgList *list)
                 if (strcmp(l->stream, oracle_log_sources[s].stream) == 0)
                     src = s;
             }
-            if (!l || src < 0 || l->stream_seq <= hw[src]) {
-                /* undecodable, foreign, or a source message already logged */
+            if (l && src >= 0) {
+                /* a source message already logged (a batch delivered again) is skipped */
+                MDB_val seen;
+                size_t kl = ref_key(key, l->stream, l->stream_seq);
+                pk_status fs = pk_get(txn, o->log_refs, key, kl, &seen);
+                if (fs == PK_OK) {
+                    pactum__v1__log_leaf__free_unpacked(l, NULL);
+                    continue;
+                }
+                if (fs != PK_ENOTFOUND) {
+                    st = fs;
+                    pactum__v1__log_leaf__free_unpacked(l, NULL);
+                    break;
+                }
+            }
+            if (!l || src < 0) {
+                /* undecodable or foreign */
                 if (l)
                     pactum__v1__log_leaf__free_unpacked(l, NULL);
                 continue;
             }
-            hw[src] = l->stream_seq;
+            if (l->stream_seq > hw[src])
+                hw[src] = l->stream_seq;
             pk_merkle_leaf_hash(b->leaves[k].data, b->leaves[k].len, h);
             pk_be64_put(ib, size);
             if ((st = pk_merkle_append(&io, size, h)) == PK_OK &&
@@ -461,6 +477,13 @@ static void *builder_main(void *arg)
         if (st == PK_OK) {
             st = build_batch(o, &list);
             natsMsgList_Destroy(&list);
+            if (st == PK_ESTORE_FULL) {
+                PK_ERROR("log: %s; stopped building the log", pk_error_msg());
+                pk_service_set_health(&o->svc, false, pk_error_msg());
+                while (!pk_shutdown)
+                    pk_sleep_ms(200);
+                break;
+            }
             if (st != PK_OK) {
                 MDB_txn *txn = NULL;
                 uint64_t at = 0;

@@ -268,6 +268,7 @@ static pk_status consumer_bind(pk_consumer *c)
     if (c->durable[0]) {
         jsConsumerConfig cc;
         jsConsumerInfo *ci = NULL;
+        uint64_t start = 0;
 
         jsConsumerConfig_Init(&cc);
         cc.Durable = c->durable;
@@ -277,11 +278,46 @@ static pk_status consumer_bind(pk_consumer *c)
         cc.MaxWaiting = 64;
         cc.FilterSubject = c->filter;
         cc.DeliverPolicy = js_DeliverAll;
-        s = js_AddConsumer(&ci, c->bus->js, c->stream, &cc, NULL, &jerr);
-        if (s != NATS_OK && (jerr == JSConsumerNameExistErr || jerr == JSConsumerExistingActiveErr)) {
-            /* it exists with other limits: bring them to ours (position is kept) */
+        s = js_GetConsumerInfo(&ci, c->bus->js, c->stream, c->durable, NULL, &jerr);
+        if (s == NATS_OK && c->ordered && ci->NumAckPending > 0) {
+            /*
+             * Messages were delivered and not acknowledged (a crash, a lost
+             * connection). The server would redeliver them only after the ack
+             * wait, and could hand out newer ones first, which an ordered
+             * reader must never see before the older. Start again from the
+             * first unacknowledged message; what was applied already is
+             * recognised by its sequence and skipped.
+             */
+            start = ci->AckFloor.Stream + 1;
+            PK_INFO("consumer %s: %lld messages delivered but not acknowledged; reading again "
+                    "from %s #%llu, in order",
+                    c->durable, (long long)ci->NumAckPending, c->stream,
+                    (unsigned long long)start);
+            jsConsumerInfo_Destroy(ci);
+            ci = NULL;
+            jerr = 0;
+            if ((s = js_DeleteConsumer(c->bus->js, c->stream, c->durable, NULL, &jerr)) !=
+                NATS_OK)
+                return pk_nats_err(s, jerr, c->durable);
+            s = NATS_NOT_FOUND;
+        }
+        if (s == NATS_OK) {
+            /* it exists: bring its limits to ours (its position and start are kept) */
+            cc.DeliverPolicy = ci->Config->DeliverPolicy;
+            cc.OptStartSeq = ci->Config->OptStartSeq;
+            jsConsumerInfo_Destroy(ci);
+            ci = NULL;
             jerr = 0;
             s = js_UpdateConsumer(&ci, c->bus->js, c->stream, &cc, NULL, &jerr);
+        } else {
+            jsConsumerInfo_Destroy(ci);
+            ci = NULL;
+            if (start > 1) {
+                cc.DeliverPolicy = js_DeliverByStartSequence;
+                cc.OptStartSeq = start;
+            }
+            jerr = 0;
+            s = js_AddConsumer(&ci, c->bus->js, c->stream, &cc, NULL, &jerr);
         }
         if (s != NATS_OK)
             return pk_nats_err(s, jerr, c->durable);
@@ -314,6 +350,22 @@ pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, cons
     snprintf(c->filter, sizeof(c->filter), "%s", filter);
     c->start_seq = start_seq;
     c->ack = durable != NULL;
+    c->max_ack_pending = max_ack_pending;
+    c->ack_wait_ms = ack_wait_ms;
+    return consumer_bind(c);
+}
+
+pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stream,
+                                   const char *durable, const char *filter, int max_ack_pending,
+                                   int64_t ack_wait_ms)
+{
+    memset(c, 0, sizeof(*c));
+    c->bus = bus;
+    snprintf(c->stream, sizeof(c->stream), "%s", stream);
+    snprintf(c->durable, sizeof(c->durable), "%s", durable);
+    snprintf(c->filter, sizeof(c->filter), "%s", filter);
+    c->ack = true;
+    c->ordered = true;
     c->max_ack_pending = max_ack_pending;
     c->ack_wait_ms = ack_wait_ms;
     return consumer_bind(c);

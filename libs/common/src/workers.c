@@ -70,8 +70,8 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
         snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
         snprintf(filter, sizeof(filter), "%s.%u.%s", g->subject, p, g->tail ? g->tail : "*");
         if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
-            (st = pk_consumer_open(&w->consumer, w->bus, g->stream, durable, filter, 0, g->batch,
-                                   10000)) != PK_OK) {
+            (st = pk_consumer_open_ordered(&w->consumer, w->bus, g->stream, durable, filter,
+                                           g->batch, 10000)) != PK_OK) {
             char why[512];
             snprintf(why, sizeof(why), "%s", pk_error_msg());
             return PK_ERR(st, "partition %u: %s", p, why);

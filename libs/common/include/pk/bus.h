@@ -103,19 +103,31 @@ typedef struct pk_consumer {
     bool ack;                 /* explicit acks (false: AckNone, ephemeral only) */
     int max_ack_pending;      /* messages delivered but not yet acknowledged, at most */
     int64_t ack_wait_ms;      /* redelivery after this long without an ack */
+    bool ordered;             /* durable, read in stream order: see pk_consumer_open_ordered */
     natsSubscription *sub;    /* bound pull subscription */
 } pk_consumer;
 
 /*
  * Create (or bind to, updating its limits) the consumer. c is caller-owned;
- * pk_consumer_close it. A consumer whose state depends on message order must
- * use max_ack_pending equal to its batch size: then the server cannot hand
- * out newer messages while older ones are unacknowledged (after a crash, or
- * while a batch is being retried), and redeliveries always come first.
+ * pk_consumer_close it. A reader whose state depends on message order uses
+ * pk_consumer_open_ordered instead, with max_ack_pending equal to its batch
+ * size, so that while it runs nothing newer is handed out while a batch is
+ * unacknowledged (being retried).
  */
 pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, const char *durable,
                            const char *filter, uint64_t start_seq, int max_ack_pending,
                            int64_t ack_wait_ms);
+
+/*
+ * The same for a durable consumer whose reader applies messages in order and
+ * skips what it has applied by sequence (the evaluator, the scorer): if the
+ * server holds unacknowledged deliveries when it binds (after a crash or a
+ * lost connection), the consumer is recreated to start at the first
+ * unacknowledged message, so nothing newer is seen before it.
+ */
+pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stream,
+                                   const char *durable, const char *filter, int max_ack_pending,
+                                   int64_t ack_wait_ms);
 
 /* Tell the server the messages are still being worked on (resets their ack timer). */
 void pk_msgs_in_progress(natsMsgList *list);
