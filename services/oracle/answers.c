@@ -246,6 +246,12 @@ pk_status oracle_answer_authorize(oracle *o, const uint8_t *req, size_t len, uin
                  n_refs - n_pacts);
     /* recorded for audit before it is answered: an unrecorded decision is no decision */
     snprintf(subject, sizeof(subject), PK_SUBJ_AUDIT, q->agent_id);
+    if (!o->bus) {
+        d.status = Q_UNAVAILABLE;
+        d.permit = PACTUM__V1__PERMIT__PERMIT_DENY;
+        snprintf(msg, sizeof(msg), "no bus to record the decision on, so it is not made");
+        goto reply;
+    }
     if ((st = pk_pack(&d.base, &rec, &rec_len)) != PK_OK ||
         (st = pk_bus_publish_sync(o->bus, subject, rec, rec_len, id, false, 0, &d.audit_seq,
                                   NULL)) != PK_OK) {

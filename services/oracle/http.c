@@ -171,56 +171,72 @@ static bool agent_route(const char *url, char *id, size_t idlen, const char **wh
     return true;
 }
 
+bool oracle_authorize_body(const char *body, size_t len, char *agent,
+                           Pactum__V1__AuthorizeRequest *q, json_t **doc, char *why, size_t wlen)
+{
+    json_error_t err;
+    json_t *b, *v;
+    const char *key;
+
+    *doc = NULL;
+    pactum__v1__authorize_request__init(q);
+    b = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &err);
+    if (!b || !json_is_object(b)) {
+        snprintf(why, wlen,
+                 "the body must be a JSON object like {\"action\": \"refund.issue\", "
+                 "\"amount\": 20, \"currency\": \"USD\"}%s%s",
+                 b ? "" : ": ", b ? "" : err.text);
+        json_decref(b);
+        return false;
+    }
+    q->agent_id = agent;
+    json_object_foreach(b, key, v) {
+        char **field = strcmp(key, "action") == 0     ? &q->action
+                       : strcmp(key, "resource") == 0 ? &q->resource
+                       : strcmp(key, "tool") == 0     ? &q->tool
+                       : strcmp(key, "currency") == 0 ? &q->currency
+                                                      : NULL;
+        why[0] = '\0';
+        if (field) {
+            if (!json_is_string(v))
+                snprintf(why, wlen, "%.64s: expected a string", key);
+            else
+                *field = (char *)json_string_value(v);
+        } else if (strcmp(key, "amount") == 0) {
+            if (!json_is_number(v))
+                snprintf(why, wlen, "amount: expected a number");
+            else
+                q->amount = json_number_value(v);
+        } else if (strcmp(key, "agent_id") != 0) {
+            snprintf(why, wlen,
+                     "%.64s: unknown field (expected action, resource, tool, amount, currency)",
+                     key);
+        }
+        if (why[0]) {
+            json_decref(b); /* key and v belong to b: the message is copied first */
+            pactum__v1__authorize_request__init(q);
+            return false;
+        }
+    }
+    *doc = b; /* q's strings point into it */
+    return true;
+}
+
 static enum MHD_Result route_authorize(struct MHD_Connection *c, oracle *o, char *agent,
                                        request *rq)
 {
-    Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
-    json_error_t err;
-    json_t *body, *v;
-    const char *key;
+    Pactum__V1__AuthorizeRequest q;
+    json_t *doc = NULL;
+    char why[320];
     enum MHD_Result ret;
 
     if (rq->too_big)
         return refuse(c, o, MHD_HTTP_CONTENT_TOO_LARGE, "bad_request",
                       "the body is larger than %d bytes", BODY_MAX);
-    body = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &err);
-    if (!body || !json_is_object(body)) {
-        json_decref(body);
-        return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
-                      "the body must be a JSON object like {\"action\": \"refund.issue\", "
-                      "\"amount\": 20, \"currency\": \"USD\"}%s%s",
-                      body ? "" : ": ", body ? "" : err.text);
-    }
-    q.agent_id = agent;
-    json_object_foreach(body, key, v) {
-        char **field = strcmp(key, "action") == 0     ? &q.action
-                       : strcmp(key, "resource") == 0 ? &q.resource
-                       : strcmp(key, "tool") == 0     ? &q.tool
-                       : strcmp(key, "currency") == 0 ? &q.currency
-                                                      : NULL;
-        char why[160] = "";
-        if (field) {
-            if (!json_is_string(v))
-                snprintf(why, sizeof(why), "%.64s: expected a string", key);
-            else
-                *field = (char *)json_string_value(v);
-        } else if (strcmp(key, "amount") == 0) {
-            if (!json_is_number(v))
-                snprintf(why, sizeof(why), "amount: expected a number");
-            else
-                q.amount = json_number_value(v);
-        } else if (strcmp(key, "agent_id") != 0) {
-            snprintf(why, sizeof(why),
-                     "%.64s: unknown field (expected action, resource, tool, amount, currency)",
-                     key);
-        }
-        if (why[0]) {
-            json_decref(body); /* key and v belong to body: the message is copied first */
-            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
-        }
-    }
+    if (!oracle_authorize_body(rq->body, rq->len, agent, &q, &doc, why, sizeof(why)))
+        return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
     ret = answer(c, o, oracle_answer_authorize, &q.base);
-    json_decref(body);
+    json_decref(doc);
     return ret;
 }
 

@@ -163,10 +163,13 @@ pk_status oracle_log_record(oracle *o, const char *stream, uint64_t seq, uint8_t
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetMsg(&m, o->bus->js, stream, seq, NULL, &jerr);
+    natsStatus s;
 
     *out = NULL;
     *len = 0;
+    if (!o->bus)
+        return PK_ERR(PK_EBUS, "no bus to read %s #%llu from", stream, (unsigned long long)seq);
+    s = js_GetMsg(&m, o->bus->js, stream, seq, NULL, &jerr);
     if (s != NATS_OK)
         return pk_nats_err(s, jerr, "read the logged record");
     *len = (size_t)natsMsg_GetDataLength(m);

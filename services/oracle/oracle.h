@@ -11,6 +11,7 @@
 #define PK_ORACLE_H
 
 #include <pthread.h>
+#include <jansson.h>
 #include <stdatomic.h>
 
 #include "pk/bus.h"
@@ -167,6 +168,14 @@ pk_status oracle_log_record(oracle *o, const char *stream, uint64_t seq, uint8_t
                             size_t *len);
 
 /* --- HTTP (http.c) --- */
+
+/*
+ * Read an authorize request's JSON body for agent into q (its strings point
+ * into *doc, which the caller frees with json_decref). false with a sentence
+ * in why if the body is not a JSON object of the expected fields.
+ */
+bool oracle_authorize_body(const char *body, size_t len, char *agent,
+                           Pactum__V1__AuthorizeRequest *q, json_t **doc, char *why, size_t wlen);
 
 pk_status oracle_http_start(oracle *o);
 void oracle_http_stop(oracle *o);

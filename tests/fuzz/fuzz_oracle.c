@@ -1,0 +1,136 @@
+/*
+ * Fuzz: the oracle's questions. The first byte picks the question (trust,
+ * pact, authorize, evidence, attestation, figures, log, or an HTTP authorize
+ * body); the rest is the request. The oracle runs on a scratch LMDB holding
+ * a small log, with no bus: every answer must be built and signed, whatever
+ * the bytes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "oracle.h"
+#include "pk/answer.h"
+#include "pk/merkle.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static oracle o;
+static oracle_cfg cfg;
+
+static pk_status put_node(void *ctx, unsigned level, uint64_t index, const uint8_t h[PK_HASH])
+{
+    MDB_txn *txn = ctx;
+    uint8_t key[9];
+
+    key[0] = (uint8_t)level;
+    pk_be64_put(key + 1, index);
+    return pk_put(txn, o.log_nodes, key, 9, h, PK_HASH, 0);
+}
+
+static pk_status get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[PK_HASH])
+{
+    MDB_txn *txn = ctx;
+    uint8_t key[9];
+    MDB_val v;
+    pk_status st;
+
+    key[0] = (uint8_t)level;
+    pk_be64_put(key + 1, index);
+    if ((st = pk_get(txn, o.log_nodes, key, 9, &v)) != PK_OK)
+        return st;
+    memcpy(out, v.mv_data, PK_HASH);
+    return PK_OK;
+}
+
+/* A scratch oracle with 13 leaves of agent "bot" in its log. */
+static void setup(void)
+{
+    static char dir[] = "/tmp/pactum-fuzz-oracle-XXXXXX";
+    MDB_txn *txn = NULL;
+    pk_merkle_io io = {get_node, put_node, NULL};
+
+    if (pk_crypto_init() != PK_OK || !mkdtemp(dir) || pk_store_open(&o.store, dir, 64, 24) != PK_OK)
+        abort();
+    cfg.history = 20;
+    cfg.attest_ttl_ms = 3600000;
+    cfg.log_batch = 16;
+    o.cfg = &cfg;
+    oracle_metrics_init(&o);
+    if (pk_store_dbi(o.store, "reports", 0, &o.reports) != PK_OK ||
+        pk_store_dbi(o.store, "tiers", 0, &o.tiers) != PK_OK ||
+        pk_store_dbi(o.store, "governance", 0, &o.governance) != PK_OK ||
+        pk_store_dbi(o.store, "meta", 0, &o.meta) != PK_OK ||
+        pk_store_dbi(o.store, "violations", 0, &o.violations) != PK_OK ||
+        pk_store_dbi(o.store, "log_nodes", 0, &o.log_nodes) != PK_OK ||
+        pk_store_dbi(o.store, "log_leaves", 0, &o.log_leaves) != PK_OK ||
+        pk_store_dbi(o.store, "log_refs", 0, &o.log_refs) != PK_OK ||
+        pk_store_dbi(o.store, "log_agent", 0, &o.log_agent) != PK_OK ||
+        pk_registry_open(&o.reg, o.store, NULL) != PK_OK ||
+        pk_keypair_generate(&o.kp) != PK_OK)
+        abort();
+    pk_log_id(o.kp.pk, o.log_id);
+    if (pk_txn_begin(o.store, true, &txn) != PK_OK)
+        abort();
+    io.ctx = txn;
+    for (uint64_t i = 0; i < 13; i++) {
+        Pactum__V1__LogLeaf l = PACTUM__V1__LOG_LEAF__INIT;
+        uint8_t digest[32] = {(uint8_t)i}, *buf = NULL, h[PK_HASH], ib[8], ak[16];
+        size_t len = 0;
+        l.kind = PACTUM__V1__LEAF_KIND__LEAF_EVENT;
+        l.stream = "PACTUM_EVENTS";
+        l.stream_seq = i + 1;
+        l.agent_id = "bot";
+        l.data_sha256.data = digest;
+        l.data_sha256.len = 32;
+        if (pk_pack(&l.base, &buf, &len) != PK_OK)
+            abort();
+        pk_merkle_leaf_hash(buf, len, h);
+        pk_be64_put(ib, i);
+        memcpy(ak, "bot", 4);
+        pk_be64_put(ak + 4, i);
+        if (pk_merkle_append(&io, i, h) != PK_OK ||
+            pk_put(txn, o.log_leaves, ib, 8, buf, len, 0) != PK_OK ||
+            pk_put(txn, o.log_agent, ak, 12, "", 0, 0) != PK_OK)
+            abort();
+        free(buf);
+    }
+    if (pk_put_u64(txn, o.meta, "log_size", 13) != PK_OK || pk_txn_commit(txn) != PK_OK)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const oracle_answer_fn fns[] = {oracle_answer_trust,    oracle_answer_pact,
+                                           oracle_answer_authorize, oracle_answer_evidence,
+                                           oracle_answer_attest,   oracle_answer_figures,
+                                           oracle_answer_log};
+    uint8_t *out = NULL;
+    size_t len = 0;
+
+    if (!o.store)
+        setup();
+    if (size == 0)
+        return 0;
+    if (data[0] % 8 == 7) {
+        /* an HTTP authorize body */
+        Pactum__V1__AuthorizeRequest q;
+        json_t *doc = NULL;
+        char why[320], agent[] = "bot";
+        if (oracle_authorize_body((const char *)data + 1, size - 1, agent, &q, &doc, why,
+                                  sizeof(why)) &&
+            fns[2](&o, NULL, 0, &out, &len) == PK_OK) {
+            free(out);
+            out = NULL;
+        }
+        json_decref(doc);
+        return 0;
+    }
+    if (fns[data[0] % 8](&o, data + 1, size - 1, &out, &len) != PK_OK)
+        abort(); /* there is always an answer to send */
+    if (pk_answer_open(out, len, 0, NULL, o.kp.pk, NULL, NULL) != PK_OK)
+        abort(); /* and it is signed */
+    free(out);
+    return 0;
+}
