@@ -21,6 +21,7 @@ source "$(dirname "$0")/suite.sh"
 
 PACTUM="$BUILD/cli/pactum"
 AGENT=support-bot-1
+export PACTUM_AGENTS=$AGENT # the agent gets a bus user that may publish only its own events
 PACT="$ROOT/examples/pacts/support-bot.json"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -55,16 +56,16 @@ run pact lint "$PACT"
 run pact register --key "$PACTUM_VAR/keys/owner.key" "$PACT"
 
 step "the agent keeps its promises: 70 signed replies, 850 ms each, no personal data"
-run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" --kind reply \
-  --metric latency_ms=850 --label pii=none --count 70
+as_agent "$AGENT" run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" \
+  --kind reply --metric latency_ms=850 --label pii=none --count 70
 run trust "$AGENT" --wait-tier trusted --wait 30s
 
 step "may it reply now? (the oracle decides, records the decision, and signs the answer)"
 run authorize --agent "$AGENT" --action reply
 
 step "the agent leaks personal data once: a critical violation"
-run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" --kind reply \
-  --metric latency_ms=900 --label pii=leaked --id leak-1
+as_agent "$AGENT" run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" \
+  --kind reply --metric latency_ms=900 --label pii=leaked --id leak-1
 run trust "$AGENT" --wait-tier contained --wait 30s
 run authorize --agent "$AGENT" --action reply || echo "(denied: exit $?)"
 

@@ -42,20 +42,36 @@ wait_healthy() {
   return 1
 }
 
+# The password of a bus user, from the credentials nats-conf.sh wrote.
+nats_password() {
+  sed -n "s/^$1=//p" "$PACTUM_VAR/nats/auth/credentials"
+}
+
 suite_start() {
   mkdir -p "$PACTUM_VAR/logs" "$PACTUM_VAR/nats"
   local port
   port=$(free_port "${PACTUM_NATS_PORT:-4222}")
   export PACTUM_NATS_URL="nats://127.0.0.1:$port"
   export PACTUM_DATA_DIR="$PACTUM_VAR"
-  "$(command -v nats-server || echo /usr/sbin/nats-server)" -a 127.0.0.1 -p "$port" -js -sd "$PACTUM_VAR/nats" \
+  # Every service, the people's CLI and each agent in PACTUM_AGENTS get their
+  # own bus user, allowed only what they need (scripts/nats-conf.sh).
+  # shellcheck disable=SC2086
+  "$ROOT/scripts/nats-conf.sh" "$PACTUM_VAR/nats/auth" ${PACTUM_AGENTS:-} >/dev/null
+  NATS_PID_FILE="$PACTUM_VAR/nats/nats-server.pid"
+  "$(command -v nats-server || echo /usr/sbin/nats-server)" -c "$PACTUM_VAR/nats/auth/nats.conf" \
+    -a 127.0.0.1 -p "$port" -js -sd "$PACTUM_VAR/nats" -P "$NATS_PID_FILE" \
     >"$PACTUM_VAR/logs/nats-server.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  echo "nats-server   $PACTUM_NATS_URL (JetStream store $PACTUM_VAR/nats)"
+  echo "nats-server   $PACTUM_NATS_URL (JetStream store $PACTUM_VAR/nats; users and permissions in"
+  echo "              $PACTUM_VAR/nats/auth/nats.conf, passwords in $PACTUM_VAR/nats/auth/credentials)"
+  # the CLI acts for people
+  export PACTUM_NATS_USER=pactum
+  PACTUM_NATS_PASSWORD=$(nats_password pactum)
+  export PACTUM_NATS_PASSWORD
   # The admin key registers operators and arbiters; ingest needs its public half.
   mkdir -p "$PACTUM_VAR/keys"
   if [ ! -e "$PACTUM_VAR/keys/admin.key" ]; then
@@ -64,13 +80,21 @@ suite_start() {
   export PACTUM_ADMIN_KEY="$PACTUM_VAR/keys/admin.key.pub"
   echo "admin key     $PACTUM_VAR/keys/admin.key (registers operators and arbiters)"
   for svc in "${SERVICES[@]}"; do
-    "$BUILD/services/$svc/pactum-$svc" >"$PACTUM_VAR/logs/$svc.log" 2>&1 &
+    PACTUM_NATS_USER=$svc PACTUM_NATS_PASSWORD=$(nats_password "$svc") \
+      "$BUILD/services/$svc/pactum-$svc" >"$PACTUM_VAR/logs/$svc.log" 2>&1 &
     PIDS+=($!)
   done
   for svc in "${SERVICES[@]}"; do
     wait_healthy "$svc"
     printf '%-13s healthy (log %s)\n' "$svc" "$PACTUM_VAR/logs/$svc.log"
   done
+}
+
+# Run the CLI as agent $1 (its own bus user): as_agent ID pactum ARGS...
+as_agent() {
+  local agent=$1
+  shift
+  PACTUM_NATS_USER=$agent PACTUM_NATS_PASSWORD=$(nats_password "$agent") "$@"
 }
 
 # Stop everything started, services first, by PID; bounded waits.
