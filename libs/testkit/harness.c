@@ -270,11 +270,21 @@ bool h_start(h_env *h, bool with_services)
     return h_start_with(h, with_services, NULL, NULL, NULL);
 }
 
-bool h_restart_nats(h_env *h, int sig)
+void h_stop_nats(h_env *h, int sig)
 {
     if (h->nats_pid > 0)
         h_stop_pid(h->nats_pid, sig, 15000);
     h->nats_pid = 0;
+}
+
+bool h_start_nats(h_env *h)
+{
+    return start_nats(h);
+}
+
+bool h_restart_nats(h_env *h, int sig)
+{
+    h_stop_nats(h, sig);
     return start_nats(h);
 }
 

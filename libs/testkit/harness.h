@@ -42,6 +42,10 @@ bool h_start(h_env *h, bool with_services);
 bool h_start_with(h_env *h, bool with_services, const char *nats_conf, const char *user,
                   const char *password);
 
+/* Stop nats-server with sig; start it again on the same port and store. */
+void h_stop_nats(h_env *h, int sig);
+bool h_start_nats(h_env *h);
+
 /* Stop nats-server with sig and start it again on the same port and store. */
 bool h_restart_nats(h_env *h, int sig);
 

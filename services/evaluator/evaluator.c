@@ -41,6 +41,8 @@ void evaluator_metrics_init(evaluator *e)
     m[EM_BATCH_RETRIES] = (pk_metric){"pactum_evaluator_batch_retries_total", NULL,
                                       "Batch attempts that failed and were retried", PK_COUNTER,
                                       0};
+    m[EM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"evaluator\"",
+                            "Messages waiting for this consumer", PK_GAUGE, 0};
     m[EM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
                                   PK_GAUGE, 0};
     m[EM_LMDB_MAP] =

@@ -40,6 +40,7 @@ enum {
     EM_VERDICT_STALE,
     EM_MALFORMED,
     EM_BATCH_RETRIES,
+    EM_LAG,
     EM_LMDB_USED,
     EM_LMDB_MAP,
     EM_COUNT

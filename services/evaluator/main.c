@@ -70,6 +70,7 @@ int main(int argc, char **argv)
                                .tail = "*",
                                .batch = (int)cfg.batch,
                                .process = evaluator_process,
+                               .lag = &ev.m[EM_LAG],
                                .tick = evaluator_tick,
                                .tick_ms = 1000};
     ev.reg->hook = evaluator_on_registry;

@@ -248,12 +248,28 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char 
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
 
     if (strcmp(url, "/v1/health") == 0 && get) {
-        return send_json(c, MHD_HTTP_OK,
-                         json_pack("{s:b, s:s, s:s, s:I}", "healthy",
-                                   (int)atomic_load(&o->svc.healthy), "instance",
-                                   o->svc.instance, "log_id", o->log_id, "log_size",
-                                   (json_int_t)atomic_load(&o->log_size)),
-                         o);
+        json_t *doc = pk_service_health_json(&o->svc);
+        bool healthy = json_is_true(json_object_get(doc, "healthy"));
+        json_object_set_new(doc, "log_id", json_string(o->log_id));
+        json_object_set_new(doc, "log_size", json_integer((json_int_t)atomic_load(&o->log_size)));
+        return send_json(c, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, doc, o);
+    }
+    if (strcmp(url, "/metrics") == 0 && get) {
+        char *text = pk_service_metrics_text(&o->svc);
+        struct MHD_Response *r;
+        enum MHD_Result ret;
+        if (!text)
+            return MHD_NO;
+        r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(text);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        pk_metric_add(&o->m[OM_HTTP], 1);
+        return ret;
     }
     if (strcmp(url, "/v1/figures") == 0 && get) {
         Pactum__V1__FiguresQuery q = PACTUM__V1__FIGURES_QUERY__INIT;

@@ -63,7 +63,8 @@ int main(int argc, char **argv)
                                .subject = "pactum.verdicts",
                                .tail = ">",
                                .batch = (int)cfg.batch,
-                               .process = scorer_process};
+                               .process = scorer_process,
+                               .lag = &sc.m[SM_LAG]};
     if (pk_registry_watch(sc.reg) != PK_OK || pk_registry_sync(sc.reg, 0) != PK_OK ||
         pk_service_ops_start(&sc.svc) != PK_OK || scorer_digest_start(&sc) != PK_OK ||
         pk_pworkers_open(&sc.workers, sc.partitions, owned) != PK_OK) {

@@ -41,6 +41,8 @@ void scorer_metrics_init(scorer *s)
                                 PK_COUNTER, 0};
     m[SM_BATCH_RETRIES] = (pk_metric){"pactum_scorer_batch_retries_total", NULL,
                                       "Batch attempts that failed and were retried", PK_COUNTER, 0};
+    m[SM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"scorer\"",
+                            "Messages waiting for this consumer", PK_GAUGE, 0};
     m[SM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
                                   PK_GAUGE, 0};
     m[SM_LMDB_MAP] =

@@ -40,6 +40,7 @@ enum {
     SM_REENTRIES,
     SM_RULINGS,
     SM_BATCH_RETRIES,
+    SM_LAG,
     SM_LMDB_USED,
     SM_LMDB_MAP,
     SM_COUNT

@@ -230,6 +230,30 @@ static uint64_t stream_msgs(const char *name)
     return n;
 }
 
+/* The oracle's HTTP health status, polled (bounded) until it is `want`; the last one seen. */
+static int http_health_code(int want, int timeout_ms)
+{
+    int64_t deadline = pk_mono_ms() + timeout_ms;
+    int code = 0;
+
+    do {
+        char cmd[256], buf[8] = "";
+        FILE *p;
+        snprintf(cmd, sizeof(cmd),
+                 "curl -s -m 2 -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/v1/health",
+                 h.http_port);
+        if ((p = popen(cmd, "r"))) {
+            if (fgets(buf, sizeof(buf), p))
+                code = atoi(buf);
+            pclose(p);
+        }
+        if (code == want)
+            break;
+        pk_sleep_ms(100);
+    } while (pk_mono_ms() < deadline);
+    return code;
+}
+
 Test(faults, nothing_lost_or_counted_twice_through_kills_and_a_server_restart)
 {
     static const struct {
@@ -250,7 +274,11 @@ Test(faults, nothing_lost_or_counted_twice_through_kills_and_a_server_restart)
         wait_sent(&s, plan[i].at);
         f0 = pk_mono_ms();
         if (plan[i].service < 0) {
-            cr_assert(h_restart_nats(&h, SIGTERM), "nats-server did not come back");
+            /* while the bus is down, the oracle says so over HTTP */
+            h_stop_nats(&h, SIGTERM);
+            cr_assert(http_health_code(503, 5000) == 503,
+                      "the oracle did not report the lost bus over HTTP");
+            cr_assert(h_start_nats(&h), "nats-server did not come back");
             for (int k = 0; k < H_SERVICES; k++)
                 cr_assert(h_wait_healthy(&h, h_service_names[k], 30000),
                           "%s did not recover from the server restart", h_service_names[k]);
@@ -263,6 +291,9 @@ Test(faults, nothing_lost_or_counted_twice_through_kills_and_a_server_restart)
                plan[i].at, (long long)(pk_mono_ms() - f0));
         if (plan[i].service >= 0)
             printf("         (SIGKILL of %s)\n", h_service_names[plan[i].service]);
+        else
+            printf("         (the oracle answered 503 over HTTP while the bus was down, 200 "
+                   "after: %d)\n", http_health_code(200, 10000));
     }
     pthread_join(t, NULL);
     cr_assert_not(atomic_load(&s.failed), "an event could not be published");

@@ -433,6 +433,10 @@ Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
 
     cr_assert_eq(http("GET", "/v1/health", NULL, NULL), 200, "%s", out);
     cr_assert(strstr(out, "\"healthy\":true") != NULL, "%s", out);
+    cr_assert_eq(http("GET", "/metrics", NULL, NULL), 200, "%s", out);
+    cr_assert(strstr(out, "# TYPE pactum_oracle_queries_total counter") &&
+                  strstr(out, "pactum_lmdb_map_bytes "),
+              "Prometheus text: %.300s", out);
     cr_assert_eq(http("GET", "/v1/agents/shop-bot/trust", NULL, "trust.json"), 200, "%s", out);
     cr_assert(strstr(out, "\"type\":\"trust_report\"") && strstr(out, "\"tier\":\"standard\"") &&
                   strstr(out, "\"signed\":"),

@@ -131,24 +131,27 @@ void pk_service_set_health(pk_service *svc, bool healthy, const char *detail)
     pthread_mutex_unlock(&detail_lock);
 }
 
-static void on_health(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+json_t *pk_service_health_json(pk_service *svc)
 {
-    pk_service *svc = closure;
-    bool bus_ok = atomic_load(&svc->bus->connected);
+    bool bus_ok = svc->bus && atomic_load(&svc->bus->connected);
     bool ok;
     char detail[sizeof(svc->detail)];
-    json_t *doc;
-    char *text;
 
     pthread_mutex_lock(&detail_lock);
     ok = atomic_load(&svc->healthy) && bus_ok;
     snprintf(detail, sizeof(detail), "%s", svc->detail);
     pthread_mutex_unlock(&detail_lock);
-    doc = json_pack("{s:s, s:s, s:b, s:b, s:s, s:I}", "service", svc->name, "instance",
-                    svc->instance, "healthy", ok, "bus_connected", bus_ok, "detail",
-                    ok ? "" : (bus_ok ? detail : "NATS connection lost"), "uptime_ms",
-                    (json_int_t)(pk_now_ms() - svc->started_ms));
-    text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    return json_pack("{s:s, s:s, s:b, s:b, s:s, s:I}", "service", svc->name, "instance",
+                     svc->instance, "healthy", ok, "bus_connected", bus_ok, "detail",
+                     ok ? "" : (bus_ok ? detail : "NATS connection lost"), "uptime_ms",
+                     (json_int_t)(pk_now_ms() - svc->started_ms));
+}
+
+static void on_health(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    pk_service *svc = closure;
+    json_t *doc = pk_service_health_json(svc);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 
     if (text && natsMsg_GetReply(msg))
         natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
@@ -157,11 +160,8 @@ static void on_health(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     natsMsg_Destroy(msg);
 }
 
-static void on_metrics(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+char *pk_service_metrics_text(pk_service *svc)
 {
-    pk_service *svc = closure;
-    char *text;
-
     if (svc->store) {
         uint64_t used = 0, map = 0;
         for (size_t i = 0; i < svc->n_metrics; i++) {
@@ -173,7 +173,14 @@ static void on_metrics(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
                 pk_metric_set(&svc->metrics[i], (long long)map);
         }
     }
-    text = pk_metrics_render(svc->metrics, svc->n_metrics);
+    return pk_metrics_render(svc->metrics, svc->n_metrics);
+}
+
+static void on_metrics(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    pk_service *svc = closure;
+    char *text = pk_service_metrics_text(svc);
+
     if (text && natsMsg_GetReply(msg))
         natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
     free(text);

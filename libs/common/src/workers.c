@@ -137,6 +137,17 @@ static void *worker_main(void *arg)
             pk_sleep_ms(200);
             continue;
         }
+        if (g->lag && list.Count > 0) {
+            jsMsgMetaData *meta = NULL;
+            if (natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
+                long long sum = 0;
+                atomic_store(&w->pending, (long long)meta->NumPending);
+                jsMsgMetaData_Destroy(meta);
+                for (size_t i = 0; i < g->n; i++)
+                    sum += atomic_load(&g->w[i].pending);
+                pk_metric_set(g->lag, sum);
+            }
+        }
         st = pk_batch_until_done(call_process, w, &list, what);
         natsMsgList_Destroy(&list);
         if (st == PK_ESTORE_FULL) {

@@ -7,6 +7,7 @@
 #define PK_SERVICE_H
 
 #include <signal.h>
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -102,6 +103,12 @@ typedef struct pk_service {
  */
 int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_store **store,
                     uint32_t *partitions, unsigned max_dbs);
+
+/* The health answer: {"service", "instance", "healthy", "bus_connected", "detail", "uptime_ms"}. */
+json_t *pk_service_health_json(pk_service *svc);
+
+/* The counters in the Prometheus text format (LMDB use read now); caller frees. */
+char *pk_service_metrics_text(pk_service *svc);
 
 /* Answer health and metrics requests on the bus. */
 pk_status pk_service_ops_start(pk_service *svc);

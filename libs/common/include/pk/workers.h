@@ -8,6 +8,7 @@
 #define PK_WORKERS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,6 +31,7 @@ struct pk_pworker {
     pk_bus *bus;              /* own connection */
     pk_consumer consumer;     /* durable consumer of the partition */
     pthread_t thread;         /* the thread, once started */
+    atomic_llong pending;     /* messages waiting for this consumer, at the last fetch */
     bool started;             /* thread is running */
     void *ctx;                /* service-specific per-worker data */
 };
@@ -45,6 +47,7 @@ struct pk_pworkers {
     pk_batch_fn process;      /* batch function */
     pk_tick_fn tick;          /* optional clock function */
     int64_t tick_ms;          /* how often to call it */
+    pk_metric *lag;           /* optional gauge: messages waiting, summed over the workers */
     pk_pworker *w;            /* workers, one per owned partition */
     size_t n;                 /* their count */
 };
