@@ -130,8 +130,11 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;                 /* --only NAME */
         int (*fn)(const bench_opts *o);   /* the benchmark */
-    } all[] = {{"evaluator", bench_evaluator}};
-    bench_opts o = {.rounds = 3, .events = 40000};
+    } all[] = {{"pipeline", bench_pipeline},
+               {"latency", bench_latency},
+               {"evaluator", bench_evaluator},
+               {"scale", bench_scale}};
+    bench_opts o = {.rounds = 3, .events = 20000};
     const char *only = NULL, *out = "bench-results.json";
     int failed = 0;
 

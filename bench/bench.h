@@ -46,5 +46,8 @@ void bench_report(const char *json_path, const bench_opts *o);
 
 /* Benchmarks. Each returns 0 on success, non-zero if it could not run. */
 int bench_evaluator(const bench_opts *o);
+int bench_pipeline(const bench_opts *o);
+int bench_latency(const bench_opts *o);
+int bench_scale(const bench_opts *o);
 
 #endif

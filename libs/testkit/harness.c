@@ -132,15 +132,17 @@ bool h_start_service(h_env *h, int which, const char *const *extra)
     snprintf(log, sizeof(log), "%s/%s.log", h->dir, h_service_names[which]);
     snprintf(url_env, sizeof(url_env), "PACTUM_NATS_URL=%s", h->url);
     snprintf(dir_env, sizeof(dir_env), "PACTUM_DATA_DIR=%s/var", h->dir);
-    env[n++] = url_env;
-    env[n++] = dir_env;
     {
-        /* a default the caller's environment does not set itself */
-        bool own_map = false;
-        for (size_t i = 0; extra && extra[i]; i++)
-            own_map |= strncmp(extra[i], "PACTUM_LMDB_MAP_MB=", 19) == 0;
-        if (!own_map)
-            env[n++] = "PACTUM_LMDB_MAP_MB=64";
+        /* defaults, each unless the caller's environment sets it itself */
+        const char *defaults[3] = {url_env, dir_env, "PACTUM_LMDB_MAP_MB=64"};
+        for (int d = 0; d < 3; d++) {
+            size_t nl = (size_t)(strchr(defaults[d], '=') - defaults[d]) + 1;
+            bool own = false;
+            for (size_t i = 0; extra && extra[i]; i++)
+                own |= strncmp(extra[i], defaults[d], nl) == 0;
+            if (!own)
+                env[n++] = defaults[d];
+        }
     }
     if (strcmp(h_service_names[which], "oracle") == 0) {
         if (!h->http_port)

@@ -68,39 +68,57 @@ void pk_clause_state_release(pk_clause_state *s)
 
 size_t pk_clause_state_size(const pk_clause_state *s)
 {
-    return sizeof(s->h) + s->h.n_windows * sizeof(pk_window) +
-           (s->h.has_sketch ? pk_sketch_size(&s->sketch) : 0);
+    size_t n = sizeof(s->h);
+
+    for (uint32_t i = 0; i < s->h.n_windows; i++)
+        n += pk_window_packed_size(&s->win[i]);
+    return n + (s->h.has_sketch ? pk_sketch_size(&s->sketch) : 0);
 }
 
 void pk_clause_state_write(const pk_clause_state *s, uint8_t *buf)
 {
     memcpy(buf, &s->h, sizeof(s->h));
     buf += sizeof(s->h);
-    memcpy(buf, s->win, s->h.n_windows * sizeof(pk_window));
-    buf += s->h.n_windows * sizeof(pk_window);
+    for (uint32_t i = 0; i < s->h.n_windows; i++) {
+        pk_window_pack(&s->win[i], buf);
+        buf += pk_window_packed_size(&s->win[i]);
+    }
     if (s->h.has_sketch)
         pk_sketch_write(&s->sketch, buf);
 }
 
 pk_status pk_clause_state_read(pk_clause_state *s, const uint8_t *buf, size_t len)
 {
-    size_t wl;
+    size_t off;
 
     pk_sketch_init(&s->sketch);
     if (len < sizeof(s->h))
         goto bad;
     memcpy(&s->h, buf, sizeof(s->h));
-    if (s->h.magic != PK_CLAUSE_STATE_MAGIC || s->h.n_windows > PK_CLAUSE_WINDOWS)
+    if ((s->h.magic != PK_CLAUSE_STATE_MAGIC && s->h.magic != PK_CLAUSE_STATE_MAGIC_V2) ||
+        s->h.n_windows > PK_CLAUSE_WINDOWS)
         goto bad;
-    wl = s->h.n_windows * sizeof(pk_window);
-    if (len - sizeof(s->h) < wl)
-        goto bad;
-    memcpy(s->win, buf + sizeof(s->h), wl);
+    off = sizeof(s->h);
+    for (uint32_t i = 0; i < s->h.n_windows; i++) {
+        if (s->h.magic == PK_CLAUSE_STATE_MAGIC_V2) {
+            /* an older evaluator's state: windows as they were in memory */
+            if (len - off < sizeof(pk_window))
+                goto bad;
+            memcpy(&s->win[i], buf + off, sizeof(pk_window));
+            off += sizeof(pk_window);
+        } else {
+            size_t n = pk_window_unpack(&s->win[i], buf + off, len - off);
+            if (n == 0)
+                goto bad;
+            off += n;
+        }
+    }
+    s->h.magic = PK_CLAUSE_STATE_MAGIC;
     if (s->h.has_sketch) {
-        size_t rest = len - sizeof(s->h) - wl;
-        if (pk_sketch_read(&s->sketch, buf + sizeof(s->h) + wl, rest) != rest)
+        size_t rest = len - off;
+        if (pk_sketch_read(&s->sketch, buf + off, rest) != rest)
             goto bad;
-    } else if (len != sizeof(s->h) + wl) {
+    } else if (len != off) {
         goto bad;
     }
     return PK_OK;

@@ -18,7 +18,8 @@
 #include "sketch.h"
 #include "window.h"
 
-#define PK_CLAUSE_STATE_MAGIC 0x504b4332u /* "PKC2" */
+#define PK_CLAUSE_STATE_MAGIC 0x504b4333u    /* "PKC3": windows packed (pk_window_pack) */
+#define PK_CLAUSE_STATE_MAGIC_V2 0x504b4332u /* "PKC2": windows stored as they are in memory */
 #define PK_CLAUSE_WINDOWS (1 + 2 * PK_BURN_MAX)
 
 /* The fixed part of a clause's state (stored first, byte for byte). */

@@ -100,3 +100,77 @@ double pk_window_aggregate(const pk_win_summary *s, pk_aggregate agg)
     default: return 0; /* percentiles come from the sketch */
     }
 }
+
+/* header: length, width, events, newest (4 x 8 bytes), then the bucket bitmap (4 bytes) */
+#define WIN_HEAD 36
+#define WIN_BUCKET (8 + 4 + 4 + 3 * 8)
+
+size_t pk_window_packed_size(const pk_window *w)
+{
+    size_t n = WIN_HEAD;
+
+    for (int i = 0; i < PK_WIN_BUCKETS; i++)
+        n += w->b[i].start >= 0 ? WIN_BUCKET : 0;
+    return n;
+}
+
+void pk_window_pack(const pk_window *w, uint8_t *buf)
+{
+    uint32_t mask = 0;
+    uint8_t *p = buf + WIN_HEAD;
+
+    memcpy(buf, &w->length, 8);
+    memcpy(buf + 8, &w->width, 8);
+    memcpy(buf + 16, &w->events, 8);
+    memcpy(buf + 24, &w->newest, 8);
+    for (int i = 0; i < PK_WIN_BUCKETS; i++) {
+        const pk_win_bucket *b = &w->b[i];
+        if (b->start < 0)
+            continue;
+        mask |= 1u << i;
+        memcpy(p, &b->start, 8);
+        memcpy(p + 8, &b->count, 4);
+        memcpy(p + 12, &b->trues, 4);
+        memcpy(p + 16, &b->sum, 8);
+        memcpy(p + 24, &b->min, 8);
+        memcpy(p + 32, &b->max, 8);
+        p += WIN_BUCKET;
+    }
+    memcpy(buf + 32, &mask, 4);
+}
+
+size_t pk_window_unpack(pk_window *w, const uint8_t *buf, size_t len)
+{
+    uint32_t mask;
+    const uint8_t *p = buf + WIN_HEAD;
+
+    if (len < WIN_HEAD)
+        return 0;
+    memset(w, 0, sizeof(*w));
+    memcpy(&w->length, buf, 8);
+    memcpy(&w->width, buf + 8, 8);
+    memcpy(&w->events, buf + 16, 8);
+    memcpy(&w->newest, buf + 24, 8);
+    memcpy(&mask, buf + 32, 4);
+    if (w->length < 1 || w->width < 1)
+        return 0;
+    for (int i = 0; i < PK_WIN_BUCKETS; i++) {
+        pk_win_bucket *b = &w->b[i];
+        if (!(mask & (1u << i))) {
+            b->start = -1;
+            continue;
+        }
+        if ((size_t)(p + WIN_BUCKET - buf) > len)
+            return 0;
+        memcpy(&b->start, p, 8);
+        memcpy(&b->count, p + 8, 4);
+        memcpy(&b->trues, p + 12, 4);
+        memcpy(&b->sum, p + 16, 8);
+        memcpy(&b->min, p + 24, 8);
+        memcpy(&b->max, p + 32, 8);
+        if (b->start < 0)
+            return 0;
+        p += WIN_BUCKET;
+    }
+    return (size_t)(p - buf);
+}

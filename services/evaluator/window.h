@@ -13,6 +13,7 @@
 #define PK_WINDOW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pk/pact.h"
@@ -46,6 +47,16 @@ void pk_window_init(pk_window *w, int64_t length);
  * are kept (true).
  */
 bool pk_window_add(pk_window *w, int64_t pos, double value);
+
+/*
+ * Compact form for storage: the four header fields, a bitmap of the buckets
+ * in use, and those buckets only (a sparse window costs little; a full one
+ * 1,316 bytes). pk_window_unpack returns the bytes read, or 0 if buf does not
+ * hold a window.
+ */
+size_t pk_window_packed_size(const pk_window *w);
+void pk_window_pack(const pk_window *w, uint8_t *buf);
+size_t pk_window_unpack(pk_window *w, const uint8_t *buf, size_t len);
 
 /* Summary of the window as seen at position now. */
 typedef struct pk_win_summary {

@@ -106,12 +106,31 @@ pk_status oracle_log_consistency(oracle *o, MDB_txn *txn, uint64_t first, uint64
     return pk_merkle_consistency(&io, first, second, path, n);
 }
 
+/* The last head signed, reused while the log has not grown (signing costs more than the answer). */
+static struct {
+    pthread_mutex_t lock;
+    uint64_t size;
+    uint8_t *bytes;
+    size_t len;
+} head_cache = {PTHREAD_MUTEX_INITIALIZER, 0, NULL, 0};
+
 pk_status oracle_log_head(oracle *o, MDB_txn *txn, uint64_t size, uint8_t **out, size_t *len)
 {
     Pactum__V1__TreeHead th = PACTUM__V1__TREE_HEAD__INIT;
     uint8_t root[PK_HASH];
     pk_status st;
 
+    pthread_mutex_lock(&head_cache.lock);
+    if (head_cache.bytes && head_cache.size == size) {
+        *out = malloc(head_cache.len);
+        if (*out) {
+            memcpy(*out, head_cache.bytes, head_cache.len);
+            *len = head_cache.len;
+        }
+        pthread_mutex_unlock(&head_cache.lock);
+        return *out ? PK_OK : PK_ERR(PK_ENOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&head_cache.lock);
     if ((st = oracle_log_root(o, txn, size, root)) != PK_OK)
         return st;
     th.log_id = o->log_id;
@@ -119,7 +138,22 @@ pk_status oracle_log_head(oracle *o, MDB_txn *txn, uint64_t size, uint8_t **out,
     th.root.data = root;
     th.root.len = PK_HASH;
     th.timestamp_ms = pk_now_ms();
-    return pk_answer_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TREE_HEAD, &th.base, &o->kp, out, len);
+    if ((st = pk_answer_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TREE_HEAD, &th.base, &o->kp, out,
+                             len)) != PK_OK)
+        return st;
+    pthread_mutex_lock(&head_cache.lock);
+    if (size >= head_cache.size) {
+        uint8_t *copy = malloc(*len);
+        if (copy) {
+            memcpy(copy, *out, *len);
+            free(head_cache.bytes);
+            head_cache.bytes = copy;
+            head_cache.len = *len;
+            head_cache.size = size;
+        }
+    }
+    pthread_mutex_unlock(&head_cache.lock);
+    return PK_OK;
 }
 
 static size_t ref_key(uint8_t *key, const char *stream, uint64_t seq)

@@ -692,23 +692,36 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     natsMsg_Destroy(msg);
 }
 
+/*
+ * Each subject has several subscriptions in the queue group: the client
+ * library delivers each subscription's messages on its own thread, so up to
+ * RESPONDER_THREADS questions of one kind are answered at once.
+ */
+#define RESPONDER_THREADS 4
+
+_Static_assert(N_RESPONDERS * RESPONDER_THREADS <= sizeof(((oracle *)0)->subs) /
+                                                      sizeof(((oracle *)0)->subs[0]),
+               "room for every responder subscription");
+
 pk_status oracle_queries_start(oracle *o)
 {
     for (size_t i = 0; i < N_RESPONDERS; i++) {
-        natsStatus s;
         rctx[i].o = o;
         rctx[i].fn = responders[i].fn;
-        s = natsConnection_QueueSubscribe(&o->subs[i], o->bus->nc, responders[i].subject,
-                                          "oracle", on_request, &rctx[i]);
-        if (s != NATS_OK)
-            return pk_nats_err(s, 0, responders[i].subject);
+        for (int k = 0; k < RESPONDER_THREADS; k++) {
+            natsStatus s = natsConnection_QueueSubscribe(&o->subs[i * RESPONDER_THREADS + k],
+                                                         o->bus->nc, responders[i].subject,
+                                                         "oracle", on_request, &rctx[i]);
+            if (s != NATS_OK)
+                return pk_nats_err(s, 0, responders[i].subject);
+        }
     }
     return PK_OK;
 }
 
 void oracle_queries_stop(oracle *o)
 {
-    for (size_t i = 0; i < N_RESPONDERS; i++) {
+    for (size_t i = 0; i < sizeof(o->subs) / sizeof(o->subs[0]); i++) {
         if (o->subs[i]) {
             natsSubscription_Unsubscribe(o->subs[i]);
             natsSubscription_Destroy(o->subs[i]);

@@ -87,7 +87,7 @@ typedef struct oracle {
     int64_t head_mono_ms;        /* when it was published */
     pthread_t log_builder;
     bool log_builder_started;
-    natsSubscription *subs[8];   /* request responders */
+    natsSubscription *subs[8 * 4]; /* request responders: 4 per subject */
     void *http;                  /* struct MHD_Daemon */
     pk_metric m[OM_COUNT];       /* counters */
 } oracle;

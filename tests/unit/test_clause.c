@@ -478,3 +478,34 @@ Test(clause, spend_limits_per_action_and_per_window)
     cr_assert(j.violation);
     cr_assert(strstr(j.why, "allows USD only") != NULL, "%s", j.why);
 }
+
+Test(clause, a_state_written_by_an_older_evaluator_is_read)
+{
+    pk_clause_state s, back;
+    pk_judgement j;
+    uint8_t *buf, *cur;
+    size_t n;
+
+    load(LATENCY("<=", 1));
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    for (int i = 0; i < 5; i++) {
+        pk_event_msg ev = event(1000 * i, "reply", "latency_ms", 100 + i, NULL);
+        pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 10, &j);
+    }
+    /* the older layout: head, then each window as it is in memory */
+    n = sizeof(s.h) + s.h.n_windows * sizeof(pk_window);
+    buf = malloc(n);
+    memcpy(buf, &s.h, sizeof(s.h));
+    ((pk_clause_head *)buf)->magic = PK_CLAUSE_STATE_MAGIC_V2;
+    cur = buf + sizeof(s.h);
+    for (uint32_t i = 0; i < s.h.n_windows; i++, cur += sizeof(pk_window))
+        memcpy(cur, &s.win[i], sizeof(pk_window));
+    cr_assert_eq(pk_clause_state_read(&back, buf, n), PK_OK);
+    cr_assert_eq(back.h.magic, PK_CLAUSE_STATE_MAGIC, "rewritten in the new form");
+    cr_assert(memcmp(back.win, s.win, s.h.n_windows * sizeof(pk_window)) == 0);
+    free(buf);
+    /* and the new form is smaller for a window that is mostly empty */
+    cr_assert_lt(pk_clause_state_size(&s), n / 4);
+    pk_clause_state_release(&s);
+    pk_clause_state_release(&back);
+}

@@ -128,3 +128,37 @@ Test(window, aggregates)
     cr_assert_float_eq(pk_window_aggregate(&s, PK_AGG_RATE), 0.25, 1e-12);
     cr_assert_float_eq(pk_window_aggregate(&empty, PK_AGG_MEAN), 0, 1e-12);
 }
+
+Test(window, packs_only_the_buckets_in_use_and_reads_back_the_same)
+{
+    pk_window w, back;
+    uint8_t buf[sizeof(pk_window) + 64];
+    size_t n;
+
+    pk_window_init(&w, 3600000);
+    n = pk_window_packed_size(&w);
+    cr_assert_eq(n, 36, "an empty window is its header and bitmap");
+    pk_window_pack(&w, buf);
+    cr_assert_eq(pk_window_unpack(&back, buf, n), n);
+    cr_assert(memcmp(&w, &back, sizeof(w)) == 0);
+    /* a few samples: a few buckets */
+    pk_window_add(&w, 1000, 5);
+    pk_window_add(&w, 1500, 7);
+    pk_window_add(&w, 900000, 1);
+    n = pk_window_packed_size(&w);
+    cr_assert_eq(n, 36 + 2 * 40);
+    pk_window_pack(&w, buf);
+    cr_assert_eq(pk_window_unpack(&back, buf, n), n);
+    cr_assert(memcmp(&w, &back, sizeof(w)) == 0);
+    /* every bucket */
+    for (int i = 0; i < 64; i++)
+        pk_window_add(&w, 900000 + i * 112500, i);
+    n = pk_window_packed_size(&w);
+    cr_assert_eq(n, 36 + 32 * 40);
+    pk_window_pack(&w, buf);
+    cr_assert_eq(pk_window_unpack(&back, buf, n), n);
+    cr_assert(memcmp(&w, &back, sizeof(w)) == 0);
+    /* short or damaged input is refused */
+    cr_assert_eq(pk_window_unpack(&back, buf, n - 1), 0);
+    cr_assert_eq(pk_window_unpack(&back, buf, 10), 0);
+}

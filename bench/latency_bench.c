@@ -1,0 +1,436 @@
+/*
+ * Latencies and the oracle:
+ *
+ *   containment   a critical event published by an agent -> the tier change
+ *                 to contained received by a subscriber on pactum.trust.<agent>;
+ *                 idle, and while other agents publish at half the end-to-end
+ *                 rate. Baseline: a bare JetStream pipeline of 3 hops, one
+ *                 message at a time, received by a plain subscriber.
+ *   oracle        trust queries over NATS, one client and 8 concurrent ones;
+ *                 baseline: request-reply to a responder that does nothing.
+ *   authorize     decisions per second with 8 concurrent clients (each decision
+ *                 recorded in PACTUM_AUDIT); baseline: the same bare responder.
+ *   http          trust queries over HTTP (keep-alive); baseline: the same
+ *                 oracle's health route.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "pk/answer.h"
+#include "pk/clock.h"
+#include "util.h"
+
+#define AGENTS 96
+#define CLIENTS 8
+
+/* --- containment ------------------------------------------------------------------ */
+
+typedef struct loader {
+    bu_suite *s;
+    double rate;          /* events per second to keep up */
+    volatile bool stop;
+    long sent;
+} loader;
+
+/* Publish signed batches of good events for agents 64.. at the loader's rate. */
+static void *load_main(void *p)
+{
+    loader *l = p;
+    pk_bus *bus = NULL;
+    pk_bus_opts bo = {.url = l->s->h.url, .name = "bench-load", .send_asap = false,
+                      .connect_wait_ms = 5000};
+    int64_t t0 = pk_mono_ns();
+    long k = 0;
+
+    if (pk_bus_connect(&bus, &bo) != PK_OK)
+        return NULL;
+    while (!l->stop) {
+        double due = (double)(pk_mono_ns() - t0) / 1e9 * l->rate;
+        while (l->sent + 32 <= due && !l->stop) {
+            pk_event_msg evs[32], *evp[32];
+            Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
+            char ids[32][40], subject[64];
+            int a = 64 + (int)(k % (AGENTS - 64));
+            uint8_t *env;
+            size_t len;
+            m.name = "latency_ms";
+            m.value = 600;
+            for (int i = 0; i < 32; i++) {
+                snprintf(ids[i], sizeof(ids[i]), "load-%ld-%d", k, i);
+                h_event_init(&evs[i], ids[i], l->s->ids[a], "reply", &m, NULL);
+                evs[i].metrics = mp;
+                evs[i].n_metrics = 1;
+                evp[i] = &evs[i];
+            }
+            env = h_envelope(l->s->ids[a], &l->s->keys[a], evp, 32, &len);
+            snprintf(subject, sizeof(subject), PK_SUBJ_RAW, l->s->ids[a]);
+            pk_bus_publish_async(bus, subject, env, len, NULL);
+            free(env);
+            l->sent += 32;
+            k++;
+        }
+        pk_sleep_ms(2);
+    }
+    pk_bus_publish_wait(bus, 10000);
+    pk_bus_close(bus);
+    return NULL;
+}
+
+/* One containment per agent in [from, to): milliseconds each into ms[]. */
+static int contain(bu_suite *s, int from, int to, double *ms)
+{
+    natsSubscription *sub = NULL;
+    int got = 0;
+
+    if (natsConnection_SubscribeSync(&sub, s->h.bus->nc, "pactum.trust.*") != NATS_OK)
+        return -1;
+    natsConnection_Flush(s->h.bus->nc);
+    for (int a = from; a < to; a++) {
+        pk_event_msg ev, *evp = &ev;
+        char id[32], subject[64];
+        uint8_t *env;
+        size_t len;
+        int64_t t0, deadline;
+        bool seen = false;
+
+        snprintf(id, sizeof(id), "leak-%d", a);
+        h_event_init(&ev, id, s->ids[a], "leak", NULL, NULL);
+        env = h_envelope(s->ids[a], &s->keys[a], &evp, 1, &len);
+        snprintf(subject, sizeof(subject), PK_SUBJ_RAW, s->ids[a]);
+        t0 = pk_mono_ns();
+        if (pk_bus_publish_sync(s->h.bus, subject, env, len, NULL, false, 0, NULL, NULL) !=
+            PK_OK) {
+            free(env);
+            break;
+        }
+        free(env);
+        deadline = pk_mono_ms() + 10000;
+        while (!seen && pk_mono_ms() < deadline) {
+            natsMsg *m = NULL;
+            Pactum__V1__TrustChange *tc;
+            if (natsSubscription_NextMsg(&m, sub, 1000) != NATS_OK)
+                continue;
+            tc = pactum__v1__trust_change__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                  (const uint8_t *)natsMsg_GetData(m));
+            if (tc && strcmp(tc->agent_id, s->ids[a]) == 0 && tc->tier_change &&
+                tc->tier_change->to == PACTUM__V1__TIER__TIER_CONTAINED) {
+                ms[got++] = (double)(pk_mono_ns() - t0) / 1e6;
+                seen = true;
+            }
+            if (tc)
+                pactum__v1__trust_change__free_unpacked(tc, NULL);
+            natsMsg_Destroy(m);
+        }
+        if (!seen)
+            break;
+        pk_sleep_ms(20);
+    }
+    natsSubscription_Destroy(sub);
+    return got == to - from ? 0 : -1;
+}
+
+/* --- request-reply clients ---------------------------------------------------------- */
+
+typedef struct client {
+    const char *url;
+    const char *subject;
+    const uint8_t *req;
+    size_t len;
+    int n;                /* requests */
+    double *ms;           /* latencies (may be NULL) */
+    int ok;
+} client;
+
+static void *client_main(void *p)
+{
+    client *c = p;
+    pk_bus *bus = NULL;
+    pk_bus_opts bo = {.url = c->url, .name = "bench-client", .send_asap = true,
+                      .connect_wait_ms = 5000};
+
+    if (pk_bus_connect(&bus, &bo) != PK_OK)
+        return NULL;
+    for (int i = 0; i < c->n; i++) {
+        natsMsg *m = NULL;
+        int64_t t0 = pk_mono_ns();
+        if (natsConnection_Request(&m, bus->nc, c->subject, c->req, (int)c->len, 5000) !=
+            NATS_OK)
+            continue;
+        if (c->ms)
+            c->ms[c->ok] = (double)(pk_mono_ns() - t0) / 1e6;
+        c->ok++;
+        natsMsg_Destroy(m);
+    }
+    pk_bus_close(bus);
+    return NULL;
+}
+
+/* Sequential latencies (ms[n]) and 8-client throughput of requests on subject. */
+static int requests(const char *url, const char *subject, const uint8_t *req, size_t len,
+                    int n, double *ms, double *per_s)
+{
+    client one = {url, subject, req, len, n, ms, 0}, many[CLIENTS];
+    pthread_t th[CLIENTS];
+    int64_t t0;
+    int total = 0;
+
+    client_main(&one);
+    if (one.ok != n)
+        return -1;
+    t0 = pk_mono_ns();
+    for (int i = 0; i < CLIENTS; i++) {
+        many[i] = (client){url, subject, req, len, n, NULL, 0};
+        pthread_create(&th[i], NULL, client_main, &many[i]);
+    }
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        total += many[i].ok;
+    }
+    *per_s = total / ((double)(pk_mono_ns() - t0) / 1e9);
+    return total == CLIENTS * n ? 0 : -1;
+}
+
+static void on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    if (natsMsg_GetReply(msg))
+        natsConnection_Publish(nc, natsMsg_GetReply(msg), "", 0);
+    natsMsg_Destroy(msg);
+}
+
+/* --- HTTP keep-alive client ---------------------------------------------------------- */
+
+typedef struct http_client {
+    int port;
+    const char *path;
+    int n;
+    double *ms;
+    int ok;
+} http_client;
+
+/* GET path on an open connection; true on a 200 with its whole body read. */
+static bool http_get(int fd, const char *path, char *buf, size_t cap)
+{
+    char req[256];
+    size_t got = 0, need = 0;
+    char *hdr_end = NULL;
+
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+        return false;
+    while (!hdr_end || got < need) {
+        ssize_t r = read(fd, buf + got, cap - got - 1);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (!hdr_end && (hdr_end = strstr(buf, "\r\n\r\n"))) {
+            const char *cl = strstr(buf, "Content-Length:");
+            if (!cl)
+                cl = strstr(buf, "content-length:");
+            if (!cl)
+                return false;
+            need = (size_t)(hdr_end + 4 - buf) + strtoul(cl + 15, NULL, 10);
+            if (need >= cap)
+                return false;
+        }
+    }
+    return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+}
+
+static void *http_main(void *p)
+{
+    http_client *c = p;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    char *buf = malloc(1 << 20);
+
+    sa.sin_port = htons((uint16_t)c->port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (fd < 0 || !buf || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        free(buf);
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    for (int i = 0; i < c->n; i++) {
+        int64_t t0 = pk_mono_ns();
+        if (!http_get(fd, c->path, buf, 1 << 20))
+            break;
+        if (c->ms)
+            c->ms[c->ok] = (double)(pk_mono_ns() - t0) / 1e6;
+        c->ok++;
+    }
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+static int http_requests(int port, const char *path, int n, double *ms, double *per_s)
+{
+    http_client one = {port, path, n, ms, 0}, many[CLIENTS];
+    pthread_t th[CLIENTS];
+    int64_t t0;
+    int total = 0;
+
+    http_main(&one);
+    if (one.ok != n)
+        return -1;
+    t0 = pk_mono_ns();
+    for (int i = 0; i < CLIENTS; i++) {
+        many[i] = (http_client){port, path, n, NULL, 0};
+        pthread_create(&th[i], NULL, http_main, &many[i]);
+    }
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        total += many[i].ok;
+    }
+    *per_s = total / ((double)(pk_mono_ns() - t0) / 1e9);
+    return total == CLIENTS * n ? 0 : -1;
+}
+
+/* --- the benchmark ---------------------------------------------------------------------- */
+
+static void add_rounds(bench_figure *f, double v, double b)
+{
+    f->v[f->n++] = v;
+    if (b >= 0)
+        f->b[f->nb++] = b;
+}
+
+int bench_latency(const bench_opts *o)
+{
+    bench_figure *c50 = bench_add("containment p50, idle", "ms", "bare JetStream 3 hops, p50",
+                                  "<= 2 x baseline", false);
+    bench_figure *c99 = bench_add("containment p99, idle", "ms", "bare JetStream 3 hops, p99",
+                                  "reported", false);
+    bench_figure *l50 = bench_add("containment p50, half of max load", "ms",
+                                  "bare JetStream 3 hops, p50", "reported", false);
+    bench_figure *l99 = bench_add("containment p99, half of max load", "ms",
+                                  "bare JetStream 3 hops, p99", "reported", false);
+    bench_figure *q50 = bench_add("oracle trust query p50, one client", "ms",
+                                  "bare NATS request-reply, p50", "<= 1.3 x baseline", false);
+    bench_figure *q99 = bench_add("oracle trust query p99, one client", "ms",
+                                  "bare NATS request-reply, p99", "reported", false);
+    bench_figure *qt = bench_add("oracle trust queries, 8 clients", "queries/s",
+                                 "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
+    bench_figure *az = bench_add("authorize decisions, 8 clients", "decisions/s",
+                                 "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
+    bench_figure *h50 = bench_add("HTTP trust query p50, one client", "ms",
+                                  "HTTP health route, p50", "reported", false);
+    bench_figure *ht = bench_add("HTTP trust queries, 8 clients", "queries/s",
+                                 "HTTP health route, 8 clients", "reported", true);
+    bench_figure *e2e = bench_find("end to end, signed batches of 64");
+    int samples = o->quick ? 10 : 30, nq = o->quick ? 300 : 2000;
+
+    for (int r = 0; r < o->rounds; r++) {
+        bu_suite s;
+        double *ms = calloc((size_t)nq, sizeof(double)), *bms = calloc((size_t)nq, sizeof(double));
+        double per_s = 0, bper_s = 0, rate;
+        loader ld = {0};
+        pthread_t lt;
+        natsSubscription *echo = NULL;
+        uint8_t *req = NULL;
+        size_t len = 0;
+        char path[96];
+        int rc = -1;
+
+        if (!ms || !bms || bu_start(&s, AGENTS, NULL) != 0)
+            goto round_out;
+        /* every agent has a state (and its pact) before containment is timed */
+        for (int a = 0; a < AGENTS; a++) {
+            char p[16];
+            snprintf(p, sizeof(p), "warm-%d", a);
+            if (!h_publish_events(&s.h, s.ids[a], &s.keys[a], p, 1, "reply", "latency_ms", 500,
+                                  NULL, NULL))
+                goto round_out;
+        }
+        if (h_wait_metric(&s.h, "scorer", "pactum_scorer_verdicts_total", AGENTS * BU_CLAUSES,
+                          60000) < AGENTS * BU_CLAUSES)
+            goto round_out;
+        /* baseline latency, then containment idle */
+        if (bu_bare_latency(&s.h, 3, samples, bms) != 0 || contain(&s, 0, samples, ms) != 0)
+            goto round_out;
+        add_rounds(c50, bu_pct(ms, samples, 50), bu_pct(bms, samples, 50));
+        add_rounds(c99, bu_pct(ms, samples, 99), bu_pct(bms, samples, 99));
+        /* under half of the end-to-end rate measured in this run (or 2,000/s) */
+        rate = e2e && e2e->n ? bench_median(e2e->v, e2e->n) / 2 : 2000;
+        ld = (loader){.s = &s, .rate = rate};
+        pthread_create(&lt, NULL, load_main, &ld);
+        pk_sleep_ms(1000);
+        rc = contain(&s, 32, 32 + samples, ms);
+        ld.stop = true;
+        pthread_join(lt, NULL);
+        if (rc != 0)
+            goto round_out;
+        rc = -1;
+        add_rounds(l50, bu_pct(ms, samples, 50), bu_pct(bms, samples, 50));
+        add_rounds(l99, bu_pct(ms, samples, 99), bu_pct(bms, samples, 99));
+        printf("  containment, round %d: idle p50 %.2f p99 %.2f ms; at %.0f events/s p50 %.2f "
+               "p99 %.2f ms; bare 3 hops p50 %.2f ms\n",
+               r + 1, c50->v[c50->n - 1], c99->v[c99->n - 1], rate, l50->v[l50->n - 1],
+               l99->v[l99->n - 1], c50->b[c50->nb - 1]);
+        fflush(stdout);
+        /* oracle queries, against the bare responder */
+        if (natsConnection_Subscribe(&echo, s.h.bus->nc, "bench.echo", on_echo, NULL) != NATS_OK)
+            goto round_out;
+        natsConnection_Flush(s.h.bus->nc);
+        {
+            Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+            q.agent_id = s.ids[70];
+            if (pk_pack(&q.base, &req, &len) != PK_OK)
+                goto round_out;
+        }
+        if (requests(s.h.url, "bench.echo", req, len, nq, bms, &bper_s) != 0 ||
+            requests(s.h.url, PK_SUBJ_ORACLE_TRUST, req, len, nq, ms, &per_s) != 0)
+            goto round_out;
+        add_rounds(q50, bu_pct(ms, nq, 50), bu_pct(bms, nq, 50));
+        add_rounds(q99, bu_pct(ms, nq, 99), bu_pct(bms, nq, 99));
+        add_rounds(qt, per_s, bper_s);
+        free(req);
+        req = NULL;
+        {
+            Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
+            q.agent_id = s.ids[70];
+            q.action = "reply";
+            if (pk_pack(&q.base, &req, &len) != PK_OK ||
+                requests(s.h.url, PK_SUBJ_ORACLE_AUTHORIZE, req, len, nq / 4, ms, &per_s) != 0)
+                goto round_out;
+            add_rounds(az, per_s, bper_s);
+        }
+        printf("  oracle, round %d: trust p50 %.3f ms (bare %.3f), 8 clients %.0f/s (bare %.0f/s);"
+               " authorize %.0f/s\n",
+               r + 1, q50->v[q50->n - 1], q50->b[q50->nb - 1], qt->v[qt->n - 1], bper_s,
+               az->v[az->n - 1]);
+        /* HTTP */
+        snprintf(path, sizeof(path), "/v1/agents/%s/trust", s.ids[70]);
+        if (http_requests(s.h.http_port, "/v1/health", nq, bms, &bper_s) != 0 ||
+            http_requests(s.h.http_port, path, nq, ms, &per_s) != 0)
+            goto round_out;
+        add_rounds(h50, bu_pct(ms, nq, 50), bu_pct(bms, nq, 50));
+        add_rounds(ht, per_s, bper_s);
+        printf("  http, round %d: trust p50 %.3f ms (health %.3f), 8 clients %.0f/s (health "
+               "%.0f/s)\n",
+               r + 1, h50->v[h50->n - 1], h50->b[h50->nb - 1], per_s, bper_s);
+        fflush(stdout);
+        rc = 0;
+    round_out:
+        if (echo)
+            natsSubscription_Destroy(echo);
+        free(req);
+        free(ms);
+        free(bms);
+        bu_stop(&s);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * Shared pieces of the benchmarks: the suite with registered agents, signed
+ * envelopes, bare JetStream pipelines for baselines, percentiles, RSS.
+ */
+#ifndef PK_BENCH_UTIL_H
+#define PK_BENCH_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "harness.h"
+
+#define BU_AGENTS_MAX 256
+
+typedef struct bu_suite {
+    h_env h;
+    int n_agents;
+    pk_keypair keys[BU_AGENTS_MAX];   /* agent i signs with keys[i] (also its owner key) */
+    char ids[BU_AGENTS_MAX][32];      /* "b-0000" ... */
+} bu_suite;
+
+/*
+ * nats-server and the four services (evaluator with extra env eval_env, may be
+ * NULL), n agents registered, each bound by a pact with a latency objective
+ * and a critical forbidden clause (kind "leak"). services: start them (false:
+ * nats-server only, registration then needs them started by the caller).
+ */
+int bu_start(bu_suite *s, int n_agents, const char *const *eval_env);
+void bu_stop(bu_suite *s);
+
+/* Events per clause evaluated by the pact bu_start registers. */
+#define BU_CLAUSES 2
+
+/*
+ * Signed envelopes of n events spread over the suite's agents, per_env events
+ * per envelope, each event id unique with prefix; kind "reply" unless leak.
+ * envs[k] / lens[k] for k < *n_envs (caller frees each and the arrays).
+ */
+int bu_envelopes(bu_suite *s, long n, int per_env, const char *prefix, uint8_t ***envs,
+                 size_t **lens, long *n_envs, char ***subjects);
+
+/* Publish prepared envelopes asynchronously as fast as JetStream takes them. */
+int bu_publish_all(pk_bus *bus, uint8_t **envs, size_t *lens, char **subjects, long n);
+
+/* Free what bu_envelopes made. */
+void bu_envelopes_free(uint8_t **envs, size_t *lens, char **subjects, long n);
+
+/*
+ * A bare JetStream pipeline of `hops` consumers: n messages published
+ * asynchronously to the first stream; each hop fetches (256, one batch
+ * unacknowledged), republishes each message (sizes[h] bytes) to the next
+ * stream, waits for the acks and acknowledges; the last hop only acks.
+ * Messages per second from the first publish to the last acknowledgement.
+ */
+double bu_bare_pipeline(h_env *h, long n, int hops, const size_t *sizes);
+
+/*
+ * Latency of the same pipeline for one message at a time: publish to the
+ * first stream, received by a plain subscriber on the last hop's output.
+ * Fills ms[] with `samples` latencies.
+ */
+int bu_bare_latency(h_env *h, int hops, int samples, double *ms);
+
+/* p-th percentile (0..100) of v (sorted in place). */
+double bu_pct(double *v, int n, double p);
+
+/* Resident anonymous memory of a process in KiB (RssAnon), or -1. */
+long bu_rss_anon_kib(pid_t pid);
+
+#endif
