@@ -652,18 +652,24 @@ reply:
     return st;
 }
 
-/* The request-reply subjects and their answers. */
+/*
+ * The request-reply subjects, their answers, and how many subscriptions (so
+ * threads: the client library delivers each subscription's messages on its
+ * own thread) answer each at once. Authorize waits for its decision to be
+ * stored before it answers, so it has more threads to wait on.
+ */
 static const struct {
     const char *subject;
     oracle_answer_fn fn;
+    int threads;
 } responders[] = {
-    {PK_SUBJ_ORACLE_TRUST, oracle_answer_trust},
-    {PK_SUBJ_ORACLE_PACT, oracle_answer_pact},
-    {PK_SUBJ_ORACLE_AUTHORIZE, oracle_answer_authorize},
-    {PK_SUBJ_ORACLE_EVIDENCE, oracle_answer_evidence},
-    {PK_SUBJ_ORACLE_ATTEST, oracle_answer_attest},
-    {PK_SUBJ_ORACLE_FIGURES, oracle_answer_figures},
-    {PK_SUBJ_ORACLE_LOG, oracle_answer_log},
+    {PK_SUBJ_ORACLE_TRUST, oracle_answer_trust, 4},
+    {PK_SUBJ_ORACLE_PACT, oracle_answer_pact, 2},
+    {PK_SUBJ_ORACLE_AUTHORIZE, oracle_answer_authorize, 16},
+    {PK_SUBJ_ORACLE_EVIDENCE, oracle_answer_evidence, 2},
+    {PK_SUBJ_ORACLE_ATTEST, oracle_answer_attest, 2},
+    {PK_SUBJ_ORACLE_FIGURES, oracle_answer_figures, 2},
+    {PK_SUBJ_ORACLE_LOG, oracle_answer_log, 2},
 };
 
 #define N_RESPONDERS (sizeof(responders) / sizeof(responders[0]))
@@ -692,26 +698,19 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     natsMsg_Destroy(msg);
 }
 
-/*
- * Each subject has several subscriptions in the queue group: the client
- * library delivers each subscription's messages on its own thread, so up to
- * RESPONDER_THREADS questions of one kind are answered at once.
- */
-#define RESPONDER_THREADS 4
-
-_Static_assert(N_RESPONDERS * RESPONDER_THREADS <= sizeof(((oracle *)0)->subs) /
-                                                      sizeof(((oracle *)0)->subs[0]),
-               "room for every responder subscription");
-
 pk_status oracle_queries_start(oracle *o)
 {
+    size_t k = 0;
+
     for (size_t i = 0; i < N_RESPONDERS; i++) {
         rctx[i].o = o;
         rctx[i].fn = responders[i].fn;
-        for (int k = 0; k < RESPONDER_THREADS; k++) {
-            natsStatus s = natsConnection_QueueSubscribe(&o->subs[i * RESPONDER_THREADS + k],
-                                                         o->bus->nc, responders[i].subject,
-                                                         "oracle", on_request, &rctx[i]);
+        for (int t = 0; t < responders[i].threads; t++) {
+            natsStatus s;
+            if (k == sizeof(o->subs) / sizeof(o->subs[0]))
+                return PK_ERR(PK_EINVAL, "too many responder subscriptions");
+            s = natsConnection_QueueSubscribe(&o->subs[k++], o->bus->nc, responders[i].subject,
+                                              "oracle", on_request, &rctx[i]);
             if (s != NATS_OK)
                 return pk_nats_err(s, 0, responders[i].subject);
         }
