@@ -18,6 +18,7 @@ typedef struct ingest_cfg {
     int64_t max_age_ms;        /* oldest event timestamp accepted, relative to arrival */
     int64_t max_skew_ms;       /* newest event timestamp accepted, relative to arrival */
     long long batch;           /* envelopes fetched per batch */
+    long long verify_threads;  /* threads checking a batch's signatures; 0: one per CPU */
     const char *admin_key;     /* public key that may register operators and arbiters */
 } ingest_cfg;
 
@@ -55,6 +56,7 @@ typedef struct ingest {
     uint8_t admin_pk[32];      /* the admin key */
     bool have_admin;           /* an admin key is configured */
     int64_t next_prune_ms;     /* when to prune the dedup table next */
+    int verify_threads;        /* threads checking a batch's signatures (>= 1) */
     pk_metric m[M_COUNT];      /* counters */
 } ingest;
 

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "ingest.h"
 #include "pk/clock.h"
@@ -22,8 +23,11 @@ static const pk_cfg_opt options[] = {
      offsetof(ingest_cfg, max_age_ms), "refuse events whose timestamp is older than this"},
     {"max-skew", "PACTUM_INGEST_MAX_SKEW", PK_CFG_DURATION, "5m", 0, 86400000,
      offsetof(ingest_cfg, max_skew_ms), "refuse events whose timestamp is this far ahead"},
-    {"batch", "PACTUM_INGEST_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(ingest_cfg, batch),
-     "envelopes fetched and committed together"},
+    {"batch", "PACTUM_INGEST_BATCH", PK_CFG_INT, "1024", 1, 4096, offsetof(ingest_cfg, batch),
+     "envelopes fetched and committed together (at most batch x max-bytes held at once)"},
+    {"verify-threads", "PACTUM_INGEST_VERIFY_THREADS", PK_CFG_INT, "0", 0, 64,
+     offsetof(ingest_cfg, verify_threads),
+     "threads that check the signatures of a fetched batch at once; 0: one per CPU"},
     {"admin-key", "PACTUM_ADMIN_KEY", PK_CFG_STR, "", 0, 0, offsetof(ingest_cfg, admin_key),
      "public key (hex, or a .pub file) allowed to register operators, arbiters, evaluators "
      "and human reviewers; empty: none can be registered"},
@@ -46,6 +50,11 @@ int main(int argc, char **argv)
         return PK_EXIT_CONFIG;
     }
     in.cfg = &cfg;
+    in.verify_threads = (int)cfg.verify_threads;
+    if (in.verify_threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        in.verify_threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
+    }
     in.svc.name = "ingest";
     ingest_metrics_init(&in);
     in.svc.metrics = in.m;

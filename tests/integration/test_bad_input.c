@@ -3,6 +3,7 @@
  * dead-letter record, is counted, and good events around it still count.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -649,5 +650,85 @@ Test(bad_input, a_corpus_of_bad_inputs_is_refused_by_category_and_changes_nothin
     printf("bad input  %-34s %3d tried, state unchanged (digest %.16s...)\n", "all categories",
            total, live[1]);
     fflush(stdout);
+    cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
+}
+
+/*
+ * A fetched batch's signatures are checked on several threads before the
+ * in-order pass: with bad signatures scattered through one batch, exactly the
+ * bad envelopes are refused, and every good one is accepted once.
+ */
+Test(bad_input, signatures_checked_in_parallel_refuse_exactly_the_bad_envelopes)
+{
+    enum { N = 200 };
+    static const char *const threads4[] = {"PACTUM_INGEST_VERIFY_THREADS=4", NULL};
+    bool bad[N] = {false}, refused[N] = {false};
+    uint64_t seq[N];
+    long long acc0 = h_metric(&h, "ingest", "pactum_ingest_events_accepted_total");
+    long long bad0 = rejected("bad_signature");
+    int n_bad = 0, got = 0;
+
+    /* stopped, so that the whole lot waits and is fetched in one or two batches */
+    cr_assert_eq(h_stop_pid(h.svc_pid[0], SIGTERM, 15000), 0);
+    h.svc_pid[0] = 0;
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        size_t len, blen;
+        uint8_t *env, *buf;
+        pk_signed_msg *open = NULL;
+
+        snprintf(id, sizeof(id), "par-%d", i);
+        env = valid_envelope(id, &len);
+        cr_assert_eq(pk_envelope_open(env, len, &open), PK_OK);
+        /* a pseudo-random scatter, first and last included */
+        bad[i] = i == 0 || i == N - 1 || (i * 37) % 11 == 4;
+        if (bad[i]) {
+            open->signature.data[i % PK_SIG_BYTES] ^= 0x01;
+            n_bad++;
+        }
+        cr_assert_eq(pk_pack(&open->base, &buf, &blen), PK_OK);
+        cr_assert_eq(pk_bus_publish_sync(h.bus, "pactum.raw.bot-a", buf, blen, NULL, false, 0,
+                                         &seq[i], NULL),
+                     PK_OK);
+        free(buf);
+        free(env);
+        pactum__v1__signed__free_unpacked(open, NULL);
+    }
+    cr_assert(h_start_service(&h, 0, threads4), "ingest did not restart");
+    cr_assert_eq(h_wait_metric(&h, "ingest", "pactum_ingest_events_accepted_total",
+                               acc0 + N - n_bad, 30000),
+                 acc0 + N - n_bad);
+    cr_assert_eq(h_wait_metric(&h, "ingest",
+                               "pactum_ingest_rejected_total{reason=\"bad_signature\"}",
+                               bad0 + n_bad, 10000),
+                 bad0 + n_bad);
+    /* the dead letters name exactly the tampered envelopes */
+    for (int k = 0; k < 4 * N && got < n_bad; k++) {
+        natsMsg *m = NULL;
+        Pactum__V1__Rejection *rej;
+
+        if (natsSubscription_NextMsg(&m, rejections, 2000) != NATS_OK)
+            break;
+        rej = pactum__v1__rejection__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                            (const uint8_t *)natsMsg_GetData(m));
+        cr_assert_not_null(rej);
+        if (rej->reason == PACTUM__V1__REASON__REASON_BAD_SIGNATURE) {
+            int i = 0;
+            while (i < N && seq[i] != rej->source_seq)
+                i++;
+            cr_assert_lt(i, N, "refused raw #%llu was not sent here",
+                         (unsigned long long)rej->source_seq);
+            cr_assert(bad[i], "envelope %d was refused but its signature is good", i);
+            cr_assert_not(refused[i], "envelope %d was refused twice", i);
+            refused[i] = true;
+            got++;
+        }
+        pactum__v1__rejection__free_unpacked(rej, NULL);
+        natsMsg_Destroy(m);
+    }
+    cr_assert_eq(got, n_bad);
+    pk_sleep_ms(300);
+    cr_assert_eq(h_metric(&h, "ingest", "pactum_ingest_events_accepted_total"), acc0 + N - n_bad,
+                 "no good envelope counted twice");
     cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
 }
