@@ -82,6 +82,17 @@ bench_figure *bench_find(const char *name)
     return NULL;
 }
 
+/* Three significant figures for small values, whole numbers for large ones. */
+static void fmt_value(char *buf, size_t cap, double v)
+{
+    if (v < 10)
+        snprintf(buf, cap, "%.3f", v);
+    else if (v < 1000)
+        snprintf(buf, cap, "%.1f", v);
+    else
+        snprintf(buf, cap, "%.0f", v);
+}
+
 void bench_report(const char *json_path, const bench_opts *o)
 {
     json_t *doc = json_object(), *arr = json_array();
@@ -91,16 +102,27 @@ void bench_report(const char *json_path, const bench_opts *o)
 
     uname(&u);
     gethostname(host, sizeof(host) - 1);
-    printf("\n%-46s %14s %-8s %-30s %14s %7s\n", "figure", "median", "unit", "baseline (same run)",
-           "baseline", "ratio");
+    printf("\n%-52s %10s %-10s %-38s %10s %7s\n", "figure", "median", "unit",
+           "baseline (same run)", "baseline", "ratio");
     for (int i = 0; i < n_figures; i++) {
         bench_figure *f = &figures[i];
         double m = bench_median(f->v, f->n), bm = bench_median(f->b, f->nb);
         json_t *vals = json_array(), *bvals = json_array();
-        printf("%-46s %14.1f %-8s %-30s %14.1f %7.3f\n", f->name, m, f->unit,
-               f->nb ? f->baseline : "-", bm, f->nb && bm ? m / bm : 0.0);
-        printf("%-46s %14s spread %.1f..%.1f over %d rounds%s%s\n", "", "", bench_min(f->v, f->n),
-               bench_max(f->v, f->n), f->n, f->target[0] ? "; target: " : "", f->target);
+        char mv[32], bv[32], rv[32], lo[32], hi[32];
+        fmt_value(mv, sizeof(mv), m);
+        fmt_value(lo, sizeof(lo), bench_min(f->v, f->n));
+        fmt_value(hi, sizeof(hi), bench_max(f->v, f->n));
+        if (f->nb && bm) {
+            fmt_value(bv, sizeof(bv), bm);
+            snprintf(rv, sizeof(rv), "%.3f", m / bm);
+        } else {
+            snprintf(bv, sizeof(bv), "-");
+            snprintf(rv, sizeof(rv), "-");
+        }
+        printf("%-52s %10s %-10s %-38s %10s %7s\n", f->name, mv, f->unit,
+               f->nb ? f->baseline : "-", bv, rv);
+        printf("%-52s %10s spread %s..%s over %d rounds%s%s\n", "", "", lo, hi, f->n,
+               f->target[0] ? "; target: " : "", f->target);
         for (int k = 0; k < f->n; k++)
             json_array_append_new(vals, json_real(f->v[k]));
         for (int k = 0; k < f->nb; k++)

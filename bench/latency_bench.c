@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -84,8 +85,63 @@ static void *load_main(void *p)
     return NULL;
 }
 
-/* One containment per agent in [from, to): milliseconds each into ms[]. */
-static int contain(bu_suite *s, int from, int to, double *ms)
+/*
+ * Where a containment's time goes, from the times the bus stored each hop's
+ * message (one clock, the server's): published -> PACTUM_RAW, -> the event in
+ * PACTUM_EVENTS (ingest), -> the last verdict in PACTUM_VERDICTS (evaluator),
+ * -> the tier change in PACTUM_TRUST (scorer), -> received by the subscriber.
+ */
+#define HOPS 5
+static const char *const hop_names[HOPS] = {"publish", "ingest", "evaluator", "scorer",
+                                            "delivery"};
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t stored_ns(bu_suite *s, const char *stream, const char *subject)
+{
+    natsMsg *m = NULL;
+    int64_t t = 0;
+
+    if (js_GetLastMsg(&m, s->h.bus->js, stream, subject, NULL, NULL) == NATS_OK)
+        t = natsMsg_GetTime(m);
+    natsMsg_Destroy(m);
+    return t;
+}
+
+static void hop_times(bu_suite *s, const char *agent, int64_t sent_ns, int64_t got_ns,
+                      double *hop)
+{
+    char subj[4][128];
+    const char *streams[4] = {PK_STREAM_RAW, PK_STREAM_EVENTS, PK_STREAM_VERDICTS,
+                              PK_STREAM_TRUST};
+    uint32_t parts = 0, p;
+    int64_t t[6];
+
+    if (pk_streams_ensure(s->h.bus, &parts) != PK_OK || parts == 0)
+        return;
+    p = pk_partition_of(agent, parts);
+
+    snprintf(subj[0], sizeof(subj[0]), PK_SUBJ_RAW, agent);
+    snprintf(subj[1], sizeof(subj[1]), PK_SUBJ_EVENTS, p, agent);
+    snprintf(subj[2], sizeof(subj[2]), PK_SUBJ_VERDICTS, p, agent);
+    snprintf(subj[3], sizeof(subj[3]), PK_SUBJ_TRUST, agent);
+    t[0] = sent_ns;
+    for (int i = 0; i < 4; i++)
+        t[i + 1] = stored_ns(s, streams[i], subj[i]);
+    t[5] = got_ns;
+    for (int i = 0; i < HOPS; i++)
+        hop[i] = t[i] && t[i + 1] ? (double)(t[i + 1] - t[i]) / 1e6 : 0;
+}
+
+/* One containment per agent in [from, to): milliseconds each into ms[], and
+ * each hop's share into hops[k][] when hops is not NULL. */
+static int contain(bu_suite *s, int from, int to, double *ms, double (*hops)[HOPS])
 {
     natsSubscription *sub = NULL;
     int got = 0;
@@ -98,7 +154,7 @@ static int contain(bu_suite *s, int from, int to, double *ms)
         char id[32], subject[64];
         uint8_t *env;
         size_t len;
-        int64_t t0, deadline;
+        int64_t t0, deadline, wall0 = wall_ns();
         bool seen = false;
 
         snprintf(id, sizeof(id), "leak-%d", a);
@@ -122,7 +178,11 @@ static int contain(bu_suite *s, int from, int to, double *ms)
                                                   (const uint8_t *)natsMsg_GetData(m));
             if (tc && strcmp(tc->agent_id, s->ids[a]) == 0 && tc->tier_change &&
                 tc->tier_change->to == PACTUM__V1__TIER__TIER_CONTAINED) {
-                ms[got++] = (double)(pk_mono_ns() - t0) / 1e6;
+                int64_t took = pk_mono_ns() - t0;
+                ms[got] = (double)took / 1e6;
+                if (hops)
+                    hop_times(s, s->ids[a], wall0, wall0 + took, hops[got]);
+                got++;
                 seen = true;
             }
             if (tc)
@@ -312,6 +372,11 @@ int bench_latency(const bench_opts *o)
                                   "<= 2 x baseline", false);
     bench_figure *c99 = bench_add("containment p99, idle", "ms", "bare JetStream 3 hops, p99",
                                   "reported", false);
+    static const char *const hop_figs[HOPS] = {
+        "containment idle, publish to PACTUM_RAW, p50", "containment idle, ingest hop, p50",
+        "containment idle, evaluator hop, p50", "containment idle, scorer hop, p50",
+        "containment idle, PACTUM_TRUST to subscriber, p50"};
+    bench_figure *hf[HOPS];
     bench_figure *l50 = bench_add("containment p50, half of max load", "ms",
                                   "bare JetStream 3 hops, p50", "reported", false);
     bench_figure *l99 = bench_add("containment p99, half of max load", "ms",
@@ -331,9 +396,15 @@ int bench_latency(const bench_opts *o)
     bench_figure *e2e = bench_find("end to end, signed batches of 64");
     int samples = o->quick ? 10 : 30, nq = o->quick ? 300 : 2000;
 
+    for (int i = 0; i < HOPS; i++)
+        hf[i] = bench_add(hop_figs[i], "ms",
+                          i >= 1 && i <= 3 ? "bare JetStream hop, p50 (3 hops / 3)" : "",
+                          "reported", false);
+
     for (int r = 0; r < o->rounds; r++) {
         bu_suite s;
         double *ms = calloc((size_t)nq, sizeof(double)), *bms = calloc((size_t)nq, sizeof(double));
+        double(*hops)[HOPS] = calloc((size_t)samples, sizeof(*hops)), hv[64];
         double per_s = 0, bper_s = 0, rate;
         loader ld = {0};
         pthread_t lt;
@@ -343,7 +414,7 @@ int bench_latency(const bench_opts *o)
         char path[96];
         int rc = -1;
 
-        if (!ms || !bms || bu_start(&s, AGENTS, NULL) != 0)
+        if (!ms || !bms || !hops || bu_start(&s, AGENTS, NULL) != 0)
             goto round_out;
         /* every agent has a state (and its pact) before containment is timed */
         for (int a = 0; a < AGENTS; a++) {
@@ -357,16 +428,26 @@ int bench_latency(const bench_opts *o)
                           60000) < AGENTS * BU_CLAUSES)
             goto round_out;
         /* baseline latency, then containment idle */
-        if (bu_bare_latency(&s.h, 3, samples, bms) != 0 || contain(&s, 0, samples, ms) != 0)
+        if (bu_bare_latency(&s.h, 3, samples, bms) != 0 || contain(&s, 0, samples, ms, hops) != 0)
             goto round_out;
         add_rounds(c50, bu_pct(ms, samples, 50), bu_pct(bms, samples, 50));
         add_rounds(c99, bu_pct(ms, samples, 99), bu_pct(bms, samples, 99));
+        for (int i = 0; i < HOPS; i++) {
+            for (int k = 0; k < samples && k < 64; k++)
+                hv[k] = hops[k][i];
+            add_rounds(hf[i], bu_pct(hv, samples < 64 ? samples : 64, 50),
+                       i >= 1 && i <= 3 ? bu_pct(bms, samples, 50) / 3 : -1);
+        }
+        printf("  containment, round %d, idle p50 by hop:", r + 1);
+        for (int i = 0; i < HOPS; i++)
+            printf(" %s %.2f", hop_names[i], hf[i]->v[hf[i]->n - 1]);
+        printf(" ms\n");
         /* under half of the end-to-end rate measured in this run (or 2,000/s) */
         rate = e2e && e2e->n ? bench_median(e2e->v, e2e->n) / 2 : 2000;
         ld = (loader){.s = &s, .rate = rate};
         pthread_create(&lt, NULL, load_main, &ld);
         pk_sleep_ms(1000);
-        rc = contain(&s, 32, 32 + samples, ms);
+        rc = contain(&s, 32, 32 + samples, ms, NULL);
         ld.stop = true;
         pthread_join(lt, NULL);
         if (rc != 0)
@@ -428,6 +509,7 @@ int bench_latency(const bench_opts *o)
         free(req);
         free(ms);
         free(bms);
+        free(hops);
         bu_stop(&s);
         if (rc != 0)
             return -1;
