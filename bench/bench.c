@@ -2,7 +2,7 @@
  * pactum-bench: run the benchmark suite and print a table of figures with
  * their same-run baselines; also write the figures as JSON.
  *
- *   pactum-bench [--only NAME] [--rounds N] [--events N] [--quick] [--out FILE]
+ *   pactum-bench [--only NAME[,NAME...]] [--rounds N] [--events N] [--quick] [--out FILE]
  */
 #include "bench.h"
 
@@ -80,6 +80,23 @@ bench_figure *bench_find(const char *name)
             return &figures[i];
     }
     return NULL;
+}
+
+/* Whether name is one of the comma-separated names in list. */
+static bool listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return true;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return false;
 }
 
 /* Three significant figures for small values, whole numbers for large ones. */
@@ -172,7 +189,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--quick") == 0)
             o.quick = true;
         else {
-            fprintf(stderr, "usage: pactum-bench [--only NAME] [--rounds N] [--events N] "
+            fprintf(stderr, "usage: pactum-bench [--only NAME[,NAME...]] [--rounds N] [--events N] "
                             "[--quick] [--out FILE]\n");
             return 2;
         }
@@ -189,7 +206,7 @@ int main(int argc, char **argv)
     if (pk_crypto_init() != PK_OK)
         return 1;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-        if (only && strcmp(only, all[i].name) != 0)
+        if (only && !listed(only, all[i].name))
             continue;
         printf("== %s\n", all[i].name);
         fflush(stdout);

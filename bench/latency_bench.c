@@ -447,7 +447,7 @@ int bench_latency(const bench_opts *o)
         ld = (loader){.s = &s, .rate = rate};
         pthread_create(&lt, NULL, load_main, &ld);
         pk_sleep_ms(1000);
-        rc = contain(&s, 32, 32 + samples, ms, NULL);
+        rc = contain(&s, 32, 32 + samples, ms, hops);
         ld.stop = true;
         pthread_join(lt, NULL);
         if (rc != 0)
@@ -455,6 +455,13 @@ int bench_latency(const bench_opts *o)
         rc = -1;
         add_rounds(l50, bu_pct(ms, samples, 50), bu_pct(bms, samples, 50));
         add_rounds(l99, bu_pct(ms, samples, 99), bu_pct(bms, samples, 99));
+        printf("  containment, round %d, under load, p50 by hop:", r + 1);
+        for (int i = 0; i < HOPS; i++) {
+            for (int k = 0; k < samples && k < 64; k++)
+                hv[k] = hops[k][i];
+            printf(" %s %.2f", hop_names[i], bu_pct(hv, samples < 64 ? samples : 64, 50));
+        }
+        printf(" ms\n");
         printf("  containment, round %d: idle p50 %.2f p99 %.2f ms; at %.0f events/s p50 %.2f "
                "p99 %.2f ms; bare 3 hops p50 %.2f ms\n",
                r + 1, c50->v[c50->n - 1], c99->v[c99->n - 1], rate, l50->v[l50->n - 1],
