@@ -27,6 +27,10 @@ static const pk_cfg_opt options[] = {
      "publish a signed tree head at most this often while the log grows"},
     {"log-batch", "PACTUM_ORACLE_LOG_BATCH", PK_CFG_INT, "256", 1, 4096,
      offsetof(oracle_cfg, log_batch), "source messages appended to the log per batch"},
+    {"reuse", "PACTUM_ORACLE_REUSE", PK_CFG_DURATION, "100ms", 0, 10000,
+     offsetof(oracle_cfg, reuse_ms),
+     "send a signed trust answer again for this long when the same query comes and nothing "
+     "changed; 0 makes every answer anew"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -89,7 +93,7 @@ int main(int argc, char **argv)
     rc = pk_service_boot(&o.svc, &cfg.common, &o.bus, &o.store, &o.partitions, 24);
     if (rc != PK_EXIT_OK)
         goto out;
-    if (load_key(&o, &cfg) != PK_OK) {
+    if (load_key(&o, &cfg) != PK_OK || oracle_reuse_open(&o) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_CONFIG;
         goto out;
@@ -177,6 +181,7 @@ out:
     pk_registry_close(o.reg);
     pk_bus_close(o.bus);
     pk_store_close(o.store);
+    oracle_reuse_close(&o);
     pk_keypair_wipe(&o.kp);
     nats_Close();
     return rc;

@@ -50,6 +50,9 @@ void oracle_metrics_init(oracle *o)
                                   PK_GAUGE, 0};
     m[OM_LMDB_MAP] =
         (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
+    m[OM_REUSED] = (pk_metric){"pactum_oracle_answers_reused_total", NULL,
+                               "Trust queries answered with an answer already signed",
+                               PK_COUNTER, 0};
 }
 
 static size_t tier_key(uint8_t *buf, const char *agent, uint64_t seq)
@@ -64,7 +67,7 @@ static size_t tier_key(uint8_t *buf, const char *agent, uint64_t seq)
 
 /* Apply one trust change; duplicates (change_seq not newer) are skipped. */
 static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustChange *ch,
-                              uint64_t seq)
+                              uint64_t seq, uint8_t *changed)
 {
     Pactum__V1__TrustReport *old = NULL, rep = PACTUM__V1__TRUST_REPORT__INIT;
     const char *agent = ch->agent_id;
@@ -114,8 +117,11 @@ static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustCh
     }
     if (old)
         pactum__v1__trust_report__free_unpacked(old, NULL);
-    if (st == PK_OK)
+    if (st == PK_OK) {
+        unsigned slot = oracle_reuse_slot(agent);
+        changed[slot / 8] |= (uint8_t)(1u << (slot % 8));
         pk_metric_add(&o->m[OM_CHANGES], 1);
+    }
     return st;
 }
 
@@ -123,6 +129,7 @@ pk_status oracle_apply(oracle *o, natsMsgList *list)
 {
     MDB_txn *txn = NULL;
     uint64_t last = 0, pending = 0;
+    uint8_t changed[ORACLE_REUSE_SLOTS / 8] = {0}; /* agents changed, by reuse slot */
     pk_status st;
 
     if ((st = pk_txn_begin(o->store, true, &txn)) != PK_OK)
@@ -143,7 +150,7 @@ pk_status oracle_apply(oracle *o, natsMsgList *list)
         if (!ch) {
             PK_WARN("trust change at #%llu does not decode; skipped", (unsigned long long)seq);
         } else {
-            st = apply_change(o, txn, ch, seq);
+            st = apply_change(o, txn, ch, seq, changed);
             pactum__v1__trust_change__free_unpacked(ch, NULL);
             if (st != PK_OK)
                 break;
@@ -158,7 +165,9 @@ pk_status oracle_apply(oracle *o, natsMsgList *list)
         return st;
     }
     pk_metric_set(&o->m[OM_LAG], (long long)pending);
-    return pk_txn_commit(txn);
+    if ((st = pk_txn_commit(txn)) == PK_OK)
+        oracle_reuse_forget(o, changed); /* after the commit: see reuse.c */
+    return st;
 }
 
 void oracle_pacts_free(Pactum__V1__PactRef **refs, size_t n)
@@ -446,6 +455,9 @@ pk_status oracle_answer_trust(oracle *o, const uint8_t *req, size_t len, uint8_t
     size_t head_len = 0;
     char msg[256];
     MDB_txn *txn = NULL;
+    uint64_t version = 0, reg_seq = 0;
+    int64_t made_mono_ms = pk_mono_ms();
+    bool keep = false;
     pk_status st = PK_OK;
 
     pk_metric_add(&o->m[OM_QUERIES], 1);
@@ -466,6 +478,12 @@ pk_status oracle_answer_trust(oracle *o, const uint8_t *req, size_t len, uint8_t
         pk_metric_add(&o->m[OM_BAD], 1);
         goto reply;
     }
+    /* the same query again, with nothing changed: the answer already signed */
+    if (oracle_reuse_get(o, q->agent_id, req, len, &version, out, outlen)) {
+        pactum__v1__trust_query__free_unpacked(q, NULL);
+        return PK_OK;
+    }
+    reg_seq = pk_registry_seq(o->reg); /* read before the snapshot, as version was */
     if ((st = pk_txn_begin(o->store, false, &txn)) != PK_OK) {
         rep.status = PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
         snprintf(msg, sizeof(msg), "read model unavailable: %s", pk_error_msg());
@@ -493,6 +511,7 @@ pk_status oracle_answer_trust(oracle *o, const uint8_t *req, size_t len, uint8_t
         goto reply;
     }
     rep.status = PACTUM__V1__QUERY_STATUS__QUERY_OK;
+    keep = true;
     if (stored) {
         rep.state = stored->state;
         rep.last_violation = stored->last_violation;
@@ -559,6 +578,8 @@ pk_status oracle_answer_trust(oracle *o, const uint8_t *req, size_t len, uint8_t
     }
 reply:
     st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT, &rep.base, out, outlen);
+    if (st == PK_OK && keep)
+        oracle_reuse_put(o, q->agent_id, req, len, version, reg_seq, made_mono_ms, *out, *outlen);
     free(head);
     pk_txn_abort(txn);
     collected_free(&col);

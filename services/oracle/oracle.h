@@ -30,6 +30,7 @@ typedef struct oracle_cfg {
     int64_t attest_ttl_ms;  /* how long an attestation is valid */
     int64_t head_every_ms;  /* signed tree heads published at most this often while the log grows */
     long long log_batch;    /* source messages per log batch */
+    int64_t reuse_ms;       /* a signed trust answer is sent again for this long; 0: never */
 } oracle_cfg;
 
 enum {
@@ -49,6 +50,7 @@ enum {
     OM_HTTP_4XX,
     OM_LMDB_USED,
     OM_LMDB_MAP,
+    OM_REUSED,
     OM_COUNT
 };
 
@@ -61,6 +63,10 @@ typedef struct oracle_log_source {
 } oracle_log_source;
 
 extern const oracle_log_source oracle_log_sources[ORACLE_LOG_SOURCES];
+
+#define ORACLE_REUSE_SLOTS 512 /* agents whose last trust answer is kept */
+
+typedef struct oracle_reuse oracle_reuse;
 
 typedef struct oracle {
     const oracle_cfg *cfg;       /* borrowed configuration */
@@ -90,9 +96,28 @@ typedef struct oracle {
     natsSubscription *subs[8 * 4]; /* request responders: 4 per subject */
     void *http;                  /* struct MHD_Daemon */
     pk_metric m[OM_COUNT];       /* counters */
+    oracle_reuse *reuse;         /* signed trust answers kept for reuse, or NULL */
 } oracle;
 
 void oracle_metrics_init(oracle *o);
+
+/*
+ * Reuse of signed trust answers (reuse.c). oracle_reuse_get copies the kept
+ * answer to a query (the same bytes about the same agent) into *out if it is
+ * still good, and otherwise sets *version for oracle_reuse_put, which keeps a
+ * new answer only if nothing changed since. oracle_reuse_forget ends reuse for
+ * the slots set in marked (ORACLE_REUSE_SLOTS bits; oracle_reuse_slot(agent)).
+ * Without a table (reuse_ms 0) nothing is kept.
+ */
+pk_status oracle_reuse_open(oracle *o);
+void oracle_reuse_close(oracle *o);
+unsigned oracle_reuse_slot(const char *agent);
+bool oracle_reuse_get(oracle *o, const char *agent, const uint8_t *req, size_t len,
+                      uint64_t *version, uint8_t **out, size_t *outlen);
+void oracle_reuse_put(oracle *o, const char *agent, const uint8_t *req, size_t len,
+                      uint64_t version, uint64_t reg_seq, int64_t made_mono_ms,
+                      const uint8_t *answer, size_t alen);
+void oracle_reuse_forget(oracle *o, const uint8_t *marked);
 
 /* Apply a batch of trust changes to the read model. */
 pk_status oracle_apply(oracle *o, natsMsgList *list);

@@ -6,6 +6,7 @@
  * changed), governance figures, and every HTTP route exercised with curl.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,4 +488,87 @@ Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
     cr_assert_eq(http("GET", "/v1/nothing", NULL, NULL), 404, "%s", out);
     cr_assert_geq(h_metric(&h, "oracle", "pactum_oracle_http_refused_total"), 9);
     cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
+}
+
+/* The signed answer to a trust query about shop-bot, as sent (*len bytes; free it). */
+static uint8_t *raw_trust(size_t *len)
+{
+    Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+    natsMsg *reply = NULL;
+    uint8_t *req = NULL, *copy;
+    size_t rlen = 0;
+
+    q.agent_id = "shop-bot";
+    cr_assert_eq(pk_pack(&q.base, &req, &rlen), PK_OK);
+    cr_assert_eq(natsConnection_Request(&reply, h.bus->nc, PK_SUBJ_ORACLE_TRUST, req, (int)rlen,
+                                        5000),
+                 NATS_OK);
+    free(req);
+    *len = (size_t)natsMsg_GetDataLength(reply);
+    copy = malloc(*len);
+    cr_assert_not_null(copy);
+    memcpy(copy, natsMsg_GetData(reply), *len);
+    natsMsg_Destroy(reply);
+    return copy;
+}
+
+static uint64_t trust_seq_of(const uint8_t *buf, size_t len)
+{
+    Pactum__V1__TrustReport *r = NULL;
+    uint64_t seq;
+
+    cr_assert_eq(pk_answer_open(buf, len, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT,
+                                &pactum__v1__trust_report__descriptor, NULL, NULL,
+                                (ProtobufCMessage **)&r),
+                 PK_OK, "%s", pk_error_msg());
+    seq = r->trust_seq;
+    pactum__v1__trust_report__free_unpacked(r, NULL);
+    return seq;
+}
+
+/* Trust changes the oracle has applied, once there are more than `than` (bounded wait). */
+static long long changes_after(long long than)
+{
+    return h_wait_metric(&h, "oracle", "pactum_oracle_trust_changes_total", than + 1, 20000);
+}
+
+Test(oracle, a_signed_trust_answer_is_sent_again_only_until_the_agent_changes)
+{
+    const char *long_reuse[] = {"PACTUM_ORACLE_REUSE=10s", NULL};
+    const char *no_reuse[] = {"PACTUM_ORACLE_REUSE=0s", NULL};
+    uint8_t *a, *b, *c;
+    size_t la, lb, lc;
+    long long changes;
+
+    /* reuse long enough that only a change can end it */
+    cr_assert(h_restart_service(&h, 3, SIGTERM, long_reuse));
+    good("reuse-a", 1);
+    changes = changes_after(0);
+    cr_assert_gt(changes, 0);
+    a = raw_trust(&la);
+    pk_sleep_ms(20);
+    b = raw_trust(&lb);
+    cr_assert(la == lb && memcmp(a, b, la) == 0, "the same query, nothing changed: the same answer");
+    cr_assert_geq(h_metric(&h, "oracle", "pactum_oracle_answers_reused_total"), 1);
+
+    /* a change to the agent (a leak: contained) ends reuse as soon as the oracle applied it */
+    cr_assert(h_publish_events(&h, "shop-bot", &agent, "reuse-b", 1, "reply", "latency_ms", 500,
+                               "pii", "leaked"));
+    cr_assert_gt(changes_after(changes), changes);
+    c = raw_trust(&lc);
+    cr_assert(lc != la || memcmp(a, c, la) != 0, "an answer from before the change was sent again");
+    cr_assert_gt(trust_seq_of(c, lc), trust_seq_of(a, la));
+    free(a);
+    free(b);
+    free(c);
+
+    /* 0s: every answer is made anew (answered_ms moves on) */
+    cr_assert(h_restart_service(&h, 3, SIGTERM, no_reuse));
+    a = raw_trust(&la);
+    pk_sleep_ms(20);
+    b = raw_trust(&lb);
+    cr_assert(la != lb || memcmp(a, b, la) != 0);
+    cr_assert_eq(h_metric(&h, "oracle", "pactum_oracle_answers_reused_total"), 0);
+    free(a);
+    free(b);
 }
