@@ -207,6 +207,8 @@ typedef struct client {
     int n;                /* requests */
     double *ms;           /* latencies (may be NULL) */
     int ok;
+    const char *anew;     /* if set: trust queries about this agent, each unlike the last */
+    int offset;           /* ... starting here */
 } client;
 
 static void *client_main(void *p)
@@ -220,9 +222,22 @@ static void *client_main(void *p)
         return NULL;
     for (int i = 0; i < c->n; i++) {
         natsMsg *m = NULL;
-        int64_t t0 = pk_mono_ns();
-        if (natsConnection_Request(&m, bus->nc, c->subject, c->req, (int)c->len, 5000) !=
-            NATS_OK)
+        uint8_t buf[128];
+        const uint8_t *req = c->req;
+        size_t len = c->len;
+        int64_t t0;
+        if (c->anew) {
+            /* another history length each time: a query the oracle has not answered just now */
+            Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+            q.agent_id = (char *)c->anew;
+            q.history = 1 + (uint32_t)((c->offset + i * (CLIENTS + 1)) % 200);
+            if (protobuf_c_message_get_packed_size(&q.base) > sizeof(buf))
+                continue;
+            len = protobuf_c_message_pack(&q.base, buf);
+            req = buf;
+        }
+        t0 = pk_mono_ns();
+        if (natsConnection_Request(&m, bus->nc, c->subject, req, (int)len, 5000) != NATS_OK)
             continue;
         if (c->ms)
             c->ms[c->ok] = (double)(pk_mono_ns() - t0) / 1e6;
@@ -233,11 +248,12 @@ static void *client_main(void *p)
     return NULL;
 }
 
-/* Sequential latencies (ms[n]) and 8-client throughput of requests on subject. */
+/* Sequential latencies (ms[n]) and 8-client throughput of requests on subject; with
+ * anew, trust queries about that agent, no two alike in a row. */
 static int requests(const char *url, const char *subject, const uint8_t *req, size_t len,
-                    int n, double *ms, double *per_s)
+                    const char *anew, int n, double *ms, double *per_s)
 {
-    client one = {url, subject, req, len, n, ms, 0}, many[CLIENTS];
+    client one = {url, subject, req, len, n, ms, 0, anew, 0}, many[CLIENTS];
     pthread_t th[CLIENTS];
     int64_t t0;
     int total = 0;
@@ -247,7 +263,7 @@ static int requests(const char *url, const char *subject, const uint8_t *req, si
         return -1;
     t0 = pk_mono_ns();
     for (int i = 0; i < CLIENTS; i++) {
-        many[i] = (client){url, subject, req, len, n, NULL, 0};
+        many[i] = (client){url, subject, req, len, n, NULL, 0, anew, i + 1};
         pthread_create(&th[i], NULL, client_main, &many[i]);
     }
     for (int i = 0; i < CLIENTS; i++) {
@@ -387,6 +403,11 @@ int bench_latency(const bench_opts *o)
                                   "bare NATS request-reply, p99", "reported", false);
     bench_figure *qt = bench_add("oracle trust queries, 8 clients", "queries/s",
                                  "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
+    bench_figure *n50 = bench_add("oracle trust query p50, made anew", "ms",
+                                  "bare NATS request-reply, p50", "reported", false);
+    bench_figure *nt = bench_add("oracle trust queries, 8 clients, made anew",
+                                 "queries/s", "bare NATS request-reply, 8 clients", "reported",
+                                 true);
     bench_figure *az = bench_add("authorize decisions, 8 clients", "decisions/s",
                                  "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
     bench_figure *h50 = bench_add("HTTP trust query p50, one client", "ms",
@@ -405,7 +426,8 @@ int bench_latency(const bench_opts *o)
         bu_suite s;
         double *ms = calloc((size_t)nq, sizeof(double)), *bms = calloc((size_t)nq, sizeof(double));
         double(*hops)[HOPS] = calloc((size_t)samples, sizeof(*hops)), hv[64];
-        double per_s = 0, bper_s = 0, rate;
+        double per_s = 0, bper_s = 0, anew_s = 0, rate;
+        long long reused = 0, reused_anew = 0;
         loader ld = {0};
         pthread_t lt;
         natsSubscription *echo = NULL;
@@ -477,12 +499,18 @@ int bench_latency(const bench_opts *o)
             if (pk_pack(&q.base, &req, &len) != PK_OK)
                 goto round_out;
         }
-        if (requests(s.h.url, "bench.echo", req, len, nq, bms, &bper_s) != 0 ||
-            requests(s.h.url, PK_SUBJ_ORACLE_TRUST, req, len, nq, ms, &per_s) != 0)
+        if (requests(s.h.url, "bench.echo", req, len, NULL, nq, bms, &bper_s) != 0 ||
+            requests(s.h.url, PK_SUBJ_ORACLE_TRUST, req, len, NULL, nq, ms, &per_s) != 0)
             goto round_out;
         add_rounds(q50, bu_pct(ms, nq, 50), bu_pct(bms, nq, 50));
         add_rounds(q99, bu_pct(ms, nq, 99), bu_pct(bms, nq, 99));
         add_rounds(qt, per_s, bper_s);
+        reused = h_metric(&s.h, "oracle", "pactum_oracle_answers_reused_total");
+        if (requests(s.h.url, PK_SUBJ_ORACLE_TRUST, req, len, s.ids[70], nq, ms, &anew_s) != 0)
+            goto round_out;
+        add_rounds(n50, bu_pct(ms, nq, 50), bu_pct(bms, nq, 50));
+        add_rounds(nt, anew_s, bper_s);
+        reused_anew = h_metric(&s.h, "oracle", "pactum_oracle_answers_reused_total") - reused;
         free(req);
         req = NULL;
         {
@@ -490,14 +518,16 @@ int bench_latency(const bench_opts *o)
             q.agent_id = s.ids[70];
             q.action = "reply";
             if (pk_pack(&q.base, &req, &len) != PK_OK ||
-                requests(s.h.url, PK_SUBJ_ORACLE_AUTHORIZE, req, len, nq / 4, ms, &per_s) != 0)
+                requests(s.h.url, PK_SUBJ_ORACLE_AUTHORIZE, req, len, NULL, nq / 4, ms, &per_s) !=
+                    0)
                 goto round_out;
             add_rounds(az, per_s, bper_s);
         }
-        printf("  oracle, round %d: trust p50 %.3f ms (bare %.3f), 8 clients %.0f/s (bare %.0f/s);"
-               " authorize %.0f/s\n",
-               r + 1, q50->v[q50->n - 1], q50->b[q50->nb - 1], qt->v[qt->n - 1], bper_s,
-               az->v[az->n - 1]);
+        printf("  oracle, round %d: trust p50 %.3f ms (bare %.3f), 8 clients %.0f/s (bare %.0f/s),"
+               " %lld answers sent again; made anew: p50 %.3f ms, 8 clients %.0f/s (%lld sent "
+               "again); authorize %.0f/s\n",
+               r + 1, q50->v[q50->n - 1], q50->b[q50->nb - 1], qt->v[qt->n - 1], bper_s, reused,
+               n50->v[n50->n - 1], nt->v[nt->n - 1], reused_anew, az->v[az->n - 1]);
         /* HTTP */
         snprintf(path, sizeof(path), "/v1/agents/%s/trust", s.ids[70]);
         if (http_requests(s.h.http_port, "/v1/health", nq, bms, &bper_s) != 0 ||
