@@ -344,6 +344,15 @@ static pk_status append_batch(void *ctx, natsMsgList *list)
     return st;
 }
 
+/* Sleep ms, in short steps so that a shutdown is not kept waiting. */
+static void pause_ms(int64_t ms)
+{
+    int64_t end = pk_mono_ms() + ms;
+
+    for (int64_t now = pk_mono_ms(); now < end && !pk_shutdown; now = pk_mono_ms())
+        pk_sleep_ms(end - now < 50 ? end - now : 50);
+}
+
 static void *appender_main(void *arg)
 {
     appender *a = arg;
@@ -361,6 +370,14 @@ static void *appender_main(void *arg)
             pk_sleep_ms(200);
             continue;
         }
+        /*
+         * Less than a full batch: append it --log-every later, and what came
+         * meanwhile with the next fetch. The log's work then stays off the
+         * moments a message passes through the pipeline, and comes in fewer,
+         * larger batches.
+         */
+        if (list.Count < (int)a->o->cfg->log_batch)
+            pause_ms(a->o->cfg->log_every_ms);
         pk_batch_until_done(append_batch, a, &list, what);
         natsMsgList_Destroy(&list);
     }

@@ -27,6 +27,10 @@ static const pk_cfg_opt options[] = {
      "publish a signed tree head at most this often while the log grows"},
     {"log-batch", "PACTUM_ORACLE_LOG_BATCH", PK_CFG_INT, "256", 1, 4096,
      offsetof(oracle_cfg, log_batch), "source messages appended to the log per batch"},
+    {"log-every", "PACTUM_ORACLE_LOG_EVERY", PK_CFG_DURATION, "50ms", 0, 1000,
+     offsetof(oracle_cfg, log_every_ms),
+     "append source messages to the log this long after they come, unless a full batch is "
+     "waiting (0s: at once)"},
     {"reuse", "PACTUM_ORACLE_REUSE", PK_CFG_DURATION, "100ms", 0, 10000,
      offsetof(oracle_cfg, reuse_ms),
      "send a signed trust answer again for this long when the same query comes and nothing "

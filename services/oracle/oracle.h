@@ -30,6 +30,7 @@ typedef struct oracle_cfg {
     int64_t attest_ttl_ms;  /* how long an attestation is valid */
     int64_t head_every_ms;  /* signed tree heads published at most this often while the log grows */
     long long log_batch;    /* source messages per log batch */
+    int64_t log_every_ms;   /* a log batch short of log_batch is appended this long after it came */
     int64_t reuse_ms;       /* a signed trust answer is sent again for this long; 0: never */
 } oracle_cfg;
 
