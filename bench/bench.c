@@ -123,15 +123,25 @@ void bench_report(const char *json_path, const bench_opts *o)
            "baseline (same run)", "baseline", "ratio");
     for (int i = 0; i < n_figures; i++) {
         bench_figure *f = &figures[i];
-        double m = bench_median(f->v, f->n), bm = bench_median(f->b, f->nb);
+        double m = bench_median(f->v, f->n), bm = bench_median(f->b, f->nb), ratio = 0;
+        double rr[BENCH_ROUNDS_MAX];
+        int nr = 0;
         json_t *vals = json_array(), *bvals = json_array();
         char mv[32], bv[32], rv[32], lo[32], hi[32];
         fmt_value(mv, sizeof(mv), m);
         fmt_value(lo, sizeof(lo), bench_min(f->v, f->n));
         fmt_value(hi, sizeof(hi), bench_max(f->v, f->n));
+        /* each round's value over the baseline of the same round, when every round has one */
+        for (int k = 0; f->nb == f->n && k < f->n; k++)
+            if (f->b[k] > 0)
+                rr[nr++] = f->v[k] / f->b[k];
+        if (nr == f->n && nr > 0)
+            ratio = bench_median(rr, nr);
+        else if (f->nb && bm)
+            ratio = m / bm;
         if (f->nb && bm) {
             fmt_value(bv, sizeof(bv), bm);
-            snprintf(rv, sizeof(rv), "%.3f", m / bm);
+            snprintf(rv, sizeof(rv), "%.3f", ratio);
         } else {
             snprintf(bv, sizeof(bv), "-");
             snprintf(rv, sizeof(rv), "-");
@@ -148,8 +158,8 @@ void bench_report(const char *json_path, const bench_opts *o)
             arr, json_pack("{s:s, s:s, s:f, s:f, s:f, s:o, s:s, s:f, s:o, s:f, s:s}", "figure",
                            f->name, "unit", f->unit, "median", m, "min", bench_min(f->v, f->n),
                            "max", bench_max(f->v, f->n), "rounds", vals, "baseline", f->baseline,
-                           "baseline_median", bm, "baseline_rounds", bvals, "ratio",
-                           f->nb && bm ? m / bm : 0.0, "target", f->target));
+                           "baseline_median", bm, "baseline_rounds", bvals, "ratio", ratio,
+                           "target", f->target));
     }
     json_object_set_new(doc, "figures", arr);
     json_object_set_new(doc, "machine",
