@@ -56,6 +56,9 @@ int main(int argc, char **argv)
         in.verify_threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
     }
     in.svc.name = "ingest";
+    /* a batch's acknowledgements and the next fetch go out together, not one write each;
+     * the events go out at once when the batch waits for their acknowledgements */
+    in.svc.buffered = true;
     ingest_metrics_init(&in);
     in.svc.metrics = in.m;
     in.svc.n_metrics = M_COUNT;

@@ -123,6 +123,7 @@ pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
         pk_sleep_ms(250);
     }
     atomic_store(&bus->connected, true);
+    bus->send_asap = o->send_asap;
     jsOptions_Init(&jo);
     jo.Wait = 5000;
     jo.PublishAsync.MaxPending = 8192;
@@ -468,6 +469,9 @@ pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms)
     natsStatus s;
     unsigned long errs;
 
+    /* a buffered bus would otherwise send the publishes at its next periodic flush */
+    if (!bus->send_asap)
+        natsConnection_FlushTimeout(bus->nc, timeout_ms);
     jsPubOptions_Init(&po);
     po.MaxWait = timeout_ms;
     s = js_PublishAsyncComplete(bus->js, &po);

@@ -104,7 +104,7 @@ int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_st
     bo.name = svc->instance;
     bo.user = c->nats_user;
     bo.password = c->nats_password;
-    bo.send_asap = true;
+    bo.send_asap = !svc->buffered;
     bo.connect_wait_ms = 60000;
     bo.stop = (volatile int *)&pk_shutdown;
     if (pk_bus_connect(bus, &bo) != PK_OK) {

@@ -59,7 +59,9 @@ typedef struct pk_bus_opts {
     const char *name;         /* connection name shown by the server */
     const char *user;         /* optional user */
     const char *password;     /* optional password */
-    bool send_asap;           /* write each message at once instead of buffering */
+    bool send_asap;           /* write each message at once instead of buffering; a buffered
+                               * bus writes in bulk (acknowledgements, fetch requests) and
+                               * pk_bus_publish_wait sends what is buffered before it waits */
     int64_t connect_wait_ms;  /* keep trying to connect this long; 0 = one attempt */
     volatile int *stop;       /* if set and non-zero, stop trying to connect */
 } pk_bus_opts;
@@ -74,6 +76,7 @@ typedef struct pk_bus {
     atomic_ulong pub_dup;        /* ... acknowledged as duplicates */
     atomic_ulong pub_err;        /* ... failed */
     atomic_ulong reconnects;     /* times the connection came back */
+    bool send_asap;              /* as opened */
     char name[64];               /* connection name */
 } pk_bus;
 

@@ -94,6 +94,7 @@ typedef struct pk_service {
     char detail[256];          /* why, when unhealthy */
     natsSubscription *health_sub;  /* responder on pactum.health.<name> */
     natsSubscription *metrics_sub; /* responder on pactum.metrics.<name> */
+    bool buffered;             /* set before boot: the bus buffers writes (see pk_bus_opts) */
 } pk_service;
 
 /*
