@@ -128,7 +128,7 @@ static int ingest_round(long n, int per_env, double *fig)
     char **subjects = NULL;
     long n_envs = 0;
     long long first = 0;
-    int64_t t0, deadline;
+    int64_t start, t0, deadline;
     int rc = -1;
 
     if (bu_start(&s, AGENTS, NULL) != 0)
@@ -142,22 +142,27 @@ static int ingest_round(long n, int per_env, double *fig)
                      &subjects) != 0 ||
         bu_publish_all(s.h.bus, envs, lens, subjects, n_envs) != 0)
         goto out;
+    start = pk_mono_ns();
     if (!h_start_service(&s.h, 0, NULL))
         goto out;
-    /* timed from its first accepted event to its last, as the evaluator is: not its start-up */
+    /*
+     * Timed from the first batch accepted to the last, as the evaluator is, so that its
+     * start-up is not counted; when one batch held everything (a short run), from its start.
+     */
     deadline = pk_mono_ms() + 300000;
     while ((first = h_metric(&s.h, "ingest", "pactum_ingest_events_accepted_total")) < 1 &&
            pk_mono_ms() < deadline)
         pk_sleep_ms(1);
     t0 = pk_mono_ns();
+    if (first >= n) {
+        first = 0;
+        t0 = start;
+    }
     while (h_metric(&s.h, "ingest", "pactum_ingest_events_accepted_total") < n &&
            pk_mono_ms() < deadline)
         pk_sleep_ms(5);
     *fig = (double)(n - first) / ((double)(pk_mono_ns() - t0) / 1e9);
-    rc = first >= 1 && first < n &&
-                 h_metric(&s.h, "ingest", "pactum_ingest_events_accepted_total") >= n
-             ? 0
-             : -1;
+    rc = h_metric(&s.h, "ingest", "pactum_ingest_events_accepted_total") >= n ? 0 : -1;
 out:
     bu_envelopes_free(envs, lens, subjects, n_envs);
     bu_stop(&s);
