@@ -466,7 +466,7 @@ pk_status oracle_answer_attest(oracle *o, const uint8_t *req, size_t len, uint8_
     size_t n_refs = 0, head_len = 0, rec_len = 0, n_path = 0;
     uint64_t index = 0;
     char msg[256] = "";
-    bool known = false;
+    bool known = false, logged = false;
     MDB_txn *txn = NULL;
     pk_status st;
 
@@ -490,9 +490,14 @@ pk_status oracle_answer_attest(oracle *o, const uint8_t *req, size_t len, uint8_
         if (!known)
             break;
         stored = stored_report(o, txn, q->agent_id);
-        if (!stored || !stored->state ||
-            oracle_log_find(o, txn, PK_STREAM_TRUST, stored->trust_seq, &index) == PK_OK)
+        if (!stored || !stored->state)
             break;
+        if (oracle_log_find(o, txn, PK_STREAM_TRUST, stored->trust_seq, &index) == PK_OK) {
+            logged = true;
+            break;
+        }
+        if (tries == 29)
+            break; /* answered below: not in the log yet */
         pactum__v1__trust_report__free_unpacked(stored, NULL);
         stored = NULL;
         pk_txn_abort(txn);
@@ -510,7 +515,7 @@ pk_status oracle_answer_attest(oracle *o, const uint8_t *req, size_t len, uint8_
         snprintf(msg, sizeof(msg), "nothing to attest yet: %s has no evidence", q->agent_id);
         goto reply;
     }
-    if (!txn || oracle_log_find(o, txn, PK_STREAM_TRUST, stored->trust_seq, &index) != PK_OK) {
+    if (!logged) {
         at.status = Q_UNAVAILABLE;
         snprintf(msg, sizeof(msg), "the newest trust change of %s is not in the log yet; ask "
                                    "again in a moment",
@@ -707,10 +712,13 @@ pk_status oracle_answer_figures(oracle *o, const uint8_t *req, size_t len, uint8
                                                  &f.violations_7d, &f.violations_30d};
         size_t *counts_n[4] = {&f.n_violations, &f.n_violations_24h, &f.n_violations_7d,
                                &f.n_violations_30d};
+        int64_t from[4];
+        uint64_t c[4][6];
+        for (int w = 0; w < 4; w++)
+            from[w] = w ? f.answered_ms - since[w] : INT64_MIN;
+        oracle_count_violations(o, txn, agent, from, 4, c);
         for (int w = 0; w < 4; w++) {
-            uint64_t c[6];
-            oracle_count_violations(o, txn, agent, w ? f.answered_ms - since[w] : INT64_MIN, c);
-            *counts_n[w] = oracle_severity_list(c, store[w], ptrs[w]);
+            *counts_n[w] = oracle_severity_list(c[w], store[w], ptrs[w]);
             *lists[w] = ptrs[w];
         }
     }

@@ -102,16 +102,7 @@ int main(int argc, char **argv)
         rc = PK_EXIT_CONFIG;
         goto out;
     }
-    if (pk_store_dbi(o.store, "reports", 0, &o.reports) != PK_OK ||
-        pk_store_dbi(o.store, "tiers", 0, &o.tiers) != PK_OK ||
-        pk_store_dbi(o.store, "governance", 0, &o.governance) != PK_OK ||
-        pk_store_dbi(o.store, "meta", 0, &o.meta) != PK_OK ||
-        pk_store_dbi(o.store, "violations", 0, &o.violations) != PK_OK ||
-        pk_store_dbi(o.store, "log_nodes", 0, &o.log_nodes) != PK_OK ||
-        pk_store_dbi(o.store, "log_leaves", 0, &o.log_leaves) != PK_OK ||
-        pk_store_dbi(o.store, "log_refs", 0, &o.log_refs) != PK_OK ||
-        pk_store_dbi(o.store, "log_agent", 0, &o.log_agent) != PK_OK ||
-        pk_registry_open(&o.reg, o.store, o.bus) != PK_OK ||
+    if (oracle_open_dbs(&o) != PK_OK || pk_registry_open(&o.reg, o.store, o.bus) != PK_OK ||
         pk_txn_begin(o.store, false, &txn) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_STORE;
@@ -177,6 +168,7 @@ int main(int argc, char **argv)
     PK_INFO("shutting down");
     rc = PK_EXIT_OK;
 out:
+    pk_shutdown = 1; /* the log's threads run until it is set, also after a failed start */
     oracle_http_stop(&o);
     oracle_queries_stop(&o);
     oracle_log_stop(&o);

@@ -55,6 +55,23 @@ void oracle_metrics_init(oracle *o)
                                PK_COUNTER, 0};
 }
 
+pk_status oracle_open_dbs(oracle *o)
+{
+    pk_status st;
+
+    if ((st = pk_store_dbi(o->store, "reports", 0, &o->reports)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "tiers", 0, &o->tiers)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "governance", 0, &o->governance)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "meta", 0, &o->meta)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "violations", 0, &o->violations)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "log_nodes", 0, &o->log_nodes)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "log_leaves", 0, &o->log_leaves)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "log_refs", 0, &o->log_refs)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "log_agent", 0, &o->log_agent)) != PK_OK)
+        return st;
+    return PK_OK;
+}
+
 static size_t tier_key(uint8_t *buf, const char *agent, uint64_t seq)
 {
     size_t n = strlen(agent);
@@ -267,13 +284,8 @@ static bool collect_tier(void *ctx, const MDB_val *v)
         kept = true;
     }
     if (tc->to >= PACTUM__V1__TIER__TIER_CONTAINED && tc->from < tc->to && c->n_cont < LIST_MAX) {
-        if (!kept) {
-            /* kept only in the containment list: a copy owned there */
-            c->cont[c->n_cont++] = tc;
-            kept = true;
-        } else {
-            c->cont[c->n_cont++] = tc; /* shared with the history list */
-        }
+        c->cont[c->n_cont++] = tc; /* shared with the history list, or owned here */
+        kept = true;
     }
     if (!kept)
         pactum__v1__tier_change__free_unpacked(tc, NULL);
@@ -304,11 +316,11 @@ static bool collect_gov(void *ctx, const MDB_val *v)
         goto skip;
     }
     c->gov[c->n_gov++] = e;
-    return c->n_gov < 2 * LIST_MAX;
+    return c->n_ov < LIST_MAX || c->n_disp < LIST_MAX;
 skip:
     if (e)
         pactum__v1__governance_entry__free_unpacked(e, NULL);
-    return true;
+    return c->n_ov < LIST_MAX || c->n_disp < LIST_MAX; /* both lists full: no need to read on */
 }
 
 static void collected_free(collected *c)
@@ -370,8 +382,8 @@ static size_t overturned_of(oracle *o, MDB_txn *txn, const char *agent, uint64_t
     return n;
 }
 
-void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, int64_t since_ms,
-                             uint64_t counts[6])
+void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, const int64_t *since_ms,
+                             int n_windows, uint64_t (*counts)[6])
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
@@ -382,7 +394,7 @@ void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, int64_t
     size_t n_over = 0;
     int rc;
 
-    memset(counts, 0, 6 * sizeof(uint64_t));
+    memset(counts, 0, (size_t)n_windows * sizeof(*counts));
     if (mdb_cursor_open(txn, o->violations, &cur) != 0)
         return;
     if (agent) {
@@ -410,12 +422,12 @@ void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, int64_t
         }
         at = (int64_t)pk_be64_get(kb + kal + 1);
         vseq = pk_be64_get(kb + kal + 9);
-        if (at < since_ms)
-            continue;
         for (size_t i = 0; i < n_over; i++)
             out |= over[i] == vseq;
-        if (!out && *(const uint8_t *)v.mv_data < 6)
-            counts[*(const uint8_t *)v.mv_data]++;
+        for (int w = 0; w < n_windows && !out && *(const uint8_t *)v.mv_data < 6; w++) {
+            if (at >= since_ms[w])
+                counts[w][*(const uint8_t *)v.mv_data]++;
+        }
     }
     mdb_cursor_close(cur);
 }
@@ -554,12 +566,13 @@ pk_status oracle_answer_trust(oracle *o, const uint8_t *req, size_t len, uint8_t
     {
         static const int64_t windows[3] = {86400000LL, 7 * 86400000LL, 30 * 86400000LL};
         Pactum__V1__SeverityCount **lists[3] = {w_ptrs[0], w_ptrs[1], w_ptrs[2]};
-        uint64_t index = 0;
-        for (int w = 0; w < 3; w++) {
-            uint64_t counts[6];
-            oracle_count_violations(o, txn, q->agent_id, rep.answered_ms - windows[w], counts);
-            w_n[w] = oracle_severity_list(counts, w_store[w], lists[w]);
-        }
+        int64_t since[3];
+        uint64_t index = 0, counts[3][6];
+        for (int w = 0; w < 3; w++)
+            since[w] = rep.answered_ms - windows[w];
+        oracle_count_violations(o, txn, q->agent_id, since, 3, counts);
+        for (int w = 0; w < 3; w++)
+            w_n[w] = oracle_severity_list(counts[w], w_store[w], lists[w]);
         rep.violations_24h = lists[0];
         rep.n_violations_24h = w_n[0];
         rep.violations_7d = lists[1];

@@ -102,6 +102,9 @@ typedef struct oracle {
 
 void oracle_metrics_init(oracle *o);
 
+/* Open the read model's named databases in o->store. */
+pk_status oracle_open_dbs(oracle *o);
+
 /*
  * Reuse of signed trust answers (reuse.c). oracle_reuse_get copies the kept
  * answer to a query (the same bytes about the same agent) into *out if it is
@@ -146,10 +149,10 @@ pk_status oracle_answer_figures(oracle *o, const uint8_t *req, size_t len, uint8
 pk_status oracle_answer_log(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
                             size_t *outlen);
 
-/* Violations of agent (NULL: every agent) at or after since_ms, by severity
- * (counts[severity]), leaving out the verdicts rulings overturned. */
-void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, int64_t since_ms,
-                             uint64_t counts[6]);
+/* Violations of agent (NULL: every agent) by severity, counts[w][severity] for those at
+ * or after since_ms[w], in one pass, leaving out the verdicts rulings overturned. */
+void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, const int64_t *since_ms,
+                             int n_windows, uint64_t (*counts)[6]);
 
 /* counts as SeverityCount entries, most severe first; returns how many. */
 size_t oracle_severity_list(const uint64_t counts[6], Pactum__V1__SeverityCount store[6],

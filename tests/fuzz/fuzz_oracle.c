@@ -5,9 +5,12 @@
  * a small log, with no bus: every answer must be built and signed, whatever
  * the bytes.
  */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "oracle.h"
@@ -44,30 +47,38 @@ static pk_status get_node(void *ctx, unsigned level, uint64_t index, uint8_t out
     return PK_OK;
 }
 
+static char dir[] = "/tmp/pactum-fuzz-oracle-XXXXXX"; /* mkdtemp's template */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* The scratch store goes when the process does. */
+static void cleanup(void)
+{
+    if (o.store)
+        pk_store_close(o.store);
+    o.store = NULL;
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* A scratch oracle with 13 leaves of agent "bot" in its log. */
 static void setup(void)
 {
-    static char dir[] = "/tmp/pactum-fuzz-oracle-XXXXXX";
     MDB_txn *txn = NULL;
     pk_merkle_io io = {get_node, put_node, NULL};
 
     if (pk_crypto_init() != PK_OK || !mkdtemp(dir) || pk_store_open(&o.store, dir, 64, 24) != PK_OK)
         abort();
+    atexit(cleanup);
     cfg.history = 20;
     cfg.attest_ttl_ms = 3600000;
     cfg.log_batch = 16;
     o.cfg = &cfg;
     oracle_metrics_init(&o);
-    if (pk_store_dbi(o.store, "reports", 0, &o.reports) != PK_OK ||
-        pk_store_dbi(o.store, "tiers", 0, &o.tiers) != PK_OK ||
-        pk_store_dbi(o.store, "governance", 0, &o.governance) != PK_OK ||
-        pk_store_dbi(o.store, "meta", 0, &o.meta) != PK_OK ||
-        pk_store_dbi(o.store, "violations", 0, &o.violations) != PK_OK ||
-        pk_store_dbi(o.store, "log_nodes", 0, &o.log_nodes) != PK_OK ||
-        pk_store_dbi(o.store, "log_leaves", 0, &o.log_leaves) != PK_OK ||
-        pk_store_dbi(o.store, "log_refs", 0, &o.log_refs) != PK_OK ||
-        pk_store_dbi(o.store, "log_agent", 0, &o.log_agent) != PK_OK ||
-        pk_registry_open(&o.reg, o.store, NULL) != PK_OK ||
+    if (oracle_open_dbs(&o) != PK_OK || pk_registry_open(&o.reg, o.store, NULL) != PK_OK ||
         pk_keypair_generate(&o.kp) != PK_OK)
         abort();
     pk_log_id(o.kp.pk, o.log_id);
@@ -118,11 +129,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         Pactum__V1__AuthorizeRequest q;
         json_t *doc = NULL;
         char why[320], agent[] = "bot";
+        uint8_t *req = NULL;
+        size_t rlen = 0;
         if (oracle_authorize_body((const char *)data + 1, size - 1, agent, &q, &doc, why,
-                                  sizeof(why)) &&
-            fns[2](&o, NULL, 0, &out, &len) == PK_OK) {
+                                  sizeof(why))) {
+            /* what the HTTP route then asks, as it asks it */
+            if (pk_pack(&q.base, &req, &rlen) != PK_OK || fns[2](&o, req, rlen, &out, &len) != PK_OK ||
+                pk_answer_open(out, len, 0, NULL, o.kp.pk, NULL, NULL) != PK_OK)
+                abort();
+            free(req);
             free(out);
-            out = NULL;
         }
         json_decref(doc);
         return 0;
