@@ -29,7 +29,17 @@ typedef struct gov_ctx {
     Pactum__V1__GovernanceReceipt receipt;  /* the answer */
     char text[1024];                        /* receipt message */
     char id[PK_ID_MAX + 1];                 /* record id */
+    char **filled;                          /* the field the service filled in, if any */
+    char *filled_was;                       /* what the request held there (freed with it) */
 } gov_ctx;
+
+/* Set the field the service fills in (who signed), keeping the request's value to free. */
+static void fill(gov_ctx *c, char **field, const char *value)
+{
+    c->filled = field;
+    c->filled_was = *field;
+    *field = (char *)value;
+}
 
 static void refuse(gov_ctx *c, Pactum__V1__Reason reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -164,7 +174,7 @@ static bool check_record(gov_ctx *c, MDB_txn *txn, const pk_signed_msg *env,
                    "override %s: kind must be tier, allow or deny", id);
             break;
         }
-        o->operator_id = (char *)env->signer_id;
+        fill(c, &o->operator_id, env->signer_id);
         o->created_ms = now;
         ok = true;
         break;
@@ -191,7 +201,7 @@ static bool check_record(gov_ctx *c, MDB_txn *txn, const pk_signed_msg *env,
         }
         if (!agent_known(c, txn, a->agent_id, &subject) || !text_ok(c, "note", a->note, false))
             break;
-        a->operator_id = (char *)env->signer_id;
+        fill(c, &a->operator_id, env->signer_id);
         a->acked_ms = now;
         ok = true;
         break;
@@ -226,10 +236,10 @@ static bool check_record(gov_ctx *c, MDB_txn *txn, const pk_signed_msg *env,
         /* the agent's owner, or another registered agent (a counterparty) */
         if (!env->signer_id[0] && subject->owner_key.len == PK_PUBKEY_BYTES &&
             pk_bytes_equal(subject->owner_key.data, env->signer_key.data, PK_PUBKEY_BYTES)) {
-            d->opened_by = "owner";
+            fill(c, &d->opened_by, "owner");
         } else if (signer && signer->role == PACTUM__V1__ROLE__ROLE_AGENT &&
                    strcmp(env->signer_id, d->agent_id) != 0) {
-            d->opened_by = (char *)env->signer_id;
+            fill(c, &d->opened_by, env->signer_id);
         } else {
             refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
                    "dispute %s: only the owner of %s or a registered counterparty may open it",
@@ -262,7 +272,7 @@ static bool check_record(gov_ctx *c, MDB_txn *txn, const pk_signed_msg *env,
         }
         if (!agent_known(c, txn, r->agent_id, &subject) || !text_ok(c, "reason", r->reason, true))
             break;
-        r->arbiter_id = (char *)env->signer_id;
+        fill(c, &r->arbiter_id, env->signer_id);
         r->ruled_ms = now;
         ok = true;
         break;
@@ -325,6 +335,8 @@ static void handle(gov_ctx *c, const pk_signed_msg *env)
     }
     if (!check_record(c, txn, env, signer, &rec, &agent))
         goto done;
+    pk_txn_abort(txn); /* not held over the round trips below */
+    txn = NULL;
     rec.submission.data = (uint8_t *)natsMsg_GetData(c->msg);
     rec.submission.len = (size_t)natsMsg_GetDataLength(c->msg);
     if ((st = pk_pack(&rec.base, &buf, &len)) != PK_OK) {
@@ -349,35 +361,11 @@ static void handle(gov_ctx *c, const pk_signed_msg *env)
     pk_metric_add(&in->m[M_GOV_OK], 1);
     PK_INFO("%s", c->text);
 done:
-    /* fields set above point into env or static strings: clear them before freeing */
-    switch (rec.record_case) {
-    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE:
-        if (rec.override) {
-            rec.override->operator_id = NULL;
-            pactum__v1__override__free_unpacked(rec.override, NULL);
-        }
-        break;
-    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ACK:
-        if (rec.ack) {
-            rec.ack->operator_id = NULL;
-            pactum__v1__ack__free_unpacked(rec.ack, NULL);
-        }
-        break;
-    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE:
-        if (rec.dispute) {
-            rec.dispute->opened_by = NULL;
-            pactum__v1__dispute__free_unpacked(rec.dispute, NULL);
-        }
-        break;
-    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING:
-        if (rec.ruling) {
-            rec.ruling->arbiter_id = NULL;
-            pactum__v1__ruling__free_unpacked(rec.ruling, NULL);
-        }
-        break;
-    default:
-        break;
-    }
+    /* the filled-in field points into env or a static string: give back the request's own */
+    if (c->filled)
+        *c->filled = c->filled_was;
+    if (rec.override) /* whichever record it is: they share the oneof */
+        protobuf_c_message_free_unpacked(&rec.override->base, NULL);
     free(buf);
     if (signer)
         pactum__v1__agent_record__free_unpacked(signer, NULL);
