@@ -12,7 +12,6 @@
 #define MAX_PACTS PK_PACTS_PER_AGENT_MAX
 #define KEY_MAX (3 * (PK_ID_MAX + 1))
 #define TICK_MAX 512      /* stale clauses handled per tick */
-#define TICK_EVERY_MS 1000
 
 void evaluator_metrics_init(evaluator *e)
 {

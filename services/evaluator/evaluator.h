@@ -74,7 +74,6 @@ typedef struct eval_worker {
     evaluator *ev;                     /* the service */
     pact_slot cache[PACT_CACHE_SLOTS]; /* compiled pacts */
     struct state_entry *states;        /* per-batch clause state cache, owned */
-    int64_t next_tick_ms;              /* when to look for stale clauses next (monotonic) */
 } eval_worker;
 
 struct evaluator {

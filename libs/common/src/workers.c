@@ -117,35 +117,47 @@ static void *worker_main(void *arg)
     pk_pworkers *g = w->group;
     char what[64];
     int64_t next_tick = 0;
+    /*
+     * The clock's work (a clause silent too long) waits until the consumer has
+     * caught up: at start, or behind a backlog, the evidence it looks for may
+     * be waiting in the stream, and judging by the wall clock then would report
+     * silence that was not there. Under a backlog that never clears, the
+     * check waits for it.
+     */
+    bool caught_up = false;
 
     snprintf(what, sizeof(what), "%s partition %u", g->prefix, w->partition);
     while (!pk_shutdown) {
         natsMsgList list;
         pk_status st;
 
-        if (g->tick && pk_mono_ms() >= next_tick) {
+        if (g->tick && caught_up && pk_mono_ms() >= next_tick) {
             if (g->tick(w, pk_now_ms()) != PK_OK)
                 PK_WARN("%s: clock work failed, trying again later: %s", what, pk_error_msg());
             next_tick = pk_mono_ms() + g->tick_ms;
         }
         st = pk_consumer_fetch(&w->consumer, &list, g->batch, g->tick ? g->tick_ms / 2 : 500);
 
-        if (st == PK_ETIMEOUT)
+        if (st == PK_ETIMEOUT) {
+            caught_up = true; /* nothing was waiting */
             continue;
+        }
         if (st != PK_OK) {
             PK_WARN("%s: %s", what, pk_error_msg());
             pk_sleep_ms(200);
             continue;
         }
-        if (g->lag && list.Count > 0) {
+        if (list.Count > 0) {
             jsMsgMetaData *meta = NULL;
             if (natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
                 long long sum = 0;
                 atomic_store(&w->pending, (long long)meta->NumPending);
+                caught_up = meta->NumPending == 0;
                 jsMsgMetaData_Destroy(meta);
-                for (size_t i = 0; i < g->n; i++)
+                for (size_t i = 0; g->lag && i < g->n; i++)
                     sum += atomic_load(&g->w[i].pending);
-                pk_metric_set(g->lag, sum);
+                if (g->lag)
+                    pk_metric_set(g->lag, sum);
             }
         }
         st = pk_batch_until_done(call_process, w, &list, what);
