@@ -191,8 +191,8 @@ static pk_status recompute(pk_core *c, MDB_txn *txn, pk_trust *t, const pk_trust
     return PK_OK;
 }
 
-pk_status pk_core_apply(pk_core *c, MDB_txn *txn, pk_trust *t, const char *subject,
-                        const uint8_t *data, size_t len, uint64_t seq, pk_applied *out)
+static pk_status core_apply(pk_core *c, MDB_txn *txn, pk_trust *t, const char *subject,
+                            const uint8_t *data, size_t len, uint64_t seq, pk_applied *out)
 {
     char agent[PK_ID_MAX + 1];
     bool is_gov = false;
@@ -263,4 +263,14 @@ pk_status pk_core_apply(pk_core *c, MDB_txn *txn, pk_trust *t, const char *subje
     pk_trust_govern(t, out->gov, g, &out->fx);
     out->changed = out->fx.applied;
     return PK_OK;
+}
+
+pk_status pk_core_apply(pk_core *c, MDB_txn *txn, pk_trust *t, const char *subject,
+                        const uint8_t *data, size_t len, uint64_t seq, pk_applied *out)
+{
+    pk_status st = core_apply(c, txn, t, subject, data, len, seq, out);
+
+    if (st != PK_OK)
+        pk_applied_free(out); /* callers free it on success only */
+    return st;
 }

@@ -58,6 +58,7 @@ pk_status pk_read_history(pk_bus *bus, uint32_t partitions, const char *agent, u
     char filter[160];
     pk_status st;
     int64_t deadline = pk_mono_ms() + 60000;
+    bool read_any = false, left = true; /* left: the server had more after the last fetch */
 
     snprintf(filter, sizeof(filter), "pactum.verdicts.%u.%s.>", pk_partition_of(agent, partitions),
              agent);
@@ -71,12 +72,22 @@ pk_status pk_read_history(pk_bus *bus, uint32_t partitions, const char *agent, u
             break;
         }
         st = pk_consumer_fetch(&c, &list, 256, 2000);
-        if (st == PK_ETIMEOUT) {
+        if (st == PK_ETIMEOUT && (!read_any || !left)) {
             st = PK_OK; /* nothing more: the input itself was not stored (replay tests) */
             break;
         }
+        if (st == PK_ETIMEOUT)
+            continue; /* more was there: a slow fetch, not the end (bounded by the deadline) */
         if (st != PK_OK)
             break;
+        if (list.Count > 0) {
+            jsMsgMetaData *meta = NULL;
+            read_any = true;
+            if (natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
+                left = meta->NumPending > 0;
+                jsMsgMetaData_Destroy(meta);
+            }
+        }
         for (int i = 0; i < list.Count && st == PK_OK && !done; i++) {
             uint64_t seq = 0;
             pk_msg_meta(list.Msgs[i], &seq, NULL, NULL);
