@@ -524,8 +524,9 @@ int h_cli(h_env *h, char *out, size_t outlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof(cmd), "cd %s && PACTUM_NATS_URL=%s %s/cli/pactum %s 2>&1", h->dir, h->url,
-             PK_BUILD_DIR, args);
+    /* bounded: a command that hangs fails its test instead of holding it */
+    snprintf(cmd, sizeof(cmd), "cd %s && PACTUM_NATS_URL=%s timeout 120 %s/cli/pactum %s 2>&1",
+             h->dir, h->url, PK_BUILD_DIR, args);
     if (!(p = popen(cmd, "r")))
         return -1;
     n = fread(out, 1, outlen - 1, p);

@@ -61,5 +61,9 @@ int main(int argc, char **argv)
         closedir(d);
     }
     printf("%d inputs ran without a crash\n", files);
+    if (files == 0) {
+        fprintf(stderr, "no input was read from the paths given\n");
+        return 1;
+    }
     return 0;
 }

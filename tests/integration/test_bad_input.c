@@ -618,7 +618,7 @@ Test(bad_input, a_corpus_of_bad_inputs_is_refused_by_category_and_changes_nothin
             else if (reqs[i].body)
                 snprintf(data, sizeof(data), "--data-binary '%s'", reqs[i].body);
             snprintf(cmd, sizeof(cmd),
-                     "curl -s -o /dev/null -w '%%{http_code}' -X %s %s 'http://127.0.0.1:%d%s'",
+                     "curl -s -m 10 -o /dev/null -w '%%{http_code}' -X %s %s 'http://127.0.0.1:%d%s'",
                      reqs[i].method, data, h.http_port, reqs[i].path);
             p = popen(cmd, "r");
             cr_assert_not_null(p);

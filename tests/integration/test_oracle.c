@@ -402,7 +402,7 @@ static int http(const char *method, const char *path, const char *body, const ch
     size_t n;
 
     snprintf(cmd, sizeof(cmd),
-             "curl -s -o %s/%s -w '%%{http_code}' -X %s %s%s%s 'http://127.0.0.1:%d%s'", h.dir,
+             "curl -s -m 10 -o %s/%s -w '%%{http_code}' -X %s %s%s%s 'http://127.0.0.1:%d%s'", h.dir,
              save ? save : "body.json", method, body ? "-H 'Content-Type: application/json' -d '" : "",
              body ? body : "", body ? "'" : "", h.http_port, path);
     f = popen(cmd, "r");
