@@ -119,8 +119,8 @@ void bench_report(const char *json_path, const bench_opts *o)
 
     uname(&u);
     gethostname(host, sizeof(host) - 1);
-    printf("\n%-52s %10s %-10s %-38s %10s %7s\n", "figure", "median", "unit",
-           "baseline (same run)", "baseline", "ratio");
+    printf("\n%-52s %10s %-10s %-38s %10s %7s\n", "figure", "median", "unit", "baseline (same run)",
+           "baseline", "ratio");
     for (int i = 0; i < n_figures; i++) {
         bench_figure *f = &figures[i];
         double m = bench_median(f->v, f->n), bm = bench_median(f->b, f->nb), ratio = 0;
@@ -146,8 +146,8 @@ void bench_report(const char *json_path, const bench_opts *o)
             snprintf(bv, sizeof(bv), "-");
             snprintf(rv, sizeof(rv), "-");
         }
-        printf("%-52s %10s %-10s %-38s %10s %7s\n", f->name, mv, f->unit,
-               f->nb ? f->baseline : "-", bv, rv);
+        printf("%-52s %10s %-10s %-38s %10s %7s\n", f->name, mv, f->unit, f->nb ? f->baseline : "-",
+               bv, rv);
         printf("%-52s %10s spread %s..%s over %d rounds%s%s\n", "", "", lo, hi, f->n,
                f->target[0] ? "; target: " : "", f->target);
         for (int k = 0; k < f->n; k++)
@@ -163,8 +163,8 @@ void bench_report(const char *json_path, const bench_opts *o)
     }
     json_object_set_new(doc, "figures", arr);
     json_object_set_new(doc, "machine",
-                        json_pack("{s:s, s:s, s:s, s:i}", "host", host, "kernel", u.release,
-                                  "arch", u.machine, "cores", (int)cores));
+                        json_pack("{s:s, s:s, s:s, s:i}", "host", host, "kernel", u.release, "arch",
+                                  u.machine, "cores", (int)cores));
     json_object_set_new(doc, "rounds", json_integer(o->rounds));
     json_object_set_new(doc, "events", json_integer(o->events));
     json_object_set_new(doc, "quick", json_boolean(o->quick));
@@ -177,8 +177,8 @@ void bench_report(const char *json_path, const bench_opts *o)
 int main(int argc, char **argv)
 {
     static const struct {
-        const char *name;                 /* --only NAME */
-        int (*fn)(const bench_opts *o);   /* the benchmark */
+        const char *name;               /* --only NAME */
+        int (*fn)(const bench_opts *o); /* the benchmark */
     } all[] = {{"pipeline", bench_pipeline},
                {"latency", bench_latency},
                {"evaluator", bench_evaluator},

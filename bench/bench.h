@@ -14,22 +14,22 @@
 #define BENCH_ROUNDS_MAX 16
 
 typedef struct bench_opts {
-    int rounds;          /* rounds per figure */
-    long events;         /* events per round where it applies */
-    bool quick;          /* smaller runs: a smoke test that the suite still works */
+    int rounds;  /* rounds per figure */
+    long events; /* events per round where it applies */
+    bool quick;  /* smaller runs: a smoke test that the suite still works */
 } bench_opts;
 
 /* One figure: median of rounds, and its baseline from the same run. */
 typedef struct bench_figure {
-    char name[96];            /* e.g. "evaluator, 10 clauses, 30d windows" */
-    char unit[24];            /* e.g. "events/s" */
-    double v[BENCH_ROUNDS_MAX];/* the rounds */
+    char name[96];              /* e.g. "evaluator, 10 clauses, 30d windows" */
+    char unit[24];              /* e.g. "events/s" */
+    double v[BENCH_ROUNDS_MAX]; /* the rounds */
     int n;
-    char baseline[96];        /* what it is compared with */
-    double b[BENCH_ROUNDS_MAX];/* baseline rounds */
+    char baseline[96];          /* what it is compared with */
+    double b[BENCH_ROUNDS_MAX]; /* baseline rounds */
     int nb;
-    char target[64];          /* the target, as text ("30d within 10% of 1m") */
-    bool higher_is_better;    /* throughput vs latency */
+    char target[64];       /* the target, as text ("30d within 10% of 1m") */
+    bool higher_is_better; /* throughput vs latency */
 } bench_figure;
 
 double bench_median(const double *v, int n);

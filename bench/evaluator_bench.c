@@ -23,7 +23,7 @@
 #include "pk/clock.h"
 #include "pk/log.h"
 
-#define AGENTS 16
+#define AGENTS     16
 #define PARTITIONS 4
 
 /* A pact of n clauses (1 or 10) with windows of length win for agent. */
@@ -48,7 +48,8 @@ static void pact_json(char *buf, size_t len, const char *agent, int n, const cha
         "\"metric\":\"tokens\",\"aggregate\":\"max\",\"window\":\"WIN\",\"op\":\"<=\","
         "\"threshold\":8000}",
         "{\"id\":\"no-pii\",\"promise\":\"p\",\"severity\":\"critical\",\"kind\":\"forbidden\","
-        "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"},\"max_count\":0,\"window\":\"WIN\"}",
+        "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"},\"max_count\":0,\"window\":"
+        "\"WIN\"}",
         "{\"id\":\"few-errors\",\"promise\":\"p\",\"severity\":\"low\",\"kind\":\"forbidden\","
         "\"match\":{\"field\":\"kind\",\"eq\":\"error\"},\"max_count\":100000,\"window\":\"WIN\"}",
         "{\"id\":\"scope\",\"promise\":\"p\",\"severity\":\"high\",\"kind\":\"scope\","
@@ -59,9 +60,8 @@ static void pact_json(char *buf, size_t len, const char *agent, int n, const cha
         "{\"id\":\"replies\",\"promise\":\"p\",\"severity\":\"info\",\"kind\":\"objective\","
         "\"aggregate\":\"count\",\"window\":\"WIN\",\"op\":\">=\",\"threshold\":1}",
     };
-    size_t off = (size_t)snprintf(buf, len,
-                                  "{\"pactum\":1,\"id\":\"%s-pact\",\"agent\":\"%s\",\"clauses\":[",
-                                  agent, agent);
+    size_t off = (size_t)snprintf(
+        buf, len, "{\"pactum\":1,\"id\":\"%s-pact\",\"agent\":\"%s\",\"clauses\":[", agent, agent);
     for (int i = 0; i < n && off < len; i++) {
         const char *c = clauses[i];
         if (i && off < len - 1)
@@ -191,10 +191,10 @@ static int load_events(h_env *h, long n, uint64_t registry_seq)
 }
 
 typedef struct bare_arg {
-    h_env *h;          /* harness */
-    uint32_t partition;/* partition consumed */
-    long got;          /* messages consumed */
-    long want;         /* messages in the partition */
+    h_env *h;           /* harness */
+    uint32_t partition; /* partition consumed */
+    long got;           /* messages consumed */
+    long want;          /* messages in the partition */
 } bare_arg;
 
 static void *bare_consume(void *p)
@@ -203,8 +203,8 @@ static void *bare_consume(void *p)
     pk_bus *bus = NULL;
     pk_consumer c;
     char durable[32], filter[64];
-    pk_bus_opts bo = {.url = a->h->url, .name = "bench-bare", .send_asap = true,
-                      .connect_wait_ms = 5000};
+    pk_bus_opts bo = {
+        .url = a->h->url, .name = "bench-bare", .send_asap = true, .connect_wait_ms = 5000};
     int64_t deadline = pk_mono_ms() + 120000;
 
     snprintf(durable, sizeof(durable), "bare-p%u", a->partition);
@@ -284,8 +284,7 @@ static double evaluator_rate(h_env *h, long n)
     return (double)(n - first) / ((double)(t1 - t0) / 1e9);
 }
 
-static int one_round(const bench_opts *o, int clauses, const char *win, double *fig,
-                     double *base)
+static int one_round(const bench_opts *o, int clauses, const char *win, double *fig, double *base)
 {
     h_env h;
     uint64_t reg_seq = 0;
@@ -322,9 +321,9 @@ int bench_evaluator(const bench_opts *o)
     };
 
     for (size_t k = 0; k < sizeof(variants) / sizeof(variants[0]); k++) {
-        bench_figure *f = bench_add(variants[k].name, "events/s",
-                                    "bare JetStream fetch+ack, 4 partitions",
-                                    k == 1 ? "within 10% of the 1m figure" : "", true);
+        bench_figure *f =
+            bench_add(variants[k].name, "events/s", "bare JetStream fetch+ack, 4 partitions",
+                      k == 1 ? "within 10% of the 1m figure" : "", true);
         for (int r = 0; r < o->rounds; r++) {
             double fig = 0, base = 0;
             if (one_round(o, variants[k].clauses, variants[k].win, &fig, &base) != 0)

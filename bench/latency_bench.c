@@ -29,14 +29,14 @@
 #include "pk/clock.h"
 #include "util.h"
 
-#define AGENTS 96
+#define AGENTS  96
 #define CLIENTS 8
 
 /* --- containment ------------------------------------------------------------------ */
 
 typedef struct loader {
     bu_suite *s;
-    double rate;          /* events per second to keep up */
+    double rate; /* events per second to keep up */
     volatile bool stop;
     long sent;
 } loader;
@@ -46,8 +46,8 @@ static void *load_main(void *p)
 {
     loader *l = p;
     pk_bus *bus = NULL;
-    pk_bus_opts bo = {.url = l->s->h.url, .name = "bench-load", .send_asap = false,
-                      .connect_wait_ms = 5000};
+    pk_bus_opts bo = {
+        .url = l->s->h.url, .name = "bench-load", .send_asap = false, .connect_wait_ms = 5000};
     int64_t t0 = pk_mono_ns();
     long k = 0;
 
@@ -92,8 +92,7 @@ static void *load_main(void *p)
  * -> the tier change in PACTUM_TRUST (scorer), -> received by the subscriber.
  */
 #define HOPS 5
-static const char *const hop_names[HOPS] = {"publish", "ingest", "evaluator", "scorer",
-                                            "delivery"};
+static const char *const hop_names[HOPS] = {"publish", "ingest", "evaluator", "scorer", "delivery"};
 
 static int64_t wall_ns(void)
 {
@@ -114,12 +113,10 @@ static int64_t stored_ns(bu_suite *s, const char *stream, const char *subject)
     return t;
 }
 
-static void hop_times(bu_suite *s, const char *agent, int64_t sent_ns, int64_t got_ns,
-                      double *hop)
+static void hop_times(bu_suite *s, const char *agent, int64_t sent_ns, int64_t got_ns, double *hop)
 {
     char subj[4][128];
-    const char *streams[4] = {PK_STREAM_RAW, PK_STREAM_EVENTS, PK_STREAM_VERDICTS,
-                              PK_STREAM_TRUST};
+    const char *streams[4] = {PK_STREAM_RAW, PK_STREAM_EVENTS, PK_STREAM_VERDICTS, PK_STREAM_TRUST};
     uint32_t parts = 0, p;
     int64_t t[6];
 
@@ -162,8 +159,7 @@ static int contain(bu_suite *s, int from, int to, double *ms, double (*hops)[HOP
         env = h_envelope(s->ids[a], &s->keys[a], &evp, 1, &len);
         snprintf(subject, sizeof(subject), PK_SUBJ_RAW, s->ids[a]);
         t0 = pk_mono_ns();
-        if (pk_bus_publish_sync(s->h.bus, subject, env, len, NULL, false, 0, NULL, NULL) !=
-            PK_OK) {
+        if (pk_bus_publish_sync(s->h.bus, subject, env, len, NULL, false, 0, NULL, NULL) != PK_OK) {
             free(env);
             break;
         }
@@ -204,19 +200,19 @@ typedef struct client {
     const char *subject;
     const uint8_t *req;
     size_t len;
-    int n;                /* requests */
-    double *ms;           /* latencies (may be NULL) */
+    int n;      /* requests */
+    double *ms; /* latencies (may be NULL) */
     int ok;
-    const char *anew;     /* if set: trust queries about this agent, each unlike the last */
-    int offset;           /* ... starting here */
+    const char *anew; /* if set: trust queries about this agent, each unlike the last */
+    int offset;       /* ... starting here */
 } client;
 
 static void *client_main(void *p)
 {
     client *c = p;
     pk_bus *bus = NULL;
-    pk_bus_opts bo = {.url = c->url, .name = "bench-client", .send_asap = true,
-                      .connect_wait_ms = 5000};
+    pk_bus_opts bo = {
+        .url = c->url, .name = "bench-client", .send_asap = true, .connect_wait_ms = 5000};
 
     if (pk_bus_connect(&bus, &bo) != PK_OK)
         return NULL;
@@ -386,8 +382,8 @@ int bench_latency(const bench_opts *o)
 {
     bench_figure *c50 = bench_add("containment p50, idle", "ms", "bare JetStream 3 hops, p50",
                                   "<= 2 x baseline", false);
-    bench_figure *c99 = bench_add("containment p99, idle", "ms", "bare JetStream 3 hops, p99",
-                                  "reported", false);
+    bench_figure *c99 =
+        bench_add("containment p99, idle", "ms", "bare JetStream 3 hops, p99", "reported", false);
     static const char *const hop_figs[HOPS] = {
         "containment idle, publish to PACTUM_RAW, p50", "containment idle, ingest hop, p50",
         "containment idle, evaluator hop, p50", "containment idle, scorer hop, p50",
@@ -405,9 +401,8 @@ int bench_latency(const bench_opts *o)
                                  "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
     bench_figure *n50 = bench_add("oracle trust query p50, made anew", "ms",
                                   "bare NATS request-reply, p50", "reported", false);
-    bench_figure *nt = bench_add("oracle trust queries, 8 clients, made anew",
-                                 "queries/s", "bare NATS request-reply, 8 clients", "reported",
-                                 true);
+    bench_figure *nt = bench_add("oracle trust queries, 8 clients, made anew", "queries/s",
+                                 "bare NATS request-reply, 8 clients", "reported", true);
     bench_figure *az = bench_add("authorize decisions, 8 clients", "decisions/s",
                                  "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
     bench_figure *h50 = bench_add("HTTP trust query p50, one client", "ms",

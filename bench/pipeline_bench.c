@@ -26,7 +26,7 @@
 #include "util.h"
 
 #define AGENTS 32
-#define BATCH 64
+#define BATCH  64
 
 /* message sizes of the three hops: event, verdict, trust change (measured on the suite) */
 static const size_t hop_sizes[4] = {120, 120, 260, 640};

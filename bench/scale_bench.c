@@ -25,8 +25,8 @@
 #include "util.h"
 
 typedef struct copy_spec {
-    const char *service;     /* LMDB folder */
-    const char *dbs[3];      /* per-agent databases */
+    const char *service; /* LMDB folder */
+    const char *dbs[3];  /* per-agent databases */
 } copy_spec;
 
 static const copy_spec specs[] = {
@@ -139,7 +139,8 @@ out:
     return rc;
 }
 
-/* Start an oracle on data dir `dir` (its oracle/ folder) and time trust queries of random agents. */
+/* Start an oracle on data dir `dir` (its oracle/ folder) and time trust queries of random agents.
+ */
 static double query_p50(h_env *h, const char *dir, long n, int queries)
 {
     char env_dir[600], *argv[2];
@@ -166,7 +167,8 @@ static double query_p50(h_env *h, const char *dir, long n, int queries)
         size_t len = 0;
         natsMsg *m = NULL;
         int64_t t0;
-        snprintf(id, sizeof(id), "s%07ld", (long)(((unsigned long)rand() << 16 ^ (unsigned)rand()) % (unsigned long)n));
+        snprintf(id, sizeof(id), "s%07ld",
+                 (long)(((unsigned long)rand() << 16 ^ (unsigned)rand()) % (unsigned long)n));
         q.agent_id = id;
         if (pk_pack(&q.base, &buf, &len) != PK_OK)
             break;
@@ -193,8 +195,8 @@ int bench_scale(const bench_opts *o)
     bench_figure *q1k = bench_add("trust query p50, 1,000 agents", "ms", "", "", false);
     bench_figure *q1m = bench_add("trust query p50, 1,000,000 agents", "ms",
                                   "trust query p50, 1,000 agents", "<= 1.2 x baseline", false);
-    bench_figure *bytes = bench_add("LMDB bytes per agent at 1,000,000 agents", "bytes", "",
-                                    "<= 2048", false);
+    bench_figure *bytes =
+        bench_add("LMDB bytes per agent at 1,000,000 agents", "bytes", "", "<= 2048", false);
     bench_figure *per[N_SPECS];
     long big = o->quick ? 20000 : 1000000;
     bu_suite s;
@@ -207,8 +209,8 @@ int bench_scale(const bench_opts *o)
         per[i] = bench_add(name, "bytes", "", "", false);
     }
     if (bu_start(&s, 1, NULL) != 0 ||
-        !h_publish_events(&s.h, s.ids[0], &s.keys[0], "scale", 40, "reply", "latency_ms", 700,
-                          NULL, NULL) ||
+        !h_publish_events(&s.h, s.ids[0], &s.keys[0], "scale", 40, "reply", "latency_ms", 700, NULL,
+                          NULL) ||
         h_wait_metric(&s.h, "scorer", "pactum_scorer_verdicts_total", 2, 30000) < 2)
         goto out;
     pk_sleep_ms(1000);
@@ -229,8 +231,8 @@ int bench_scale(const bench_opts *o)
                 snprintf(src, sizeof(src), "%s/var/%s", s.h.dir, specs[i].service);
                 snprintf(dir, sizeof(dir), "%s/%s", base, specs[i].service);
                 if (replicate(src, dir, &specs[i], s.ids[0], sizes[k], &used) != 0) {
-                    fprintf(stderr, "bench: could not copy the %s state: %s\n",
-                            specs[i].service, pk_error_msg());
+                    fprintf(stderr, "bench: could not copy the %s state: %s\n", specs[i].service,
+                            pk_error_msg());
                     goto out;
                 }
                 if (k == 1) {

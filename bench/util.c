@@ -7,12 +7,12 @@
 
 #include "pk/clock.h"
 
-#define PACT_FMT                                                                               \
-    "{\"pactum\":1,\"id\":\"%s-pact\",\"agent\":\"%s\",\"clauses\":[" \
-    "{\"id\":\"latency\",\"promise\":\"replies within 2 s on average\",\"severity\":\"high\"," \
-    "\"kind\":\"objective\",\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"1h\"," \
-    "\"op\":\"<=\",\"threshold\":2000,\"min_samples\":1}," \
-    "{\"id\":\"no-leak\",\"promise\":\"never leaks\",\"severity\":\"critical\",\"kind\":" \
+#define PACT_FMT                                                                                   \
+    "{\"pactum\":1,\"id\":\"%s-pact\",\"agent\":\"%s\",\"clauses\":["                              \
+    "{\"id\":\"latency\",\"promise\":\"replies within 2 s on average\",\"severity\":\"high\","     \
+    "\"kind\":\"objective\",\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"1h\","   \
+    "\"op\":\"<=\",\"threshold\":2000,\"min_samples\":1},"                                         \
+    "{\"id\":\"no-leak\",\"promise\":\"never leaks\",\"severity\":\"critical\",\"kind\":"          \
     "\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"leak\"}}]}"
 
 int bu_start(bu_suite *s, int n_agents, const char *const *eval_env)
@@ -59,7 +59,7 @@ int bu_envelopes(bu_suite *s, long n, int per_env, const char *prefix, uint8_t *
     long ne = 0, cap = n / per_env + s->n_agents + 1;
     pk_event_msg *evs = calloc((size_t)per_env, sizeof(*evs));
     pk_event_msg **evp = calloc((size_t)per_env, sizeof(*evp));
-    char (*ids)[48] = calloc((size_t)per_env, sizeof(*ids));
+    char(*ids)[48] = calloc((size_t)per_env, sizeof(*ids));
     Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
     long *per_agent = calloc((size_t)s->n_agents, sizeof(long));
 
@@ -129,12 +129,12 @@ void bu_envelopes_free(uint8_t **envs, size_t *lens, char **subjects, long n)
 
 typedef struct hop {
     h_env *h;
-    int index;            /* 0 .. hops-1 */
+    int index; /* 0 .. hops-1 */
     int hops;
-    size_t out_size;      /* bytes republished */
-    long want;            /* messages to move */
+    size_t out_size; /* bytes republished */
+    long want;       /* messages to move */
     long done;
-    bool latency;         /* republish synchronously, one at a time */
+    bool latency; /* republish synchronously, one at a time */
 } hop;
 
 static void *hop_main(void *p)
@@ -143,8 +143,8 @@ static void *hop_main(void *p)
     pk_bus *bus = NULL;
     pk_consumer c;
     char stream[32], filter[32], durable[32], out[32];
-    pk_bus_opts bo = {.url = hp->h->url, .name = "bench-hop", .send_asap = true,
-                      .connect_wait_ms = 5000};
+    pk_bus_opts bo = {
+        .url = hp->h->url, .name = "bench-hop", .send_asap = true, .connect_wait_ms = 5000};
     uint8_t *payload = calloc(1, hp->out_size ? hp->out_size : 1);
     int64_t deadline = pk_mono_ms() + 300000;
 
@@ -171,8 +171,8 @@ static void *hop_main(void *p)
             for (int i = 0; i < list.Count; i++) {
                 if (hp->latency)
                     pk_bus_publish_sync(bus, out, natsMsg_GetData(list.Msgs[i]),
-                                        (size_t)natsMsg_GetDataLength(list.Msgs[i]), NULL, false,
-                                        0, NULL, NULL);
+                                        (size_t)natsMsg_GetDataLength(list.Msgs[i]), NULL, false, 0,
+                                        NULL, NULL);
                 else
                     pk_bus_publish_async(bus, out, payload, hp->out_size, NULL);
             }
@@ -278,8 +278,8 @@ int bu_bare_latency(h_env *h, int hops, int samples, double *ms)
     natsConnection_Flush(h->bus->nc);
     for (int i = 0; i < hops; i++) {
         /* the last hop republishes too, for the subscriber to see */
-        hp[i] = (hop){.h = h, .index = i, .hops = hops + 1, .out_size = 0, .want = samples,
-                      .latency = true};
+        hp[i] = (hop){
+            .h = h, .index = i, .hops = hops + 1, .out_size = 0, .want = samples, .latency = true};
         pthread_create(&th[i], NULL, hop_main, &hp[i]);
     }
     pk_sleep_ms(300);
@@ -288,8 +288,8 @@ int bu_bare_latency(h_env *h, int hops, int samples, double *ms)
         int64_t t0 = pk_mono_ns();
         natsMsg *m = NULL;
         snprintf(body, sizeof(body), "%d", i);
-        if (pk_bus_publish_sync(h->bus, "bare.0", body, strlen(body), NULL, false, 0, NULL,
-                                NULL) != PK_OK ||
+        if (pk_bus_publish_sync(h->bus, "bare.0", body, strlen(body), NULL, false, 0, NULL, NULL) !=
+                PK_OK ||
             natsSubscription_NextMsg(&m, sub, 5000) != NATS_OK)
             break;
         ms[got++] = (double)(pk_mono_ns() - t0) / 1e6;

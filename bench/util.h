@@ -16,8 +16,8 @@
 typedef struct bu_suite {
     h_env h;
     int n_agents;
-    pk_keypair keys[BU_AGENTS_MAX];   /* agent i signs with keys[i] (also its owner key) */
-    char ids[BU_AGENTS_MAX][32];      /* "b-0000" ... */
+    pk_keypair keys[BU_AGENTS_MAX]; /* agent i signs with keys[i] (also its owner key) */
+    char ids[BU_AGENTS_MAX][32];    /* "b-0000" ... */
 } bu_suite;
 
 /*

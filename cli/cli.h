@@ -14,31 +14,31 @@
 /* Exit codes. */
 enum {
     CLI_OK = 0,
-    CLI_FAIL = 1,     /* the request was refused or the answer is negative */
-    CLI_USAGE = 2,    /* bad command line */
-    CLI_IO = 3,       /* files, keys */
-    CLI_BUS = 4,      /* NATS unreachable, no responders, timeouts */
+    CLI_FAIL = 1,  /* the request was refused or the answer is negative */
+    CLI_USAGE = 2, /* bad command line */
+    CLI_IO = 3,    /* files, keys */
+    CLI_BUS = 4,   /* NATS unreachable, no responders, timeouts */
 };
 
 /* Global options, set before the command's own. */
 typedef struct cli_globals {
-    const char *server;    /* NATS URL */
-    const char *user;      /* NATS user */
-    const char *password;  /* NATS password */
-    bool json;             /* print JSON instead of text */
-    int64_t timeout_ms;    /* request timeout */
+    const char *server;     /* NATS URL */
+    const char *user;       /* NATS user */
+    const char *password;   /* NATS password */
+    bool json;              /* print JSON instead of text */
+    int64_t timeout_ms;     /* request timeout */
     uint8_t oracle_key[32]; /* the key oracle answers must be signed with (--oracle-key) */
     bool have_oracle_key;
-    const char *save;      /* --save FILE: keep the signed answer */
+    const char *save; /* --save FILE: keep the signed answer */
 } cli_globals;
 
 extern cli_globals cli;
 
 /* A tiny option scanner: --name value, --name=value, and positional words. */
 typedef struct cli_args {
-    int argc;              /* remaining arguments */
-    char **argv;           /* borrowed */
-    int i;                 /* next to read */
+    int argc;    /* remaining arguments */
+    char **argv; /* borrowed */
+    int i;       /* next to read */
 } cli_args;
 
 /* If argv[i] is --name, consume it and its value into *val; returns 1 if
@@ -54,8 +54,7 @@ int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 pk_bus *cli_connect(void);
 
 /* Request-reply; *reply is the caller's (natsMsg_Destroy). */
-int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t len,
-                natsMsg **reply);
+int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t len, natsMsg **reply);
 
 /* Print a JSON value to stdout and free it. */
 void cli_print_json(json_t *v);
@@ -97,8 +96,7 @@ int cmd_verify(cli_args *a);
 
 /* Trust report rendering (report.c). */
 /* Ask the oracle for agent's trust report once; *out is the decoded report (caller frees). */
-int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history,
-                  Pactum__V1__TrustReport **out);
+int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history, Pactum__V1__TrustReport **out);
 
 json_t *cli_report_json(const Pactum__V1__TrustReport *r);
 void cli_report_print(const Pactum__V1__TrustReport *r);

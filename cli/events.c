@@ -12,16 +12,16 @@
 #define MAX_FIELDS 32
 
 typedef struct event_spec {
-    const char *signer;        /* --agent: who signs */
-    const char *about;         /* --about: the agent the events are about (default: signer) */
-    const char *key;           /* --key */
-    const char *kind;          /* --kind */
-    const char *id;            /* --id (with --count > 1: a prefix) */
+    const char *signer; /* --agent: who signs */
+    const char *about;  /* --about: the agent the events are about (default: signer) */
+    const char *key;    /* --key */
+    const char *kind;   /* --kind */
+    const char *id;     /* --id (with --count > 1: a prefix) */
     const char *action, *tool, *resource, *currency;
     double amount;
-    int64_t ts_ms;             /* --ts, 0 = now */
-    long count;                /* --count */
-    long batch;                /* --batch */
+    int64_t ts_ms; /* --ts, 0 = now */
+    long count;    /* --count */
+    long batch;    /* --batch */
     Pactum__V1__Metric metrics[MAX_FIELDS];
     Pactum__V1__Metric *mp[MAX_FIELDS];
     size_t n_metrics;
@@ -184,8 +184,8 @@ static int publish(const event_spec *s)
         free(payload);
         free(env);
         if (st != PK_OK) {
-            code = cli_error(CLI_BUS, "publishing to %s failed after %ld events: %s", subject,
-                             sent, pk_error_msg());
+            code = cli_error(CLI_BUS, "publishing to %s failed after %ld events: %s", subject, sent,
+                             pk_error_msg());
             goto out;
         }
         if (dup) {
@@ -201,9 +201,9 @@ static int publish(const event_spec *s)
     if (cli.json)
         cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "subject", subject,
                                  "id_prefix", prefix, "events", (json_int_t)sent, "envelopes",
-                                 (json_int_t)envelopes, "repeated_envelopes",
-                                 (json_int_t)repeats, "first_seq", (json_int_t)first_seq,
-                                 "last_seq", (json_int_t)last_seq));
+                                 (json_int_t)envelopes, "repeated_envelopes", (json_int_t)repeats,
+                                 "first_seq", (json_int_t)first_seq, "last_seq",
+                                 (json_int_t)last_seq));
     else if (repeats == envelopes)
         printf("nothing new: the stream already holds %s%ld envelope%s (same ids sent within the "
                "last 2 minutes)\n",

@@ -139,8 +139,9 @@ int cmd_principal(cli_args *a)
     pr.ts_ms = pk_now_ms();
     pk_keypair_wipe(&kp);
     pk_keypair_wipe(&akp);
-    code = submit_signed(PK_SUBJ_REG_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION,
-                         &pr.base, "", admin, false);
+    code =
+        submit_signed(PK_SUBJ_REG_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION,
+                      &pr.base, "", admin, false);
     return code;
 }
 
@@ -293,7 +294,8 @@ int cmd_dispute(cli_args *a)
             d.verdict_vseq = strtoull(verdict, &end, 10);
             if (!*verdict || *end || d.verdict_vseq == 0)
                 return cli_usage_error("--verdict: expected a verdict sequence (vseq) or 'last', "
-                                       "got '%s'", verdict);
+                                       "got '%s'",
+                                       verdict);
         }
         d.event_id = (char *)(event ? event : "");
         d.reason = (char *)reason;

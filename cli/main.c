@@ -146,8 +146,7 @@ pk_bus *cli_connect(void)
     return bus;
 }
 
-int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t len,
-                natsMsg **reply)
+int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t len, natsMsg **reply)
 {
     natsStatus s = natsConnection_Request(reply, bus->nc, subject, data, (int)len, cli.timeout_ms);
 
@@ -175,15 +174,26 @@ void cli_print_json(json_t *v)
 int main(int argc, char **argv)
 {
     static const struct {
-        const char *name;            /* command word */
-        int (*fn)(cli_args *a);      /* its handler */
-    } commands[] = {{"keygen", cmd_keygen},   {"agent", cmd_agent},     {"pact", cmd_pact},
-                    {"event", cmd_event},     {"trust", cmd_trust},     {"health", cmd_health},
-                    {"metrics", cmd_metrics}, {"principal", cmd_principal},
-                    {"override", cmd_override}, {"ack", cmd_ack},      {"dispute", cmd_dispute},
-                    {"replay", cmd_replay},   {"authorize", cmd_authorize},
-                    {"evidence", cmd_evidence}, {"attest", cmd_attest}, {"figures", cmd_figures},
-                    {"log", cmd_log},         {"verify", cmd_verify}};
+        const char *name;       /* command word */
+        int (*fn)(cli_args *a); /* its handler */
+    } commands[] = {{"keygen", cmd_keygen},
+                    {"agent", cmd_agent},
+                    {"pact", cmd_pact},
+                    {"event", cmd_event},
+                    {"trust", cmd_trust},
+                    {"health", cmd_health},
+                    {"metrics", cmd_metrics},
+                    {"principal", cmd_principal},
+                    {"override", cmd_override},
+                    {"ack", cmd_ack},
+                    {"dispute", cmd_dispute},
+                    {"replay", cmd_replay},
+                    {"authorize", cmd_authorize},
+                    {"evidence", cmd_evidence},
+                    {"attest", cmd_attest},
+                    {"figures", cmd_figures},
+                    {"log", cmd_log},
+                    {"verify", cmd_verify}};
     cli_args a = {.argc = argc, .argv = argv, .i = 1};
     const char *val;
     int rc = CLI_USAGE;

@@ -30,8 +30,8 @@ int cli_ask(pk_bus *bus, const char *subject, const ProtobufCMessage *query,
     free(buf);
     if (code != CLI_OK)
         return code;
-    if (pk_answer_open((const uint8_t *)natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply),
-                       type, pk_answer_descriptor(type),
+    if (pk_answer_open((const uint8_t *)natsMsg_GetData(reply),
+                       (size_t)natsMsg_GetDataLength(reply), type, pk_answer_descriptor(type),
                        cli.have_oracle_key ? cli.oracle_key : NULL, NULL, out) != PK_OK) {
         natsMsg_Destroy(reply);
         return cli_error(CLI_FAIL, "the oracle's answer does not check: %s", pk_error_msg());
@@ -100,10 +100,10 @@ static void hex_short(const ProtobufCBinaryData *b, char *out, size_t len)
 /* --- checks shared by online answers and `verify` ----------------------------------------- */
 
 typedef struct checker {
-    const uint8_t *key;   /* the log key; NULL: the answer's own */
+    const uint8_t *key; /* the log key; NULL: the answer's own */
     int failures;
-    bool quiet;           /* print failures only */
-    const char *file;     /* for messages */
+    bool quiet;       /* print failures only */
+    const char *file; /* for messages */
 } checker;
 
 static void ok(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -295,8 +295,8 @@ static int check_answer(checker *c, const uint8_t *buf, size_t len)
             Pactum__V1__LogLeaf *l =
                 check_leaf(c, &e->leaf, e->index, e->path, e->n_path, &e->record, th);
             if (l && strcmp(l->agent_id, pg->agent_id) != 0)
-                fail(c, "leaf %llu is about %s, not %s", (unsigned long long)e->index,
-                     l->agent_id, pg->agent_id);
+                fail(c, "leaf %llu is about %s, not %s", (unsigned long long)e->index, l->agent_id,
+                     pg->agent_id);
             if (l)
                 pactum__v1__log_leaf__free_unpacked(l, NULL);
         }
@@ -325,13 +325,13 @@ static int check_answer(checker *c, const uint8_t *buf, size_t len)
         if (!tc || !tc->state) {
             fail(c, "the record is not a trust change");
         } else if (strcmp(tc->agent_id, at->agent_id) != 0 ||
-                   tc->state->score_ppm != at->score_ppm ||
-                   tc->state->lower_ppm != at->lower_ppm || tc->state->tier != at->tier) {
+                   tc->state->score_ppm != at->score_ppm || tc->state->lower_ppm != at->lower_ppm ||
+                   tc->state->tier != at->tier) {
             fail(c, "the attested score, bound or tier differ from the logged trust change");
         } else {
             ok(c, "%s: score %.4f, lower bound %.4f, tier %s (in force: %s), as logged",
-               at->agent_id, at->score_ppm / 1e6, at->lower_ppm / 1e6,
-               pk_tier_name(at->tier), pk_tier_name(at->effective_tier));
+               at->agent_id, at->score_ppm / 1e6, at->lower_ppm / 1e6, pk_tier_name(at->tier),
+               pk_tier_name(at->effective_tier));
         }
         cli_clock(at->valid_until_ms, until, sizeof(until));
         if (now > at->valid_until_ms)
@@ -352,8 +352,7 @@ static int check_answer(checker *c, const uint8_t *buf, size_t len)
             pactum__v1__tree_head__free_unpacked(th, NULL);
         if (r->state)
             ok(c, "%s: tier %s, score %.4f, lower bound %.4f", r->agent_id,
-               pk_tier_name(r->state->tier), r->state->score_ppm / 1e6,
-               r->state->lower_ppm / 1e6);
+               pk_tier_name(r->state->tier), r->state->score_ppm / 1e6, r->state->lower_ppm / 1e6);
         break;
     }
     case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION: {
@@ -498,10 +497,10 @@ static int ask_checked(const char *subject, const ProtobufCMessage *q, Pactum__V
         return code;
     {
         checker c = {.key = cli.have_oracle_key ? cli.oracle_key : NULL, .quiet = true};
-        int status_field = *(const int *)((const uint8_t *)*out +
-                                          protobuf_c_message_descriptor_get_field_by_name(
-                                              (*out)->descriptor, "status")
-                                              ->offset);
+        int status_field =
+            *(const int *)((const uint8_t *)*out + protobuf_c_message_descriptor_get_field_by_name(
+                                                       (*out)->descriptor, "status")
+                                                       ->offset);
         if (status_field == PACTUM__V1__QUERY_STATUS__QUERY_OK && check_answer(&c, raw, len)) {
             free(raw);
             protobuf_c_message_free_unpacked(*out, NULL);
@@ -546,8 +545,8 @@ int cmd_authorize(cli_args *a)
         if (end == amount || *end)
             return cli_usage_error("--amount: expected a number, got '%s'", amount);
     }
-    code = ask_checked(PK_SUBJ_ORACLE_AUTHORIZE, &q.base, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION,
-                       (ProtobufCMessage **)&d);
+    code = ask_checked(PK_SUBJ_ORACLE_AUTHORIZE, &q.base,
+                       PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION, (ProtobufCMessage **)&d);
     if (code != CLI_OK)
         return code;
     if (d->status != PACTUM__V1__QUERY_STATUS__QUERY_OK) {
@@ -657,8 +656,8 @@ int cmd_attest(cli_args *a)
     q.agent_id = a->argv[a->i++];
     if (a->i < a->argc)
         return cli_usage_error("attest: unexpected '%s'", a->argv[a->i]);
-    code = ask_checked(PK_SUBJ_ORACLE_ATTEST, &q.base, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ATTESTATION,
-                       (ProtobufCMessage **)&at);
+    code = ask_checked(PK_SUBJ_ORACLE_ATTEST, &q.base,
+                       PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ATTESTATION, (ProtobufCMessage **)&at);
     if (code != CLI_OK)
         return code;
     if (at->status != PACTUM__V1__QUERY_STATUS__QUERY_OK) {
@@ -724,9 +723,8 @@ int cmd_figures(cli_args *a)
         }
         if (f->containment_ms)
             printf("containment     %llu, p50 %lld ms, p99 %lld ms, max %lld ms\n",
-                   (unsigned long long)f->containment_ms->count,
-                   (long long)f->containment_ms->p50, (long long)f->containment_ms->p99,
-                   (long long)f->containment_ms->max);
+                   (unsigned long long)f->containment_ms->count, (long long)f->containment_ms->p50,
+                   (long long)f->containment_ms->p99, (long long)f->containment_ms->max);
         else
             printf("containment     none\n");
         printf("overrides       %llu active, %llu expired, %llu in all\n",

@@ -8,8 +8,7 @@
 #include "cli.h"
 #include "pk/clock.h"
 
-int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history,
-                  Pactum__V1__TrustReport **out)
+int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history, Pactum__V1__TrustReport **out)
 {
     Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
 
@@ -108,8 +107,8 @@ int cmd_health(cli_args *a)
         snprintf(subject, sizeof(subject), PK_SUBJ_HEALTH, names[i]);
         s = natsConnection_Request(&reply, bus->nc, subject, "", 0, cli.timeout_ms);
         if (s == NATS_OK) {
-            json_t *doc = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply),
-                                     0, NULL);
+            json_t *doc =
+                json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
             bool ok = doc && json_is_true(json_object_get(doc, "healthy"));
             if (arr)
                 json_array_append_new(arr, doc ? doc : json_null());
@@ -122,9 +121,9 @@ int cmd_health(cli_args *a)
                 code = CLI_FAIL;
         } else {
             if (arr)
-                json_array_append_new(arr, json_pack("{s:s, s:b, s:s}", "service", names[i],
-                                                     "healthy", 0, "detail",
-                                                     natsStatus_GetText(s)));
+                json_array_append_new(arr,
+                                      json_pack("{s:s, s:b, s:s}", "service", names[i], "healthy",
+                                                0, "detail", natsStatus_GetText(s)));
             else
                 printf("%-10s DOWN (%s)\n", names[i], natsStatus_GetText(s));
             code = CLI_FAIL;

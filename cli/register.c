@@ -39,8 +39,8 @@ int cmd_keygen(cli_args *a)
     pk_hex_encode(kp.pk, PK_PUBKEY_BYTES, hex);
     pk_keypair_wipe(&kp);
     if (cli.json) {
-        cli_print_json(json_pack("{s:s, s:s+, s:s}", "secret_key_file", out, "public_key_file",
-                                 out, ".pub", "public_key", hex));
+        cli_print_json(json_pack("{s:s, s:s+, s:s}", "secret_key_file", out, "public_key_file", out,
+                                 ".pub", "public_key", hex));
     } else {
         printf("secret key  %s (mode 0600)\npublic key  %s.pub\n            %s\n", out, out, hex);
     }
@@ -213,8 +213,8 @@ static int pact_lint(cli_args *a)
                     fprintf(stderr, "%s: %s\n", path, lint.msgs[i]);
             }
             if (all)
-                json_array_append_new(all, json_pack("{s:s, s:b, s:o}", "file", path, "ok", 0,
-                                                     "problems", probs));
+                json_array_append_new(
+                    all, json_pack("{s:s, s:b, s:o}", "file", path, "ok", 0, "problems", probs));
             else {
                 json_decref(probs);
                 fprintf(stderr, "%s: %zu problem%s\n", path, lint.n, lint.n == 1 ? "" : "s");
@@ -290,8 +290,7 @@ out:
 }
 
 /* Ask the oracle for versions of a pact; *out: caller frees. */
-static int pact_query(const char *id, uint32_t version, bool document,
-                      Pactum__V1__PactReport **out)
+static int pact_query(const char *id, uint32_t version, bool document, Pactum__V1__PactReport **out)
 {
     Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
     pk_bus *bus;
@@ -350,8 +349,8 @@ static int pact_history(cli_args *a)
             char hash[PK_HASH_BYTES * 2 + 1] = "";
             if (v->hash.len == PK_HASH_BYTES)
                 pk_hex_encode(v->hash.data, PK_HASH_BYTES, hash);
-            printf("  v%-3u sha256:%s  agent %s  %u clause%s  registry #%llu\n", v->version,
-                   hash, v->agent_id, v->clauses, v->clauses == 1 ? "" : "s",
+            printf("  v%-3u sha256:%s  agent %s  %u clause%s  registry #%llu\n", v->version, hash,
+                   v->agent_id, v->clauses, v->clauses == 1 ? "" : "s",
                    (unsigned long long)v->registry_seq);
         }
     }
@@ -425,8 +424,8 @@ static int pact_show(cli_args *a)
         json_object_set_new(o, "pact", json_string(rep->pact_id));
         json_object_set_new(o, "verified", json_boolean(why == NULL));
         json_object_set_new(o, "problem", why ? json_string(why) : json_null());
-        json_object_set_new(o, "document", json_stringn((const char *)pv->document.data,
-                                                        pv->document.len));
+        json_object_set_new(o, "document",
+                            json_stringn((const char *)pv->document.data, pv->document.len));
         cli_print_json(o);
     } else {
         fwrite(pv->document.data, 1, pv->document.len, stdout);

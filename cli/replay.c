@@ -19,13 +19,13 @@
 #include "scorer.h"
 
 typedef struct replay {
-    pk_bus *bus;          /* connection */
-    pk_store *store;      /* the fresh LMDB */
-    pk_registry *reg;     /* registry copy in it */
-    uint32_t partitions;  /* of the streams */
-    MDB_dbi agents;       /* agent -> TrustState */
-    pk_core core;         /* the scorer's input logic */
-    bool limited;         /* replay only up to upto[partition] */
+    pk_bus *bus;                      /* connection */
+    pk_store *store;                  /* the fresh LMDB */
+    pk_registry *reg;                 /* registry copy in it */
+    uint32_t partitions;              /* of the streams */
+    MDB_dbi agents;                   /* agent -> TrustState */
+    pk_core core;                     /* the scorer's input logic */
+    bool limited;                     /* replay only up to upto[partition] */
     uint64_t upto[PK_PARTITIONS_MAX]; /* the live scorer's applied positions */
 } replay;
 
@@ -138,8 +138,8 @@ int cmd_replay(cli_args *a)
     }
     if (keep) {
         if (mkdir(keep, 0700) != 0)
-            return cli_error(CLI_IO, "--keep %s: %s (give a folder that does not exist yet)",
-                             keep, strerror(errno));
+            return cli_error(CLI_IO, "--keep %s: %s (give a folder that does not exist yet)", keep,
+                             strerror(errno));
         snprintf(dir, sizeof(dir), "%s", keep);
     } else {
         snprintf(dir, sizeof(dir), "/tmp/pactum-replay-XXXXXX");
@@ -161,7 +161,8 @@ int cmd_replay(cli_args *a)
         const char *p;
         json_t *v;
         r.limited = true;
-        json_object_foreach(applied, p, v) {
+        json_object_foreach(applied, p, v)
+        {
             unsigned long n = strtoul(p, NULL, 10);
             if (n < PK_PARTITIONS_MAX)
                 r.upto[n] = (uint64_t)json_integer_value(v);
@@ -182,7 +183,7 @@ int cmd_replay(cli_args *a)
     last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     if (last > 0 && pk_consumer_open(&c, r.bus, PK_STREAM_VERDICTS, NULL, "pactum.verdicts.>", 1,
-                                      1024, 30000) != PK_OK) {
+                                     1024, 30000) != PK_OK) {
         code = cli_error(CLI_BUS, "%s", pk_error_msg());
         goto out;
     }
@@ -222,9 +223,9 @@ int cmd_replay(cli_args *a)
     if (compare)
         live_after = live_digest(r.bus);
     if (cli.json) {
-        json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:s}", "digest", hex, "agents",
-                              (json_int_t)n_agents, "inputs", (json_int_t)inputs, "last_seq",
-                              (json_int_t)last, "folder", dir);
+        json_t *o =
+            json_pack("{s:s, s:I, s:I, s:I, s:s}", "digest", hex, "agents", (json_int_t)n_agents,
+                      "inputs", (json_int_t)inputs, "last_seq", (json_int_t)last, "folder", dir);
         if (compare)
             json_object_set(o, "live", live_after ? live_after : json_null());
         cli_print_json(o);
@@ -235,8 +236,8 @@ int cmd_replay(cli_args *a)
         printf("digest   %s\n", hex);
     }
     if (compare) {
-        const char *ld = live_after ? json_string_value(json_object_get(live_after, "digest"))
-                                    : NULL;
+        const char *ld =
+            live_after ? json_string_value(json_object_get(live_after, "digest")) : NULL;
         const char *lb = json_string_value(json_object_get(live_before, "digest"));
         if (!ld || !lb || strcmp(ld, lb) != 0) {
             code = cli_error(CLI_FAIL, "the live scorer changed during the replay; run it again "

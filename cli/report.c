@@ -18,11 +18,16 @@ static double ppm(uint32_t v)
 static const char *status_name(Pactum__V1__QueryStatus s)
 {
     switch (s) {
-    case PACTUM__V1__QUERY_STATUS__QUERY_OK: return "ok";
-    case PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT: return "unknown_agent";
-    case PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST: return "bad_request";
-    case PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE: return "unavailable";
-    default: return "unspecified";
+    case PACTUM__V1__QUERY_STATUS__QUERY_OK:
+        return "ok";
+    case PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT:
+        return "unknown_agent";
+    case PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST:
+        return "bad_request";
+    case PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE:
+        return "unavailable";
+    default:
+        return "unspecified";
     }
 }
 
@@ -42,28 +47,26 @@ json_t *cli_verdict_json(const Pactum__V1__Verdict *v)
 
     hex_of(&v->pact_hash, hash, sizeof(hash));
     for (size_t i = 0; i < v->n_tally; i++)
-        json_array_append_new(tally, json_pack("{s:s, s:i, s:i, s:f}", "source",
-                                               pk_source_name(v->tally[i]->source), "pass",
-                                               (int)v->tally[i]->pass, "fail",
-                                               (int)v->tally[i]->fail, "weight",
-                                               v->tally[i]->weight_ppm / 1e6));
+        json_array_append_new(
+            tally, json_pack("{s:s, s:i, s:i, s:f}", "source", pk_source_name(v->tally[i]->source),
+                             "pass", (int)v->tally[i]->pass, "fail", (int)v->tally[i]->fail,
+                             "weight", v->tally[i]->weight_ppm / 1e6));
     for (size_t i = 0; i < v->n_evidence; i++)
-        json_array_append_new(evidence, json_pack("{s:s, s:I}", "event_id",
-                                                  v->evidence[i]->event_id, "events_seq",
-                                                  (json_int_t)v->evidence[i]->seq));
-    o = json_pack("{s:s, s:I, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:f, s:f, s:s, s:s, "
-                  "s:s, s:I, s:i, s:I, s:o, s:o, s:I, s:I, s:I, s:s, s:s}",
-                  "agent", v->agent_id, "vseq", (json_int_t)v->vseq, "pact", v->pact_id,
-                  "pact_version", (int)v->pact_version, "pact_hash", hash, "clause", v->clause_id,
-                  "kind", v->clause_kind, "severity", pk_severity_name(v->severity), "outcome",
-                  pk_outcome_name(v->outcome), "previous", pk_outcome_name(v->previous),
-                  "violation", v->violation, "observed", v->observed, "threshold", v->threshold,
-                  "op", v->op, "aggregate", v->aggregate, "metric", v->metric, "window_ms",
-                  (json_int_t)v->window_ms, "window_events", (int)v->window_events, "samples",
-                  (json_int_t)v->samples, "tally", tally, "evidence", evidence, "evaluated_ms",
-                  (json_int_t)v->evaluated_ms, "event_ts_ms", (json_int_t)v->event_ts_ms,
-                  "ingest_ms", (json_int_t)v->ingest_ms, "consequence", v->consequence, "detail",
-                  v->detail);
+        json_array_append_new(evidence,
+                              json_pack("{s:s, s:I}", "event_id", v->evidence[i]->event_id,
+                                        "events_seq", (json_int_t)v->evidence[i]->seq));
+    o = json_pack(
+        "{s:s, s:I, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:f, s:f, s:s, s:s, "
+        "s:s, s:I, s:i, s:I, s:o, s:o, s:I, s:I, s:I, s:s, s:s}",
+        "agent", v->agent_id, "vseq", (json_int_t)v->vseq, "pact", v->pact_id, "pact_version",
+        (int)v->pact_version, "pact_hash", hash, "clause", v->clause_id, "kind", v->clause_kind,
+        "severity", pk_severity_name(v->severity), "outcome", pk_outcome_name(v->outcome),
+        "previous", pk_outcome_name(v->previous), "violation", v->violation, "observed",
+        v->observed, "threshold", v->threshold, "op", v->op, "aggregate", v->aggregate, "metric",
+        v->metric, "window_ms", (json_int_t)v->window_ms, "window_events", (int)v->window_events,
+        "samples", (json_int_t)v->samples, "tally", tally, "evidence", evidence, "evaluated_ms",
+        (json_int_t)v->evaluated_ms, "event_ts_ms", (json_int_t)v->event_ts_ms, "ingest_ms",
+        (json_int_t)v->ingest_ms, "consequence", v->consequence, "detail", v->detail);
     return o ? o : json_null();
 }
 
@@ -80,13 +83,12 @@ static json_t *override_json(const Pactum__V1__Override *o, int64_t now)
 {
     static const char *const kinds[] = {"unspecified", "tier", "allow", "deny"};
 
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:b}", "id", o->override_id,
-                     "operator", o->operator_id, "kind",
-                     (unsigned)o->kind < 4 ? kinds[o->kind] : "unknown", "tier",
-                     pk_tier_name(o->tier), "actions", strings_json(o->actions, o->n_actions),
-                     "reason", o->reason, "created_ms", (json_int_t)o->created_ms, "expires_ms",
-                     (json_int_t)o->expires_ms, "in_force",
-                     o->created_ms <= now && now < o->expires_ms);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:b}", "id", o->override_id, "operator",
+        o->operator_id, "kind", (unsigned)o->kind < 4 ? kinds[o->kind] : "unknown", "tier",
+        pk_tier_name(o->tier), "actions", strings_json(o->actions, o->n_actions), "reason",
+        o->reason, "created_ms", (json_int_t)o->created_ms, "expires_ms", (json_int_t)o->expires_ms,
+        "in_force", o->created_ms <= now && now < o->expires_ms);
 }
 
 static json_t *tier_change_json(const Pactum__V1__TierChange *t)
@@ -94,11 +96,9 @@ static json_t *tier_change_json(const Pactum__V1__TierChange *t)
     json_t *crit = json_array();
 
     for (size_t i = 0; i < t->n_criteria; i++)
-        json_array_append_new(crit, json_pack("{s:s, s:s, s:s, s:b}", "name",
-                                              t->criteria[i]->name, "required",
-                                              t->criteria[i]->required, "actual",
-                                              t->criteria[i]->actual, "met",
-                                              t->criteria[i]->met));
+        json_array_append_new(crit, json_pack("{s:s, s:s, s:s, s:b}", "name", t->criteria[i]->name,
+                                              "required", t->criteria[i]->required, "actual",
+                                              t->criteria[i]->actual, "met", t->criteria[i]->met));
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "from", pk_tier_name(t->from),
                      "to", pk_tier_name(t->to), "cause", t->cause, "rule", t->rule, "at_ms",
                      (json_int_t)t->at_ms, "containment_ms", (json_int_t)t->containment_ms,
@@ -120,12 +120,13 @@ static json_t *governance_json(const Pactum__V1__GovernanceEntry *e)
     else if (r->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING)
         o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "type", "ruling", "dispute",
                       r->ruling->dispute_id, "arbiter", r->ruling->arbiter_id, "outcome",
-                      r->ruling->overturned ? "overturned" : "upheld", "reason",
-                      r->ruling->reason, "at_ms", (json_int_t)r->ruling->ruled_ms);
+                      r->ruling->overturned ? "overturned" : "upheld", "reason", r->ruling->reason,
+                      "at_ms", (json_int_t)r->ruling->ruled_ms);
     if (o && e->effect) {
         json_t *removed = json_array();
         for (size_t i = 0; i < e->effect->n_verdicts_removed; i++)
-            json_array_append_new(removed, json_integer((json_int_t)e->effect->verdicts_removed[i]));
+            json_array_append_new(removed,
+                                  json_integer((json_int_t)e->effect->verdicts_removed[i]));
         json_object_set_new(o, "effect",
                             json_pack("{s:o, s:f, s:f, s:f, s:f, s:s, s:s}", "verdicts_removed",
                                       removed, "score_before", e->effect->score_before_ppm / 1e6,
@@ -140,23 +141,21 @@ static json_t *governance_json(const Pactum__V1__GovernanceEntry *e)
 
 static json_t *scope_json(const Pactum__V1__TierScope *s)
 {
-    return json_pack("{s:s, s:b, s:b, s:o, s:o, s:b, s:f, s:o, s:o}", "tier",
-                     pk_tier_name(s->tier), "nothing", s->nothing, "any_action", s->any_action,
-                     "actions", strings_json(s->actions, s->n_actions), "approval",
-                     strings_json(s->approval, s->n_approval), "spend_needs_approval",
-                     s->spend_needs_approval, "spend_per_action", s->spend_per_action,
-                     "allowed_by_override",
-                     strings_json(s->allowed_by_override, s->n_allowed_by_override),
-                     "denied_by_override",
-                     strings_json(s->denied_by_override, s->n_denied_by_override));
+    return json_pack(
+        "{s:s, s:b, s:b, s:o, s:o, s:b, s:f, s:o, s:o}", "tier", pk_tier_name(s->tier), "nothing",
+        s->nothing, "any_action", s->any_action, "actions", strings_json(s->actions, s->n_actions),
+        "approval", strings_json(s->approval, s->n_approval), "spend_needs_approval",
+        s->spend_needs_approval, "spend_per_action", s->spend_per_action, "allowed_by_override",
+        strings_json(s->allowed_by_override, s->n_allowed_by_override), "denied_by_override",
+        strings_json(s->denied_by_override, s->n_denied_by_override));
 }
 
 json_t *cli_report_json(const Pactum__V1__TrustReport *r)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "status", status_name(r->status),
-                          "message", r->message, "agent", r->agent_id, "registered",
-                          r->registered, "trust_seq", (json_int_t)r->trust_seq, "answered_ms",
-                          (json_int_t)r->answered_ms);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "status", status_name(r->status), "message",
+                  r->message, "agent", r->agent_id, "registered", r->registered, "trust_seq",
+                  (json_int_t)r->trust_seq, "answered_ms", (json_int_t)r->answered_ms);
     const Pactum__V1__TrustState *s = r->state;
 
     if (!o)
@@ -165,9 +164,9 @@ json_t *cli_report_json(const Pactum__V1__TrustReport *r)
         json_t *clauses = json_array(), *viol = json_object();
         json_object_set_new(o, "tier", json_string(pk_tier_name(s->tier)));
         json_object_set_new(o, "effective_tier", json_string(pk_tier_name(r->effective_tier)));
-        json_object_set_new(o, "effective_by", r->effective_by
-                                                   ? override_json(r->effective_by, r->answered_ms)
-                                                   : json_null());
+        json_object_set_new(o, "effective_by",
+                            r->effective_by ? override_json(r->effective_by, r->answered_ms)
+                                            : json_null());
         json_object_set_new(o, "held", json_boolean(s->held));
         json_object_set_new(o, "open_disputes", json_integer((json_int_t)s->n_open_disputes));
         json_object_set_new(o, "tier_since_ms", json_integer(s->tier_since_ms));
@@ -184,9 +183,9 @@ json_t *cli_report_json(const Pactum__V1__TrustReport *r)
             const Pactum__V1__ClauseScore *c = s->clauses[i];
             json_array_append_new(
                 clauses,
-                json_pack("{s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:s}", "pact", c->pact_id,
-                          "clause", c->clause_id, "severity", pk_severity_name(c->severity),
-                          "score", ppm(c->score_ppm), "lower_bound", ppm(c->lower_ppm), "passes",
+                json_pack("{s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:s}", "pact", c->pact_id, "clause",
+                          c->clause_id, "severity", pk_severity_name(c->severity), "score",
+                          ppm(c->score_ppm), "lower_bound", ppm(c->lower_ppm), "passes",
                           (json_int_t)c->passes, "fails", (json_int_t)c->fails, "last_outcome",
                           pk_outcome_name(c->last_outcome)));
         }
@@ -197,11 +196,10 @@ json_t *cli_report_json(const Pactum__V1__TrustReport *r)
         for (size_t i = 0; i < r->n_pacts; i++) {
             char hash[PK_HASH_BYTES * 2 + 1];
             hex_of(&r->pacts[i]->hash, hash, sizeof(hash));
-            json_array_append_new(pacts, json_pack("{s:s, s:i, s:s, s:I}", "id",
-                                                   r->pacts[i]->pact_id, "version",
-                                                   (int)r->pacts[i]->version, "hash", hash,
-                                                   "registered_ms",
-                                                   (json_int_t)r->pacts[i]->registered_ms));
+            json_array_append_new(
+                pacts, json_pack("{s:s, s:i, s:s, s:I}", "id", r->pacts[i]->pact_id, "version",
+                                 (int)r->pacts[i]->version, "hash", hash, "registered_ms",
+                                 (json_int_t)r->pacts[i]->registered_ms));
         }
         for (size_t i = 0; i < r->n_tier_history; i++)
             json_array_append_new(hist, tier_change_json(r->tier_history[i]));
@@ -318,8 +316,8 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
                r->pacts[i]->pact_id, r->pacts[i]->version, hash);
     }
     if (r->log_head.len) {
-        Pactum__V1__Signed *env = pactum__v1__signed__unpack(NULL, r->log_head.len,
-                                                             r->log_head.data);
+        Pactum__V1__Signed *env =
+            pactum__v1__signed__unpack(NULL, r->log_head.len, r->log_head.data);
         Pactum__V1__TreeHead *th =
             env ? pactum__v1__tree_head__unpack(NULL, env->payload.len, env->payload.data) : NULL;
         if (th && r->logged)
@@ -373,8 +371,8 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
     if (r->last_violation) {
         const Pactum__V1__Verdict *v = r->last_violation;
         printf("last violation  verdict #%llu %s/%s (%s) %s: %s\n", (unsigned long long)v->vseq,
-               v->pact_id, v->clause_id, pk_severity_name(v->severity),
-               pk_outcome_name(v->outcome), v->detail);
+               v->pact_id, v->clause_id, pk_severity_name(v->severity), pk_outcome_name(v->outcome),
+               v->detail);
         if (v->n_evidence)
             printf("                evidence: event %s (PACTUM_EVENTS #%llu); pact %s v%u\n",
                    v->evidence[0]->event_id, (unsigned long long)v->evidence[0]->seq, v->pact_id,
@@ -391,13 +389,12 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
             char until[40];
             cli_clock(o->expires_ms, until, sizeof(until));
             printf("  %-14s by %-10s %s until %s%s: %s\n", o->override_id, o->operator_id,
-                   o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_TIER ? pk_tier_name(o->tier)
+                   o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_TIER    ? pk_tier_name(o->tier)
                    : o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_ALLOW ? "allow"
-                                                                           : "deny",
+                                                                          : "deny",
                    until,
-                   o->created_ms <= r->answered_ms && r->answered_ms < o->expires_ms
-                       ? " (in force)"
-                       : " (expired)",
+                   o->created_ms <= r->answered_ms && r->answered_ms < o->expires_ms ? " (in force)"
+                                                                                     : " (expired)",
                    o->reason);
         }
     }
@@ -433,8 +430,9 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
                 printf(" [contained %lld ms after ingest]", (long long)t->containment_ms);
             printf("\n");
             for (size_t k = 0; k < t->n_criteria; k++)
-                printf("      %s %s: %s (required %s)\n", t->criteria[k]->met ? "met    " : "not met",
-                       t->criteria[k]->name, t->criteria[k]->actual, t->criteria[k]->required);
+                printf("      %s %s: %s (required %s)\n",
+                       t->criteria[k]->met ? "met    " : "not met", t->criteria[k]->name,
+                       t->criteria[k]->actual, t->criteria[k]->required);
         }
     }
     if (r->message && *r->message)

@@ -482,9 +482,9 @@ bool h_publish(h_env *h, const char *subject, const uint8_t *data, size_t len)
     return pk_bus_publish_sync(h->bus, subject, data, len, NULL, false, 0, NULL, NULL) == PK_OK;
 }
 
-bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const char *prefix,
-                      int n, const char *kind, const char *metric, double value,
-                      const char *label, const char *label_value)
+bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const char *prefix, int n,
+                      const char *kind, const char *metric, double value, const char *label,
+                      const char *label_value)
 {
     char subject[128];
 

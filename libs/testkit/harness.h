@@ -17,14 +17,14 @@
 #define H_SERVICES 4
 
 typedef struct h_env {
-    char dir[256];                 /* temporary folder: js/, var/, logs */
-    int port;                      /* nats-server port on 127.0.0.1 */
-    char url[64];                  /* nats://127.0.0.1:<port> */
-    pid_t nats_pid;                /* nats-server */
-    pid_t svc_pid[H_SERVICES];     /* ingest, evaluator, scorer, oracle (0 = not running) */
-    pk_bus *bus;                   /* client connection */
-    int http_port;                 /* the oracle's HTTP port on 127.0.0.1 (chosen at its start) */
-    char nats_conf[300];           /* nats-server configuration file, if any */
+    char dir[256];             /* temporary folder: js/, var/, logs */
+    int port;                  /* nats-server port on 127.0.0.1 */
+    char url[64];              /* nats://127.0.0.1:<port> */
+    pid_t nats_pid;            /* nats-server */
+    pid_t svc_pid[H_SERVICES]; /* ingest, evaluator, scorer, oracle (0 = not running) */
+    pk_bus *bus;               /* client connection */
+    int http_port;             /* the oracle's HTTP port on 127.0.0.1 (chosen at its start) */
+    char nats_conf[300];       /* nats-server configuration file, if any */
 } h_env;
 
 extern const char *const h_service_names[H_SERVICES];
@@ -95,9 +95,9 @@ uint8_t *h_envelope(const char *signer, const pk_keypair *kp, pk_event_msg **evs
 bool h_publish(h_env *h, const char *subject, const uint8_t *data, size_t len);
 
 /* Publish n events with ids <prefix>-<i>, one per envelope, metric name=value, label name=value. */
-bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const char *prefix,
-                      int n, const char *kind, const char *metric, double value,
-                      const char *label, const char *label_value);
+bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const char *prefix, int n,
+                      const char *kind, const char *metric, double value, const char *label,
+                      const char *label_value);
 
 /* Ask the oracle; caller frees with pactum__v1__trust_report__free_unpacked. */
 /*

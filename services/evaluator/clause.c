@@ -37,10 +37,14 @@ uint64_t pk_clause_fingerprint(const pk_clause *c)
 static uint32_t windows_of(const pk_clause *c)
 {
     switch (c->kind) {
-    case PK_CLAUSE_OBJECTIVE: return 1 + 2 * (uint32_t)c->n_burn;
-    case PK_CLAUSE_FORBIDDEN: return 1;
-    case PK_CLAUSE_SCOPE: return c->per_window > 0 ? 1 : 0;
-    case PK_CLAUSE_FRESHNESS: return 0;
+    case PK_CLAUSE_OBJECTIVE:
+        return 1 + 2 * (uint32_t)c->n_burn;
+    case PK_CLAUSE_FORBIDDEN:
+        return 1;
+    case PK_CLAUSE_SCOPE:
+        return c->per_window > 0 ? 1 : 0;
+    case PK_CLAUSE_FRESHNESS:
+        return 0;
     }
     return 0;
 }
@@ -264,8 +268,7 @@ static bool judge_scope(const pk_clause *c, pk_clause_state *s, const pk_event_m
         relevant = true;
         if (!pk_patterns_match(&c->actions, ev->action) && !out->violation) {
             out->violation = true;
-            snprintf(out->why, sizeof(out->why), "action '%.64s' is outside the scope",
-                     ev->action);
+            snprintf(out->why, sizeof(out->why), "action '%.64s' is outside the scope", ev->action);
         }
     }
     if (c->tools.n && ev->tool[0]) {
@@ -295,9 +298,8 @@ static bool judge_scope(const pk_clause *c, pk_clause_state *s, const pk_event_m
             if (c->per_action > 0 && ev->amount > c->per_action && !out->violation) {
                 out->violation = true;
                 out->threshold = c->per_action;
-                snprintf(out->why, sizeof(out->why),
-                         "spends %g %s in one action; the limit is %g", ev->amount, c->currency,
-                         c->per_action);
+                snprintf(out->why, sizeof(out->why), "spends %g %s in one action; the limit is %g",
+                         ev->amount, c->currency, c->per_action);
             }
             if (c->per_window > 0) {
                 pk_win_summary sum;
@@ -337,10 +339,18 @@ void pk_clause_judge(const pk_clause *c, pk_clause_state *s, const pk_event_msg 
     if (c->when && !pk_pred_eval(c->when, ev))
         return;
     switch (c->kind) {
-    case PK_CLAUSE_OBJECTIVE: relevant = judge_objective(c, s, ev, src, out); break;
-    case PK_CLAUSE_FORBIDDEN: relevant = judge_forbidden(c, s, ev, src, out); break;
-    case PK_CLAUSE_FRESHNESS: relevant = judge_freshness(c, s, ev, src, out); break;
-    case PK_CLAUSE_SCOPE: relevant = judge_scope(c, s, ev, src, out); break;
+    case PK_CLAUSE_OBJECTIVE:
+        relevant = judge_objective(c, s, ev, src, out);
+        break;
+    case PK_CLAUSE_FORBIDDEN:
+        relevant = judge_forbidden(c, s, ev, src, out);
+        break;
+    case PK_CLAUSE_FRESHNESS:
+        relevant = judge_freshness(c, s, ev, src, out);
+        break;
+    case PK_CLAUSE_SCOPE:
+        relevant = judge_scope(c, s, ev, src, out);
+        break;
     }
     if (!relevant)
         return;

@@ -18,52 +18,53 @@
 #include "sketch.h"
 #include "window.h"
 
-#define PK_CLAUSE_STATE_MAGIC 0x504b4333u    /* "PKC3": windows packed (pk_window_pack) */
+#define PK_CLAUSE_STATE_MAGIC    0x504b4333u /* "PKC3": windows packed (pk_window_pack) */
 #define PK_CLAUSE_STATE_MAGIC_V2 0x504b4332u /* "PKC2": windows stored as they are in memory */
-#define PK_CLAUSE_WINDOWS (1 + 2 * PK_BURN_MAX)
+#define PK_CLAUSE_WINDOWS        (1 + 2 * PK_BURN_MAX)
 
 /* The fixed part of a clause's state (stored first, byte for byte). */
 typedef struct pk_clause_head {
-    uint32_t magic;            /* PK_CLAUSE_STATE_MAGIC */
-    uint32_t since_verdict;    /* evaluations since the last verdict */
-    uint64_t fingerprint;      /* of the clause definition the windows were built for */
-    uint32_t pass[5];          /* passes since the last verdict, by source */
-    uint32_t fail[5];          /* failures since the last verdict, by source */
-    int32_t last_outcome;      /* outcome of the last verdict (0: none yet) */
-    uint32_t burning;          /* bit k set: burn-rate trigger k is firing */
-    int64_t last_ts_ms;        /* ts of the newest event evaluated */
-    uint64_t last_seq;         /* PACTUM_EVENTS sequence of the newest event evaluated */
-    int64_t since_ms;          /* when the clause came into force (freshness clock start) */
-    int64_t last_seen_ms;      /* freshness: bus arrival time of the newest evidence; 0 none */
-    uint32_t n_windows;        /* windows in use */
-    uint32_t has_sketch;       /* a percentile sketch follows the windows */
+    uint32_t magic;         /* PK_CLAUSE_STATE_MAGIC */
+    uint32_t since_verdict; /* evaluations since the last verdict */
+    uint64_t fingerprint;   /* of the clause definition the windows were built for */
+    uint32_t pass[5];       /* passes since the last verdict, by source */
+    uint32_t fail[5];       /* failures since the last verdict, by source */
+    int32_t last_outcome;   /* outcome of the last verdict (0: none yet) */
+    uint32_t burning;       /* bit k set: burn-rate trigger k is firing */
+    int64_t last_ts_ms;     /* ts of the newest event evaluated */
+    uint64_t last_seq;      /* PACTUM_EVENTS sequence of the newest event evaluated */
+    int64_t since_ms;       /* when the clause came into force (freshness clock start) */
+    int64_t last_seen_ms;   /* freshness: bus arrival time of the newest evidence; 0 none */
+    uint32_t n_windows;     /* windows in use */
+    uint32_t has_sketch;    /* a percentile sketch follows the windows */
 } pk_clause_head;
 
 typedef struct pk_clause_state {
-    pk_clause_head h;                    /* fixed part */
-    pk_window win[PK_CLAUSE_WINDOWS];    /* [0] the clause, [1+2k] long and [2+2k] short of trigger k */
-    pk_sketch sketch;                    /* percentiles of win[0]'s samples */
+    pk_clause_head h; /* fixed part */
+    pk_window
+        win[PK_CLAUSE_WINDOWS]; /* [0] the clause, [1+2k] long and [2+2k] short of trigger k */
+    pk_sketch sketch;           /* percentiles of win[0]'s samples */
 } pk_clause_state;
 
 /* A burn-rate trigger that started or stopped firing. */
 typedef struct pk_burn_change {
-    int trigger;               /* index in the clause's triggers */
-    bool firing;               /* now firing */
-    double burn_long;          /* burn rate over the long window */
-    double burn_short;         /* ... over the short window */
+    int trigger;       /* index in the clause's triggers */
+    bool firing;       /* now firing */
+    double burn_long;  /* burn rate over the long window */
+    double burn_short; /* ... over the short window */
 } pk_burn_change;
 
 /* The result of judging one event. */
 typedef struct pk_judgement {
-    bool relevant;             /* the clause looked at this event */
+    bool relevant;               /* the clause looked at this event */
     Pactum__V1__Outcome outcome; /* the clause's outcome after it */
-    double observed;           /* aggregate, count in window, amount, or gap */
-    double threshold;          /* bound it was compared with */
-    uint64_t samples;          /* samples in the window */
-    bool violation;            /* this event broke the clause (forbidden, scope) */
-    bool verdict_due;          /* a verdict should be published now */
-    char why[192];             /* scope: what was outside it */
-    int n_burn;                /* burn-rate triggers that changed */
+    double observed;             /* aggregate, count in window, amount, or gap */
+    double threshold;            /* bound it was compared with */
+    uint64_t samples;            /* samples in the window */
+    bool violation;              /* this event broke the clause (forbidden, scope) */
+    bool verdict_due;            /* a verdict should be published now */
+    char why[192];               /* scope: what was outside it */
+    int n_burn;                  /* burn-rate triggers that changed */
     pk_burn_change burn[PK_BURN_MAX];
 } pk_judgement;
 

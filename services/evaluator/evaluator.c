@@ -8,10 +8,10 @@
 #include "pk/clock.h"
 #include "pk/log.h"
 
-#define STATE_SLOTS 256   /* clause states cached per batch (power of two) */
-#define MAX_PACTS PK_PACTS_PER_AGENT_MAX
-#define KEY_MAX (3 * (PK_ID_MAX + 1))
-#define TICK_MAX 512      /* stale clauses handled per tick */
+#define STATE_SLOTS 256 /* clause states cached per batch (power of two) */
+#define MAX_PACTS   PK_PACTS_PER_AGENT_MAX
+#define KEY_MAX     (3 * (PK_ID_MAX + 1))
+#define TICK_MAX    512 /* stale clauses handled per tick */
 
 void evaluator_metrics_init(evaluator *e)
 {
@@ -22,9 +22,9 @@ void evaluator_metrics_init(evaluator *e)
                                "Events taken from PACTUM_EVENTS", PK_COUNTER, 0};
     m[EM_STALE_CHECKS] = (pk_metric){"pactum_evaluator_freshness_checks_total", NULL,
                                      "Freshness deadlines examined by the clock", PK_COUNTER, 0};
-    m[EM_SKIPPED] = (pk_metric){"pactum_evaluator_redelivered_total", NULL,
-                                "Redelivered events skipped because they were already applied",
-                                PK_COUNTER, 0};
+    m[EM_SKIPPED] =
+        (pk_metric){"pactum_evaluator_redelivered_total", NULL,
+                    "Redelivered events skipped because they were already applied", PK_COUNTER, 0};
     m[EM_NO_PACT] = (pk_metric){"pactum_evaluator_events_without_pact_total", NULL,
                                 "Events about agents with no pact in force", PK_COUNTER, 0};
     m[EM_VERDICT_PASS] =
@@ -38,12 +38,11 @@ void evaluator_metrics_init(evaluator *e)
     m[EM_MALFORMED] = (pk_metric){"pactum_evaluator_malformed_total", NULL,
                                   "Events that did not decode (dead-lettered)", PK_COUNTER, 0};
     m[EM_BATCH_RETRIES] = (pk_metric){"pactum_evaluator_batch_retries_total", NULL,
-                                      "Batch attempts that failed and were retried", PK_COUNTER,
-                                      0};
+                                      "Batch attempts that failed and were retried", PK_COUNTER, 0};
     m[EM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"evaluator\"",
                             "Messages waiting for this consumer", PK_GAUGE, 0};
-    m[EM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
-                                  PK_GAUGE, 0};
+    m[EM_LMDB_USED] =
+        (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
     m[EM_LMDB_MAP] =
         (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
 }
@@ -89,8 +88,7 @@ static pact_slot *pact_get(eval_worker *w, MDB_txn *txn, const char *id, uint32_
         return NULL; /* cannot happen: fewer pins than probes */
     if (pk_registry_pact(w->ev->reg, txn, id, version, 0, &rec, NULL) != PK_OK)
         return NULL;
-    if (pk_pact_parse((const char *)rec->document.data, rec->document.len, &pact, &lint) !=
-        PK_OK) {
+    if (pk_pact_parse((const char *)rec->document.data, rec->document.len, &pact, &lint) != PK_OK) {
         PK_WARN("pact %s v%u in the registry does not parse: %s", id, version,
                 lint.n ? lint.msgs[0] : pk_error_msg());
         pk_lint_free(&lint);
@@ -110,8 +108,8 @@ static pact_slot *pact_get(eval_worker *w, MDB_txn *txn, const char *id, uint32_
 }
 
 /* Pacts in force for agent at registry position registry_seq. */
-static size_t pacts_in_force(eval_worker *w, MDB_txn *txn, const char *agent,
-                             uint64_t registry_seq, pact_slot **out)
+static size_t pacts_in_force(eval_worker *w, MDB_txn *txn, const char *agent, uint64_t registry_seq,
+                             pact_slot **out)
 {
     char **ids = NULL;
     size_t n_ids = 0, n = 0;
@@ -134,17 +132,17 @@ static size_t pacts_in_force(eval_worker *w, MDB_txn *txn, const char *agent,
 /* --- per-batch state cache ---------------------------------------------------- */
 
 typedef struct state_entry {
-    uint8_t key[KEY_MAX];    /* agent \0 pact \0 clause */
-    size_t klen;             /* 0 when free */
-    pk_clause_state st;      /* the state */
+    uint8_t key[KEY_MAX]; /* agent \0 pact \0 clause */
+    size_t klen;          /* 0 when free */
+    pk_clause_state st;   /* the state */
 } state_entry;
 
 typedef struct batch {
-    pk_pworker *pw;          /* the partition worker */
-    eval_worker *w;          /* its evaluator data */
-    MDB_txn *txn;            /* the batch's write transaction */
-    state_entry *states;     /* STATE_SLOTS */
-    size_t n_states;         /* entries in use */
+    pk_pworker *pw;      /* the partition worker */
+    eval_worker *w;      /* its evaluator data */
+    MDB_txn *txn;        /* the batch's write transaction */
+    state_entry *states; /* STATE_SLOTS */
+    size_t n_states;     /* entries in use */
 } batch;
 
 void evaluator_worker_free(eval_worker *w)
@@ -256,8 +254,7 @@ static size_t deadline_key(uint8_t *buf, uint32_t partition, int64_t ms, const u
 
 /* Move the deadline of a freshness clause from old_ms to new_ms. */
 static pk_status move_deadline(evaluator *e, MDB_txn *txn, uint32_t partition, const char *agent,
-                               const char *pact, const char *clause, int64_t old_ms,
-                               int64_t new_ms)
+                               const char *pact, const char *clause, int64_t old_ms, int64_t new_ms)
 {
     uint8_t key[KEY_MAX], dk[12 + KEY_MAX];
     size_t klen = state_key(key, agent, pact, clause), dl;
@@ -353,15 +350,15 @@ static void describe(char *buf, size_t len, const pk_clause *c, const pk_judgeme
 }
 
 typedef struct verdict_spec {
-    const pact_slot *ps;       /* pact in force */
-    const pk_clause *c;        /* clause */
-    const pk_judgement *j;     /* judgement (outcome, observed ...) */
-    const pk_event_msg *ev;    /* triggering event, or NULL (clock) */
-    const char *agent;         /* agent */
-    uint64_t seq;              /* PACTUM_EVENTS sequence of the event (0: clock) */
-    uint64_t vseq;             /* verdict sequence */
-    const pk_clause_state *s;  /* tallies, previous outcome */
-    const pk_burn_change *burn;/* set: a burn-rate trigger changed */
+    const pact_slot *ps;        /* pact in force */
+    const pk_clause *c;         /* clause */
+    const pk_judgement *j;      /* judgement (outcome, observed ...) */
+    const pk_event_msg *ev;     /* triggering event, or NULL (clock) */
+    const char *agent;          /* agent */
+    uint64_t seq;               /* PACTUM_EVENTS sequence of the event (0: clock) */
+    uint64_t vseq;              /* verdict sequence */
+    const pk_clause_state *s;   /* tallies, previous outcome */
+    const pk_burn_change *burn; /* set: a burn-rate trigger changed */
 } verdict_spec;
 
 static pk_status publish_verdict(batch *b, const verdict_spec *sp)
@@ -392,7 +389,7 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
     v.observed = j->observed;
     v.threshold = j->threshold;
     v.op = (char *)(c->kind == PK_CLAUSE_OBJECTIVE ? pk_op_name(c->op) : "<=");
-    v.aggregate = (char *)(c->kind == PK_CLAUSE_OBJECTIVE ? pk_aggregate_name(c->aggregate)
+    v.aggregate = (char *)(c->kind == PK_CLAUSE_OBJECTIVE   ? pk_aggregate_name(c->aggregate)
                            : c->kind == PK_CLAUSE_FRESHNESS ? "gap_ms"
                                                             : "count");
     v.metric = c->metric ? c->metric : "";
@@ -436,7 +433,7 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
         v.n_tally = nt;
         v.tally = tp;
         v.violation = j->violation || (j->outcome == PACTUM__V1__OUTCOME__OUTCOME_FAIL &&
-                                        sp->s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_FAIL);
+                                       sp->s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_FAIL);
     }
     v.detail = detail;
     if (sp->ev) {
@@ -457,10 +454,18 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
     free(buf);
     if (st == PK_OK) {
         switch (v.outcome) {
-        case PACTUM__V1__OUTCOME__OUTCOME_PASS: pk_metric_add(&e->m[EM_VERDICT_PASS], 1); break;
-        case PACTUM__V1__OUTCOME__OUTCOME_FAIL: pk_metric_add(&e->m[EM_VERDICT_FAIL], 1); break;
-        case PACTUM__V1__OUTCOME__OUTCOME_STALE: pk_metric_add(&e->m[EM_VERDICT_STALE], 1); break;
-        default: pk_metric_add(&e->m[EM_VERDICT_INSUFFICIENT], 1); break;
+        case PACTUM__V1__OUTCOME__OUTCOME_PASS:
+            pk_metric_add(&e->m[EM_VERDICT_PASS], 1);
+            break;
+        case PACTUM__V1__OUTCOME__OUTCOME_FAIL:
+            pk_metric_add(&e->m[EM_VERDICT_FAIL], 1);
+            break;
+        case PACTUM__V1__OUTCOME__OUTCOME_STALE:
+            pk_metric_add(&e->m[EM_VERDICT_STALE], 1);
+            break;
+        default:
+            pk_metric_add(&e->m[EM_VERDICT_INSUFFICIENT], 1);
+            break;
         }
     }
     return st;
@@ -486,8 +491,8 @@ static pk_status judge_event(batch *b, const pk_event_msg *ev, uint64_t seq)
             pk_clause_state *s;
             pk_judgement j;
             int64_t deadline = 0;
-            verdict_spec sp = {.ps = pacts[i], .c = c, .j = &j, .ev = ev, .agent = ev->agent_id,
-                               .seq = seq};
+            verdict_spec sp = {
+                .ps = pacts[i], .c = c, .j = &j, .ev = ev, .agent = ev->agent_id, .seq = seq};
 
             if ((st = state_get(b, ev->agent_id, pacts[i], c, &s)) != PK_OK)
                 return st;
@@ -738,9 +743,8 @@ pk_status evaluator_tick(pk_pworker *pw, int64_t now_ms)
         if (s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_STALE) {
             /* Going stale breaks the promise of fresh evidence: it is a violation,
              * and the clause's consequence applies. */
-            pk_judgement j = {.relevant = true,
-                              .outcome = PACTUM__V1__OUTCOME__OUTCOME_STALE,
-                              .violation = true};
+            pk_judgement j = {
+                .relevant = true, .outcome = PACTUM__V1__OUTCOME__OUTCOME_STALE, .violation = true};
             verdict_spec sp = {.ps = ps, .c = c, .j = &j, .agent = agent, .s = s};
             j.observed = (double)(now_ms - (s->h.last_seen_ms ? s->h.last_seen_ms : s->h.since_ms));
             j.threshold = (double)c->max_gap_ms;

@@ -23,10 +23,10 @@
 #include "pk/workers.h"
 
 typedef struct evaluator_cfg {
-    pk_common_cfg common;     /* shared options */
-    const char *owned;        /* partitions this instance serves: "all", "0,2", "0-3" */
-    long long report_every;   /* evaluations of a clause between verdicts */
-    long long batch;          /* events fetched per batch */
+    pk_common_cfg common;   /* shared options */
+    const char *owned;      /* partitions this instance serves: "all", "0,2", "0-3" */
+    long long report_every; /* evaluations of a clause between verdicts */
+    long long batch;        /* events fetched per batch */
 } evaluator_cfg;
 
 enum {
@@ -48,11 +48,11 @@ enum {
 
 /* A compiled pact version, cached by (id, version). */
 typedef struct pact_slot {
-    char id[PK_ID_MAX + 1];   /* pact id; "" when the slot is free */
-    uint32_t version;         /* version */
-    uint8_t hash[32];         /* SHA-256 of the document */
-    int64_t registered_ms;    /* when this version was registered */
-    pk_pact *pact;            /* compiled pact, owned */
+    char id[PK_ID_MAX + 1]; /* pact id; "" when the slot is free */
+    uint32_t version;       /* version */
+    uint8_t hash[32];       /* SHA-256 of the document */
+    int64_t registered_ms;  /* when this version was registered */
+    pk_pact *pact;          /* compiled pact, owned */
 } pact_slot;
 
 #define PACT_CACHE_SLOTS 256
@@ -64,7 +64,7 @@ typedef struct pact_slot {
  * applied sequence with ordinals from PK_TICK_ORDINAL up, so they sort after
  * every verdict already issued for the agent and before the next event's.
  */
-#define PK_VSEQ_SHIFT 20
+#define PK_VSEQ_SHIFT   20
 #define PK_TICK_ORDINAL 2048
 
 typedef struct evaluator evaluator;
@@ -77,21 +77,21 @@ typedef struct eval_worker {
 } eval_worker;
 
 struct evaluator {
-    const evaluator_cfg *cfg;     /* borrowed configuration */
-    pk_service svc;               /* health, metrics */
-    pk_bus *bus;                  /* main connection (registry, ops) */
-    pk_store *store;              /* LMDB: states, sequences, registry copy */
-    pk_registry *reg;             /* registry copy */
-    uint32_t partitions;          /* partitions of the streams */
-    MDB_dbi states;               /* agent \0 pact \0 clause -> pk_clause_state */
-    MDB_dbi meta;                 /* "events_p<N>" -> last PACTUM_EVENTS sequence applied;
-                                     "ticks_p<N>" -> be64 applied || be32 tick ordinal */
-    MDB_dbi deadlines;            /* be32 partition || be64 ms || state key -> "" (freshness) */
-    uint64_t owned;               /* partitions served, as a bitmap */
-    pk_pworkers workers;          /* one per owned partition */
-    eval_worker *ctx;             /* their data */
-    size_t n_ctx;                 /* entries in ctx */
-    pk_metric m[EM_COUNT];        /* counters */
+    const evaluator_cfg *cfg; /* borrowed configuration */
+    pk_service svc;           /* health, metrics */
+    pk_bus *bus;              /* main connection (registry, ops) */
+    pk_store *store;          /* LMDB: states, sequences, registry copy */
+    pk_registry *reg;         /* registry copy */
+    uint32_t partitions;      /* partitions of the streams */
+    MDB_dbi states;           /* agent \0 pact \0 clause -> pk_clause_state */
+    MDB_dbi meta;             /* "events_p<N>" -> last PACTUM_EVENTS sequence applied;
+                                 "ticks_p<N>" -> be64 applied || be32 tick ordinal */
+    MDB_dbi deadlines;        /* be32 partition || be64 ms || state key -> "" (freshness) */
+    uint64_t owned;           /* partitions served, as a bitmap */
+    pk_pworkers workers;      /* one per owned partition */
+    eval_worker *ctx;         /* their data */
+    size_t n_ctx;             /* entries in ctx */
+    pk_metric m[EM_COUNT];    /* counters */
 };
 
 void evaluator_metrics_init(evaluator *e);

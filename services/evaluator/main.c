@@ -17,8 +17,8 @@ static const pk_cfg_opt options[] = {
     {"report-every", "PACTUM_EVALUATOR_REPORT_EVERY", PK_CFG_INT, "10", 1, 100000,
      offsetof(evaluator_cfg, report_every),
      "evaluations of a clause between verdicts when its outcome does not change"},
-    {"batch", "PACTUM_EVALUATOR_BATCH", PK_CFG_INT, "256", 1, 4096,
-     offsetof(evaluator_cfg, batch), "events fetched and committed together"},
+    {"batch", "PACTUM_EVALUATOR_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(evaluator_cfg, batch),
+     "events fetched and committed together"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

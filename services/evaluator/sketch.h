@@ -25,8 +25,8 @@
 #include "window.h"
 
 #define PK_SKETCH_ALPHA 0.01
-#define PK_SKETCH_MIN 1e-9
-#define PK_SKETCH_MAX 1e15
+#define PK_SKETCH_MIN   1e-9
+#define PK_SKETCH_MAX   1e15
 
 /* A sparse, sorted map of bin -> count. Bins: negatives as -(i+1)... see sketch.c. */
 typedef struct pk_bins {
@@ -37,10 +37,10 @@ typedef struct pk_bins {
 } pk_bins;
 
 typedef struct pk_sketch {
-    int64_t start[PK_WIN_BUCKETS]; /* start of the window bucket each map holds; -1 empty */
-    pk_bins bucket[PK_WIN_BUCKETS];/* per window bucket */
-    pk_bins total;                 /* sum over the buckets in the window */
-    uint64_t n;                    /* samples in total */
+    int64_t start[PK_WIN_BUCKETS];  /* start of the window bucket each map holds; -1 empty */
+    pk_bins bucket[PK_WIN_BUCKETS]; /* per window bucket */
+    pk_bins total;                  /* sum over the buckets in the window */
+    uint64_t n;                     /* samples in total */
 } pk_sketch;
 
 void pk_sketch_init(pk_sketch *s);

@@ -91,18 +91,25 @@ void pk_window_summary(const pk_window *w, int64_t now, pk_win_summary *out)
 double pk_window_aggregate(const pk_win_summary *s, pk_aggregate agg)
 {
     switch (agg) {
-    case PK_AGG_COUNT: return (double)s->count;
-    case PK_AGG_SUM: return s->sum;
-    case PK_AGG_MEAN: return s->count ? s->sum / (double)s->count : 0;
-    case PK_AGG_MIN: return s->min;
-    case PK_AGG_MAX: return s->max;
-    case PK_AGG_RATE: return s->count ? (double)s->trues / (double)s->count : 0;
-    default: return 0; /* percentiles come from the sketch */
+    case PK_AGG_COUNT:
+        return (double)s->count;
+    case PK_AGG_SUM:
+        return s->sum;
+    case PK_AGG_MEAN:
+        return s->count ? s->sum / (double)s->count : 0;
+    case PK_AGG_MIN:
+        return s->min;
+    case PK_AGG_MAX:
+        return s->max;
+    case PK_AGG_RATE:
+        return s->count ? (double)s->trues / (double)s->count : 0;
+    default:
+        return 0; /* percentiles come from the sketch */
     }
 }
 
 /* header: length, width, events, newest (4 x 8 bytes), then the bucket bitmap (4 bytes) */
-#define WIN_HEAD 36
+#define WIN_HEAD   36
 #define WIN_BUCKET (8 + 4 + 4 + 3 * 8)
 
 size_t pk_window_packed_size(const pk_window *w)

@@ -21,19 +21,19 @@
 #define PK_WIN_BUCKETS 32
 
 typedef struct pk_win_bucket {
-    int64_t start;    /* first position covered; -1 when empty */
-    uint32_t count;   /* samples */
-    uint32_t trues;   /* samples that were non-zero (for rates) */
-    double sum;       /* sum of samples */
-    double min;       /* smallest sample */
-    double max;       /* largest sample */
+    int64_t start;  /* first position covered; -1 when empty */
+    uint32_t count; /* samples */
+    uint32_t trues; /* samples that were non-zero (for rates) */
+    double sum;     /* sum of samples */
+    double min;     /* smallest sample */
+    double max;     /* largest sample */
 } pk_win_bucket;
 
 typedef struct pk_window {
-    int64_t length;   /* window length: ms, or events */
-    int64_t width;    /* bucket width in the same unit */
-    int64_t events;   /* events seen so far (position of last-N windows) */
-    int64_t newest;   /* position of the newest sample */
+    int64_t length;                  /* window length: ms, or events */
+    int64_t width;                   /* bucket width in the same unit */
+    int64_t events;                  /* events seen so far (position of last-N windows) */
+    int64_t newest;                  /* position of the newest sample */
     pk_win_bucket b[PK_WIN_BUCKETS]; /* ring indexed by (start / width) % PK_WIN_BUCKETS */
 } pk_window;
 
@@ -60,11 +60,11 @@ size_t pk_window_unpack(pk_window *w, const uint8_t *buf, size_t len);
 
 /* Summary of the window as seen at position now. */
 typedef struct pk_win_summary {
-    uint64_t count;   /* samples in the window */
-    uint64_t trues;   /* non-zero samples */
-    double sum;       /* their sum */
-    double min;       /* smallest (0 if none) */
-    double max;       /* largest (0 if none) */
+    uint64_t count; /* samples in the window */
+    uint64_t trues; /* non-zero samples */
+    double sum;     /* their sum */
+    double min;     /* smallest (0 if none) */
+    double max;     /* largest (0 if none) */
 } pk_win_summary;
 
 void pk_window_summary(const pk_window *w, int64_t now, pk_win_summary *out);

@@ -15,22 +15,22 @@
 #include "pk/log.h"
 #include "pk/pact.h"
 
-#define GOV_MAX_BYTES (64 * 1024)
-#define TEXT_MAX 1024                       /* reasons, notes, counter-evidence */
-#define OVERRIDE_MAX_MS (30LL * 86400000)   /* overrides expire within 30 days */
+#define GOV_MAX_BYTES   (64 * 1024)
+#define TEXT_MAX        1024              /* reasons, notes, counter-evidence */
+#define OVERRIDE_MAX_MS (30LL * 86400000) /* overrides expire within 30 days */
 /* A signed record is accepted this long after (or before) its signing time;
  * within it the stream's 10-minute de-duplication by record id stops a
  * replay, after it the age does, on every ingest instance. */
 #define SIGNED_WINDOW_MS (5LL * 60000)
 
 typedef struct gov_ctx {
-    ingest *in;                             /* the service */
-    natsMsg *msg;                           /* the request */
-    Pactum__V1__GovernanceReceipt receipt;  /* the answer */
-    char text[1024];                        /* receipt message */
-    char id[PK_ID_MAX + 1];                 /* record id */
-    char **filled;                          /* the field the service filled in, if any */
-    char *filled_was;                       /* what the request held there (freed with it) */
+    ingest *in;                            /* the service */
+    natsMsg *msg;                          /* the request */
+    Pactum__V1__GovernanceReceipt receipt; /* the answer */
+    char text[1024];                       /* receipt message */
+    char id[PK_ID_MAX + 1];                /* record id */
+    char **filled;                         /* the field the service filled in, if any */
+    char *filled_was;                      /* what the request held there (freed with it) */
 } gov_ctx;
 
 /* Set the field the service fills in (who signed), keeping the request's value to free. */
@@ -75,16 +75,15 @@ static bool text_ok(gov_ctx *c, const char *what, const char *s, bool required)
         return false;
     }
     if (n > TEXT_MAX) {
-        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s is %zu bytes; at most %d", what,
-               n, TEXT_MAX);
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s is %zu bytes; at most %d", what, n,
+               TEXT_MAX);
         return false;
     }
     return true;
 }
 
 /* The registered agent id, or refuse. */
-static bool agent_known(gov_ctx *c, MDB_txn *txn, const char *agent,
-                        Pactum__V1__AgentRecord **out)
+static bool agent_known(gov_ctx *c, MDB_txn *txn, const char *agent, Pactum__V1__AgentRecord **out)
 {
     if (pk_id_check("agent id", agent) != PK_OK) {
         refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
@@ -92,8 +91,7 @@ static bool agent_known(gov_ctx *c, MDB_txn *txn, const char *agent,
     }
     if (pk_registry_agent(c->in->reg, txn, agent, out, NULL) != PK_OK ||
         (*out)->role != PACTUM__V1__ROLE__ROLE_AGENT) {
-        refuse(c, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT, "agent '%s' is not registered",
-               agent);
+        refuse(c, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT, "agent '%s' is not registered", agent);
         return false;
     }
     return true;
@@ -102,11 +100,16 @@ static bool agent_known(gov_ctx *c, MDB_txn *txn, const char *agent,
 static const char *kind_name(Pactum__V1__PayloadType t)
 {
     switch (t) {
-    case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_OVERRIDE: return "override";
-    case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DISPUTE: return "dispute";
-    case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING: return "ruling";
-    case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ACK: return "ack";
-    default: return "record";
+    case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_OVERRIDE:
+        return "override";
+    case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DISPUTE:
+        return "dispute";
+    case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING:
+        return "ruling";
+    case PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ACK:
+        return "ack";
+    default:
+        return "record";
     }
 }
 
@@ -242,8 +245,8 @@ static bool check_record(gov_ctx *c, MDB_txn *txn, const pk_signed_msg *env,
             fill(c, &d->opened_by, env->signer_id);
         } else {
             refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
-                   "dispute %s: only the owner of %s or a registered counterparty may open it",
-                   id, d->agent_id);
+                   "dispute %s: only the owner of %s or a registered counterparty may open it", id,
+                   d->agent_id);
             break;
         }
         d->opened_ms = now;

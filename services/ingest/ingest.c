@@ -11,14 +11,17 @@
 #include "pk/log.h"
 
 #define PRUNE_MARGIN_MS (3600LL * 1000) /* dedup entries outlive the age limit by this */
-#define PRUNE_MAX 10000                 /* entries pruned per pass */
+#define PRUNE_MAX       10000           /* entries pruned per pass */
 
 static const char *const reason_labels[] = {
-    "reason=\"malformed\"",       "reason=\"oversized\"",      "reason=\"bad_signature\"",
-    "reason=\"unknown_signer\"",  "reason=\"subject_mismatch\"", "reason=\"invalid_field\"",
-    "reason=\"duplicate\"",       "reason=\"too_old\"",        "reason=\"too_new\"",
-    "reason=\"unknown_agent\"",   "reason=\"not_authorized\"", "reason=\"bad_pact\"",
-    "reason=\"conflict\"",        "reason=\"unsupported_version\"", "reason=\"internal\""};
+    "reason=\"malformed\"",        "reason=\"oversized\"",
+    "reason=\"bad_signature\"",    "reason=\"unknown_signer\"",
+    "reason=\"subject_mismatch\"", "reason=\"invalid_field\"",
+    "reason=\"duplicate\"",        "reason=\"too_old\"",
+    "reason=\"too_new\"",          "reason=\"unknown_agent\"",
+    "reason=\"not_authorized\"",   "reason=\"bad_pact\"",
+    "reason=\"conflict\"",         "reason=\"unsupported_version\"",
+    "reason=\"internal\""};
 
 void ingest_metrics_init(ingest *in)
 {
@@ -32,19 +35,19 @@ void ingest_metrics_init(ingest *in)
     for (int i = 0; i <= M_REJECTED_LAST - M_REJECTED_FIRST; i++)
         m[M_REJECTED_FIRST + i] =
             (pk_metric){"pactum_ingest_rejected_total", reason_labels[i], rej_help, PK_COUNTER, 0};
-    m[M_REDELIVERED] = (pk_metric){"pactum_ingest_redelivered_total", NULL,
-                                   "Events seen again in a redelivered envelope and skipped",
-                                   PK_COUNTER, 0};
+    m[M_REDELIVERED] =
+        (pk_metric){"pactum_ingest_redelivered_total", NULL,
+                    "Events seen again in a redelivered envelope and skipped", PK_COUNTER, 0};
     m[M_REG_OK] = (pk_metric){"pactum_ingest_registrations_total", "result=\"ok\"",
                               "Registration requests answered", PK_COUNTER, 0};
     m[M_REG_REJECTED] = (pk_metric){"pactum_ingest_registrations_total", "result=\"rejected\"",
                                     "Registration requests answered", PK_COUNTER, 0};
-    m[M_GOV_OK] = (pk_metric){"pactum_ingest_governance_total", "result=\"ok\"",
-                              "Overrides, disputes, rulings and acknowledgements answered",
-                              PK_COUNTER, 0};
-    m[M_GOV_REJECTED] = (pk_metric){"pactum_ingest_governance_total", "result=\"rejected\"",
-                                    "Overrides, disputes, rulings and acknowledgements answered",
-                                    PK_COUNTER, 0};
+    m[M_GOV_OK] =
+        (pk_metric){"pactum_ingest_governance_total", "result=\"ok\"",
+                    "Overrides, disputes, rulings and acknowledgements answered", PK_COUNTER, 0};
+    m[M_GOV_REJECTED] =
+        (pk_metric){"pactum_ingest_governance_total", "result=\"rejected\"",
+                    "Overrides, disputes, rulings and acknowledgements answered", PK_COUNTER, 0};
     m[M_BATCH_RETRIES] = (pk_metric){"pactum_ingest_batch_retries_total", NULL,
                                      "Batch attempts that failed on a bus or store error and were "
                                      "retried",
@@ -55,10 +58,10 @@ void ingest_metrics_init(ingest *in)
                                     PK_COUNTER, 0};
     m[M_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"ingest\"",
                            "Messages waiting for this consumer", PK_GAUGE, 0};
-    m[M_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
-                                 PK_GAUGE, 0};
-    m[M_LMDB_MAP] = (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes",
-                                PK_GAUGE, 0};
+    m[M_LMDB_USED] =
+        (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
+    m[M_LMDB_MAP] =
+        (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
 }
 
 void ingest_count_reject(ingest *in, Pactum__V1__Reason reason)
@@ -72,13 +75,13 @@ void ingest_count_reject(ingest *in, Pactum__V1__Reason reason)
 
 /* Everything known about the envelope being processed, for rejections. */
 typedef struct env_ctx {
-    natsMsg *msg;          /* the raw message */
-    const char *subject;   /* its subject */
-    const uint8_t *data;   /* its payload */
-    size_t len;            /* payload length */
-    uint64_t seq;          /* stream sequence in PACTUM_RAW */
-    int64_t received_ms;   /* when the bus stored it */
-    const char *signer;    /* signer id, once known */
+    natsMsg *msg;        /* the raw message */
+    const char *subject; /* its subject */
+    const uint8_t *data; /* its payload */
+    size_t len;          /* payload length */
+    uint64_t seq;        /* stream sequence in PACTUM_RAW */
+    int64_t received_ms; /* when the bus stored it */
+    const char *signer;  /* signer id, once known */
 } env_ctx;
 
 static pk_status reject(ingest *in, const env_ctx *e, int idx, Pactum__V1__Reason reason,
@@ -124,17 +127,20 @@ static size_t dedup_key(uint8_t *buf, const char *agent, const char *event_id)
 static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
 {
     switch (role) {
-    case PACTUM__V1__ROLE__ROLE_AGENT: return PACTUM__V1__SOURCE__SOURCE_PEER;
-    case PACTUM__V1__ROLE__ROLE_EVALUATOR: return PACTUM__V1__SOURCE__SOURCE_EVALUATOR;
-    case PACTUM__V1__ROLE__ROLE_HUMAN: return PACTUM__V1__SOURCE__SOURCE_HUMAN;
-    default: return PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED;
+    case PACTUM__V1__ROLE__ROLE_AGENT:
+        return PACTUM__V1__SOURCE__SOURCE_PEER;
+    case PACTUM__V1__ROLE__ROLE_EVALUATOR:
+        return PACTUM__V1__SOURCE__SOURCE_EVALUATOR;
+    case PACTUM__V1__ROLE__ROLE_HUMAN:
+        return PACTUM__V1__SOURCE__SOURCE_HUMAN;
+    default:
+        return PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED;
     }
 }
 
 /* Check, normalize and publish one event of a verified envelope. */
-static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int idx,
-                              pk_event_msg *ev, const Pactum__V1__AgentRecord *signer,
-                              uint64_t registry_seq)
+static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_event_msg *ev,
+                              const Pactum__V1__AgentRecord *signer, uint64_t registry_seq)
 {
     uint8_t key[PK_ID_MAX + PK_EVENT_ID_MAX + 2], val[20], tkey[8 + sizeof(key)];
     char subject[160], msg_id[PK_ID_MAX + PK_EVENT_ID_MAX + 2];
@@ -174,8 +180,7 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
         pactum__v1__agent_record__free_unpacked(subject_agent, NULL);
         if (ev->source == PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED)
             return reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
-                          ev->event_id, "%s may not report evidence about other agents",
-                          e->signer);
+                          ev->event_id, "%s may not report evidence about other agents", e->signer);
     }
     if (ev->ts_ms < e->received_ms - in->cfg->max_age_ms)
         return reject(in, e, idx, PACTUM__V1__REASON__REASON_TOO_OLD, ev->agent_id, ev->event_id,
@@ -197,9 +202,8 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
             pk_metric_add(&in->m[M_REDELIVERED], 1);
             return PK_OK;
         }
-        return reject(in, e, idx, PACTUM__V1__REASON__REASON_DUPLICATE, ev->agent_id,
-                      ev->event_id, "event %s of agent %s was already accepted", ev->event_id,
-                      ev->agent_id);
+        return reject(in, e, idx, PACTUM__V1__REASON__REASON_DUPLICATE, ev->agent_id, ev->event_id,
+                      "event %s of agent %s was already accepted", ev->event_id, ev->agent_id);
     }
     if (st != PK_ENOTFOUND)
         return st;
@@ -280,7 +284,7 @@ static void *open_range(void *p)
 }
 
 #define MAX_VERIFY_THREADS 16
-#define MIN_PER_THREAD 4 /* fewer envelopes than this are not worth a thread */
+#define MIN_PER_THREAD     4 /* fewer envelopes than this are not worth a thread */
 
 /*
  * An Ed25519 check costs about five times everything else ingest does for an
@@ -303,7 +307,9 @@ static void open_all(const ingest *in, natsMsgList *list, opened *out)
     if (t < 1)
         t = 1;
     for (int k = 0; k < t; k++) {
-        jobs[k] = (open_job){.msgs = list->Msgs, .out = out, .from = (int)((long)n * k / t),
+        jobs[k] = (open_job){.msgs = list->Msgs,
+                             .out = out,
+                             .from = (int)((long)n * k / t),
                              .to = (int)((long)n * (k + 1) / t),
                              .max_bytes = in->cfg->max_bytes};
         /* a thread that cannot be started leaves its range to this one */
@@ -389,8 +395,7 @@ static pk_status handle_envelope(ingest *in, MDB_txn *txn, env_ctx *e, uint64_t 
     }
     if (batch->n_events == 0 || batch->n_events > PK_BATCH_MAX) {
         st = reject(in, e, -1, PACTUM__V1__REASON__REASON_INVALID_FIELD, subj_signer, NULL,
-                    "a batch holds 1 to %d events, this one %zu", PK_BATCH_MAX,
-                    batch->n_events);
+                    "a batch holds 1 to %d events, this one %zu", PK_BATCH_MAX, batch->n_events);
         goto done;
     }
     for (size_t i = 0; i < batch->n_events && st == PK_OK; i++)

@@ -13,13 +13,13 @@
 #include "pk/store.h"
 
 typedef struct ingest_cfg {
-    pk_common_cfg common;      /* shared options */
-    long long max_bytes;       /* largest envelope accepted */
-    int64_t max_age_ms;        /* oldest event timestamp accepted, relative to arrival */
-    int64_t max_skew_ms;       /* newest event timestamp accepted, relative to arrival */
-    long long batch;           /* envelopes fetched per batch */
-    long long verify_threads;  /* threads checking a batch's signatures; 0: one per CPU */
-    const char *admin_key;     /* public key that may register operators and arbiters */
+    pk_common_cfg common;     /* shared options */
+    long long max_bytes;      /* largest envelope accepted */
+    int64_t max_age_ms;       /* oldest event timestamp accepted, relative to arrival */
+    int64_t max_skew_ms;      /* newest event timestamp accepted, relative to arrival */
+    long long batch;          /* envelopes fetched per batch */
+    long long verify_threads; /* threads checking a batch's signatures; 0: one per CPU */
+    const char *admin_key;    /* public key that may register operators and arbiters */
 } ingest_cfg;
 
 /* Counters; order matters only for the exposition. */
@@ -42,22 +42,22 @@ enum {
 };
 
 typedef struct ingest {
-    const ingest_cfg *cfg;     /* borrowed configuration */
-    pk_service svc;            /* health, metrics, instance */
-    pk_bus *bus;               /* owned connection */
-    pk_store *store;           /* owned LMDB environment */
-    pk_registry *reg;          /* owned registry copy */
-    uint32_t partitions;       /* partitions of PACTUM_EVENTS */
-    MDB_dbi dedup;             /* agent \0 event id -> be64 raw seq || be64 ts */
-    MDB_dbi dedup_time;        /* be64 ts || agent \0 event id -> "" (for pruning) */
-    pk_consumer raw;           /* durable consumer of PACTUM_RAW */
-    natsSubscription *submit;  /* registration requests */
-    natsSubscription *govern;  /* governance requests */
-    uint8_t admin_pk[32];      /* the admin key */
-    bool have_admin;           /* an admin key is configured */
-    int64_t next_prune_ms;     /* when to prune the dedup table next */
-    int verify_threads;        /* threads checking a batch's signatures (>= 1) */
-    pk_metric m[M_COUNT];      /* counters */
+    const ingest_cfg *cfg;    /* borrowed configuration */
+    pk_service svc;           /* health, metrics, instance */
+    pk_bus *bus;              /* owned connection */
+    pk_store *store;          /* owned LMDB environment */
+    pk_registry *reg;         /* owned registry copy */
+    uint32_t partitions;      /* partitions of PACTUM_EVENTS */
+    MDB_dbi dedup;            /* agent \0 event id -> be64 raw seq || be64 ts */
+    MDB_dbi dedup_time;       /* be64 ts || agent \0 event id -> "" (for pruning) */
+    pk_consumer raw;          /* durable consumer of PACTUM_RAW */
+    natsSubscription *submit; /* registration requests */
+    natsSubscription *govern; /* governance requests */
+    uint8_t admin_pk[32];     /* the admin key */
+    bool have_admin;          /* an admin key is configured */
+    int64_t next_prune_ms;    /* when to prune the dedup table next */
+    int verify_threads;       /* threads checking a batch's signatures (>= 1) */
+    pk_metric m[M_COUNT];     /* counters */
 } ingest;
 
 /* Set up the metric table. */

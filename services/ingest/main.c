@@ -24,7 +24,8 @@ static const pk_cfg_opt options[] = {
     {"max-skew", "PACTUM_INGEST_MAX_SKEW", PK_CFG_DURATION, "5m", 0, 86400000,
      offsetof(ingest_cfg, max_skew_ms), "refuse events whose timestamp is this far ahead"},
     {"batch", "PACTUM_INGEST_BATCH", PK_CFG_INT, "1024", 1, 4096, offsetof(ingest_cfg, batch),
-     "envelopes fetched and committed together (about 2 x batch x max-bytes held at once, at most)"},
+     "envelopes fetched and committed together (about 2 x batch x max-bytes held at once, at "
+     "most)"},
     {"verify-threads", "PACTUM_INGEST_VERIFY_THREADS", PK_CFG_INT, "0", 0, 64,
      offsetof(ingest_cfg, verify_threads),
      "threads that check the signatures of a fetched batch at once; 0: one per CPU"},

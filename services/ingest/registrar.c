@@ -18,10 +18,10 @@
 #define SUBMIT_MAX_BYTES (PK_PACT_MAX_BYTES + 8192)
 
 typedef struct submit_ctx {
-    ingest *in;             /* the service */
-    natsMsg *msg;           /* the request */
+    ingest *in;                          /* the service */
+    natsMsg *msg;                        /* the request */
     Pactum__V1__RegistryReceipt receipt; /* the answer being built */
-    char text[1024];        /* receipt message */
+    char text[1024];                     /* receipt message */
 } submit_ctx;
 
 static void refuse(submit_ctx *c, Pactum__V1__Reason reason, const char *fmt, ...)
@@ -180,8 +180,7 @@ static void register_agent(submit_ctx *c, const pk_signed_msg *env)
     }
     if (!pk_bytes_equal(ar->owner_key.data, env->signer_key.data, PK_PUBKEY_BYTES)) {
         refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
-               "agent %s: the registration must be signed by the owner key it names",
-               ar->agent_id);
+               "agent %s: the registration must be signed by the owner key it names", ar->agent_id);
         goto done;
     }
     if (pk_pop_message(ar->agent_id, ar->owner_key.data, &pop, &poplen) != PK_OK ||
@@ -347,8 +346,8 @@ static void register_pact(submit_ctx *c, const pk_signed_msg *env)
             c->receipt.seq = latest_seq;
             c->receipt.version = latest->version;
             set_receipt_hash(c, hash);
-            accepted(c, "pact %s v%u (sha256:%s) is already registered", pact->id,
-                     latest->version, hexhash);
+            accepted(c, "pact %s v%u (sha256:%s) is already registered", pact->id, latest->version,
+                     hexhash);
             goto done;
         }
     }

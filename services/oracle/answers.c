@@ -17,11 +17,11 @@
 #include "pk/log.h"
 #include "pk/pact.h"
 
-#define Q_OK PACTUM__V1__QUERY_STATUS__QUERY_OK
-#define Q_BAD PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST
-#define Q_UNKNOWN PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT
+#define Q_OK          PACTUM__V1__QUERY_STATUS__QUERY_OK
+#define Q_BAD         PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST
+#define Q_UNKNOWN     PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT
 #define Q_UNAVAILABLE PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE
-#define Q_NOT_FOUND PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND
+#define Q_NOT_FOUND   PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND
 
 /* Is agent registered, or known to the read model? */
 static bool agent_known(oracle *o, MDB_txn *txn, const char *agent)
@@ -241,8 +241,9 @@ pk_status oracle_answer_authorize(oracle *o, const uint8_t *req, size_t len, uin
     sodium_bin2hex(id + 4, sizeof(id) - 4, rnd, sizeof(rnd));
     d.decision_id = id;
     if (n_pacts < n_refs)
-        snprintf(msg, sizeof(msg), "%zu of the agent's pacts could not be read; decided on the "
-                                   "others",
+        snprintf(msg, sizeof(msg),
+                 "%zu of the agent's pacts could not be read; decided on the "
+                 "others",
                  n_refs - n_pacts);
     /* recorded for audit before it is answered: an unrecorded decision is no decision */
     snprintf(subject, sizeof(subject), PK_SUBJ_AUDIT, q->agent_id);
@@ -257,8 +258,9 @@ pk_status oracle_answer_authorize(oracle *o, const uint8_t *req, size_t len, uin
                                   NULL)) != PK_OK) {
         d.status = Q_UNAVAILABLE;
         d.permit = PACTUM__V1__PERMIT__PERMIT_DENY;
-        snprintf(msg, sizeof(msg), "the decision could not be recorded for audit, so it is not "
-                                   "made: %s",
+        snprintf(msg, sizeof(msg),
+                 "the decision could not be recorded for audit, so it is not "
+                 "made: %s",
                  pk_error_msg());
         goto reply;
     }
@@ -415,8 +417,8 @@ pk_status oracle_answer_evidence(oracle *o, const uint8_t *req, size_t len, uint
             pactum__v1__log_leaf__free_unpacked(l, NULL);
             if ((st = oracle_log_path(o, txn, index, size, e->path, &e->e.n_path)) != PK_OK) {
                 page.status = Q_UNAVAILABLE;
-                snprintf(msg, sizeof(msg), "cannot prove leaf %llu: %s",
-                         (unsigned long long)index, pk_error_msg());
+                snprintf(msg, sizeof(msg), "cannot prove leaf %llu: %s", (unsigned long long)index,
+                         pk_error_msg());
                 n++;
                 goto reply;
             }
@@ -517,8 +519,9 @@ pk_status oracle_answer_attest(oracle *o, const uint8_t *req, size_t len, uint8_
     }
     if (!logged) {
         at.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "the newest trust change of %s is not in the log yet; ask "
-                                   "again in a moment",
+        snprintf(msg, sizeof(msg),
+                 "the newest trust change of %s is not in the log yet; ask "
+                 "again in a moment",
                  q->agent_id);
         goto reply;
     }
@@ -708,8 +711,8 @@ pk_status oracle_answer_figures(oracle *o, const uint8_t *req, size_t len, uint8
     /* violations that still count, by age */
     {
         static const int64_t since[4] = {0, 86400000LL, 7 * 86400000LL, 30 * 86400000LL};
-        Pactum__V1__SeverityCount ***lists[4] = {&f.violations, &f.violations_24h,
-                                                 &f.violations_7d, &f.violations_30d};
+        Pactum__V1__SeverityCount ***lists[4] = {&f.violations, &f.violations_24h, &f.violations_7d,
+                                                 &f.violations_30d};
         size_t *counts_n[4] = {&f.n_violations, &f.n_violations_24h, &f.n_violations_7d,
                                &f.n_violations_30d};
         int64_t from[4];

@@ -28,13 +28,12 @@
 #define BODY_MAX (64 * 1024)
 
 typedef struct request {
-    char *body;        /* POST body so far */
+    char *body; /* POST body so far */
     size_t len;
     bool too_big;
 } request;
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *doc,
-                                 oracle *o)
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *doc, oracle *o)
 {
     char *text = json_dumps(doc, JSON_COMPACT);
     struct MHD_Response *r;
@@ -109,11 +108,11 @@ static enum MHD_Result answer(struct MHD_Connection *c, oracle *o, oracle_answer
     sf = protobuf_c_message_descriptor_get_field_by_name(payload->descriptor, "status");
     if (sf) {
         int s = *(const int *)((const uint8_t *)payload + sf->offset);
-        status = s == PACTUM__V1__QUERY_STATUS__QUERY_OK               ? MHD_HTTP_OK
-                 : s == PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST    ? MHD_HTTP_BAD_REQUEST
-                 : s == PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT  ? MHD_HTTP_NOT_FOUND
-                 : s == PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND      ? MHD_HTTP_NOT_FOUND
-                                                                       : MHD_HTTP_SERVICE_UNAVAILABLE;
+        status = s == PACTUM__V1__QUERY_STATUS__QUERY_OK              ? MHD_HTTP_OK
+                 : s == PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST   ? MHD_HTTP_BAD_REQUEST
+                 : s == PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT ? MHD_HTTP_NOT_FOUND
+                 : s == PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND     ? MHD_HTTP_NOT_FOUND
+                                                                  : MHD_HTTP_SERVICE_UNAVAILABLE;
     }
     b64len = sodium_base64_ENCODED_LEN(olen, sodium_base64_VARIANT_ORIGINAL);
     b64 = malloc(b64len);
@@ -191,7 +190,8 @@ bool oracle_authorize_body(const char *body, size_t len, char *agent,
         return false;
     }
     q->agent_id = agent;
-    json_object_foreach(b, key, v) {
+    json_object_foreach(b, key, v)
+    {
         char **field = strcmp(key, "action") == 0     ? &q->action
                        : strcmp(key, "resource") == 0 ? &q->resource
                        : strcmp(key, "tool") == 0     ? &q->tool
@@ -375,8 +375,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     oracle *o = cls;
     request *rq = *con_cls;
@@ -431,8 +431,7 @@ pk_status oracle_http_start(oracle *o)
         return PK_OK;
     colon = strrchr(spec, ':');
     if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host))
-        return PK_ERR(PK_EINVAL, "--http: expected host:port like 127.0.0.1:7480, got '%s'",
-                      spec);
+        return PK_ERR(PK_EINVAL, "--http: expected host:port like 127.0.0.1:7480, got '%s'", spec);
     memcpy(host, spec, (size_t)(colon - spec));
     host[colon - spec] = '\0';
     port = strtoul(colon + 1, NULL, 10);
@@ -445,12 +444,11 @@ pk_status oracle_http_start(oracle *o)
     memcpy(&sa, res->ai_addr, sizeof(sa));
     freeaddrinfo(res);
     sa.sin_port = htons((uint16_t)port);
-    o->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                               (uint16_t)port, NULL, NULL, on_request, o, MHD_OPTION_SOCK_ADDR,
+    o->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
+                               NULL, NULL, on_request, o, MHD_OPTION_SOCK_ADDR,
                                (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, 4u,
-                               MHD_OPTION_CONNECTION_LIMIT, 256u,
-                               MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_done, o, MHD_OPTION_END);
+                               MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT,
+                               30u, MHD_OPTION_NOTIFY_COMPLETED, on_done, o, MHD_OPTION_END);
     if (!o->http)
         return PK_ERR(PK_EIO, "cannot listen for HTTP on %s (is the port taken?)", spec);
     PK_INFO("HTTP on http://%s/v1/", spec);

@@ -192,8 +192,7 @@ pk_status oracle_log_leaf(oracle *o, MDB_txn *txn, uint64_t index, MDB_val *leaf
     return pk_get(txn, o->log_leaves, key, 8, leaf);
 }
 
-pk_status oracle_log_record(oracle *o, const char *stream, uint64_t seq, uint8_t **out,
-                            size_t *len)
+pk_status oracle_log_record(oracle *o, const char *stream, uint64_t seq, uint8_t **out, size_t *len)
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
@@ -262,7 +261,7 @@ static Pactum__V1__LeafKind kind_of(const char *stream, const char *subject)
         return PACTUM__V1__LEAF_KIND__LEAF_EVENT;
     if (strcmp(stream, PK_STREAM_VERDICTS) == 0)
         return n > 2 && strcmp(subject + n - 2, ".g") == 0 ? PACTUM__V1__LEAF_KIND__LEAF_GOVERNANCE
-                                                            : PACTUM__V1__LEAF_KIND__LEAF_VERDICT;
+                                                           : PACTUM__V1__LEAF_KIND__LEAF_VERDICT;
     if (strcmp(stream, PK_STREAM_TRUST) == 0)
         return PACTUM__V1__LEAF_KIND__LEAF_TRUST_CHANGE;
     if (strcmp(stream, PK_STREAM_REGISTRY) == 0)
@@ -273,8 +272,8 @@ static Pactum__V1__LeafKind kind_of(const char *stream, const char *subject)
 typedef struct appender {
     oracle *o;
     const oracle_log_source *src;
-    pk_bus *bus;               /* own connection */
-    pk_consumer c;             /* durable consumer shared by every oracle instance */
+    pk_bus *bus;   /* own connection */
+    pk_consumer c; /* durable consumer shared by every oracle instance */
     pthread_t thread;
     bool started;
 } appender;
@@ -329,8 +328,8 @@ static pk_status append_batch(void *ctx, natsMsgList *list)
         /* the same batch again (a retry) is stored once */
         snprintf(msg_id, sizeof(msg_id), "%s:%llu-%llu", a->src->stream, (unsigned long long)first,
                  (unsigned long long)last);
-        st = pk_bus_publish_sync(a->bus, PK_SUBJ_LOG_LEAVES, buf, len, msg_id, false, 0, NULL,
-                                 NULL);
+        st =
+            pk_bus_publish_sync(a->bus, PK_SUBJ_LOG_LEAVES, buf, len, msg_id, false, 0, NULL, NULL);
     }
     if (st == PK_OK) {
         for (int i = 0; i < list->Count; i++)
@@ -454,8 +453,8 @@ static pk_status build_batch(oracle *o, natsMsgList *list)
             pk_merkle_leaf_hash(b->leaves[k].data, b->leaves[k].len, h);
             pk_be64_put(ib, size);
             if ((st = pk_merkle_append(&io, size, h)) == PK_OK &&
-                (st = pk_put(txn, o->log_leaves, ib, 8, b->leaves[k].data, b->leaves[k].len,
-                             0)) == PK_OK &&
+                (st = pk_put(txn, o->log_leaves, ib, 8, b->leaves[k].data, b->leaves[k].len, 0)) ==
+                    PK_OK &&
                 (st = pk_put(txn, o->log_refs, key, ref_key(key, l->stream, l->stream_seq), ib, 8,
                              0)) == PK_OK &&
                 l->agent_id[0]) {
@@ -589,8 +588,8 @@ pk_status oracle_log_start(oracle *o)
         a->src = &oracle_log_sources[s];
         snprintf(name, sizeof(name), "%s-%s", o->svc.instance, a->src->durable);
         if ((st = pk_bus_connect(&a->bus, &bo)) != PK_OK ||
-            (st = pk_consumer_open(&a->c, a->bus, a->src->stream, a->src->durable,
-                                   a->src->filter, 0, (int)o->cfg->log_batch, 30000)) != PK_OK)
+            (st = pk_consumer_open(&a->c, a->bus, a->src->stream, a->src->durable, a->src->filter,
+                                   0, (int)o->cfg->log_batch, 30000)) != PK_OK)
             return st;
         if (pthread_create(&a->thread, NULL, appender_main, a) != 0)
             return PK_ERR(PK_ENOMEM, "cannot start the log appender of %s", a->src->stream);

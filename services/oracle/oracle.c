@@ -16,8 +16,8 @@ void oracle_metrics_init(oracle *o)
 {
     pk_metric *m = o->m;
 
-    m[OM_QUERIES] = (pk_metric){"pactum_oracle_queries_total", NULL, "Trust queries answered",
-                                PK_COUNTER, 0};
+    m[OM_QUERIES] =
+        (pk_metric){"pactum_oracle_queries_total", NULL, "Trust queries answered", PK_COUNTER, 0};
     m[OM_UNKNOWN] = (pk_metric){"pactum_oracle_unknown_agent_total", NULL,
                                 "Queries about agents that are not registered", PK_COUNTER, 0};
     m[OM_BAD] = (pk_metric){"pactum_oracle_bad_requests_total", NULL,
@@ -28,12 +28,12 @@ void oracle_metrics_init(oracle *o)
                                    "Trust changes already applied and skipped", PK_COUNTER, 0};
     m[OM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"oracle\"",
                             "Messages waiting for this consumer", PK_GAUGE, 0};
-    m[OM_LOG_SIZE] = (pk_metric){"pactum_oracle_log_leaves", NULL,
-                                 "Leaves in this instance's copy of the transparency log",
-                                 PK_GAUGE, 0};
-    m[OM_LOG_APPENDED] = (pk_metric){"pactum_oracle_log_appended_total", NULL,
-                                     "Source messages this instance appended to PACTUM_LOG",
-                                     PK_COUNTER, 0};
+    m[OM_LOG_SIZE] =
+        (pk_metric){"pactum_oracle_log_leaves", NULL,
+                    "Leaves in this instance's copy of the transparency log", PK_GAUGE, 0};
+    m[OM_LOG_APPENDED] =
+        (pk_metric){"pactum_oracle_log_appended_total", NULL,
+                    "Source messages this instance appended to PACTUM_LOG", PK_COUNTER, 0};
     m[OM_HEADS] = (pk_metric){"pactum_oracle_tree_heads_total", NULL,
                               "Signed tree heads published on pactum.log.head", PK_COUNTER, 0};
     m[OM_ALLOW] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"allow\"",
@@ -46,13 +46,13 @@ void oracle_metrics_init(oracle *o)
                              PK_COUNTER, 0};
     m[OM_HTTP_4XX] = (pk_metric){"pactum_oracle_http_refused_total", NULL,
                                  "HTTP requests answered with a 4xx status", PK_COUNTER, 0};
-    m[OM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
-                                  PK_GAUGE, 0};
+    m[OM_LMDB_USED] =
+        (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
     m[OM_LMDB_MAP] =
         (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
-    m[OM_REUSED] = (pk_metric){"pactum_oracle_answers_reused_total", NULL,
-                               "Trust queries answered with an answer already signed",
-                               PK_COUNTER, 0};
+    m[OM_REUSED] =
+        (pk_metric){"pactum_oracle_answers_reused_total", NULL,
+                    "Trust queries answered with an answer already signed", PK_COUNTER, 0};
 }
 
 pk_status oracle_open_dbs(oracle *o)
@@ -258,16 +258,16 @@ static void walk_newest(MDB_txn *txn, MDB_dbi dbi, const char *agent, entry_fn f
 #define LIST_MAX 50
 
 typedef struct collected {
-    Pactum__V1__TierChange *tiers[HISTORY_MAX];     /* tier history, newest first */
+    Pactum__V1__TierChange *tiers[HISTORY_MAX]; /* tier history, newest first */
     size_t n_tiers, want_tiers;
-    Pactum__V1__TierChange *cont[LIST_MAX];         /* containments */
+    Pactum__V1__TierChange *cont[LIST_MAX]; /* containments */
     size_t n_cont;
     size_t scanned;                                 /* tier changes looked at */
     Pactum__V1__GovernanceEntry *gov[2 * LIST_MAX]; /* every governance entry read */
     size_t n_gov;
-    Pactum__V1__Override *ov[LIST_MAX];             /* overrides, newest first */
+    Pactum__V1__Override *ov[LIST_MAX]; /* overrides, newest first */
     size_t n_ov;
-    Pactum__V1__GovernanceEntry *disp[LIST_MAX];    /* disputes and rulings */
+    Pactum__V1__GovernanceEntry *disp[LIST_MAX]; /* disputes and rulings */
     size_t n_disp;
 } collected;
 
@@ -583,8 +583,8 @@ pk_status oracle_answer_trust(oracle *o, const uint8_t *req, size_t len, uint8_t
             rep.log_head.data = head;
             rep.log_head.len = head_len;
         }
-        if (rep.trust_seq && oracle_log_find(o, txn, PK_STREAM_TRUST, rep.trust_seq, &index) ==
-                                 PK_OK) {
+        if (rep.trust_seq &&
+            oracle_log_find(o, txn, PK_STREAM_TRUST, rep.trust_seq, &index) == PK_OK) {
             rep.logged = true;
             rep.log_index = index;
         }

@@ -23,15 +23,15 @@
 #include "pk/store.h"
 
 typedef struct oracle_cfg {
-    pk_common_cfg common;   /* shared options */
-    long long history;      /* tier changes returned by default */
-    const char *key_path;   /* the signing key ("": <data-dir>/oracle/oracle.key, made if missing) */
-    const char *http;       /* HTTP listen address, "host:port"; "" or "off": none */
-    int64_t attest_ttl_ms;  /* how long an attestation is valid */
-    int64_t head_every_ms;  /* signed tree heads published at most this often while the log grows */
-    long long log_batch;    /* source messages per log batch */
-    int64_t log_every_ms;   /* a log batch short of log_batch is appended this long after it came */
-    int64_t reuse_ms;       /* a signed trust answer is sent again for this long; 0: never */
+    pk_common_cfg common;  /* shared options */
+    long long history;     /* tier changes returned by default */
+    const char *key_path;  /* the signing key ("": <data-dir>/oracle/oracle.key, made if missing) */
+    const char *http;      /* HTTP listen address, "host:port"; "" or "off": none */
+    int64_t attest_ttl_ms; /* how long an attestation is valid */
+    int64_t head_every_ms; /* signed tree heads published at most this often while the log grows */
+    long long log_batch;   /* source messages per log batch */
+    int64_t log_every_ms;  /* a log batch short of log_batch is appended this long after it came */
+    int64_t reuse_ms;      /* a signed trust answer is sent again for this long; 0: never */
 } oracle_cfg;
 
 enum {
@@ -58,9 +58,9 @@ enum {
 #define ORACLE_LOG_SOURCES 5
 
 typedef struct oracle_log_source {
-    const char *stream;     /* source stream */
-    const char *filter;     /* subject filter */
-    const char *durable;    /* durable consumer, shared by every oracle instance */
+    const char *stream;  /* source stream */
+    const char *filter;  /* subject filter */
+    const char *durable; /* durable consumer, shared by every oracle instance */
 } oracle_log_source;
 
 extern const oracle_log_source oracle_log_sources[ORACLE_LOG_SOURCES];
@@ -70,34 +70,34 @@ extern const oracle_log_source oracle_log_sources[ORACLE_LOG_SOURCES];
 typedef struct oracle_reuse oracle_reuse;
 
 typedef struct oracle {
-    const oracle_cfg *cfg;       /* borrowed configuration */
-    pk_service svc;              /* health, metrics */
-    pk_bus *bus;                 /* connection */
-    pk_store *store;             /* read model */
-    pk_registry *reg;            /* registry copy */
-    uint32_t partitions;         /* partitions of the streams */
-    MDB_dbi reports;             /* agent -> TrustReport (state, last violation, seq) */
-    MDB_dbi tiers;               /* agent \0 be64 change_seq -> TierChange */
-    MDB_dbi governance;          /* agent \0 be64 change_seq -> GovernanceEntry */
-    MDB_dbi meta;                /* trust_seq, log_size, log_seq, hw_<stream> */
-    MDB_dbi violations;          /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
-    MDB_dbi log_nodes;           /* level (1 byte) be64 index -> hash of a perfect subtree */
-    MDB_dbi log_leaves;          /* be64 index -> LogLeaf bytes */
-    MDB_dbi log_refs;            /* stream \0 be64 seq -> be64 index */
-    MDB_dbi log_agent;           /* agent \0 be64 index -> "" */
-    pk_consumer trust;           /* ephemeral consumer of PACTUM_TRUST */
-    pk_consumer log_reader;      /* ephemeral consumer of PACTUM_LOG */
-    pk_keypair kp;               /* signs answers and tree heads */
-    char log_id[33];             /* hex id of the log key */
-    atomic_ullong log_size;      /* leaves committed */
-    uint64_t head_size;          /* size of the last head published */
-    int64_t head_mono_ms;        /* when it was published */
+    const oracle_cfg *cfg;  /* borrowed configuration */
+    pk_service svc;         /* health, metrics */
+    pk_bus *bus;            /* connection */
+    pk_store *store;        /* read model */
+    pk_registry *reg;       /* registry copy */
+    uint32_t partitions;    /* partitions of the streams */
+    MDB_dbi reports;        /* agent -> TrustReport (state, last violation, seq) */
+    MDB_dbi tiers;          /* agent \0 be64 change_seq -> TierChange */
+    MDB_dbi governance;     /* agent \0 be64 change_seq -> GovernanceEntry */
+    MDB_dbi meta;           /* trust_seq, log_size, log_seq, hw_<stream> */
+    MDB_dbi violations;     /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
+    MDB_dbi log_nodes;      /* level (1 byte) be64 index -> hash of a perfect subtree */
+    MDB_dbi log_leaves;     /* be64 index -> LogLeaf bytes */
+    MDB_dbi log_refs;       /* stream \0 be64 seq -> be64 index */
+    MDB_dbi log_agent;      /* agent \0 be64 index -> "" */
+    pk_consumer trust;      /* ephemeral consumer of PACTUM_TRUST */
+    pk_consumer log_reader; /* ephemeral consumer of PACTUM_LOG */
+    pk_keypair kp;          /* signs answers and tree heads */
+    char log_id[33];        /* hex id of the log key */
+    atomic_ullong log_size; /* leaves committed */
+    uint64_t head_size;     /* size of the last head published */
+    int64_t head_mono_ms;   /* when it was published */
     pthread_t log_builder;
     bool log_builder_started;
     natsSubscription *subs[8 * 4]; /* request responders: 4 per subject */
-    void *http;                  /* struct MHD_Daemon */
-    pk_metric m[OM_COUNT];       /* counters */
-    oracle_reuse *reuse;         /* signed trust answers kept for reuse, or NULL */
+    void *http;                    /* struct MHD_Daemon */
+    pk_metric m[OM_COUNT];         /* counters */
+    oracle_reuse *reuse;           /* signed trust answers kept for reuse, or NULL */
 } oracle;
 
 void oracle_metrics_init(oracle *o);

@@ -19,18 +19,18 @@
 #include "oracle.h"
 #include "pk/clock.h"
 
-#define REUSE_SLOTS ORACLE_REUSE_SLOTS
-#define REUSE_REQ_MAX 256       /* queries longer than this are not kept */
-#define REUSE_ANSWER_MAX 16384  /* nor answers longer than this: at most 8 MiB in all */
+#define REUSE_SLOTS      ORACLE_REUSE_SLOTS
+#define REUSE_REQ_MAX    256   /* queries longer than this are not kept */
+#define REUSE_ANSWER_MAX 16384 /* nor answers longer than this: at most 8 MiB in all */
 
 typedef struct reuse_slot {
-    uint64_t version;       /* bumped when an agent hashed here changes */
-    uint64_t made_version;  /* version when the kept answer was made */
-    uint64_t reg_seq;       /* registry position then */
-    int64_t made_mono_ms;   /* when it was made */
+    uint64_t version;      /* bumped when an agent hashed here changes */
+    uint64_t made_version; /* version when the kept answer was made */
+    uint64_t reg_seq;      /* registry position then */
+    int64_t made_mono_ms;  /* when it was made */
     size_t req_len;
     uint8_t req[REUSE_REQ_MAX];
-    uint8_t *answer;        /* the signed answer, or NULL */
+    uint8_t *answer; /* the signed answer, or NULL */
     size_t len;
 } reuse_slot;
 

@@ -105,9 +105,9 @@ void pk_applied_free(pk_applied *a)
 /* --- rebuilding an agent's state without the verdicts a ruling overturned -------- */
 
 typedef struct rebuild {
-    pk_core *c;           /* the core */
-    MDB_txn *txn;         /* registry reads */
-    pk_trust *t;          /* the state being rebuilt */
+    pk_core *c;   /* the core */
+    MDB_txn *txn; /* registry reads */
+    pk_trust *t;  /* the state being rebuilt */
 } rebuild;
 
 static pk_status rebuild_one(void *ctx, const char *subject, const uint8_t *data, size_t len,

@@ -21,18 +21,18 @@ typedef pk_status (*pk_history_fn)(void *ctx, const char *agent, uint64_t before
 #define PK_GOV_CACHE 64
 
 typedef struct pk_core {
-    pk_registry *reg;            /* registry copy: pacts and their governance sections */
-    pk_history_fn history;       /* where a ruling reads an agent's past inputs */
+    pk_registry *reg;      /* registry copy: pacts and their governance sections */
+    pk_history_fn history; /* where a ruling reads an agent's past inputs */
     void *history_ctx;
     struct {
         char pact[PK_ID_MAX + 1];
         uint32_t version;
-        bool has;                /* the pact has a governance section */
+        bool has; /* the pact has a governance section */
         pk_governance gov;
-    } cache[PK_GOV_CACHE];       /* parsed governance sections by (pact, version) */
-    unsigned next;               /* next cache slot to reuse */
-    pk_governance defaults;      /* when no pact of the agent has a section */
-    bool rebuilding;             /* inside a ruling's rebuild: rulings only do bookkeeping */
+    } cache[PK_GOV_CACHE];  /* parsed governance sections by (pact, version) */
+    unsigned next;          /* next cache slot to reuse */
+    pk_governance defaults; /* when no pact of the agent has a section */
+    bool rebuilding;        /* inside a ruling's rebuild: rulings only do bookkeeping */
 } pk_core;
 
 /* What one input did, for publishing. */

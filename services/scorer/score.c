@@ -6,12 +6,12 @@
 /* Weight of a clause in the composite, by severity (info .. critical). */
 static const uint64_t severity_weight[6] = {0, 1, 2, 4, 8, 16};
 
-#define T_TRUSTED PACTUM__V1__TIER__TIER_TRUSTED
-#define T_STANDARD PACTUM__V1__TIER__TIER_STANDARD
-#define T_WATCH PACTUM__V1__TIER__TIER_WATCH
+#define T_TRUSTED    PACTUM__V1__TIER__TIER_TRUSTED
+#define T_STANDARD   PACTUM__V1__TIER__TIER_STANDARD
+#define T_WATCH      PACTUM__V1__TIER__TIER_WATCH
 #define T_RESTRICTED PACTUM__V1__TIER__TIER_RESTRICTED
-#define T_CONTAINED PACTUM__V1__TIER__TIER_CONTAINED
-#define T_SUSPENDED PACTUM__V1__TIER__TIER_SUSPENDED
+#define T_CONTAINED  PACTUM__V1__TIER__TIER_CONTAINED
+#define T_SUSPENDED  PACTUM__V1__TIER__TIER_SUSPENDED
 
 /* round(2^32 * 2^(-i/64)), i = 0..64 */
 static const uint64_t exp2_neg_q32[65] = {
@@ -148,7 +148,8 @@ void pk_trust_recompute(pk_trust *t, const pk_governance *g)
 
     for (size_t i = 0; i < t->n; i++) {
         pk_clause_score *c = &t->c[i];
-        uint64_t alpha, beta, w = severity_weight[c->severity >= 0 && c->severity < 6 ? c->severity : 0];
+        uint64_t alpha, beta,
+            w = severity_weight[c->severity >= 0 && c->severity < 6 ? c->severity : 0];
         uint32_t mean, lower;
         decay_clause(c, t->clock_ms, g); /* no fresh evidence: confidence drops */
         evidence += c->passes + c->fails;
@@ -203,11 +204,16 @@ int64_t pk_verdict_time(const pk_verdict_msg *v)
 int64_t pk_governance_time(const Pactum__V1__GovernanceRecord *rec)
 {
     switch (rec->record_case) {
-    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE: return rec->override->created_ms;
-    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE: return rec->dispute->opened_ms;
-    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING: return rec->ruling->ruled_ms;
-    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ACK: return rec->ack->acked_ms;
-    default: return 0;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE:
+        return rec->override->created_ms;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE:
+        return rec->dispute->opened_ms;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING:
+        return rec->ruling->ruled_ms;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ACK:
+        return rec->ack->acked_ms;
+    default:
+        return 0;
     }
 }
 
@@ -245,9 +251,9 @@ static void add_criterion(pk_trust_effect *fx, const char *name, bool met, const
  * every criterion and its value in fx. */
 static bool reentry_met(const pk_trust *t, const pk_reentry *r, pk_trust_effect *fx)
 {
-    int64_t since_violation = t->clock_ms - (t->last_violation_ms > t->tier_since_ms
-                                                 ? t->last_violation_ms
-                                                 : t->tier_since_ms);
+    int64_t since_violation =
+        t->clock_ms -
+        (t->last_violation_ms > t->tier_since_ms ? t->last_violation_ms : t->tier_since_ms);
     bool ok = true, met;
 
     fx->n_crit = 0;
@@ -257,8 +263,7 @@ static bool reentry_met(const pk_trust *t, const pk_reentry *r, pk_trust_effect 
     add_criterion(fx, "clean_window_ms", met, ">= ", r->clean_ms, since_violation);
     ok &= met;
     met = t->evaluations_in_tier >= r->min_samples;
-    add_criterion(fx, "min_samples", met, ">= ", r->min_samples,
-                  (long long)t->evaluations_in_tier);
+    add_criterion(fx, "min_samples", met, ">= ", r->min_samples, (long long)t->evaluations_in_tier);
     ok &= met;
     if (r->no_open_dispute) {
         met = t->n_disp == 0;
@@ -512,8 +517,8 @@ static void close_dispute(pk_trust *t, const char *id, bool overturned)
     }
 }
 
-void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec,
-                     const pk_governance *g, pk_trust_effect *out)
+void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec, const pk_governance *g,
+                     pk_trust_effect *out)
 {
     int64_t at = pk_governance_time(rec);
 
@@ -526,8 +531,8 @@ void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec,
     switch (rec->record_case) {
     case PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE:
         add_override(t, rec->override);
-        snprintf(out->cause, sizeof(out->cause), "override %s by %s: %s", rec->override->override_id,
-                 rec->override->operator_id, rec->override->reason);
+        snprintf(out->cause, sizeof(out->cause), "override %s by %s: %s",
+                 rec->override->override_id, rec->override->operator_id, rec->override->reason);
         break;
     case PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE:
         add_dispute(t, rec->dispute);
@@ -536,9 +541,9 @@ void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec,
         break;
     case PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING:
         close_dispute(t, rec->ruling->dispute_id, rec->ruling->overturned);
-        snprintf(out->cause, sizeof(out->cause), "dispute %s %s by %s: %s",
-                 rec->ruling->dispute_id, rec->ruling->overturned ? "overturned" : "upheld",
-                 rec->ruling->arbiter_id, rec->ruling->reason);
+        snprintf(out->cause, sizeof(out->cause), "dispute %s %s by %s: %s", rec->ruling->dispute_id,
+                 rec->ruling->overturned ? "overturned" : "upheld", rec->ruling->arbiter_id,
+                 rec->ruling->reason);
         break;
     case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ACK:
         if (rec->ack->acked_ms > t->acked_ms)

@@ -18,34 +18,34 @@
 #include "pk/pact.h"
 
 #define PK_SCORE_MAX_CLAUSES PK_CLAUSES_PER_AGENT_MAX
-#define PK_PPM 1000000u
-#define PK_PRIOR_MICRO 1000000u   /* Beta(1, 1) prior: one pass and one failure */
-#define PK_Z_MILLI 1645u          /* one-sided 95 % normal quantile, x1000 */
-#define PK_SOURCES 5              /* Pactum__V1__Source values 0..4 */
-#define PK_OVERRIDES_MAX 16       /* overrides kept in the state (active ones always) */
-#define PK_OVERRIDE_ACTIONS 8
-#define PK_DISPUTES_MAX 32        /* open disputes kept in the state */
-#define PK_OVERTURNED_MAX 64      /* verdicts and events taken out of the score */
-#define PK_TEXT_MAX 256           /* reasons kept in the state (full text in the history) */
+#define PK_PPM               1000000u
+#define PK_PRIOR_MICRO       1000000u /* Beta(1, 1) prior: one pass and one failure */
+#define PK_Z_MILLI           1645u    /* one-sided 95 % normal quantile, x1000 */
+#define PK_SOURCES           5        /* Pactum__V1__Source values 0..4 */
+#define PK_OVERRIDES_MAX     16       /* overrides kept in the state (active ones always) */
+#define PK_OVERRIDE_ACTIONS  8
+#define PK_DISPUTES_MAX      32  /* open disputes kept in the state */
+#define PK_OVERTURNED_MAX    64  /* verdicts and events taken out of the score */
+#define PK_TEXT_MAX          256 /* reasons kept in the state (full text in the history) */
 
 typedef struct pk_clause_score {
-    char pact_id[PK_ID_MAX + 1];     /* pact */
-    char clause_id[PK_ID_MAX + 1];   /* clause */
-    int severity;                    /* Pactum__V1__Severity */
-    uint64_t pass_m[PK_SOURCES];     /* weighted passes by source, after forgetting, micro */
-    uint64_t fail_m[PK_SOURCES];     /* weighted failures by source, after forgetting, micro */
-    int64_t decayed_to_ms;           /* masses are as of this time */
-    uint64_t passes;                 /* evaluations that passed, ever */
-    uint64_t fails;                  /* evaluations that failed, ever */
-    int last_outcome;                /* Pactum__V1__Outcome of the last verdict */
-    int64_t last_ts_ms;              /* newest evidence */
+    char pact_id[PK_ID_MAX + 1];   /* pact */
+    char clause_id[PK_ID_MAX + 1]; /* clause */
+    int severity;                  /* Pactum__V1__Severity */
+    uint64_t pass_m[PK_SOURCES];   /* weighted passes by source, after forgetting, micro */
+    uint64_t fail_m[PK_SOURCES];   /* weighted failures by source, after forgetting, micro */
+    int64_t decayed_to_ms;         /* masses are as of this time */
+    uint64_t passes;               /* evaluations that passed, ever */
+    uint64_t fails;                /* evaluations that failed, ever */
+    int last_outcome;              /* Pactum__V1__Outcome of the last verdict */
+    int64_t last_ts_ms;            /* newest evidence */
 } pk_clause_score;
 
 typedef struct pk_override {
     char id[PK_ID_MAX + 1];
     char operator_id[PK_ID_MAX + 1];
-    int kind;                        /* Pactum__V1__OverrideKind */
-    int tier;                        /* with OVERRIDE_TIER */
+    int kind; /* Pactum__V1__OverrideKind */
+    int tier; /* with OVERRIDE_TIER */
     char actions[PK_OVERRIDE_ACTIONS][PK_NAME_MAX + 1];
     int n_actions;
     char reason[PK_TEXT_MAX];
@@ -56,31 +56,31 @@ typedef struct pk_override {
 typedef struct pk_dispute {
     char id[PK_ID_MAX + 1];
     char opened_by[PK_ID_MAX + 1];
-    uint64_t vseq;                   /* verdict disputed, or 0 */
+    uint64_t vseq;                      /* verdict disputed, or 0 */
     char event_id[PK_EVENT_ID_MAX + 1]; /* or event disputed */
     char reason[PK_TEXT_MAX];
     int64_t opened_ms;
 } pk_dispute;
 
 typedef struct pk_trust {
-    char agent_id[PK_ID_MAX + 1];    /* the agent */
-    uint32_t score;                  /* composite score, ppm */
-    uint32_t lower;                  /* lower confidence bound of the score, ppm */
-    uint64_t evidence;               /* evaluations counted */
-    int64_t newest_ms;               /* newest evidence */
-    int tier;                        /* decided tier (Pactum__V1__Tier) */
-    int64_t tier_since_ms;           /* when it was entered (input time) */
-    bool held;                       /* entered by a consequence: leaving needs re-entry */
-    uint64_t change_seq;             /* trust changes published */
-    uint64_t last_vseq;              /* last verdict applied */
-    uint64_t violations[6];          /* by Pactum__V1__Severity */
-    int64_t clock_ms;                /* newest input time */
-    int64_t last_violation_ms;       /* newest violation */
-    uint64_t evaluations_in_tier;    /* evaluations since the tier was entered */
-    int64_t acked_ms;                /* newest operator acknowledgement */
-    char gov_pact[PK_ID_MAX + 1];    /* pact whose governance applies; "" = defaults */
+    char agent_id[PK_ID_MAX + 1]; /* the agent */
+    uint32_t score;               /* composite score, ppm */
+    uint32_t lower;               /* lower confidence bound of the score, ppm */
+    uint64_t evidence;            /* evaluations counted */
+    int64_t newest_ms;            /* newest evidence */
+    int tier;                     /* decided tier (Pactum__V1__Tier) */
+    int64_t tier_since_ms;        /* when it was entered (input time) */
+    bool held;                    /* entered by a consequence: leaving needs re-entry */
+    uint64_t change_seq;          /* trust changes published */
+    uint64_t last_vseq;           /* last verdict applied */
+    uint64_t violations[6];       /* by Pactum__V1__Severity */
+    int64_t clock_ms;             /* newest input time */
+    int64_t last_violation_ms;    /* newest violation */
+    uint64_t evaluations_in_tier; /* evaluations since the tier was entered */
+    int64_t acked_ms;             /* newest operator acknowledgement */
+    char gov_pact[PK_ID_MAX + 1]; /* pact whose governance applies; "" = defaults */
     uint32_t gov_version;
-    size_t n;                        /* clauses */
+    size_t n; /* clauses */
     pk_clause_score c[PK_SCORE_MAX_CLAUSES];
     pk_override ov[PK_OVERRIDES_MAX];
     int n_ov;
@@ -93,7 +93,7 @@ typedef struct pk_trust {
 } pk_trust;
 
 typedef struct pk_criterion {
-    char name[32];                   /* clean_window_ms, min_samples ... */
+    char name[32]; /* clean_window_ms, min_samples ... */
     char required[48];
     char actual[48];
     bool met;
@@ -101,14 +101,14 @@ typedef struct pk_criterion {
 
 /* What one input did. */
 typedef struct pk_trust_effect {
-    bool applied;                    /* false: a duplicate or an input with no effect */
-    int from_tier, to_tier;          /* tier before and after */
-    int64_t score_delta;             /* change of the composite score, ppm */
-    char rule[64];                   /* which tier rule fired */
-    char cause[400];                 /* sentence naming what moved the tier or score */
-    pk_criterion crit[6];            /* re-entry criteria and their values */
+    bool applied;           /* false: a duplicate or an input with no effect */
+    int from_tier, to_tier; /* tier before and after */
+    int64_t score_delta;    /* change of the composite score, ppm */
+    char rule[64];          /* which tier rule fired */
+    char cause[400];        /* sentence naming what moved the tier or score */
+    pk_criterion crit[6];   /* re-entry criteria and their values */
     int n_crit;
-    int64_t decay_ppm;               /* forgetting applied to the clause: weight kept, ppm */
+    int64_t decay_ppm; /* forgetting applied to the clause: weight kept, ppm */
 } pk_trust_effect;
 
 /* A new agent: no evidence, tier watch, clock at now_ms (an input time). */
@@ -148,8 +148,8 @@ void pk_trust_apply(pk_trust *t, const pk_verdict_msg *v, const pk_governance *g
  * overturned); taking verdicts out of the score is a recompute the caller
  * does from the history (see scorer.c).
  */
-void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec,
-                     const pk_governance *g, pk_trust_effect *out);
+void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec, const pk_governance *g,
+                     pk_trust_effect *out);
 
 /* The open dispute with this id, or NULL. */
 const pk_dispute *pk_trust_dispute(const pk_trust *t, const char *id);

@@ -15,12 +15,12 @@ void scorer_metrics_init(scorer *s)
 
     m[SM_VERDICTS] = (pk_metric){"pactum_scorer_verdicts_total", NULL,
                                  "Verdicts taken from PACTUM_VERDICTS", PK_COUNTER, 0};
-    m[SM_GOVERNANCE] = (pk_metric){"pactum_scorer_governance_total", NULL,
-                                   "Overrides, disputes, rulings and acknowledgements applied",
-                                   PK_COUNTER, 0};
-    m[SM_DUPLICATES] = (pk_metric){"pactum_scorer_duplicates_total", NULL,
-                                   "Inputs already applied (redelivered) and skipped", PK_COUNTER,
-                                   0};
+    m[SM_GOVERNANCE] =
+        (pk_metric){"pactum_scorer_governance_total", NULL,
+                    "Overrides, disputes, rulings and acknowledgements applied", PK_COUNTER, 0};
+    m[SM_DUPLICATES] =
+        (pk_metric){"pactum_scorer_duplicates_total", NULL,
+                    "Inputs already applied (redelivered) and skipped", PK_COUNTER, 0};
     m[SM_MALFORMED] = (pk_metric){"pactum_scorer_malformed_total", NULL,
                                   "Inputs that did not decode (dead-lettered)", PK_COUNTER, 0};
     m[SM_CHANGES] = (pk_metric){"pactum_scorer_trust_changes_total", NULL,
@@ -33,18 +33,18 @@ void scorer_metrics_init(scorer *s)
                                        "Milliseconds from ingest of the violating event to the "
                                        "last containment decision",
                                        PK_GAUGE, 0};
-    m[SM_REENTRIES] = (pk_metric){"pactum_scorer_reentries_total", NULL,
-                                  "Agents that met re-entry criteria and left a held tier",
-                                  PK_COUNTER, 0};
-    m[SM_RULINGS] = (pk_metric){"pactum_scorer_rulings_recomputed_total", NULL,
-                                "Rulings that overturned verdicts and rebuilt an agent's state",
-                                PK_COUNTER, 0};
+    m[SM_REENTRIES] =
+        (pk_metric){"pactum_scorer_reentries_total", NULL,
+                    "Agents that met re-entry criteria and left a held tier", PK_COUNTER, 0};
+    m[SM_RULINGS] =
+        (pk_metric){"pactum_scorer_rulings_recomputed_total", NULL,
+                    "Rulings that overturned verdicts and rebuilt an agent's state", PK_COUNTER, 0};
     m[SM_BATCH_RETRIES] = (pk_metric){"pactum_scorer_batch_retries_total", NULL,
                                       "Batch attempts that failed and were retried", PK_COUNTER, 0};
     m[SM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"scorer\"",
                             "Messages waiting for this consumer", PK_GAUGE, 0};
-    m[SM_LMDB_USED] = (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes",
-                                  PK_GAUGE, 0};
+    m[SM_LMDB_USED] =
+        (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
     m[SM_LMDB_MAP] =
         (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
 }
@@ -118,8 +118,8 @@ pk_status scorer_history(void *ctx, const char *agent, uint64_t before_seq, pk_i
 /* --- state cache per batch ------------------------------------------------------- */
 
 typedef struct touched {
-    pk_trust **t;   /* states */
-    size_t n, cap;  /* count and room */
+    pk_trust **t;  /* states */
+    size_t n, cap; /* count and room */
 } touched;
 
 static pk_status trust_get(scorer *s, MDB_txn *txn, touched *tc, const char *agent, int64_t now,
@@ -467,8 +467,8 @@ static void on_digest(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 
 pk_status scorer_digest_start(scorer *s)
 {
-    natsStatus st = natsConnection_Subscribe(&s->digest, s->bus->nc, PK_SUBJ_SCORER_DIGEST,
-                                             on_digest, s);
+    natsStatus st =
+        natsConnection_Subscribe(&s->digest, s->bus->nc, PK_SUBJ_SCORER_DIGEST, on_digest, s);
 
     return st == NATS_OK ? PK_OK : pk_nats_err(st, 0, "subscribe to " PK_SUBJ_SCORER_DIGEST);
 }

@@ -23,9 +23,9 @@
 #include "pk/workers.h"
 
 typedef struct scorer_cfg {
-    pk_common_cfg common;   /* shared options */
-    const char *owned;      /* partitions served: "all", "0,2", "0-3" */
-    long long batch;        /* inputs fetched per batch */
+    pk_common_cfg common; /* shared options */
+    const char *owned;    /* partitions served: "all", "0,2", "0-3" */
+    long long batch;      /* inputs fetched per batch */
 } scorer_cfg;
 
 enum {
@@ -50,25 +50,25 @@ typedef struct scorer scorer;
 
 /* Per-partition data of a worker (pk_pworker.ctx). */
 typedef struct score_worker {
-    scorer *s;                /* the service */
-    pk_pworker *pw;           /* its worker */
-    pk_core core;             /* governance cache and history reader */
+    scorer *s;      /* the service */
+    pk_pworker *pw; /* its worker */
+    pk_core core;   /* governance cache and history reader */
 } score_worker;
 
 struct scorer {
-    const scorer_cfg *cfg;   /* borrowed configuration */
-    pk_service svc;          /* health, metrics */
-    pk_bus *bus;             /* main connection (ops, registry, digest) */
-    pk_store *store;         /* LMDB */
-    pk_registry *reg;        /* registry copy: governance sections of pacts */
-    uint32_t partitions;     /* partitions of the streams */
-    MDB_dbi agents;          /* agent -> TrustState */
-    MDB_dbi tiers;           /* agent \0 be64 change_seq -> TierChange */
-    MDB_dbi meta;            /* "inputs_p<N>" -> last PACTUM_VERDICTS sequence applied */
-    pk_pworkers workers;     /* one per owned partition */
-    score_worker *ctx;       /* their data */
-    natsSubscription *digest;/* pactum.scorer.digest responder */
-    pk_metric m[SM_COUNT];   /* counters */
+    const scorer_cfg *cfg;    /* borrowed configuration */
+    pk_service svc;           /* health, metrics */
+    pk_bus *bus;              /* main connection (ops, registry, digest) */
+    pk_store *store;          /* LMDB */
+    pk_registry *reg;         /* registry copy: governance sections of pacts */
+    uint32_t partitions;      /* partitions of the streams */
+    MDB_dbi agents;           /* agent -> TrustState */
+    MDB_dbi tiers;            /* agent \0 be64 change_seq -> TierChange */
+    MDB_dbi meta;             /* "inputs_p<N>" -> last PACTUM_VERDICTS sequence applied */
+    pk_pworkers workers;      /* one per owned partition */
+    score_worker *ctx;        /* their data */
+    natsSubscription *digest; /* pactum.scorer.digest responder */
+    pk_metric m[SM_COUNT];    /* counters */
 };
 
 void scorer_metrics_init(scorer *s);

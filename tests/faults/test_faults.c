@@ -71,10 +71,10 @@ TestSuite(faults, .init = setup, .fini = teardown, .timeout = 600);
 /* --- the steady stream ------------------------------------------------------------ */
 
 typedef struct stream {
-    atomic_int sent;          /* events stored in PACTUM_RAW (acknowledged) */
-    atomic_int retries;       /* publish attempts that failed and were repeated */
-    atomic_int dup_acks;      /* publishes JetStream recognised as duplicates */
-    atomic_bool failed;       /* an event could not be stored within its bound */
+    atomic_int sent;     /* events stored in PACTUM_RAW (acknowledged) */
+    atomic_int retries;  /* publish attempts that failed and were repeated */
+    atomic_int dup_acks; /* publishes JetStream recognised as duplicates */
+    atomic_bool failed;  /* an event could not be stored within its bound */
     int n;
 } stream;
 
@@ -83,8 +83,8 @@ static void *publisher(void *arg)
 {
     stream *s = arg;
     pk_bus *bus = NULL;
-    pk_bus_opts bo = {.url = h.url, .name = "fault-publisher", .send_asap = true,
-                      .connect_wait_ms = 5000};
+    pk_bus_opts bo = {
+        .url = h.url, .name = "fault-publisher", .send_asap = true, .connect_wait_ms = 5000};
 
     if (pk_bus_connect(&bus, &bo) != PK_OK) {
         atomic_store(&s->failed, true);
@@ -149,9 +149,9 @@ static void read_events(int *seen, int n, int *total, int *foreign)
 
     *total = 0;
     *foreign = 0;
-    cr_assert_eq(pk_consumer_open(&c, h.bus, PK_STREAM_EVENTS, NULL, "pactum.events.>", 1, 1024,
-                                  30000),
-                 PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(
+        pk_consumer_open(&c, h.bus, PK_STREAM_EVENTS, NULL, "pactum.events.>", 1, 1024, 30000),
+        PK_OK, "%s", pk_error_msg());
     while (pk_mono_ms() < deadline) {
         natsMsgList list;
         pk_status st = pk_consumer_fetch(&c, &list, 512, 1000);
@@ -159,9 +159,9 @@ static void read_events(int *seen, int n, int *total, int *foreign)
             break;
         cr_assert_eq(st, PK_OK, "%s", pk_error_msg());
         for (int i = 0; i < list.Count; i++) {
-            pk_event_msg *ev = pactum__v1__event__unpack(
-                NULL, (size_t)natsMsg_GetDataLength(list.Msgs[i]),
-                (const uint8_t *)natsMsg_GetData(list.Msgs[i]));
+            pk_event_msg *ev =
+                pactum__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(list.Msgs[i]),
+                                          (const uint8_t *)natsMsg_GetData(list.Msgs[i]));
             int k;
             (*total)++;
             if (ev && sscanf(ev->event_id, "f-%d", &k) == 1 && k >= 0 && k < n)
@@ -186,9 +186,9 @@ static void read_verdicts(uint64_t evals[2], int *verdicts)
 
     evals[0] = evals[1] = 0;
     *verdicts = 0;
-    cr_assert_eq(pk_consumer_open(&c, h.bus, PK_STREAM_VERDICTS, NULL, "pactum.verdicts.>", 1,
-                                  1024, 30000),
-                 PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(
+        pk_consumer_open(&c, h.bus, PK_STREAM_VERDICTS, NULL, "pactum.verdicts.>", 1, 1024, 30000),
+        PK_OK, "%s", pk_error_msg());
     while (pk_mono_ms() < deadline) {
         natsMsgList list;
         pk_status st = pk_consumer_fetch(&c, &list, 512, 1000);
@@ -196,9 +196,9 @@ static void read_verdicts(uint64_t evals[2], int *verdicts)
             break;
         cr_assert_eq(st, PK_OK, "%s", pk_error_msg());
         for (int i = 0; i < list.Count; i++) {
-            pk_verdict_msg *v = pactum__v1__verdict__unpack(
-                NULL, (size_t)natsMsg_GetDataLength(list.Msgs[i]),
-                (const uint8_t *)natsMsg_GetData(list.Msgs[i]));
+            pk_verdict_msg *v =
+                pactum__v1__verdict__unpack(NULL, (size_t)natsMsg_GetDataLength(list.Msgs[i]),
+                                            (const uint8_t *)natsMsg_GetData(list.Msgs[i]));
             if (!v)
                 continue;
             (*verdicts)++;
@@ -257,8 +257,8 @@ static int http_health_code(int want, int timeout_ms)
 Test(faults, nothing_lost_or_counted_twice_through_kills_and_a_server_restart)
 {
     static const struct {
-        int at;          /* events sent before the fault */
-        int service;     /* index in h_service_names, or -1 for nats-server */
+        int at;      /* events sent before the fault */
+        int service; /* index in h_service_names, or -1 for nats-server */
     } plan[] = {{250, 0}, {550, 1}, {850, 2}, {1150, 3}, {1450, -1}, {1750, 0}, {1950, 2}};
     stream s = {.n = EVENTS};
     pthread_t t;
@@ -294,7 +294,8 @@ Test(faults, nothing_lost_or_counted_twice_through_kills_and_a_server_restart)
         else {
             int code = http_health_code(200, 10000);
             printf("         (the oracle answered 503 over HTTP while the bus was down, 200 "
-                   "after: %d)\n", code);
+                   "after: %d)\n",
+                   code);
             cr_assert_eq(code, 200, "the oracle's health did not come back after the restart");
         }
     }
@@ -392,8 +393,8 @@ Test(faults, nothing_lost_or_counted_twice_through_kills_and_a_server_restart)
                 break;
             pk_sleep_ms(200);
         }
-        cr_assert_eq(size, want, "log leaves %llu, source messages %llu",
-                     (unsigned long long)size, (unsigned long long)want);
+        cr_assert_eq(size, want, "log leaves %llu, source messages %llu", (unsigned long long)size,
+                     (unsigned long long)want);
         printf("log:     %llu leaves for %llu source messages\n", (unsigned long long)size,
                (unsigned long long)want);
     }
@@ -502,9 +503,9 @@ Test(faults, a_reader_restarted_mid_batch_reads_again_from_the_first_unacknowled
         cr_assert(h_publish(&h, "test.order", (const uint8_t *)"m", 1));
 
     /* a reader takes 4, applies and acknowledges 2, and dies */
-    cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8,
-                                          30000),
-                 PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(
+        pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8, 30000), PK_OK,
+        "%s", pk_error_msg());
     cr_assert_eq(first_seq(&c, 4, 2), 1);
     pk_consumer_close(&c);
     for (int i = 0; i < 5; i++)
@@ -517,9 +518,9 @@ Test(faults, a_reader_restarted_mid_batch_reads_again_from_the_first_unacknowled
     pk_consumer_close(&c);
 
     /* bound in order, it starts again at the first unacknowledged message */
-    cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8,
-                                          30000),
-                 PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(
+        pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8, 30000), PK_OK,
+        "%s", pk_error_msg());
     cr_assert_eq(first_seq(&c, 4, 4), 3);
     cr_assert_eq(first_seq(&c, 4, 4), 7, "then on in order");
     pk_consumer_close(&c);

@@ -113,9 +113,9 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const oracle_answer_fn fns[] = {oracle_answer_trust,    oracle_answer_pact,
+    static const oracle_answer_fn fns[] = {oracle_answer_trust,     oracle_answer_pact,
                                            oracle_answer_authorize, oracle_answer_evidence,
-                                           oracle_answer_attest,   oracle_answer_figures,
+                                           oracle_answer_attest,    oracle_answer_figures,
                                            oracle_answer_log};
     uint8_t *out = NULL;
     size_t len = 0;
@@ -134,7 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (oracle_authorize_body((const char *)data + 1, size - 1, agent, &q, &doc, why,
                                   sizeof(why))) {
             /* what the HTTP route then asks, as it asks it */
-            if (pk_pack(&q.base, &req, &rlen) != PK_OK || fns[2](&o, req, rlen, &out, &len) != PK_OK ||
+            if (pk_pack(&q.base, &req, &rlen) != PK_OK ||
+                fns[2](&o, req, rlen, &out, &len) != PK_OK ||
                 pk_answer_open(out, len, 0, NULL, o.kp.pk, NULL, NULL) != PK_OK)
                 abort();
             free(req);

@@ -11,8 +11,7 @@
 #include "pk/answer.h"
 #include "pk/merkle.h"
 
-static void put(const char *dir, const char *target, const char *name, const uint8_t *d,
-                size_t n)
+static void put(const char *dir, const char *target, const char *name, const uint8_t *d, size_t n)
 {
     char path[4096];
     FILE *f;
@@ -58,7 +57,8 @@ int main(int argc, char **argv)
 
     /* envelope: a signed batch of two events, and a registration */
     {
-        pk_event_msg e1 = PACTUM__V1__EVENT__INIT, e2 = PACTUM__V1__EVENT__INIT, *evs[2] = {&e1, &e2};
+        pk_event_msg e1 = PACTUM__V1__EVENT__INIT, e2 = PACTUM__V1__EVENT__INIT,
+                     *evs[2] = {&e1, &e2};
         pk_event_batch_msg b = PACTUM__V1__EVENT_BATCH__INIT;
         Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
         Pactum__V1__Label l = PACTUM__V1__LABEL__INIT, *lp[1] = {&l};
@@ -93,7 +93,9 @@ int main(int argc, char **argv)
         free(buf);
         free(env);
         if (pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION,
-                             (const uint8_t *)"\x0a\x03" "bot", 5, "", &kp, &env, &elen) != PK_OK)
+                             (const uint8_t *)"\x0a\x03"
+                                              "bot",
+                             5, "", &kp, &env, &elen) != PK_OK)
             return 1;
         put(dir, "envelope", "registration", env, elen);
         free(env);

@@ -298,9 +298,10 @@ Test(bad_input, bad_registrations_are_refused_with_reasons)
     pactum__v1__registry_receipt__free_unpacked(r, NULL);
     free(big);
 
-    r = h_register_pact(&h, &ka, "{\"pactum\":1,\"id\":\"x\",\"agent\":\"nobody\",\"clauses\":"
-                                 "[{\"id\":\"c\",\"promise\":\"p\",\"severity\":\"low\",\"kind\":"
-                                 "\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"e\"}}]}");
+    r = h_register_pact(&h, &ka,
+                        "{\"pactum\":1,\"id\":\"x\",\"agent\":\"nobody\",\"clauses\":"
+                        "[{\"id\":\"c\",\"promise\":\"p\",\"severity\":\"low\",\"kind\":"
+                        "\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"e\"}}]}");
     cr_assert_not_null(r);
     cr_assert_eq(r->reason, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT);
     pactum__v1__registry_receipt__free_unpacked(r, NULL);
@@ -507,7 +508,11 @@ Test(bad_input, a_corpus_of_bad_inputs_is_refused_by_category_and_changes_nothin
     /* unknown pacts, malformed pact files */
     {
         static const char *broken[] = {
-            "", "{", "[]", "{\"pactum\":1}", "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot-a\"}",
+            "",
+            "{",
+            "[]",
+            "{\"pactum\":1}",
+            "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot-a\"}",
             "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot-a\",\"clauses\":[{\"id\":\"c\"}]}",
             "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot-a\",\"clauses\":[],\"x\":1}",
             "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot-a\",\"clauses\":[{\"id\":\"c\",\"promise\":"
@@ -516,7 +521,8 @@ Test(bad_input, a_corpus_of_bad_inputs_is_refused_by_category_and_changes_nothin
         };
         Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
         Pactum__V1__PactReport *rep;
-        long long rb = h_metric(&h, "ingest", "pactum_ingest_registrations_total{result=\"rejected\"}");
+        long long rb =
+            h_metric(&h, "ingest", "pactum_ingest_registrations_total{result=\"rejected\"}");
         for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
             Pactum__V1__RegistryReceipt *r = h_register_pact(&h, &ka, broken[i]);
             cr_assert_not_null(r);
@@ -526,13 +532,13 @@ Test(bad_input, a_corpus_of_bad_inputs_is_refused_by_category_and_changes_nothin
                       "pact %zu: %s", i, pk_reason_name(r->reason));
             pactum__v1__registry_receipt__free_unpacked(r, NULL);
         }
-        cr_assert_eq(h_metric(&h, "ingest", "pactum_ingest_registrations_total{result=\"rejected\"}") -
-                         rb,
-                     8);
+        cr_assert_eq(
+            h_metric(&h, "ingest", "pactum_ingest_registrations_total{result=\"rejected\"}") - rb,
+            8);
         printf("bad input  %-34s %3d tried, %3d refused: bad_pact\n", "malformed pact files", 8, 8);
         q.pact_id = "no-such-pact";
         rep = (Pactum__V1__PactReport *)h_ask(&h, PK_SUBJ_ORACLE_PACT, &q.base,
-                                             PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REPORT);
+                                              PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REPORT);
         cr_assert_not_null(rep);
         cr_assert_neq(rep->status, PACTUM__V1__QUERY_STATUS__QUERY_OK);
         cr_assert(strstr(rep->message, "unknown pact") != NULL, "%s", rep->message);
@@ -556,7 +562,11 @@ Test(bad_input, a_corpus_of_bad_inputs_is_refused_by_category_and_changes_nothin
         };
         int n = 0;
         for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
-            static const char *junk[] = {"\xff\xff\xff", "\x0a\x09" "bad.agent", "\x0a\x03" "a b"};
+            static const char *junk[] = {"\xff\xff\xff",
+                                         "\x0a\x09"
+                                         "bad.agent",
+                                         "\x0a\x03"
+                                         "a b"};
             for (int k = 0; k < 3; k++) {
                 natsMsg *reply = NULL;
                 ProtobufCMessage *m = NULL;
@@ -617,15 +627,15 @@ Test(bad_input, a_corpus_of_bad_inputs_is_refused_by_category_and_changes_nothin
                 snprintf(data, sizeof(data), "--data-binary @%s", bigfile);
             else if (reqs[i].body)
                 snprintf(data, sizeof(data), "--data-binary '%s'", reqs[i].body);
-            snprintf(cmd, sizeof(cmd),
-                     "curl -s -m 10 -o /dev/null -w '%%{http_code}' -X %s %s 'http://127.0.0.1:%d%s'",
-                     reqs[i].method, data, h.http_port, reqs[i].path);
+            snprintf(
+                cmd, sizeof(cmd),
+                "curl -s -m 10 -o /dev/null -w '%%{http_code}' -X %s %s 'http://127.0.0.1:%d%s'",
+                reqs[i].method, data, h.http_port, reqs[i].path);
             p = popen(cmd, "r");
             cr_assert_not_null(p);
             cr_assert_neq(fgets(code, sizeof(code), p), NULL);
             pclose(p);
-            cr_assert_eq(atoi(code), reqs[i].code, "%s %s: %s", reqs[i].method, reqs[i].path,
-                         code);
+            cr_assert_eq(atoi(code), reqs[i].code, "%s %s: %s", reqs[i].method, reqs[i].path, code);
             n++;
         }
         printf("bad input  %-34s %3d tried, %3d refused: 4xx with a reason\n",
@@ -695,9 +705,9 @@ Test(bad_input, signatures_checked_in_parallel_refuse_exactly_the_bad_envelopes)
         pactum__v1__signed__free_unpacked(open, NULL);
     }
     cr_assert(h_start_service(&h, 0, threads4), "ingest did not restart");
-    cr_assert_eq(h_wait_metric(&h, "ingest", "pactum_ingest_events_accepted_total",
-                               acc0 + N - n_bad, 30000),
-                 acc0 + N - n_bad);
+    cr_assert_eq(
+        h_wait_metric(&h, "ingest", "pactum_ingest_events_accepted_total", acc0 + N - n_bad, 30000),
+        acc0 + N - n_bad);
     cr_assert_eq(h_wait_metric(&h, "ingest",
                                "pactum_ingest_rejected_total{reason=\"bad_signature\"}",
                                bad0 + n_bad, 10000),

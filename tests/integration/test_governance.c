@@ -86,8 +86,8 @@ static Pactum__V1__TrustReport *wait_tier(Pactum__V1__Tier tier)
 
 static void good(const char *prefix, int n)
 {
-    cr_assert(h_publish_events(&h, "gov-bot", &agent, prefix, n, "reply", "latency_ms", 500,
-                               "pii", "none"));
+    cr_assert(h_publish_events(&h, "gov-bot", &agent, prefix, n, "reply", "latency_ms", 500, "pii",
+                               "none"));
 }
 
 Test(governance, containment_dispute_reentry_override_ruling_and_replay)
@@ -98,11 +98,14 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
 
     /* principals: only the admin key registers them */
     cr_assert_eq(cli("principal register --id ops --role operator --key ops.key "
-                     "--admin-key admin.key"), 0, "%s", out);
+                     "--admin-key admin.key"),
+                 0, "%s", out);
     cr_assert_eq(cli("principal register --id arb --role arbiter --key arb.key "
-                     "--admin-key admin.key"), 0, "%s", out);
+                     "--admin-key admin.key"),
+                 0, "%s", out);
     cr_assert_eq(cli("principal register --id rogue --role operator --key owner.key "
-                     "--admin-key owner.key"), 1, "%s", out);
+                     "--admin-key owner.key"),
+                 1, "%s", out);
     cr_assert(strstr(out, "not_authorized") != NULL, "%s", out);
 
     rc = h_register_agent(&h, "gov-bot", &agent, &owner);
@@ -114,8 +117,8 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
 
     /* a violation contains */
     good("a", 6);
-    cr_assert(h_publish_events(&h, "gov-bot", &agent, "leak1", 1, "reply", "latency_ms", 500,
-                               "pii", "leaked"));
+    cr_assert(h_publish_events(&h, "gov-bot", &agent, "leak1", 1, "reply", "latency_ms", 500, "pii",
+                               "leaked"));
     r = wait_tier(PACTUM__V1__TIER__TIER_CONTAINED);
     cr_assert(r->state->held);
     v1 = r->last_violation->vseq;
@@ -125,11 +128,13 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
     /* the owner disputes it; an operator acknowledges; time and evidence pass */
     cr_assert_eq(cli("dispute open --agent gov-bot --key owner.key --verdict %llu --reason "
                      "'the label came from a test fixture' --id d1",
-                     (unsigned long long)v1), 0, "%s", out);
+                     (unsigned long long)v1),
+                 0, "%s", out);
     cr_assert_eq(cli("ack --operator ops --key ops.key --agent gov-bot --note 'looked at it'"), 0,
                  "%s", out);
     cr_assert_eq(cli("dispute rule --arbiter ops --key ops.key --agent gov-bot --dispute d1 "
-                     "--upheld --reason 'not an arbiter'"), 1, "an operator cannot rule: %s", out);
+                     "--upheld --reason 'not an arbiter'"),
+                 1, "an operator cannot rule: %s", out);
     pk_sleep_ms(2200);
     good("b", 6);
     /* 13 events so far, each judged by 2 clauses with a verdict each time */
@@ -143,7 +148,8 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
 
     /* the arbiter upholds it: the last criterion is met */
     cr_assert_eq(cli("dispute rule --arbiter arb --key arb.key --agent gov-bot --dispute d1 "
-                     "--upheld --reason 'the leak was real'"), 0, "%s", out);
+                     "--upheld --reason 'the leak was real'"),
+                 0, "%s", out);
     r = wait_tier(PACTUM__V1__TIER__TIER_WATCH);
     cr_assert_str_eq(r->tier_history[0]->rule, "re-entry criteria met");
     cr_assert_eq(r->tier_history[0]->n_criteria, 4);
@@ -157,13 +163,15 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
 
     /* an override changes what is in force, not the decision */
     cr_assert_eq(cli("override --operator ops --key ops.key --agent gov-bot --tier trusted "
-                     "--expires 40d --reason 'too long'"), 1, "%s", out);
+                     "--expires 40d --reason 'too long'"),
+                 1, "%s", out);
     cr_assert(strstr(out, "30 days") != NULL, "%s", out);
     cr_assert_eq(cli("override --operator ops --key ops.key --agent gov-bot --tier trusted "
-                     "--expires 1h --id ov1"), 2, "a reason is mandatory: %s", out);
+                     "--expires 1h --id ov1"),
+                 2, "a reason is mandatory: %s", out);
     cr_assert_eq(cli("override --operator ops --key ops.key --agent gov-bot --tier trusted "
-                     "--expires 1h --id ov1 --reason 'pilot customer vouches for it'"), 0, "%s",
-                 out);
+                     "--expires 1h --id ov1 --reason 'pilot customer vouches for it'"),
+                 0, "%s", out);
     r = h_trust(&h, "gov-bot");
     for (int i = 0; i < 100 && (!r->effective_by); i++) {
         pactum__v1__trust_report__free_unpacked(r, NULL);
@@ -178,8 +186,8 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
 
     /* an override of actions, in force for two seconds, then gone by itself */
     cr_assert_eq(cli("override --operator ops --key ops.key --agent gov-bot --deny refunds.issue "
-                     "--expires 2s --id ov2 --reason 'while finance reviews refunds'"), 0, "%s",
-                 out);
+                     "--expires 2s --id ov2 --reason 'while finance reviews refunds'"),
+                 0, "%s", out);
     r = h_trust(&h, "gov-bot");
     for (int i = 0; i < 100 && r->n_overrides < 2; i++) {
         pactum__v1__trust_report__free_unpacked(r, NULL);
@@ -197,8 +205,8 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
     pactum__v1__trust_report__free_unpacked(r, NULL);
 
     /* a second violation; the owner disputes it and the arbiter overturns it */
-    cr_assert(h_publish_events(&h, "gov-bot", &agent, "leak2", 1, "reply", "latency_ms", 500,
-                               "pii", "leaked"));
+    cr_assert(h_publish_events(&h, "gov-bot", &agent, "leak2", 1, "reply", "latency_ms", 500, "pii",
+                               "leaked"));
     r = wait_tier(PACTUM__V1__TIER__TIER_CONTAINED);
     v2 = r->last_violation->vseq;
     cr_assert_neq(v1, v2);
@@ -209,9 +217,11 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
     pactum__v1__trust_report__free_unpacked(r, NULL);
     cr_assert_eq(cli("dispute open --agent gov-bot --key owner.key --verdict %llu --reason "
                      "'the reviewer mislabelled it' --evidence 'ticket 4411' --id d2",
-                     (unsigned long long)v2), 0, "%s", out);
+                     (unsigned long long)v2),
+                 0, "%s", out);
     cr_assert_eq(cli("dispute rule --arbiter arb --key arb.key --agent gov-bot --dispute d2 "
-                     "--overturned --reason 'mislabelled'"), 0, "%s", out);
+                     "--overturned --reason 'mislabelled'"),
+                 0, "%s", out);
     r = wait_tier(PACTUM__V1__TIER__TIER_WATCH);
     cr_assert_eq(r->state->violations[0]->count, 1, "only the first leak still counts");
     cr_assert_eq(r->state->n_overturned, 1);
@@ -234,9 +244,8 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
 }
 
 /* Seal an Ack for gov-bot signed by `who` with `kp` at `signed_ms`; send it raw. */
-static Pactum__V1__GovernanceReceipt *send_ack(const char *id, const char *who,
-                                               const pk_keypair *kp, int64_t signed_ms,
-                                               bool corrupt)
+static Pactum__V1__GovernanceReceipt *
+send_ack(const char *id, const char *who, const pk_keypair *kp, int64_t signed_ms, bool corrupt)
 {
     Pactum__V1__Ack a = PACTUM__V1__ACK__INIT;
     Pactum__V1__GovernanceReceipt *r = NULL;
@@ -249,9 +258,9 @@ static Pactum__V1__GovernanceReceipt *send_ack(const char *id, const char *who,
     a.note = "checked";
     a.signed_ms = signed_ms;
     cr_assert_eq(pk_pack(&a.base, &buf, &len), PK_OK);
-    cr_assert_eq(pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ACK, buf, len, who, kp, &env,
-                                  &elen),
-                 PK_OK);
+    cr_assert_eq(
+        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ACK, buf, len, who, kp, &env, &elen),
+        PK_OK);
     if (corrupt)
         env[elen / 2] ^= 0x01;
     if (natsConnection_Request(&reply, h.bus->nc, PK_SUBJ_GOV_SUBMIT, env, (int)elen, 5000) ==
@@ -274,7 +283,7 @@ Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
     uint64_t first_seq;
     static const struct {
         const char *id, *who;
-        int key;            /* 0 ops, 1 owner */
+        int key; /* 0 ops, 1 owner */
         int64_t skew_ms;
         bool corrupt;
         Pactum__V1__Reason want;
@@ -289,9 +298,11 @@ Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
     };
 
     cr_assert_eq(cli("principal register --id ops --role operator --key ops.key "
-                     "--admin-key admin.key"), 0, "%s", out);
+                     "--admin-key admin.key"),
+                 0, "%s", out);
     cr_assert_eq(cli("principal register --id arb --role arbiter --key arb.key "
-                     "--admin-key admin.key"), 0, "%s", out);
+                     "--admin-key admin.key"),
+                 0, "%s", out);
     rc = h_register_agent(&h, "gov-bot", &agent, &owner);
     cr_assert(rc && rc->ok);
     pactum__v1__registry_receipt__free_unpacked(rc, NULL);
@@ -300,8 +311,8 @@ Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
         r = send_ack(bad[i].id, bad[i].who, bad[i].key ? &owner : &ops, now + bad[i].skew_ms,
                      bad[i].corrupt);
         cr_assert_not(r->ok, "%s accepted", bad[i].id);
-        cr_assert_eq(r->reason, bad[i].want, "%s: %s (%s)", bad[i].id,
-                     pk_reason_name(r->reason), r->message);
+        cr_assert_eq(r->reason, bad[i].want, "%s: %s (%s)", bad[i].id, pk_reason_name(r->reason),
+                     r->message);
         pactum__v1__governance_receipt__free_unpacked(r, NULL);
     }
     /* an arbiter signing with its own key is still not an operator */
@@ -320,8 +331,8 @@ Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
     cr_assert(strstr(r->message, "already recorded") != NULL, "%s", r->message);
     pactum__v1__governance_receipt__free_unpacked(r, NULL);
 
-    cr_assert_eq(h_wait_metric(&h, "ingest", "pactum_ingest_governance_total{result=\"rejected\"}",
-                               8, 5000),
-                 8, "every refusal is counted, once");
+    cr_assert_eq(
+        h_wait_metric(&h, "ingest", "pactum_ingest_governance_total{result=\"rejected\"}", 8, 5000),
+        8, "every refusal is counted, once");
     cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
 }

@@ -112,8 +112,8 @@ Test(loop, kept_promises_make_the_agent_trusted_and_a_critical_violation_contain
     pactum__v1__trust_report__free_unpacked(r, NULL);
 
     /* good behaviour alone does not lift containment */
-    cr_assert(h_publish_events(&h, "support-bot-1", &agent, "after", 20, "reply", "latency_ms",
-                               500, "pii", "none"));
+    cr_assert(h_publish_events(&h, "support-bot-1", &agent, "after", 20, "reply", "latency_ms", 500,
+                               "pii", "none"));
     cr_assert_geq(h_wait_metric(&h, "ingest", "pactum_ingest_events_accepted_total", 91, 20000),
                   91);
     r = h_trust(&h, "support-bot-1");
@@ -136,14 +136,13 @@ Test(loop, oracle_answers_unknown_agents_and_bad_queries_clearly)
     r = h_trust(&h, "bad.agent.id");
     cr_assert_eq(r->status, PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST);
     pactum__v1__trust_report__free_unpacked(r, NULL);
-    cr_assert_eq(natsConnection_Request(&reply, h.bus->nc, PK_SUBJ_ORACLE_TRUST, "\xff\xff\xff", 3,
-                                        5000),
-                 NATS_OK);
-    cr_assert_eq(pk_answer_open((const uint8_t *)natsMsg_GetData(reply),
-                                (size_t)natsMsg_GetDataLength(reply),
-                                PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT,
-                                &pactum__v1__trust_report__descriptor, NULL, NULL,
-                                (ProtobufCMessage **)&r),
+    cr_assert_eq(
+        natsConnection_Request(&reply, h.bus->nc, PK_SUBJ_ORACLE_TRUST, "\xff\xff\xff", 3, 5000),
+        NATS_OK);
+    cr_assert_eq(pk_answer_open(
+                     (const uint8_t *)natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply),
+                     PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT,
+                     &pactum__v1__trust_report__descriptor, NULL, NULL, (ProtobufCMessage **)&r),
                  PK_OK, "even a refusal is a signed answer: %s", pk_error_msg());
     cr_assert_eq(r->status, PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST);
     pactum__v1__trust_report__free_unpacked(r, NULL);
@@ -190,8 +189,9 @@ Test(loop, registrations_are_idempotent_versioned_and_owner_signed)
     free(v2);
 
     /* a pact that does not lint is refused with the problems */
-    r2 = h_register_pact(&h, &owner, "{\"pactum\":1,\"id\":\"support-bot\",\"agent\":"
-                                     "\"support-bot-1\",\"clauses\":[]}");
+    r2 = h_register_pact(&h, &owner,
+                         "{\"pactum\":1,\"id\":\"support-bot\",\"agent\":"
+                         "\"support-bot-1\",\"clauses\":[]}");
     cr_assert_not(r2->ok);
     cr_assert_eq(r2->reason, PACTUM__V1__REASON__REASON_BAD_PACT);
     cr_assert(strstr(r2->message, "clauses") != NULL, "%s", r2->message);

@@ -57,8 +57,8 @@ TestSuite(oracle, .init = setup, .fini = teardown, .timeout = 240);
 
 static void good(const char *prefix, int n)
 {
-    cr_assert(h_publish_events(&h, "shop-bot", &agent, prefix, n, "reply", "latency_ms", 500,
-                               "pii", "none"));
+    cr_assert(h_publish_events(&h, "shop-bot", &agent, prefix, n, "reply", "latency_ms", 500, "pii",
+                               "none"));
 }
 
 static Pactum__V1__LogAnswer *log_query(Pactum__V1__LogQueryKind kind, uint64_t index,
@@ -136,7 +136,8 @@ Test(oracle, the_log_proves_what_it_holds_and_only_grows)
 
     /* the trust change the report reflects, proven by stream and sequence */
     for (int i = 0; i < 100; i++) {
-        a = log_query(PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION, 0, "PACTUM_TRUST", trust_seq, 0, 0);
+        a = log_query(PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION, 0, "PACTUM_TRUST", trust_seq, 0,
+                      0);
         cr_assert_not_null(a);
         if (a->status == PACTUM__V1__QUERY_STATUS__QUERY_OK)
             break;
@@ -158,7 +159,8 @@ Test(oracle, the_log_proves_what_it_holds_and_only_grows)
         cr_assert_str_eq(l->agent_id, "shop-bot");
         cr_assert_eq(l->stream_seq, trust_seq);
         pk_sha256(a->record.data, a->record.len, d);
-        cr_assert(memcmp(d, l->data_sha256.data, 32) == 0, "the record is what the leaf commits to");
+        cr_assert(memcmp(d, l->data_sha256.data, 32) == 0,
+                  "the record is what the leaf commits to");
         pactum__v1__log_leaf__free_unpacked(l, NULL);
     }
     /* a changed leaf does not verify */
@@ -197,8 +199,7 @@ Test(oracle, the_log_proves_what_it_holds_and_only_grows)
                   "signed heads are published while the log grows");
 }
 
-static Pactum__V1__AuthorizeDecision *authorize(const char *who, const char *action,
-                                                double amount)
+static Pactum__V1__AuthorizeDecision *authorize(const char *who, const char *action, double amount)
 {
     Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
 
@@ -243,8 +244,8 @@ Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
               "each decision is recorded in PACTUM_AUDIT");
 
     /* a leak contains: nothing is allowed any more */
-    cr_assert(h_publish_events(&h, "shop-bot", &agent, "leak", 1, "reply", "latency_ms", 500,
-                               "pii", "leaked"));
+    cr_assert(h_publish_events(&h, "shop-bot", &agent, "leak", 1, "reply", "latency_ms", 500, "pii",
+                               "leaked"));
     r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_CONTAINED, 20000);
     pactum__v1__trust_report__free_unpacked(r, NULL);
     d = authorize("shop-bot", "reply", 0);
@@ -287,9 +288,8 @@ Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
             for (size_t k = 0; k < e->n_path; k++)
                 memcpy(p[k], e->path[k].data, PK_HASH);
             pk_merkle_leaf_hash(e->leaf.data, e->leaf.len, lh);
-            cr_assert(pk_merkle_verify_inclusion(lh, e->index, th->size,
-                                                 (const uint8_t(*)[PK_HASH])p, e->n_path,
-                                                 th->root.data));
+            cr_assert(pk_merkle_verify_inclusion(
+                lh, e->index, th->size, (const uint8_t(*)[PK_HASH])p, e->n_path, th->root.data));
             cr_assert_not_null(rec, "the record is the decision");
             cr_assert(strncmp(rec->decision_id, "dec-", 4) == 0);
             pactum__v1__authorize_decision__free_unpacked(rec, NULL);
@@ -363,8 +363,8 @@ Test(oracle, figures_count_containments_overrides_and_the_audit_trail)
     Pactum__V1__TrustReport *r;
 
     good("a", 30);
-    cr_assert(h_publish_events(&h, "shop-bot", &agent, "leak", 1, "reply", "latency_ms", 500,
-                               "pii", "leaked"));
+    cr_assert(h_publish_events(&h, "shop-bot", &agent, "leak", 1, "reply", "latency_ms", 500, "pii",
+                               "leaked"));
     r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_CONTAINED, 20000);
     cr_assert_eq(r->n_violations_24h, 1);
     cr_assert_eq(r->violations_24h[0]->severity, PACTUM__V1__SEVERITY__SEVERITY_CRITICAL);
@@ -402,9 +402,10 @@ static int http(const char *method, const char *path, const char *body, const ch
     size_t n;
 
     snprintf(cmd, sizeof(cmd),
-             "curl -s -m 10 -o %s/%s -w '%%{http_code}' -X %s %s%s%s 'http://127.0.0.1:%d%s'", h.dir,
-             save ? save : "body.json", method, body ? "-H 'Content-Type: application/json' -d '" : "",
-             body ? body : "", body ? "'" : "", h.http_port, path);
+             "curl -s -m 10 -o %s/%s -w '%%{http_code}' -X %s %s%s%s 'http://127.0.0.1:%d%s'",
+             h.dir, save ? save : "body.json", method,
+             body ? "-H 'Content-Type: application/json' -d '" : "", body ? body : "",
+             body ? "'" : "", h.http_port, path);
     f = popen(cmd, "r");
     cr_assert_not_null(f);
     n = fread(code, 1, sizeof(code) - 1, f);
@@ -478,9 +479,9 @@ Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
     cr_assert(strstr(out, "index: expected a whole number") != NULL, "%s", out);
     cr_assert_eq(http("GET", "/v1/log/inclusion?index=999999", NULL, NULL), 404, "%s", out);
     cr_assert_eq(http("POST", "/v1/agents/shop-bot/authorize", "not json", NULL), 400, "%s", out);
-    cr_assert_eq(http("POST", "/v1/agents/shop-bot/authorize", "{\"action\":\"reply\",\"x\":1}",
-                      NULL),
-                 400, "%s", out);
+    cr_assert_eq(
+        http("POST", "/v1/agents/shop-bot/authorize", "{\"action\":\"reply\",\"x\":1}", NULL), 400,
+        "%s", out);
     cr_assert(strstr(out, "x: unknown field") != NULL, "%s", out);
     cr_assert_eq(http("POST", "/v1/agents/shop-bot/authorize", "{\"amount\":5}", NULL), 400, "%s",
                  out);
@@ -500,9 +501,9 @@ static uint8_t *raw_trust(size_t *len)
 
     q.agent_id = "shop-bot";
     cr_assert_eq(pk_pack(&q.base, &req, &rlen), PK_OK);
-    cr_assert_eq(natsConnection_Request(&reply, h.bus->nc, PK_SUBJ_ORACLE_TRUST, req, (int)rlen,
-                                        5000),
-                 NATS_OK);
+    cr_assert_eq(
+        natsConnection_Request(&reply, h.bus->nc, PK_SUBJ_ORACLE_TRUST, req, (int)rlen, 5000),
+        NATS_OK);
     free(req);
     *len = (size_t)natsMsg_GetDataLength(reply);
     copy = malloc(*len);
@@ -548,7 +549,8 @@ Test(oracle, a_signed_trust_answer_is_sent_again_only_until_the_agent_changes)
     a = raw_trust(&la);
     pk_sleep_ms(20);
     b = raw_trust(&lb);
-    cr_assert(la == lb && memcmp(a, b, la) == 0, "the same query, nothing changed: the same answer");
+    cr_assert(la == lb && memcmp(a, b, la) == 0,
+              "the same query, nothing changed: the same answer");
     cr_assert_geq(h_metric(&h, "oracle", "pactum_oracle_answers_reused_total"), 1);
 
     /* a change to the agent (a leak: contained) ends reuse as soon as the oracle applied it */

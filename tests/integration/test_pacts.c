@@ -128,7 +128,7 @@ Test(pacts, a_new_version_takes_effect_without_a_restart_and_every_version_stays
     cr_assert_eq(hist->n_versions, 1);
     cr_assert_eq(hist->versions[0]->document.len, strlen(v1));
     cr_assert(memcmp(hist->versions[0]->document.data, v1, strlen(v1)) == 0,
-                 "version 1 never changes");
+              "version 1 never changes");
     cr_assert_gt(hist->versions[0]->submission.len, 0, "the owner's signed submission is kept");
     pactum__v1__pact_report__free_unpacked(hist, NULL);
 
@@ -164,9 +164,9 @@ Test(pacts, evaluator_windows_survive_a_restart)
     pactum__v1__trust_report__free_unpacked(rep, NULL);
 }
 
-#define SMALL_PACT                                                                            \
-    "{\"pactum\":1,\"id\":\"%s\",\"agent\":\"bot\",\"clauses\":[{\"id\":\"c\","                  \
-    "\"promise\":\"never leak\",\"severity\":\"high\",\"kind\":\"forbidden\","                  \
+#define SMALL_PACT                                                                                 \
+    "{\"pactum\":1,\"id\":\"%s\",\"agent\":\"bot\",\"clauses\":[{\"id\":\"c\","                    \
+    "\"promise\":\"never leak\",\"severity\":\"high\",\"kind\":\"forbidden\","                     \
     "\"match\":{\"field\":\"kind\",\"eq\":\"leak\"}}]%s}"
 
 Test(pacts, only_one_pact_of_an_agent_sets_its_governance)

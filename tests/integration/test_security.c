@@ -134,8 +134,12 @@ TestSuite(security, .init = setup, .fini = teardown, .timeout = 240);
 static pk_bus *connect_as(const char *user, const char *password)
 {
     pk_bus *bus = NULL;
-    pk_bus_opts o = {.url = h.url, .name = user, .user = user, .password = password,
-                     .send_asap = true, .connect_wait_ms = 5000};
+    pk_bus_opts o = {.url = h.url,
+                     .name = user,
+                     .user = user,
+                     .password = password,
+                     .send_asap = true,
+                     .connect_wait_ms = 5000};
 
     cr_assert_eq(pk_bus_connect(&bus, &o), PK_OK, "%s cannot connect: %s", user, pk_error_msg());
     return bus;
@@ -196,9 +200,9 @@ Test(security, the_trust_loop_runs_with_each_part_on_its_own_user)
     cr_assert_geq(r->state->evidence, 6, "the events were judged and scored");
     pactum__v1__trust_report__free_unpacked(r, NULL);
     /* replay and the people's commands work on the people's user */
-    cr_assert_eq(h_cli(&h, out, sizeof(out),
-                       "--user pactum --password %s replay --compare", pw_pactum),
-                 0, "%s", out);
+    cr_assert_eq(
+        h_cli(&h, out, sizeof(out), "--user pactum --password %s replay --compare", pw_pactum), 0,
+        "%s", out);
     cr_assert_eq(violations_in_server_log(), 0,
                  "no part of the suite needed a right it does not have");
     /* the oracle's signing key is its owner's alone */
@@ -227,8 +231,8 @@ Test(security, an_agent_cannot_publish_as_another_and_forgeries_are_refused)
     intruder = connect_as("intruder", "intruder-password");
     cr_assert(publish_event(intruder, "pactum.raw.bot-b", "bot-b", &ka, "f-1", "bot-b"));
     cr_assert(publish_event(intruder, "pactum.raw.bot-b", "bot-a", &ka, "f-2", "bot-b"));
-    cr_assert_eq(h_wait_metric(&h, "ingest", "pactum_ingest_rejected_total{reason=\"bad_signature\"}",
-                               1, 10000),
+    cr_assert_eq(h_wait_metric(&h, "ingest",
+                               "pactum_ingest_rejected_total{reason=\"bad_signature\"}", 1, 10000),
                  1, "signed with bot-a's key in bot-b's name");
     cr_assert_eq(h_wait_metric(&h, "ingest",
                                "pactum_ingest_rejected_total{reason=\"subject_mismatch\"}", 1,
@@ -244,9 +248,9 @@ Test(security, the_oracle_cannot_write_trust_state_and_no_query_changes_it)
     pk_bus *a = connect_as("bot-a", pw_a);
     Pactum__V1__TrustReport *before, *after;
     char digest[2][80];
-    static const char *subjects[] = {PK_SUBJ_ORACLE_TRUST, PK_SUBJ_ORACLE_PACT,
+    static const char *subjects[] = {PK_SUBJ_ORACLE_TRUST,     PK_SUBJ_ORACLE_PACT,
                                      PK_SUBJ_ORACLE_AUTHORIZE, PK_SUBJ_ORACLE_EVIDENCE,
-                                     PK_SUBJ_ORACLE_ATTEST, PK_SUBJ_ORACLE_FIGURES,
+                                     PK_SUBJ_ORACLE_ATTEST,    PK_SUBJ_ORACLE_FIGURES,
                                      PK_SUBJ_ORACLE_LOG};
 
     for (int i = 0; i < 3; i++) {
@@ -257,9 +261,9 @@ Test(security, the_oracle_cannot_write_trust_state_and_no_query_changes_it)
     pk_bus_close(a);
     cr_assert_geq(h_wait_metric(&h, "scorer", "pactum_scorer_verdicts_total", 3, 20000), 3);
     pk_sleep_ms(500);
-    cr_assert_eq(h_cli(&h, out, sizeof(out), "--user pactum --password %s replay --compare",
-                       pw_pactum),
-                 0, "%s", out);
+    cr_assert_eq(
+        h_cli(&h, out, sizeof(out), "--user pactum --password %s replay --compare", pw_pactum), 0,
+        "%s", out);
     cr_assert_eq(sscanf(strstr(out, "live"), "live %64s", digest[0]), 1);
     before = h_trust(&h, "bot-a");
 
@@ -268,7 +272,10 @@ Test(security, the_oracle_cannot_write_trust_state_and_no_query_changes_it)
         for (size_t s = 0; s < sizeof(subjects) / sizeof(subjects[0]); s++) {
             natsMsg *reply = NULL;
             char junk[32];
-            snprintf(junk, sizeof(junk), "\x0a\x05" "bot-a\x10%c", (char)round);
+            snprintf(junk, sizeof(junk),
+                     "\x0a\x05"
+                     "bot-a\x10%c",
+                     (char)round);
             if (natsConnection_Request(&reply, h.bus->nc, subjects[s], junk,
                                        (int)strlen(junk) + (round % 3), 5000) == NATS_OK)
                 natsMsg_Destroy(reply);
@@ -283,9 +290,9 @@ Test(security, the_oracle_cannot_write_trust_state_and_no_query_changes_it)
     cr_assert_not(publish_event(o, "pactum.registry.pact.x", "bot-a", &ka, "o-4", "bot-a"));
     pk_bus_close(o);
 
-    cr_assert_eq(h_cli(&h, out, sizeof(out), "--user pactum --password %s replay --compare",
-                       pw_pactum),
-                 0, "%s", out);
+    cr_assert_eq(
+        h_cli(&h, out, sizeof(out), "--user pactum --password %s replay --compare", pw_pactum), 0,
+        "%s", out);
     cr_assert_eq(sscanf(strstr(out, "live"), "live %64s", digest[1]), 1);
     cr_assert_str_eq(digest[0], digest[1], "the scorer's state did not move");
     after = h_trust(&h, "bot-a");

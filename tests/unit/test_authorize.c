@@ -4,8 +4,8 @@
 
 #include "pk/governance.h"
 
-#define ALLOW PACTUM__V1__PERMIT__PERMIT_ALLOW
-#define DENY PACTUM__V1__PERMIT__PERMIT_DENY
+#define ALLOW   PACTUM__V1__PERMIT__PERMIT_ALLOW
+#define DENY    PACTUM__V1__PERMIT__PERMIT_DENY
 #define APPROVE PACTUM__V1__PERMIT__PERMIT_NEEDS_APPROVAL
 
 static const char *doc =
@@ -23,8 +23,7 @@ static void setup(void)
 {
     pk_lint l = {0};
 
-    cr_assert_eq(pk_pact_parse(doc, strlen(doc), &pact, &l), PK_OK, "%s",
-                 l.n ? l.msgs[0] : "");
+    cr_assert_eq(pk_pact_parse(doc, strlen(doc), &pact, &l), PK_OK, "%s", l.n ? l.msgs[0] : "");
     pk_governance_defaults(&gov);
     pactum__v1__trust_state__init(&state);
     state.agent_id = "bot";
@@ -43,8 +42,8 @@ static void teardown(void)
 
 TestSuite(authorize, .init = setup, .fini = teardown);
 
-static pk_authz ask(Pactum__V1__Tier tier, const char *action, double amount,
-                    const char *currency, const char *resource)
+static pk_authz ask(Pactum__V1__Tier tier, const char *action, double amount, const char *currency,
+                    const char *resource)
 {
     Pactum__V1__AuthorizeRequest r = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
     pk_pact *pacts[1] = {pact};
@@ -70,13 +69,13 @@ static bool said(const pk_authz *a, const char *text)
     return false;
 }
 
-#define EXPECT(tier, action, amount, cur, res, want, text)                                       \
-    do {                                                                                          \
-        pk_authz a_ = ask(tier, action, amount, cur, res);                                        \
-        cr_assert_eq(a_.permit, want, "%s on %s: got %d (%s)", action, pk_tier_name(tier),       \
-                     a_.permit, a_.n_reasons ? a_.reasons[a_.n_reasons - 1] : "");               \
-        cr_assert(said(&a_, text), "%s on %s: no reason says \"%s\"; last: %s", action,          \
-                  pk_tier_name(tier), text, a_.reasons[a_.n_reasons - 1]);                        \
+#define EXPECT(tier, action, amount, cur, res, want, text)                                         \
+    do {                                                                                           \
+        pk_authz a_ = ask(tier, action, amount, cur, res);                                         \
+        cr_assert_eq(a_.permit, want, "%s on %s: got %d (%s)", action, pk_tier_name(tier),         \
+                     a_.permit, a_.n_reasons ? a_.reasons[a_.n_reasons - 1] : "");                 \
+        cr_assert(said(&a_, text), "%s on %s: no reason says \"%s\"; last: %s", action,            \
+                  pk_tier_name(tier), text, a_.reasons[a_.n_reasons - 1]);                         \
     } while (0)
 
 #define T(x) PACTUM__V1__TIER__TIER_##x

@@ -15,8 +15,7 @@ static void load(const char *clauses)
 
     snprintf(doc, sizeof(doc), "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot\",\"clauses\":[%s]}",
              clauses);
-    cr_assert_eq(pk_pact_parse(doc, strlen(doc), &pact, &l), PK_OK, "%s",
-                 l.n ? l.msgs[0] : "");
+    cr_assert_eq(pk_pact_parse(doc, strlen(doc), &pact, &l), PK_OK, "%s", l.n ? l.msgs[0] : "");
 }
 
 static void fini(void)
@@ -56,9 +55,9 @@ static pk_event_msg event(int64_t ts, const char *kind, const char *metric_name,
     return ev;
 }
 
-#define LATENCY(op, minimum)                                                                      \
-    "{\"id\":\"lat\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","        \
-    "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"5m\",\"op\":\"" op "\","    \
+#define LATENCY(op, minimum)                                                                       \
+    "{\"id\":\"lat\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","           \
+    "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"5m\",\"op\":\"" op "\","        \
     "\"threshold\":2000,\"min_samples\":" #minimum "}"
 
 Test(clause, one_sample_short_of_min_samples_is_insufficient_never_pass)
@@ -89,9 +88,10 @@ Test(clause, exactly_at_the_threshold)
     pk_judgement j;
     pk_event_msg ev = event(1000, "reply", "latency_ms", 2000, NULL);
 
-    load(LATENCY("<=", 1) "," "{\"id\":\"strict\",\"promise\":\"faster\",\"severity\":\"low\","
-                               "\"kind\":\"objective\",\"metric\":\"latency_ms\",\"aggregate\":"
-                               "\"mean\",\"window\":\"5m\",\"op\":\"<\",\"threshold\":2000}");
+    load(LATENCY("<=", 1) ","
+                          "{\"id\":\"strict\",\"promise\":\"faster\",\"severity\":\"low\","
+                          "\"kind\":\"objective\",\"metric\":\"latency_ms\",\"aggregate\":"
+                          "\"mean\",\"window\":\"5m\",\"op\":\"<\",\"threshold\":2000}");
     pk_clause_state_init(&s, &pact->clauses[0], 0);
     pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
     cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_PASS, "2000 <= 2000");
@@ -162,8 +162,8 @@ Test(clause, sources_with_no_weight_do_not_count)
     cr_assert_eq(s.h.pass[PACTUM__V1__SOURCE__SOURCE_EVALUATOR], 1);
 }
 
-#define NO_PII(extra)                                                                             \
-    "{\"id\":\"pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\"," \
+#define NO_PII(extra)                                                                              \
+    "{\"id\":\"pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\","   \
     "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}" extra "}"
 
 Test(clause, a_forbidden_event_is_one_violation_not_one_per_later_event)
@@ -250,8 +250,7 @@ Test(clause, fingerprint_follows_the_window_definition)
     cr_assert_neq(a, b);
     pact->clauses[0].window_ms = 300000;
     pact->clauses[0].threshold = 1;
-    cr_assert_eq(pk_clause_fingerprint(&pact->clauses[0]), a,
-                 "a new threshold keeps the samples");
+    cr_assert_eq(pk_clause_fingerprint(&pact->clauses[0]), a, "a new threshold keeps the samples");
 }
 
 /* --- percentiles ------------------------------------------------------------ */
@@ -313,12 +312,12 @@ Test(clause, state_with_a_sketch_survives_storage)
 
 /* --- burn rates --------------------------------------------------------------- */
 
-#define ERRORS                                                                                   \
-    "{\"id\":\"errors\",\"promise\":\"99% of calls succeed\",\"severity\":\"high\","            \
-    "\"kind\":\"objective\",\"metric\":\"error\",\"aggregate\":\"rate\",\"window\":\"6h\","     \
-    "\"op\":\"<=\",\"threshold\":0.5,\"min_samples\":20,\"burn_rate\":{\"target\":0.99,"         \
-    "\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\",\"factor\":14.4,\"severity\":\"critical\"},"\
-    "{\"long\":\"6h\",\"short\":\"30m\",\"factor\":6,\"severity\":\"medium\",\"consequence\":"  \
+#define ERRORS                                                                                     \
+    "{\"id\":\"errors\",\"promise\":\"99% of calls succeed\",\"severity\":\"high\","               \
+    "\"kind\":\"objective\",\"metric\":\"error\",\"aggregate\":\"rate\",\"window\":\"6h\","        \
+    "\"op\":\"<=\",\"threshold\":0.5,\"min_samples\":20,\"burn_rate\":{\"target\":0.99,"           \
+    "\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\",\"factor\":14.4,\"severity\":\"critical\"},"  \
+    "{\"long\":\"6h\",\"short\":\"30m\",\"factor\":6,\"severity\":\"medium\",\"consequence\":"     \
     "\"restrict\"}]}}"
 
 /* Feed n events over span_ms where every k-th is an error; return which triggers fire. */
@@ -330,8 +329,8 @@ static unsigned burn_after(int n, int64_t span_ms, int every)
 
     pk_clause_state_init(&s, &pact->clauses[0], 0);
     for (int i = 0; i < n; i++) {
-        pk_event_msg ev = event(10000000 + span_ms * i / n, "call", "error",
-                                i % every == 0 ? 1 : 0, NULL);
+        pk_event_msg ev =
+            event(10000000 + span_ms * i / n, "call", "error", i % every == 0 ? 1 : 0, NULL);
         pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 100000, &j);
         for (int t = 0; t < j.n_burn; t++)
             cr_assert_eq((s.h.burning >> j.burn[t].trigger) & 1, j.burn[t].firing);
@@ -394,8 +393,9 @@ Test(clause, freshness_counts_arrival_by_the_bus_clock)
     pk_judgement j;
     pk_event_msg ev;
 
-    load("{\"id\":\"hb\",\"promise\":\"beats every minute\",\"severity\":\"medium\",\"kind\":"
-         "\"freshness\",\"evidence\":{\"field\":\"kind\",\"eq\":\"heartbeat\"},\"max_gap\":\"1m\"}");
+    load(
+        "{\"id\":\"hb\",\"promise\":\"beats every minute\",\"severity\":\"medium\",\"kind\":"
+        "\"freshness\",\"evidence\":{\"field\":\"kind\",\"eq\":\"heartbeat\"},\"max_gap\":\"1m\"}");
     pk_clause_state_init(&s, &pact->clauses[0], 5000);
     cr_assert_eq(pk_freshness_deadline(&pact->clauses[0], &s), 65000,
                  "the clock starts when the pact comes into force");
@@ -413,9 +413,9 @@ Test(clause, freshness_counts_arrival_by_the_bus_clock)
 
 /* --- scope --------------------------------------------------------------------- */
 
-#define SCOPE                                                                                    \
-    "{\"id\":\"scope\",\"promise\":\"only ticket work, at most 500 USD a refund\","             \
-    "\"severity\":\"high\",\"kind\":\"scope\",\"actions\":[\"reply\",\"tickets.*\"],"           \
+#define SCOPE                                                                                      \
+    "{\"id\":\"scope\",\"promise\":\"only ticket work, at most 500 USD a refund\","                \
+    "\"severity\":\"high\",\"kind\":\"scope\",\"actions\":[\"reply\",\"tickets.*\"],"              \
     "\"spend\":{\"currency\":\"USD\",\"per_action\":500,\"per_window\":2000,\"window\":\"24h\"}}"
 
 static pk_judgement act(pk_clause_state *s, int64_t ts, const char *action, double amount,

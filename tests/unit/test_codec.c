@@ -26,9 +26,9 @@ static uint8_t *seal(const char *payload, Pactum__V1__PayloadType type, size_t *
 {
     uint8_t *out = NULL;
 
-    cr_assert_eq(pk_envelope_seal(type, (const uint8_t *)payload, strlen(payload), "bot-1", &kp,
-                                  &out, len),
-                 PK_OK);
+    cr_assert_eq(
+        pk_envelope_seal(type, (const uint8_t *)payload, strlen(payload), "bot-1", &kp, &out, len),
+        PK_OK);
     return out;
 }
 
@@ -50,8 +50,8 @@ Test(envelope, sealed_envelope_opens_and_verifies)
 Test(envelope, no_truncation_ever_verifies)
 {
     size_t len;
-    uint8_t *buf = seal("a payload of some length", PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH,
-                        &len);
+    uint8_t *buf =
+        seal("a payload of some length", PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, &len);
 
     for (size_t cut = 0; cut < len; cut++) {
         pk_signed_msg *env = NULL;

@@ -207,12 +207,12 @@ Test(merkle, inclusion_proofs_match_and_verify)
             cr_assert(pk_merkle_verify_inclusion(leaves[m], m, size, got, ng, root),
                       "leaf %zu of %zu does not verify", m, size);
             /* tampering: another leaf, another index, a flipped bit, a short path */
-            cr_assert_not(pk_merkle_verify_inclusion(leaves[(m + 1) % MAX_LEAVES], m, size, got,
-                                                     ng, root));
+            cr_assert_not(
+                pk_merkle_verify_inclusion(leaves[(m + 1) % MAX_LEAVES], m, size, got, ng, root));
             if (size > 1)
-                cr_assert_not(pk_merkle_verify_inclusion(leaves[m], (m + 1) % size, size, got,
-                                                         ng, root),
-                              "leaf %zu of %zu verifies at another index", m, size);
+                cr_assert_not(
+                    pk_merkle_verify_inclusion(leaves[m], (m + 1) % size, size, got, ng, root),
+                    "leaf %zu of %zu verifies at another index", m, size);
             if (ng) {
                 got[ng / 2][7] ^= 0x10;
                 cr_assert_not(pk_merkle_verify_inclusion(leaves[m], m, size, got, ng, root));
@@ -232,8 +232,10 @@ Test(merkle, consistency_proofs_match_and_verify)
         uint8_t r2[PK_HASH];
         naive_mth(0, second, r2);
         for (size_t t = 0; t < (second <= 40 ? second + 1 : 30); t++) {
-            size_t first = second <= 40 ? t : t == 0 ? 1 : t == 1 ? second - 1
-                                                      : 1 + (size_t)rand() % second;
+            size_t first = second <= 40 ? t
+                           : t == 0     ? 1
+                           : t == 1     ? second - 1
+                                        : 1 + (size_t)rand() % second;
             uint8_t want[PK_MERKLE_PATH_MAX][PK_HASH], got[PK_MERKLE_PATH_MAX][PK_HASH];
             uint8_t r1[PK_HASH];
             size_t nw = 0, ng = 0;

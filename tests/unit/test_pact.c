@@ -21,14 +21,14 @@ static pk_pact *parse_ok(const char *json)
 
 #define HEAD "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot\",\"clauses\":["
 #define TAIL "]}"
-#define OBJ(extra)                                                                                \
-    HEAD "{\"id\":\"c\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","      \
-         "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"5m\",\"op\":\"<=\","    \
+#define OBJ(extra)                                                                                 \
+    HEAD "{\"id\":\"c\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","        \
+         "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"5m\",\"op\":\"<=\","       \
          "\"threshold\":2000" extra "}" TAIL
 
 /* a forbidden clause and a governance section */
-#define GOV(g)                                                                                    \
-    HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","   \
+#define GOV(g)                                                                                     \
+    HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","            \
          "\"match\":{\"field\":\"kind\",\"eq\":\"a\"}}],\"governance\":" g "}"
 
 Test(pact, every_example_pact_passes_lint)
@@ -107,11 +107,13 @@ static const struct {
 } corpus[] = {
     {"not json", "not valid JSON"},
     {"[1,2]", "expected a JSON object"},
-    {"{\"pactum\":2,\"id\":\"p\",\"agent\":\"a\",\"clauses\":[]}", "pactum: expected language version 1"},
+    {"{\"pactum\":2,\"id\":\"p\",\"agent\":\"a\",\"clauses\":[]}",
+     "pactum: expected language version 1"},
     {"{\"pactum\":1,\"agent\":\"a\",\"clauses\":[]}", "id: required field is missing"},
     {"{\"pactum\":1,\"id\":\"p.q\",\"agent\":\"a\",\"clauses\":[]}", "id: id 'p.q' has '.'"},
     {"{\"pactum\":1,\"id\":\"p\",\"agent\":\"a\",\"clauses\":{}}", "clauses: expected an array"},
-    {"{\"pactum\":1,\"id\":\"p\",\"agent\":\"a\",\"clauses\":[],\"extra\":1}", "extra: unknown field"},
+    {"{\"pactum\":1,\"id\":\"p\",\"agent\":\"a\",\"clauses\":[],\"extra\":1}",
+     "extra: unknown field"},
     {OBJ(""), NULL}, /* sanity: the template itself is valid */
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"urgent\",\"kind\":\"objective\"}" TAIL,
      "clauses[0].severity: expected one of info, low, medium, high, critical, got 'urgent'"},
@@ -220,8 +222,7 @@ static const struct {
     {GOV("{\"thresholds\":{\"trusted\":1}}"),
      "governance.thresholds.trusted: expected a fraction strictly between 0 and 1"},
     {GOV("{\"tiers\":{\"gold\":{}}}"), "governance.tiers.gold"},
-    {GOV("{\"tiers\":{\"watch\":{\"actions\":[\"a.*.b\"]}}}"),
-     "governance.tiers.watch.actions[0]"},
+    {GOV("{\"tiers\":{\"watch\":{\"actions\":[\"a.*.b\"]}}}"), "governance.tiers.watch.actions[0]"},
     {GOV("{\"tiers\":{\"watch\":{\"spend_per_action\":0}}}"),
      "governance.tiers.watch.spend_per_action: must be above 0"},
     {GOV("{\"reentry\":[{\"from\":\"watch\",\"to\":\"restricted\"}]}"),

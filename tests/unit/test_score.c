@@ -7,10 +7,10 @@
 
 #define SEV_CRIT PACTUM__V1__SEVERITY__SEVERITY_CRITICAL
 #define SEV_HIGH PACTUM__V1__SEVERITY__SEVERITY_HIGH
-#define SEV_MED PACTUM__V1__SEVERITY__SEVERITY_MEDIUM
-#define PASS PACTUM__V1__OUTCOME__OUTCOME_PASS
-#define FAIL PACTUM__V1__OUTCOME__OUTCOME_FAIL
-#define HOUR 3600000LL
+#define SEV_MED  PACTUM__V1__SEVERITY__SEVERITY_MEDIUM
+#define PASS     PACTUM__V1__OUTCOME__OUTCOME_PASS
+#define FAIL     PACTUM__V1__OUTCOME__OUTCOME_FAIL
+#define HOUR     3600000LL
 
 static pk_governance gov;
 static Pactum__V1__SourceTally tally;
@@ -79,8 +79,8 @@ static void feed_good(pk_trust *t, uint64_t *vseq, int n, int64_t *at, int64_t s
     pk_trust_effect fx;
 
     for (int i = 0; i < n; i++) {
-        pk_verdict_msg v = i % 2 ? good_on("pii", SEV_CRIT, ++*vseq, *at += step)
-                                 : good(++*vseq, *at += step);
+        pk_verdict_msg v =
+            i % 2 ? good_on("pii", SEV_CRIT, ++*vseq, *at += step) : good(++*vseq, *at += step);
         pk_trust_apply(t, &v, &gov, &fx);
     }
 }
@@ -439,13 +439,12 @@ Test(score, falling_scores_demote_step_by_step_and_rising_ones_promote_back)
     last = t.tier;
     /* failed evaluations that are not violations: only the score speaks */
     for (int i = 0; i < 200 && t.tier != PACTUM__V1__TIER__TIER_RESTRICTED; i++) {
-        pk_verdict_msg v = verdict_at(++vseq, at += 1000, i % 2 ? "pii" : "lat",
-                                      i % 2 ? SEV_CRIT : SEV_HIGH, FAIL, 0, 1, false, "demote",
-                                      PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+        pk_verdict_msg v =
+            verdict_at(++vseq, at += 1000, i % 2 ? "pii" : "lat", i % 2 ? SEV_CRIT : SEV_HIGH, FAIL,
+                       0, 1, false, "demote", PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
         pk_trust_apply(&t, &v, &gov, &fx);
         if (fx.to_tier != fx.from_tier) {
-            cr_assert_eq(fx.to_tier, last + 1, "one step at a time: %d -> %d", last,
-                         fx.to_tier);
+            cr_assert_eq(fx.to_tier, last + 1, "one step at a time: %d -> %d", last, fx.to_tier);
             cr_assert_str_eq(fx.rule, "score");
             cr_assert(strstr(fx.cause, "lower bound") != NULL, "%s", fx.cause);
             last = fx.to_tier;
@@ -457,8 +456,8 @@ Test(score, falling_scores_demote_step_by_step_and_rising_ones_promote_back)
     cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_RESTRICTED, "tier %d, lower %u", t.tier, t.lower);
     /* not held: good evidence alone brings it back, by score */
     for (int i = 0; i < 4000 && t.tier != PACTUM__V1__TIER__TIER_STANDARD; i++) {
-        pk_verdict_msg v = i % 2 ? good_on("pii", SEV_CRIT, ++vseq, at += 60000)
-                                 : good(++vseq, at += 60000);
+        pk_verdict_msg v =
+            i % 2 ? good_on("pii", SEV_CRIT, ++vseq, at += 60000) : good(++vseq, at += 60000);
         pk_trust_apply(&t, &v, &gov, &fx);
         if (fx.to_tier != fx.from_tier)
             cr_assert_str_eq(fx.rule, "score", "promoted by the score alone");
@@ -507,7 +506,7 @@ static int64_t hold_at(pk_trust *t, int tier, uint64_t *vseq, int64_t *at)
     for (int step = 0; step < 2 && t->tier < tier; step++) {
         const char *cons = tier == PACTUM__V1__TIER__TIER_CONTAINED    ? "contain"
                            : tier == PACTUM__V1__TIER__TIER_RESTRICTED ? "restrict"
-                                                                        : "demote";
+                                                                       : "demote";
         v = verdict_at(++*vseq, *at += 1000, "lat", SEV_HIGH, FAIL, 0, 1, true, cons,
                        PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
         pk_trust_apply(t, &v, &gov, &fx);
@@ -714,7 +713,8 @@ Test(score, overrides_are_kept_with_their_reason_and_expiry)
         pk_trust_govern(&t, &r, &gov, &fx);
     }
     cr_assert_eq(t.n_ov, PK_OVERRIDES_MAX);
-    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "an override never changes the decided tier");
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH,
+                 "an override never changes the decided tier");
     {
         bool long_lived = false;
         for (int i = 0; i < t.n_ov; i++)
@@ -736,10 +736,10 @@ Test(score, same_inputs_give_the_same_state_byte_for_byte)
     pk_trust_init(&a, "bot", 0);
     pk_trust_init(&b, "bot", 0);
     for (uint64_t i = 1; i <= 300; i++) {
-        pk_verdict_msg v = verdict_at(i, (int64_t)i * 600000, i % 3 ? "lat" : "pii",
-                                      i % 3 ? SEV_HIGH : SEV_CRIT, i % 17 ? PASS : FAIL,
-                                      (uint32_t)(i % 7), (uint32_t)(i % 17 == 0), i % 97 == 0,
-                                      "demote", (Pactum__V1__Source)(1 + i % 4), 700000);
+        pk_verdict_msg v =
+            verdict_at(i, (int64_t)i * 600000, i % 3 ? "lat" : "pii", i % 3 ? SEV_HIGH : SEV_CRIT,
+                       i % 17 ? PASS : FAIL, (uint32_t)(i % 7), (uint32_t)(i % 17 == 0),
+                       i % 97 == 0, "demote", (Pactum__V1__Source)(1 + i % 4), 700000);
         pk_trust_apply(&a, &v, &gov, &fx);
         pk_trust_apply(&b, &v, &gov, &fx);
     }
@@ -777,7 +777,7 @@ Test(score, wire_form_round_trips)
     cr_assert_eq(back.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER],
                  t.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER]);
     cr_assert(t.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER] > 1599990 &&
-              t.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER] <= 1600000,
+                  t.c[0].pass_m[PACTUM__V1__SOURCE__SOURCE_PEER] <= 1600000,
               "2 passes at 0.8, barely decayed over a second");
     cr_assert_eq(back.n_disp, 1);
     pk_trust_to_msg(&back, &gov, &m, &s);

@@ -38,14 +38,23 @@ static bool within_bound(double got, double want)
 
 typedef double (*gen_fn)(void);
 
-static double gen_latency(void) { return exp(3 + 2.5 * uniform()) * (1 + uniform()); }
-static double gen_wide(void) { return pow(10, -6 + 14 * uniform()); }
+static double gen_latency(void)
+{
+    return exp(3 + 2.5 * uniform()) * (1 + uniform());
+}
+static double gen_wide(void)
+{
+    return pow(10, -6 + 14 * uniform());
+}
 static double gen_mixed(void)
 {
     double u = uniform();
     return u < 0.1 ? 0 : (u < 0.4 ? -gen_latency() : gen_latency());
 }
-static double gen_integers(void) { return (double)(rand() % 50); }
+static double gen_integers(void)
+{
+    return (double)(rand() % 50);
+}
 
 static void check_distribution(gen_fn gen, unsigned seed)
 {
@@ -141,8 +150,8 @@ Test(sketch, sliding_window_matches_exact_percentiles_of_the_window)
         }
         if (i % 97 == 0 && n > 0) {
             double want = exact(in, n, 0.95), got = pk_sketch_quantile(&s, 0.95);
-            cr_assert(within_bound(got, want), "step %zu: %g vs %g over %zu samples", i, got,
-                      want, n);
+            cr_assert(within_bound(got, want), "step %zu: %g vs %g over %zu samples", i, got, want,
+                      n);
             cr_assert_eq(s.n, n, "the sketch holds the window's %zu samples, not %llu", n,
                          (unsigned long long)s.n);
         }

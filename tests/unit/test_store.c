@@ -24,7 +24,10 @@ static void open_store(size_t mb)
     cr_assert_eq(pk_store_open(&st, dir, mb, 4), PK_OK);
 }
 
-static void init(void) { open_store(16); }
+static void init(void)
+{
+    open_store(16);
+}
 
 static void fini(void)
 {
@@ -104,9 +107,9 @@ Test(store, protobuf_messages_round_trip)
     ev.ts_ms = 123;
     cr_assert_eq(pk_txn_begin(st, true, &txn), PK_OK);
     cr_assert_eq(pk_put_msg(txn, dbi, "e", 1, &ev.base), PK_OK);
-    cr_assert_eq(pk_get_msg(txn, dbi, "e", 1, &pactum__v1__event__descriptor,
-                            (ProtobufCMessage **)&back),
-                 PK_OK);
+    cr_assert_eq(
+        pk_get_msg(txn, dbi, "e", 1, &pactum__v1__event__descriptor, (ProtobufCMessage **)&back),
+        PK_OK);
     cr_assert_str_eq(back->event_id, "e-1");
     cr_assert_eq(back->ts_ms, 123);
     pactum__v1__event__free_unpacked(back, NULL);

@@ -94,8 +94,8 @@ Test(window, late_samples_count_if_still_inside_and_are_dropped_otherwise)
 
     pk_window_init(&w, 32000);
     pk_window_add(&w, 100000, 1);
-    pk_window_add(&w, 90000, 2);  /* late but inside */
-    pk_window_add(&w, 50000, 4);  /* older than the window: ignored */
+    pk_window_add(&w, 90000, 2); /* late but inside */
+    pk_window_add(&w, 50000, 4); /* older than the window: ignored */
     pk_window_summary(&w, 100000, &s);
     cr_assert_eq(s.count, 2);
     cr_assert_float_eq(s.sum, 3, 1e-12);

@@ -20,11 +20,11 @@ Test(partitions, lists_and_ranges)
 }
 
 typedef struct attempts {
-    int calls;          /* times called */
-    int fail_first;     /* fail this many times */
-    pk_status failure;  /* with this status */
-    natsMsgList *seen;  /* the list passed the first time */
-    bool same_list;     /* every call saw that list */
+    int calls;         /* times called */
+    int fail_first;    /* fail this many times */
+    pk_status failure; /* with this status */
+    natsMsgList *seen; /* the list passed the first time */
+    bool same_list;    /* every call saw that list */
 } attempts;
 
 static pk_status flaky(void *ctx, natsMsgList *list)

@@ -89,8 +89,8 @@ pk_status pk_answer_open(const uint8_t *buf, size_t len, Pactum__V1__PayloadType
         const char *want = type ? pk_answer_type_name(type) : "an oracle answer";
         int got = (int)env->type;
         pactum__v1__signed__free_unpacked(env, NULL);
-        return PK_ERR(PK_EDECODE, "expected %s, got payload type %d%s%s%s", want ? want : "?",
-                      got, name ? " (" : "", name ? name : "", name ? ")" : "");
+        return PK_ERR(PK_EDECODE, "expected %s, got payload type %d%s%s%s", want ? want : "?", got,
+                      name ? " (" : "", name ? name : "", name ? ")" : "");
     }
     if (want_key && sodium_memcmp(env->signer_key.data, want_key, PK_PUBKEY_BYTES) != 0) {
         pactum__v1__signed__free_unpacked(env, NULL);
@@ -98,8 +98,9 @@ pk_status pk_answer_open(const uint8_t *buf, size_t len, Pactum__V1__PayloadType
     }
     if (pk_envelope_verify(env, env->signer_key.data) != PK_OK) {
         pactum__v1__signed__free_unpacked(env, NULL);
-        return PK_ERR(PK_EBADSIG, "the signature of the %s does not verify: it was changed after "
-                                  "signing",
+        return PK_ERR(PK_EBADSIG,
+                      "the signature of the %s does not verify: it was changed after "
+                      "signing",
                       name);
     }
     if (desc && out) {

@@ -16,8 +16,8 @@ pk_status pk_nats_err(natsStatus s, jsErrCode jerr, const char *what)
     if (jerr)
         return PK_ERR(PK_EBUS, "%s: %s (JetStream error %d%s%s)", what, natsStatus_GetText(s),
                       (int)jerr, detail && *detail ? ": " : "", detail ? detail : "");
-    return PK_ERR(PK_EBUS, "%s: %s%s%s", what, natsStatus_GetText(s),
-                  detail && *detail ? ": " : "", detail ? detail : "");
+    return PK_ERR(PK_EBUS, "%s: %s%s%s", what, natsStatus_GetText(s), detail && *detail ? ": " : "",
+                  detail ? detail : "");
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -47,8 +47,7 @@ static void on_closed(natsConnection *nc, void *closure)
     atomic_store(&bus->closed, true);
 }
 
-static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
-                           void *closure)
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     PK_WARN("NATS asynchronous error: %s", natsStatus_GetText(err));
 }
@@ -84,7 +83,8 @@ pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
     if (!bus)
         return PK_ERR(PK_ENOMEM, "cannot allocate bus");
     snprintf(bus->name, sizeof(bus->name), "%s", o->name ? o->name : "pactum");
-    if ((s = natsOptions_Create(&no)) != NATS_OK || (s = natsOptions_SetURL(no, o->url)) != NATS_OK ||
+    if ((s = natsOptions_Create(&no)) != NATS_OK ||
+        (s = natsOptions_SetURL(no, o->url)) != NATS_OK ||
         (s = natsOptions_SetName(no, bus->name)) != NATS_OK ||
         (s = natsOptions_SetMaxReconnect(no, -1)) != NATS_OK ||
         (s = natsOptions_SetReconnectWait(no, 250)) != NATS_OK ||
@@ -174,12 +174,12 @@ void pk_bus_close(pk_bus *bus)
 /* --- Streams --------------------------------------------------------------- */
 
 typedef struct stream_def {
-    const char *name;       /* stream name */
-    const char *subject;    /* its one subject pattern */
-    int64_t max_age_ms;     /* 0 = keep forever */
-    int64_t dup_window_ms;  /* de-duplication window */
-    int32_t max_msg_size;   /* largest message accepted */
-    bool deny_delete;       /* evidence may not be deleted */
+    const char *name;      /* stream name */
+    const char *subject;   /* its one subject pattern */
+    int64_t max_age_ms;    /* 0 = keep forever */
+    int64_t dup_window_ms; /* de-duplication window */
+    int32_t max_msg_size;  /* largest message accepted */
+    bool deny_delete;      /* evidence may not be deleted */
 } stream_def;
 
 static const stream_def streams[] = {
@@ -216,8 +216,7 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
                 if (sscanf(si->Config->Description, "pactum partitions=%u", &p) == 1 && p > 0 &&
                     p <= PK_PARTITIONS_MAX) {
                     if (p != *partitions)
-                        PK_INFO("using %u partitions, as fixed when %s was created", p,
-                                d->name);
+                        PK_INFO("using %u partitions, as fixed when %s was created", p, d->name);
                     *partitions = p;
                 }
             }
@@ -292,13 +291,11 @@ static pk_status consumer_bind(pk_consumer *c)
             start = ci->AckFloor.Stream + 1;
             PK_INFO("consumer %s: %lld messages delivered but not acknowledged; reading again "
                     "from %s #%llu, in order",
-                    c->durable, (long long)ci->NumAckPending, c->stream,
-                    (unsigned long long)start);
+                    c->durable, (long long)ci->NumAckPending, c->stream, (unsigned long long)start);
             jsConsumerInfo_Destroy(ci);
             ci = NULL;
             jerr = 0;
-            if ((s = js_DeleteConsumer(c->bus->js, c->stream, c->durable, NULL, &jerr)) !=
-                NATS_OK)
+            if ((s = js_DeleteConsumer(c->bus->js, c->stream, c->durable, NULL, &jerr)) != NATS_OK)
                 return pk_nats_err(s, jerr, c->durable);
             s = NATS_NOT_FOUND;
         }

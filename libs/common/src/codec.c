@@ -244,28 +244,45 @@ const char *pk_event_label(const pk_event_msg *ev, const char *name)
 static const char *const source_names[] = {"unspecified", "self", "peer", "evaluator", "human"};
 static const char *const severity_names[] = {"unspecified", "info", "low",
                                              "medium",      "high", "critical"};
-static const char *const outcome_names[] = {"unspecified", "pass", "fail", "insufficient",
-                                            "stale"};
+static const char *const outcome_names[] = {"unspecified", "pass", "fail", "insufficient", "stale"};
 static const char *const tier_names[] = {"unspecified", "trusted",   "standard", "watch",
                                          "restricted",  "contained", "suspended"};
 static const char *const reason_names[] = {
-    "unspecified",  "malformed",     "oversized",        "bad_signature", "unknown_signer",
-    "subject_mismatch", "invalid_field", "duplicate",    "too_old",       "too_new",
-    "unknown_agent", "not_authorized", "bad_pact",       "conflict",      "unsupported_version",
-    "internal"};
+    "unspecified",    "malformed",        "oversized",           "bad_signature",
+    "unknown_signer", "subject_mismatch", "invalid_field",       "duplicate",
+    "too_old",        "too_new",          "unknown_agent",       "not_authorized",
+    "bad_pact",       "conflict",         "unsupported_version", "internal"};
 
 static const char *const role_names[] = {"unspecified", "agent",     "operator",
                                          "arbiter",     "evaluator", "human"};
 
-#define NAME_OF(table, v)                                                                         \
+#define NAME_OF(table, v)                                                                          \
     ((unsigned)(v) < sizeof(table) / sizeof(table[0]) ? table[(unsigned)(v)] : "unknown")
 
-const char *pk_source_name(Pactum__V1__Source s) { return NAME_OF(source_names, s); }
-const char *pk_severity_name(Pactum__V1__Severity s) { return NAME_OF(severity_names, s); }
-const char *pk_outcome_name(Pactum__V1__Outcome o) { return NAME_OF(outcome_names, o); }
-const char *pk_tier_name(Pactum__V1__Tier t) { return NAME_OF(tier_names, t); }
-const char *pk_reason_name(Pactum__V1__Reason r) { return NAME_OF(reason_names, r); }
-const char *pk_role_name(Pactum__V1__Role r) { return NAME_OF(role_names, r); }
+const char *pk_source_name(Pactum__V1__Source s)
+{
+    return NAME_OF(source_names, s);
+}
+const char *pk_severity_name(Pactum__V1__Severity s)
+{
+    return NAME_OF(severity_names, s);
+}
+const char *pk_outcome_name(Pactum__V1__Outcome o)
+{
+    return NAME_OF(outcome_names, o);
+}
+const char *pk_tier_name(Pactum__V1__Tier t)
+{
+    return NAME_OF(tier_names, t);
+}
+const char *pk_reason_name(Pactum__V1__Reason r)
+{
+    return NAME_OF(reason_names, r);
+}
+const char *pk_role_name(Pactum__V1__Role r)
+{
+    return NAME_OF(role_names, r);
+}
 
 static int parse_name(const char *const *table, size_t n, const char *name)
 {

@@ -49,14 +49,15 @@ static pk_status parse_value(const pk_cfg_opt *o, const char *text, const char *
         int64_t ms;
         char lo[32], hi[32];
         if (pk_duration_parse(text, &ms) != PK_OK)
-            return PK_ERR(PK_EINVAL, "--%s (from %s): expected a duration like 5s or 250ms, "
-                                     "got '%s'",
+            return PK_ERR(PK_EINVAL,
+                          "--%s (from %s): expected a duration like 5s or 250ms, "
+                          "got '%s'",
                           o->flag, origin, text);
         if (ms < o->min || ms > o->max) {
             pk_duration_format(o->min, lo, sizeof(lo));
             pk_duration_format(o->max, hi, sizeof(hi));
-            return PK_ERR(PK_EINVAL, "--%s (from %s): must be between %s and %s, got '%s'",
-                          o->flag, origin, lo, hi, text);
+            return PK_ERR(PK_EINVAL, "--%s (from %s): must be between %s and %s, got '%s'", o->flag,
+                          origin, lo, hi, text);
         }
         *(int64_t *)field = ms;
         return PK_OK;

@@ -139,9 +139,8 @@ pk_status pk_key_load(const char *path, pk_keypair *kp)
     if (stat(path, &sb) != 0)
         return PK_ERR(PK_EIO, "cannot read key file %s: %s", path, strerror(errno));
     if (sb.st_mode & 077)
-        return PK_ERR(PK_EPERM,
-                      "key file %s is readable by others (mode %03o); run: chmod 600 %s", path,
-                      (unsigned)(sb.st_mode & 0777), path);
+        return PK_ERR(PK_EPERM, "key file %s is readable by others (mode %03o); run: chmod 600 %s",
+                      path, (unsigned)(sb.st_mode & 0777), path);
     doc = json_load_file(path, 0, &jerr);
     if (!doc)
         return PK_ERR(PK_EDECODE, "key file %s: %s (line %d)", path, jerr.text, jerr.line);

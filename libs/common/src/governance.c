@@ -29,8 +29,8 @@ Pactum__V1__Tier pk_effective_tier(const Pactum__V1__TrustState *s, int64_t now,
 
 static char star[] = "*";
 
-void pk_scope_view_build(pk_scope_view *v, const pk_governance *g,
-                         const Pactum__V1__TrustState *s, Pactum__V1__Tier tier, int64_t now)
+void pk_scope_view_build(pk_scope_view *v, const pk_governance *g, const Pactum__V1__TrustState *s,
+                         Pactum__V1__Tier tier, int64_t now)
 {
     const pk_tier_scope *ts = &g->tiers[(unsigned)tier < PK_TIERS ? tier : 0];
     Pactum__V1__TierScope *out = &v->scope;
@@ -54,8 +54,7 @@ void pk_scope_view_build(pk_scope_view *v, const pk_governance *g,
         for (size_t k = 0; k < o->n_actions; k++) {
             if (o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_ALLOW && nal < PK_SCOPE_VIEW_MAX)
                 v->allowed[nal++] = o->actions[k];
-            else if (o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_DENY &&
-                     nd < PK_SCOPE_VIEW_MAX)
+            else if (o->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_DENY && nd < PK_SCOPE_VIEW_MAX)
                 v->denied[nd++] = o->actions[k];
         }
     }
@@ -158,13 +157,13 @@ static bool scope_clauses_deny(const pk_authz_input *in, pk_authz *a)
                     return deny(a);
                 }
                 if (c->per_action > 0 && r->amount > c->per_action) {
-                    reason(a, "%s/%s: %.2f %s is above the pact's %.2f per action", pact->id,
-                           c->id, r->amount, r->currency, c->per_action);
+                    reason(a, "%s/%s: %.2f %s is above the pact's %.2f per action", pact->id, c->id,
+                           r->amount, r->currency, c->per_action);
                     return deny(a);
                 }
                 if (c->per_window > 0 && r->amount > c->per_window) {
-                    reason(a, "%s/%s: %.2f %s is above the pact's %.2f per window", pact->id,
-                           c->id, r->amount, r->currency, c->per_window);
+                    reason(a, "%s/%s: %.2f %s is above the pact's %.2f per window", pact->id, c->id,
+                           r->amount, r->currency, c->per_window);
                     return deny(a);
                 }
             }
@@ -193,11 +192,11 @@ void pk_authorize(const pk_authz_input *in, pk_authz *out)
     } else {
         reason(out, "tier %s", tier);
     }
-    if ((denied = override_covering(in->state, PACTUM__V1__OVERRIDE_KIND__OVERRIDE_DENY,
-                                    r->action, in->now_ms))) {
+    if ((denied = override_covering(in->state, PACTUM__V1__OVERRIDE_KIND__OVERRIDE_DENY, r->action,
+                                    in->now_ms))) {
         snprintf(out->override_id, sizeof(out->override_id), "%s", denied->override_id);
-        reason(out, "override %s by %s denies '%s': %s", denied->override_id,
-               denied->operator_id, r->action, denied->reason);
+        reason(out, "override %s by %s denies '%s': %s", denied->override_id, denied->operator_id,
+               r->action, denied->reason);
         deny(out);
         return;
     }
@@ -221,8 +220,8 @@ void pk_authorize(const pk_authz_input *in, pk_authz *out)
     if (scope_clauses_deny(in, out))
         return;
     if (ts->spend_per_action > 0 && r->amount > ts->spend_per_action) {
-        reason(out, "%s: %.2f is above the %.2f one action may spend on this tier", tier,
-               r->amount, ts->spend_per_action);
+        reason(out, "%s: %.2f is above the %.2f one action may spend on this tier", tier, r->amount,
+               ts->spend_per_action);
         deny(out);
         return;
     }

@@ -51,8 +51,7 @@ static unsigned log2_of(uint64_t n)
     return l;
 }
 
-pk_status pk_merkle_append(const pk_merkle_io *io, uint64_t index,
-                           const uint8_t leaf_hash[PK_HASH])
+pk_status pk_merkle_append(const pk_merkle_io *io, uint64_t index, const uint8_t leaf_hash[PK_HASH])
 {
     uint8_t cur[PK_HASH], left[PK_HASH];
     uint64_t i = index;
@@ -77,8 +76,7 @@ pk_status pk_merkle_append(const pk_merkle_io *io, uint64_t index,
  * aligned subtree is one read; otherwise its left part is perfect and the
  * right part recurses, so O(log n) reads in all.
  */
-static pk_status subtree(const pk_merkle_io *io, uint64_t begin, uint64_t end,
-                         uint8_t out[PK_HASH])
+static pk_status subtree(const pk_merkle_io *io, uint64_t begin, uint64_t end, uint8_t out[PK_HASH])
 {
     uint64_t n = end - begin, k;
     uint8_t left[PK_HASH], right[PK_HASH];
@@ -210,8 +208,8 @@ bool pk_merkle_verify_inclusion(const uint8_t leaf_hash[PK_HASH], uint64_t index
 
 bool pk_merkle_verify_consistency(uint64_t first, uint64_t second,
                                   const uint8_t first_root[PK_HASH],
-                                  const uint8_t second_root[PK_HASH],
-                                  const uint8_t path[][PK_HASH], size_t n)
+                                  const uint8_t second_root[PK_HASH], const uint8_t path[][PK_HASH],
+                                  size_t n)
 {
     uint8_t fr[PK_HASH], sr[PK_HASH];
     const uint8_t *start;

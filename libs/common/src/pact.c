@@ -9,7 +9,7 @@
 
 #include "pk/clock.h"
 
-#define PATH_MAX_LEN 256
+#define PATH_MAX_LEN   256
 #define PRED_MAX_DEPTH 16
 
 /* --- lint ------------------------------------------------------------------- */
@@ -54,11 +54,10 @@ static const name_val kind_names[] = {{"objective", PK_CLAUSE_OBJECTIVE},
                                       {"forbidden", PK_CLAUSE_FORBIDDEN},
                                       {"freshness", PK_CLAUSE_FRESHNESS},
                                       {"scope", PK_CLAUSE_SCOPE}};
-static const name_val agg_names[] = {{"count", PK_AGG_COUNT}, {"sum", PK_AGG_SUM},
-                                     {"mean", PK_AGG_MEAN},   {"min", PK_AGG_MIN},
-                                     {"max", PK_AGG_MAX},     {"rate", PK_AGG_RATE},
-                                     {"p50", PK_AGG_P50},     {"p90", PK_AGG_P90},
-                                     {"p95", PK_AGG_P95},     {"p99", PK_AGG_P99}};
+static const name_val agg_names[] = {
+    {"count", PK_AGG_COUNT}, {"sum", PK_AGG_SUM},   {"mean", PK_AGG_MEAN}, {"min", PK_AGG_MIN},
+    {"max", PK_AGG_MAX},     {"rate", PK_AGG_RATE}, {"p50", PK_AGG_P50},   {"p90", PK_AGG_P90},
+    {"p95", PK_AGG_P95},     {"p99", PK_AGG_P99}};
 static const name_val op_names[] = {{"<", PK_OP_LT},  {"<=", PK_OP_LE}, {">", PK_OP_GT},
                                     {">=", PK_OP_GE}, {"==", PK_OP_EQ}, {"!=", PK_OP_NE}};
 static const name_val conseq_names[] = {{"notify", PK_CONSEQ_NOTIFY},
@@ -87,9 +86,18 @@ static const char *name_of(const name_val *t, size_t n, int v)
     return "?";
 }
 
-const char *pk_clause_kind_name(pk_clause_kind k) { return name_of(kind_names, N_OF(kind_names), k); }
-const char *pk_aggregate_name(pk_aggregate a) { return name_of(agg_names, N_OF(agg_names), a); }
-const char *pk_op_name(pk_op op) { return name_of(op_names, N_OF(op_names), op); }
+const char *pk_clause_kind_name(pk_clause_kind k)
+{
+    return name_of(kind_names, N_OF(kind_names), k);
+}
+const char *pk_aggregate_name(pk_aggregate a)
+{
+    return name_of(agg_names, N_OF(agg_names), a);
+}
+const char *pk_op_name(pk_op op)
+{
+    return name_of(op_names, N_OF(op_names), op);
+}
 const char *pk_consequence_name(pk_consequence c)
 {
     return name_of(conseq_names, N_OF(conseq_names), c);
@@ -118,26 +126,32 @@ static int lookup(const name_val *t, size_t n, const char *text, const char *pat
 static const char *json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
     case JSON_INTEGER:
-    case JSON_REAL: return "a number";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "something else";
 }
 
 /* Report keys of obj that are not in allowed (NULL-terminated). */
-static void check_keys(const json_t *obj, const char *path, const char *const *allowed,
-                       pk_lint *l)
+static void check_keys(const json_t *obj, const char *path, const char *const *allowed, pk_lint *l)
 {
     const char *key;
     json_t *v;
 
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         bool ok = false;
         char list[384] = "";
         for (size_t i = 0; allowed[i]; i++) {
@@ -203,8 +217,8 @@ static bool get_uint(const json_t *obj, const char *key, const char *path, uint3
         return false;
     if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
         json_integer_value(v) > (json_int_t)max) {
-        pk_lint_add(l, "%s.%s: expected a whole number from %u to %u, got %s", path, key, min,
-                    max, json_is_integer(v) ? "a number outside that range" : json_type_name(v));
+        pk_lint_add(l, "%s.%s: expected a whole number from %u to %u, got %s", path, key, min, max,
+                    json_is_integer(v) ? "a number outside that range" : json_type_name(v));
         return false;
     }
     *out = (uint32_t)json_integer_value(v);
@@ -235,9 +249,8 @@ void pk_pred_free(pk_pred *p)
 }
 
 static const name_val field_names[] = {
-    {"kind", PK_FIELD_KIND},         {"action", PK_FIELD_ACTION},
-    {"tool", PK_FIELD_TOOL},         {"resource", PK_FIELD_RESOURCE},
-    {"currency", PK_FIELD_CURRENCY}, {"amount", PK_FIELD_AMOUNT},
+    {"kind", PK_FIELD_KIND},         {"action", PK_FIELD_ACTION},     {"tool", PK_FIELD_TOOL},
+    {"resource", PK_FIELD_RESOURCE}, {"currency", PK_FIELD_CURRENCY}, {"amount", PK_FIELD_AMOUNT},
     {"source", PK_FIELD_SOURCE},     {"reporter", PK_FIELD_REPORTER},
 };
 
@@ -312,15 +325,14 @@ static pk_pred *parse_pred_list(const json_t *arr, pk_pred_type type, const char
 
 static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint *l)
 {
-    static const char *const cmp_keys[] = {"field", "eq",     "ne",     "lt", "le",
-                                           "gt",    "ge",     "in",     "exists",
-                                           "prefix", NULL};
+    static const char *const cmp_keys[] = {"field", "eq", "ne",     "lt",     "le", "gt",
+                                           "ge",    "in", "exists", "prefix", NULL};
     static const struct {
         const char *key; /* operator key */
         pk_cmp cmp;      /* its comparison */
-    } ops[] = {{"eq", PK_CMP_EQ}, {"ne", PK_CMP_NE}, {"lt", PK_CMP_LT},       {"le", PK_CMP_LE},
-               {"gt", PK_CMP_GT}, {"ge", PK_CMP_GE}, {"in", PK_CMP_IN},       {"exists", PK_CMP_EXISTS},
-               {"prefix", PK_CMP_PREFIX}};
+    } ops[] = {{"eq", PK_CMP_EQ}, {"ne", PK_CMP_NE},         {"lt", PK_CMP_LT},
+               {"le", PK_CMP_LE}, {"gt", PK_CMP_GT},         {"ge", PK_CMP_GE},
+               {"in", PK_CMP_IN}, {"exists", PK_CMP_EXISTS}, {"prefix", PK_CMP_PREFIX}};
     char sub[PATH_MAX_LEN];
     const char *field;
     json_t *operand = NULL;
@@ -366,9 +378,10 @@ static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint
     field = get_str(v, "field", path, true, l);
     if (!field) {
         if (!json_object_get(v, "field"))
-            pk_lint_add(l, "%s: a condition is {\"field\": ..., \"eq\"|\"ne\"|\"lt\"|\"le\"|"
-                           "\"gt\"|\"ge\"|\"in\"|\"exists\"|\"prefix\": ...} or "
-                           "{\"all\"|\"any\": [...]} or {\"not\": {...}}",
+            pk_lint_add(l,
+                        "%s: a condition is {\"field\": ..., \"eq\"|\"ne\"|\"lt\"|\"le\"|"
+                        "\"gt\"|\"ge\"|\"in\"|\"exists\"|\"prefix\": ...} or "
+                        "{\"all\"|\"any\": [...]} or {\"not\": {...}}",
                         path);
         return NULL;
     }
@@ -389,8 +402,9 @@ static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint
         }
     }
     if (found != 1) {
-        pk_lint_add(l, "%s: expected exactly one comparison (eq, ne, lt, le, gt, ge, in, exists, "
-                       "prefix), got %d",
+        pk_lint_add(l,
+                    "%s: expected exactly one comparison (eq, ne, lt, le, gt, ge, in, exists, "
+                    "prefix), got %d",
                     path, found);
         goto bad;
     }
@@ -416,8 +430,9 @@ static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint
     case PK_CMP_GT:
     case PK_CMP_GE:
         if (!p->numeric || !json_is_number(operand)) {
-            pk_lint_add(l, "%s: ordering needs a numeric field (amount, metrics.NAME) and a "
-                           "number, got %s on '%s'",
+            pk_lint_add(l,
+                        "%s: ordering needs a numeric field (amount, metrics.NAME) and a "
+                        "number, got %s on '%s'",
                         sub, json_type_name(operand), field);
             goto bad;
         }
@@ -439,8 +454,7 @@ static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint
     case PK_CMP_IN: {
         size_t n = json_is_array(operand) ? json_array_size(operand) : 0;
         if (n == 0) {
-            pk_lint_add(l, "%s: expected a non-empty array, got %s", sub,
-                        json_type_name(operand));
+            pk_lint_add(l, "%s: expected a non-empty array, got %s", sub, json_type_name(operand));
             goto bad;
         }
         if (p->numeric)
@@ -477,15 +491,31 @@ static const char *field_text(const pk_pred *p, const pk_event_msg *ev)
     const char *s = NULL;
 
     switch (p->field) {
-    case PK_FIELD_KIND: s = ev->kind; break;
-    case PK_FIELD_ACTION: s = ev->action; break;
-    case PK_FIELD_TOOL: s = ev->tool; break;
-    case PK_FIELD_RESOURCE: s = ev->resource; break;
-    case PK_FIELD_CURRENCY: s = ev->currency; break;
-    case PK_FIELD_SOURCE: return pk_source_name(ev->source);
-    case PK_FIELD_REPORTER: s = ev->reporter_id; break;
-    case PK_FIELD_LABEL: s = pk_event_label(ev, p->name); break;
-    default: return NULL;
+    case PK_FIELD_KIND:
+        s = ev->kind;
+        break;
+    case PK_FIELD_ACTION:
+        s = ev->action;
+        break;
+    case PK_FIELD_TOOL:
+        s = ev->tool;
+        break;
+    case PK_FIELD_RESOURCE:
+        s = ev->resource;
+        break;
+    case PK_FIELD_CURRENCY:
+        s = ev->currency;
+        break;
+    case PK_FIELD_SOURCE:
+        return pk_source_name(ev->source);
+    case PK_FIELD_REPORTER:
+        s = ev->reporter_id;
+        break;
+    case PK_FIELD_LABEL:
+        s = pk_event_label(ev, p->name);
+        break;
+    default:
+        return NULL;
     }
     return s && *s ? s : NULL;
 }
@@ -527,19 +557,26 @@ bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev)
         if (!present)
             return p->cmp == PK_CMP_NE;
         switch (p->cmp) {
-        case PK_CMP_EQ: return x == p->num;
-        case PK_CMP_NE: return x != p->num;
-        case PK_CMP_LT: return x < p->num;
-        case PK_CMP_LE: return x <= p->num;
-        case PK_CMP_GT: return x > p->num;
-        case PK_CMP_GE: return x >= p->num;
+        case PK_CMP_EQ:
+            return x == p->num;
+        case PK_CMP_NE:
+            return x != p->num;
+        case PK_CMP_LT:
+            return x < p->num;
+        case PK_CMP_LE:
+            return x <= p->num;
+        case PK_CMP_GT:
+            return x > p->num;
+        case PK_CMP_GE:
+            return x >= p->num;
         case PK_CMP_IN:
             for (size_t i = 0; i < p->n_set; i++) {
                 if (x == p->nums[i])
                     return true;
             }
             return false;
-        default: return false;
+        default:
+            return false;
         }
     } else {
         const char *s = field_text(p, ev);
@@ -548,16 +585,20 @@ bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev)
         if (!s)
             return p->cmp == PK_CMP_NE;
         switch (p->cmp) {
-        case PK_CMP_EQ: return strcmp(s, p->str) == 0;
-        case PK_CMP_NE: return strcmp(s, p->str) != 0;
-        case PK_CMP_PREFIX: return strncmp(s, p->str, strlen(p->str)) == 0;
+        case PK_CMP_EQ:
+            return strcmp(s, p->str) == 0;
+        case PK_CMP_NE:
+            return strcmp(s, p->str) != 0;
+        case PK_CMP_PREFIX:
+            return strncmp(s, p->str, strlen(p->str)) == 0;
         case PK_CMP_IN:
             for (size_t i = 0; i < p->n_set; i++) {
                 if (strcmp(s, p->strs[i]) == 0)
                     return true;
             }
             return false;
-        default: return false;
+        default:
+            return false;
         }
     }
 }
@@ -565,11 +606,16 @@ bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev)
 double pk_aggregate_quantile(pk_aggregate a)
 {
     switch (a) {
-    case PK_AGG_P50: return 0.50;
-    case PK_AGG_P90: return 0.90;
-    case PK_AGG_P95: return 0.95;
-    case PK_AGG_P99: return 0.99;
-    default: return 0;
+    case PK_AGG_P50:
+        return 0.50;
+    case PK_AGG_P90:
+        return 0.90;
+    case PK_AGG_P95:
+        return 0.95;
+    case PK_AGG_P99:
+        return 0.99;
+    default:
+        return 0;
     }
 }
 
@@ -591,12 +637,18 @@ bool pk_patterns_match(const pk_patterns *ps, const char *name)
 bool pk_op_holds(pk_op op, double observed, double threshold)
 {
     switch (op) {
-    case PK_OP_LT: return observed < threshold;
-    case PK_OP_LE: return observed <= threshold;
-    case PK_OP_GT: return observed > threshold;
-    case PK_OP_GE: return observed >= threshold;
-    case PK_OP_EQ: return observed == threshold;
-    case PK_OP_NE: return observed != threshold;
+    case PK_OP_LT:
+        return observed < threshold;
+    case PK_OP_LE:
+        return observed <= threshold;
+    case PK_OP_GT:
+        return observed > threshold;
+    case PK_OP_GE:
+        return observed >= threshold;
+    case PK_OP_EQ:
+        return observed == threshold;
+    case PK_OP_NE:
+        return observed != threshold;
     }
     return false;
 }
@@ -613,8 +665,7 @@ static int64_t get_duration(const json_t *obj, const char *key, const char *path
 
     if (!v) {
         if (required)
-            pk_lint_add(l, "%s.%s: required field is missing (a duration like \"5m\")", path,
-                        key);
+            pk_lint_add(l, "%s.%s: required field is missing (a duration like \"5m\")", path, key);
         return 0;
     }
     if (!json_is_string(v) || pk_duration_parse(json_string_value(v), &ms) != PK_OK) {
@@ -641,8 +692,9 @@ static void parse_window(const json_t *c, const char *path, bool required, pk_cl
 
     if (!w) {
         if (required)
-            pk_lint_add(l, "%s.window: required field is missing (a duration like \"1h\", or "
-                           "{\"events\": N})",
+            pk_lint_add(l,
+                        "%s.window: required field is missing (a duration like \"1h\", or "
+                        "{\"events\": N})",
                         path);
         return;
     }
@@ -684,13 +736,15 @@ static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_l
     if (!s)
         return;
     if (!json_is_object(s) || json_object_size(s) == 0) {
-        pk_lint_add(l, "%s.sources: expected an object like {\"self\": 0.5, \"evaluator\": 1}, "
-                       "got %s",
+        pk_lint_add(l,
+                    "%s.sources: expected an object like {\"self\": 0.5, \"evaluator\": 1}, "
+                    "got %s",
                     path, json_is_object(s) ? "an empty object" : json_type_name(s));
         return;
     }
     memset(cl->weight, 0, sizeof(cl->weight)); /* sources not listed do not count */
-    json_object_foreach(s, key, v) {
+    json_object_foreach(s, key, v)
+    {
         char sub[PATH_MAX_LEN];
         int src;
         snprintf(sub, sizeof(sub), "%s.sources.%s", path, key);
@@ -713,8 +767,7 @@ static pk_consequence default_consequence(Pactum__V1__Severity s);
 static void parse_burn(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
     static const char *const keys[] = {"target", "triggers", NULL};
-    static const char *const tkeys[] = {"long", "short", "factor", "severity", "consequence",
-                                        NULL};
+    static const char *const tkeys[] = {"long", "short", "factor", "severity", "consequence", NULL};
     json_t *b = json_object_get(c, "burn_rate"), *trig;
     char sub[PATH_MAX_LEN];
 
@@ -728,25 +781,29 @@ static void parse_burn(const json_t *c, const char *path, pk_clause *cl, pk_lint
     }
     check_keys(b, sub, keys, l);
     if (cl->aggregate == PK_AGG_COUNT || cl->aggregate == PK_AGG_SUM)
-        pk_lint_add(l, "%s: burn rates judge each event by '%s %s threshold'; that needs a metric "
-                       "aggregate other than count or sum",
+        pk_lint_add(l,
+                    "%s: burn rates judge each event by '%s %s threshold'; that needs a metric "
+                    "aggregate other than count or sum",
                     sub, cl->metric ? cl->metric : "metric", pk_op_name(cl->op));
     if (!get_num(b, "target", sub, true, &cl->target, l))
         cl->target = 0;
     else if (!(cl->target > 0 && cl->target < 1)) {
-        pk_lint_add(l, "%s.target: the fraction of good events promised, strictly between 0 "
-                       "and 1, got %g",
+        pk_lint_add(l,
+                    "%s.target: the fraction of good events promised, strictly between 0 "
+                    "and 1, got %g",
                     sub, cl->target);
         cl->target = 0;
     }
     trig = json_object_get(b, "triggers");
-    if (!json_is_array(trig) || json_array_size(trig) == 0 ||
-        json_array_size(trig) > PK_BURN_MAX) {
+    if (!json_is_array(trig) || json_array_size(trig) == 0 || json_array_size(trig) > PK_BURN_MAX) {
         char got[48];
         if (json_is_array(trig))
             snprintf(got, sizeof(got), "%zu triggers", json_array_size(trig));
         pk_lint_add(l, "%s.triggers: expected an array of 1 to %d triggers, got %s", sub,
-                    PK_BURN_MAX, json_is_array(trig) ? got : trig ? json_type_name(trig) : "nothing");
+                    PK_BURN_MAX,
+                    json_is_array(trig) ? got
+                    : trig              ? json_type_name(trig)
+                                        : "nothing");
         return;
     }
     for (size_t i = 0; i < json_array_size(trig); i++) {
@@ -768,8 +825,9 @@ static void parse_burn(const json_t *c, const char *path, pk_clause *cl, pk_lint
             if (!(br->factor > 0))
                 pk_lint_add(l, "%s.factor: must be a burn rate above 0, got %g", tp, br->factor);
             else if (cl->target > 0 && br->factor > 1 / (1 - cl->target) + 1e-9)
-                pk_lint_add(l, "%s.factor: %g can never be reached: with target %g the budget "
-                               "burns at most %g times too fast",
+                pk_lint_add(l,
+                            "%s.factor: %g can never be reached: with target %g the budget "
+                            "burns at most %g times too fast",
                             tp, br->factor, cl->target, 1 / (1 - cl->target));
         }
         if ((s = get_str(t, "severity", tp, true, l))) {
@@ -811,8 +869,9 @@ static void parse_patterns(const json_t *c, const char *key, const char *path, p
         char got[48];
         if (json_is_array(a))
             snprintf(got, sizeof(got), "%zu", json_array_size(a));
-        pk_lint_add(l, "%s.%s: expected an array of 1 to %d names or patterns like \"tickets.*\", "
-                       "got %s%s",
+        pk_lint_add(l,
+                    "%s.%s: expected an array of 1 to %d names or patterns like \"tickets.*\", "
+                    "got %s%s",
                     path, key, PK_SCOPE_MAX, json_is_array(a) ? got : json_type_name(a),
                     json_is_array(a) ? " entries" : "");
         return;
@@ -830,8 +889,8 @@ static void parse_patterns(const json_t *c, const char *key, const char *path, p
             continue;
         }
         if (star && star[1] != '\0') {
-            pk_lint_add(l, "%s.%s[%zu]: '*' may only end a pattern (\"tickets.*\"), got '%s'",
-                        path, key, i, s);
+            pk_lint_add(l, "%s.%s[%zu]: '*' may only end a pattern (\"tickets.*\"), got '%s'", path,
+                        key, i, s);
             continue;
         }
         ps->p[ps->n++] = strdup(s);
@@ -849,8 +908,9 @@ static void parse_spend(const json_t *c, const char *path, pk_clause *cl, pk_lin
         return;
     snprintf(sub, sizeof(sub), "%s.spend", path);
     if (!json_is_object(sp)) {
-        pk_lint_add(l, "%s: expected an object like {\"currency\": \"USD\", \"per_action\": 100}, "
-                       "got %s",
+        pk_lint_add(l,
+                    "%s: expected an object like {\"currency\": \"USD\", \"per_action\": 100}, "
+                    "got %s",
                     sub, json_type_name(sp));
         return;
     }
@@ -858,8 +918,9 @@ static void parse_spend(const json_t *c, const char *path, pk_clause *cl, pk_lin
     if ((cur = get_str(sp, "currency", sub, true, l))) {
         if (strlen(cur) != 3 || cur[0] < 'A' || cur[0] > 'Z' || cur[1] < 'A' || cur[1] > 'Z' ||
             cur[2] < 'A' || cur[2] > 'Z')
-            pk_lint_add(l, "%s.currency: expected a three-letter ISO 4217 code like \"USD\", got "
-                           "'%s'",
+            pk_lint_add(l,
+                        "%s.currency: expected a three-letter ISO 4217 code like \"USD\", got "
+                        "'%s'",
                         sub, cur);
         else
             snprintf(cl->currency, sizeof(cl->currency), "%s", cur);
@@ -882,28 +943,31 @@ static void parse_spend(const json_t *c, const char *path, pk_clause *cl, pk_lin
 static pk_consequence default_consequence(Pactum__V1__Severity s)
 {
     switch (s) {
-    case PACTUM__V1__SEVERITY__SEVERITY_CRITICAL: return PK_CONSEQ_CONTAIN;
-    case PACTUM__V1__SEVERITY__SEVERITY_HIGH: return PK_CONSEQ_DEMOTE;
-    default: return PK_CONSEQ_NOTIFY;
+    case PACTUM__V1__SEVERITY__SEVERITY_CRITICAL:
+        return PK_CONSEQ_CONTAIN;
+    case PACTUM__V1__SEVERITY__SEVERITY_HIGH:
+        return PK_CONSEQ_DEMOTE;
+    default:
+        return PK_CONSEQ_NOTIFY;
     }
 }
 
 static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
-    static const char *const common[] = {"id", "promise", "severity", "kind", "consequence",
-                                         "sources", "when", NULL};
-    static const char *const objective[] = {"id",     "promise",   "severity",  "kind",
-                                            "consequence", "sources", "when", "metric",
-                                            "aggregate", "window", "op", "threshold",
+    static const char *const common[] = {"id",          "promise", "severity", "kind",
+                                         "consequence", "sources", "when",     NULL};
+    static const char *const objective[] = {"id",          "promise",   "severity", "kind",
+                                            "consequence", "sources",   "when",     "metric",
+                                            "aggregate",   "window",    "op",       "threshold",
                                             "min_samples", "burn_rate", NULL};
-    static const char *const forbidden[] = {"id", "promise", "severity", "kind",
-                                            "consequence", "sources", "when", "match",
-                                            "max_count", "window", NULL};
-    static const char *const freshness[] = {"id", "promise", "severity", "kind", "consequence",
-                                            "sources", "evidence", "max_gap", NULL};
-    static const char *const scope[] = {"id",      "promise", "severity", "kind",
-                                        "consequence", "sources", "when", "actions",
-                                        "tools",   "resources", "spend", NULL};
+    static const char *const forbidden[] = {"id",          "promise", "severity", "kind",
+                                            "consequence", "sources", "when",     "match",
+                                            "max_count",   "window",  NULL};
+    static const char *const freshness[] = {
+        "id", "promise", "severity", "kind", "consequence", "sources", "evidence", "max_gap", NULL};
+    static const char *const scope[] = {"id",          "promise",   "severity", "kind",
+                                        "consequence", "sources",   "when",     "actions",
+                                        "tools",       "resources", "spend",    NULL};
     const char *s;
     char sub[PATH_MAX_LEN];
     json_t *when;
@@ -949,8 +1013,9 @@ static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_li
         }
         cl->metric = dup_or_null(get_str(c, "metric", path, cl->aggregate != PK_AGG_COUNT, l));
         if (cl->metric && cl->aggregate == PK_AGG_COUNT)
-            pk_lint_add(l, "%s.metric: count counts events; remove the metric or pick another "
-                           "aggregate",
+            pk_lint_add(l,
+                        "%s.metric: count counts events; remove the metric or pick another "
+                        "aggregate",
                         path);
         if (cl->metric && strlen(cl->metric) > PK_NAME_MAX)
             pk_lint_add(l, "%s.metric: at most %d characters", path, PK_NAME_MAX);
@@ -969,16 +1034,17 @@ static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_li
             get_uint(c, "min_samples", path, 1, 1000000, &cl->min_samples, l);
         parse_window(c, path, true, cl, l);
         if (cl->window_events && cl->min_samples > cl->window_events)
-            pk_lint_add(l, "%s.min_samples: %u can never be reached in a window of %u events",
-                        path, cl->min_samples, cl->window_events);
+            pk_lint_add(l, "%s.min_samples: %u can never be reached in a window of %u events", path,
+                        cl->min_samples, cl->window_events);
         parse_burn(c, path, cl, l);
         break;
     case PK_CLAUSE_FORBIDDEN: {
         json_t *m = json_object_get(c, "match");
         check_keys(c, path, forbidden, l);
         if (!m) {
-            pk_lint_add(l, "%s.match: required field is missing (the condition that must not "
-                           "hold)",
+            pk_lint_add(l,
+                        "%s.match: required field is missing (the condition that must not "
+                        "hold)",
                         path);
         } else {
             snprintf(sub, sizeof(sub), "%s.match", path);
@@ -1044,18 +1110,34 @@ void pk_governance_defaults(pk_governance *g)
     g->tiers[PACTUM__V1__TIER__TIER_CONTAINED].any_action = false;
     g->tiers[PACTUM__V1__TIER__TIER_SUSPENDED].any_action = false;
     /* Held tiers and what it takes to leave them (docs/scoring.md). */
-    g->reentry[PACTUM__V1__TIER__TIER_STANDARD] =
-        (pk_reentry){PACTUM__V1__TIER__TIER_STANDARD, PACTUM__V1__TIER__TIER_TRUSTED, 3600000, 20,
-                     false, false, 0};
-    g->reentry[PACTUM__V1__TIER__TIER_WATCH] =
-        (pk_reentry){PACTUM__V1__TIER__TIER_WATCH, PACTUM__V1__TIER__TIER_STANDARD, 3600000, 20,
-                     false, false, 0};
-    g->reentry[PACTUM__V1__TIER__TIER_RESTRICTED] =
-        (pk_reentry){PACTUM__V1__TIER__TIER_RESTRICTED, PACTUM__V1__TIER__TIER_WATCH,
-                     6LL * 3600000, 50, true, false, 0};
-    g->reentry[PACTUM__V1__TIER__TIER_CONTAINED] =
-        (pk_reentry){PACTUM__V1__TIER__TIER_CONTAINED, PACTUM__V1__TIER__TIER_WATCH,
-                     24LL * 3600000, 100, true, true, 0};
+    g->reentry[PACTUM__V1__TIER__TIER_STANDARD] = (pk_reentry){PACTUM__V1__TIER__TIER_STANDARD,
+                                                               PACTUM__V1__TIER__TIER_TRUSTED,
+                                                               3600000,
+                                                               20,
+                                                               false,
+                                                               false,
+                                                               0};
+    g->reentry[PACTUM__V1__TIER__TIER_WATCH] = (pk_reentry){PACTUM__V1__TIER__TIER_WATCH,
+                                                            PACTUM__V1__TIER__TIER_STANDARD,
+                                                            3600000,
+                                                            20,
+                                                            false,
+                                                            false,
+                                                            0};
+    g->reentry[PACTUM__V1__TIER__TIER_RESTRICTED] = (pk_reentry){PACTUM__V1__TIER__TIER_RESTRICTED,
+                                                                 PACTUM__V1__TIER__TIER_WATCH,
+                                                                 6LL * 3600000,
+                                                                 50,
+                                                                 true,
+                                                                 false,
+                                                                 0};
+    g->reentry[PACTUM__V1__TIER__TIER_CONTAINED] = (pk_reentry){PACTUM__V1__TIER__TIER_CONTAINED,
+                                                                PACTUM__V1__TIER__TIER_WATCH,
+                                                                24LL * 3600000,
+                                                                100,
+                                                                true,
+                                                                true,
+                                                                0};
     /* suspended: no automatic way out; an override or a ruling is needed */
 }
 
@@ -1086,13 +1168,13 @@ static bool get_fraction(const json_t *o, const char *key, const char *path, uin
 
 static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
 {
-    static const char *const keys[] = {"half_life", "source_cap", "min_evidence", "thresholds",
-                                       "tiers", "reentry", NULL};
+    static const char *const keys[] = {
+        "half_life", "source_cap", "min_evidence", "thresholds", "tiers", "reentry", NULL};
     static const char *const thr_keys[] = {"trusted", "standard", "watch", NULL};
     static const char *const scope_keys[] = {"actions", "approval", "spend_approval",
                                              "spend_per_action", NULL};
-    static const char *const re_keys[] = {"from", "to", "clean", "min_samples", "no_open_dispute",
-                                          "operator_ack", "min_lower", NULL};
+    static const char *const re_keys[] = {
+        "from", "to", "clean", "min_samples", "no_open_dispute", "operator_ack", "min_lower", NULL};
     json_t *thr, *tiers, *re;
     const char *key;
     json_t *v;
@@ -1104,16 +1186,17 @@ static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
     gov->present = true;
     check_keys(g, "governance", keys, l);
     if (json_object_get(g, "half_life"))
-        gov->half_life_ms = get_duration(g, "half_life", "governance", true, 60000,
-                                         3650LL * 86400000, l);
+        gov->half_life_ms =
+            get_duration(g, "half_life", "governance", true, 60000, 3650LL * 86400000, l);
     if (json_object_get(g, "source_cap"))
         get_uint(g, "source_cap", "governance", 1, 1000000, &gov->source_cap, l);
     if (json_object_get(g, "min_evidence"))
         get_uint(g, "min_evidence", "governance", 0, 1000000, &gov->min_evidence, l);
     if ((thr = json_object_get(g, "thresholds"))) {
         if (!json_is_object(thr)) {
-            pk_lint_add(l, "governance.thresholds: expected an object like {\"trusted\": 0.9}, "
-                           "got %s",
+            pk_lint_add(l,
+                        "governance.thresholds: expected an object like {\"trusted\": 0.9}, "
+                        "got %s",
                         json_type_name(thr));
         } else {
             check_keys(thr, "governance.thresholds", thr_keys, l);
@@ -1121,17 +1204,18 @@ static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
             get_fraction(thr, "standard", "governance.thresholds", &gov->standard_ppm, l);
             get_fraction(thr, "watch", "governance.thresholds", &gov->watch_ppm, l);
             if (!(gov->trusted_ppm > gov->standard_ppm && gov->standard_ppm > gov->watch_ppm))
-                pk_lint_add(l, "governance.thresholds: expected trusted > standard > watch, got "
-                               "%g, %g, %g",
-                            gov->trusted_ppm / 1e6, gov->standard_ppm / 1e6,
-                            gov->watch_ppm / 1e6);
+                pk_lint_add(l,
+                            "governance.thresholds: expected trusted > standard > watch, got "
+                            "%g, %g, %g",
+                            gov->trusted_ppm / 1e6, gov->standard_ppm / 1e6, gov->watch_ppm / 1e6);
         }
     }
     if ((tiers = json_object_get(g, "tiers"))) {
         if (!json_is_object(tiers))
             pk_lint_add(l, "governance.tiers: expected an object keyed by tier, got %s",
                         json_type_name(tiers));
-        json_object_foreach(tiers, key, v) {
+        json_object_foreach(tiers, key, v)
+        {
             char path[PATH_MAX_LEN];
             int t;
             pk_tier_scope *ts;
@@ -1208,8 +1292,9 @@ static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
             if (r.from > 0 && r.from < PK_TIERS) {
                 for (size_t k = 0; k < i; k++) {
                     json_t *prev = json_array_get(re, k);
-                    const char *pf = json_is_object(prev) ?
-                                         json_string_value(json_object_get(prev, "from")) : NULL;
+                    const char *pf = json_is_object(prev)
+                                         ? json_string_value(json_object_get(prev, "from"))
+                                         : NULL;
                     if (pf && strcmp(pf, name_of(tier_names, N_OF(tier_names), r.from)) == 0)
                         pk_lint_add(l, "%s.from: reentry[%zu] already covers '%s'", path, k, pf);
                 }
@@ -1257,8 +1342,8 @@ const pk_clause *pk_pact_clause(const pk_pact *p, const char *id)
 
 pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
 {
-    static const char *const top[] = {"pactum", "id", "agent", "title", "clauses", "governance",
-                                      NULL};
+    static const char *const top[] = {"pactum",  "id",         "agent", "title",
+                                      "clauses", "governance", NULL};
     json_error_t jerr;
     json_t *doc, *clauses, *ver;
     pk_pact *p = NULL;
@@ -1268,8 +1353,7 @@ pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
     if (len > PK_PACT_MAX_BYTES) {
         pk_lint_add(l, "document: %zu bytes; a pact may be at most %d bytes", len,
                     PK_PACT_MAX_BYTES);
-        return PK_ERR(PK_ETOOBIG, "pact document is %zu bytes; at most %d", len,
-                      PK_PACT_MAX_BYTES);
+        return PK_ERR(PK_ETOOBIG, "pact document is %zu bytes; at most %d", len, PK_PACT_MAX_BYTES);
     }
     doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
@@ -1314,8 +1398,8 @@ pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
         char got[48];
         if (json_is_array(clauses))
             snprintf(got, sizeof(got), "%zu clauses", json_array_size(clauses));
-        pk_lint_add(l, "clauses: expected an array of 1 to %d clauses, got %s",
-                    PK_PACT_MAX_CLAUSES, json_is_array(clauses) ? got : json_type_name(clauses));
+        pk_lint_add(l, "clauses: expected an array of 1 to %d clauses, got %s", PK_PACT_MAX_CLAUSES,
+                    json_is_array(clauses) ? got : json_type_name(clauses));
     } else {
         size_t n = json_array_size(clauses);
         p->clauses = calloc(n, sizeof(*p->clauses));

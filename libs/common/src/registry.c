@@ -63,8 +63,8 @@ static void on_registry_msg(natsConnection *nc, natsSubscription *sub, natsMsg *
 
 pk_status pk_registry_watch(pk_registry *r)
 {
-    natsStatus s = natsConnection_Subscribe(&r->notify, r->bus->nc, "pactum.registry.*.*",
-                                            on_registry_msg, r);
+    natsStatus s =
+        natsConnection_Subscribe(&r->notify, r->bus->nc, "pactum.registry.*.*", on_registry_msg, r);
 
     return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, "subscribe to registry notifications");
 }
@@ -113,8 +113,7 @@ pk_status pk_registry_apply(pk_registry *r, MDB_txn *txn, const uint8_t *data, s
     }
     if (rec->record_case == PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT) {
         const char *id = rec->agent->agent_id;
-        if (pk_id_check("agent id", id) == PK_OK &&
-            rec->agent->agent_key.len == PK_PUBKEY_BYTES &&
+        if (pk_id_check("agent id", id) == PK_OK && rec->agent->agent_key.len == PK_PUBKEY_BYTES &&
             (rec->agent->owner_key.len == PK_PUBKEY_BYTES || rec->agent->owner_key.len == 0))
             st = put_record(txn, r->agents, id, strlen(id), &rec->agent->base, seq);
         else
@@ -211,8 +210,7 @@ static pk_status sync_locked(pk_registry *r, uint64_t at_least)
     }
     if (st == PK_OK && at_least > atomic_load(&r->applied))
         return PK_ERR(PK_ENOTFOUND, "registry position %llu is not in the stream (last %llu)",
-                      (unsigned long long)at_least,
-                      (unsigned long long)atomic_load(&r->applied));
+                      (unsigned long long)at_least, (unsigned long long)atomic_load(&r->applied));
     return st;
 }
 
@@ -236,8 +234,7 @@ pk_status pk_registry_sync(pk_registry *r, uint64_t at_least)
 
 pk_status pk_registry_refresh(pk_registry *r, int64_t min_interval_ms)
 {
-    if (pk_mono_ms() - atomic_load(&r->last_sync_ms) < min_interval_ms &&
-        !atomic_load(&r->dirty))
+    if (pk_mono_ms() - atomic_load(&r->last_sync_ms) < min_interval_ms && !atomic_load(&r->dirty))
         return PK_OK;
     return pk_registry_sync(r, 0);
 }
@@ -267,7 +264,6 @@ pk_status pk_registry_agent(pk_registry *r, MDB_txn *txn, const char *agent_id,
     return PK_OK;
 }
 
-
 /*
  * Position a cursor on the newest version of pact_id registered at or before
  * max_seq (0: any). Versions of one pact are adjacent and ascending, so start
@@ -296,8 +292,8 @@ static pk_status seek_in_force(pk_registry *r, MDB_cursor *cur, const char *pact
     return rc == MDB_NOTFOUND ? PK_ENOTFOUND : pk_store_err(rc, "registry cursor");
 }
 
-static pk_status decode_pact(const MDB_val *v, const char *pact_id,
-                             Pactum__V1__PactRecord **out, uint64_t *seq)
+static pk_status decode_pact(const MDB_val *v, const char *pact_id, Pactum__V1__PactRecord **out,
+                             uint64_t *seq)
 {
     if (v->mv_size < 8)
         return PK_ERR(PK_ESTORE, "registry entry of pact %s is damaged", pact_id);
@@ -356,8 +352,8 @@ pk_status pk_registry_pact_version(pk_registry *r, MDB_txn *txn, const char *pac
     return st;
 }
 
-pk_status pk_registry_agent_pacts(pk_registry *r, MDB_txn *txn, const char *agent_id,
-                                  char ***ids, size_t *n)
+pk_status pk_registry_agent_pacts(pk_registry *r, MDB_txn *txn, const char *agent_id, char ***ids,
+                                  size_t *n)
 {
     MDB_cursor *cur = NULL;
     MDB_val k = {.mv_size = strlen(agent_id), .mv_data = (void *)agent_id}, v;

@@ -31,8 +31,7 @@ pk_status pk_partitions_parse(const char *text, uint32_t n, uint64_t *mask)
             p = end;
         }
         if (a > b || b >= n)
-            return PK_ERR(PK_EINVAL, "partitions: '%s' names partitions outside 0-%u", text,
-                          n - 1);
+            return PK_ERR(PK_EINVAL, "partitions: '%s' names partitions outside 0-%u", text, n - 1);
         for (unsigned long i = a; i <= b; i++)
             *mask |= 1ull << i;
         if (*p == ',')

@@ -18,66 +18,66 @@
 
 /* Streams. */
 #define PK_STREAM_REGISTRY "PACTUM_REGISTRY"
-#define PK_STREAM_RAW "PACTUM_RAW"
-#define PK_STREAM_EVENTS "PACTUM_EVENTS"
+#define PK_STREAM_RAW      "PACTUM_RAW"
+#define PK_STREAM_EVENTS   "PACTUM_EVENTS"
 #define PK_STREAM_VERDICTS "PACTUM_VERDICTS"
-#define PK_STREAM_TRUST "PACTUM_TRUST"
+#define PK_STREAM_TRUST    "PACTUM_TRUST"
 #define PK_STREAM_REJECTED "PACTUM_REJECTED"
-#define PK_STREAM_AUDIT "PACTUM_AUDIT"
-#define PK_STREAM_LOG "PACTUM_LOG"
+#define PK_STREAM_AUDIT    "PACTUM_AUDIT"
+#define PK_STREAM_LOG      "PACTUM_LOG"
 
 /* Subjects (printf formats take agent ids, partitions, reasons). */
-#define PK_SUBJ_RAW "pactum.raw.%s"                 /* agent publishes Signed EventBatch */
-#define PK_SUBJ_EVENTS "pactum.events.%u.%s"        /* ingest publishes Event */
-#define PK_SUBJ_VERDICTS "pactum.verdicts.%u.%s.v"  /* evaluator publishes Verdict */
-#define PK_SUBJ_GOVERNANCE "pactum.verdicts.%u.%s.g" /* ingest publishes GovernanceRecord */
-#define PK_SUBJ_TRUST "pactum.trust.%s"             /* scorer publishes TrustChange */
-#define PK_SUBJ_REJECTED "pactum.rejected.%s"       /* ingest, evaluator, scorer publish Rejection */
-#define PK_SUBJ_REG_AGENT "pactum.registry.agent.%s"  /* ingest publishes RegistryRecord */
-#define PK_SUBJ_REG_PACT "pactum.registry.pact.%s"    /* ingest publishes RegistryRecord */
-#define PK_SUBJ_REG_SUBMIT "pactum.registry.submit"   /* request: Signed registration */
-#define PK_SUBJ_GOV_SUBMIT "pactum.governance.submit" /* request: Signed governance record */
-#define PK_SUBJ_SCORER_DIGEST "pactum.scorer.digest"  /* request: empty; reply JSON digest */
-#define PK_SUBJ_ORACLE_TRUST "pactum.oracle.trust"    /* request: TrustQuery */
-#define PK_SUBJ_ORACLE_PACT "pactum.oracle.pact"      /* request: PactQuery */
-#define PK_SUBJ_ORACLE_AUTHORIZE "pactum.oracle.authorize" /* request: AuthorizeRequest */
-#define PK_SUBJ_ORACLE_EVIDENCE "pactum.oracle.evidence" /* request: EvidenceQuery */
-#define PK_SUBJ_ORACLE_ATTEST "pactum.oracle.attest"  /* request: AttestQuery */
-#define PK_SUBJ_ORACLE_FIGURES "pactum.oracle.figures" /* request: FiguresQuery */
-#define PK_SUBJ_ORACLE_LOG "pactum.oracle.log"        /* request: LogQuery */
-#define PK_SUBJ_AUDIT "pactum.audit.%s"               /* oracle publishes AuthorizeDecision */
-#define PK_SUBJ_LOG_LEAVES "pactum.log.leaves"        /* oracle publishes LogBatch */
-#define PK_SUBJ_LOG_HEAD "pactum.log.head"            /* oracle publishes Signed TreeHead */
-#define PK_SUBJ_HEALTH "pactum.health.%s"             /* request: empty; reply JSON */
-#define PK_SUBJ_METRICS "pactum.metrics.%s"           /* request: empty; reply Prometheus text */
+#define PK_SUBJ_RAW              "pactum.raw.%s"           /* agent publishes Signed EventBatch */
+#define PK_SUBJ_EVENTS           "pactum.events.%u.%s"     /* ingest publishes Event */
+#define PK_SUBJ_VERDICTS         "pactum.verdicts.%u.%s.v" /* evaluator publishes Verdict */
+#define PK_SUBJ_GOVERNANCE       "pactum.verdicts.%u.%s.g" /* ingest publishes GovernanceRecord */
+#define PK_SUBJ_TRUST            "pactum.trust.%s"         /* scorer publishes TrustChange */
+#define PK_SUBJ_REJECTED         "pactum.rejected.%s" /* ingest, evaluator, scorer publish Rejection */
+#define PK_SUBJ_REG_AGENT        "pactum.registry.agent.%s" /* ingest publishes RegistryRecord */
+#define PK_SUBJ_REG_PACT         "pactum.registry.pact.%s"  /* ingest publishes RegistryRecord */
+#define PK_SUBJ_REG_SUBMIT       "pactum.registry.submit"   /* request: Signed registration */
+#define PK_SUBJ_GOV_SUBMIT       "pactum.governance.submit" /* request: Signed governance record */
+#define PK_SUBJ_SCORER_DIGEST    "pactum.scorer.digest"     /* request: empty; reply JSON digest */
+#define PK_SUBJ_ORACLE_TRUST     "pactum.oracle.trust"      /* request: TrustQuery */
+#define PK_SUBJ_ORACLE_PACT      "pactum.oracle.pact"       /* request: PactQuery */
+#define PK_SUBJ_ORACLE_AUTHORIZE "pactum.oracle.authorize"  /* request: AuthorizeRequest */
+#define PK_SUBJ_ORACLE_EVIDENCE  "pactum.oracle.evidence"   /* request: EvidenceQuery */
+#define PK_SUBJ_ORACLE_ATTEST    "pactum.oracle.attest"     /* request: AttestQuery */
+#define PK_SUBJ_ORACLE_FIGURES   "pactum.oracle.figures"    /* request: FiguresQuery */
+#define PK_SUBJ_ORACLE_LOG       "pactum.oracle.log"        /* request: LogQuery */
+#define PK_SUBJ_AUDIT            "pactum.audit.%s"          /* oracle publishes AuthorizeDecision */
+#define PK_SUBJ_LOG_LEAVES       "pactum.log.leaves"        /* oracle publishes LogBatch */
+#define PK_SUBJ_LOG_HEAD         "pactum.log.head"          /* oracle publishes Signed TreeHead */
+#define PK_SUBJ_HEALTH           "pactum.health.%s"         /* request: empty; reply JSON */
+#define PK_SUBJ_METRICS          "pactum.metrics.%s" /* request: empty; reply Prometheus text */
 
 #define PK_PARTITIONS_DEFAULT 4
-#define PK_PARTITIONS_MAX 64
+#define PK_PARTITIONS_MAX     64
 
 typedef struct pk_bus_opts {
-    const char *url;          /* e.g. nats://127.0.0.1:4222 */
-    const char *name;         /* connection name shown by the server */
-    const char *user;         /* optional user */
-    const char *password;     /* optional password */
-    bool send_asap;           /* write each message at once instead of buffering; a buffered
-                               * bus writes in bulk (acknowledgements, fetch requests) and
-                               * pk_bus_publish_wait sends what is buffered before it waits */
-    int64_t connect_wait_ms;  /* keep trying to connect this long; 0 = one attempt */
-    volatile int *stop;       /* if set and non-zero, stop trying to connect */
+    const char *url;         /* e.g. nats://127.0.0.1:4222 */
+    const char *name;        /* connection name shown by the server */
+    const char *user;        /* optional user */
+    const char *password;    /* optional password */
+    bool send_asap;          /* write each message at once instead of buffering; a buffered
+                              * bus writes in bulk (acknowledgements, fetch requests) and
+                              * pk_bus_publish_wait sends what is buffered before it waits */
+    int64_t connect_wait_ms; /* keep trying to connect this long; 0 = one attempt */
+    volatile int *stop;      /* if set and non-zero, stop trying to connect */
 } pk_bus_opts;
 
 typedef struct pk_bus {
-    natsConnection *nc;          /* the connection */
-    jsCtx *js;                   /* JetStream context */
-    atomic_bool connected;       /* false between disconnect and reconnect */
-    atomic_bool closing;         /* set by pk_bus_close: disconnects are expected */
-    atomic_bool closed;          /* set by the client's closed callback, its last */
-    atomic_ulong pub_ok;         /* async publishes acknowledged since pk_bus_publish_reset */
-    atomic_ulong pub_dup;        /* ... acknowledged as duplicates */
-    atomic_ulong pub_err;        /* ... failed */
-    atomic_ulong reconnects;     /* times the connection came back */
-    bool send_asap;              /* as opened */
-    char name[64];               /* connection name */
+    natsConnection *nc;      /* the connection */
+    jsCtx *js;               /* JetStream context */
+    atomic_bool connected;   /* false between disconnect and reconnect */
+    atomic_bool closing;     /* set by pk_bus_close: disconnects are expected */
+    atomic_bool closed;      /* set by the client's closed callback, its last */
+    atomic_ulong pub_ok;     /* async publishes acknowledged since pk_bus_publish_reset */
+    atomic_ulong pub_dup;    /* ... acknowledged as duplicates */
+    atomic_ulong pub_err;    /* ... failed */
+    atomic_ulong reconnects; /* times the connection came back */
+    bool send_asap;          /* as opened */
+    char name[64];           /* connection name */
 } pk_bus;
 
 /* Connect and create a JetStream context. *out owned by caller (pk_bus_close). */
@@ -98,16 +98,16 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions);
 
 /* A pull consumer: durable (name given) or ephemeral starting at start_seq. */
 typedef struct pk_consumer {
-    pk_bus *bus;              /* borrowed */
-    char stream[64];          /* stream name */
-    char durable[64];         /* durable name; "" for an ephemeral consumer */
-    char filter[128];         /* subject filter */
-    uint64_t start_seq;       /* ephemeral: first stream sequence wanted */
-    bool ack;                 /* explicit acks (false: AckNone, ephemeral only) */
-    int max_ack_pending;      /* messages delivered but not yet acknowledged, at most */
-    int64_t ack_wait_ms;      /* redelivery after this long without an ack */
-    bool ordered;             /* durable, read in stream order: see pk_consumer_open_ordered */
-    natsSubscription *sub;    /* bound pull subscription */
+    pk_bus *bus;           /* borrowed */
+    char stream[64];       /* stream name */
+    char durable[64];      /* durable name; "" for an ephemeral consumer */
+    char filter[128];      /* subject filter */
+    uint64_t start_seq;    /* ephemeral: first stream sequence wanted */
+    bool ack;              /* explicit acks (false: AckNone, ephemeral only) */
+    int max_ack_pending;   /* messages delivered but not yet acknowledged, at most */
+    int64_t ack_wait_ms;   /* redelivery after this long without an ack */
+    bool ordered;          /* durable, read in stream order: see pk_consumer_open_ordered */
+    natsSubscription *sub; /* bound pull subscription */
 } pk_consumer;
 
 /*

@@ -23,12 +23,12 @@ typedef Pactum__V1__Verdict pk_verdict_msg;
 typedef Pactum__V1__TrustChange pk_trust_change_msg;
 
 #define PK_ENVELOPE_VERSION 1
-#define PK_ID_MAX 64        /* agent, pact, clause ids */
-#define PK_EVENT_ID_MAX 128 /* event ids */
-#define PK_NAME_MAX 128     /* kinds, actions, tools, metric and label names */
-#define PK_VALUE_MAX 1024   /* label values, resources */
-#define PK_EVENT_FIELDS_MAX 64 /* metrics + labels per event */
-#define PK_BATCH_MAX 1024   /* events per signed batch */
+#define PK_ID_MAX           64   /* agent, pact, clause ids */
+#define PK_EVENT_ID_MAX     128  /* event ids */
+#define PK_NAME_MAX         128  /* kinds, actions, tools, metric and label names */
+#define PK_VALUE_MAX        1024 /* label values, resources */
+#define PK_EVENT_FIELDS_MAX 64   /* metrics + labels per event */
+#define PK_BATCH_MAX        1024 /* events per signed batch */
 
 /* Serialize any message into a new buffer (*out, owned by the caller, free()). */
 pk_status pk_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len) PK_MUST_CHECK;
@@ -49,8 +49,8 @@ pk_status pk_envelope_seal(Pactum__V1__PayloadType type, const uint8_t *payload,
 pk_status pk_envelope_open(const uint8_t *buf, size_t len, pk_signed_msg **out) PK_MUST_CHECK;
 
 /* PK_OK if env's signature verifies under pk, PK_EBADSIG otherwise. */
-pk_status pk_envelope_verify(const pk_signed_msg *env, const uint8_t pk[PK_PUBKEY_BYTES])
-    PK_MUST_CHECK;
+pk_status pk_envelope_verify(const pk_signed_msg *env,
+                             const uint8_t pk[PK_PUBKEY_BYTES]) PK_MUST_CHECK;
 
 /* The bytes an agent key signs to prove its owner holds it. *out: caller frees. */
 pk_status pk_pop_message(const char *agent_id, const uint8_t owner_key[PK_PUBKEY_BYTES],

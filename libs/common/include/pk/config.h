@@ -15,20 +15,20 @@
 #include "pk/status.h"
 
 typedef enum pk_cfg_type {
-    PK_CFG_STR,       /* const char *, borrowed from argv, environ or the table */
-    PK_CFG_INT,       /* long long within [min, max] */
-    PK_CFG_BOOL,      /* bool: true/false, 1/0, yes/no, on/off */
-    PK_CFG_DURATION,  /* int64_t milliseconds within [min, max]; "250ms", "5s", "1h" */
+    PK_CFG_STR,      /* const char *, borrowed from argv, environ or the table */
+    PK_CFG_INT,      /* long long within [min, max] */
+    PK_CFG_BOOL,     /* bool: true/false, 1/0, yes/no, on/off */
+    PK_CFG_DURATION, /* int64_t milliseconds within [min, max]; "250ms", "5s", "1h" */
 } pk_cfg_type;
 
 typedef struct pk_cfg_opt {
-    const char *flag;    /* long flag without dashes, e.g. "nats-url" */
-    const char *env;     /* environment variable, e.g. "PACTUM_NATS_URL"; may be NULL */
-    pk_cfg_type type;    /* how to parse the value */
-    const char *def;     /* default value as text */
-    long long min, max;  /* bounds for INT and DURATION (ms); ignored otherwise */
-    size_t offset;       /* offsetof the field in the program's config struct */
-    const char *help;    /* one line for --help */
+    const char *flag;   /* long flag without dashes, e.g. "nats-url" */
+    const char *env;    /* environment variable, e.g. "PACTUM_NATS_URL"; may be NULL */
+    pk_cfg_type type;   /* how to parse the value */
+    const char *def;    /* default value as text */
+    long long min, max; /* bounds for INT and DURATION (ms); ignored otherwise */
+    size_t offset;      /* offsetof the field in the program's config struct */
+    const char *help;   /* one line for --help */
 } pk_cfg_opt;
 
 /*

@@ -16,9 +16,9 @@
 
 #define PK_PUBKEY_BYTES crypto_sign_PUBLICKEYBYTES
 #define PK_SECKEY_BYTES crypto_sign_SECRETKEYBYTES
-#define PK_SEED_BYTES crypto_sign_SEEDBYTES
-#define PK_SIG_BYTES crypto_sign_BYTES
-#define PK_HASH_BYTES crypto_hash_sha256_BYTES
+#define PK_SEED_BYTES   crypto_sign_SEEDBYTES
+#define PK_SIG_BYTES    crypto_sign_BYTES
+#define PK_HASH_BYTES   crypto_hash_sha256_BYTES
 
 #define PK_MUST_CHECK __attribute__((warn_unused_result))
 

@@ -25,36 +25,36 @@ Pactum__V1__Tier pk_effective_tier(const Pactum__V1__TrustState *s, int64_t now,
 
 /* Storage for a TierScope built by pk_scope_view. */
 typedef struct pk_scope_view {
-    Pactum__V1__TierScope scope;            /* the answer */
-    char *actions[PK_SCOPE_VIEW_MAX];       /* borrowed strings */
+    Pactum__V1__TierScope scope;      /* the answer */
+    char *actions[PK_SCOPE_VIEW_MAX]; /* borrowed strings */
     char *approval[PK_SCOPE_VIEW_MAX];
     char *allowed[PK_SCOPE_VIEW_MAX];
     char *denied[PK_SCOPE_VIEW_MAX];
 } pk_scope_view;
 
 /* The scope of tier under g, with the allow and deny overrides of s in force at now. */
-void pk_scope_view_build(pk_scope_view *v, const pk_governance *g,
-                         const Pactum__V1__TrustState *s, Pactum__V1__Tier tier, int64_t now);
+void pk_scope_view_build(pk_scope_view *v, const pk_governance *g, const Pactum__V1__TrustState *s,
+                         Pactum__V1__Tier tier, int64_t now);
 
 /* --- authorize ---------------------------------------------------------------- */
 
-#define PK_AUTHZ_REASONS 16
+#define PK_AUTHZ_REASONS    16
 #define PK_AUTHZ_REASON_LEN 240
 
 /* What pk_authorize looks at. */
 typedef struct pk_authz_input {
-    const Pactum__V1__TrustState *state;     /* the agent's state (decided tier, overrides) */
-    const pk_governance *gov;                /* its governance section, or the defaults */
-    pk_pact *const *pacts;                   /* its pacts in force, compiled */
+    const Pactum__V1__TrustState *state; /* the agent's state (decided tier, overrides) */
+    const pk_governance *gov;            /* its governance section, or the defaults */
+    pk_pact *const *pacts;               /* its pacts in force, compiled */
     size_t n_pacts;
     const Pactum__V1__AuthorizeRequest *req; /* the action asked about */
     int64_t now_ms;                          /* overrides in force at this time */
 } pk_authz_input;
 
 typedef struct pk_authz {
-    Pactum__V1__Permit permit;               /* allow, deny or needs approval */
-    Pactum__V1__Tier effective_tier;         /* tier in force, overrides applied */
-    char override_id[PK_ID_MAX + 1];         /* the override that changed the answer, or "" */
+    Pactum__V1__Permit permit;       /* allow, deny or needs approval */
+    Pactum__V1__Tier effective_tier; /* tier in force, overrides applied */
+    char override_id[PK_ID_MAX + 1]; /* the override that changed the answer, or "" */
     char reasons[PK_AUTHZ_REASONS][PK_AUTHZ_REASON_LEN]; /* every rule that spoke, in order */
     int n_reasons;
 } pk_authz;

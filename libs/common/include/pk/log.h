@@ -26,8 +26,8 @@ int pk_log_level_parse(const char *name);
 void pk_log(pk_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define PK_DEBUG(...) pk_log(PK_LOG_DEBUG, __VA_ARGS__)
-#define PK_INFO(...) pk_log(PK_LOG_INFO, __VA_ARGS__)
-#define PK_WARN(...) pk_log(PK_LOG_WARN, __VA_ARGS__)
+#define PK_INFO(...)  pk_log(PK_LOG_INFO, __VA_ARGS__)
+#define PK_WARN(...)  pk_log(PK_LOG_WARN, __VA_ARGS__)
 #define PK_ERROR(...) pk_log(PK_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -18,7 +18,7 @@
 #include "pk/crypto.h"
 #include "pk/status.h"
 
-#define PK_HASH 32
+#define PK_HASH            32
 #define PK_MERKLE_PATH_MAX 66 /* proof elements: at most the depth (64), plus one */
 
 /* Read the hash of the perfect subtree (level, index) into out. */
@@ -30,7 +30,7 @@ typedef pk_status (*pk_node_put_fn)(void *ctx, unsigned level, uint64_t index,
 
 typedef struct pk_merkle_io {
     pk_node_get_fn get;
-    pk_node_put_fn put;   /* only for appending */
+    pk_node_put_fn put; /* only for appending */
     void *ctx;
 } pk_merkle_io;
 
@@ -46,8 +46,7 @@ pk_status pk_merkle_append(const pk_merkle_io *io, uint64_t index,
                            const uint8_t leaf_hash[PK_HASH]) PK_MUST_CHECK;
 
 /* The root of the first `size` leaves (size 0: SHA-256 of nothing). */
-pk_status pk_merkle_root(const pk_merkle_io *io, uint64_t size,
-                         uint8_t out[PK_HASH]) PK_MUST_CHECK;
+pk_status pk_merkle_root(const pk_merkle_io *io, uint64_t size, uint8_t out[PK_HASH]) PK_MUST_CHECK;
 
 /* The audit path of leaf `index` in the tree of `size` leaves (RFC 9162 2.1.3.1). */
 pk_status pk_merkle_inclusion(const pk_merkle_io *io, uint64_t index, uint64_t size,
@@ -65,7 +64,7 @@ bool pk_merkle_verify_inclusion(const uint8_t leaf_hash[PK_HASH], uint64_t index
 /* RFC 9162 2.1.4.2: is the tree (second, second_root) an extension of (first, first_root)? */
 bool pk_merkle_verify_consistency(uint64_t first, uint64_t second,
                                   const uint8_t first_root[PK_HASH],
-                                  const uint8_t second_root[PK_HASH],
-                                  const uint8_t path[][PK_HASH], size_t n);
+                                  const uint8_t second_root[PK_HASH], const uint8_t path[][PK_HASH],
+                                  size_t n);
 
 #endif

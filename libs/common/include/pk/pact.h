@@ -16,176 +16,197 @@
 #include "pk/codec.h"
 #include "pk/status.h"
 
-#define PK_PACT_MAX_BYTES (256 * 1024) /* largest pact document accepted */
-#define PK_PACT_MAX_CLAUSES 64
-#define PK_PACTS_PER_AGENT_MAX 8   /* pact ids that may bind one agent */
+#define PK_PACT_MAX_BYTES        (256 * 1024) /* largest pact document accepted */
+#define PK_PACT_MAX_CLAUSES      64
+#define PK_PACTS_PER_AGENT_MAX   8  /* pact ids that may bind one agent */
 #define PK_CLAUSES_PER_AGENT_MAX 64 /* clauses across an agent's pacts (each is scored) */
 
 /* Problems found in a document, each "path: what was expected, what was found". */
 typedef struct pk_lint {
-    char **msgs;  /* n messages, owned */
-    size_t n;     /* count */
-    size_t cap;   /* allocated slots */
+    char **msgs; /* n messages, owned */
+    size_t n;    /* count */
+    size_t cap;  /* allocated slots */
 } pk_lint;
 
 void pk_lint_add(pk_lint *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pk_lint_free(pk_lint *l);
 
 typedef enum pk_clause_kind {
-    PK_CLAUSE_OBJECTIVE = 1,  /* aggregate of a metric over a window vs a threshold */
-    PK_CLAUSE_FORBIDDEN,      /* a predicate that must (almost) never hold */
-    PK_CLAUSE_FRESHNESS,      /* evidence of a kind must keep arriving */
-    PK_CLAUSE_SCOPE,          /* allowed actions, tools, resources and spend */
+    PK_CLAUSE_OBJECTIVE = 1, /* aggregate of a metric over a window vs a threshold */
+    PK_CLAUSE_FORBIDDEN,     /* a predicate that must (almost) never hold */
+    PK_CLAUSE_FRESHNESS,     /* evidence of a kind must keep arriving */
+    PK_CLAUSE_SCOPE,         /* allowed actions, tools, resources and spend */
 } pk_clause_kind;
 
 typedef enum pk_aggregate {
-    PK_AGG_COUNT = 1, PK_AGG_SUM, PK_AGG_MEAN, PK_AGG_MIN, PK_AGG_MAX, PK_AGG_RATE,
-    PK_AGG_P50, PK_AGG_P90, PK_AGG_P95, PK_AGG_P99,
+    PK_AGG_COUNT = 1,
+    PK_AGG_SUM,
+    PK_AGG_MEAN,
+    PK_AGG_MIN,
+    PK_AGG_MAX,
+    PK_AGG_RATE,
+    PK_AGG_P50,
+    PK_AGG_P90,
+    PK_AGG_P95,
+    PK_AGG_P99,
 } pk_aggregate;
 
-#define PK_BURN_MAX 4       /* burn-rate triggers per objective */
-#define PK_SCOPE_MAX 64     /* patterns per scope list */
+#define PK_BURN_MAX  4  /* burn-rate triggers per objective */
+#define PK_SCOPE_MAX 64 /* patterns per scope list */
 
 /* Multi-window burn-rate trigger (SRE Workbook): fires when the error budget
  * burns at least factor times too fast over both windows. */
 typedef struct pk_burn {
-    int64_t long_ms;                 /* long window */
-    int64_t short_ms;                /* short window */
-    double factor;                   /* burn rate that fires it */
-    Pactum__V1__Severity severity;   /* severity of the violation it reports */
-    int consequence;                 /* pk_consequence */
-    char name[48];                   /* "1h/5m x14.4" */
+    int64_t long_ms;               /* long window */
+    int64_t short_ms;              /* short window */
+    double factor;                 /* burn rate that fires it */
+    Pactum__V1__Severity severity; /* severity of the violation it reports */
+    int consequence;               /* pk_consequence */
+    char name[48];                 /* "1h/5m x14.4" */
 } pk_burn;
 
 /* Allowed names: exact, or a prefix ending in '*' ("tickets.*"), or "*". */
 typedef struct pk_patterns {
-    char **p;                        /* patterns, owned */
-    size_t n;                        /* count; 0 = list absent (anything goes) */
+    char **p; /* patterns, owned */
+    size_t n; /* count; 0 = list absent (anything goes) */
 } pk_patterns;
 
 typedef enum pk_op { PK_OP_LT = 1, PK_OP_LE, PK_OP_GT, PK_OP_GE, PK_OP_EQ, PK_OP_NE } pk_op;
 
 typedef enum pk_consequence {
-    PK_CONSEQ_NOTIFY = 1,  /* record only */
-    PK_CONSEQ_DEMOTE,      /* lower the tier one step */
-    PK_CONSEQ_RESTRICT,    /* drop to restricted */
-    PK_CONSEQ_CONTAIN,     /* contain at once */
-    PK_CONSEQ_SUSPEND,     /* suspend at once */
+    PK_CONSEQ_NOTIFY = 1, /* record only */
+    PK_CONSEQ_DEMOTE,     /* lower the tier one step */
+    PK_CONSEQ_RESTRICT,   /* drop to restricted */
+    PK_CONSEQ_CONTAIN,    /* contain at once */
+    PK_CONSEQ_SUSPEND,    /* suspend at once */
 } pk_consequence;
 
 /* Event fields a predicate or objective can read. */
 typedef enum pk_field {
-    PK_FIELD_KIND = 1, PK_FIELD_ACTION, PK_FIELD_TOOL, PK_FIELD_RESOURCE, PK_FIELD_CURRENCY,
-    PK_FIELD_AMOUNT, PK_FIELD_SOURCE, PK_FIELD_REPORTER, PK_FIELD_METRIC, PK_FIELD_LABEL,
+    PK_FIELD_KIND = 1,
+    PK_FIELD_ACTION,
+    PK_FIELD_TOOL,
+    PK_FIELD_RESOURCE,
+    PK_FIELD_CURRENCY,
+    PK_FIELD_AMOUNT,
+    PK_FIELD_SOURCE,
+    PK_FIELD_REPORTER,
+    PK_FIELD_METRIC,
+    PK_FIELD_LABEL,
 } pk_field;
 
 typedef enum pk_pred_type {
-    PK_PRED_ALL = 1,  /* every child holds */
-    PK_PRED_ANY,      /* at least one child holds */
-    PK_PRED_NOT,      /* the one child does not hold */
-    PK_PRED_CMP,      /* a comparison on one field */
+    PK_PRED_ALL = 1, /* every child holds */
+    PK_PRED_ANY,     /* at least one child holds */
+    PK_PRED_NOT,     /* the one child does not hold */
+    PK_PRED_CMP,     /* a comparison on one field */
 } pk_pred_type;
 
 typedef enum pk_cmp {
-    PK_CMP_EQ = 1, PK_CMP_NE, PK_CMP_LT, PK_CMP_LE, PK_CMP_GT, PK_CMP_GE,
-    PK_CMP_IN,      /* value is one of a set */
-    PK_CMP_EXISTS,  /* field present (or absent, with exists=false) */
-    PK_CMP_PREFIX,  /* string field starts with text */
+    PK_CMP_EQ = 1,
+    PK_CMP_NE,
+    PK_CMP_LT,
+    PK_CMP_LE,
+    PK_CMP_GT,
+    PK_CMP_GE,
+    PK_CMP_IN,     /* value is one of a set */
+    PK_CMP_EXISTS, /* field present (or absent, with exists=false) */
+    PK_CMP_PREFIX, /* string field starts with text */
 } pk_cmp;
 
 typedef struct pk_pred {
-    pk_pred_type type;       /* node type */
-    struct pk_pred **kids;   /* children of ALL / ANY / NOT */
-    size_t n_kids;           /* number of children */
-    pk_field field;          /* CMP: which field */
-    char *name;              /* CMP on METRIC or LABEL: its name */
-    pk_cmp cmp;              /* CMP: comparison */
-    bool numeric;            /* CMP: compare as numbers */
-    double num;              /* CMP: number operand */
-    char *str;               /* CMP: string operand */
-    bool exists;             /* CMP EXISTS: wanted presence */
-    double *nums;            /* CMP IN: numeric set */
-    char **strs;             /* CMP IN: string set */
-    size_t n_set;            /* CMP IN: set size */
+    pk_pred_type type;     /* node type */
+    struct pk_pred **kids; /* children of ALL / ANY / NOT */
+    size_t n_kids;         /* number of children */
+    pk_field field;        /* CMP: which field */
+    char *name;            /* CMP on METRIC or LABEL: its name */
+    pk_cmp cmp;            /* CMP: comparison */
+    bool numeric;          /* CMP: compare as numbers */
+    double num;            /* CMP: number operand */
+    char *str;             /* CMP: string operand */
+    bool exists;           /* CMP EXISTS: wanted presence */
+    double *nums;          /* CMP IN: numeric set */
+    char **strs;           /* CMP IN: string set */
+    size_t n_set;          /* CMP IN: set size */
 } pk_pred;
 
 typedef struct pk_clause {
-    char *id;                   /* unique within the pact */
-    char *promise;              /* the prose promise this clause formalizes */
-    pk_clause_kind kind;        /* what sort of clause */
+    char *id;            /* unique within the pact */
+    char *promise;       /* the prose promise this clause formalizes */
+    pk_clause_kind kind; /* what sort of clause */
     Pactum__V1__Severity severity;
     pk_consequence consequence; /* what a failure leads to */
     double weight[5];           /* weight of each evidence source, by Pactum__V1__Source */
     pk_pred *when;              /* events the clause looks at; NULL = all */
     /* objective */
-    char *metric;               /* metric name read from events */
-    pk_aggregate aggregate;     /* how the window is summarised */
-    pk_op op;                   /* comparison of the aggregate with threshold */
-    double threshold;           /* the promised bound */
-    uint32_t min_samples;       /* fewer samples: insufficient evidence */
+    char *metric;           /* metric name read from events */
+    pk_aggregate aggregate; /* how the window is summarised */
+    pk_op op;               /* comparison of the aggregate with threshold */
+    double threshold;       /* the promised bound */
+    uint32_t min_samples;   /* fewer samples: insufficient evidence */
     /* objective and forbidden */
-    int64_t window_ms;          /* time window; 0 when counted in events */
-    uint32_t window_events;     /* last-N-events window; 0 when timed */
+    int64_t window_ms;      /* time window; 0 when counted in events */
+    uint32_t window_events; /* last-N-events window; 0 when timed */
     /* objective: burn-rate triggers on the per-event target */
-    double target;              /* fraction of events that must be good; 0 = no triggers */
-    pk_burn burn[PK_BURN_MAX];  /* triggers */
+    double target;             /* fraction of events that must be good; 0 = no triggers */
+    pk_burn burn[PK_BURN_MAX]; /* triggers */
     size_t n_burn;
     /* forbidden */
-    pk_pred *match;             /* the event that must not happen */
-    uint32_t max_count;         /* allowed occurrences per window (0 = never) */
+    pk_pred *match;     /* the event that must not happen */
+    uint32_t max_count; /* allowed occurrences per window (0 = never) */
     /* freshness */
-    pk_pred *evidence;          /* what counts as evidence; NULL = any event */
-    int64_t max_gap_ms;         /* longest allowed time without it */
+    pk_pred *evidence;  /* what counts as evidence; NULL = any event */
+    int64_t max_gap_ms; /* longest allowed time without it */
     /* scope */
     pk_patterns actions, tools, resources; /* allowed names */
-    char currency[8];           /* spend currency; "" = no spend limits */
-    double per_action;          /* largest amount of one event; 0 = none */
-    double per_window;          /* largest total over window_ms; 0 = none */
+    char currency[8];                      /* spend currency; "" = no spend limits */
+    double per_action;                     /* largest amount of one event; 0 = none */
+    double per_window;                     /* largest total over window_ms; 0 = none */
 } pk_clause;
 
 /* What a tier allows, as the pact's governance section writes it. */
 typedef struct pk_tier_scope {
-    bool set;                   /* given in the pact (else the default applies) */
-    bool any_action;            /* "actions" absent: whatever the scope clauses allow */
-    pk_patterns actions;        /* allowed actions (present and empty: none) */
-    pk_patterns approval;       /* actions that need a person's approval on this tier */
-    bool approve_all;           /* every action needs approval */
-    bool spend_approval;        /* any action moving money needs approval */
-    double spend_per_action;    /* largest amount of one action on this tier; 0 = no extra limit */
+    bool set;                /* given in the pact (else the default applies) */
+    bool any_action;         /* "actions" absent: whatever the scope clauses allow */
+    pk_patterns actions;     /* allowed actions (present and empty: none) */
+    pk_patterns approval;    /* actions that need a person's approval on this tier */
+    bool approve_all;        /* every action needs approval */
+    bool spend_approval;     /* any action moving money needs approval */
+    double spend_per_action; /* largest amount of one action on this tier; 0 = no extra limit */
 } pk_tier_scope;
 
 /* Criteria for leaving a held tier (one entered by a consequence). */
 typedef struct pk_reentry {
-    int from;                   /* Pactum__V1__Tier left */
-    int to;                     /* best tier allowed at once (the score may give worse) */
-    int64_t clean_ms;           /* time without a violation */
-    uint32_t min_samples;       /* evaluations since entering the tier */
-    bool no_open_dispute;       /* no dispute may be open */
-    bool operator_ack;          /* an operator acknowledged the agent since it entered */
-    uint32_t min_lower_ppm;     /* the score's lower bound, at least */
+    int from;               /* Pactum__V1__Tier left */
+    int to;                 /* best tier allowed at once (the score may give worse) */
+    int64_t clean_ms;       /* time without a violation */
+    uint32_t min_samples;   /* evaluations since entering the tier */
+    bool no_open_dispute;   /* no dispute may be open */
+    bool operator_ack;      /* an operator acknowledged the agent since it entered */
+    uint32_t min_lower_ppm; /* the score's lower bound, at least */
 } pk_reentry;
 
-#define PK_TIERS 7              /* Pactum__V1__Tier values 0..6 */
+#define PK_TIERS 7 /* Pactum__V1__Tier values 0..6 */
 
 typedef struct pk_governance {
-    bool present;               /* the pact has a governance section */
-    int64_t half_life_ms;       /* evidence loses half its weight in this long */
-    uint32_t source_cap;        /* weighted evaluations one source can hold per clause */
-    uint32_t min_evidence;      /* evaluations before the score decides the tier */
-    uint32_t trusted_ppm;       /* lower bound for trusted */
-    uint32_t standard_ppm;      /* ... for standard */
-    uint32_t watch_ppm;         /* ... for watch (below: restricted) */
+    bool present;                  /* the pact has a governance section */
+    int64_t half_life_ms;          /* evidence loses half its weight in this long */
+    uint32_t source_cap;           /* weighted evaluations one source can hold per clause */
+    uint32_t min_evidence;         /* evaluations before the score decides the tier */
+    uint32_t trusted_ppm;          /* lower bound for trusted */
+    uint32_t standard_ppm;         /* ... for standard */
+    uint32_t watch_ppm;            /* ... for watch (below: restricted) */
     pk_tier_scope tiers[PK_TIERS]; /* by tier */
     pk_reentry reentry[PK_TIERS];  /* by tier left; from == 0: no criteria (no automatic exit) */
 } pk_governance;
 
 typedef struct pk_pact {
-    char *id;             /* pact id */
-    char *agent;          /* agent the pact binds */
-    char *title;          /* one-line title */
-    pk_clause *clauses;   /* n_clauses clauses */
+    char *id;           /* pact id */
+    char *agent;        /* agent the pact binds */
+    char *title;        /* one-line title */
+    pk_clause *clauses; /* n_clauses clauses */
     size_t n_clauses;
-    pk_governance gov;    /* governance section, or the defaults */
+    pk_governance gov; /* governance section, or the defaults */
 } pk_pact;
 
 /* The defaults that apply when a pact has no governance section (docs/scoring.md). */

@@ -25,19 +25,19 @@ typedef pk_status (*pk_registry_hook)(void *ctx, MDB_txn *txn,
                                       const Pactum__V1__RegistryRecord *rec, uint64_t seq);
 
 struct pk_registry {
-    pk_store *store;              /* borrowed: where the copy lives */
-    pk_bus *bus;                  /* borrowed: where the stream is */
-    MDB_dbi meta;                 /* "registry_seq" -> u64 */
-    MDB_dbi agents;               /* agent id -> be64 seq || AgentRecord */
-    MDB_dbi pacts;                /* pact id \0 be32 version -> be64 seq || PactRecord */
-    MDB_dbi agent_pacts;          /* agent id -> pact id (duplicates sorted) */
-    pthread_mutex_t lock;         /* one sync at a time */
-    atomic_ulong applied;         /* last stream sequence applied */
-    atomic_bool dirty;            /* a registry message was seen since the last sync */
-    natsSubscription *notify;     /* core subscription that sets dirty */
-    atomic_llong last_sync_ms;    /* monotonic time the last sync finished */
-    pk_registry_hook hook;        /* optional per-record hook */
-    void *hook_ctx;               /* its context */
+    pk_store *store;           /* borrowed: where the copy lives */
+    pk_bus *bus;               /* borrowed: where the stream is */
+    MDB_dbi meta;              /* "registry_seq" -> u64 */
+    MDB_dbi agents;            /* agent id -> be64 seq || AgentRecord */
+    MDB_dbi pacts;             /* pact id \0 be32 version -> be64 seq || PactRecord */
+    MDB_dbi agent_pacts;       /* agent id -> pact id (duplicates sorted) */
+    pthread_mutex_t lock;      /* one sync at a time */
+    atomic_ulong applied;      /* last stream sequence applied */
+    atomic_bool dirty;         /* a registry message was seen since the last sync */
+    natsSubscription *notify;  /* core subscription that sets dirty */
+    atomic_llong last_sync_ms; /* monotonic time the last sync finished */
+    pk_registry_hook hook;     /* optional per-record hook */
+    void *hook_ctx;            /* its context */
 };
 
 /* Open the registry databases in store; bus may be NULL for offline use. */
@@ -88,8 +88,8 @@ pk_status pk_registry_pact_version(pk_registry *r, MDB_txn *txn, const char *pac
                                    uint64_t max_seq, uint32_t *version, uint64_t *seq);
 
 /* Pact ids registered for agent_id; *ids is a malloc'd array of malloc'd strings. */
-pk_status pk_registry_agent_pacts(pk_registry *r, MDB_txn *txn, const char *agent_id,
-                                  char ***ids, size_t *n);
+pk_status pk_registry_agent_pacts(pk_registry *r, MDB_txn *txn, const char *agent_id, char ***ids,
+                                  size_t *n);
 void pk_registry_ids_free(char **ids, size_t n);
 
 #endif

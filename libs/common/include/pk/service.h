@@ -47,54 +47,107 @@ typedef struct pk_common_cfg {
 } pk_common_cfg;
 
 #define PK_COMMON_OPTS(type)                                                                       \
-    {"nats-url", "PACTUM_NATS_URL", PK_CFG_STR, "nats://127.0.0.1:4222", 0, 0,                     \
-     offsetof(type, common.nats_url), "NATS server to connect to"},                                \
-    {"nats-user", "PACTUM_NATS_USER", PK_CFG_STR, "", 0, 0, offsetof(type, common.nats_user),     \
-     "NATS user name (if the server requires one)"},                                              \
-    {"nats-password", "PACTUM_NATS_PASSWORD", PK_CFG_STR, "", 0, 0,                               \
-     offsetof(type, common.nats_password), "NATS password"},                                      \
-    {"data-dir", "PACTUM_DATA_DIR", PK_CFG_STR, "var", 0, 0, offsetof(type, common.data_dir),     \
-     "folder for LMDB files (a sub-folder per service)"},                                         \
-    {"lmdb-map-mb", "PACTUM_LMDB_MAP_MB", PK_CFG_INT, "1024", 1, 1048576,                         \
-     offsetof(type, common.lmdb_map_mb), "LMDB map size in MiB"},                                 \
-    {"log-level", "PACTUM_LOG_LEVEL", PK_CFG_STR, "info", 0, 0, offsetof(type, common.log_level), \
-     "debug, info, warn or error"},                                                               \
-    {"instance", "PACTUM_INSTANCE", PK_CFG_STR, "", 0, 0, offsetof(type, common.instance),        \
-     "instance name (default <service>-<pid>)"},                                                  \
-    {"partitions", "PACTUM_PARTITIONS", PK_CFG_INT, "4", 1, PK_PARTITIONS_MAX,                    \
-     offsetof(type, common.partitions),                                                           \
-     "partitions of the event and verdict streams (fixed when first created)"}
+    {"nats-url",                                                                                   \
+     "PACTUM_NATS_URL",                                                                            \
+     PK_CFG_STR,                                                                                   \
+     "nats://127.0.0.1:4222",                                                                      \
+     0,                                                                                            \
+     0,                                                                                            \
+     offsetof(type, common.nats_url),                                                              \
+     "NATS server to connect to"},                                                                 \
+        {"nats-user",                                                                              \
+         "PACTUM_NATS_USER",                                                                       \
+         PK_CFG_STR,                                                                               \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.nats_user),                                                         \
+         "NATS user name (if the server requires one)"},                                           \
+        {"nats-password",                                                                          \
+         "PACTUM_NATS_PASSWORD",                                                                   \
+         PK_CFG_STR,                                                                               \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.nats_password),                                                     \
+         "NATS password"},                                                                         \
+        {"data-dir",                                                                               \
+         "PACTUM_DATA_DIR",                                                                        \
+         PK_CFG_STR,                                                                               \
+         "var",                                                                                    \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.data_dir),                                                          \
+         "folder for LMDB files (a sub-folder per service)"},                                      \
+        {"lmdb-map-mb",                                                                            \
+         "PACTUM_LMDB_MAP_MB",                                                                     \
+         PK_CFG_INT,                                                                               \
+         "1024",                                                                                   \
+         1,                                                                                        \
+         1048576,                                                                                  \
+         offsetof(type, common.lmdb_map_mb),                                                       \
+         "LMDB map size in MiB"},                                                                  \
+        {"log-level",                                                                              \
+         "PACTUM_LOG_LEVEL",                                                                       \
+         PK_CFG_STR,                                                                               \
+         "info",                                                                                   \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.log_level),                                                         \
+         "debug, info, warn or error"},                                                            \
+        {"instance",                                                                               \
+         "PACTUM_INSTANCE",                                                                        \
+         PK_CFG_STR,                                                                               \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.instance),                                                          \
+         "instance name (default <service>-<pid>)"},                                               \
+    {                                                                                              \
+        "partitions", "PACTUM_PARTITIONS", PK_CFG_INT, "4", 1, PK_PARTITIONS_MAX,                  \
+            offsetof(type, common.partitions),                                                     \
+            "partitions of the event and verdict streams (fixed when first created)"               \
+    }
 
 typedef enum pk_metric_type { PK_COUNTER, PK_GAUGE } pk_metric_type;
 
 typedef struct pk_metric {
-    const char *name;     /* e.g. pactum_ingest_events_total */
-    const char *labels;   /* e.g. result="accepted", or NULL */
-    const char *help;     /* HELP line (first metric of a name carries it) */
-    pk_metric_type type;  /* counter or gauge */
-    atomic_llong value;   /* current value */
+    const char *name;    /* e.g. pactum_ingest_events_total */
+    const char *labels;  /* e.g. result="accepted", or NULL */
+    const char *help;    /* HELP line (first metric of a name carries it) */
+    pk_metric_type type; /* counter or gauge */
+    atomic_llong value;  /* current value */
 } pk_metric;
 
-static inline void pk_metric_add(pk_metric *m, long long d) { atomic_fetch_add(&m->value, d); }
-static inline void pk_metric_set(pk_metric *m, long long v) { atomic_store(&m->value, v); }
-static inline long long pk_metric_get(pk_metric *m) { return atomic_load(&m->value); }
+static inline void pk_metric_add(pk_metric *m, long long d)
+{
+    atomic_fetch_add(&m->value, d);
+}
+static inline void pk_metric_set(pk_metric *m, long long v)
+{
+    atomic_store(&m->value, v);
+}
+static inline long long pk_metric_get(pk_metric *m)
+{
+    return atomic_load(&m->value);
+}
 
 /* Prometheus text exposition of n metrics; caller frees the result. */
 char *pk_metrics_render(pk_metric *ms, size_t n);
 
 typedef struct pk_service {
-    const char *name;          /* "ingest", "evaluator", "scorer", "oracle" */
-    char instance[64];         /* instance name */
-    pk_bus *bus;               /* borrowed */
-    pk_store *store;           /* borrowed, may be NULL */
-    pk_metric *metrics;        /* borrowed array */
-    size_t n_metrics;          /* its length */
-    int64_t started_ms;        /* start time */
-    atomic_bool healthy;       /* the service's own view of its health */
-    char detail[256];          /* why, when unhealthy */
+    const char *name;              /* "ingest", "evaluator", "scorer", "oracle" */
+    char instance[64];             /* instance name */
+    pk_bus *bus;                   /* borrowed */
+    pk_store *store;               /* borrowed, may be NULL */
+    pk_metric *metrics;            /* borrowed array */
+    size_t n_metrics;              /* its length */
+    int64_t started_ms;            /* start time */
+    atomic_bool healthy;           /* the service's own view of its health */
+    char detail[256];              /* why, when unhealthy */
     natsSubscription *health_sub;  /* responder on pactum.health.<name> */
     natsSubscription *metrics_sub; /* responder on pactum.metrics.<name> */
-    bool buffered;             /* set before boot: the bus buffers writes (see pk_bus_opts) */
+    bool buffered;                 /* set before boot: the bus buffers writes (see pk_bus_opts) */
 } pk_service;
 
 /*

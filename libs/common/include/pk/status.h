@@ -13,22 +13,22 @@
 
 typedef enum pk_status {
     PK_OK = 0,
-    PK_EINVAL,        /* invalid argument or input */
-    PK_ENOMEM,        /* allocation failed */
-    PK_ENOTFOUND,     /* no such record */
-    PK_EEXIST,        /* record exists already */
-    PK_EIO,           /* file or socket I/O failed */
-    PK_EBUS,          /* NATS or JetStream call failed */
-    PK_ETIMEOUT,      /* operation timed out */
-    PK_ESTORE,        /* LMDB call failed */
-    PK_ESTORE_FULL,   /* LMDB map is full: stop consuming, do not ack */
-    PK_ECRYPTO,       /* libsodium failure */
-    PK_EBADSIG,       /* signature does not verify */
-    PK_EDECODE,       /* protobuf or JSON decode failed */
-    PK_ETOOBIG,       /* input larger than a limit */
-    PK_EPERM,         /* not allowed (permissions, key file mode) */
-    PK_ECONFLICT,     /* concurrent or conflicting write */
-    PK_ESHUTDOWN,     /* shutting down */
+    PK_EINVAL,      /* invalid argument or input */
+    PK_ENOMEM,      /* allocation failed */
+    PK_ENOTFOUND,   /* no such record */
+    PK_EEXIST,      /* record exists already */
+    PK_EIO,         /* file or socket I/O failed */
+    PK_EBUS,        /* NATS or JetStream call failed */
+    PK_ETIMEOUT,    /* operation timed out */
+    PK_ESTORE,      /* LMDB call failed */
+    PK_ESTORE_FULL, /* LMDB map is full: stop consuming, do not ack */
+    PK_ECRYPTO,     /* libsodium failure */
+    PK_EBADSIG,     /* signature does not verify */
+    PK_EDECODE,     /* protobuf or JSON decode failed */
+    PK_ETOOBIG,     /* input larger than a limit */
+    PK_EPERM,       /* not allowed (permissions, key file mode) */
+    PK_ECONFLICT,   /* concurrent or conflicting write */
+    PK_ESHUTDOWN,   /* shutting down */
 } pk_status;
 
 /* Short stable name of a status, e.g. "PK_EBADSIG". Never NULL. */
@@ -40,8 +40,8 @@ const char *pk_status_str(pk_status st);
  */
 #define PK_ERR(st, ...) pk_error_set((st), __FILE__, __LINE__, __func__, __VA_ARGS__)
 
-pk_status pk_error_set(pk_status st, const char *file, int line, const char *func,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+pk_status pk_error_set(pk_status st, const char *file, int line, const char *func, const char *fmt,
+                       ...) __attribute__((format(printf, 5, 6)));
 
 /* The message of the last error recorded on this thread, "" if none.
  * Owned by the thread; valid until the next pk_error_set on this thread. */

@@ -18,9 +18,9 @@
 #include "pk/status.h"
 
 typedef struct pk_store {
-    MDB_env *env;      /* the environment */
-    char path[4096];   /* its folder */
-    size_t map_bytes;  /* configured map size */
+    MDB_env *env;     /* the environment */
+    char path[4096];  /* its folder */
+    size_t map_bytes; /* configured map size */
 } pk_store;
 
 /*

@@ -26,30 +26,30 @@ typedef pk_status (*pk_batch_fn)(pk_pworker *w, natsMsgList *list);
 typedef pk_status (*pk_tick_fn)(pk_pworker *w, int64_t now_ms);
 
 struct pk_pworker {
-    pk_pworkers *group;       /* the group this worker belongs to */
-    uint32_t partition;       /* partition served */
-    pk_bus *bus;              /* own connection */
-    pk_consumer consumer;     /* durable consumer of the partition */
-    pthread_t thread;         /* the thread, once started */
-    atomic_llong pending;     /* messages waiting for this consumer, at the last fetch */
-    bool started;             /* thread is running */
-    void *ctx;                /* service-specific per-worker data */
+    pk_pworkers *group;   /* the group this worker belongs to */
+    uint32_t partition;   /* partition served */
+    pk_bus *bus;          /* own connection */
+    pk_consumer consumer; /* durable consumer of the partition */
+    pthread_t thread;     /* the thread, once started */
+    atomic_llong pending; /* messages waiting for this consumer, at the last fetch */
+    bool started;         /* thread is running */
+    void *ctx;            /* service-specific per-worker data */
 };
 
 struct pk_pworkers {
-    pk_service *svc;          /* borrowed: health is set here on fatal store errors */
+    pk_service *svc;             /* borrowed: health is set here on fatal store errors */
     const pk_common_cfg *common; /* borrowed: connection settings */
-    const char *stream;       /* stream consumed */
-    const char *prefix;       /* durable name prefix, e.g. "evaluator" */
-    const char *subject;      /* subject prefix; the filter is <subject>.<N>.<tail> */
-    const char *tail;         /* "*" or ">" */
-    int batch;                /* messages per fetch */
-    pk_batch_fn process;      /* batch function */
-    pk_tick_fn tick;          /* optional clock function */
-    int64_t tick_ms;          /* how often to call it */
-    pk_metric *lag;           /* optional gauge: messages waiting, summed over the workers */
-    pk_pworker *w;            /* workers, one per owned partition */
-    size_t n;                 /* their count */
+    const char *stream;          /* stream consumed */
+    const char *prefix;          /* durable name prefix, e.g. "evaluator" */
+    const char *subject;         /* subject prefix; the filter is <subject>.<N>.<tail> */
+    const char *tail;            /* "*" or ">" */
+    int batch;                   /* messages per fetch */
+    pk_batch_fn process;         /* batch function */
+    pk_tick_fn tick;             /* optional clock function */
+    int64_t tick_ms;             /* how often to call it */
+    pk_metric *lag;              /* optional gauge: messages waiting, summed over the workers */
+    pk_pworker *w;               /* workers, one per owned partition */
+    size_t n;                    /* their count */
 };
 
 /*
