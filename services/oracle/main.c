@@ -48,7 +48,7 @@ static pk_status load_key(oracle *o, const oracle_cfg *cfg)
 
     if (cfg->key_path && *cfg->key_path) {
         if ((st = pk_key_load(cfg->key_path, &o->kp)) != PK_OK)
-            return PK_ERR(st, "--key %s: %s", cfg->key_path, pk_error_msg());
+            return PK_WRAP(st, "--key %s", cfg->key_path);
     } else {
         snprintf(path, sizeof(path), "%s/oracle/oracle.key", cfg->common.data_dir);
         if (stat(path, &sb) == 0) {

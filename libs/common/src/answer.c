@@ -83,7 +83,7 @@ pk_status pk_answer_open(const uint8_t *buf, size_t len, Pactum__V1__PayloadType
     if (env_out)
         *env_out = NULL;
     if ((st = pk_envelope_open(buf, len, &env)) != PK_OK)
-        return PK_ERR(PK_EDECODE, "not a signed answer: %s", pk_error_msg());
+        return PK_WRAP(PK_EDECODE, "not a signed answer");
     name = pk_answer_type_name(env->type);
     if (!name || (type && env->type != type)) {
         const char *want = type ? pk_answer_type_name(type) : "an oracle answer";

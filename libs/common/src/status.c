@@ -4,8 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static _Thread_local char err_msg[512];   /* last error sentence of this thread */
-static _Thread_local char err_where[192]; /* where it was recorded */
+#define MSG_MAX   512 /* an error sentence, at most (longer ones are cut) */
+#define WHERE_MAX 256 /* the places it was recorded and wrapped */
+
+static _Thread_local char err_msg[MSG_MAX];     /* last error sentence of this thread */
+static _Thread_local char err_where[WHERE_MAX]; /* where it was recorded (and wrapped) */
 
 const char *pk_status_str(pk_status st)
 {
@@ -48,16 +51,42 @@ const char *pk_status_str(pk_status st)
     return "PK_E?";
 }
 
+static const char *base_name(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+
+    return slash ? slash + 1 : file;
+}
+
+/* The arguments may point into err_msg: the sentence is formatted aside, then copied. */
 pk_status pk_error_set(pk_status st, const char *file, int line, const char *func, const char *fmt,
                        ...)
 {
+    char text[MSG_MAX];
     va_list ap;
-    const char *base = strrchr(file, '/');
 
     va_start(ap, fmt);
-    vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    snprintf(err_where, sizeof(err_where), "%s:%d %s()", base ? base + 1 : file, line, func);
+    memcpy(err_msg, text, sizeof(err_msg));
+    snprintf(err_where, sizeof(err_where), "%s:%d %s()", base_name(file), line, func);
+    return st;
+}
+
+pk_status pk_error_wrap(pk_status st, const char *file, int line, const char *func, const char *fmt,
+                        ...)
+{
+    char context[MSG_MAX], text[MSG_MAX], where[WHERE_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(context, sizeof(context), fmt, ap);
+    va_end(ap);
+    snprintf(text, sizeof(text), "%s%s%s", context, err_msg[0] ? ": " : "", err_msg);
+    snprintf(where, sizeof(where), "%s%s%s:%d %s()", err_where, err_where[0] ? " <- " : "",
+             base_name(file), line, func);
+    memcpy(err_msg, text, sizeof(err_msg));
+    memcpy(err_where, where, sizeof(err_where));
     return st;
 }
 

@@ -71,9 +71,7 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
         if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
             (st = pk_consumer_open_ordered(&w->consumer, w->bus, g->stream, durable, filter,
                                            g->batch, 10000)) != PK_OK) {
-            char why[512];
-            snprintf(why, sizeof(why), "%s", pk_error_msg());
-            return PK_ERR(st, "partition %u: %s", p, why);
+            return PK_WRAP(st, "partition %u", p);
         }
     }
     return PK_OK;

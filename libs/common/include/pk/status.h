@@ -4,7 +4,8 @@
  * Codes from LMDB, cnats and protobuf-c are converted to a pk_status once, at
  * the call site, and a sentence saying what failed is recorded with the file,
  * function and line (pk_error_*). The sentence is per thread and stays valid
- * until the next pk_error_set on that thread.
+ * until the next pk_error_set or pk_error_wrap on that thread; either may take
+ * pk_error_msg() among its arguments.
  */
 #ifndef PK_STATUS_H
 #define PK_STATUS_H
@@ -43,11 +44,25 @@ const char *pk_status_str(pk_status st);
 pk_status pk_error_set(pk_status st, const char *file, int line, const char *func, const char *fmt,
                        ...) __attribute__((format(printf, 5, 6)));
 
-/* The message of the last error recorded on this thread, "" if none.
- * Owned by the thread; valid until the next pk_error_set on this thread. */
+/*
+ * Add context to the error already recorded on this thread and return st:
+ * `return PK_WRAP(st, "partition %u", p);` turns "timed out" into
+ * "partition 3: timed out". The cause is kept, its text and the place it was
+ * recorded: pk_error_where() then names the cause's place first, then this
+ * one's. The arguments may quote pk_error_msg(): the sentence is built aside.
+ */
+#define PK_WRAP(st, ...) pk_error_wrap((st), __FILE__, __LINE__, __func__, __VA_ARGS__)
+
+pk_status pk_error_wrap(pk_status st, const char *file, int line, const char *func, const char *fmt,
+                        ...) __attribute__((format(printf, 5, 6)));
+
+/* The message of the last error recorded on this thread, "" if none. Owned by
+ * the thread; valid until the next pk_error_set or pk_error_wrap on it (either
+ * may take it among its arguments). */
 const char *pk_error_msg(void);
 
-/* "file:line func()" where the last error was recorded, "" if none. */
+/* "file:line func()" where the last error was recorded ("... <- file:line func()"
+ * for each context added by pk_error_wrap), "" if none. */
 const char *pk_error_where(void);
 
 /* Forget the last error of this thread. */
