@@ -13,7 +13,7 @@
 #include "oracle.h"
 #include "pk/answer.h"
 #include "pk/clock.h"
-#include "pk/governance.h"
+#include "pk/authorize.h"
 #include "pk/log.h"
 #include "pk/pact.h"
 

@@ -15,7 +15,7 @@
 #ifndef PK_SCORER_H
 #define PK_SCORER_H
 
-#include "core.h"
+#include "pk/scoring.h"
 #include "pk/bus.h"
 #include "pk/registry.h"
 #include "pk/service.h"

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "pk/governance.h"
+#include "pk/authorize.h"
 
 #define ALLOW   PACTUM__V1__PERMIT__PERMIT_ALLOW
 #define DENY    PACTUM__V1__PERMIT__PERMIT_DENY

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clause.h"
+#include "pk/clause.h"
 
 static pk_pact *pact;
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sketch.h"
+#include "pk/sketch.h"
 
 static int cmp_double(const void *a, const void *b)
 {

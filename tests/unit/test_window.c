@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "window.h"
+#include "pk/window.h"
 
 typedef struct sample {
     int64_t pos;

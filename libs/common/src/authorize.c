@@ -1,4 +1,4 @@
-#include "pk/governance.h"
+#include "pk/authorize.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-#include "score.h"
+#include "pk/trust.h"
 
 #include <stdio.h>
 #include <string.h>

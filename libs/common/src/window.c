@@ -1,4 +1,4 @@
-#include "window.h"
+#include "pk/window.h"
 
 #include <string.h>
 

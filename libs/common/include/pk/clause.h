@@ -15,8 +15,8 @@
 
 #include "pk/codec.h"
 #include "pk/pact.h"
-#include "sketch.h"
-#include "window.h"
+#include "pk/sketch.h"
+#include "pk/window.h"
 
 #define PK_CLAUSE_STATE_MAGIC    0x504b4333u /* "PKC3": windows packed (pk_window_pack) */
 #define PK_CLAUSE_STATE_MAGIC_V2 0x504b4332u /* "PKC2": windows stored as they are in memory */

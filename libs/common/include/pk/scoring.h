@@ -4,11 +4,11 @@
  * shared by the scorer service and by `pactum replay`, so a replay is the
  * same code on the same inputs.
  */
-#ifndef PK_SCORER_CORE_H
-#define PK_SCORER_CORE_H
+#ifndef PK_SCORING_H
+#define PK_SCORING_H
 
 #include "pk/registry.h"
-#include "score.h"
+#include "pk/trust.h"
 
 /* Called for each input of an agent in stream order (see history below). */
 typedef pk_status (*pk_input_fn)(void *ctx, const char *subject, const uint8_t *data, size_t len,

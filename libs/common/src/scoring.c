@@ -1,4 +1,4 @@
-#include "core.h"
+#include "pk/scoring.h"
 
 #include <stdio.h>
 #include <stdlib.h>

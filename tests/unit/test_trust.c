@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "score.h"
+#include "pk/trust.h"
 
 #define SEV_CRIT PACTUM__V1__SEVERITY__SEVERITY_CRITICAL
 #define SEV_HIGH PACTUM__V1__SEVERITY__SEVERITY_HIGH

@@ -1,4 +1,4 @@
-#include "sketch.h"
+#include "pk/sketch.h"
 
 #include <math.h>
 #include <stdlib.h>

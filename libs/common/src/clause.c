@@ -1,4 +1,4 @@
-#include "clause.h"
+#include "pk/clause.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "window.h"
+#include "pk/window.h"
 
 #define PK_SKETCH_ALPHA 0.01
 #define PK_SKETCH_MIN   1e-9

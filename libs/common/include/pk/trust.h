@@ -8,8 +8,8 @@
  * and bounds in parts per million (ppm); times in ms of the bus clock as
  * recorded in the inputs (never the scorer's own clock).
  */
-#ifndef PK_SCORE_H
-#define PK_SCORE_H
+#ifndef PK_TRUST_H
+#define PK_TRUST_H
 
 #include <stdbool.h>
 #include <stdint.h>

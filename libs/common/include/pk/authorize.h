@@ -5,8 +5,8 @@
  *
  * Everything returned borrows from the state and the governance passed in.
  */
-#ifndef PK_GOVERNANCE_H
-#define PK_GOVERNANCE_H
+#ifndef PK_AUTHORIZE_H
+#define PK_AUTHORIZE_H
 
 #include <stdbool.h>
 #include <stdint.h>
