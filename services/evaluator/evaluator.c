@@ -37,96 +37,44 @@ void evaluator_metrics_init(evaluator *e)
         (pk_metric){"pactum_evaluator_verdicts_total", "outcome=\"stale\"", vh, PK_COUNTER, 0};
     m[EM_MALFORMED] = (pk_metric){"pactum_evaluator_malformed_total", NULL,
                                   "Events that did not decode (dead-lettered)", PK_COUNTER, 0};
-    m[EM_BATCH_RETRIES] = (pk_metric){"pactum_evaluator_batch_retries_total", NULL,
-                                      "Batch attempts that failed and were retried", PK_COUNTER, 0};
-    m[EM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"evaluator\"",
-                            "Messages waiting for this consumer", PK_GAUGE, 0};
-    m[EM_LMDB_USED] =
-        (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
-    m[EM_LMDB_MAP] =
-        (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
 }
 
-/* --- compiled pact cache ------------------------------------------------------ */
-
-static uint32_t hash_str(const char *s, uint32_t h)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
-#define PACT_PROBES (2 * MAX_PACTS) /* slots looked at for one (id, version) */
+/* --- pacts in force ------------------------------------------------------------ */
 
 /*
- * The compiled pact (id, version), loading it from the registry copy if
- * needed. Slots in pinned (already handed out for the current event) are
- * never evicted.
+ * Pacts in force for agent at registry position registry_seq, held from the
+ * shared cache: the caller releases each (release_pacts).
  */
-static pact_slot *pact_get(eval_worker *w, MDB_txn *txn, const char *id, uint32_t version,
-                           pact_slot *const *pinned, size_t n_pinned)
-{
-    uint32_t h = hash_str(id, 2166136261u) ^ (version * 2654435761u);
-    pact_slot *victim = NULL;
-    Pactum__V1__PactRecord *rec = NULL;
-    pk_lint lint = {0};
-    pk_pact *pact = NULL;
-
-    for (uint32_t k = 0; k < PACT_PROBES; k++) {
-        pact_slot *s = &w->cache[(h + k) % PACT_CACHE_SLOTS];
-        bool is_pinned = false;
-        if (s->pact && s->version == version && strcmp(s->id, id) == 0)
-            return s;
-        for (size_t i = 0; i < n_pinned; i++)
-            is_pinned |= pinned[i] == s;
-        if (!is_pinned && (!victim || (victim->pact && !s->pact)))
-            victim = s;
-    }
-    if (!victim)
-        return NULL; /* cannot happen: fewer pins than probes */
-    if (pk_registry_pact(w->ev->reg, txn, id, version, 0, &rec, NULL) != PK_OK)
-        return NULL;
-    if (pk_pact_parse((const char *)rec->document.data, rec->document.len, &pact, &lint) != PK_OK) {
-        PK_WARN("pact %s v%u in the registry does not parse: %s", id, version,
-                lint.n ? lint.msgs[0] : pk_error_msg());
-        pk_lint_free(&lint);
-        pactum__v1__pact_record__free_unpacked(rec, NULL);
-        return NULL;
-    }
-    pk_pact_free(victim->pact);
-    snprintf(victim->id, sizeof(victim->id), "%s", id);
-    victim->version = version;
-    victim->registered_ms = rec->registered_ms;
-    memset(victim->hash, 0, sizeof(victim->hash));
-    if (rec->hash.len == sizeof(victim->hash))
-        memcpy(victim->hash, rec->hash.data, sizeof(victim->hash));
-    victim->pact = pact;
-    pactum__v1__pact_record__free_unpacked(rec, NULL);
-    return victim;
-}
-
-/* Pacts in force for agent at registry position registry_seq. */
-static size_t pacts_in_force(eval_worker *w, MDB_txn *txn, const char *agent, uint64_t registry_seq,
-                             pact_slot **out)
+static size_t pacts_in_force(evaluator *e, MDB_txn *txn, const char *agent, uint64_t registry_seq,
+                             const pk_compiled **out)
 {
     char **ids = NULL;
     size_t n_ids = 0, n = 0;
 
-    if (pk_registry_agent_pacts(w->ev->reg, txn, agent, &ids, &n_ids) != PK_OK)
+    if (pk_registry_agent_pacts(e->reg, txn, agent, &ids, &n_ids) != PK_OK)
         return 0;
     for (size_t i = 0; i < n_ids && n < MAX_PACTS; i++) {
         uint32_t version = 0;
-        pact_slot *s;
-        if (pk_registry_pact_version(w->ev->reg, txn, ids[i], registry_seq, &version, NULL) !=
-            PK_OK)
+        const pk_compiled *p = NULL;
+        if (pk_registry_pact_version(e->reg, txn, ids[i], registry_seq, &version, NULL) != PK_OK)
             continue; /* registered after this event was accepted */
-        if ((s = pact_get(w, txn, ids[i], version, out, n)) && strcmp(s->pact->agent, agent) == 0)
-            out[n++] = s;
+        if (pk_pact_cache_get(e->pacts, txn, ids[i], version, &p) != PK_OK) {
+            PK_WARN("%s", pk_error_msg());
+            continue;
+        }
+        if (strcmp(p->pact->agent, agent) == 0)
+            out[n++] = p;
+        else
+            pk_pact_cache_release(e->pacts, p);
     }
     pk_registry_ids_free(ids, n_ids);
     return n;
+}
+
+static void release_pacts(evaluator *e, const pk_compiled **ps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        pk_pact_cache_release(e->pacts, ps[i]);
 }
 
 /* --- per-batch state cache ---------------------------------------------------- */
@@ -140,23 +88,41 @@ typedef struct state_entry {
 typedef struct batch {
     pk_pworker *pw;      /* the partition worker */
     eval_worker *w;      /* its evaluator data */
-    MDB_txn *txn;        /* the batch's write transaction */
+    MDB_txn *txn;        /* the batch's read transaction (writes go to w->ws) */
     state_entry *states; /* STATE_SLOTS */
     size_t n_states;     /* entries in use */
 } batch;
 
-void evaluator_worker_free(eval_worker *w)
+pk_status evaluator_workers_init(evaluator *e)
 {
-    for (size_t i = 0; i < PACT_CACHE_SLOTS; i++) {
-        pk_pact_free(w->cache[i].pact);
-        w->cache[i].pact = NULL;
+    if (!(e->ctx = calloc(e->workers.n ? e->workers.n : 1, sizeof(*e->ctx))))
+        return PK_ERR(PK_ENOMEM, "cannot allocate %zu workers", e->workers.n);
+    e->n_ctx = e->workers.n;
+    for (size_t i = 0; i < e->workers.n; i++) {
+        eval_worker *w = &e->ctx[i];
+        pk_status st;
+        w->ev = e;
+        if (!(w->states = calloc(STATE_SLOTS, sizeof(*w->states))))
+            return PK_ERR(PK_ENOMEM, "cannot allocate the state cache");
+        if ((st = pk_wset_create(&w->ws)) != PK_OK)
+            return st;
+        e->workers.w[i].ctx = w;
     }
-    if (w->states) {
-        for (size_t i = 0; i < STATE_SLOTS; i++)
-            pk_clause_state_release(&w->states[i].st);
+    return PK_OK;
+}
+
+void evaluator_workers_free(evaluator *e)
+{
+    for (size_t i = 0; e->ctx && i < e->n_ctx; i++) {
+        eval_worker *w = &e->ctx[i];
+        for (size_t k = 0; w->states && k < STATE_SLOTS; k++)
+            pk_clause_state_release(&w->states[k].st);
+        free(w->states);
+        pk_wset_destroy(w->ws);
     }
-    free(w->states);
-    w->states = NULL;
+    free(e->ctx);
+    e->ctx = NULL;
+    e->n_ctx = 0;
 }
 
 static size_t state_key(uint8_t *key, const char *agent, const char *pact, const char *clause)
@@ -171,7 +137,7 @@ static size_t state_key(uint8_t *key, const char *agent, const char *pact, const
     return a + p + k + 2;
 }
 
-/* Write every cached state into the transaction (or just forget them). */
+/* Put every cached state into the batch's writes (or just forget them). */
 static pk_status flush_states(batch *b, bool write)
 {
     pk_status st = PK_OK;
@@ -181,13 +147,11 @@ static pk_status flush_states(batch *b, bool write)
         if (!e->klen)
             continue;
         if (write && st == PK_OK) {
-            MDB_val k = {.mv_size = e->klen, .mv_data = e->key};
-            MDB_val v = {.mv_size = pk_clause_state_size(&e->st), .mv_data = NULL};
-            int rc = mdb_put(b->txn, b->w->ev->states, &k, &v, MDB_RESERVE);
-            if (rc)
-                st = pk_store_err(rc, "clause state");
-            else
-                pk_clause_state_write(&e->st, v.mv_data);
+            void *buf = NULL;
+            st = pk_wset_put_reserve(b->w->ws, b->w->ev->states, e->key, e->klen,
+                                     pk_clause_state_size(&e->st), &buf);
+            if (st == PK_OK)
+                pk_clause_state_write(&e->st, buf);
         }
         pk_clause_state_release(&e->st);
         e->klen = 0;
@@ -197,7 +161,7 @@ static pk_status flush_states(batch *b, bool write)
 }
 
 /* The state of (agent, pact, clause), from the batch cache, LMDB, or fresh. */
-static pk_status state_get(batch *b, const char *agent, const pact_slot *ps, const pk_clause *c,
+static pk_status state_get(batch *b, const char *agent, const pk_compiled *ps, const pk_clause *c,
                            pk_clause_state **out)
 {
     uint8_t key[KEY_MAX];
@@ -221,7 +185,7 @@ static pk_status state_get(batch *b, const char *agent, const pact_slot *ps, con
                 continue;
             if (b->n_states >= STATE_SLOTS * 3 / 4)
                 break; /* too full: write back and start over */
-            st = pk_get(b->txn, b->w->ev->states, key, klen, &v);
+            st = pk_wset_get(b->w->ws, b->txn, b->w->ev->states, key, klen, &v);
             if (st != PK_OK && st != PK_ENOTFOUND)
                 return st;
             /* LMDB values are not aligned: the reader copies before looking inside. */
@@ -252,9 +216,14 @@ static size_t deadline_key(uint8_t *buf, uint32_t partition, int64_t ms, const u
     return 12 + klen;
 }
 
-/* Move the deadline of a freshness clause from old_ms to new_ms. */
-static pk_status move_deadline(evaluator *e, MDB_txn *txn, uint32_t partition, const char *agent,
-                               const char *pact, const char *clause, int64_t old_ms, int64_t new_ms)
+/*
+ * Move the deadline of a freshness clause from old_ms to new_ms: in a
+ * worker's batch writes (ws), or straight in a write transaction (txn, when
+ * ws is NULL: the registry hook).
+ */
+static pk_status move_deadline(evaluator *e, pk_wset *ws, MDB_txn *txn, uint32_t partition,
+                               const char *agent, const char *pact, const char *clause,
+                               int64_t old_ms, int64_t new_ms)
 {
     uint8_t key[KEY_MAX], dk[12 + KEY_MAX];
     size_t klen = state_key(key, agent, pact, clause), dl;
@@ -264,11 +233,13 @@ static pk_status move_deadline(evaluator *e, MDB_txn *txn, uint32_t partition, c
         return PK_OK;
     if (old_ms > 0) {
         dl = deadline_key(dk, partition, old_ms, key, klen);
-        if ((st = pk_del(txn, e->deadlines, dk, dl)) != PK_OK)
+        st = ws ? pk_wset_del(ws, e->deadlines, dk, dl) : pk_del(txn, e->deadlines, dk, dl);
+        if (st != PK_OK)
             return st;
     }
     dl = deadline_key(dk, partition, new_ms, key, klen);
-    return pk_put(txn, e->deadlines, dk, dl, "", 0, 0);
+    return ws ? pk_wset_put(ws, e->deadlines, dk, dl, "", 0)
+              : pk_put(txn, e->deadlines, dk, dl, "", 0, 0);
 }
 
 pk_status evaluator_on_registry(void *ctx, MDB_txn *txn, const Pactum__V1__RegistryRecord *rec,
@@ -296,7 +267,7 @@ pk_status evaluator_on_registry(void *ctx, MDB_txn *txn, const Pactum__V1__Regis
     for (size_t i = 0; i < pact->n_clauses && st == PK_OK; i++) {
         const pk_clause *c = &pact->clauses[i];
         if (c->kind == PK_CLAUSE_FRESHNESS)
-            st = move_deadline(e, txn, partition, p->agent_id, pact->id, c->id, 0,
+            st = move_deadline(e, NULL, txn, partition, p->agent_id, pact->id, c->id, 0,
                                p->registered_ms + c->max_gap_ms);
     }
     pk_pact_free(pact);
@@ -350,7 +321,7 @@ static void describe(char *buf, size_t len, const pk_clause *c, const pk_judgeme
 }
 
 typedef struct verdict_spec {
-    const pact_slot *ps;        /* pact in force */
+    const pk_compiled *ps;      /* pact in force */
     const pk_clause *c;         /* clause */
     const pk_judgement *j;      /* judgement (outcome, observed ...) */
     const pk_event_msg *ev;     /* triggering event, or NULL (clock) */
@@ -361,9 +332,76 @@ typedef struct verdict_spec {
     const pk_burn_change *burn; /* set: a burn-rate trigger changed */
 } verdict_spec;
 
+/* A burn-rate trigger that started or stopped firing speaks for itself. */
+static void burn_verdict(Pactum__V1__Verdict *v, const verdict_spec *sp, char *detail, size_t len)
+{
+    const pk_clause *c = sp->c;
+    const pk_burn *br = &c->burn[sp->burn->trigger];
+    bool firing = sp->burn->firing;
+
+    v->trigger = (char *)br->name;
+    v->severity = br->severity;
+    v->consequence = (char *)pk_consequence_name((pk_consequence)br->consequence);
+    v->outcome = firing ? PACTUM__V1__OUTCOME__OUTCOME_FAIL : PACTUM__V1__OUTCOME__OUTCOME_PASS;
+    v->previous = firing ? PACTUM__V1__OUTCOME__OUTCOME_PASS : PACTUM__V1__OUTCOME__OUTCOME_FAIL;
+    v->observed = sp->burn->burn_long;
+    v->burn_short = sp->burn->burn_short;
+    v->threshold = br->factor;
+    v->op = ">=";
+    v->aggregate = "burn_rate";
+    v->window_ms = br->long_ms;
+    v->violation = firing;
+    snprintf(detail, len,
+             "error budget of %s (target %g) burning %.1fx over the long window and %.1fx "
+             "over the short one: trigger %s %s",
+             c->id, c->target, sp->burn->burn_long, sp->burn->burn_short, br->name,
+             firing ? "fires" : "stops");
+}
+
+/* The clause's own verdict: the tallies by source since the last one. */
+static void clause_verdict(Pactum__V1__Verdict *v, const verdict_spec *sp,
+                           Pactum__V1__SourceTally tallies[5], Pactum__V1__SourceTally *tp[5],
+                           char *detail, size_t len)
+{
+    const pk_clause *c = sp->c;
+    size_t nt = 0;
+
+    describe(detail, len, c, sp->j);
+    for (int src = 1; src < 5; src++) {
+        if (!sp->s->h.pass[src] && !sp->s->h.fail[src])
+            continue;
+        pactum__v1__source_tally__init(&tallies[nt]);
+        tallies[nt].source = (Pactum__V1__Source)src;
+        tallies[nt].pass = sp->s->h.pass[src];
+        tallies[nt].fail = sp->s->h.fail[src];
+        tallies[nt].weight_ppm = (uint32_t)(c->weight[src] * 1000000.0 + 0.5);
+        tp[nt] = &tallies[nt];
+        nt++;
+    }
+    v->n_tally = nt;
+    v->tally = tp;
+    v->violation = sp->j->violation || (sp->j->outcome == PACTUM__V1__OUTCOME__OUTCOME_FAIL &&
+                                        sp->s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_FAIL);
+}
+
+static void count_verdict(evaluator *e, Pactum__V1__Outcome outcome)
+{
+    static const int by_outcome[] = {
+        [PACTUM__V1__OUTCOME__OUTCOME_PASS] = EM_VERDICT_PASS,
+        [PACTUM__V1__OUTCOME__OUTCOME_FAIL] = EM_VERDICT_FAIL,
+        [PACTUM__V1__OUTCOME__OUTCOME_INSUFFICIENT] = EM_VERDICT_INSUFFICIENT,
+        [PACTUM__V1__OUTCOME__OUTCOME_STALE] = EM_VERDICT_STALE,
+    };
+    unsigned o = (unsigned)outcome;
+
+    pk_metric_add(&e->m[o < sizeof(by_outcome) / sizeof(by_outcome[0]) && by_outcome[o]
+                            ? by_outcome[o]
+                            : EM_VERDICT_INSUFFICIENT],
+                  1);
+}
+
 static pk_status publish_verdict(batch *b, const verdict_spec *sp)
 {
-    evaluator *e = b->w->ev;
     const pk_clause *c = sp->c;
     const pk_judgement *j = sp->j;
     Pactum__V1__Verdict v = PACTUM__V1__VERDICT__INIT;
@@ -371,7 +409,7 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
     Pactum__V1__EvidenceRef ref = PACTUM__V1__EVIDENCE_REF__INIT, *refs[1] = {&ref};
     char detail[400], subject[160], msg_id[PK_ID_MAX + 24];
     uint8_t *buf = NULL;
-    size_t len = 0, nt = 0;
+    size_t len = 0;
     pk_status st;
 
     v.agent_id = (char *)sp->agent;
@@ -396,45 +434,10 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
     v.window_ms = c->kind == PK_CLAUSE_FRESHNESS ? c->max_gap_ms : c->window_ms;
     v.window_events = c->window_events;
     v.samples = j->samples;
-    if (sp->burn) {
-        const pk_burn *br = &c->burn[sp->burn->trigger];
-        v.trigger = (char *)br->name;
-        v.severity = br->severity;
-        v.consequence = (char *)pk_consequence_name((pk_consequence)br->consequence);
-        v.outcome = sp->burn->firing ? PACTUM__V1__OUTCOME__OUTCOME_FAIL
-                                     : PACTUM__V1__OUTCOME__OUTCOME_PASS;
-        v.previous = sp->burn->firing ? PACTUM__V1__OUTCOME__OUTCOME_PASS
-                                      : PACTUM__V1__OUTCOME__OUTCOME_FAIL;
-        v.observed = sp->burn->burn_long;
-        v.burn_short = sp->burn->burn_short;
-        v.threshold = br->factor;
-        v.op = ">=";
-        v.aggregate = "burn_rate";
-        v.window_ms = br->long_ms;
-        v.violation = sp->burn->firing;
-        snprintf(detail, sizeof(detail),
-                 "error budget of %s (target %g) burning %.1fx over the long window and %.1fx "
-                 "over the short one: trigger %s %s",
-                 c->id, c->target, sp->burn->burn_long, sp->burn->burn_short, br->name,
-                 sp->burn->firing ? "fires" : "stops");
-    } else {
-        describe(detail, sizeof(detail), c, j);
-        for (int src = 1; src < 5; src++) {
-            if (!sp->s->h.pass[src] && !sp->s->h.fail[src])
-                continue;
-            pactum__v1__source_tally__init(&tallies[nt]);
-            tallies[nt].source = (Pactum__V1__Source)src;
-            tallies[nt].pass = sp->s->h.pass[src];
-            tallies[nt].fail = sp->s->h.fail[src];
-            tallies[nt].weight_ppm = (uint32_t)(c->weight[src] * 1000000.0 + 0.5);
-            tp[nt] = &tallies[nt];
-            nt++;
-        }
-        v.n_tally = nt;
-        v.tally = tp;
-        v.violation = j->violation || (j->outcome == PACTUM__V1__OUTCOME__OUTCOME_FAIL &&
-                                       sp->s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_FAIL);
-    }
+    if (sp->burn)
+        burn_verdict(&v, sp, detail, sizeof(detail));
+    else
+        clause_verdict(&v, sp, tallies, tp, detail, sizeof(detail));
     v.detail = detail;
     if (sp->ev) {
         ref.event_id = sp->ev->event_id;
@@ -452,79 +455,71 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
     snprintf(msg_id, sizeof(msg_id), "%s:%llu", sp->agent, (unsigned long long)sp->vseq);
     st = pk_bus_publish_async(b->pw->bus, subject, buf, len, msg_id);
     free(buf);
-    if (st == PK_OK) {
-        switch (v.outcome) {
-        case PACTUM__V1__OUTCOME__OUTCOME_PASS:
-            pk_metric_add(&e->m[EM_VERDICT_PASS], 1);
-            break;
-        case PACTUM__V1__OUTCOME__OUTCOME_FAIL:
-            pk_metric_add(&e->m[EM_VERDICT_FAIL], 1);
-            break;
-        case PACTUM__V1__OUTCOME__OUTCOME_STALE:
-            pk_metric_add(&e->m[EM_VERDICT_STALE], 1);
-            break;
-        default:
-            pk_metric_add(&e->m[EM_VERDICT_INSUFFICIENT], 1);
-            break;
-        }
-    }
+    if (st == PK_OK)
+        count_verdict(b->w->ev, v.outcome);
     return st;
+}
+
+/* Judge ev against one clause; publish what is due (burn-rate triggers, the verdict). */
+static pk_status judge_clause(batch *b, const pk_event_msg *ev, uint64_t seq, const pk_compiled *ps,
+                              const pk_clause *c, uint32_t *ordinal)
+{
+    evaluator *e = b->w->ev;
+    pk_clause_state *s;
+    pk_judgement j;
+    int64_t deadline = 0;
+    verdict_spec sp = {.ps = ps, .c = c, .j = &j, .ev = ev, .agent = ev->agent_id, .seq = seq};
+    pk_status st;
+
+    if ((st = state_get(b, ev->agent_id, ps, c, &s)) != PK_OK)
+        return st;
+    if (seq <= s->h.last_seq)
+        return PK_OK; /* already judged (a replayed event) */
+    if (c->kind == PK_CLAUSE_FRESHNESS)
+        deadline = pk_freshness_deadline(c, s);
+    pk_clause_judge(c, s, ev, seq, (uint32_t)e->cfg->report_every, &j);
+    sp.s = s;
+    if (c->kind == PK_CLAUSE_FRESHNESS && j.relevant &&
+        (st = move_deadline(e, b->w->ws, NULL, b->pw->partition, ev->agent_id, ps->pact->id, c->id,
+                            deadline, pk_freshness_deadline(c, s))) != PK_OK)
+        return st;
+    /* Burn-rate triggers report on their own; the verdict sequence comes from
+     * the event's place in its partition: increasing per agent, the same on
+     * every instance and on every retry. */
+    for (int t = 0; t < j.n_burn; t++) {
+        sp.burn = &j.burn[t];
+        sp.vseq = (seq << PK_VSEQ_SHIFT) | (*ordinal)++;
+        if ((st = publish_verdict(b, &sp)) != PK_OK)
+            return st;
+    }
+    sp.burn = NULL;
+    if (!j.relevant || !j.verdict_due)
+        return PK_OK;
+    sp.vseq = (seq << PK_VSEQ_SHIFT) | (*ordinal)++;
+    if ((st = publish_verdict(b, &sp)) != PK_OK)
+        return st;
+    pk_clause_state_reported(s, j.outcome);
+    return PK_OK;
 }
 
 /* Judge one event against every clause of every pact in force for its agent. */
 static pk_status judge_event(batch *b, const pk_event_msg *ev, uint64_t seq)
 {
-    eval_worker *w = b->w;
-    pact_slot *pacts[MAX_PACTS];
-    size_t n = pacts_in_force(w, b->txn, ev->agent_id, ev->registry_seq, pacts);
+    evaluator *e = b->w->ev;
+    const pk_compiled *pacts[MAX_PACTS];
+    size_t n = pacts_in_force(e, b->txn, ev->agent_id, ev->registry_seq, pacts);
     uint32_t ordinal = 0;
-    pk_status st;
+    pk_status st = PK_OK;
 
-    if (n == 0) {
-        pk_metric_add(&w->ev->m[EM_NO_PACT], 1);
-        return PK_OK;
-    }
-    for (size_t i = 0; i < n; i++) {
+    if (n == 0)
+        pk_metric_add(&e->m[EM_NO_PACT], 1);
+    for (size_t i = 0; i < n && st == PK_OK; i++) {
         const pk_pact *p = pacts[i]->pact;
-        for (size_t k = 0; k < p->n_clauses; k++) {
-            const pk_clause *c = &p->clauses[k];
-            pk_clause_state *s;
-            pk_judgement j;
-            int64_t deadline = 0;
-            verdict_spec sp = {
-                .ps = pacts[i], .c = c, .j = &j, .ev = ev, .agent = ev->agent_id, .seq = seq};
-
-            if ((st = state_get(b, ev->agent_id, pacts[i], c, &s)) != PK_OK)
-                return st;
-            if (seq <= s->h.last_seq)
-                continue; /* already judged (a replayed event) */
-            if (c->kind == PK_CLAUSE_FRESHNESS)
-                deadline = pk_freshness_deadline(c, s);
-            pk_clause_judge(c, s, ev, seq, (uint32_t)w->ev->cfg->report_every, &j);
-            sp.s = s;
-            if (c->kind == PK_CLAUSE_FRESHNESS && j.relevant &&
-                (st = move_deadline(w->ev, b->txn, b->pw->partition, ev->agent_id, p->id, c->id,
-                                    deadline, pk_freshness_deadline(c, s))) != PK_OK)
-                return st;
-            /* Burn-rate triggers report on their own; the verdict sequence
-             * comes from the event's place in its partition: increasing per
-             * agent, the same on every instance and on every retry. */
-            for (int t = 0; t < j.n_burn; t++) {
-                sp.burn = &j.burn[t];
-                sp.vseq = (seq << PK_VSEQ_SHIFT) | ordinal++;
-                if ((st = publish_verdict(b, &sp)) != PK_OK)
-                    return st;
-            }
-            sp.burn = NULL;
-            if (!j.relevant || !j.verdict_due)
-                continue;
-            sp.vseq = (seq << PK_VSEQ_SHIFT) | ordinal++;
-            if ((st = publish_verdict(b, &sp)) != PK_OK)
-                return st;
-            pk_clause_state_reported(s, j.outcome);
-        }
+        for (size_t k = 0; k < p->n_clauses && st == PK_OK; k++)
+            st = judge_clause(b, ev, seq, pacts[i], &p->clauses[k], &ordinal);
     }
-    return PK_OK;
+    release_pacts(e, pacts, n);
+    return st;
 }
 
 static pk_status batch_begin(batch *b, pk_pworker *pw)
@@ -534,28 +529,62 @@ static pk_status batch_begin(batch *b, pk_pworker *pw)
     memset(b, 0, sizeof(*b));
     b->pw = pw;
     b->w = w;
-    if (!w->states && !(w->states = calloc(STATE_SLOTS, sizeof(*w->states))))
-        return PK_ERR(PK_ENOMEM, "cannot allocate the state cache");
     b->states = w->states;
-    return pk_txn_begin(w->ev->store, true, &b->txn);
+    pk_wset_clear(w->ws);
+    return pk_txn_begin(w->ev->store, false, &b->txn);
 }
 
-/* Publish, then commit; on any failure forget the cached states and abort. */
+/*
+ * End the batch: the states join the writes, the read transaction ends, the
+ * bus acknowledges the verdicts, and then the writes go to LMDB in one short
+ * transaction. On any failure the cached states and writes are forgotten.
+ */
 static pk_status batch_end(batch *b, pk_status st)
 {
     if (st == PK_OK)
         st = flush_states(b, true);
     else
         flush_states(b, false);
-    if (st == PK_OK)
-        st = pk_bus_publish_wait(b->pw->bus, 5000);
-    if (st == PK_OK) {
-        st = pk_txn_commit(b->txn);
-        b->txn = NULL;
-    }
     pk_txn_abort(b->txn);
     b->txn = NULL;
+    if (st == PK_OK)
+        st = pk_bus_publish_wait(b->pw->bus, 5000);
+    if (st == PK_OK)
+        st = pk_wset_commit(b->w->ws, b->w->ev->store);
+    if (st != PK_OK)
+        pk_wset_clear(b->w->ws);
     return st;
+}
+
+static pk_status dead_letter(batch *b, natsMsg *m, uint64_t seq)
+{
+    pk_rejection r = {.reason = PACTUM__V1__REASON__REASON_MALFORMED,
+                      .message = "event in PACTUM_EVENTS does not decode",
+                      .subject = natsMsg_GetSubject(m),
+                      .source_seq = seq,
+                      .data = (const uint8_t *)natsMsg_GetData(m),
+                      .len = (size_t)natsMsg_GetDataLength(m)};
+    char id[48];
+
+    snprintf(id, sizeof(id), "evaluator:%llu", (unsigned long long)seq);
+    pk_metric_add(&b->w->ev->m[EM_MALFORMED], 1);
+    return pk_reject_publish(b->pw->bus, "evaluator", &r, id, false);
+}
+
+/* Decode every event, and the registry position the newest needs. */
+static pk_status decode_all(natsMsgList *list, pk_event_msg **events, uint64_t *seqv,
+                            uint64_t *max_reg)
+{
+    *max_reg = 0;
+    for (int i = 0; i < list->Count; i++) {
+        natsMsg *m = list->Msgs[i];
+        pk_msg_meta(m, &seqv[i], NULL, NULL);
+        events[i] = pactum__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                              (const uint8_t *)natsMsg_GetData(m));
+        if (events[i] && events[i]->registry_seq > *max_reg)
+            *max_reg = events[i]->registry_seq;
+    }
+    return PK_OK;
 }
 
 pk_status evaluator_process(pk_pworker *pw, natsMsgList *list)
@@ -565,24 +594,15 @@ pk_status evaluator_process(pk_pworker *pw, natsMsgList *list)
     batch b;
     char applied_key[32];
     uint64_t applied = 0, max_reg = 0;
-    pk_event_msg **events = calloc((size_t)list->Count, sizeof(*events));
-    uint64_t *seqv = calloc((size_t)list->Count, sizeof(*seqv));
+    pk_event_msg **events = calloc((size_t)list->Count + 1, sizeof(*events));
+    uint64_t *seqv = calloc((size_t)list->Count + 1, sizeof(*seqv));
     pk_status st = PK_OK;
 
     if (!events || !seqv) {
         st = PK_ERR(PK_ENOMEM, "cannot allocate batch");
         goto out;
     }
-    /* Decode first: the registry copy must reach every event's registry
-     * position before a write transaction is opened. */
-    for (int i = 0; i < list->Count; i++) {
-        natsMsg *m = list->Msgs[i];
-        pk_msg_meta(m, &seqv[i], NULL, NULL);
-        events[i] = pactum__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                              (const uint8_t *)natsMsg_GetData(m));
-        if (events[i] && events[i]->registry_seq > max_reg)
-            max_reg = events[i]->registry_seq;
-    }
+    decode_all(list, events, seqv, &max_reg);
     /* Judging an event by an older pact than the one in force would be
      * wrong and final: if the copy cannot catch up, do not judge yet. */
     if (max_reg > pk_registry_seq(e->reg) && (st = pk_registry_sync(e->reg, max_reg)) != PK_OK)
@@ -590,8 +610,7 @@ pk_status evaluator_process(pk_pworker *pw, natsMsgList *list)
     if ((st = batch_begin(&b, pw)) != PK_OK)
         goto out;
     snprintf(applied_key, sizeof(applied_key), "events_p%u", pw->partition);
-    st = pk_get_u64(b.txn, e->meta, applied_key, &applied);
-    if (st == PK_ENOTFOUND)
+    if ((st = pk_get_u64(b.txn, e->meta, applied_key, &applied)) == PK_ENOTFOUND)
         st = PK_OK;
     pk_bus_publish_reset(pw->bus);
     for (int i = 0; i < list->Count && st == PK_OK; i++) {
@@ -600,32 +619,20 @@ pk_status evaluator_process(pk_pworker *pw, natsMsgList *list)
             pk_metric_add(&e->m[EM_SKIPPED], 1);
             continue;
         }
-        if (!events[i] || pk_id_check("agent id", events[i]->agent_id) != PK_OK) {
-            pk_rejection r = {.reason = PACTUM__V1__REASON__REASON_MALFORMED,
-                              .message = "event in PACTUM_EVENTS does not decode",
-                              .subject = natsMsg_GetSubject(list->Msgs[i]),
-                              .source_seq = seqv[i],
-                              .data = (const uint8_t *)natsMsg_GetData(list->Msgs[i]),
-                              .len = (size_t)natsMsg_GetDataLength(list->Msgs[i])};
-            char id[48];
-            snprintf(id, sizeof(id), "evaluator:%llu", (unsigned long long)seqv[i]);
-            pk_metric_add(&e->m[EM_MALFORMED], 1);
-            st = pk_reject_publish(pw->bus, "evaluator", &r, id, false);
-        } else {
+        if (!events[i] || pk_id_check("agent id", events[i]->agent_id) != PK_OK)
+            st = dead_letter(&b, list->Msgs[i], seqv[i]);
+        else
             st = judge_event(&b, events[i], seqv[i]);
-        }
         if (seqv[i] > applied)
             applied = seqv[i];
     }
     if (st == PK_OK)
-        st = pk_put_u64(b.txn, e->meta, applied_key, applied);
+        st = pk_wset_put_u64(w->ws, e->meta, applied_key, applied);
     if ((st = batch_end(&b, st)) != PK_OK)
         goto out;
     for (int i = 0; i < list->Count; i++)
         natsMsg_Ack(list->Msgs[i], NULL);
 out:
-    if (st != PK_OK)
-        pk_metric_add(&e->m[EM_BATCH_RETRIES], 1);
     for (int i = 0; events && i < list->Count; i++) {
         if (events[i])
             pactum__v1__event__free_unpacked(events[i], NULL);
@@ -660,18 +667,113 @@ static bool split_key(const uint8_t *key, size_t len, char *buf, const char **ag
     return true;
 }
 
+/* Up to max deadline keys of the partition due at now_ms, in order, copied into keys. */
+typedef struct due_key {
+    uint8_t key[12 + KEY_MAX];
+    size_t len;
+} due_key;
+
+static pk_status due_deadlines(evaluator *e, MDB_txn *txn, uint32_t partition, int64_t now_ms,
+                               due_key *keys, int max, int *n)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t from[12];
+    int rc;
+
+    *n = 0;
+    pk_be32_put(from, partition);
+    pk_be64_put(from + 4, 0);
+    k.mv_size = sizeof(from);
+    k.mv_data = from;
+    if ((rc = mdb_cursor_open(txn, e->deadlines, &cur)) != 0)
+        return pk_store_err(rc, "deadline cursor");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= 12 || k.mv_size > sizeof(keys[0].key) ||
+            pk_be32_get(k.mv_data) != partition ||
+            (int64_t)pk_be64_get((const uint8_t *)k.mv_data + 4) > now_ms)
+            break; /* nothing more due */
+        memcpy(keys[*n].key, k.mv_data, k.mv_size);
+        keys[(*n)++].len = k.mv_size;
+    }
+    mdb_cursor_close(cur);
+    return PK_OK;
+}
+
+/* The freshness clause a deadline key names, if it is still in force. */
+static const pk_clause *clause_in_force(evaluator *e, MDB_txn *txn, const char *agent,
+                                        const char *pact_id, const char *clause_id,
+                                        const pk_compiled **pacts, size_t *n,
+                                        const pk_compiled **ps)
+{
+    const pk_clause *c = NULL;
+
+    *n = pacts_in_force(e, txn, agent, pk_registry_seq(e->reg), pacts);
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(pacts[i]->pact->id, pact_id) == 0) {
+            *ps = pacts[i];
+            c = pk_pact_clause(pacts[i]->pact, clause_id);
+        }
+    }
+    return c && c->kind == PK_CLAUSE_FRESHNESS ? c : NULL;
+}
+
+/* One due deadline: a stale verdict if the clause went silent, else the right deadline. */
+static pk_status handle_deadline(batch *b, const due_key *dk, int64_t now_ms, uint64_t applied,
+                                 uint32_t *ordinal)
+{
+    evaluator *e = b->w->ev;
+    char ids[KEY_MAX + 1];
+    const char *agent, *pact_id, *clause_id;
+    const pk_compiled *pacts[MAX_PACTS], *ps = NULL;
+    const pk_clause *c;
+    pk_clause_state *s;
+    int64_t deadline;
+    size_t n = 0;
+    pk_status st;
+
+    pk_metric_add(&e->m[EM_STALE_CHECKS], 1);
+    if ((st = pk_wset_del(b->w->ws, e->deadlines, dk->key, dk->len)) != PK_OK)
+        return st;
+    if (!split_key(dk->key + 12, dk->len - 12, ids, &agent, &pact_id, &clause_id))
+        return PK_OK;
+    c = clause_in_force(e, b->txn, agent, pact_id, clause_id, pacts, &n, &ps);
+    if (c && (st = state_get(b, agent, ps, c, &s)) == PK_OK) {
+        deadline = pk_freshness_deadline(c, s);
+        if (deadline > now_ms) {
+            /* evidence came in, or the pact changed: keep the right deadline */
+            st = move_deadline(e, b->w->ws, NULL, b->pw->partition, agent, pact_id, clause_id, 0,
+                               deadline);
+        } else if (s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_STALE) {
+            /* Going stale breaks the promise of fresh evidence: it is a violation,
+             * and the clause's consequence applies. */
+            pk_judgement j = {
+                .relevant = true, .outcome = PACTUM__V1__OUTCOME__OUTCOME_STALE, .violation = true};
+            verdict_spec sp = {.ps = ps, .c = c, .j = &j, .agent = agent, .s = s};
+            j.observed = (double)(now_ms - (s->h.last_seen_ms ? s->h.last_seen_ms : s->h.since_ms));
+            j.threshold = (double)c->max_gap_ms;
+            sp.vseq = (applied << PK_VSEQ_SHIFT) | (*ordinal)++;
+            if ((st = publish_verdict(b, &sp)) == PK_OK)
+                pk_clause_state_reported(s, PACTUM__V1__OUTCOME__OUTCOME_STALE);
+        }
+    }
+    release_pacts(e, pacts, n);
+    return st;
+}
+
 pk_status evaluator_tick(pk_pworker *pw, int64_t now_ms)
 {
     eval_worker *w = pw->ctx;
     evaluator *e = w->ev;
+    static _Thread_local due_key due[TICK_MAX];
     batch b;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    uint8_t from[12], tick_val[12];
+    MDB_val v;
+    uint8_t tick_val[12];
     char applied_key[32], ticks_key[32];
-    uint64_t applied = 0, tick_at = 0;
+    uint64_t applied = 0;
     uint32_t ordinal = PK_TICK_ORDINAL;
-    int rc, handled = 0;
+    int n = 0;
     pk_status st;
 
     if ((st = batch_begin(&b, pw)) != PK_OK)
@@ -681,85 +783,34 @@ pk_status evaluator_tick(pk_pworker *pw, int64_t now_ms)
     if ((st = pk_get_u64(b.txn, e->meta, applied_key, &applied)) == PK_ENOTFOUND)
         st = PK_OK;
     if (st == PK_OK && pk_get(b.txn, e->meta, ticks_key, strlen(ticks_key), &v) == PK_OK &&
-        v.mv_size == 12) {
-        tick_at = pk_be64_get(v.mv_data);
-        if (tick_at == applied)
-            ordinal = pk_be32_get((const uint8_t *)v.mv_data + 8);
-    }
-    pk_be32_put(from, pw->partition);
-    pk_be64_put(from + 4, 0);
+        v.mv_size == 12 && pk_be64_get(v.mv_data) == applied)
+        ordinal = pk_be32_get((const uint8_t *)v.mv_data + 8);
+    if (st == PK_OK)
+        st = due_deadlines(e, b.txn, pw->partition, now_ms, due, TICK_MAX, &n);
     pk_bus_publish_reset(pw->bus);
-    while (st == PK_OK && handled < TICK_MAX) {
-        char ids[KEY_MAX + 1];
-        const char *agent, *pact_id, *clause_id;
-        int64_t deadline;
-        pact_slot *pacts[MAX_PACTS];
-        const pact_slot *ps = NULL;
-        const pk_clause *c = NULL;
-        pk_clause_state *s;
-        uint8_t dkey[12 + KEY_MAX];
-        size_t dlen;
-
-        if ((rc = mdb_cursor_open(b.txn, e->deadlines, &cur)) != 0) {
-            st = pk_store_err(rc, "deadline cursor");
-            break;
-        }
-        k.mv_size = sizeof(from);
-        k.mv_data = from;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (rc != 0 || k.mv_size <= 12 || pk_be32_get(k.mv_data) != pw->partition ||
-            (int64_t)pk_be64_get((const uint8_t *)k.mv_data + 4) > now_ms) {
-            mdb_cursor_close(cur);
-            break; /* nothing due */
-        }
-        dlen = k.mv_size;
-        memcpy(dkey, k.mv_data, dlen);
-        mdb_cursor_close(cur);
-        cur = NULL;
-        handled++;
-        pk_metric_add(&e->m[EM_STALE_CHECKS], 1);
-        if ((st = pk_del(b.txn, e->deadlines, dkey, dlen)) != PK_OK)
-            break;
-        if (!split_key(dkey + 12, dlen - 12, ids, &agent, &pact_id, &clause_id))
-            continue;
-        /* the clause in force now, if it still is */
-        for (size_t i = 0, n = pacts_in_force(w, b.txn, agent, pk_registry_seq(e->reg), pacts);
-             i < n; i++) {
-            if (strcmp(pacts[i]->pact->id, pact_id) == 0) {
-                ps = pacts[i];
-                c = pk_pact_clause(ps->pact, clause_id);
-            }
-        }
-        if (!c || c->kind != PK_CLAUSE_FRESHNESS)
-            continue;
-        if ((st = state_get(&b, agent, ps, c, &s)) != PK_OK)
-            break;
-        deadline = pk_freshness_deadline(c, s);
-        if (deadline > now_ms) {
-            /* evidence came in, or the pact changed: keep the right deadline */
-            st = move_deadline(e, b.txn, pw->partition, agent, pact_id, clause_id, 0, deadline);
-            continue;
-        }
-        if (s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_STALE) {
-            /* Going stale breaks the promise of fresh evidence: it is a violation,
-             * and the clause's consequence applies. */
-            pk_judgement j = {
-                .relevant = true, .outcome = PACTUM__V1__OUTCOME__OUTCOME_STALE, .violation = true};
-            verdict_spec sp = {.ps = ps, .c = c, .j = &j, .agent = agent, .s = s};
-            j.observed = (double)(now_ms - (s->h.last_seen_ms ? s->h.last_seen_ms : s->h.since_ms));
-            j.threshold = (double)c->max_gap_ms;
-            if (ordinal >= (1u << PK_VSEQ_SHIFT))
-                break; /* a million stale reports since the last event: next time */
-            sp.vseq = (applied << PK_VSEQ_SHIFT) | ordinal++;
-            if ((st = publish_verdict(&b, &sp)) != PK_OK)
-                break;
-            pk_clause_state_reported(s, PACTUM__V1__OUTCOME__OUTCOME_STALE);
-        }
-    }
-    if (st == PK_OK && handled) {
+    /* a million stale reports since the last event: the rest next time */
+    for (int i = 0; i < n && st == PK_OK && ordinal < (1u << PK_VSEQ_SHIFT); i++)
+        st = handle_deadline(&b, &due[i], now_ms, applied, &ordinal);
+    if (st == PK_OK && n) {
         pk_be64_put(tick_val, applied);
         pk_be32_put(tick_val + 8, ordinal);
-        st = pk_put(b.txn, e->meta, ticks_key, strlen(ticks_key), tick_val, 12, 0);
+        st = pk_wset_put(w->ws, e->meta, ticks_key, strlen(ticks_key), tick_val, 12);
     }
     return batch_end(&b, st);
+}
+
+pk_status evaluator_idle(pk_pworker *pw, bool caught_up)
+{
+    eval_worker *w = pw->ctx;
+    int64_t now = pk_mono_ms();
+    pk_status st;
+
+    /* the evidence a silent clause waits for may still be in the stream: judge silence
+     * only once caught up */
+    if (!caught_up || now < w->next_tick_ms)
+        return PK_OK;
+    w->next_tick_ms = now + 1000;
+    if ((st = evaluator_tick(pw, pk_now_ms())) != PK_OK)
+        return PK_WRAP(st, "clock work");
+    return PK_OK;
 }

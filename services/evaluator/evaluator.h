@@ -6,17 +6,21 @@
  *                                                           (pactum.verdicts.<p>.<agent>)
  *
  * Each owned partition has a worker thread with its own connection and
- * durable consumer (evaluator-p<N>, see pk/workers.h). Clause state lives in LMDB and is
- * committed before the events are acknowledged, with the last sequence
- * processed per partition, so a redelivered event is never counted twice.
+ * durable consumer (evaluator-p<N>, see pk/workers.h). A batch is judged
+ * under a read transaction; once the bus has its verdicts, the clause states
+ * and the last sequence processed are written in one short write transaction,
+ * then the events are acknowledged, so a redelivered event is never counted
+ * twice and no partition waits on another's acknowledgements.
  */
-#ifndef PK_EVALUATOR_H
-#define PK_EVALUATOR_H
+#ifndef EVALUATOR_H
+#define EVALUATOR_H
 
 #include <pthread.h>
 
 #include "pk/bus.h"
 #include "pk/pact.h"
+#include "pk/pactcache.h"
+#include "pk/wset.h"
 #include "pk/registry.h"
 #include "pk/service.h"
 #include "pk/store.h"
@@ -39,23 +43,8 @@ enum {
     EM_VERDICT_INSUFFICIENT,
     EM_VERDICT_STALE,
     EM_MALFORMED,
-    EM_BATCH_RETRIES,
-    EM_LAG,
-    EM_LMDB_USED,
-    EM_LMDB_MAP,
     EM_COUNT
 };
-
-/* A compiled pact version, cached by (id, version). */
-typedef struct pact_slot {
-    char id[PK_ID_MAX + 1]; /* pact id; "" when the slot is free */
-    uint32_t version;       /* version */
-    uint8_t hash[32];       /* SHA-256 of the document */
-    int64_t registered_ms;  /* when this version was registered */
-    pk_pact *pact;          /* compiled pact, owned */
-} pact_slot;
-
-#define PACT_CACHE_SLOTS 256
 
 /*
  * Verdict sequence: PACTUM_EVENTS sequence << PK_VSEQ_SHIFT | ordinal. Verdicts
@@ -71,9 +60,10 @@ typedef struct evaluator evaluator;
 
 /* Per-partition data of a worker (pk_pworker.ctx). */
 typedef struct eval_worker {
-    evaluator *ev;                     /* the service */
-    pact_slot cache[PACT_CACHE_SLOTS]; /* compiled pacts */
-    struct state_entry *states;        /* per-batch clause state cache, owned */
+    evaluator *ev;              /* the service */
+    struct state_entry *states; /* per-batch clause state cache, owned */
+    pk_wset *ws;                /* the batch's writes, owned */
+    int64_t next_tick_ms;       /* when the clock work is due next (monotonic) */
 } eval_worker;
 
 struct evaluator {
@@ -82,6 +72,7 @@ struct evaluator {
     pk_bus *bus;              /* main connection (registry, ops) */
     pk_store *store;          /* LMDB: states, sequences, registry copy */
     pk_registry *reg;         /* registry copy */
+    pk_pact_cache *pacts;     /* compiled pacts, shared by the workers */
     uint32_t partitions;      /* partitions of the streams */
     MDB_dbi states;           /* agent \0 pact \0 clause -> pk_clause_state */
     MDB_dbi meta;             /* "events_p<N>" -> last PACTUM_EVENTS sequence applied;
@@ -96,17 +87,24 @@ struct evaluator {
 
 void evaluator_metrics_init(evaluator *e);
 
-/* Judge one fetched batch, publish verdicts, commit, ack (a pk_batch_fn). */
-pk_status evaluator_process(pk_pworker *w, natsMsgList *list);
+/* Set up each worker's data once the workers are open. */
+pk_status evaluator_workers_init(evaluator *e) PK_MUST_CHECK;
 
-/* Publish stale verdicts for freshness clauses whose deadline passed (a pk_tick_fn). */
-pk_status evaluator_tick(pk_pworker *w, int64_t now_ms);
+/* Release every worker's data. */
+void evaluator_workers_free(evaluator *e);
+
+/* Judge one fetched batch, publish verdicts, then write and ack (a pk_pbatch_fn). */
+pk_status evaluator_process(pk_pworker *w, natsMsgList *list) PK_MUST_CHECK;
+
+/* Between batches, once caught up and about every second: publish stale verdicts for
+ * freshness clauses whose deadline passed (a pk_pidle_fn). */
+pk_status evaluator_idle(pk_pworker *w, bool caught_up) PK_MUST_CHECK;
+
+/* The same clock work at now_ms, whatever the time since the last (tests, benchmarks). */
+pk_status evaluator_tick(pk_pworker *w, int64_t now_ms) PK_MUST_CHECK;
 
 /* Registry hook: start the freshness clock of each new pact's clauses. */
 pk_status evaluator_on_registry(void *ctx, MDB_txn *txn, const Pactum__V1__RegistryRecord *rec,
-                                uint64_t seq);
-
-/* Release a worker's caches. */
-void evaluator_worker_free(eval_worker *w);
+                                uint64_t seq) PK_MUST_CHECK;
 
 #endif

@@ -23,11 +23,51 @@ static const pk_cfg_opt options[] = {
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Databases, registry copy and pact cache; PK_EXIT_STORE on failure. */
+static int open_state(evaluator *ev)
+{
+    if (pk_store_dbi(ev->store, "states", 0, &ev->states) != PK_OK ||
+        pk_store_dbi(ev->store, "meta", 0, &ev->meta) != PK_OK ||
+        pk_store_dbi(ev->store, "deadlines", 0, &ev->deadlines) != PK_OK ||
+        pk_registry_open(&ev->reg, ev->store, ev->bus) != PK_OK ||
+        pk_pact_cache_create(&ev->pacts, ev->reg, 256) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_STORE;
+    }
+    return PK_EXIT_OK;
+}
+
+/* Registry, responders and one worker per owned partition; an exit code on failure. */
+static int start(evaluator *ev, const evaluator_cfg *cfg)
+{
+    ev->workers = (pk_pworkers){.svc = &ev->svc,
+                                .common = &cfg->common,
+                                .stream = PK_STREAM_EVENTS,
+                                .prefix = "evaluator",
+                                .subject = "pactum.events",
+                                .tail = "*",
+                                .batch = (int)cfg->batch,
+                                .process = evaluator_process,
+                                .idle = evaluator_idle};
+    ev->reg->hook = evaluator_on_registry;
+    ev->reg->hook_ctx = ev;
+    if (pk_registry_watch(ev->reg) != PK_OK || pk_registry_sync(ev->reg, 0) != PK_OK ||
+        pk_service_ops_start(&ev->svc) != PK_OK ||
+        pk_pworkers_open(&ev->workers, ev->partitions, ev->owned) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_BUS;
+    }
+    if (evaluator_workers_init(ev) != PK_OK || pk_pworkers_start(&ev->workers) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_RUNTIME;
+    }
+    return PK_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static evaluator_cfg cfg;
     static evaluator ev;
-    uint64_t owned = 0;
     int rc;
     pk_status st;
 
@@ -46,73 +86,29 @@ int main(int argc, char **argv)
     ev.svc.n_metrics = EM_COUNT;
     pk_signals_install();
     rc = pk_service_boot(&ev.svc, &cfg.common, &ev.bus, &ev.store, &ev.partitions, 16);
-    if (rc != PK_EXIT_OK)
-        goto out;
-    if (pk_partitions_parse(cfg.owned, ev.partitions, &owned) != PK_OK) {
+    if (rc == PK_EXIT_OK && pk_partitions_parse(cfg.owned, ev.partitions, &ev.owned) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         rc = PK_EXIT_CONFIG;
-        goto out;
     }
-    ev.owned = owned;
-    if (pk_store_dbi(ev.store, "states", 0, &ev.states) != PK_OK ||
-        pk_store_dbi(ev.store, "meta", 0, &ev.meta) != PK_OK ||
-        pk_store_dbi(ev.store, "deadlines", 0, &ev.deadlines) != PK_OK ||
-        pk_registry_open(&ev.reg, ev.store, ev.bus) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_STORE;
-        goto out;
-    }
-    ev.workers = (pk_pworkers){.svc = &ev.svc,
-                               .common = &cfg.common,
-                               .stream = PK_STREAM_EVENTS,
-                               .prefix = "evaluator",
-                               .subject = "pactum.events",
-                               .tail = "*",
-                               .batch = (int)cfg.batch,
-                               .process = evaluator_process,
-                               .lag = &ev.m[EM_LAG],
-                               .tick = evaluator_tick,
-                               .tick_ms = 1000};
-    ev.reg->hook = evaluator_on_registry;
-    ev.reg->hook_ctx = &ev;
-    if (pk_registry_watch(ev.reg) != PK_OK || pk_registry_sync(ev.reg, 0) != PK_OK ||
-        pk_service_ops_start(&ev.svc) != PK_OK ||
-        pk_pworkers_open(&ev.workers, ev.partitions, owned) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_BUS;
-        goto out;
-    }
-    ev.ctx = calloc(ev.workers.n, sizeof(*ev.ctx));
-    if (!ev.ctx) {
-        rc = PK_EXIT_RUNTIME;
-        goto out;
-    }
-    ev.n_ctx = ev.workers.n;
-    for (size_t i = 0; i < ev.workers.n; i++) {
-        ev.ctx[i].ev = &ev;
-        ev.workers.w[i].ctx = &ev.ctx[i];
-    }
-    if (pk_pworkers_start(&ev.workers) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        pk_shutdown = 1;
-        rc = PK_EXIT_RUNTIME;
-    } else {
+    if (rc == PK_EXIT_OK)
+        rc = open_state(&ev);
+    if (rc == PK_EXIT_OK)
+        rc = start(&ev, &cfg);
+    if (rc == PK_EXIT_OK)
         PK_INFO("ready: serving %zu of %u partitions, registry at #%llu", ev.workers.n,
                 ev.partitions, (unsigned long long)pk_registry_seq(ev.reg));
-    }
-    while (!pk_shutdown) {
+    while (rc == PK_EXIT_OK && !pk_shutdown) {
         if (pk_registry_sync_if_dirty(ev.reg) != PK_OK)
             PK_WARN("registry sync: %s", pk_error_msg());
         pk_sleep_ms(100);
     }
-    PK_INFO("shutting down");
-out:
+    if (rc == PK_EXIT_OK)
+        PK_INFO("shutting down");
     pk_shutdown = 1;
     pk_pworkers_close(&ev.workers);
     pk_service_ops_stop(&ev.svc);
-    for (size_t i = 0; ev.ctx && i < ev.n_ctx; i++)
-        evaluator_worker_free(&ev.ctx[i]);
-    free(ev.ctx);
+    evaluator_workers_free(&ev);
+    pk_pact_cache_destroy(ev.pacts);
     pk_registry_close(ev.reg);
     pk_bus_close(ev.bus);
     pk_store_close(ev.store);

@@ -22,53 +22,46 @@ static const char *const reason_labels[] = {
     "reason=\"not_authorized\"",   "reason=\"bad_pact\"",
     "reason=\"conflict\"",         "reason=\"unsupported_version\"",
     "reason=\"internal\""};
+_Static_assert(sizeof(reason_labels) / sizeof(reason_labels[0]) == INGEST_REASONS,
+               "a label for every counted reason");
+_Static_assert(PACTUM__V1__REASON__REASON_INTERNAL == INGEST_REASONS, "every Reason has a counter");
 
 void ingest_metrics_init(ingest *in)
 {
     static const char *rej_help = "Inputs refused, by reason";
+    static const char *reg_help = "Registration requests answered";
+    static const char *gov_help = "Overrides, disputes, rulings and acknowledgements answered";
     pk_metric *m = in->m;
 
     m[M_ENVELOPES] = (pk_metric){"pactum_ingest_envelopes_total", NULL,
                                  "Signed envelopes taken from PACTUM_RAW", PK_COUNTER, 0};
     m[M_ACCEPTED] = (pk_metric){"pactum_ingest_events_accepted_total", NULL,
                                 "Events accepted and published to PACTUM_EVENTS", PK_COUNTER, 0};
-    for (int i = 0; i <= M_REJECTED_LAST - M_REJECTED_FIRST; i++)
+    for (int i = 0; i < INGEST_REASONS; i++)
         m[M_REJECTED_FIRST + i] =
             (pk_metric){"pactum_ingest_rejected_total", reason_labels[i], rej_help, PK_COUNTER, 0};
     m[M_REDELIVERED] =
         (pk_metric){"pactum_ingest_redelivered_total", NULL,
                     "Events seen again in a redelivered envelope and skipped", PK_COUNTER, 0};
-    m[M_REG_OK] = (pk_metric){"pactum_ingest_registrations_total", "result=\"ok\"",
-                              "Registration requests answered", PK_COUNTER, 0};
+    m[M_REG_OK] =
+        (pk_metric){"pactum_ingest_registrations_total", "result=\"ok\"", reg_help, PK_COUNTER, 0};
     m[M_REG_REJECTED] = (pk_metric){"pactum_ingest_registrations_total", "result=\"rejected\"",
-                                    "Registration requests answered", PK_COUNTER, 0};
+                                    reg_help, PK_COUNTER, 0};
     m[M_GOV_OK] =
-        (pk_metric){"pactum_ingest_governance_total", "result=\"ok\"",
-                    "Overrides, disputes, rulings and acknowledgements answered", PK_COUNTER, 0};
-    m[M_GOV_REJECTED] =
-        (pk_metric){"pactum_ingest_governance_total", "result=\"rejected\"",
-                    "Overrides, disputes, rulings and acknowledgements answered", PK_COUNTER, 0};
-    m[M_BATCH_RETRIES] = (pk_metric){"pactum_ingest_batch_retries_total", NULL,
-                                     "Batch attempts that failed on a bus or store error and were "
-                                     "retried",
-                                     PK_COUNTER, 0};
+        (pk_metric){"pactum_ingest_governance_total", "result=\"ok\"", gov_help, PK_COUNTER, 0};
+    m[M_GOV_REJECTED] = (pk_metric){"pactum_ingest_governance_total", "result=\"rejected\"",
+                                    gov_help, PK_COUNTER, 0};
     m[M_DEDUP_PRUNED] = (pk_metric){"pactum_ingest_dedup_pruned_total", NULL,
                                     "Event ids dropped from the duplicate table after the age "
                                     "limit",
                                     PK_COUNTER, 0};
-    m[M_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"ingest\"",
-                           "Messages waiting for this consumer", PK_GAUGE, 0};
-    m[M_LMDB_USED] =
-        (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
-    m[M_LMDB_MAP] =
-        (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
 }
 
 void ingest_count_reject(ingest *in, Pactum__V1__Reason reason)
 {
     int i = (int)reason - 1;
 
-    if (i < 0 || i > M_REJECTED_LAST - M_REJECTED_FIRST)
+    if (i < 0 || i >= INGEST_REASONS)
         i = PACTUM__V1__REASON__REASON_INTERNAL - 1;
     pk_metric_add(&in->m[M_REJECTED_FIRST + i], 1);
 }
@@ -138,77 +131,80 @@ static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
     }
 }
 
-/* Check, normalize and publish one event of a verified envelope. */
-static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_event_msg *ev,
-                              const Pactum__V1__AgentRecord *signer, uint64_t registry_seq)
+/*
+ * Where the evidence comes from: the agent itself (or another agent of its
+ * owner), a peer, an independent evaluator, a human. True with ev->source
+ * set; false when the event was refused (*st: the refusal's publish status)
+ * or the lookup failed (*st says why).
+ */
+static bool set_source(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_event_msg *ev,
+                       const Pactum__V1__AgentRecord *signer, pk_status *st)
 {
-    uint8_t key[PK_ID_MAX + PK_EVENT_ID_MAX + 2], val[20], tkey[8 + sizeof(key)];
+    Pactum__V1__AgentRecord *subject_agent = NULL;
+
+    if (strcmp(ev->agent_id, e->signer) == 0) {
+        if (signer->role != PACTUM__V1__ROLE__ROLE_AGENT) {
+            *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
+                         ev->event_id, "%s is not an agent and cannot report on itself", e->signer);
+            return false;
+        }
+        ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
+        return true;
+    }
+    *st = pk_registry_agent(in->reg, txn, ev->agent_id, &subject_agent, NULL);
+    if (*st == PK_ENOTFOUND)
+        *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT, ev->agent_id,
+                     ev->event_id, "event %s is about agent '%s', which is not registered",
+                     ev->event_id, ev->agent_id);
+    if (!subject_agent)
+        return false;
+    ev->source = source_of_role(signer->role);
+    /* Another agent of the same owner is not a peer: what an owner's agents
+     * say about each other is the owner speaking about itself. */
+    if (ev->source == PACTUM__V1__SOURCE__SOURCE_PEER &&
+        subject_agent->owner_key.len == PK_PUBKEY_BYTES &&
+        signer->owner_key.len == PK_PUBKEY_BYTES &&
+        pk_bytes_equal(subject_agent->owner_key.data, signer->owner_key.data, PK_PUBKEY_BYTES))
+        ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
+    pactum__v1__agent_record__free_unpacked(subject_agent, NULL);
+    if (ev->source == PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED) {
+        *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
+                     ev->event_id, "%s may not report evidence about other agents", e->signer);
+        return false;
+    }
+    return true;
+}
+
+/* True if the event's time lies within the limits around its arrival; else refused (*st). */
+static bool time_ok(ingest *in, const env_ctx *e, int idx, const pk_event_msg *ev, pk_status *st)
+{
+    if (ev->ts_ms < e->received_ms - in->cfg->max_age_ms) {
+        *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_TOO_OLD, ev->agent_id, ev->event_id,
+                     "event %s is %lld s older than its arrival; the limit is %lld s", ev->event_id,
+                     (long long)((e->received_ms - ev->ts_ms) / 1000),
+                     (long long)(in->cfg->max_age_ms / 1000));
+        return false;
+    }
+    if (ev->ts_ms > e->received_ms + in->cfg->max_skew_ms) {
+        *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_TOO_NEW, ev->agent_id, ev->event_id,
+                     "event %s is %lld s in the future of its arrival; the limit is %lld s",
+                     ev->event_id, (long long)((ev->ts_ms - e->received_ms) / 1000),
+                     (long long)(in->cfg->max_skew_ms / 1000));
+        return false;
+    }
+    return true;
+}
+
+/* Normalize the fields ingest vouches for and publish the event to PACTUM_EVENTS. */
+static pk_status publish_event(ingest *in, const env_ctx *e, pk_event_msg *ev,
+                               uint64_t registry_seq)
+{
     char subject[160], msg_id[PK_ID_MAX + PK_EVENT_ID_MAX + 2];
-    size_t klen;
     uint8_t *buf = NULL;
     size_t blen = 0;
-    MDB_val seen;
     char *reporter;
     pk_status st;
 
-    if (pk_event_check(ev) != PK_OK)
-        return reject(in, e, idx, PACTUM__V1__REASON__REASON_INVALID_FIELD, ev->agent_id,
-                      ev->event_id, "event %d of the batch: %s", idx, pk_error_msg());
-    if (strcmp(ev->agent_id, e->signer) == 0) {
-        if (signer->role != PACTUM__V1__ROLE__ROLE_AGENT)
-            return reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
-                          ev->event_id, "%s is not an agent and cannot report on itself",
-                          e->signer);
-        ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
-    } else {
-        Pactum__V1__AgentRecord *subject_agent = NULL;
-        st = pk_registry_agent(in->reg, txn, ev->agent_id, &subject_agent, NULL);
-        if (st == PK_ENOTFOUND)
-            return reject(in, e, idx, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT, ev->agent_id,
-                          ev->event_id, "event %s is about agent '%s', which is not registered",
-                          ev->event_id, ev->agent_id);
-        if (st != PK_OK)
-            return st;
-        ev->source = source_of_role(signer->role);
-        /* Another agent of the same owner is not a peer: what an owner's agents
-         * say about each other is the owner speaking about itself. */
-        if (ev->source == PACTUM__V1__SOURCE__SOURCE_PEER &&
-            subject_agent->owner_key.len == PK_PUBKEY_BYTES &&
-            signer->owner_key.len == PK_PUBKEY_BYTES &&
-            pk_bytes_equal(subject_agent->owner_key.data, signer->owner_key.data, PK_PUBKEY_BYTES))
-            ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
-        pactum__v1__agent_record__free_unpacked(subject_agent, NULL);
-        if (ev->source == PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED)
-            return reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
-                          ev->event_id, "%s may not report evidence about other agents", e->signer);
-    }
-    if (ev->ts_ms < e->received_ms - in->cfg->max_age_ms)
-        return reject(in, e, idx, PACTUM__V1__REASON__REASON_TOO_OLD, ev->agent_id, ev->event_id,
-                      "event %s is %lld s older than its arrival; the limit is %lld s",
-                      ev->event_id, (long long)((e->received_ms - ev->ts_ms) / 1000),
-                      (long long)(in->cfg->max_age_ms / 1000));
-    if (ev->ts_ms > e->received_ms + in->cfg->max_skew_ms)
-        return reject(in, e, idx, PACTUM__V1__REASON__REASON_TOO_NEW, ev->agent_id, ev->event_id,
-                      "event %s is %lld s in the future of its arrival; the limit is %lld s",
-                      ev->event_id, (long long)((ev->ts_ms - e->received_ms) / 1000),
-                      (long long)(in->cfg->max_skew_ms / 1000));
-    klen = dedup_key(key, ev->agent_id, ev->event_id);
-    st = pk_get(txn, in->dedup, key, klen, &seen);
-    if (st == PK_OK) {
-        /* The same envelope and position: accepted on an earlier delivery of
-         * this message. Anything else is a second copy of the event. */
-        if (seen.mv_size == 20 && pk_be64_get(seen.mv_data) == e->seq &&
-            pk_be32_get((const uint8_t *)seen.mv_data + 16) == (uint32_t)idx) {
-            pk_metric_add(&in->m[M_REDELIVERED], 1);
-            return PK_OK;
-        }
-        return reject(in, e, idx, PACTUM__V1__REASON__REASON_DUPLICATE, ev->agent_id, ev->event_id,
-                      "event %s of agent %s was already accepted", ev->event_id, ev->agent_id);
-    }
-    if (st != PK_ENOTFOUND)
-        return st;
-
-    /* Normalize: the fields ingest vouches for. */
     for (char *p = ev->kind; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     for (char *p = ev->currency; *p; p++)
@@ -228,23 +224,53 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
     snprintf(msg_id, sizeof(msg_id), "%s:%s", ev->agent_id, ev->event_id);
     st = pk_bus_publish_async(in->bus, subject, buf, blen, msg_id);
     free(buf);
-    if (st != PK_OK)
+    return st;
+}
+
+/* Check, normalize and publish one event of a verified envelope; its id joins the batch's writes.
+ */
+static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_event_msg *ev,
+                              const Pactum__V1__AgentRecord *signer, uint64_t registry_seq)
+{
+    uint8_t key[PK_ID_MAX + PK_EVENT_ID_MAX + 2], val[20], tkey[8 + sizeof(key)];
+    size_t klen;
+    MDB_val seen;
+    pk_status st;
+
+    if (pk_event_check(ev) != PK_OK)
+        return reject(in, e, idx, PACTUM__V1__REASON__REASON_INVALID_FIELD, ev->agent_id,
+                      ev->event_id, "event %d of the batch: %s", idx, pk_error_msg());
+    if (!set_source(in, txn, e, idx, ev, signer, &st) || !time_ok(in, e, idx, ev, &st))
+        return st; /* refused (PK_OK once the refusal is published), or a failure */
+    klen = dedup_key(key, ev->agent_id, ev->event_id);
+    st = pk_wset_get(in->ws, txn, in->dedup, key, klen, &seen);
+    if (st == PK_OK) {
+        /* The same envelope and position: accepted on an earlier delivery of
+         * this message. Anything else is a second copy of the event. */
+        if (seen.mv_size == 20 && pk_be64_get(seen.mv_data) == e->seq &&
+            pk_be32_get((const uint8_t *)seen.mv_data + 16) == (uint32_t)idx) {
+            pk_metric_add(&in->m[M_REDELIVERED], 1);
+            return PK_OK;
+        }
+        return reject(in, e, idx, PACTUM__V1__REASON__REASON_DUPLICATE, ev->agent_id, ev->event_id,
+                      "event %s of agent %s was already accepted", ev->event_id, ev->agent_id);
+    }
+    if (st != PK_ENOTFOUND)
+        return st;
+    if ((st = publish_event(in, e, ev, registry_seq)) != PK_OK)
         return st;
     pk_be64_put(val, e->seq);
     pk_be64_put(val + 8, (uint64_t)ev->ts_ms);
     pk_be32_put(val + 16, (uint32_t)idx);
-    if ((st = pk_put(txn, in->dedup, key, klen, val, 20, 0)) != PK_OK)
-        return st;
     pk_be64_put(tkey, (uint64_t)ev->ts_ms);
     memcpy(tkey + 8, key, klen);
-    if ((st = pk_put(txn, in->dedup_time, tkey, 8 + klen, "", 0, 0)) != PK_OK)
+    if ((st = pk_wset_put(in->ws, in->dedup, key, klen, val, 20)) != PK_OK ||
+        (st = pk_wset_put(in->ws, in->dedup_time, tkey, 8 + klen, "", 0)) != PK_OK)
         return st;
     pk_metric_add(&in->m[M_ACCEPTED], 1);
     return PK_OK;
 }
 
-/* Verify one envelope and handle its events. Returns a status only for
- * failures that must stop the batch (bus, store); bad input is refused. */
 /*
  * An envelope opened, and its signature checked against the key it names,
  * ahead of the in-order pass. env NULL: too large or not an envelope; the
@@ -409,6 +435,47 @@ done:
     return st;
 }
 
+/*
+ * A signer registered a moment ago (perhaps through another instance) may not
+ * be in the copy yet: look once more before refusing anyone. Refusing a
+ * signer that is registered would be wrong and final: if the copy cannot be
+ * brought up to date, the batch is not judged yet.
+ */
+static pk_status refresh_if_missing(ingest *in, natsMsgList *list)
+{
+    MDB_txn *txn = NULL;
+    bool missing = false;
+
+    if (pk_txn_begin(in->store, false, &txn) != PK_OK)
+        return PK_OK; /* the batch's own transaction will say what is wrong */
+    for (int i = 0; i < list->Count && !missing; i++) {
+        const char *signer = pk_subject_last_token(natsMsg_GetSubject(list->Msgs[i]));
+        MDB_val v;
+        missing = pk_get(txn, in->reg->agents, signer, strlen(signer), &v) == PK_ENOTFOUND;
+    }
+    pk_txn_abort(txn);
+    return missing ? pk_registry_refresh(in->reg, 100) : PK_OK;
+}
+
+/* Where, when and what an envelope of the batch is. */
+static void envelope_of(natsMsg *m, env_ctx *e)
+{
+    jsMsgMetaData *meta = NULL;
+
+    memset(e, 0, sizeof(*e));
+    e->msg = m;
+    e->subject = natsMsg_GetSubject(m);
+    e->data = (const uint8_t *)natsMsg_GetData(m);
+    e->len = (size_t)natsMsg_GetDataLength(m);
+    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        e->seq = meta->Sequence.Stream;
+        e->received_ms = meta->Timestamp / 1000000;
+        jsMsgMetaData_Destroy(meta);
+    } else {
+        e->received_ms = pk_now_ms();
+    }
+}
+
 pk_status ingest_process(void *ctx, natsMsgList *list)
 {
     ingest *in = ctx;
@@ -419,73 +486,55 @@ pk_status ingest_process(void *ctx, natsMsgList *list)
 
     if ((st = pk_registry_sync_if_dirty(in->reg)) != PK_OK)
         PK_WARN("registry sync: %s", pk_error_msg());
-    /* A signer registered a moment ago (perhaps through another instance)
-     * may not be in the copy yet: look once more before refusing anyone.
-     * This must happen before the batch's write transaction opens. */
-    if ((st = pk_txn_begin(in->store, false, &txn)) == PK_OK) {
-        bool missing = false;
-        for (int i = 0; i < list->Count && !missing; i++) {
-            const char *signer = pk_subject_last_token(natsMsg_GetSubject(list->Msgs[i]));
-            MDB_val v;
-            missing = pk_get(txn, in->reg->agents, signer, strlen(signer), &v) == PK_ENOTFOUND;
-        }
-        pk_txn_abort(txn);
-        txn = NULL;
-        /* Refusing a signer that is registered would be wrong and final: if
-         * the copy cannot be brought up to date, do not judge the batch yet. */
-        if (missing && (st = pk_registry_refresh(in->reg, 100)) != PK_OK)
-            return st;
-    }
+    if ((st = refresh_if_missing(in, list)) != PK_OK)
+        return st;
     registry_seq = pk_registry_seq(in->reg);
-    /* before the write transaction, which other writers wait for */
-    if (!(op = calloc((size_t)list->Count + 1, sizeof(*op)))) {
-        st = PK_ERR(PK_ENOMEM, "cannot allocate a batch of %d envelopes", list->Count);
-        goto retry;
-    }
+    if (!(op = calloc((size_t)list->Count + 1, sizeof(*op))))
+        return PK_ERR(PK_ENOMEM, "cannot allocate a batch of %d envelopes", list->Count);
     open_all(in, list, op);
-    if ((st = pk_txn_begin(in->store, true, &txn)) != PK_OK)
+    /* judged under a read transaction; the event ids are written once the bus has the events */
+    if ((st = pk_txn_begin(in->store, false, &txn)) != PK_OK)
         goto retry;
     pk_bus_publish_reset(in->bus);
-    for (int i = 0; i < list->Count; i++) {
-        env_ctx e = {0};
-        uint64_t pending = 0;
-        jsMsgMetaData *meta = NULL;
-
-        e.msg = list->Msgs[i];
-        e.subject = natsMsg_GetSubject(e.msg);
-        e.data = (const uint8_t *)natsMsg_GetData(e.msg);
-        e.len = (size_t)natsMsg_GetDataLength(e.msg);
-        if (natsMsg_GetMetaData(&meta, e.msg) == NATS_OK) {
-            e.seq = meta->Sequence.Stream;
-            e.received_ms = meta->Timestamp / 1000000;
-            pending = meta->NumPending;
-            jsMsgMetaData_Destroy(meta);
-        } else {
-            e.received_ms = pk_now_ms();
-        }
-        pk_metric_set(&in->m[M_LAG], (long long)pending);
+    for (int i = 0; i < list->Count && st == PK_OK; i++) {
+        env_ctx e;
+        envelope_of(list->Msgs[i], &e);
         pk_metric_add(&in->m[M_ENVELOPES], 1);
-        if ((st = handle_envelope(in, txn, &e, registry_seq, &op[i])) != PK_OK)
-            goto retry;
+        st = handle_envelope(in, txn, &e, registry_seq, &op[i]);
     }
-    if ((st = pk_bus_publish_wait(in->bus, 10000)) != PK_OK)
+    pk_txn_abort(txn);
+    txn = NULL;
+    if (st != PK_OK || (st = pk_bus_publish_wait(in->bus, 10000)) != PK_OK ||
+        (st = pk_wset_commit(in->ws, in->store)) != PK_OK)
         goto retry;
-    if ((st = pk_txn_commit(txn)) != PK_OK) {
-        txn = NULL;
-        goto retry;
-    }
     free(op);
     for (int i = 0; i < list->Count; i++)
         natsMsg_Ack(list->Msgs[i], NULL);
     return PK_OK;
 retry:
     pk_txn_abort(txn);
+    pk_wset_clear(in->ws);
     for (int i = 0; op && i < list->Count; i++)
         if (op[i].env)
             pactum__v1__signed__free_unpacked(op[i].env, NULL);
     free(op);
-    pk_metric_add(&in->m[M_BATCH_RETRIES], 1);
     return st;
+}
+
+pk_status ingest_idle(void *ctx, bool caught_up)
+{
+    ingest *in = ctx;
+    int64_t now = pk_mono_ms();
+    pk_status st = PK_OK;
+
+    if (now >= in->next_prune_ms) {
+        in->next_prune_ms = now + 60000;
+        if ((st = ingest_prune(in, pk_now_ms())) != PK_OK)
+            return PK_WRAP(st, "dedup prune");
+    }
+    if (caught_up && (st = pk_registry_sync_if_dirty(in->reg)) != PK_OK)
+        return PK_WRAP(st, "registry sync");
+    return PK_OK;
 }
 
 pk_status ingest_prune(ingest *in, int64_t now_ms)

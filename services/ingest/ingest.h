@@ -1,16 +1,20 @@
 /*
  * ingest - takes signed envelopes from agents and reporters, checks them, and
  * either publishes each event, normalized, to PACTUM_EVENTS or refuses it
- * with a reason on pactum.rejected.<reason>. Also handles registrations of
- * agents and pacts (registrar.c).
+ * with a reason on pactum.rejected.<reason>. Also answers registrations of
+ * agents, principals and pacts (registrar.c) and governance records
+ * (governance.c), through one responder table (requests.c).
  */
-#ifndef PK_INGEST_H
-#define PK_INGEST_H
+#ifndef INGEST_H
+#define INGEST_H
 
 #include "pk/bus.h"
 #include "pk/registry.h"
+#include "pk/responder.h"
+#include "pk/runner.h"
 #include "pk/service.h"
 #include "pk/store.h"
+#include "pk/wset.h"
 
 typedef struct ingest_cfg {
     pk_common_cfg common;     /* shared options */
@@ -22,42 +26,42 @@ typedef struct ingest_cfg {
     const char *admin_key;    /* public key that may register operators and arbiters */
 } ingest_cfg;
 
+/* Refusals are counted by reason: one counter per Reason value. */
+#define INGEST_REASONS 15
+
 /* Counters; order matters only for the exposition. */
 enum {
     M_ENVELOPES,
     M_ACCEPTED,
-    M_REJECTED_FIRST, /* one counter per Reason, in Reason order (1..15) */
-    M_REJECTED_LAST = M_REJECTED_FIRST + 14,
+    M_REJECTED_FIRST, /* one counter per Reason, in Reason order (1..INGEST_REASONS) */
+    M_REJECTED_LAST = M_REJECTED_FIRST + INGEST_REASONS - 1,
     M_REDELIVERED,
     M_REG_OK,
     M_REG_REJECTED,
     M_GOV_OK,
     M_GOV_REJECTED,
-    M_BATCH_RETRIES,
     M_DEDUP_PRUNED,
-    M_LAG,
-    M_LMDB_USED,
-    M_LMDB_MAP,
     M_COUNT
 };
 
 typedef struct ingest {
-    const ingest_cfg *cfg;    /* borrowed configuration */
-    pk_service svc;           /* health, metrics, instance */
-    pk_bus *bus;              /* owned connection */
-    pk_store *store;          /* owned LMDB environment */
-    pk_registry *reg;         /* owned registry copy */
-    uint32_t partitions;      /* partitions of PACTUM_EVENTS */
-    MDB_dbi dedup;            /* agent \0 event id -> be64 raw seq || be64 ts */
-    MDB_dbi dedup_time;       /* be64 ts || agent \0 event id -> "" (for pruning) */
-    pk_consumer raw;          /* durable consumer of PACTUM_RAW */
-    natsSubscription *submit; /* registration requests */
-    natsSubscription *govern; /* governance requests */
-    uint8_t admin_pk[32];     /* the admin key */
-    bool have_admin;          /* an admin key is configured */
-    int64_t next_prune_ms;    /* when to prune the dedup table next */
-    int verify_threads;       /* threads checking a batch's signatures (>= 1) */
-    pk_metric m[M_COUNT];     /* counters */
+    const ingest_cfg *cfg; /* borrowed configuration */
+    pk_service svc;        /* health, metrics, instance */
+    pk_bus *bus;           /* owned connection */
+    pk_store *store;       /* owned LMDB environment */
+    pk_registry *reg;      /* owned registry copy */
+    uint32_t partitions;   /* partitions of PACTUM_EVENTS */
+    MDB_dbi dedup;         /* agent \0 event id -> be64 raw seq || be64 ts || be32 index */
+    MDB_dbi dedup_time;    /* be64 ts || agent \0 event id -> "" (for pruning) */
+    pk_consumer raw;       /* durable consumer of PACTUM_RAW */
+    pk_runner runner;      /* its loop */
+    pk_wset *ws;           /* the batch's writes */
+    pk_responders answers; /* registration and governance requests */
+    uint8_t admin_pk[32];  /* the admin key */
+    bool have_admin;       /* an admin key is configured */
+    int64_t next_prune_ms; /* when to prune the dedup table next */
+    int verify_threads;    /* threads checking a batch's signatures (>= 1) */
+    pk_metric m[M_COUNT];  /* counters */
 } ingest;
 
 /* Set up the metric table. */
@@ -67,22 +71,50 @@ void ingest_metrics_init(ingest *in);
 void ingest_count_reject(ingest *in, Pactum__V1__Reason reason);
 
 /*
- * Process one fetched batch of raw envelopes (ctx: the ingest): publish
- * accepted events and rejections, record event ids, then ack. On a bus or
- * store failure nothing is acked and the status is returned; the caller
- * retries the same batch (pk_batch_until_done).
+ * Process one fetched batch of raw envelopes (a pk_batch_fn; ctx: the
+ * ingest): check every envelope, publish accepted events and refusals, and
+ * once the bus has them, record the event ids and acknowledge. On a bus or
+ * store failure nothing is recorded or acknowledged; the batch is given again.
  */
-pk_status ingest_process(void *ctx, natsMsgList *batch);
+pk_status ingest_process(void *ctx, natsMsgList *batch) PK_MUST_CHECK;
+
+/* Between batches: prune the dedup table now and then, bring the registry copy up to date. */
+pk_status ingest_idle(void *ctx, bool caught_up) PK_MUST_CHECK;
 
 /* Drop dedup entries too old to matter (events that old are refused anyway). */
-pk_status ingest_prune(ingest *in, int64_t now_ms);
+pk_status ingest_prune(ingest *in, int64_t now_ms) PK_MUST_CHECK;
 
-/* Answer registration requests on pactum.registry.submit. */
-pk_status registrar_start(ingest *in);
-void registrar_stop(ingest *in);
+/* --- requests (registrations and governance records) --------------------------------- */
 
-/* Answer governance requests on pactum.governance.submit (governance.c). */
-pk_status governance_start(ingest *in);
-void governance_stop(ingest *in);
+/* A request being answered: its bytes, and the outcome every receipt carries. */
+typedef struct ingest_req {
+    ingest *in;                /* the service */
+    const uint8_t *data;       /* the request (borrowed) */
+    size_t len;                /* its length */
+    const char *subject;       /* where it arrived */
+    const char *what;          /* "registration", "governance record": for the log */
+    int m_ok, m_rejected;      /* counters of its outcome */
+    bool ok;                   /* accepted */
+    Pactum__V1__Reason reason; /* why not */
+    char text[1024];           /* the receipt's sentence */
+} ingest_req;
+
+/* Refuse the request: the sentence, a counted dead-letter record with the reason. */
+void ingest_refuse(ingest_req *r, Pactum__V1__Reason reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Accept the request with a sentence. */
+void ingest_accept(ingest_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The request's envelope, opened and its signature checked; NULL after refusing it. */
+pk_signed_msg *ingest_open_request(ingest_req *r, size_t max_bytes);
+
+/* Answer pactum.registry.submit (a pk_handler_fn; ctx: the ingest). */
+pk_status registrar_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                           size_t *outlen) PK_MUST_CHECK;
+
+/* Answer pactum.governance.submit (a pk_handler_fn; ctx: the ingest). */
+pk_status governance_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                            size_t *outlen) PK_MUST_CHECK;
 
 #endif

@@ -36,6 +36,49 @@ static const pk_cfg_opt options[] = {
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Databases, registry copy, consumer and responders; an exit code on failure. */
+static int start(ingest *in, const ingest_cfg *cfg)
+{
+    static const pk_route routes[] = {
+        {PK_SUBJ_REG_SUBMIT, "ingest", 1, registrar_answer},
+        {PK_SUBJ_GOV_SUBMIT, "ingest", 1, governance_answer},
+    };
+
+    if (cfg->admin_key && *cfg->admin_key) {
+        if (pk_pubkey_load(cfg->admin_key, in->admin_pk) != PK_OK) {
+            PK_ERROR("--admin-key: %s", pk_error_msg());
+            return PK_EXIT_CONFIG;
+        }
+        in->have_admin = true;
+    }
+    if (pk_store_dbi(in->store, "dedup", 0, &in->dedup) != PK_OK ||
+        pk_store_dbi(in->store, "dedup_time", 0, &in->dedup_time) != PK_OK ||
+        pk_registry_open(&in->reg, in->store, in->bus) != PK_OK ||
+        pk_wset_create(&in->ws) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_STORE;
+    }
+    if (pk_registry_watch(in->reg) != PK_OK || pk_registry_sync(in->reg, 0) != PK_OK ||
+        pk_consumer_open(&in->raw, in->bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192,
+                         30000) != PK_OK ||
+        pk_responders_start(&in->answers, in->bus, routes, sizeof(routes) / sizeof(routes[0]),
+                            in) != PK_OK ||
+        pk_service_ops_start(&in->svc) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_BUS;
+    }
+    in->runner = (pk_runner){.what = "ingest",
+                             .consumer = &in->raw,
+                             .svc = &in->svc,
+                             .batch = (int)cfg->batch,
+                             .wait_ms = 500,
+                             .process = ingest_process,
+                             .idle = ingest_idle,
+                             .ctx = in,
+                             .lag = &in->svc.common[PK_SM_LAG]};
+    return PK_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static ingest_cfg cfg;
@@ -65,72 +108,19 @@ int main(int argc, char **argv)
     in.svc.n_metrics = M_COUNT;
     pk_signals_install();
     rc = pk_service_boot(&in.svc, &cfg.common, &in.bus, &in.store, &in.partitions, 16);
-    if (rc != PK_EXIT_OK)
-        goto out;
-    if (cfg.admin_key && *cfg.admin_key) {
-        if (pk_pubkey_load(cfg.admin_key, in.admin_pk) != PK_OK) {
-            PK_ERROR("--admin-key: %s", pk_error_msg());
-            rc = PK_EXIT_CONFIG;
-            goto out;
-        }
-        in.have_admin = true;
+    if (rc == PK_EXIT_OK)
+        rc = start(&in, &cfg);
+    if (rc == PK_EXIT_OK) {
+        PK_INFO("ready: %u partitions, registry at #%llu", in.partitions,
+                (unsigned long long)pk_registry_seq(in.reg));
+        pk_runner_loop(&in.runner);
+        PK_INFO("shutting down");
     }
-    if (pk_store_dbi(in.store, "dedup", 0, &in.dedup) != PK_OK ||
-        pk_store_dbi(in.store, "dedup_time", 0, &in.dedup_time) != PK_OK ||
-        pk_registry_open(&in.reg, in.store, in.bus) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_STORE;
-        goto out;
-    }
-    if (pk_registry_watch(in.reg) != PK_OK || pk_registry_sync(in.reg, 0) != PK_OK ||
-        pk_consumer_open(&in.raw, in.bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192,
-                         30000) != PK_OK ||
-        registrar_start(&in) != PK_OK || governance_start(&in) != PK_OK ||
-        pk_service_ops_start(&in.svc) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_BUS;
-        goto out;
-    }
-    PK_INFO("ready: %u partitions, registry at #%llu", in.partitions,
-            (unsigned long long)pk_registry_seq(in.reg));
-
-    while (!pk_shutdown) {
-        natsMsgList list;
-        int64_t now = pk_mono_ms();
-
-        if (now >= in.next_prune_ms) {
-            if (ingest_prune(&in, pk_now_ms()) != PK_OK)
-                PK_WARN("dedup prune: %s", pk_error_msg());
-            in.next_prune_ms = now + 60000;
-        }
-        st = pk_consumer_fetch(&in.raw, &list, (int)cfg.batch, 500);
-        if (st == PK_ETIMEOUT) {
-            if (pk_registry_sync_if_dirty(in.reg) != PK_OK)
-                PK_WARN("registry sync: %s", pk_error_msg());
-            continue;
-        }
-        if (st != PK_OK) {
-            PK_WARN("%s", pk_error_msg());
-            pk_sleep_ms(200);
-            continue;
-        }
-        st = pk_batch_until_done(ingest_process, &in, &list, "ingest");
-        natsMsgList_Destroy(&list);
-        if (st == PK_ESTORE_FULL) {
-            PK_ERROR("%s; stopped consuming", pk_error_msg());
-            pk_service_set_health(&in.svc, false, pk_error_msg());
-            while (!pk_shutdown)
-                pk_sleep_ms(200);
-        }
-    }
-    PK_INFO("shutting down");
-    rc = PK_EXIT_OK;
-out:
-    registrar_stop(&in);
-    governance_stop(&in);
+    pk_responders_stop(&in.answers);
     pk_service_ops_stop(&in.svc);
     pk_consumer_close(&in.raw);
     pk_registry_close(in.reg);
+    pk_wset_destroy(in.ws);
     pk_bus_close(in.bus);
     pk_store_close(in.store);
     nats_Close();

@@ -18,52 +18,12 @@
 #define SUBMIT_MAX_BYTES (PK_PACT_MAX_BYTES + 8192)
 
 typedef struct submit_ctx {
-    ingest *in;                          /* the service */
-    natsMsg *msg;                        /* the request */
+    ingest_req r;                        /* the request and its outcome */
     Pactum__V1__RegistryReceipt receipt; /* the answer being built */
-    char text[1024];                     /* receipt message */
 } submit_ctx;
 
-static void refuse(submit_ctx *c, Pactum__V1__Reason reason, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void refuse(submit_ctx *c, Pactum__V1__Reason reason, const char *fmt, ...)
-{
-    va_list ap;
-    pk_rejection r = {0};
-
-    va_start(ap, fmt);
-    vsnprintf(c->text, sizeof(c->text), fmt, ap);
-    va_end(ap);
-    c->receipt.ok = false;
-    c->receipt.reason = reason;
-    c->receipt.message = c->text;
-    r.reason = reason;
-    r.message = c->text;
-    r.subject = PK_SUBJ_REG_SUBMIT;
-    r.data = (const uint8_t *)natsMsg_GetData(c->msg);
-    r.len = (size_t)natsMsg_GetDataLength(c->msg);
-    pk_metric_add(&c->in->m[M_REG_REJECTED], 1);
-    ingest_count_reject(c->in, reason);
-    PK_INFO("registration refused (%s): %s", pk_reason_name(reason), c->text);
-    if (pk_reject_publish(c->in->bus, "ingest", &r, NULL, true) != PK_OK)
-        PK_WARN("could not record the refusal: %s", pk_error_msg());
-}
-
-static void accepted(submit_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void accepted(submit_ctx *c, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(c->text, sizeof(c->text), fmt, ap);
-    va_end(ap);
-    c->receipt.ok = true;
-    c->receipt.message = c->text;
-    pk_metric_add(&c->in->m[M_REG_OK], 1);
-    PK_INFO("%s", c->text);
-}
+#define refuse(c, ...)   ingest_refuse(&(c)->r, __VA_ARGS__)
+#define accepted(c, ...) ingest_accept(&(c)->r, __VA_ARGS__)
 
 /* The receipt owns a copy of the pact hash (freed by on_submit). */
 static void set_receipt_hash(submit_ctx *c, const uint8_t hash[PK_HASH_BYTES])
@@ -99,7 +59,7 @@ static pk_status publish_record(ingest *in, const char *subject, Pactum__V1__Reg
  */
 static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const char *what)
 {
-    ingest *in = c->in;
+    ingest *in = c->r.in;
     Pactum__V1__AgentRecord *existing = NULL;
     Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
     uint64_t seq = 0, existing_seq = 0;
@@ -130,8 +90,8 @@ static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const c
         return;
     }
     rec->registered_ms = pk_now_ms();
-    rec->submission.data = (uint8_t *)natsMsg_GetData(c->msg);
-    rec->submission.len = (size_t)natsMsg_GetDataLength(c->msg);
+    rec->submission.data = (uint8_t *)c->r.data;
+    rec->submission.len = c->r.len;
     rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
     rr.agent = rec;
     snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, rec->agent_id);
@@ -240,161 +200,189 @@ static pk_status agent_budget(ingest *in, MDB_txn *txn, const pk_pact *pact, siz
     return st;
 }
 
-static void register_pact(submit_ctx *c, const pk_signed_msg *env)
+/* What registering a pact looks at: the request, the document and the registry's view. */
+typedef struct pact_reg {
+    Pactum__V1__PactRegistration *pr; /* the request's payload */
+    pk_pact *pact;                    /* its document, compiled */
+    Pactum__V1__AgentRecord *agent;   /* the agent it binds */
+    Pactum__V1__PactRecord *latest;   /* its newest registered version, or NULL */
+    uint64_t latest_seq;              /* ... and that version's registry position */
+    size_t pacts_bound;               /* the agent's other pacts */
+    size_t clauses_bound;             /* ... and their clauses */
+    char governor[PK_ID_MAX + 1];     /* the other pact with a governance section, or "" */
+} pact_reg;
+
+/* Compile the document; false after refusing it with every problem (the first five). */
+static bool compile_document(submit_ctx *c, pact_reg *p)
 {
-    ingest *in = c->in;
-    Pactum__V1__PactRegistration *pr =
-        pactum__v1__pact_registration__unpack(NULL, env->payload.len, env->payload.data);
-    Pactum__V1__AgentRecord *agent = NULL;
-    Pactum__V1__PactRecord *latest = NULL, rec = PACTUM__V1__PACT_RECORD__INIT;
-    Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
     pk_lint lint = {0};
-    pk_pact *pact = NULL;
-    uint8_t hash[PK_HASH_BYTES];
-    uint64_t latest_seq = 0, seq = 0;
-    size_t pacts_bound = 0, clauses_bound = 0;
-    char governor[PK_ID_MAX + 1] = "";
+    char all[900] = "";
+
+    if (pk_pact_parse((const char *)p->pr->document.data, p->pr->document.len, &p->pact, &lint) ==
+        PK_OK) {
+        pk_lint_free(&lint);
+        if (strcmp(p->pact->id, p->pr->pact_id) == 0)
+            return true;
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
+               "registration names pact %s but the document's id is %s", p->pr->pact_id,
+               p->pact->id);
+        return false;
+    }
+    for (size_t i = 0; i < lint.n && i < 5; i++) {
+        strncat(all, lint.msgs[i], sizeof(all) - strlen(all) - 1);
+        if (i + 1 < lint.n && i + 1 < 5)
+            strncat(all, "; ", sizeof(all) - strlen(all) - 1);
+    }
+    refuse(c, PACTUM__V1__REASON__REASON_BAD_PACT, "pact %s has %zu problem%s: %s%s",
+           p->pr->pact_id, lint.n, lint.n == 1 ? "" : "s", all, lint.n > 5 ? "; ..." : "");
+    pk_lint_free(&lint);
+    return false;
+}
+
+/* The agent, the pact's newest version and the agent's other pacts; false after refusing. */
+static bool read_registry(submit_ctx *c, pact_reg *p)
+{
+    ingest *in = c->r.in;
     MDB_txn *txn = NULL;
-    char subject[128], hexhash[PK_HASH_BYTES * 2 + 1];
     pk_status st;
 
-    if (!pr) {
-        refuse(c, PACTUM__V1__REASON__REASON_MALFORMED, "payload is not a PactRegistration");
-        return;
-    }
-    if (pk_id_check("pact id", pr->pact_id) != PK_OK) {
-        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
-        goto done;
-    }
-    c->receipt.id = pr->pact_id;
-    if (pk_pact_parse((const char *)pr->document.data, pr->document.len, &pact, &lint) != PK_OK) {
-        char all[900] = "";
-        for (size_t i = 0; i < lint.n && i < 5; i++) {
-            strncat(all, lint.msgs[i], sizeof(all) - strlen(all) - 1);
-            if (i + 1 < lint.n && i + 1 < 5)
-                strncat(all, "; ", sizeof(all) - strlen(all) - 1);
-        }
-        refuse(c, PACTUM__V1__REASON__REASON_BAD_PACT, "pact %s has %zu problem%s: %s%s",
-               pr->pact_id, lint.n, lint.n == 1 ? "" : "s", all, lint.n > 5 ? "; ..." : "");
-        goto done;
-    }
-    if (strcmp(pact->id, pr->pact_id) != 0) {
-        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
-               "registration names pact %s but the document's id is %s", pr->pact_id, pact->id);
-        goto done;
-    }
     if (pk_registry_sync(in->reg, 0) != PK_OK)
         PK_WARN("registry sync: %s", pk_error_msg());
     if ((st = pk_txn_begin(in->store, false, &txn)) != PK_OK) {
         refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "%s", pk_error_msg());
-        goto done;
+        return false;
     }
-    st = pk_registry_agent(in->reg, txn, pact->agent, &agent, NULL);
+    st = pk_registry_agent(in->reg, txn, p->pact->agent, &p->agent, NULL);
     if (st == PK_OK)
-        st = pk_registry_pact(in->reg, txn, pact->id, 0, 0, &latest, &latest_seq);
-    if (st == PK_OK || st == PK_ENOTFOUND)
-        st = agent_budget(in, txn, pact, &pacts_bound, &clauses_bound, governor) == PK_OK
-                 ? st
-                 : PK_ESTORE;
+        st = pk_registry_pact(in->reg, txn, p->pact->id, 0, 0, &p->latest, &p->latest_seq);
+    if ((st == PK_OK || st == PK_ENOTFOUND) &&
+        agent_budget(in, txn, p->pact, &p->pacts_bound, &p->clauses_bound, p->governor) != PK_OK)
+        st = PK_ESTORE;
     pk_txn_abort(txn);
-    if (!agent) {
+    if (!p->agent) {
         refuse(c, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT,
-               "pact %s binds agent %s, which is not registered", pact->id, pact->agent);
-        goto done;
+               "pact %s binds agent %s, which is not registered", p->pact->id, p->pact->agent);
+        return false;
     }
     if (st != PK_OK && st != PK_ENOTFOUND) {
         refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "%s", pk_error_msg());
-        goto done;
+        return false;
     }
-    if (agent->owner_key.len != PK_PUBKEY_BYTES ||
-        !pk_bytes_equal(agent->owner_key.data, env->signer_key.data, PK_PUBKEY_BYTES)) {
+    return true;
+}
+
+/* Signed by the agent's owner, within the agent's limits, not moving the pact; false after
+ * refusing. */
+static bool allowed(submit_ctx *c, const pk_signed_msg *env, const pact_reg *p)
+{
+    const pk_pact *pact = p->pact;
+
+    if (p->agent->owner_key.len != PK_PUBKEY_BYTES ||
+        !pk_bytes_equal(p->agent->owner_key.data, env->signer_key.data, PK_PUBKEY_BYTES))
         refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
                "pact %s must be signed by the owner key of agent %s", pact->id, pact->agent);
-        goto done;
-    }
-    if (!latest && pacts_bound >= PK_PACTS_PER_AGENT_MAX) {
+    else if (!p->latest && p->pacts_bound >= PK_PACTS_PER_AGENT_MAX)
         refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
                "agent %s is already bound by %d pacts, the most allowed; add the clauses to one "
                "of them instead",
                pact->agent, PK_PACTS_PER_AGENT_MAX);
-        goto done;
-    }
-    if (clauses_bound + pact->n_clauses > PK_CLAUSES_PER_AGENT_MAX) {
+    else if (p->clauses_bound + pact->n_clauses > PK_CLAUSES_PER_AGENT_MAX)
         refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
                "agent %s would be bound by %zu clauses across its pacts; at most %d are scored",
-               pact->agent, clauses_bound + pact->n_clauses, PK_CLAUSES_PER_AGENT_MAX);
-        goto done;
-    }
-    if (pact->gov.present && governor[0]) {
+               pact->agent, p->clauses_bound + pact->n_clauses, PK_CLAUSES_PER_AGENT_MAX);
+    else if (pact->gov.present && p->governor[0])
         refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
                "agent %s is already governed by pact %s; one pact per agent may have a "
                "governance section",
-               pact->agent, governor);
-        goto done;
-    }
-    pk_sha256(pr->document.data, pr->document.len, hash);
+               pact->agent, p->governor);
+    else if (p->latest && strcmp(p->latest->agent_id, pact->agent) != 0)
+        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+               "pact %s binds agent %s; a new version cannot move it to %s", pact->id,
+               p->latest->agent_id, pact->agent);
+    else
+        return true;
+    return false;
+}
+
+/* Store the document as the pact's next version (or answer with the version it already is). */
+static void store_version(submit_ctx *c, const pact_reg *p)
+{
+    ingest *in = c->r.in;
+    const pk_pact *pact = p->pact;
+    Pactum__V1__PactRecord rec = PACTUM__V1__PACT_RECORD__INIT;
+    Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
+    uint8_t hash[PK_HASH_BYTES];
+    char subject[128], hexhash[PK_HASH_BYTES * 2 + 1];
+    uint64_t seq = 0;
+    pk_status st;
+
+    pk_sha256(p->pr->document.data, p->pr->document.len, hash);
     pk_hex_encode(hash, sizeof(hash), hexhash);
-    if (latest) {
-        if (strcmp(latest->agent_id, pact->agent) != 0) {
-            refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
-                   "pact %s binds agent %s; a new version cannot move it to %s", pact->id,
-                   latest->agent_id, pact->agent);
-            goto done;
-        }
-        if (latest->hash.len == PK_HASH_BYTES &&
-            pk_bytes_equal(latest->hash.data, hash, PK_HASH_BYTES)) {
-            c->receipt.seq = latest_seq;
-            c->receipt.version = latest->version;
-            set_receipt_hash(c, hash);
-            accepted(c, "pact %s v%u (sha256:%s) is already registered", pact->id, latest->version,
-                     hexhash);
-            goto done;
-        }
+    if (p->latest && p->latest->hash.len == PK_HASH_BYTES &&
+        pk_bytes_equal(p->latest->hash.data, hash, PK_HASH_BYTES)) {
+        c->receipt.seq = p->latest_seq;
+        c->receipt.version = p->latest->version;
+        set_receipt_hash(c, hash);
+        accepted(c, "pact %s v%u (sha256:%s) is already registered", pact->id, p->latest->version,
+                 hexhash);
+        return;
     }
     rec.pact_id = pact->id;
-    rec.version = latest ? latest->version + 1 : 1;
+    rec.version = p->latest ? p->latest->version + 1 : 1;
     rec.hash.data = hash;
     rec.hash.len = PK_HASH_BYTES;
     rec.agent_id = pact->agent;
-    rec.document = pr->document;
-    rec.owner_key = agent->owner_key;
+    rec.document = p->pr->document;
+    rec.owner_key = p->agent->owner_key;
     rec.registered_ms = pk_now_ms();
-    rec.submission.data = (uint8_t *)natsMsg_GetData(c->msg);
-    rec.submission.len = (size_t)natsMsg_GetDataLength(c->msg);
+    rec.submission.data = (uint8_t *)c->r.data;
+    rec.submission.len = c->r.len;
     rec.clauses = (uint32_t)pact->n_clauses;
     rec.governs = pact->gov.present;
     rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_PACT;
     rr.pact = &rec;
     snprintf(subject, sizeof(subject), PK_SUBJ_REG_PACT, pact->id);
-    st = publish_record(in, subject, &rr, latest ? latest_seq : 0, &seq);
-    if (st == PK_ECONFLICT)
+    st = publish_record(in, subject, &rr, p->latest ? p->latest_seq : 0, &seq);
+    if (st == PK_ECONFLICT) {
         refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
                "another version of pact %s was registered at the same moment; retry", pact->id);
-    else if (st != PK_OK)
+    } else if (st != PK_OK) {
         refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "could not store the pact: %s",
                pk_error_msg());
-    else {
+    } else {
         c->receipt.seq = seq;
         c->receipt.version = rec.version;
         set_receipt_hash(c, hash);
         accepted(c, "registered pact %s v%u for agent %s (sha256:%s, registry #%llu)", pact->id,
                  rec.version, pact->agent, hexhash, (unsigned long long)seq);
     }
-done:
-    if (c->receipt.id)
-        c->receipt.id = strdup(c->receipt.id);
-    if (latest)
-        pactum__v1__pact_record__free_unpacked(latest, NULL);
-    if (agent)
-        pactum__v1__agent_record__free_unpacked(agent, NULL);
-    pk_pact_free(pact);
-    pk_lint_free(&lint);
-    pactum__v1__pact_registration__free_unpacked(pr, NULL);
+}
+
+static void register_pact(submit_ctx *c, const pk_signed_msg *env)
+{
+    pact_reg p = {0};
+
+    p.pr = pactum__v1__pact_registration__unpack(NULL, env->payload.len, env->payload.data);
+    if (!p.pr) {
+        refuse(c, PACTUM__V1__REASON__REASON_MALFORMED, "payload is not a PactRegistration");
+        return;
+    }
+    if (pk_id_check("pact id", p.pr->pact_id) != PK_OK)
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
+    else if ((c->receipt.id = strdup(p.pr->pact_id)) && compile_document(c, &p) &&
+             read_registry(c, &p) && allowed(c, env, &p))
+        store_version(c, &p);
+    if (p.latest)
+        pactum__v1__pact_record__free_unpacked(p.latest, NULL);
+    if (p.agent)
+        pactum__v1__agent_record__free_unpacked(p.agent, NULL);
+    pk_pact_free(p.pact);
+    pactum__v1__pact_registration__free_unpacked(p.pr, NULL);
 }
 
 static void register_principal(submit_ctx *c, const pk_signed_msg *env)
 {
-    ingest *in = c->in;
+    ingest *in = c->r.in;
     Pactum__V1__PrincipalRegistration *pr =
         pactum__v1__principal_registration__unpack(NULL, env->payload.len, env->payload.data);
     Pactum__V1__AgentRecord rec = PACTUM__V1__AGENT_RECORD__INIT;
@@ -458,65 +446,50 @@ done:
     pactum__v1__principal_registration__free_unpacked(pr, NULL);
 }
 
-static void on_submit(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+typedef void (*register_fn)(submit_ctx *c, const pk_signed_msg *env);
+
+/* What may be registered here, by payload type. */
+static const struct {
+    Pactum__V1__PayloadType type;
+    register_fn fn;
+} kinds[] = {
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION, register_agent},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, register_pact},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION, register_principal},
+};
+
+pk_status registrar_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)
 {
-    submit_ctx c = {.in = closure, .msg = msg};
-    const uint8_t *data = (const uint8_t *)natsMsg_GetData(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg);
-    pk_signed_msg *env = NULL;
-    uint8_t *out = NULL;
-    size_t outlen = 0;
+    submit_ctx c = {.r = {.in = ctx,
+                          .data = req,
+                          .len = len,
+                          .subject = PK_SUBJ_REG_SUBMIT,
+                          .what = "registration",
+                          .m_ok = M_REG_OK,
+                          .m_rejected = M_REG_REJECTED}};
+    pk_signed_msg *env = ingest_open_request(&c.r, SUBMIT_MAX_BYTES);
     pk_status st;
+    size_t i = 0;
 
     pactum__v1__registry_receipt__init(&c.receipt);
     c.receipt.id = NULL; /* set to an owned copy by the handlers */
-    c.receipt.message = c.text;
-    if (len > SUBMIT_MAX_BYTES) {
-        refuse(&c, PACTUM__V1__REASON__REASON_OVERSIZED,
-               "registration is %zu bytes; the limit is %d", len, SUBMIT_MAX_BYTES);
-    } else if ((st = pk_envelope_open(data, len, &env)) != PK_OK) {
-        refuse(&c,
-               st == PK_EINVAL ? PACTUM__V1__REASON__REASON_UNSUPPORTED_VERSION
-                               : PACTUM__V1__REASON__REASON_MALFORMED,
-               "%s", pk_error_msg());
-    } else if (pk_envelope_verify(env, env->signer_key.data) != PK_OK) {
-        refuse(&c, PACTUM__V1__REASON__REASON_BAD_SIGNATURE,
-               "signature does not verify under the signer key it names");
-    } else if (env->type == PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION) {
-        register_agent(&c, env);
-    } else if (env->type == PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION) {
-        register_pact(&c, env);
-    } else if (env->type == PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION) {
-        register_principal(&c, env);
-    } else {
+    for (; env && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (kinds[i].type == env->type) {
+            kinds[i].fn(&c, env);
+            break;
+        }
+    }
+    if (env && i == sizeof(kinds) / sizeof(kinds[0]))
         refuse(&c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
                "only agent, principal and pact registrations are accepted here; events go to "
                "pactum.raw.<agent>, governance records to " PK_SUBJ_GOV_SUBMIT);
-    }
-    if (natsMsg_GetReply(msg) && pk_pack(&c.receipt.base, &out, &outlen) == PK_OK) {
-        natsConnection_Publish(nc, natsMsg_GetReply(msg), out, (int)outlen);
-        free(out);
-    }
+    c.receipt.ok = c.r.ok;
+    c.receipt.reason = c.r.reason;
+    c.receipt.message = c.r.text;
+    st = pk_pack(&c.receipt.base, out, outlen);
     free(c.receipt.id);
     free(c.receipt.hash.data);
     if (env)
         pactum__v1__signed__free_unpacked(env, NULL);
-    natsMsg_Destroy(msg);
-}
-
-pk_status registrar_start(ingest *in)
-{
-    natsStatus s = natsConnection_QueueSubscribe(&in->submit, in->bus->nc, PK_SUBJ_REG_SUBMIT,
-                                                 "ingest", on_submit, in);
-
-    return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, "subscribe to " PK_SUBJ_REG_SUBMIT);
-}
-
-void registrar_stop(ingest *in)
-{
-    if (in->submit) {
-        natsSubscription_Unsubscribe(in->submit);
-        natsSubscription_Destroy(in->submit);
-        in->submit = NULL;
-    }
+    return st;
 }

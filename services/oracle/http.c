@@ -157,20 +157,6 @@ static const char *param(struct MHD_Connection *c, const char *name)
     return v ? v : "";
 }
 
-/* "/v1/agents/ID/WHAT": copies ID and points what at WHAT; false if the path is not that shape. */
-static bool agent_route(const char *url, char *id, size_t idlen, const char **what)
-{
-    const char *p = url + strlen("/v1/agents/"), *slash = strchr(p, '/');
-
-    if (strncmp(url, "/v1/agents/", 11) != 0 || !slash || slash == p ||
-        (size_t)(slash - p) >= idlen)
-        return false;
-    memcpy(id, p, (size_t)(slash - p));
-    id[slash - p] = '\0';
-    *what = slash + 1;
-    return true;
-}
-
 bool oracle_authorize_body(const char *body, size_t len, char *agent,
                            Pactum__V1__AuthorizeRequest *q, json_t **doc, char *why, size_t wlen)
 {
@@ -241,132 +227,229 @@ static enum MHD_Result route_authorize(struct MHD_Connection *c, oracle *o, char
     return ret;
 }
 
+/* --- routes ------------------------------------------------------------------- */
+
+/* What a route handler gets: the connection, the oracle, the id in the path, the body. */
+typedef struct route_req {
+    struct MHD_Connection *c;
+    oracle *o;
+    char id[256];    /* the path's '*' segment, if any (checked by the answer) */
+    request *rq;     /* the body */
+    const char *url; /* the path */
+} route_req;
+
+typedef enum MHD_Result (*route_fn)(route_req *r);
+
+static enum MHD_Result bad_param(route_req *r, const char *why)
+{
+    return refuse(r->c, r->o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
+}
+
+static enum MHD_Result get_health(route_req *r)
+{
+    json_t *doc = pk_service_health_json(&r->o->svc);
+    bool healthy = json_is_true(json_object_get(doc, "healthy"));
+
+    json_object_set_new(doc, "log_id", json_string(r->o->log.log_id));
+    json_object_set_new(doc, "log_size", json_integer((json_int_t)atomic_load(&r->o->log.size)));
+    return send_json(r->c, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, doc, r->o);
+}
+
+static enum MHD_Result get_metrics(route_req *r)
+{
+    char *text = pk_service_metrics_text(&r->o->svc);
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (!text)
+        return MHD_NO;
+    resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+    ret = MHD_queue_response(r->c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    pk_metric_add(&r->o->m[OM_HTTP], 1);
+    return ret;
+}
+
+static enum MHD_Result get_figures(route_req *r)
+{
+    Pactum__V1__FiguresQuery q = PACTUM__V1__FIGURES_QUERY__INIT;
+
+    q.agent_id = r->id; /* "" for the system-wide route */
+    return answer(r->c, r->o, oracle_answer_figures, &q.base);
+}
+
+/* /v1/log/head, /v1/log/inclusion, /v1/log/consistency */
+static enum MHD_Result get_log(route_req *r, Pactum__V1__LogQueryKind kind)
+{
+    Pactum__V1__LogQuery q = PACTUM__V1__LOG_QUERY__INIT;
+    char why[256];
+
+    if (!param_u64(r->c, "size", 0, &q.size, why, sizeof(why)) ||
+        !param_u64(r->c, "index", 0, &q.index, why, sizeof(why)) ||
+        !param_u64(r->c, "seq", 0, &q.stream_seq, why, sizeof(why)) ||
+        !param_u64(r->c, "first", 0, &q.first, why, sizeof(why)))
+        return bad_param(r, why);
+    q.stream = (char *)param(r->c, "stream");
+    q.kind = kind;
+    if (kind == PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION && !q.stream[0] &&
+        !MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, "index"))
+        return bad_param(r, "inclusion needs index, or stream and seq");
+    if (kind == PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY &&
+        !MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, "first"))
+        return bad_param(r, "consistency needs first");
+    return answer(r->c, r->o, oracle_answer_log, &q.base);
+}
+
+static enum MHD_Result get_log_head(route_req *r)
+{
+    return get_log(r, PACTUM__V1__LOG_QUERY_KIND__LOG_HEAD);
+}
+
+static enum MHD_Result get_log_inclusion(route_req *r)
+{
+    return get_log(r, PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION);
+}
+
+static enum MHD_Result get_log_consistency(route_req *r)
+{
+    return get_log(r, PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY);
+}
+
+static enum MHD_Result get_pact(route_req *r)
+{
+    Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
+    uint64_t version;
+    char why[256];
+
+    if (!param_u64(r->c, "version", 0, &version, why, sizeof(why)))
+        return bad_param(r, why);
+    if (version > UINT32_MAX)
+        return bad_param(r, "version: too large");
+    q.pact_id = r->id;
+    q.version = (uint32_t)version;
+    q.document = strcmp(param(r->c, "document"), "true") == 0;
+    return answer(r->c, r->o, oracle_answer_pact, &q.base);
+}
+
+static enum MHD_Result post_authorize(route_req *r)
+{
+    return route_authorize(r->c, r->o, r->id, r->rq);
+}
+
+static enum MHD_Result get_trust(route_req *r)
+{
+    Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+    uint64_t h;
+    char why[256];
+
+    if (!param_u64(r->c, "history", 0, &h, why, sizeof(why)))
+        return bad_param(r, why);
+    if (h > 200)
+        return bad_param(r, "history: at most 200");
+    q.agent_id = r->id;
+    q.history = (uint32_t)h;
+    return answer(r->c, r->o, oracle_answer_trust, &q.base);
+}
+
+static enum MHD_Result get_evidence(route_req *r)
+{
+    Pactum__V1__EvidenceQuery q = PACTUM__V1__EVIDENCE_QUERY__INIT;
+    const ProtobufCEnumDescriptor *d = &pactum__v1__leaf_kind__descriptor;
+    const char *kind = param(r->c, "kind");
+    uint64_t limit;
+    char why[256];
+
+    if (!param_u64(r->c, "from", 0, &q.from, why, sizeof(why)) ||
+        !param_u64(r->c, "limit", 20, &limit, why, sizeof(why)))
+        return bad_param(r, why);
+    q.agent_id = r->id;
+    q.limit = limit > 1000 ? 1000 : (uint32_t)limit;
+    for (unsigned i = 1; *kind && i < d->n_values; i++) {
+        if (strcmp(pk_pb_enum_name(d, d->values[i].value), kind) == 0)
+            q.kind = (Pactum__V1__LeafKind)d->values[i].value;
+    }
+    if (*kind && !q.kind)
+        return refuse(r->c, r->o, MHD_HTTP_BAD_REQUEST, "bad_request",
+                      "kind: expected event, verdict, governance, trust_change, registry or "
+                      "decision, got '%s'",
+                      kind);
+    return answer(r->c, r->o, oracle_answer_evidence, &q.base);
+}
+
+static enum MHD_Result get_attestation(route_req *r)
+{
+    Pactum__V1__AttestQuery q = PACTUM__V1__ATTEST_QUERY__INIT;
+
+    q.agent_id = r->id;
+    return answer(r->c, r->o, oracle_answer_attest, &q.base);
+}
+
+/*
+ * The routes: a path pattern ('*' matches one segment and is the route's id),
+ * the method it takes, and what a request with another method is told.
+ */
+static const struct {
+    const char *method;
+    const char *pattern;
+    route_fn fn;
+    const char *wrong_method;
+} routes[] = {
+    {"GET", "/v1/health", get_health, "health takes GET"},
+    {"GET", "/metrics", get_metrics, "metrics takes GET"},
+    {"GET", "/v1/figures", get_figures, "figures takes GET"},
+    {"GET", "/v1/log/head", get_log_head, "log head takes GET"},
+    {"GET", "/v1/log/inclusion", get_log_inclusion, "log inclusion takes GET"},
+    {"GET", "/v1/log/consistency", get_log_consistency, "log consistency takes GET"},
+    {"GET", "/v1/pacts/*", get_pact, "pacts take GET"},
+    {"POST", "/v1/agents/*/authorize", post_authorize,
+     "authorize takes POST with a JSON body: each decision is recorded"},
+    {"GET", "/v1/agents/*/trust", get_trust, "trust takes GET"},
+    {"GET", "/v1/agents/*/evidence", get_evidence, "evidence takes GET"},
+    {"GET", "/v1/agents/*/attestation", get_attestation, "attestation takes GET"},
+    {"GET", "/v1/agents/*/figures", get_figures, "figures takes GET"},
+};
+
+/* Does url match pattern? The '*' segment (non-empty, no '/') is copied into id. */
+static bool match(const char *pattern, const char *url, char *id, size_t idlen)
+{
+    const char *star = strchr(pattern, '*'), *end;
+    size_t pre, n;
+
+    if (!star)
+        return strcmp(pattern, url) == 0;
+    pre = (size_t)(star - pattern);
+    if (strncmp(pattern, url, pre) != 0)
+        return false;
+    end = strchr(url + pre, '/');
+    n = end ? (size_t)(end - (url + pre)) : strlen(url + pre);
+    if (n == 0 || n >= idlen || strcmp(star + 1, url + pre + n) != 0)
+        return false;
+    memcpy(id, url + pre, n);
+    id[n] = '\0';
+    return true;
+}
+
 static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char *method,
                                 const char *url, request *rq)
 {
-    char id[PK_ID_MAX + 2], why[256];
-    const char *what;
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    route_req r = {.c = c, .o = o, .rq = rq, .url = url};
+    const char *wrong = NULL;
 
-    if (strcmp(url, "/v1/health") == 0 && get) {
-        json_t *doc = pk_service_health_json(&o->svc);
-        bool healthy = json_is_true(json_object_get(doc, "healthy"));
-        json_object_set_new(doc, "log_id", json_string(o->log_id));
-        json_object_set_new(doc, "log_size", json_integer((json_int_t)atomic_load(&o->log_size)));
-        return send_json(c, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, doc, o);
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        r.id[0] = '\0';
+        if (!match(routes[i].pattern, url, r.id, sizeof(r.id)))
+            continue;
+        if (strcmp(routes[i].method, method) == 0)
+            return routes[i].fn(&r);
+        wrong = routes[i].wrong_method;
     }
-    if (strcmp(url, "/metrics") == 0 && get) {
-        char *text = pk_service_metrics_text(&o->svc);
-        struct MHD_Response *r;
-        enum MHD_Result ret;
-        if (!text)
-            return MHD_NO;
-        r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-        if (!r) {
-            free(text);
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-        MHD_destroy_response(r);
-        pk_metric_add(&o->m[OM_HTTP], 1);
-        return ret;
-    }
-    if (strcmp(url, "/v1/figures") == 0 && get) {
-        Pactum__V1__FiguresQuery q = PACTUM__V1__FIGURES_QUERY__INIT;
-        return answer(c, o, oracle_answer_figures, &q.base);
-    }
-    if (strncmp(url, "/v1/log/", 8) == 0 && get) {
-        Pactum__V1__LogQuery q = PACTUM__V1__LOG_QUERY__INIT;
-        const char *kind = url + 8;
-        if (!param_u64(c, "size", 0, &q.size, why, sizeof(why)) ||
-            !param_u64(c, "index", 0, &q.index, why, sizeof(why)) ||
-            !param_u64(c, "seq", 0, &q.stream_seq, why, sizeof(why)) ||
-            !param_u64(c, "first", 0, &q.first, why, sizeof(why)))
-            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
-        q.stream = (char *)param(c, "stream");
-        if (strcmp(kind, "head") == 0)
-            q.kind = PACTUM__V1__LOG_QUERY_KIND__LOG_HEAD;
-        else if (strcmp(kind, "inclusion") == 0)
-            q.kind = PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION;
-        else if (strcmp(kind, "consistency") == 0)
-            q.kind = PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY;
-        else
-            return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found",
-                          "no route %s (log routes: head, inclusion, consistency)", url);
-        if (q.kind == PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION && !q.stream[0] &&
-            !MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "index"))
-            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
-                          "inclusion needs index, or stream and seq");
-        if (q.kind == PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY &&
-            !MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "first"))
-            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "consistency needs first");
-        return answer(c, o, oracle_answer_log, &q.base);
-    }
-    if (strncmp(url, "/v1/pacts/", 10) == 0 && get) {
-        Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
-        uint64_t version;
-        if (!param_u64(c, "version", 0, &version, why, sizeof(why)) || version > UINT32_MAX)
-            return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s",
-                          version > UINT32_MAX ? "version: too large" : why);
-        q.pact_id = (char *)url + 10;
-        q.version = (uint32_t)version;
-        q.document = strcmp(param(c, "document"), "true") == 0;
-        return answer(c, o, oracle_answer_pact, &q.base);
-    }
-    if (agent_route(url, id, sizeof(id), &what)) {
-        if (strcmp(what, "authorize") == 0) {
-            if (!post)
-                return refuse(c, o, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request",
-                              "authorize takes POST with a JSON body: each decision is recorded");
-            return route_authorize(c, o, id, rq);
-        }
-        if (!get)
-            return refuse(c, o, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request", "%s takes GET", what);
-        if (strcmp(what, "trust") == 0) {
-            Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
-            uint64_t h;
-            if (!param_u64(c, "history", 0, &h, why, sizeof(why)) || h > 200)
-                return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s",
-                              h > 200 ? "history: at most 200" : why);
-            q.agent_id = id;
-            q.history = (uint32_t)h;
-            return answer(c, o, oracle_answer_trust, &q.base);
-        }
-        if (strcmp(what, "evidence") == 0) {
-            Pactum__V1__EvidenceQuery q = PACTUM__V1__EVIDENCE_QUERY__INIT;
-            uint64_t limit;
-            const char *kind = param(c, "kind");
-            if (!param_u64(c, "from", 0, &q.from, why, sizeof(why)) ||
-                !param_u64(c, "limit", 20, &limit, why, sizeof(why)))
-                return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
-            q.agent_id = id;
-            q.limit = limit > 1000 ? 1000 : (uint32_t)limit;
-            if (*kind) {
-                const ProtobufCEnumDescriptor *d = &pactum__v1__leaf_kind__descriptor;
-                for (unsigned i = 1; i < d->n_values; i++) {
-                    if (strcmp(pk_pb_enum_name(d, d->values[i].value), kind) == 0)
-                        q.kind = (Pactum__V1__LeafKind)d->values[i].value;
-                }
-                if (!q.kind)
-                    return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
-                                  "kind: expected event, verdict, governance, trust_change, "
-                                  "registry or decision, got '%s'",
-                                  kind);
-            }
-            return answer(c, o, oracle_answer_evidence, &q.base);
-        }
-        if (strcmp(what, "attestation") == 0) {
-            Pactum__V1__AttestQuery q = PACTUM__V1__ATTEST_QUERY__INIT;
-            q.agent_id = id;
-            return answer(c, o, oracle_answer_attest, &q.base);
-        }
-        if (strcmp(what, "figures") == 0) {
-            Pactum__V1__FiguresQuery q = PACTUM__V1__FIGURES_QUERY__INIT;
-            q.agent_id = id;
-            return answer(c, o, oracle_answer_figures, &q.base);
-        }
-    }
+    if (wrong)
+        return refuse(c, o, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request", "%s", wrong);
     return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found",
                   "no route %s %s; see docs/oracle-api.md (GET /v1/agents/ID/trust, POST "
                   "/v1/agents/ID/authorize, GET /v1/agents/ID/evidence, GET "

@@ -63,21 +63,84 @@ static pk_status load_key(oracle *o, const oracle_cfg *cfg)
             return PK_ERR(PK_EIO, "cannot read %s", path);
         }
     }
-    pk_log_id(o->kp.pk, o->log_id);
     {
-        char hex[65];
+        char hex[65], id[PK_LOG_ID_LEN + 1];
         pk_hex_encode(o->kp.pk, 32, hex);
-        PK_INFO("answers and tree heads are signed by %s (log %s)", hex, o->log_id);
+        pk_log_id(o->kp.pk, id);
+        PK_INFO("answers and tree heads are signed by %s (log %s)", hex, id);
     }
     return PK_OK;
+}
+
+/* The key, the read model, the registry copy and the log; an exit code on failure. */
+static int open_state(oracle *o, const oracle_cfg *cfg)
+{
+    tlog_cfg lc = {.common = &cfg->common,
+                   .batch = (int)cfg->log_batch,
+                   .every_ms = cfg->log_every_ms,
+                   .head_every_ms = cfg->head_every_ms,
+                   .m_size = &o->m[OM_LOG_SIZE],
+                   .m_appended = &o->m[OM_LOG_APPENDED],
+                   .m_heads = &o->m[OM_HEADS]};
+
+    if (load_key(o, cfg) != PK_OK || oracle_reuse_open(o) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_CONFIG;
+    }
+    if (oracle_open_dbs(o) != PK_OK || pk_registry_open(&o->reg, o->store, o->bus) != PK_OK ||
+        pk_pact_cache_create(&o->pacts, o->reg, 64) != PK_OK ||
+        tlog_open(&o->log, &lc, &o->svc, o->bus, o->store, &o->kp) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_STORE;
+    }
+    return PK_EXIT_OK;
+}
+
+/* The read model's consumer from where it stopped, the log, the responders, HTTP. */
+static int start(oracle *o)
+{
+    MDB_txn *txn = NULL;
+    uint64_t applied = 0;
+    pk_status st;
+
+    if ((st = pk_txn_begin(o->store, false, &txn)) == PK_OK) {
+        st = pk_get_u64(txn, o->meta, "trust_seq", &applied);
+        pk_txn_abort(txn);
+    }
+    if (st != PK_OK && st != PK_ENOTFOUND) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_STORE;
+    }
+    if (pk_registry_watch(o->reg) != PK_OK || pk_registry_sync(o->reg, 0) != PK_OK ||
+        pk_consumer_open(&o->trust, o->bus, PK_STREAM_TRUST, NULL, "pactum.trust.*", applied + 1,
+                         1024, 30000) != PK_OK ||
+        tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK ||
+        pk_service_ops_start(&o->svc) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_BUS;
+    }
+    if (oracle_http_start(o) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_CONFIG;
+    }
+    o->model = (pk_runner){.what = "read model",
+                           .consumer = &o->trust,
+                           .svc = &o->svc,
+                           .batch = 512,
+                           .wait_ms = 250,
+                           .process = oracle_apply,
+                           .idle = oracle_model_idle,
+                           .ctx = o,
+                           .lag = &o->svc.common[PK_SM_LAG]};
+    PK_INFO("ready: read model at PACTUM_TRUST #%llu, registry at #%llu",
+            (unsigned long long)applied, (unsigned long long)pk_registry_seq(o->reg));
+    return PK_EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
     static oracle_cfg cfg;
     static oracle o;
-    uint64_t applied = 0;
-    MDB_txn *txn = NULL;
     int rc;
     pk_status st;
 
@@ -95,85 +158,21 @@ int main(int argc, char **argv)
     o.svc.n_metrics = OM_COUNT;
     pk_signals_install();
     rc = pk_service_boot(&o.svc, &cfg.common, &o.bus, &o.store, &o.partitions, 24);
-    if (rc != PK_EXIT_OK)
-        goto out;
-    if (load_key(&o, &cfg) != PK_OK || oracle_reuse_open(&o) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_CONFIG;
-        goto out;
+    if (rc == PK_EXIT_OK)
+        rc = open_state(&o, &cfg);
+    if (rc == PK_EXIT_OK)
+        rc = start(&o);
+    if (rc == PK_EXIT_OK) {
+        pk_runner_loop(&o.model);
+        PK_INFO("shutting down");
     }
-    if (oracle_open_dbs(&o) != PK_OK || pk_registry_open(&o.reg, o.store, o.bus) != PK_OK ||
-        pk_txn_begin(o.store, false, &txn) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_STORE;
-        goto out;
-    }
-    st = pk_get_u64(txn, o.meta, "trust_seq", &applied);
-    pk_txn_abort(txn);
-    if (st != PK_OK && st != PK_ENOTFOUND) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_STORE;
-        goto out;
-    }
-    if (pk_registry_watch(o.reg) != PK_OK || pk_registry_sync(o.reg, 0) != PK_OK ||
-        pk_consumer_open(&o.trust, o.bus, PK_STREAM_TRUST, NULL, "pactum.trust.*", applied + 1,
-                         1024, 30000) != PK_OK ||
-        oracle_log_start(&o) != PK_OK || oracle_queries_start(&o) != PK_OK ||
-        pk_service_ops_start(&o.svc) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_BUS;
-        goto out;
-    }
-    if (oracle_http_start(&o) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_CONFIG;
-        goto out;
-    }
-    PK_INFO("ready: read model at PACTUM_TRUST #%llu, registry at #%llu",
-            (unsigned long long)applied, (unsigned long long)pk_registry_seq(o.reg));
-    while (!pk_shutdown) {
-        natsMsgList list;
-
-        if (pk_registry_sync_if_dirty(o.reg) != PK_OK)
-            PK_WARN("registry sync: %s", pk_error_msg());
-        st = pk_consumer_fetch(&o.trust, &list, 512, 250);
-        if (st == PK_ETIMEOUT)
-            continue;
-        if (st != PK_OK) {
-            PK_WARN("%s", pk_error_msg());
-            pk_sleep_ms(200);
-            continue;
-        }
-        st = oracle_apply(&o, &list);
-        natsMsgList_Destroy(&list);
-        if (st == PK_ESTORE_FULL) {
-            PK_ERROR("%s; stopped consuming", pk_error_msg());
-            pk_service_set_health(&o.svc, false, pk_error_msg());
-            while (!pk_shutdown)
-                pk_sleep_ms(200);
-        } else if (st != PK_OK) {
-            /* Not acknowledged (the consumer has no acks): rewind and read again. */
-            PK_WARN("read model update failed, re-reading: %s", pk_error_msg());
-            pk_consumer_close(&o.trust);
-            txn = NULL;
-            applied = 0;
-            if (pk_txn_begin(o.store, false, &txn) == PK_OK) {
-                pk_get_u64(txn, o.meta, "trust_seq", &applied);
-                pk_txn_abort(txn);
-            }
-            o.trust.start_seq = applied + 1;
-            pk_sleep_ms(200);
-        }
-    }
-    PK_INFO("shutting down");
-    rc = PK_EXIT_OK;
-out:
     pk_shutdown = 1; /* the log's threads run until it is set, also after a failed start */
     oracle_http_stop(&o);
-    oracle_queries_stop(&o);
-    oracle_log_stop(&o);
+    pk_responders_stop(&o.answers);
+    tlog_close(&o.log);
     pk_service_ops_stop(&o.svc);
     pk_consumer_close(&o.trust);
+    pk_pact_cache_destroy(o.pacts);
     pk_registry_close(o.reg);
     pk_bus_close(o.bus);
     pk_store_close(o.store);

@@ -1,26 +1,38 @@
 /*
- * oracle - answers public trust queries from its own read model.
+ * oracle - answers public trust queries from its own read model, and keeps
+ * the transparency log (tlog.h).
  *
  * The read model is built from the PACTUM_TRUST stream (and the registry),
  * never from the scorer's files, so an oracle can run on another host. Each
  * instance keeps its model in its own LMDB folder and resumes from the last
- * stream sequence it applied. Queries arrive by request-reply on
- * pactum.oracle.trust in the queue group "oracle", so instances share the load.
+ * stream sequence it applied. Questions arrive by request-reply on
+ * pactum.oracle.* in the queue group "oracle", so instances share the load,
+ * and over HTTP/JSON, where each route calls the same answer function.
+ *
+ * Files: model.c (the read model), query.c (what every answer reads, and the
+ * responder table), report.c (trust and pact reports), authorize.c,
+ * evidence.c (evidence, attestations, log proofs), figures.c, http.c,
+ * reuse.c (signed answers sent again), tlog.c (the log).
  */
-#ifndef PK_ORACLE_H
-#define PK_ORACLE_H
+#ifndef ORACLE_H
+#define ORACLE_H
 
-#include <pthread.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
+#include "pk/authorize.h"
 #include "pk/bus.h"
 #include "pk/crypto.h"
 #include "pk/merkle.h"
 #include "pk/pact.h"
+#include "pk/pactcache.h"
 #include "pk/registry.h"
+#include "pk/responder.h"
+#include "pk/runner.h"
 #include "pk/service.h"
 #include "pk/store.h"
+#include "tlog.h"
 
 typedef struct oracle_cfg {
     pk_common_cfg common;  /* shared options */
@@ -40,7 +52,6 @@ enum {
     OM_BAD,
     OM_CHANGES,
     OM_DUPLICATES,
-    OM_LAG,
     OM_LOG_SIZE,
     OM_LOG_APPENDED,
     OM_HEADS,
@@ -49,61 +60,49 @@ enum {
     OM_APPROVAL,
     OM_HTTP,
     OM_HTTP_4XX,
-    OM_LMDB_USED,
-    OM_LMDB_MAP,
     OM_REUSED,
     OM_COUNT
 };
-
-#define ORACLE_LOG_SOURCES 5
-
-typedef struct oracle_log_source {
-    const char *stream;  /* source stream */
-    const char *filter;  /* subject filter */
-    const char *durable; /* durable consumer, shared by every oracle instance */
-} oracle_log_source;
-
-extern const oracle_log_source oracle_log_sources[ORACLE_LOG_SOURCES];
 
 #define ORACLE_REUSE_SLOTS 512 /* agents whose last trust answer is kept */
 
 typedef struct oracle_reuse oracle_reuse;
 
 typedef struct oracle {
-    const oracle_cfg *cfg;  /* borrowed configuration */
-    pk_service svc;         /* health, metrics */
-    pk_bus *bus;            /* connection */
-    pk_store *store;        /* read model */
-    pk_registry *reg;       /* registry copy */
-    uint32_t partitions;    /* partitions of the streams */
-    MDB_dbi reports;        /* agent -> TrustReport (state, last violation, seq) */
-    MDB_dbi tiers;          /* agent \0 be64 change_seq -> TierChange */
-    MDB_dbi governance;     /* agent \0 be64 change_seq -> GovernanceEntry */
-    MDB_dbi meta;           /* trust_seq, log_size, log_seq, hw_<stream> */
-    MDB_dbi violations;     /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
-    MDB_dbi log_nodes;      /* level (1 byte) be64 index -> hash of a perfect subtree */
-    MDB_dbi log_leaves;     /* be64 index -> LogLeaf bytes */
-    MDB_dbi log_refs;       /* stream \0 be64 seq -> be64 index */
-    MDB_dbi log_agent;      /* agent \0 be64 index -> "" */
-    pk_consumer trust;      /* ephemeral consumer of PACTUM_TRUST */
-    pk_consumer log_reader; /* ephemeral consumer of PACTUM_LOG */
-    pk_keypair kp;          /* signs answers and tree heads */
-    char log_id[33];        /* hex id of the log key */
-    atomic_ullong log_size; /* leaves committed */
-    uint64_t head_size;     /* size of the last head published */
-    int64_t head_mono_ms;   /* when it was published */
-    pthread_t log_builder;
-    bool log_builder_started;
-    natsSubscription *subs[8 * 4]; /* request responders: 4 per subject */
-    void *http;                    /* struct MHD_Daemon */
-    pk_metric m[OM_COUNT];         /* counters */
-    oracle_reuse *reuse;           /* signed trust answers kept for reuse, or NULL */
+    const oracle_cfg *cfg; /* borrowed configuration */
+    pk_service svc;        /* health, metrics */
+    pk_bus *bus;           /* connection */
+    pk_store *store;       /* read model and log */
+    pk_registry *reg;      /* registry copy */
+    pk_pact_cache *pacts;  /* compiled pacts (authorize, governance sections) */
+    uint32_t partitions;   /* partitions of the streams */
+    MDB_dbi reports;       /* agent -> TrustReport (state, last violation, seq) */
+    MDB_dbi tiers;         /* agent \0 be64 change_seq -> TierChange */
+    MDB_dbi governance;    /* agent \0 be64 change_seq -> GovernanceEntry */
+    MDB_dbi meta;          /* trust_seq (and the log's keys, see tlog.h) */
+    MDB_dbi violations;    /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
+    pk_consumer trust;     /* ephemeral consumer of PACTUM_TRUST */
+    pk_runner model;       /* the read model's loop */
+    pk_keypair kp;         /* signs answers and tree heads */
+    tlog log;              /* the transparency log */
+    pk_responders answers; /* pactum.oracle.* */
+    void *http;            /* struct MHD_Daemon */
+    pk_metric m[OM_COUNT]; /* counters */
+    oracle_reuse *reuse;   /* signed trust answers kept for reuse, or NULL */
 } oracle;
+
+/* --- the read model (model.c) --- */
 
 void oracle_metrics_init(oracle *o);
 
 /* Open the read model's named databases in o->store. */
-pk_status oracle_open_dbs(oracle *o);
+pk_status oracle_open_dbs(oracle *o) PK_MUST_CHECK;
+
+/* Apply a batch of trust changes to the read model (a pk_batch_fn; ctx: the oracle). */
+pk_status oracle_apply(void *ctx, natsMsgList *list) PK_MUST_CHECK;
+
+/* Between batches: bring the registry copy up to date (a pk_idle_fn). */
+pk_status oracle_model_idle(void *ctx, bool caught_up) PK_MUST_CHECK;
 
 /*
  * Reuse of signed trust answers (reuse.c). oracle_reuse_get copies the kept
@@ -113,7 +112,7 @@ pk_status oracle_open_dbs(oracle *o);
  * the slots set in marked (ORACLE_REUSE_SLOTS bits; oracle_reuse_slot(agent)).
  * Without a table (reuse_ms 0) nothing is kept.
  */
-pk_status oracle_reuse_open(oracle *o);
+pk_status oracle_reuse_open(oracle *o) PK_MUST_CHECK;
 void oracle_reuse_close(oracle *o);
 unsigned oracle_reuse_slot(const char *agent);
 bool oracle_reuse_get(oracle *o, const char *agent, const uint8_t *req, size_t len,
@@ -123,31 +122,51 @@ void oracle_reuse_put(oracle *o, const char *agent, const uint8_t *req, size_t l
                       const uint8_t *answer, size_t alen);
 void oracle_reuse_forget(oracle *o, const uint8_t *marked);
 
-/* Apply a batch of trust changes to the read model. */
-pk_status oracle_apply(oracle *o, natsMsgList *list);
+/* --- answers --- */
 
 /*
- * An answer: decode the request (a protobuf message), build the answer and
- * return it as a Signed envelope under the oracle key (*out: caller frees).
- * PK_OK whenever there is an answer to send, including refusals.
+ * An answer (a pk_handler_fn with the oracle as ctx): decode the request (a
+ * protobuf message), build the answer and return it as a Signed envelope
+ * under the oracle key (*out: caller frees). PK_OK whenever there is an
+ * answer to send, refusals included.
  */
-typedef pk_status (*oracle_answer_fn)(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
-                                      size_t *outlen);
+typedef pk_handler_fn oracle_answer_fn;
 
-pk_status oracle_answer_trust(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
-                              size_t *outlen);
-pk_status oracle_answer_pact(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
-                             size_t *outlen);
-pk_status oracle_answer_authorize(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
-                                  size_t *outlen);
-pk_status oracle_answer_evidence(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
-                                 size_t *outlen);
-pk_status oracle_answer_attest(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
-                               size_t *outlen);
-pk_status oracle_answer_figures(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
-                                size_t *outlen);
-pk_status oracle_answer_log(oracle *o, const uint8_t *req, size_t len, uint8_t **out,
-                            size_t *outlen);
+pk_status oracle_answer_trust(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                              size_t *outlen) PK_MUST_CHECK;
+pk_status oracle_answer_pact(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                             size_t *outlen) PK_MUST_CHECK;
+pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                                  size_t *outlen) PK_MUST_CHECK;
+pk_status oracle_answer_evidence(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                                 size_t *outlen) PK_MUST_CHECK;
+pk_status oracle_answer_attest(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                               size_t *outlen) PK_MUST_CHECK;
+pk_status oracle_answer_figures(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                                size_t *outlen) PK_MUST_CHECK;
+pk_status oracle_answer_log(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                            size_t *outlen) PK_MUST_CHECK;
+
+/* Answer every pactum.oracle.* subject on the bus. */
+pk_status oracle_queries_start(oracle *o) PK_MUST_CHECK;
+
+/* --- what answers share (query.c) --- */
+
+#define Q_OK          PACTUM__V1__QUERY_STATUS__QUERY_OK
+#define Q_BAD         PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST
+#define Q_UNKNOWN     PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT
+#define Q_UNAVAILABLE PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE
+#define Q_NOT_FOUND   PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND
+
+/* A read transaction that sees agent if the registry has it (refreshed once if not). */
+pk_status oracle_begin_for(oracle *o, const char *agent, MDB_txn **txn, bool *known) PK_MUST_CHECK;
+
+/* The agent's stored report (caller frees), or NULL. */
+Pactum__V1__TrustReport *oracle_stored_report(oracle *o, MDB_txn *txn, const char *agent);
+
+/* The agent's stored state, or a new agent's (watch, no evidence) in *initial. */
+const Pactum__V1__TrustState *oracle_state_of(Pactum__V1__TrustReport *stored,
+                                              Pactum__V1__TrustState *initial, const char *agent);
 
 /* Violations of agent (NULL: every agent) by severity, counts[w][severity] for those at
  * or after since_ms[w], in one pass, leaving out the verdicts rulings overturned. */
@@ -163,38 +182,19 @@ size_t oracle_pacts_of(oracle *o, MDB_txn *txn, const char *agent, Pactum__V1__P
                        size_t max);
 void oracle_pacts_free(Pactum__V1__PactRef **refs, size_t n);
 
-/* The governance section that applies to a state (its pact's, or the defaults); free it. */
-void oracle_governance_of(oracle *o, MDB_txn *txn, const Pactum__V1__TrustState *s,
-                          pk_governance *g);
+/*
+ * The governance section that applies to a state (its pact's, or the
+ * defaults), valid until oracle_governance_release; *held is what to release.
+ */
+const pk_governance *oracle_governance_of(oracle *o, MDB_txn *txn, const Pactum__V1__TrustState *s,
+                                          const pk_compiled **held);
 
 /* Seal an answer message with the oracle key. */
 pk_status oracle_seal(oracle *o, Pactum__V1__PayloadType type, const ProtobufCMessage *m,
-                      uint8_t **out, size_t *len);
+                      uint8_t **out, size_t *len) PK_MUST_CHECK;
 
-pk_status oracle_queries_start(oracle *o);
-void oracle_queries_stop(oracle *o);
-
-/* --- the transparency log (log.c) --- */
-
-pk_status oracle_log_start(oracle *o);
-void oracle_log_stop(oracle *o);
-/* Leaves committed, as seen by txn. */
-uint64_t oracle_log_size(oracle *o, MDB_txn *txn);
-pk_status oracle_log_root(oracle *o, MDB_txn *txn, uint64_t size, uint8_t root[PK_HASH]);
-/* A signed tree head of the first `size` leaves, signed now. *out: caller frees. */
-pk_status oracle_log_head(oracle *o, MDB_txn *txn, uint64_t size, uint8_t **out, size_t *len);
-pk_status oracle_log_path(oracle *o, MDB_txn *txn, uint64_t index, uint64_t size,
-                          uint8_t path[][PK_HASH], size_t *n);
-pk_status oracle_log_consistency(oracle *o, MDB_txn *txn, uint64_t first, uint64_t second,
-                                 uint8_t path[][PK_HASH], size_t *n);
-/* The leaf of a stream message, if logged. */
-pk_status oracle_log_find(oracle *o, MDB_txn *txn, const char *stream, uint64_t seq,
-                          uint64_t *index);
-/* The LogLeaf bytes of a leaf (borrowed from txn). */
-pk_status oracle_log_leaf(oracle *o, MDB_txn *txn, uint64_t index, MDB_val *leaf);
-/* The stream message a leaf commits to, read from its stream. *out: caller frees. */
-pk_status oracle_log_record(oracle *o, const char *stream, uint64_t seq, uint8_t **out,
-                            size_t *len);
+/* Count a refused question (bad, unknown agent). */
+void oracle_count(oracle *o, int metric);
 
 /* --- HTTP (http.c) --- */
 
@@ -206,7 +206,7 @@ pk_status oracle_log_record(oracle *o, const char *stream, uint64_t seq, uint8_t
 bool oracle_authorize_body(const char *body, size_t len, char *agent,
                            Pactum__V1__AuthorizeRequest *q, json_t **doc, char *why, size_t wlen);
 
-pk_status oracle_http_start(oracle *o);
+pk_status oracle_http_start(oracle *o) PK_MUST_CHECK;
 void oracle_http_stop(oracle *o);
 
 #endif

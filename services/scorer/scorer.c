@@ -8,6 +8,7 @@
 #include "pk/clock.h"
 #include "pk/crypto.h"
 #include "pk/log.h"
+#include "pk/tiers.h"
 
 void scorer_metrics_init(scorer *s)
 {
@@ -39,135 +40,46 @@ void scorer_metrics_init(scorer *s)
     m[SM_RULINGS] =
         (pk_metric){"pactum_scorer_rulings_recomputed_total", NULL,
                     "Rulings that overturned verdicts and rebuilt an agent's state", PK_COUNTER, 0};
-    m[SM_BATCH_RETRIES] = (pk_metric){"pactum_scorer_batch_retries_total", NULL,
-                                      "Batch attempts that failed and were retried", PK_COUNTER, 0};
-    m[SM_LAG] = (pk_metric){"pactum_consumer_pending", "consumer=\"scorer\"",
-                            "Messages waiting for this consumer", PK_GAUGE, 0};
-    m[SM_LMDB_USED] =
-        (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
-    m[SM_LMDB_MAP] =
-        (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
 }
 
-/* --- history ------------------------------------------------------------------- */
+/* --- workers ------------------------------------------------------------------------ */
 
-pk_status pk_read_history(pk_bus *bus, uint32_t partitions, const char *agent, uint64_t before_seq,
-                          pk_input_fn each, void *each_ctx)
-{
-    pk_consumer c;
-    char filter[160];
-    pk_status st;
-    int64_t deadline = pk_mono_ms() + 60000;
-    bool read_any = false, left = true; /* left: the server had more after the last fetch */
-
-    snprintf(filter, sizeof(filter), "pactum.verdicts.%u.%s.>", pk_partition_of(agent, partitions),
-             agent);
-    if ((st = pk_consumer_open(&c, bus, PK_STREAM_VERDICTS, NULL, filter, 1, 1024, 30000)) != PK_OK)
-        return st;
-    for (;;) {
-        natsMsgList list;
-        bool done = false;
-        if (pk_mono_ms() > deadline) {
-            st = PK_ERR(PK_ETIMEOUT, "reading the history of %s took too long", agent);
-            break;
-        }
-        st = pk_consumer_fetch(&c, &list, 256, 2000);
-        if (st == PK_ETIMEOUT && (!read_any || !left)) {
-            st = PK_OK; /* nothing more: the input itself was not stored (replay tests) */
-            break;
-        }
-        if (st == PK_ETIMEOUT)
-            continue; /* more was there: a slow fetch, not the end (bounded by the deadline) */
-        if (st != PK_OK)
-            break;
-        if (list.Count > 0) {
-            jsMsgMetaData *meta = NULL;
-            read_any = true;
-            if (natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
-                left = meta->NumPending > 0;
-                jsMsgMetaData_Destroy(meta);
-            }
-        }
-        for (int i = 0; i < list.Count && st == PK_OK && !done; i++) {
-            uint64_t seq = 0;
-            pk_msg_meta(list.Msgs[i], &seq, NULL, NULL);
-            if (seq >= before_seq) {
-                done = true;
-                break;
-            }
-            st = each(each_ctx, natsMsg_GetSubject(list.Msgs[i]),
-                      (const uint8_t *)natsMsg_GetData(list.Msgs[i]),
-                      (size_t)natsMsg_GetDataLength(list.Msgs[i]), seq);
-        }
-        natsMsgList_Destroy(&list);
-        if (st != PK_OK || done)
-            break;
-    }
-    pk_consumer_close(&c);
-    return st;
-}
-
-pk_status scorer_history(void *ctx, const char *agent, uint64_t before_seq, pk_input_fn each,
+/* Where a ruling reads an agent's past inputs: PACTUM_VERDICTS (a pk_history_fn). */
+static pk_status history(void *ctx, const char *agent, uint64_t before_seq, pk_input_fn each,
                          void *each_ctx)
 {
     score_worker *w = ctx;
 
-    return pk_read_history(w->pw->bus, w->s->partitions, agent, before_seq, each, each_ctx);
+    return pk_scoring_read_history(w->pw->bus, w->s->partitions, agent, before_seq, each, each_ctx);
 }
 
-/* --- state cache per batch ------------------------------------------------------- */
-
-typedef struct touched {
-    pk_trust **t;  /* states */
-    size_t n, cap; /* count and room */
-} touched;
-
-static pk_status trust_get(scorer *s, MDB_txn *txn, touched *tc, const char *agent, int64_t now,
-                           pk_trust **out)
+pk_status scorer_workers_init(scorer *s)
 {
-    Pactum__V1__TrustState *m = NULL;
-    pk_trust *t;
-    pk_status st;
-
-    for (size_t i = 0; i < tc->n; i++) {
-        if (strcmp(tc->t[i]->agent_id, agent) == 0) {
-            *out = tc->t[i];
-            return PK_OK;
-        }
+    if (!(s->ctx = calloc(s->workers.n ? s->workers.n : 1, sizeof(*s->ctx))))
+        return PK_ERR(PK_ENOMEM, "cannot allocate %zu workers", s->workers.n);
+    s->n_ctx = s->workers.n;
+    for (size_t i = 0; i < s->workers.n; i++) {
+        score_worker *w = &s->ctx[i];
+        pk_status st;
+        w->s = s;
+        w->pw = &s->workers.w[i];
+        pk_scoring_init(&w->scoring, s->reg, s->pacts, s->agents, history, w);
+        if ((st = pk_wset_create(&w->ws)) != PK_OK)
+            return st;
+        s->workers.w[i].ctx = w;
     }
-    if (tc->n == tc->cap) {
-        size_t cap = tc->cap ? tc->cap * 2 : 64;
-        pk_trust **grown = realloc(tc->t, cap * sizeof(*grown));
-        if (!grown)
-            return PK_ERR(PK_ENOMEM, "cannot grow the batch");
-        tc->t = grown;
-        tc->cap = cap;
-    }
-    if (!(t = malloc(sizeof(*t))))
-        return PK_ERR(PK_ENOMEM, "cannot allocate trust state");
-    st = pk_get_msg(txn, s->agents, agent, strlen(agent), &pactum__v1__trust_state__descriptor,
-                    (ProtobufCMessage **)&m);
-    if (st == PK_OK) {
-        pk_trust_from_msg(t, m);
-        pactum__v1__trust_state__free_unpacked(m, NULL);
-    } else if (st == PK_ENOTFOUND) {
-        pk_trust_init(t, agent, now);
-    } else {
-        free(t);
-        return st;
-    }
-    tc->t[tc->n++] = t;
-    *out = t;
     return PK_OK;
 }
 
-static pk_status put_trust(scorer *s, pk_core *core, MDB_txn *txn, const pk_trust *t)
+void scorer_workers_free(scorer *s)
 {
-    static _Thread_local pk_trust_msg_storage storage;
-    Pactum__V1__TrustState m;
-
-    pk_trust_to_msg(t, pk_core_governance(core, txn, t), &m, &storage);
-    return pk_put_msg(txn, s->agents, t->agent_id, strlen(t->agent_id), &m.base);
+    for (size_t i = 0; s->ctx && i < s->n_ctx; i++) {
+        pk_scoring_free(&s->ctx[i].scoring);
+        pk_wset_destroy(s->ctx[i].ws);
+    }
+    free(s->ctx);
+    s->ctx = NULL;
+    s->n_ctx = 0;
 }
 
 /* --- publishing ------------------------------------------------------------------ */
@@ -187,103 +99,139 @@ static void severity_counts(const uint64_t v[6], Pactum__V1__SeverityCount *sc,
     }
 }
 
-/* Publish the change an input made, and keep tier changes for history. */
-static pk_status publish_change(score_worker *w, MDB_txn *txn, pk_trust *t, const pk_applied *a)
+/* Storage for the parts of a trust change (borrowed by the message). */
+typedef struct change_parts {
+    Pactum__V1__TrustState state;
+    Pactum__V1__Factor factor, *factors[1];
+    char fname[2 * PK_ID_MAX + 16], fdetail[480];
+    Pactum__V1__RulingEffect re;
+    Pactum__V1__SeverityCount scb[6], sca[6], *scbp[6], *scap[6];
+    Pactum__V1__TierChange tc;
+    Pactum__V1__Criterion crit[6], *critp[6];
+} change_parts;
+
+/* The one factor that explains the change. */
+static void add_factor(Pactum__V1__TrustChange *ch, change_parts *p, const pk_applied *a)
 {
-    static _Thread_local pk_trust_msg_storage storage;
+    const Pactum__V1__Verdict *v = a->verdict;
+
+    pactum__v1__factor__init(&p->factor);
+    if (v) {
+        snprintf(p->fname, sizeof(p->fname), "clause %s/%s", v->pact_id, v->clause_id);
+        snprintf(p->fdetail, sizeof(p->fdetail),
+                 "%s verdict #%llu: %s; older evidence kept %lld ppm of its weight",
+                 pk_outcome_name(v->outcome), (unsigned long long)v->vseq, v->detail,
+                 (long long)a->fx.decay_ppm);
+    } else {
+        snprintf(p->fname, sizeof(p->fname), "governance");
+        snprintf(p->fdetail, sizeof(p->fdetail), "%s", a->fx.cause);
+    }
+    p->factor.name = p->fname;
+    p->factor.delta_ppm = a->fx.score_delta;
+    p->factor.detail = p->fdetail;
+    p->factors[0] = &p->factor;
+    ch->n_factors = 1;
+    ch->factors = p->factors;
+}
+
+/* What an overturning ruling changed, before and after. */
+static void add_ruling_effect(Pactum__V1__TrustChange *ch, change_parts *p, const pk_applied *a)
+{
+    const pk_trust *t = a->t;
+
+    pactum__v1__ruling_effect__init(&p->re);
+    p->re.dispute_id = a->gov->ruling->dispute_id;
+    p->re.verdicts_removed = (uint64_t *)a->removed;
+    p->re.n_verdicts_removed = (size_t)a->n_removed;
+    p->re.score_before_ppm = a->score_before;
+    p->re.score_after_ppm = t->score;
+    p->re.lower_before_ppm = a->lower_before;
+    p->re.lower_after_ppm = t->lower;
+    p->re.tier_before = (Pactum__V1__Tier)a->tier_before;
+    p->re.tier_after = (Pactum__V1__Tier)t->tier;
+    severity_counts(a->violations_before, p->scb, p->scbp, &p->re.n_violations_before);
+    p->re.violations_before = p->scbp;
+    severity_counts(t->violations, p->sca, p->scap, &p->re.n_violations_after);
+    p->re.violations_after = p->scap;
+    ch->ruling_effect = &p->re;
+}
+
+/* The tier change, with its criteria and containment time, kept for history in ws. */
+static pk_status add_tier_change(score_worker *w, Pactum__V1__TrustChange *ch, change_parts *p,
+                                 const pk_applied *a, int64_t now)
+{
     scorer *s = w->s;
     const pk_trust_effect *fx = &a->fx;
+    const pk_trust *t = a->t;
+    Pactum__V1__TierChange *tc = &p->tc;
+    uint8_t key[PK_ID_MAX + 9];
+    size_t alen = strlen(t->agent_id);
+
+    pactum__v1__tier_change__init(tc);
+    tc->from = (Pactum__V1__Tier)fx->from_tier;
+    tc->to = (Pactum__V1__Tier)fx->to_tier;
+    tc->cause = (char *)fx->cause;
+    tc->rule = (char *)fx->rule;
+    tc->at_ms = t->clock_ms;
+    tc->decided_ms = now;
+    tc->verdict = a->verdict;
+    tc->governance = a->gov;
+    for (int i = 0; i < fx->n_crit; i++) {
+        pactum__v1__criterion__init(&p->crit[i]);
+        p->crit[i].name = (char *)fx->crit[i].name;
+        p->crit[i].required = (char *)fx->crit[i].required;
+        p->crit[i].actual = (char *)fx->crit[i].actual;
+        p->crit[i].met = fx->crit[i].met;
+        p->critp[i] = &p->crit[i];
+    }
+    tc->n_criteria = (size_t)fx->n_crit;
+    tc->criteria = p->critp;
+    if (fx->to_tier >= PACTUM__V1__TIER__TIER_CONTAINED &&
+        fx->from_tier < PACTUM__V1__TIER__TIER_CONTAINED && a->verdict &&
+        a->verdict->ingest_ms > 0) {
+        tc->containment_ms = now - a->verdict->ingest_ms;
+        pk_metric_add(&s->m[SM_CONTAINMENTS], 1);
+        pk_metric_set(&s->m[SM_CONTAINMENT_MS], tc->containment_ms);
+    }
+    if (strcmp(fx->rule, PK_RULE_REENTRY) == 0)
+        pk_metric_add(&s->m[SM_REENTRIES], 1);
+    ch->tier_change = tc;
+    memcpy(key, t->agent_id, alen);
+    key[alen] = 0;
+    pk_be64_put(key + alen + 1, t->change_seq);
+    pk_metric_add(&s->m[SM_TIER_CHANGES], 1);
+    PK_INFO("%s: %s -> %s (%s: %s)", t->agent_id, pk_tier_name(tc->from), pk_tier_name(tc->to),
+            fx->rule, fx->cause);
+    return pk_wset_put_msg(w->ws, s->tiers, key, alen + 9, &tc->base);
+}
+
+/* Publish the change an input made (numbered a->t->change_seq), and keep tier changes. */
+static pk_status publish_change(score_worker *w, MDB_txn *txn, const pk_applied *a)
+{
+    static _Thread_local pk_trust_msg_storage storage;
+    static _Thread_local change_parts parts;
+    const pk_trust *t = a->t;
     Pactum__V1__TrustChange ch = PACTUM__V1__TRUST_CHANGE__INIT;
-    Pactum__V1__TrustState state;
-    Pactum__V1__TierChange tc = PACTUM__V1__TIER_CHANGE__INIT;
-    Pactum__V1__Factor factor = PACTUM__V1__FACTOR__INIT, *factors[1] = {&factor};
-    Pactum__V1__Criterion crit[6], *critp[6];
-    Pactum__V1__RulingEffect re = PACTUM__V1__RULING_EFFECT__INIT;
-    Pactum__V1__SeverityCount scb[6], sca[6], *scbp[6], *scap[6];
-    char subject[128], msg_id[PK_ID_MAX + 24], fname[2 * PK_ID_MAX + 16], fdetail[480];
-    uint8_t *buf = NULL, key[PK_ID_MAX + 9];
-    size_t len = 0, alen = strlen(t->agent_id);
+    char subject[128], msg_id[PK_ID_MAX + 24];
+    uint8_t *buf = NULL;
+    size_t len = 0;
     int64_t now = pk_now_ms();
     pk_status st;
 
-    t->change_seq++;
-    pk_trust_to_msg(t, pk_core_governance(&w->core, txn, t), &state, &storage);
-    ch.agent_id = t->agent_id;
+    pk_trust_to_msg(t, pk_scoring_governance(&w->scoring, txn, t), &parts.state, &storage);
+    ch.agent_id = (char *)t->agent_id;
     ch.change_seq = t->change_seq;
-    ch.state = &state;
+    ch.state = &parts.state;
     ch.cause = a->verdict;
     ch.governance = a->gov;
     ch.published_ms = now;
-    if (a->verdict) {
-        snprintf(fname, sizeof(fname), "clause %s/%s", a->verdict->pact_id, a->verdict->clause_id);
-        snprintf(fdetail, sizeof(fdetail),
-                 "%s verdict #%llu: %s; older evidence kept %lld ppm of its weight",
-                 pk_outcome_name(a->verdict->outcome), (unsigned long long)a->verdict->vseq,
-                 a->verdict->detail, (long long)fx->decay_ppm);
-    } else {
-        snprintf(fname, sizeof(fname), "governance");
-        snprintf(fdetail, sizeof(fdetail), "%s", fx->cause);
-    }
-    factor.name = fname;
-    factor.delta_ppm = fx->score_delta;
-    factor.detail = fdetail;
-    ch.n_factors = 1;
-    ch.factors = factors;
+    add_factor(&ch, &parts, a);
     if (a->ruling_recomputed) {
-        re.dispute_id = a->gov->ruling->dispute_id;
-        re.verdicts_removed = (uint64_t *)a->removed;
-        re.n_verdicts_removed = (size_t)a->n_removed;
-        re.score_before_ppm = a->score_before;
-        re.score_after_ppm = t->score;
-        re.lower_before_ppm = a->lower_before;
-        re.lower_after_ppm = t->lower;
-        re.tier_before = (Pactum__V1__Tier)a->tier_before;
-        re.tier_after = (Pactum__V1__Tier)t->tier;
-        severity_counts(a->violations_before, scb, scbp, &re.n_violations_before);
-        re.violations_before = scbp;
-        severity_counts(t->violations, sca, scap, &re.n_violations_after);
-        re.violations_after = scap;
-        ch.ruling_effect = &re;
-        pk_metric_add(&s->m[SM_RULINGS], 1);
+        add_ruling_effect(&ch, &parts, a);
+        pk_metric_add(&w->s->m[SM_RULINGS], 1);
     }
-    if (fx->from_tier != fx->to_tier) {
-        tc.from = (Pactum__V1__Tier)fx->from_tier;
-        tc.to = (Pactum__V1__Tier)fx->to_tier;
-        tc.cause = (char *)fx->cause;
-        tc.rule = (char *)fx->rule;
-        tc.at_ms = t->clock_ms;
-        tc.decided_ms = now;
-        tc.verdict = a->verdict;
-        tc.governance = a->gov;
-        for (int i = 0; i < fx->n_crit; i++) {
-            pactum__v1__criterion__init(&crit[i]);
-            crit[i].name = (char *)fx->crit[i].name;
-            crit[i].required = (char *)fx->crit[i].required;
-            crit[i].actual = (char *)fx->crit[i].actual;
-            crit[i].met = fx->crit[i].met;
-            critp[i] = &crit[i];
-        }
-        tc.n_criteria = (size_t)fx->n_crit;
-        tc.criteria = critp;
-        if (fx->to_tier >= PACTUM__V1__TIER__TIER_CONTAINED &&
-            fx->from_tier < PACTUM__V1__TIER__TIER_CONTAINED && a->verdict &&
-            a->verdict->ingest_ms > 0) {
-            tc.containment_ms = now - a->verdict->ingest_ms;
-            pk_metric_add(&s->m[SM_CONTAINMENTS], 1);
-            pk_metric_set(&s->m[SM_CONTAINMENT_MS], tc.containment_ms);
-        }
-        if (strcmp(fx->rule, "re-entry criteria met") == 0)
-            pk_metric_add(&s->m[SM_REENTRIES], 1);
-        ch.tier_change = &tc;
-        memcpy(key, t->agent_id, alen);
-        key[alen] = 0;
-        pk_be64_put(key + alen + 1, t->change_seq);
-        if ((st = pk_put_msg(txn, s->tiers, key, alen + 9, &tc.base)) != PK_OK)
-            return st;
-        pk_metric_add(&s->m[SM_TIER_CHANGES], 1);
-        PK_INFO("%s: %s -> %s (%s: %s)", t->agent_id, pk_tier_name(tc.from), pk_tier_name(tc.to),
-                fx->rule, fx->cause);
-    }
+    if (a->fx.from_tier != a->fx.to_tier && (st = add_tier_change(w, &ch, &parts, a, now)) != PK_OK)
+        return st;
     if ((st = pk_pack(&ch.base, &buf, &len)) != PK_OK)
         return st;
     snprintf(subject, sizeof(subject), PK_SUBJ_TRUST, t->agent_id);
@@ -291,7 +239,7 @@ static pk_status publish_change(score_worker *w, MDB_txn *txn, pk_trust *t, cons
     st = pk_bus_publish_async(w->pw->bus, subject, buf, len, msg_id);
     free(buf);
     if (st == PK_OK)
-        pk_metric_add(&s->m[SM_CHANGES], 1);
+        pk_metric_add(&w->s->m[SM_CHANGES], 1);
     return st;
 }
 
@@ -311,12 +259,43 @@ static pk_status dead_letter(pk_pworker *w, natsMsg *msg, uint64_t seq, const ch
     return pk_reject_publish(w->bus, "scorer", &r, id, false);
 }
 
+/* Apply one input of the batch; bad input is dead-lettered, other failures returned. */
+static pk_status apply_one(score_worker *w, MDB_txn *txn, natsMsg *msg, uint64_t seq, int64_t ts)
+{
+    scorer *s = w->s;
+    const char *subject = natsMsg_GetSubject(msg);
+    char agent[PK_ID_MAX + 1];
+    bool is_gov = false;
+    pk_applied a;
+    pk_status st;
+
+    if (pk_scoring_subject_agent(subject, agent, sizeof(agent), &is_gov))
+        pk_metric_add(&s->m[is_gov ? SM_GOVERNANCE : SM_VERDICTS], 1);
+    st = pk_scoring_step(&w->scoring, txn, subject, (const uint8_t *)natsMsg_GetData(msg),
+                         (size_t)natsMsg_GetDataLength(msg), seq, ts, &a);
+    if (st == PK_EINVAL || st == PK_EDECODE)
+        return dead_letter(w->pw, msg, seq, pk_error_msg());
+    if (st != PK_OK)
+        return st;
+    if (a.changed)
+        st = publish_change(w, txn, &a);
+    else if (!a.gov)
+        pk_metric_add(&s->m[SM_DUPLICATES], 1);
+    pk_applied_free(&a);
+    return st;
+}
+
+/*
+ * Compute the batch under a read transaction, publish its changes, and once
+ * the bus has them, write the states and the position in one short write
+ * transaction; then acknowledge. A failure anywhere forgets the batch's work:
+ * it is given again, from the states as they were.
+ */
 pk_status scorer_process(pk_pworker *pw, natsMsgList *list)
 {
     score_worker *w = pw->ctx;
     scorer *s = w->s;
     MDB_txn *txn = NULL;
-    touched tc = {0};
     char applied_key[32];
     uint64_t applied = 0;
     pk_status st;
@@ -324,160 +303,93 @@ pk_status scorer_process(pk_pworker *pw, natsMsgList *list)
     /* verdicts name pact versions whose governance sections we may need */
     if ((st = pk_registry_sync_if_dirty(s->reg)) != PK_OK)
         goto retry;
-    if ((st = pk_txn_begin(s->store, true, &txn)) != PK_OK)
+    if ((st = pk_txn_begin(s->store, false, &txn)) != PK_OK)
         goto retry;
     snprintf(applied_key, sizeof(applied_key), "inputs_p%u", pw->partition);
     if ((st = pk_get_u64(txn, s->meta, applied_key, &applied)) == PK_ENOTFOUND)
         st = PK_OK;
     pk_bus_publish_reset(pw->bus);
     for (int i = 0; i < list->Count && st == PK_OK; i++) {
-        natsMsg *msg = list->Msgs[i];
-        const char *subject = natsMsg_GetSubject(msg);
-        char agent[PK_ID_MAX + 1];
-        bool is_gov = false;
         uint64_t seq = 0;
         int64_t ts = 0;
-        pk_applied a;
-        pk_trust *t = NULL;
 
-        pk_msg_meta(msg, &seq, NULL, &ts);
-        if (seq && seq <= applied) {
+        if (pk_msg_meta(list->Msgs[i], &seq, NULL, &ts) == PK_OK && seq && seq <= applied) {
             pk_metric_add(&s->m[SM_DUPLICATES], 1);
             continue;
         }
-        if (!pk_core_subject_agent(subject, agent, sizeof(agent), &is_gov) ||
-            pk_id_check("agent id", agent) != PK_OK) {
-            st = dead_letter(pw, msg, seq, "input on an unexpected subject");
-        } else if ((st = trust_get(s, txn, &tc, agent, ts, &t)) == PK_OK) {
-            pk_metric_add(&s->m[is_gov ? SM_GOVERNANCE : SM_VERDICTS], 1);
-            st = pk_core_apply(&w->core, txn, t, subject, (const uint8_t *)natsMsg_GetData(msg),
-                               (size_t)natsMsg_GetDataLength(msg), seq, &a);
-            if (st == PK_EDECODE) {
-                st = dead_letter(pw, msg, seq, pk_error_msg());
-            } else if (st == PK_OK) {
-                if (a.changed)
-                    st = publish_change(w, txn, t, &a);
-                else if (!is_gov)
-                    pk_metric_add(&s->m[SM_DUPLICATES], 1);
-                pk_applied_free(&a);
-            }
-        }
+        st = apply_one(w, txn, list->Msgs[i], seq, ts);
         if (seq > applied)
             applied = seq;
     }
-    for (size_t i = 0; i < tc.n && st == PK_OK; i++)
-        st = put_trust(s, &w->core, txn, tc.t[i]);
     if (st == PK_OK)
-        st = pk_put_u64(txn, s->meta, applied_key, applied);
+        st = pk_scoring_store(&w->scoring, txn, w->ws);
+    if (st == PK_OK)
+        st = pk_wset_put_u64(w->ws, s->meta, applied_key, applied);
+    pk_txn_abort(txn);
+    txn = NULL;
     if (st == PK_OK)
         st = pk_bus_publish_wait(pw->bus, 10000);
-    if (st == PK_OK) {
-        st = pk_txn_commit(txn);
-        txn = NULL;
-    }
+    if (st == PK_OK)
+        st = pk_wset_commit(w->ws, s->store);
     if (st != PK_OK)
         goto retry;
     for (int i = 0; i < list->Count; i++)
         natsMsg_Ack(list->Msgs[i], NULL);
-    goto out;
+    return PK_OK;
 retry:
     pk_txn_abort(txn);
-    pk_metric_add(&s->m[SM_BATCH_RETRIES], 1);
+    pk_scoring_reset(&w->scoring);
+    pk_wset_clear(w->ws);
     /* a pact the copy did not have yet, perhaps: bring it up to date for the retry */
     if (pk_registry_sync(s->reg, 0) != PK_OK)
         PK_WARN("registry sync: %s", pk_error_msg());
-out:
-    for (size_t i = 0; i < tc.n; i++)
-        free(tc.t[i]);
-    free(tc.t);
     return st;
 }
 
-/* --- digest ------------------------------------------------------------------------ */
+/* --- the digest ---------------------------------------------------------------------- */
 
-pk_status scorer_digest(pk_store *store, MDB_dbi agents, uint8_t out[32], uint64_t *n_agents)
+static json_t *digest_json(scorer *s)
 {
-    crypto_hash_sha256_state h;
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    pk_status st;
-    int rc;
-
-    *n_agents = 0;
-    crypto_hash_sha256_init(&h);
-    if ((st = pk_txn_begin(store, false, &txn)) != PK_OK)
-        return st;
-    if ((rc = mdb_cursor_open(txn, agents, &cur)) != 0) {
-        pk_txn_abort(txn);
-        return pk_store_err(rc, "digest cursor");
-    }
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint8_t lens[8];
-        pk_be32_put(lens, (uint32_t)k.mv_size);
-        pk_be32_put(lens + 4, (uint32_t)v.mv_size);
-        crypto_hash_sha256_update(&h, lens, 8);
-        crypto_hash_sha256_update(&h, k.mv_data, k.mv_size);
-        crypto_hash_sha256_update(&h, v.mv_data, v.mv_size);
-        (*n_agents)++;
-    }
-    mdb_cursor_close(cur);
-    pk_txn_abort(txn);
-    crypto_hash_sha256_final(&h, out);
-    return PK_OK;
-}
-
-static void on_digest(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-    scorer *s = closure;
     uint8_t d[32];
     char hex[65];
     uint64_t n = 0;
-    json_t *doc = NULL, *applied = json_object();
-    char *text = NULL;
+    json_t *applied;
     MDB_txn *txn = NULL;
 
-    if (scorer_digest(s->store, s->agents, d, &n) == PK_OK) {
-        pk_hex_encode(d, 32, hex);
-        if (pk_txn_begin(s->store, false, &txn) == PK_OK) {
-            for (size_t i = 0; i < s->workers.n; i++) {
-                char key[32], p[16];
-                uint64_t seq = 0;
-                snprintf(key, sizeof(key), "inputs_p%u", s->workers.w[i].partition);
-                snprintf(p, sizeof(p), "%u", s->workers.w[i].partition);
-                if (pk_get_u64(txn, s->meta, key, &seq) == PK_OK)
-                    json_object_set_new(applied, p, json_integer((json_int_t)seq));
-            }
-            pk_txn_abort(txn);
+    if (pk_scoring_digest(s->store, s->agents, d, &n) != PK_OK)
+        return json_pack("{s:s}", "error", pk_error_msg());
+    pk_hex_encode(d, 32, hex);
+    applied = json_object();
+    if (pk_txn_begin(s->store, false, &txn) == PK_OK) {
+        for (size_t i = 0; i < s->workers.n; i++) {
+            char key[32], p[16];
+            uint64_t seq = 0;
+            snprintf(key, sizeof(key), "inputs_p%u", s->workers.w[i].partition);
+            snprintf(p, sizeof(p), "%u", s->workers.w[i].partition);
+            if (pk_get_u64(txn, s->meta, key, &seq) == PK_OK)
+                json_object_set_new(applied, p, json_integer((json_int_t)seq));
         }
-        doc = json_pack("{s:s, s:I, s:O}", "digest", hex, "agents", (json_int_t)n, "applied",
-                        applied);
-    } else {
-        doc = json_pack("{s:s}", "error", pk_error_msg());
+        pk_txn_abort(txn);
     }
-    text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    if (text && natsMsg_GetReply(msg))
-        natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
-    free(text);
+    return json_pack("{s:s, s:I, s:o}", "digest", hex, "agents", (json_int_t)n, "applied", applied);
+}
+
+static pk_status on_digest(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)
+{
+    json_t *doc = digest_json(ctx);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+
     json_decref(doc);
-    json_decref(applied);
-    natsMsg_Destroy(msg);
+    if (!text)
+        return PK_ERR(PK_ENOMEM, "out of memory");
+    *out = (uint8_t *)text;
+    *outlen = strlen(text);
+    return PK_OK;
 }
 
-pk_status scorer_digest_start(scorer *s)
+pk_status scorer_answers_start(scorer *s)
 {
-    natsStatus st =
-        natsConnection_Subscribe(&s->digest, s->bus->nc, PK_SUBJ_SCORER_DIGEST, on_digest, s);
+    static const pk_route routes[] = {{PK_SUBJ_SCORER_DIGEST, NULL, 1, on_digest}};
 
-    return st == NATS_OK ? PK_OK : pk_nats_err(st, 0, "subscribe to " PK_SUBJ_SCORER_DIGEST);
-}
-
-void scorer_digest_stop(scorer *s)
-{
-    if (s->digest) {
-        natsSubscription_Unsubscribe(s->digest);
-        natsSubscription_Destroy(s->digest);
-        s->digest = NULL;
-    }
+    return pk_responders_start(&s->answers, s->bus, routes, 1, s);
 }

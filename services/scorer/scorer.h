@@ -6,21 +6,26 @@
  *                    pactum.verdicts.<p>.<agent>.g  governance records)
  *       -> score, tier, overrides, disputes -> PACTUM_TRUST (pactum.trust.<agent>)
  *
- * An input is acknowledged only after the LMDB transaction holding its effect
- * commits, and each partition remembers the last stream sequence applied, so
- * an input delivered twice changes nothing. The state depends on the inputs
- * alone (their times, never the scorer's clock): `pactum replay` rebuilds it
- * from the stream and must reach the same digest.
+ * Each input goes through pk_scoring_step (pk/scoring.h), the same code
+ * `pactum replay` runs. A batch is computed under a read transaction, its
+ * changes are published, and only when the bus has acknowledged them are the
+ * states written, in one short write transaction, and the inputs
+ * acknowledged. Each partition remembers the last stream sequence applied,
+ * so an input delivered twice changes nothing. The state depends on the
+ * inputs alone (their times, never the scorer's clock).
  */
-#ifndef PK_SCORER_H
-#define PK_SCORER_H
+#ifndef SCORER_H
+#define SCORER_H
 
-#include "pk/scoring.h"
 #include "pk/bus.h"
+#include "pk/pactcache.h"
 #include "pk/registry.h"
+#include "pk/responder.h"
+#include "pk/scoring.h"
 #include "pk/service.h"
 #include "pk/store.h"
 #include "pk/workers.h"
+#include "pk/wset.h"
 
 typedef struct scorer_cfg {
     pk_common_cfg common; /* shared options */
@@ -39,10 +44,6 @@ enum {
     SM_CONTAINMENT_MS,
     SM_REENTRIES,
     SM_RULINGS,
-    SM_BATCH_RETRIES,
-    SM_LAG,
-    SM_LMDB_USED,
-    SM_LMDB_MAP,
     SM_COUNT
 };
 
@@ -50,47 +51,40 @@ typedef struct scorer scorer;
 
 /* Per-partition data of a worker (pk_pworker.ctx). */
 typedef struct score_worker {
-    scorer *s;      /* the service */
-    pk_pworker *pw; /* its worker */
-    pk_core core;   /* governance cache and history reader */
+    scorer *s;          /* the service */
+    pk_pworker *pw;     /* its worker */
+    pk_scoring scoring; /* the input step and the batch's states */
+    pk_wset *ws;        /* the batch's writes */
 } score_worker;
 
 struct scorer {
-    const scorer_cfg *cfg;    /* borrowed configuration */
-    pk_service svc;           /* health, metrics */
-    pk_bus *bus;              /* main connection (ops, registry, digest) */
-    pk_store *store;          /* LMDB */
-    pk_registry *reg;         /* registry copy: governance sections of pacts */
-    uint32_t partitions;      /* partitions of the streams */
-    MDB_dbi agents;           /* agent -> TrustState */
-    MDB_dbi tiers;            /* agent \0 be64 change_seq -> TierChange */
-    MDB_dbi meta;             /* "inputs_p<N>" -> last PACTUM_VERDICTS sequence applied */
-    pk_pworkers workers;      /* one per owned partition */
-    score_worker *ctx;        /* their data */
-    natsSubscription *digest; /* pactum.scorer.digest responder */
-    pk_metric m[SM_COUNT];    /* counters */
+    const scorer_cfg *cfg; /* borrowed configuration */
+    pk_service svc;        /* health, metrics */
+    pk_bus *bus;           /* main connection (ops, registry, digest) */
+    pk_store *store;       /* LMDB */
+    pk_registry *reg;      /* registry copy: governance sections of pacts */
+    pk_pact_cache *pacts;  /* compiled pacts, shared by the workers */
+    uint32_t partitions;   /* partitions of the streams */
+    MDB_dbi agents;        /* agent -> TrustState */
+    MDB_dbi tiers;         /* agent \0 be64 change_seq -> TierChange */
+    MDB_dbi meta;          /* "inputs_p<N>" -> last PACTUM_VERDICTS sequence applied */
+    pk_pworkers workers;   /* one per owned partition */
+    score_worker *ctx;     /* their data */
+    size_t n_ctx;          /* entries in ctx */
+    pk_responders answers; /* pactum.scorer.digest */
+    pk_metric m[SM_COUNT]; /* counters */
 };
 
 void scorer_metrics_init(scorer *s);
 
-/* Apply one fetched batch of inputs (a pk_batch_fn; w->ctx is a score_worker). */
-pk_status scorer_process(pk_pworker *w, natsMsgList *list);
+/* Set up each worker's data once the workers are open. */
+pk_status scorer_workers_init(scorer *s) PK_MUST_CHECK;
+void scorer_workers_free(scorer *s);
 
-/* Read an agent's past inputs from PACTUM_VERDICTS (a pk_history_fn; ctx: score_worker). */
-pk_status scorer_history(void *ctx, const char *agent, uint64_t before_seq, pk_input_fn each,
-                         void *each_ctx);
+/* Apply one fetched batch of inputs (a pk_pbatch_fn; w->ctx is a score_worker). */
+pk_status scorer_process(pk_pworker *w, natsMsgList *list) PK_MUST_CHECK;
 
-/*
- * SHA-256 over every agent's stored state in key order: the digest that
- * `pactum replay` compares. agents receives the number of agents.
- */
-pk_status scorer_digest(pk_store *store, MDB_dbi agents, uint8_t out[32], uint64_t *n_agents);
-
-pk_status scorer_digest_start(scorer *s);
-void scorer_digest_stop(scorer *s);
-
-/* Read an agent's inputs below before_seq on bus (used by the service and by replay). */
-pk_status pk_read_history(pk_bus *bus, uint32_t partitions, const char *agent, uint64_t before_seq,
-                          pk_input_fn each, void *each_ctx);
+/* Answer pactum.scorer.digest: the digest of the stored states and the positions applied. */
+pk_status scorer_answers_start(scorer *s) PK_MUST_CHECK;
 
 #endif

@@ -22,31 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static oracle o;
 static oracle_cfg cfg;
 
-static pk_status put_node(void *ctx, unsigned level, uint64_t index, const uint8_t h[PK_HASH])
-{
-    MDB_txn *txn = ctx;
-    uint8_t key[9];
-
-    key[0] = (uint8_t)level;
-    pk_be64_put(key + 1, index);
-    return pk_put(txn, o.log_nodes, key, 9, h, PK_HASH, 0);
-}
-
-static pk_status get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[PK_HASH])
-{
-    MDB_txn *txn = ctx;
-    uint8_t key[9];
-    MDB_val v;
-    pk_status st;
-
-    key[0] = (uint8_t)level;
-    pk_be64_put(key + 1, index);
-    if ((st = pk_get(txn, o.log_nodes, key, 9, &v)) != PK_OK)
-        return st;
-    memcpy(out, v.mv_data, PK_HASH);
-    return PK_OK;
-}
-
 static char dir[] = "/tmp/pactum-fuzz-oracle-XXXXXX"; /* mkdtemp's template */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -68,7 +43,8 @@ static void cleanup(void)
 static void setup(void)
 {
     MDB_txn *txn = NULL;
-    pk_merkle_io io = {get_node, put_node, NULL};
+    uint64_t size = 0;
+    tlog_cfg lc = {.batch = 16};
 
     if (pk_crypto_init() != PK_OK || !mkdtemp(dir) || pk_store_open(&o.store, dir, 64, 24) != PK_OK)
         abort();
@@ -79,15 +55,14 @@ static void setup(void)
     o.cfg = &cfg;
     oracle_metrics_init(&o);
     if (oracle_open_dbs(&o) != PK_OK || pk_registry_open(&o.reg, o.store, NULL) != PK_OK ||
-        pk_keypair_generate(&o.kp) != PK_OK)
+        pk_pact_cache_create(&o.pacts, o.reg, 16) != PK_OK || pk_keypair_generate(&o.kp) != PK_OK ||
+        tlog_open(&o.log, &lc, &o.svc, NULL, o.store, &o.kp) != PK_OK)
         abort();
-    pk_log_id(o.kp.pk, o.log_id);
     if (pk_txn_begin(o.store, true, &txn) != PK_OK)
         abort();
-    io.ctx = txn;
     for (uint64_t i = 0; i < 13; i++) {
         Pactum__V1__LogLeaf l = PACTUM__V1__LOG_LEAF__INIT;
-        uint8_t digest[32] = {(uint8_t)i}, *buf = NULL, h[PK_HASH], ib[8], ak[16];
+        uint8_t digest[32] = {(uint8_t)i}, *buf = NULL;
         size_t len = 0;
         l.kind = PACTUM__V1__LEAF_KIND__LEAF_EVENT;
         l.stream = "PACTUM_EVENTS";
@@ -95,19 +70,13 @@ static void setup(void)
         l.agent_id = "bot";
         l.data_sha256.data = digest;
         l.data_sha256.len = 32;
-        if (pk_pack(&l.base, &buf, &len) != PK_OK)
-            abort();
-        pk_merkle_leaf_hash(buf, len, h);
-        pk_be64_put(ib, i);
-        memcpy(ak, "bot", 4);
-        pk_be64_put(ak + 4, i);
-        if (pk_merkle_append(&io, i, h) != PK_OK ||
-            pk_put(txn, o.log_leaves, ib, 8, buf, len, 0) != PK_OK ||
-            pk_put(txn, o.log_agent, ak, 12, "", 0, 0) != PK_OK)
+        if (pk_pack(&l.base, &buf, &len) != PK_OK ||
+            tlog_append_leaf(&o.log, txn, buf, len, l.stream, l.stream_seq, l.agent_id, &size) !=
+                PK_OK)
             abort();
         free(buf);
     }
-    if (pk_put_u64(txn, o.meta, "log_size", 13) != PK_OK || pk_txn_commit(txn) != PK_OK)
+    if (pk_put_u64(txn, o.log.meta, "log_size", size) != PK_OK || pk_txn_commit(txn) != PK_OK)
         abort();
 }
 

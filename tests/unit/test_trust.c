@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "pk/tiers.h"
 #include "pk/trust.h"
 
 #define SEV_CRIT PACTUM__V1__SEVERITY__SEVERITY_CRITICAL

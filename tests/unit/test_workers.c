@@ -1,6 +1,7 @@
 /* Partition lists and retrying a batch in place. */
 #include <criterion/criterion.h>
 
+#include "pk/runner.h"
 #include "pk/workers.h"
 
 Test(partitions, lists_and_ranges)
@@ -41,9 +42,11 @@ Test(batch, a_failed_batch_is_retried_as_it_is_until_it_succeeds)
 {
     natsMsgList list = {0};
     attempts a = {.fail_first = 2, .failure = PK_EBUS, .same_list = true};
+    pk_metric retries = {"retries", NULL, "", PK_COUNTER, 0};
 
-    cr_assert_eq(pk_batch_until_done(flaky, &a, &list, "test"), PK_OK);
+    cr_assert_eq(pk_batch_until_done(flaky, &a, &list, "test", &retries), PK_OK);
     cr_assert_eq(a.calls, 3);
+    cr_assert_eq(pk_metric_get(&retries), 2, "each failed attempt is counted");
     cr_assert(a.same_list, "the same batch, not a newer one");
 }
 
@@ -52,7 +55,7 @@ Test(batch, a_full_store_stops_at_once)
     natsMsgList list = {0};
     attempts a = {.fail_first = 100, .failure = PK_ESTORE_FULL, .same_list = true};
 
-    cr_assert_eq(pk_batch_until_done(flaky, &a, &list, "test"), PK_ESTORE_FULL);
+    cr_assert_eq(pk_batch_until_done(flaky, &a, &list, "test", NULL), PK_ESTORE_FULL);
     cr_assert_eq(a.calls, 1, "retrying cannot free the map");
 }
 
@@ -62,6 +65,6 @@ Test(batch, shutdown_leaves_the_batch_unacknowledged)
     attempts a = {.fail_first = 100, .failure = PK_EBUS, .same_list = true};
 
     pk_shutdown = 1;
-    cr_assert_eq(pk_batch_until_done(flaky, &a, &list, "test"), PK_ESHUTDOWN);
+    cr_assert_eq(pk_batch_until_done(flaky, &a, &list, "test", NULL), PK_ESHUTDOWN);
     cr_assert_eq(a.calls, 1);
 }

@@ -1,77 +1,88 @@
+/*
+ * scoring - one input of PACTUM_VERDICTS applied to its agent's state, the
+ * same way in the scorer and in `pactum replay` (pk/scoring.h).
+ */
 #include "pk/scoring.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pk/clock.h"
 #include "pk/log.h"
 
-void pk_core_init(pk_core *c, pk_registry *reg, pk_history_fn history, void *history_ctx)
+void pk_scoring_init(pk_scoring *s, pk_registry *reg, pk_pact_cache *pacts, MDB_dbi agents,
+                     pk_history_fn history, void *history_ctx)
 {
-    memset(c, 0, sizeof(*c));
-    c->reg = reg;
-    c->history = history;
-    c->history_ctx = history_ctx;
-    pk_governance_defaults(&c->defaults);
+    memset(s, 0, sizeof(*s));
+    s->reg = reg;
+    s->pacts = pacts;
+    s->agents = agents;
+    s->history = history;
+    s->history_ctx = history_ctx;
+    pk_governance_defaults(&s->defaults);
 }
 
-void pk_core_free(pk_core *c)
+void pk_scoring_reset(pk_scoring *s)
 {
-    for (int i = 0; i < PK_GOV_CACHE; i++)
-        pk_governance_free(&c->cache[i].gov);
-    pk_governance_free(&c->defaults);
+    for (size_t i = 0; i < s->n_batch; i++)
+        free(s->batch[i]);
+    s->n_batch = 0;
 }
+
+void pk_scoring_free(pk_scoring *s)
+{
+    pk_scoring_reset(s);
+    free(s->batch);
+    s->batch = NULL;
+    s->cap_batch = 0;
+    pk_pact_cache_release(s->pacts, s->gov_held);
+    s->gov_held = NULL;
+    pk_governance_free(&s->defaults);
+}
+
+void pk_applied_free(pk_applied *a)
+{
+    if (a->verdict)
+        pactum__v1__verdict__free_unpacked(a->verdict, NULL);
+    if (a->gov)
+        pactum__v1__governance_record__free_unpacked(a->gov, NULL);
+    memset(a, 0, sizeof(*a));
+}
+
+/* --- governance -------------------------------------------------------------------- */
 
 /*
- * Does pact (id, version) have a governance section? 1 yes (*gov is it), 0 no,
- * -1 the registry copy does not hold that version (yet).
+ * Does pact (id, version) have a governance section? 1 yes (*gov is it, held
+ * in s->gov_held), 0 no, -1 the registry copy does not hold that version yet.
  */
-static int pact_governance(pk_core *c, MDB_txn *txn, const char *pact, uint32_t version,
+static int pact_governance(pk_scoring *s, MDB_txn *txn, const char *pact, uint32_t version,
                            const pk_governance **gov)
 {
-    Pactum__V1__PactRecord *rec = NULL;
-    pk_pact *p = NULL;
-    pk_lint lint = {0};
-    int slot;
+    const pk_compiled *p = NULL;
+    pk_status st = s->pacts ? pk_pact_cache_get(s->pacts, txn, pact, version, &p) : PK_ENOTFOUND;
 
-    for (int i = 0; i < PK_GOV_CACHE; i++) {
-        if (c->cache[i].version == version && strcmp(c->cache[i].pact, pact) == 0) {
-            *gov = &c->cache[i].gov;
-            return c->cache[i].has;
-        }
-    }
-    if (!c->reg || pk_registry_pact(c->reg, txn, pact, version, 0, &rec, NULL) != PK_OK)
+    if (st == PK_EDECODE)
+        return 0; /* registered, but it does not compile (any more): no section to apply */
+    if (st != PK_OK)
         return -1;
-    slot = (int)(c->next++ % PK_GOV_CACHE);
-    pk_governance_free(&c->cache[slot].gov);
-    memset(&c->cache[slot], 0, sizeof(c->cache[slot]));
-    snprintf(c->cache[slot].pact, sizeof(c->cache[slot].pact), "%s", pact);
-    c->cache[slot].version = version;
-    pk_governance_defaults(&c->cache[slot].gov);
-    if (pk_pact_parse((const char *)rec->document.data, rec->document.len, &p, &lint) == PK_OK &&
-        p->gov.present) {
-        pk_governance_free(&c->cache[slot].gov);
-        c->cache[slot].gov = p->gov; /* moved: the pact gives it up below */
-        memset(&p->gov, 0, sizeof(p->gov));
-        c->cache[slot].has = true;
-    }
-    pk_pact_free(p);
-    pk_lint_free(&lint);
-    pactum__v1__pact_record__free_unpacked(rec, NULL);
-    *gov = &c->cache[slot].gov;
-    return c->cache[slot].has;
+    pk_pact_cache_release(s->pacts, s->gov_held);
+    s->gov_held = p;
+    *gov = &p->pact->gov;
+    return p->pact->gov.present;
 }
 
-const pk_governance *pk_core_governance(pk_core *c, MDB_txn *txn, const pk_trust *t)
+const pk_governance *pk_scoring_governance(pk_scoring *s, MDB_txn *txn, const pk_trust *t)
 {
     const pk_governance *g;
 
-    if (t->gov_pact[0] && pact_governance(c, txn, t->gov_pact, t->gov_version, &g) == 1)
+    if (t->gov_pact[0] && pact_governance(s, txn, t->gov_pact, t->gov_version, &g) == 1)
         return g;
-    return &c->defaults;
+    return &s->defaults;
 }
 
-bool pk_core_subject_agent(const char *subject, char *buf, size_t len, bool *is_governance)
+bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, bool *is_governance)
 {
     /* pactum.verdicts.<p>.<agent>.<v|g> */
     const char *p = subject, *agent, *end;
@@ -93,21 +104,16 @@ bool pk_core_subject_agent(const char *subject, char *buf, size_t len, bool *is_
     return end[1] == 'g' || end[1] == 'v';
 }
 
-void pk_applied_free(pk_applied *a)
-{
-    if (a->verdict)
-        pactum__v1__verdict__free_unpacked(a->verdict, NULL);
-    if (a->gov)
-        pactum__v1__governance_record__free_unpacked(a->gov, NULL);
-    memset(a, 0, sizeof(*a));
-}
+/* --- applying one input to a state ------------------------------------------------------- */
 
-/* --- rebuilding an agent's state without the verdicts a ruling overturned -------- */
+static pk_status apply(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *subject,
+                       const uint8_t *data, size_t len, uint64_t seq, pk_applied *out);
 
+/* Replaying an agent's history without the verdicts a ruling overturned. */
 typedef struct rebuild {
-    pk_core *c;   /* the core */
-    MDB_txn *txn; /* registry reads */
-    pk_trust *t;  /* the state being rebuilt */
+    pk_scoring *s; /* the scoring */
+    MDB_txn *txn;  /* registry reads */
+    pk_trust *t;   /* the state being rebuilt */
 } rebuild;
 
 static pk_status rebuild_one(void *ctx, const char *subject, const uint8_t *data, size_t len,
@@ -119,7 +125,7 @@ static pk_status rebuild_one(void *ctx, const char *subject, const uint8_t *data
 
     /* rulings met again on the way only do their bookkeeping: the set of
      * verdicts taken out is already complete */
-    st = pk_core_apply(r->c, r->txn, r->t, subject, data, len, seq, &a);
+    st = apply(r->s, r->txn, r->t, subject, data, len, seq, &a);
     pk_applied_free(&a);
     return st == PK_EDECODE ? PK_OK : st;
 }
@@ -137,39 +143,35 @@ static bool overturned_has(const pk_trust *t, uint64_t vseq)
  * The ruling at seq overturned a dispute of t: replay the agent's inputs from
  * the start without the disputed verdicts, and keep what changed.
  */
-static pk_status recompute(pk_core *c, MDB_txn *txn, pk_trust *t, const pk_trust *before,
+static pk_status recompute(pk_scoring *s, MDB_txn *txn, pk_trust *t, const pk_trust *before,
                            uint64_t seq, pk_applied *out)
 {
     pk_trust *fresh = malloc(sizeof(*fresh));
-    rebuild r = {.c = c, .txn = txn, .t = fresh};
+    rebuild r = {.s = s, .txn = txn, .t = fresh};
     pk_status st;
 
     if (!fresh)
         return PK_ERR(PK_ENOMEM, "cannot allocate a state to rebuild");
-    if (!c->history) {
+    if (!s->history) {
         free(fresh);
         return PK_ERR(PK_EINVAL, "no history to rebuild %s from", t->agent_id);
     }
     pk_trust_init(fresh, t->agent_id, 0);
-    c->rebuilding = true;
+    s->rebuilding = true;
     /* everything rulings took out so far, this one included (t is already
      * after the ruling's bookkeeping) */
     memcpy(fresh->overturned, t->overturned, sizeof(t->overturned));
     fresh->n_overturned = t->n_overturned;
     memcpy(fresh->overturned_events, t->overturned_events, sizeof(t->overturned_events));
     fresh->n_overturned_events = t->n_overturned_events;
-    st = c->history(c->history_ctx, t->agent_id, seq, rebuild_one, &r);
-    c->rebuilding = false;
+    st = s->history(s->history_ctx, t->agent_id, seq, rebuild_one, &r);
+    s->rebuilding = false;
     if (st != PK_OK) {
         free(fresh);
         return st;
     }
     /* the ruling itself, on the rebuilt state */
-    {
-        pk_trust_effect fx;
-        pk_trust_govern(fresh, out->gov, pk_core_governance(c, txn, fresh), &fx);
-        out->fx = fx;
-    }
+    pk_trust_govern(fresh, out->gov, pk_scoring_governance(s, txn, fresh), &out->fx);
     for (int i = 0; i < fresh->n_overturned; i++) {
         if (!overturned_has(before, fresh->overturned[i]) && out->n_removed < PK_OVERTURNED_MAX)
             out->removed[out->n_removed++] = fresh->overturned[i];
@@ -191,86 +193,254 @@ static pk_status recompute(pk_core *c, MDB_txn *txn, pk_trust *t, const pk_trust
     return PK_OK;
 }
 
-static pk_status core_apply(pk_core *c, MDB_txn *txn, pk_trust *t, const char *subject,
-                            const uint8_t *data, size_t len, uint64_t seq, pk_applied *out)
+static pk_status apply_verdict(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *agent,
+                               const char *subject, const uint8_t *data, size_t len,
+                               pk_applied *out)
 {
-    char agent[PK_ID_MAX + 1];
-    bool is_gov = false;
-    const pk_governance *g;
+    const pk_governance *vg;
+    int has;
 
-    memset(out, 0, sizeof(*out));
-    if (!pk_core_subject_agent(subject, agent, sizeof(agent), &is_gov) ||
-        strcmp(agent, t->agent_id) != 0)
-        return PK_ERR(PK_EDECODE, "input on %s is not about %s", subject, t->agent_id);
-    if (!is_gov) {
-        const pk_governance *vg;
-        int has;
-        out->verdict = pactum__v1__verdict__unpack(NULL, len, data);
-        if (!out->verdict || strcmp(out->verdict->agent_id, agent) != 0) {
-            pk_applied_free(out);
-            return PK_ERR(PK_EDECODE, "verdict on %s does not decode", subject);
-        }
-        /* the pact that has a governance section governs the agent; judging
-         * without the pact the verdict names would be wrong and final */
-        has = pact_governance(c, txn, out->verdict->pact_id, out->verdict->pact_version, &vg);
-        if (has < 0) {
-            pk_status st = PK_ERR(PK_ENOTFOUND, "pact %s v%u is not in the registry copy yet",
-                                  out->verdict->pact_id, out->verdict->pact_version);
-            pk_applied_free(out);
-            return st;
-        }
-        if (has) {
-            snprintf(t->gov_pact, sizeof(t->gov_pact), "%s", out->verdict->pact_id);
-            t->gov_version = out->verdict->pact_version;
-        }
-        if (pk_trust_overturned(t, out->verdict)) {
-            t->last_vseq = out->verdict->vseq > t->last_vseq ? out->verdict->vseq : t->last_vseq;
-            return PK_OK; /* a ruling took it out: it never counts */
-        }
-        g = pk_core_governance(c, txn, t);
-        pk_trust_apply(t, out->verdict, g, &out->fx);
-        out->changed = out->fx.applied;
-        return PK_OK;
+    out->verdict = pactum__v1__verdict__unpack(NULL, len, data);
+    if (!out->verdict || strcmp(out->verdict->agent_id, agent) != 0)
+        return PK_ERR(PK_EDECODE, "verdict on %s does not decode", subject);
+    /* the pact that has a governance section governs the agent; judging
+     * without the pact the verdict names would be wrong and final */
+    has = pact_governance(s, txn, out->verdict->pact_id, out->verdict->pact_version, &vg);
+    if (has < 0)
+        return PK_ERR(PK_ENOTFOUND, "pact %s v%u is not in the registry copy yet",
+                      out->verdict->pact_id, out->verdict->pact_version);
+    if (has) {
+        snprintf(t->gov_pact, sizeof(t->gov_pact), "%s", out->verdict->pact_id);
+        t->gov_version = out->verdict->pact_version;
     }
-    out->gov = pactum__v1__governance_record__unpack(NULL, len, data);
-    if (!out->gov || out->gov->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD__NOT_SET) {
-        pk_applied_free(out);
-        return PK_ERR(PK_EDECODE, "governance record on %s does not decode", subject);
+    if (pk_trust_overturned(t, out->verdict)) {
+        t->last_vseq = out->verdict->vseq > t->last_vseq ? out->verdict->vseq : t->last_vseq;
+        return PK_OK; /* a ruling took it out: it never counts */
     }
-    g = pk_core_governance(c, txn, t);
-    if (out->gov->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING &&
-        out->gov->ruling->overturned && pk_trust_dispute(t, out->gov->ruling->dispute_id) &&
-        c->history && !c->rebuilding) {
-        pk_trust *before = malloc(sizeof(*before));
-        pk_status st;
-        pk_trust_effect fx;
-        if (!before)
-            return PK_ERR(PK_ENOMEM, "cannot allocate a copy of the state");
-        *before = *t;
-        out->score_before = t->score;
-        out->lower_before = t->lower;
-        out->tier_before = t->tier;
-        memcpy(out->violations_before, t->violations, sizeof(t->violations));
-        /* bookkeeping first (notes what is overturned), then the rebuild */
-        pk_trust_govern(t, out->gov, g, &fx);
-        st = recompute(c, txn, t, before, seq, out);
-        free(before);
-        if (st != PK_OK)
-            return st;
-        out->changed = true;
-        return PK_OK;
-    }
-    pk_trust_govern(t, out->gov, g, &out->fx);
+    pk_trust_apply(t, out->verdict, pk_scoring_governance(s, txn, t), &out->fx);
     out->changed = out->fx.applied;
     return PK_OK;
 }
 
-pk_status pk_core_apply(pk_core *c, MDB_txn *txn, pk_trust *t, const char *subject,
-                        const uint8_t *data, size_t len, uint64_t seq, pk_applied *out)
+/* A ruling that overturns an open dispute: bookkeeping, then the rebuild without it. */
+static pk_status apply_overturn(pk_scoring *s, MDB_txn *txn, pk_trust *t, uint64_t seq,
+                                pk_applied *out)
 {
-    pk_status st = core_apply(c, txn, t, subject, data, len, seq, out);
+    pk_trust *before = malloc(sizeof(*before));
+    pk_trust_effect fx;
+    pk_status st;
 
+    if (!before)
+        return PK_ERR(PK_ENOMEM, "cannot allocate a copy of the state");
+    *before = *t;
+    out->score_before = t->score;
+    out->lower_before = t->lower;
+    out->tier_before = t->tier;
+    memcpy(out->violations_before, t->violations, sizeof(t->violations));
+    pk_trust_govern(t, out->gov, pk_scoring_governance(s, txn, t), &fx);
+    st = recompute(s, txn, t, before, seq, out);
+    free(before);
+    if (st == PK_OK)
+        out->changed = true;
+    return st;
+}
+
+static pk_status apply(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *subject,
+                       const uint8_t *data, size_t len, uint64_t seq, pk_applied *out)
+{
+    char agent[PK_ID_MAX + 1];
+    bool is_gov = false;
+    pk_status st;
+
+    memset(out, 0, sizeof(*out));
+    out->t = t;
+    if (!pk_scoring_subject_agent(subject, agent, sizeof(agent), &is_gov) ||
+        strcmp(agent, t->agent_id) != 0)
+        return PK_ERR(PK_EDECODE, "input on %s is not about %s", subject, t->agent_id);
+    if (!is_gov) {
+        st = apply_verdict(s, txn, t, agent, subject, data, len, out);
+    } else if (!(out->gov = pactum__v1__governance_record__unpack(NULL, len, data)) ||
+               out->gov->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD__NOT_SET) {
+        st = PK_ERR(PK_EDECODE, "governance record on %s does not decode", subject);
+    } else if (out->gov->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING &&
+               out->gov->ruling->overturned && pk_trust_dispute(t, out->gov->ruling->dispute_id) &&
+               s->history && !s->rebuilding) {
+        st = apply_overturn(s, txn, t, seq, out);
+    } else {
+        pk_trust_govern(t, out->gov, pk_scoring_governance(s, txn, t), &out->fx);
+        out->changed = out->fx.applied;
+        st = PK_OK;
+    }
     if (st != PK_OK)
         pk_applied_free(out); /* callers free it on success only */
     return st;
+}
+
+/* --- the batch's states ---------------------------------------------------------------- */
+
+/* The state of agent: the batch's copy, else the stored one, else a new agent's at now_ms. */
+static pk_status state_of(pk_scoring *s, MDB_txn *txn, const char *agent, int64_t now_ms,
+                          pk_trust **out)
+{
+    Pactum__V1__TrustState *m = NULL;
+    pk_trust *t;
+    pk_status st;
+
+    for (size_t i = 0; i < s->n_batch; i++) {
+        if (strcmp(s->batch[i]->agent_id, agent) == 0) {
+            *out = s->batch[i];
+            return PK_OK;
+        }
+    }
+    if (s->n_batch == s->cap_batch) {
+        size_t cap = s->cap_batch ? s->cap_batch * 2 : 64;
+        pk_trust **grown = realloc(s->batch, cap * sizeof(*grown));
+        if (!grown)
+            return PK_ERR(PK_ENOMEM, "cannot grow the batch to %zu states", cap);
+        s->batch = grown;
+        s->cap_batch = cap;
+    }
+    if (!(t = malloc(sizeof(*t))))
+        return PK_ERR(PK_ENOMEM, "cannot allocate a trust state");
+    st = pk_get_msg(txn, s->agents, agent, strlen(agent), &pactum__v1__trust_state__descriptor,
+                    (ProtobufCMessage **)&m);
+    if (st == PK_OK) {
+        pk_trust_from_msg(t, m);
+        pactum__v1__trust_state__free_unpacked(m, NULL);
+    } else if (st == PK_ENOTFOUND) {
+        pk_trust_init(t, agent, now_ms);
+    } else {
+        free(t);
+        return st;
+    }
+    s->batch[s->n_batch++] = t;
+    *out = t;
+    return PK_OK;
+}
+
+pk_status pk_scoring_step(pk_scoring *s, MDB_txn *txn, const char *subject, const uint8_t *data,
+                          size_t len, uint64_t seq, int64_t ts_ms, pk_applied *out)
+{
+    char agent[PK_ID_MAX + 1];
+    bool is_gov = false;
+    pk_trust *t = NULL;
+    pk_status st;
+
+    memset(out, 0, sizeof(*out));
+    if (!pk_scoring_subject_agent(subject, agent, sizeof(agent), &is_gov) ||
+        pk_id_check("agent id", agent) != PK_OK)
+        return PK_ERR(PK_EINVAL, "input on an unexpected subject %s", subject);
+    if ((st = state_of(s, txn, agent, ts_ms, &t)) != PK_OK)
+        return st;
+    if ((st = apply(s, txn, t, subject, data, len, seq, out)) != PK_OK)
+        return st;
+    if (out->changed)
+        t->change_seq++; /* every change is numbered; the scorer publishes it under that number */
+    return PK_OK;
+}
+
+pk_status pk_scoring_store(pk_scoring *s, MDB_txn *txn, pk_wset *ws)
+{
+    static _Thread_local pk_trust_msg_storage storage;
+    pk_status st = PK_OK;
+
+    for (size_t i = 0; i < s->n_batch && st == PK_OK; i++) {
+        const pk_trust *t = s->batch[i];
+        Pactum__V1__TrustState m;
+        pk_trust_to_msg(t, pk_scoring_governance(s, txn, t), &m, &storage);
+        st = pk_wset_put_msg(ws, s->agents, t->agent_id, strlen(t->agent_id), &m.base);
+    }
+    if (st == PK_OK)
+        pk_scoring_reset(s);
+    return st;
+}
+
+/* --- history and digest ---------------------------------------------------------------- */
+
+pk_status pk_scoring_read_history(pk_bus *bus, uint32_t partitions, const char *agent,
+                                  uint64_t before_seq, pk_input_fn each, void *each_ctx)
+{
+    pk_consumer c;
+    char filter[160];
+    pk_status st;
+    int64_t deadline = pk_mono_ms() + 60000;
+    bool read_any = false, left = true; /* left: the server had more after the last fetch */
+
+    snprintf(filter, sizeof(filter), "pactum.verdicts.%u.%s.>", pk_partition_of(agent, partitions),
+             agent);
+    if ((st = pk_consumer_open(&c, bus, PK_STREAM_VERDICTS, NULL, filter, 1, 1024, 30000)) != PK_OK)
+        return st;
+    for (;;) {
+        natsMsgList list;
+        bool done = false;
+        if (pk_mono_ms() > deadline) {
+            st = PK_ERR(PK_ETIMEOUT, "reading the history of %s took too long", agent);
+            break;
+        }
+        st = pk_consumer_fetch(&c, &list, 256, 2000);
+        if (st == PK_ETIMEOUT && (!read_any || !left)) {
+            st = PK_OK; /* nothing more: the input itself was not stored (replay tests) */
+            break;
+        }
+        if (st == PK_ETIMEOUT)
+            continue; /* more was there: a slow fetch, not the end (bounded by the deadline) */
+        if (st != PK_OK)
+            break;
+        if (list.Count > 0) {
+            jsMsgMetaData *meta = NULL;
+            read_any = true;
+            if (natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
+                left = meta->NumPending > 0;
+                jsMsgMetaData_Destroy(meta);
+            }
+        }
+        for (int i = 0; i < list.Count && st == PK_OK && !done; i++) {
+            uint64_t seq = 0;
+            if (pk_msg_meta(list.Msgs[i], &seq, NULL, NULL) != PK_OK || seq >= before_seq) {
+                done = true;
+                break;
+            }
+            st = each(each_ctx, natsMsg_GetSubject(list.Msgs[i]),
+                      (const uint8_t *)natsMsg_GetData(list.Msgs[i]),
+                      (size_t)natsMsg_GetDataLength(list.Msgs[i]), seq);
+        }
+        natsMsgList_Destroy(&list);
+        if (st != PK_OK || done)
+            break;
+    }
+    pk_consumer_close(&c);
+    return st;
+}
+
+pk_status pk_scoring_digest(pk_store *store, MDB_dbi agents, uint8_t out[32], uint64_t *n_agents)
+{
+    crypto_hash_sha256_state h;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    pk_status st;
+    int rc;
+
+    *n_agents = 0;
+    crypto_hash_sha256_init(&h);
+    if ((st = pk_txn_begin(store, false, &txn)) != PK_OK)
+        return st;
+    if ((rc = mdb_cursor_open(txn, agents, &cur)) != 0) {
+        pk_txn_abort(txn);
+        return pk_store_err(rc, "digest cursor");
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint8_t lens[8];
+        pk_be32_put(lens, (uint32_t)k.mv_size);
+        pk_be32_put(lens + 4, (uint32_t)v.mv_size);
+        crypto_hash_sha256_update(&h, lens, 8);
+        crypto_hash_sha256_update(&h, k.mv_data, k.mv_size);
+        crypto_hash_sha256_update(&h, v.mv_data, v.mv_size);
+        (*n_agents)++;
+    }
+    mdb_cursor_close(cur);
+    pk_txn_abort(txn);
+    crypto_hash_sha256_final(&h, out);
+    return PK_OK;
 }

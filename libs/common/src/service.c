@@ -68,6 +68,27 @@ char *pk_metrics_render(pk_metric *ms, size_t n)
     return out;
 }
 
+static void common_metrics_init(pk_service *svc)
+{
+    pk_metric *m = svc->common;
+
+    snprintf(svc->lag_label, sizeof(svc->lag_label), "consumer=\"%s\"", svc->name);
+    snprintf(svc->retries_name, sizeof(svc->retries_name), "pactum_%s_batch_retries_total",
+             svc->name);
+    snprintf(svc->health_subject, sizeof(svc->health_subject), PK_SUBJ_HEALTH, svc->name);
+    snprintf(svc->metrics_subject, sizeof(svc->metrics_subject), PK_SUBJ_METRICS, svc->name);
+    m[PK_SM_LAG] = (pk_metric){"pactum_consumer_pending", svc->lag_label,
+                               "Messages waiting for this consumer", PK_GAUGE, 0};
+    m[PK_SM_RETRIES] = (pk_metric){svc->retries_name, NULL,
+                                   "Batch attempts that failed on a bus or store error and were "
+                                   "retried",
+                                   PK_COUNTER, 0};
+    m[PK_SM_LMDB_USED] =
+        (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
+    m[PK_SM_LMDB_MAP] =
+        (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
+}
+
 int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_store **store,
                     uint32_t *partitions, unsigned max_dbs)
 {
@@ -87,6 +108,7 @@ int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_st
         snprintf(svc->instance, sizeof(svc->instance), "%s-%d", svc->name, (int)getpid());
     svc->started_ms = pk_now_ms();
     atomic_store(&svc->healthy, true);
+    common_metrics_init(svc);
     if (pk_crypto_init() != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         return PK_EXIT_CRYPTO;
@@ -147,74 +169,69 @@ json_t *pk_service_health_json(pk_service *svc)
                      (json_int_t)(pk_now_ms() - svc->started_ms));
 }
 
-static void on_health(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+static pk_status answer_text(char *text, uint8_t **out, size_t *len)
 {
-    pk_service *svc = closure;
-    json_t *doc = pk_service_health_json(svc);
+    if (!text)
+        return PK_ERR(PK_ENOMEM, "out of memory");
+    *out = (uint8_t *)text;
+    *len = strlen(text);
+    return PK_OK;
+}
+
+static pk_status on_health(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)
+{
+    json_t *doc = pk_service_health_json(ctx);
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 
-    if (text && natsMsg_GetReply(msg))
-        natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
-    free(text);
     json_decref(doc);
-    natsMsg_Destroy(msg);
+    return answer_text(text, out, outlen);
 }
 
 char *pk_service_metrics_text(pk_service *svc)
 {
-    if (svc->store) {
-        uint64_t used = 0, map = 0;
-        for (size_t i = 0; i < svc->n_metrics; i++) {
-            if (pk_store_usage(svc->store, &used, &map) != PK_OK)
-                break;
-            if (strcmp(svc->metrics[i].name, "pactum_lmdb_used_bytes") == 0)
-                pk_metric_set(&svc->metrics[i], (long long)used);
-            else if (strcmp(svc->metrics[i].name, "pactum_lmdb_map_bytes") == 0)
-                pk_metric_set(&svc->metrics[i], (long long)map);
-        }
+    uint64_t used = 0, map = 0;
+    char *common, *own, *all;
+    size_t a, b;
+
+    if (svc->store && pk_store_usage(svc->store, &used, &map) == PK_OK) {
+        pk_metric_set(&svc->common[PK_SM_LMDB_USED], (long long)used);
+        pk_metric_set(&svc->common[PK_SM_LMDB_MAP], (long long)map);
     }
-    return pk_metrics_render(svc->metrics, svc->n_metrics);
+    /* LMDB figures only where there is a store */
+    common = pk_metrics_render(svc->common, svc->store ? PK_SM_COUNT : PK_SM_LMDB_USED);
+    own = pk_metrics_render(svc->metrics, svc->n_metrics);
+    if (!common || !own || !(all = malloc((a = strlen(own)) + (b = strlen(common)) + 1))) {
+        free(common);
+        free(own);
+        return NULL;
+    }
+    memcpy(all, own, a);
+    memcpy(all + a, common, b + 1);
+    free(common);
+    free(own);
+    return all;
 }
 
-static void on_metrics(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+static pk_status on_metrics(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
+                            size_t *outlen)
 {
-    pk_service *svc = closure;
-    char *text = pk_service_metrics_text(svc);
-
-    if (text && natsMsg_GetReply(msg))
-        natsConnection_PublishString(nc, natsMsg_GetReply(msg), text);
-    free(text);
-    natsMsg_Destroy(msg);
+    return answer_text(pk_service_metrics_text(ctx), out, outlen);
 }
 
 pk_status pk_service_ops_start(pk_service *svc)
 {
-    char subj[128];
-    natsStatus s;
+    const pk_route routes[] = {
+        {svc->health_subject, NULL, 1, on_health},
+        {svc->metrics_subject, NULL, 1, on_metrics},
+    };
 
-    snprintf(subj, sizeof(subj), PK_SUBJ_HEALTH, svc->name);
-    s = natsConnection_Subscribe(&svc->health_sub, svc->bus->nc, subj, on_health, svc);
-    if (s != NATS_OK)
-        return pk_nats_err(s, 0, subj);
-    snprintf(subj, sizeof(subj), PK_SUBJ_METRICS, svc->name);
-    s = natsConnection_Subscribe(&svc->metrics_sub, svc->bus->nc, subj, on_metrics, svc);
-    if (s != NATS_OK)
-        return pk_nats_err(s, 0, subj);
-    return PK_OK;
+    return pk_responders_start(&svc->ops, svc->bus, routes, sizeof(routes) / sizeof(routes[0]),
+                               svc);
 }
 
 void pk_service_ops_stop(pk_service *svc)
 {
-    if (svc->health_sub) {
-        natsSubscription_Unsubscribe(svc->health_sub);
-        natsSubscription_Destroy(svc->health_sub);
-        svc->health_sub = NULL;
-    }
-    if (svc->metrics_sub) {
-        natsSubscription_Unsubscribe(svc->metrics_sub);
-        natsSubscription_Destroy(svc->metrics_sub);
-        svc->metrics_sub = NULL;
-    }
+    pk_responders_stop(&svc->ops);
 }
 
 pk_status pk_reject_publish(pk_bus *bus, const char *service, const pk_rejection *r,

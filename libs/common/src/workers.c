@@ -42,6 +42,20 @@ pk_status pk_partitions_parse(const char *text, uint32_t n, uint64_t *mask)
     return *mask ? PK_OK : PK_ERR(PK_EINVAL, "partitions: '%s' names none", text);
 }
 
+static pk_status call_process(void *ctx, natsMsgList *list)
+{
+    pk_pworker *w = ctx;
+
+    return w->group->process(w, list);
+}
+
+static pk_status call_idle(void *ctx, bool caught_up)
+{
+    pk_pworker *w = ctx;
+
+    return w->group->idle(w, caught_up);
+}
+
 pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
 {
     g->w = calloc(partitions, sizeof(*g->w));
@@ -65,107 +79,32 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
         w = &g->w[g->n++];
         w->group = g;
         w->partition = p;
+        snprintf(w->what, sizeof(w->what), "%s partition %u", g->prefix, p);
         snprintf(name, sizeof(name), "%s-p%u", g->svc->instance, p);
         snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
         snprintf(filter, sizeof(filter), "%s.%u.%s", g->subject, p, g->tail ? g->tail : "*");
         if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
             (st = pk_consumer_open_ordered(&w->consumer, w->bus, g->stream, durable, filter,
-                                           g->batch, 10000)) != PK_OK) {
+                                           g->batch, 10000)) != PK_OK)
             return PK_WRAP(st, "partition %u", p);
-        }
+        w->runner = (pk_runner){.what = w->what,
+                                .consumer = &w->consumer,
+                                .svc = g->svc,
+                                .batch = g->batch,
+                                .wait_ms = 500,
+                                .process = call_process,
+                                .idle = g->idle ? call_idle : NULL,
+                                .ctx = w,
+                                .lag = &g->svc->common[PK_SM_LAG]};
     }
     return PK_OK;
-}
-
-/*
- * Process a batch until it succeeds. A failed batch is retried in place, in
- * the same order, never nak'ed: the per-partition state assumes order, and
- * the consumer (max ack pending = batch) delivers nothing newer meanwhile.
- * Returns PK_OK, PK_ESTORE_FULL, or PK_ESHUTDOWN (left unacknowledged).
- */
-pk_status pk_batch_until_done(pk_status (*fn)(void *ctx, natsMsgList *list), void *ctx,
-                              natsMsgList *list, const char *what)
-{
-    int64_t backoff = 100;
-    pk_status st;
-
-    while ((st = fn(ctx, list)) != PK_OK && st != PK_ESTORE_FULL) {
-        PK_WARN("%s: batch of %d not applied, retrying: %s", what, list->Count, pk_error_msg());
-        for (int64_t slept = 0; slept < backoff && !pk_shutdown; slept += 100)
-            pk_sleep_ms(100);
-        if (pk_shutdown)
-            return PK_ESHUTDOWN;
-        pk_msgs_in_progress(list);
-        backoff = backoff < 3200 ? backoff * 2 : 5000;
-    }
-    return st;
-}
-
-static pk_status call_process(void *ctx, natsMsgList *list)
-{
-    pk_pworker *w = ctx;
-
-    return w->group->process(w, list);
 }
 
 static void *worker_main(void *arg)
 {
     pk_pworker *w = arg;
-    pk_pworkers *g = w->group;
-    char what[64];
-    int64_t next_tick = 0;
-    /*
-     * The clock's work (a clause silent too long) waits until the consumer has
-     * caught up: at start, or behind a backlog, the evidence it looks for may
-     * be waiting in the stream, and judging by the wall clock then would report
-     * silence that was not there. Under a backlog that never clears, the
-     * check waits for it.
-     */
-    bool caught_up = false;
 
-    snprintf(what, sizeof(what), "%s partition %u", g->prefix, w->partition);
-    while (!pk_shutdown) {
-        natsMsgList list;
-        pk_status st;
-
-        if (g->tick && caught_up && pk_mono_ms() >= next_tick) {
-            if (g->tick(w, pk_now_ms()) != PK_OK)
-                PK_WARN("%s: clock work failed, trying again later: %s", what, pk_error_msg());
-            next_tick = pk_mono_ms() + g->tick_ms;
-        }
-        st = pk_consumer_fetch(&w->consumer, &list, g->batch, g->tick ? g->tick_ms / 2 : 500);
-
-        if (st == PK_ETIMEOUT) {
-            caught_up = true; /* nothing was waiting */
-            continue;
-        }
-        if (st != PK_OK) {
-            PK_WARN("%s: %s", what, pk_error_msg());
-            pk_sleep_ms(200);
-            continue;
-        }
-        if (list.Count > 0) {
-            jsMsgMetaData *meta = NULL;
-            if (natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
-                long long sum = 0;
-                atomic_store(&w->pending, (long long)meta->NumPending);
-                caught_up = meta->NumPending == 0;
-                jsMsgMetaData_Destroy(meta);
-                for (size_t i = 0; g->lag && i < g->n; i++)
-                    sum += atomic_load(&g->w[i].pending);
-                if (g->lag)
-                    pk_metric_set(g->lag, sum);
-            }
-        }
-        st = pk_batch_until_done(call_process, w, &list, what);
-        natsMsgList_Destroy(&list);
-        if (st == PK_ESTORE_FULL) {
-            PK_ERROR("%s: %s; stopped consuming", what, pk_error_msg());
-            pk_service_set_health(g->svc, false, pk_error_msg());
-            while (!pk_shutdown)
-                pk_sleep_ms(200);
-        }
-    }
+    pk_runner_loop(&w->runner);
     return NULL;
 }
 

@@ -20,8 +20,6 @@
 #define PK_SIG_BYTES    crypto_sign_BYTES
 #define PK_HASH_BYTES   crypto_hash_sha256_BYTES
 
-#define PK_MUST_CHECK __attribute__((warn_unused_result))
-
 typedef struct pk_keypair {
     uint8_t pk[PK_PUBKEY_BYTES]; /* public key */
     uint8_t sk[PK_SECKEY_BYTES]; /* secret key (seed || public key); wipe after use */

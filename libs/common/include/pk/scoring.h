@@ -1,16 +1,27 @@
 /*
- * core - what the scorer does with one input from PACTUM_VERDICTS (a verdict
- * on pactum.verdicts.<p>.<agent>.v or a governance record on ...<agent>.g),
- * shared by the scorer service and by `pactum replay`, so a replay is the
- * same code on the same inputs.
+ * pk/scoring.h - what the scorer does with each input of PACTUM_VERDICTS (a
+ * verdict on pactum.verdicts.<p>.<agent>.v, a governance record on
+ * ...<agent>.g): read the agent's state, apply the input under the
+ * governance in force, number the change, and keep the state for writing.
+ *
+ * The scorer service and `pactum replay` both run every input through
+ * pk_scoring_step and write the states with pk_scoring_store, so a replay is
+ * the same code on the same inputs and reaches the same bytes.
+ *
+ * A pk_scoring is used by one thread at a time. The states of a batch are
+ * owned by it from the first pk_scoring_step that reads them until
+ * pk_scoring_store or pk_scoring_reset.
  */
 #ifndef PK_SCORING_H
 #define PK_SCORING_H
 
+#include "pk/bus.h"
+#include "pk/pactcache.h"
 #include "pk/registry.h"
 #include "pk/trust.h"
+#include "pk/wset.h"
 
-/* Called for each input of an agent in stream order (see history below). */
+/* Called for each input of an agent in stream order (see pk_history_fn). */
 typedef pk_status (*pk_input_fn)(void *ctx, const char *subject, const uint8_t *data, size_t len,
                                  uint64_t seq);
 
@@ -18,26 +29,23 @@ typedef pk_status (*pk_input_fn)(void *ctx, const char *subject, const uint8_t *
 typedef pk_status (*pk_history_fn)(void *ctx, const char *agent, uint64_t before_seq,
                                    pk_input_fn each, void *each_ctx);
 
-#define PK_GOV_CACHE 64
-
-typedef struct pk_core {
-    pk_registry *reg;      /* registry copy: pacts and their governance sections */
-    pk_history_fn history; /* where a ruling reads an agent's past inputs */
-    void *history_ctx;
-    struct {
-        char pact[PK_ID_MAX + 1];
-        uint32_t version;
-        bool has; /* the pact has a governance section */
-        pk_governance gov;
-    } cache[PK_GOV_CACHE];  /* parsed governance sections by (pact, version) */
-    unsigned next;          /* next cache slot to reuse */
-    pk_governance defaults; /* when no pact of the agent has a section */
-    bool rebuilding;        /* inside a ruling's rebuild: rulings only do bookkeeping */
-} pk_core;
+typedef struct pk_scoring {
+    pk_registry *reg;            /* borrowed: registry copy (pacts, governance sections) */
+    pk_pact_cache *pacts;        /* borrowed: compiled pacts */
+    MDB_dbi agents;              /* agent -> TrustState, in the registry's store */
+    pk_history_fn history;       /* where a ruling reads an agent's past inputs */
+    void *history_ctx;           /* its context */
+    pk_governance defaults;      /* when no pact of the agent has a governance section */
+    const pk_compiled *gov_held; /* the pact of the governance last returned (held) */
+    bool rebuilding;             /* inside a ruling's rebuild: rulings only do bookkeeping */
+    pk_trust **batch;            /* states read or changed since the last store or reset */
+    size_t n_batch, cap_batch;   /* their count and room */
+} pk_scoring;
 
 /* What one input did, for publishing. */
 typedef struct pk_applied {
-    bool changed;                        /* the state changed: publish a trust change */
+    pk_trust *t;                         /* the agent's state after it (owned by the pk_scoring) */
+    bool changed;                        /* the state changed: t->change_seq numbers the change */
     pk_trust_effect fx;                  /* tier movement, rule, cause, criteria */
     pk_verdict_msg *verdict;             /* the input, if a verdict (owned) */
     Pactum__V1__GovernanceRecord *gov;   /* the input, if a governance record (owned) */
@@ -49,23 +57,51 @@ typedef struct pk_applied {
     int n_removed;
 } pk_applied;
 
-void pk_core_init(pk_core *c, pk_registry *reg, pk_history_fn history, void *history_ctx);
-void pk_core_free(pk_core *c);
+/* Set up s over the agents database of reg's store; pacts and history are borrowed. */
+void pk_scoring_init(pk_scoring *s, pk_registry *reg, pk_pact_cache *pacts, MDB_dbi agents,
+                     pk_history_fn history, void *history_ctx);
 
-/* The governance that applies to t (its governance pact, else defaults). */
-const pk_governance *pk_core_governance(pk_core *c, MDB_txn *txn, const pk_trust *t);
+/* Release what s holds (the batch's states too). */
+void pk_scoring_free(pk_scoring *s);
 
 /*
- * Apply one input to t (the state of the agent named in the subject). txn is
- * a transaction on the registry's store. PK_EDECODE for an input that does
- * not decode (the caller dead-letters it); out is released with
- * pk_applied_free.
+ * Apply the input (subject, data) at stream sequence seq, stored by the bus at
+ * ts_ms, to its agent's state: the batch's copy, else the one in txn (a read
+ * transaction on the registry's store), else a new agent's. txn also reads
+ * pacts. On success *out says what changed (pk_applied_free it). Errors:
+ * PK_EINVAL, the subject is not an input subject; PK_EDECODE, the input does
+ * not decode (the state is unchanged; the scorer dead-letters it); others
+ * (a pact not in the registry copy yet, a history read) mean try the batch
+ * again.
  */
-pk_status pk_core_apply(pk_core *c, MDB_txn *txn, pk_trust *t, const char *subject,
-                        const uint8_t *data, size_t len, uint64_t seq, pk_applied *out);
+pk_status pk_scoring_step(pk_scoring *s, MDB_txn *txn, const char *subject, const uint8_t *data,
+                          size_t len, uint64_t seq, int64_t ts_ms, pk_applied *out) PK_MUST_CHECK;
+
 void pk_applied_free(pk_applied *a);
 
+/* Put every state of the batch into ws (txn reads their governance), then forget them. */
+pk_status pk_scoring_store(pk_scoring *s, MDB_txn *txn, pk_wset *ws) PK_MUST_CHECK;
+
+/* Forget the batch's states without writing them (a batch to be retried). */
+void pk_scoring_reset(pk_scoring *s);
+
+/* The governance that applies to t (its governance pact's, else the defaults); valid
+ * until the next call on s. */
+const pk_governance *pk_scoring_governance(pk_scoring *s, MDB_txn *txn, const pk_trust *t);
+
 /* The agent named in an input subject (pactum.verdicts.<p>.<agent>.<v|g>), into buf. */
-bool pk_core_subject_agent(const char *subject, char *buf, size_t len, bool *is_governance);
+bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, bool *is_governance);
+
+/* Read agent's inputs below before_seq from PACTUM_VERDICTS on bus, in order (bounded: 60 s). */
+pk_status pk_scoring_read_history(pk_bus *bus, uint32_t partitions, const char *agent,
+                                  uint64_t before_seq, pk_input_fn each,
+                                  void *each_ctx) PK_MUST_CHECK;
+
+/*
+ * SHA-256 over every agent's stored state in key order, the digest that
+ * `pactum replay` compares; *n_agents receives the number of agents.
+ */
+pk_status pk_scoring_digest(pk_store *store, MDB_dbi agents, uint8_t out[32],
+                            uint64_t *n_agents) PK_MUST_CHECK;
 
 #endif

@@ -16,6 +16,7 @@
 #include "pk/bus.h"
 #include "pk/codec.h"
 #include "pk/config.h"
+#include "pk/responder.h"
 #include "pk/store.h"
 
 /* Set by SIGINT/SIGTERM; the service loop finishes its batch and exits. */
@@ -135,25 +136,39 @@ static inline long long pk_metric_get(pk_metric *m)
 /* Prometheus text exposition of n metrics; caller frees the result. */
 char *pk_metrics_render(pk_metric *ms, size_t n);
 
+/* The metrics every service has (pk_service.common), before its own. */
+enum {
+    PK_SM_LAG,       /* pactum_consumer_pending{consumer="<service>"}: messages waiting */
+    PK_SM_RETRIES,   /* pactum_<service>_batch_retries_total: failed batch attempts */
+    PK_SM_LMDB_USED, /* pactum_lmdb_used_bytes (read at each request) */
+    PK_SM_LMDB_MAP,  /* pactum_lmdb_map_bytes (read at each request) */
+    PK_SM_COUNT
+};
+
 typedef struct pk_service {
     const char *name;              /* "ingest", "evaluator", "scorer", "oracle" */
     char instance[64];             /* instance name */
     pk_bus *bus;                   /* borrowed */
     pk_store *store;               /* borrowed, may be NULL */
-    pk_metric *metrics;            /* borrowed array */
+    pk_metric common[PK_SM_COUNT]; /* the metrics every service has (set by pk_service_boot) */
+    pk_metric *metrics;            /* borrowed array: the service's own */
     size_t n_metrics;              /* its length */
     int64_t started_ms;            /* start time */
     atomic_bool healthy;           /* the service's own view of its health */
     char detail[256];              /* why, when unhealthy */
-    natsSubscription *health_sub;  /* responder on pactum.health.<name> */
-    natsSubscription *metrics_sub; /* responder on pactum.metrics.<name> */
+    char lag_label[64];            /* consumer="<name>" */
+    char retries_name[64];         /* pactum_<name>_batch_retries_total */
+    char health_subject[96];       /* pactum.health.<name> */
+    char metrics_subject[96];      /* pactum.metrics.<name> */
+    pk_responders ops;             /* health and metrics responders */
     bool buffered;                 /* set before boot: the bus buffers writes (see pk_bus_opts) */
 } pk_service;
 
 /*
  * Set up the shared parts of a service: logging, libsodium, the data folder
- * <data_dir>/<name>, the bus connection and the streams. On failure returns
- * the exit code to use; on success 0 and *bus, *store, *partitions are set.
+ * <data_dir>/<name>, the bus connection and the streams, the common metrics.
+ * On failure returns the exit code to use; on success 0 and *bus, *store,
+ * *partitions are set.
  */
 int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_store **store,
                     uint32_t *partitions, unsigned max_dbs);
@@ -164,8 +179,8 @@ json_t *pk_service_health_json(pk_service *svc);
 /* The counters in the Prometheus text format (LMDB use read now); caller frees. */
 char *pk_service_metrics_text(pk_service *svc);
 
-/* Answer health and metrics requests on the bus. */
-pk_status pk_service_ops_start(pk_service *svc);
+/* Answer health and metrics requests on the bus (pactum.health.<name>, pactum.metrics.<name>). */
+pk_status pk_service_ops_start(pk_service *svc) PK_MUST_CHECK;
 void pk_service_ops_stop(pk_service *svc);
 
 void pk_service_set_health(pk_service *svc, bool healthy, const char *detail);
@@ -189,6 +204,6 @@ typedef struct pk_rejection {
  * de-duplicates redeliveries.
  */
 pk_status pk_reject_publish(pk_bus *bus, const char *service, const pk_rejection *r,
-                            const char *msg_id, bool wait);
+                            const char *msg_id, bool wait) PK_MUST_CHECK;
 
 #endif

@@ -32,6 +32,9 @@ typedef enum pk_status {
     PK_ESHUTDOWN,   /* shutting down */
 } pk_status;
 
+/* On every function that returns a pk_status: a status nobody reads is a bug. */
+#define PK_MUST_CHECK __attribute__((warn_unused_result))
+
 /* Short stable name of a status, e.g. "PK_EBADSIG". Never NULL. */
 const char *pk_status_str(pk_status st);
 

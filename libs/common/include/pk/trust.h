@@ -129,9 +129,6 @@ void pk_clause_posterior(const pk_clause_score *c, const pk_governance *g, uint6
 /* Recompute the composite score and bound from the clauses. */
 void pk_trust_recompute(pk_trust *t, const pk_governance *g);
 
-/* Tier the score alone would give. */
-int pk_tier_from_score(const pk_trust *t, const pk_governance *g);
-
 /* Has a ruling taken this verdict out of the score? */
 bool pk_trust_overturned(const pk_trust *t, const pk_verdict_msg *v);
 

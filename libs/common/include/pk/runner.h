@@ -1,0 +1,64 @@
+/*
+ * pk/runner.h - the one JetStream consumer loop: fetch a batch, hand it to the
+ * service's batch function, which applies it, commits and acknowledges; on a
+ * failure retry the same batch in place with back-off; between fetches do the
+ * service's idle work; report lag and retries; on a full LMDB map stop
+ * consuming and turn the service unhealthy. Every reader of a stream in
+ * Pactum (ingest, each evaluator and scorer partition, the oracle's read
+ * model, the transparency log's appenders and builder) runs on it.
+ */
+#ifndef PK_RUNNER_H
+#define PK_RUNNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pk/bus.h"
+#include "pk/service.h"
+
+/*
+ * Apply a fetched batch and acknowledge it (if the consumer acknowledges).
+ * On a failure acknowledge nothing and return why: the same batch, in the
+ * same order, is given again until it succeeds.
+ */
+typedef pk_status (*pk_batch_fn)(void *ctx, natsMsgList *list);
+
+/*
+ * Work between fetches (clock work, registry syncs, signed heads), called
+ * before each fetch. caught_up: the consumer had nothing more waiting at the
+ * last fetch. A failure is logged; the runner goes on.
+ */
+typedef pk_status (*pk_idle_fn)(void *ctx, bool caught_up);
+
+typedef struct pk_runner {
+    const char *what;      /* names the reader in logs: "ingest", "scorer partition 2" */
+    pk_consumer *consumer; /* borrowed: what is read */
+    pk_service *svc;       /* borrowed: counts retries; unhealthy when the map is full */
+    int batch;             /* messages per fetch, at most */
+    int64_t wait_ms;       /* longest wait of a fetch */
+    int64_t gather_ms;     /* a batch short of `batch` waits this long before it is
+                            * applied, so what comes meanwhile joins the next (0: never) */
+    pk_batch_fn process;   /* applies a batch */
+    pk_idle_fn idle;       /* optional work between fetches */
+    void *ctx;             /* for both */
+    pk_metric *lag;        /* optional gauge: messages waiting, summed over the runners
+                            * that share it */
+    long long pending;     /* messages waiting at this runner's last fetch */
+} pk_runner;
+
+/* Run until pk_shutdown is set. */
+void pk_runner_loop(pk_runner *r);
+
+/*
+ * Apply a batch, retrying it in place (same messages, same order, marked in
+ * progress when acked) with back-off until it succeeds. Returns PK_OK,
+ * PK_ESTORE_FULL (stop consuming), or PK_ESHUTDOWN (left unacknowledged for
+ * redelivery after a restart). Each failed attempt adds to retries (optional).
+ */
+pk_status pk_batch_until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
+                              pk_metric *retries) PK_MUST_CHECK;
+
+/* Sleep ms, in short steps, returning early on pk_shutdown. */
+void pk_pause_ms(int64_t ms);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * runner - the one consumer loop (pk/runner.h).
+ */
+#include "pk/runner.h"
+
+#include "pk/clock.h"
+#include "pk/log.h"
+
+void pk_pause_ms(int64_t ms)
+{
+    int64_t end = pk_mono_ms() + ms;
+
+    for (int64_t now = pk_mono_ms(); now < end && !pk_shutdown; now = pk_mono_ms())
+        pk_sleep_ms(end - now < 50 ? end - now : 50);
+}
+
+/*
+ * A failed batch is retried in place, in the same order, never nak'ed: a
+ * reader whose state depends on order (max ack pending = batch) is handed
+ * nothing newer meanwhile, and the others lose nothing by waiting.
+ */
+pk_status pk_batch_until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
+                              pk_metric *retries)
+{
+    int64_t backoff = 100;
+    pk_status st;
+
+    while ((st = fn(ctx, list)) != PK_OK && st != PK_ESTORE_FULL) {
+        if (retries)
+            pk_metric_add(retries, 1);
+        PK_WARN("%s: batch of %d not applied, retrying: %s", what, list->Count, pk_error_msg());
+        pk_pause_ms(backoff);
+        if (pk_shutdown)
+            return PK_ESHUTDOWN;
+        pk_msgs_in_progress(list);
+        backoff = backoff < 3200 ? backoff * 2 : 5000;
+    }
+    return st;
+}
+
+/* Messages still waiting after the last one of the batch. */
+static long long pending_after(natsMsgList *list)
+{
+    jsMsgMetaData *meta = NULL;
+    long long n = 0;
+
+    if (list->Count > 0 && natsMsg_GetMetaData(&meta, list->Msgs[list->Count - 1]) == NATS_OK) {
+        n = (long long)meta->NumPending;
+        jsMsgMetaData_Destroy(meta);
+    }
+    return n;
+}
+
+void pk_runner_loop(pk_runner *r)
+{
+    pk_metric *retries = r->svc ? &r->svc->common[PK_SM_RETRIES] : NULL;
+    /*
+     * Idle work that judges by the clock (a clause silent too long) waits
+     * until the reader has caught up: at start, or behind a backlog, the
+     * evidence it looks for may be waiting in the stream.
+     */
+    bool caught_up = false;
+
+    while (!pk_shutdown) {
+        natsMsgList list;
+        long long pending;
+        pk_status st;
+
+        if (r->idle && r->idle(r->ctx, caught_up) != PK_OK)
+            PK_WARN("%s: %s; trying again later", r->what, pk_error_msg());
+        st = pk_consumer_fetch(r->consumer, &list, r->batch, r->wait_ms);
+        if (st == PK_ETIMEOUT) {
+            caught_up = true; /* nothing was waiting */
+            continue;
+        }
+        if (st != PK_OK) {
+            PK_WARN("%s: %s", r->what, pk_error_msg());
+            pk_pause_ms(200);
+            continue;
+        }
+        pending = pending_after(&list);
+        caught_up = pending == 0;
+        if (r->lag)
+            pk_metric_add(r->lag, pending - r->pending);
+        r->pending = pending;
+        if (r->gather_ms > 0 && list.Count < r->batch)
+            pk_pause_ms(r->gather_ms);
+        st = pk_batch_until_done(r->process, r->ctx, &list, r->what, retries);
+        natsMsgList_Destroy(&list);
+        if (st == PK_ESTORE_FULL) {
+            PK_ERROR("%s: %s; stopped consuming", r->what, pk_error_msg());
+            if (r->svc)
+                pk_service_set_health(r->svc, false, pk_error_msg());
+            while (!pk_shutdown)
+                pk_pause_ms(200);
+        }
+    }
+}

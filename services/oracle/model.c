@@ -1,0 +1,178 @@
+/*
+ * The read model: trust changes from PACTUM_TRUST applied to the reports,
+ * tier histories, governance entries and violation index the answers read.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oracle.h"
+#include "pk/log.h"
+
+void oracle_metrics_init(oracle *o)
+{
+    pk_metric *m = o->m;
+
+    m[OM_QUERIES] =
+        (pk_metric){"pactum_oracle_queries_total", NULL, "Trust queries answered", PK_COUNTER, 0};
+    m[OM_UNKNOWN] = (pk_metric){"pactum_oracle_unknown_agent_total", NULL,
+                                "Queries about agents that are not registered", PK_COUNTER, 0};
+    m[OM_BAD] = (pk_metric){"pactum_oracle_bad_requests_total", NULL,
+                            "Queries that did not decode or named no valid agent", PK_COUNTER, 0};
+    m[OM_CHANGES] = (pk_metric){"pactum_oracle_trust_changes_total", NULL,
+                                "Trust changes applied to the read model", PK_COUNTER, 0};
+    m[OM_DUPLICATES] = (pk_metric){"pactum_oracle_duplicates_total", NULL,
+                                   "Trust changes already applied and skipped", PK_COUNTER, 0};
+    m[OM_LOG_SIZE] =
+        (pk_metric){"pactum_oracle_log_leaves", NULL,
+                    "Leaves in this instance's copy of the transparency log", PK_GAUGE, 0};
+    m[OM_LOG_APPENDED] =
+        (pk_metric){"pactum_oracle_log_appended_total", NULL,
+                    "Source messages this instance appended to PACTUM_LOG", PK_COUNTER, 0};
+    m[OM_HEADS] = (pk_metric){"pactum_oracle_tree_heads_total", NULL,
+                              "Signed tree heads published on pactum.log.head", PK_COUNTER, 0};
+    m[OM_ALLOW] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"allow\"",
+                              "Authorize decisions, by answer", PK_COUNTER, 0};
+    m[OM_DENY] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"deny\"",
+                             "Authorize decisions, by answer", PK_COUNTER, 0};
+    m[OM_APPROVAL] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"needs_approval\"",
+                                 "Authorize decisions, by answer", PK_COUNTER, 0};
+    m[OM_HTTP] = (pk_metric){"pactum_oracle_http_requests_total", NULL, "HTTP requests answered",
+                             PK_COUNTER, 0};
+    m[OM_HTTP_4XX] = (pk_metric){"pactum_oracle_http_refused_total", NULL,
+                                 "HTTP requests answered with a 4xx status", PK_COUNTER, 0};
+    m[OM_REUSED] =
+        (pk_metric){"pactum_oracle_answers_reused_total", NULL,
+                    "Trust queries answered with an answer already signed", PK_COUNTER, 0};
+}
+
+pk_status oracle_open_dbs(oracle *o)
+{
+    pk_status st;
+
+    if ((st = pk_store_dbi(o->store, "reports", 0, &o->reports)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "tiers", 0, &o->tiers)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "governance", 0, &o->governance)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "meta", 0, &o->meta)) != PK_OK ||
+        (st = pk_store_dbi(o->store, "violations", 0, &o->violations)) != PK_OK)
+        return st;
+    return PK_OK;
+}
+
+static size_t tier_key(uint8_t *buf, const char *agent, uint64_t seq)
+{
+    size_t n = strlen(agent);
+
+    memcpy(buf, agent, n);
+    buf[n] = 0;
+    pk_be64_put(buf + n + 1, seq);
+    return n + 9;
+}
+
+/* Apply one trust change; duplicates (change_seq not newer) are skipped. */
+static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustChange *ch,
+                              uint64_t seq, uint8_t *changed)
+{
+    Pactum__V1__TrustReport *old = NULL, rep = PACTUM__V1__TRUST_REPORT__INIT;
+    const char *agent = ch->agent_id;
+    uint8_t key[PK_ID_MAX + 9];
+    pk_status st;
+
+    if (!ch->state || pk_id_check("agent id", agent) != PK_OK)
+        return PK_OK; /* nothing usable: skip */
+    st = pk_get_msg(txn, o->reports, agent, strlen(agent), &pactum__v1__trust_report__descriptor,
+                    (ProtobufCMessage **)&old);
+    if (st != PK_OK && st != PK_ENOTFOUND)
+        return st;
+    if (old && old->state && old->state->change_seq >= ch->change_seq) {
+        pactum__v1__trust_report__free_unpacked(old, NULL);
+        pk_metric_add(&o->m[OM_DUPLICATES], 1);
+        return PK_OK;
+    }
+    rep.agent_id = (char *)agent;
+    rep.state = ch->state;
+    rep.trust_seq = seq;
+    rep.last_violation = old ? old->last_violation : NULL;
+    if (ch->cause && ch->cause->violation)
+        rep.last_violation = ch->cause;
+    st = pk_put_msg(txn, o->reports, agent, strlen(agent), &rep.base);
+    if (st == PK_OK && ch->tier_change) {
+        ch->tier_change->trust_seq = seq;
+        st = pk_put_msg(txn, o->tiers, key, tier_key(key, agent, ch->change_seq),
+                        &ch->tier_change->base);
+    }
+    if (st == PK_OK && ch->cause && ch->cause->violation) {
+        /* agent \0 be64 time be64 vseq -> severity: counted by age in reports and figures */
+        uint8_t vk[PK_ID_MAX + 17], sev = (uint8_t)ch->cause->severity;
+        size_t al = strlen(agent);
+        int64_t at = ch->cause->received_ms ? ch->cause->received_ms : ch->cause->evaluated_ms;
+        memcpy(vk, agent, al);
+        vk[al] = 0;
+        pk_be64_put(vk + al + 1, (uint64_t)at);
+        pk_be64_put(vk + al + 9, ch->cause->vseq);
+        st = pk_put(txn, o->violations, vk, al + 17, &sev, 1, 0);
+    }
+    if (st == PK_OK && ch->governance) {
+        Pactum__V1__GovernanceEntry e = PACTUM__V1__GOVERNANCE_ENTRY__INIT;
+        e.record = ch->governance;
+        e.effect = ch->ruling_effect;
+        e.change_seq = ch->change_seq;
+        st = pk_put_msg(txn, o->governance, key, tier_key(key, agent, ch->change_seq), &e.base);
+    }
+    if (old)
+        pactum__v1__trust_report__free_unpacked(old, NULL);
+    if (st == PK_OK) {
+        unsigned slot = oracle_reuse_slot(agent);
+        changed[slot / 8] |= (uint8_t)(1u << (slot % 8));
+        pk_metric_add(&o->m[OM_CHANGES], 1);
+    }
+    return st;
+}
+
+pk_status oracle_apply(void *ctx, natsMsgList *list)
+{
+    oracle *o = ctx;
+    MDB_txn *txn = NULL;
+    uint64_t last = 0;
+    uint8_t changed[ORACLE_REUSE_SLOTS / 8] = {0}; /* agents changed, by reuse slot */
+    pk_status st;
+
+    if ((st = pk_txn_begin(o->store, true, &txn)) != PK_OK)
+        return st;
+    for (int i = 0; i < list->Count; i++) {
+        natsMsg *m = list->Msgs[i];
+        uint64_t seq = 0;
+        Pactum__V1__TrustChange *ch;
+
+        pk_msg_meta(m, &seq, NULL, NULL);
+        ch = pactum__v1__trust_change__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                              (const uint8_t *)natsMsg_GetData(m));
+        if (!ch) {
+            PK_WARN("trust change at #%llu does not decode; skipped", (unsigned long long)seq);
+        } else {
+            st = apply_change(o, txn, ch, seq, changed);
+            pactum__v1__trust_change__free_unpacked(ch, NULL);
+            if (st != PK_OK)
+                break;
+        }
+        if (seq > last)
+            last = seq;
+    }
+    if (st == PK_OK && last)
+        st = pk_put_u64(txn, o->meta, "trust_seq", last);
+    if (st != PK_OK) {
+        pk_txn_abort(txn);
+        return st;
+    }
+    if ((st = pk_txn_commit(txn)) == PK_OK)
+        oracle_reuse_forget(o, changed); /* after the commit: see reuse.c */
+    return st;
+}
+
+pk_status oracle_model_idle(void *ctx, bool caught_up)
+{
+    oracle *o = ctx;
+    pk_status st = pk_registry_sync_if_dirty(o->reg);
+
+    return st == PK_OK ? PK_OK : PK_WRAP(st, "registry sync");
+}
