@@ -9,7 +9,7 @@
 #include "cli.h"
 #include "pk/clock.h"
 
-#define MAX_FIELDS 32
+#define MAX_FIELDS CLI_MANY_MAX /* metrics, labels: as many as --metric may be repeated */
 
 typedef struct event_spec {
     const char *signer; /* --agent: who signs */
@@ -41,74 +41,170 @@ static char *split_pair(char *text)
     return eq + 1;
 }
 
-static int parse(cli_args *a, event_spec *s)
+/* Metrics (NAME=NUMBER) and labels (NAME=TEXT) from the command line, in s's storage. */
+static int pairs(const cli_call *c, event_spec *s)
 {
-    const char *v;
-    int r;
+    const char *const *vals;
+    size_t n = cli_get_all(c, "metric", &vals);
 
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "agent", &s->signer)) || (r = cli_opt(a, "about", &s->about)) ||
-            (r = cli_opt(a, "key", &s->key)) || (r = cli_opt(a, "kind", &s->kind)) ||
-            (r = cli_opt(a, "id", &s->id)) || (r = cli_opt(a, "action", &s->action)) ||
-            (r = cli_opt(a, "tool", &s->tool)) || (r = cli_opt(a, "resource", &s->resource)) ||
-            (r = cli_opt(a, "currency", &s->currency))) {
-            if (r < 0)
-                return cli_usage_error("%s needs a value", a->argv[a->i]);
-        } else if ((r = cli_opt(a, "amount", &v))) {
-            char *end;
-            if (r < 0 || (s->amount = strtod(v, &end), *end) || s->amount < 0)
-                return cli_usage_error("--amount needs a number >= 0");
-        } else if ((r = cli_opt(a, "ts", &v))) {
-            char *end;
-            if (r < 0 || (s->ts_ms = strtoll(v, &end, 10), *end) || s->ts_ms <= 0)
-                return cli_usage_error("--ts needs Unix milliseconds");
-        } else if ((r = cli_opt(a, "count", &v))) {
-            char *end;
-            if (r < 0 || (s->count = strtol(v, &end, 10), *end) || s->count < 1 ||
-                s->count > 1000000)
-                return cli_usage_error("--count needs a number from 1 to 1000000");
-        } else if ((r = cli_opt(a, "batch", &v))) {
-            char *end;
-            if (r < 0 || (s->batch = strtol(v, &end, 10), *end) || s->batch < 1 ||
-                s->batch > PK_BATCH_MAX)
-                return cli_usage_error("--batch needs a number from 1 to %d", PK_BATCH_MAX);
-        } else if ((r = cli_opt(a, "metric", &v))) {
-            char *name = r > 0 ? (char *)v : NULL, *val, *end;
-            Pactum__V1__Metric *m = &s->metrics[s->n_metrics];
-            if (!name || !(val = split_pair(name)) || s->n_metrics == MAX_FIELDS)
-                return cli_usage_error("--metric needs NAME=NUMBER (at most %d)", MAX_FIELDS);
-            pactum__v1__metric__init(m);
-            m->name = name;
-            m->value = strtod(val, &end);
-            if (*end || end == val)
-                return cli_usage_error("--metric %s: '%s' is not a number", name, val);
-            s->mp[s->n_metrics++] = m;
-        } else if ((r = cli_opt(a, "label", &v))) {
-            char *name = r > 0 ? (char *)v : NULL, *val;
-            Pactum__V1__Label *l = &s->labels[s->n_labels];
-            if (!name || !(val = split_pair(name)) || s->n_labels == MAX_FIELDS)
-                return cli_usage_error("--label needs NAME=TEXT (at most %d)", MAX_FIELDS);
-            pactum__v1__label__init(l);
-            l->name = name;
-            l->value = val;
-            s->lp[s->n_labels++] = l;
-        } else {
-            return cli_usage_error("event publish: unexpected '%s'", a->argv[a->i]);
-        }
+    for (size_t i = 0; i < n; i++) {
+        char *name = (char *)vals[i], *val = split_pair(name), *end;
+        Pactum__V1__Metric *m = &s->metrics[s->n_metrics];
+        if (!val)
+            return cli_usage_error("--metric needs NAME=NUMBER, got '%s'", name);
+        pactum__v1__metric__init(m);
+        m->name = name;
+        m->value = strtod(val, &end);
+        if (*end || end == val)
+            return cli_usage_error("--metric %s: '%s' is not a number", name, val);
+        s->mp[s->n_metrics++] = m;
     }
-    if (!s->signer || !s->key || !s->kind)
-        return cli_usage_error("event publish needs --agent, --key and --kind");
+    n = cli_get_all(c, "label", &vals);
+    for (size_t i = 0; i < n; i++) {
+        char *name = (char *)vals[i], *val = split_pair(name);
+        Pactum__V1__Label *l = &s->labels[s->n_labels];
+        if (!val)
+            return cli_usage_error("--label needs NAME=TEXT, got '%s'", name);
+        pactum__v1__label__init(l);
+        l->name = name;
+        l->value = val;
+        s->lp[s->n_labels++] = l;
+    }
     return CLI_OK;
+}
+
+static int parse(const cli_call *c, event_spec *s)
+{
+    uint64_t ts = 0, count = 1, batch = 1;
+    int code;
+
+    s->signer = cli_get(c, "agent");
+    s->about = cli_get(c, "about");
+    s->key = cli_get(c, "key");
+    s->kind = cli_get(c, "kind");
+    s->id = cli_get(c, "id");
+    s->action = cli_get(c, "action");
+    s->tool = cli_get(c, "tool");
+    s->resource = cli_get(c, "resource");
+    s->currency = cli_get(c, "currency");
+    if ((code = cli_get_double(c, "amount", 0, &s->amount)) != CLI_OK ||
+        (code = cli_get_u64(c, "ts", 1, INT64_MAX, &ts)) != CLI_OK ||
+        (code = cli_get_u64(c, "count", 1, 1000000, &count)) != CLI_OK ||
+        (code = cli_get_u64(c, "batch", 1, PK_BATCH_MAX, &batch)) != CLI_OK)
+        return code;
+    s->ts_ms = (int64_t)ts;
+    s->count = (long)count;
+    s->batch = (long)batch;
+    return pairs(c, s);
+}
+
+/* What publishing keeps between envelopes. */
+typedef struct sending {
+    Pactum__V1__Event *evs, **evp; /* the events of one envelope */
+    char **ids;                    /* their ids */
+    char prefix[40];               /* the id prefix */
+    char subject[128];             /* pactum.raw.<signer> */
+    uint64_t first_seq, last_seq;  /* where the envelopes landed in PACTUM_RAW */
+    long sent, envelopes, repeats; /* events, envelopes, envelopes the stream already held */
+} sending;
+
+/* Fill the next n events (from the sent-th) of s into out's storage. */
+static int fill_events(const event_spec *s, sending *out, long n)
+{
+    for (long i = 0; i < n; i++) {
+        Pactum__V1__Event *e = &out->evs[i];
+        pactum__v1__event__init(e);
+        free(out->ids[i]);
+        if (!(out->ids[i] = malloc(PK_EVENT_ID_MAX + 1)))
+            return cli_error(CLI_IO, "out of memory");
+        if (s->count == 1 && s->id)
+            snprintf(out->ids[i], PK_EVENT_ID_MAX + 1, "%s", s->id);
+        else
+            snprintf(out->ids[i], PK_EVENT_ID_MAX + 1, "%s-%ld", out->prefix, out->sent + i);
+        e->event_id = out->ids[i];
+        e->agent_id = (char *)(s->about ? s->about : s->signer);
+        e->ts_ms = s->ts_ms ? s->ts_ms : pk_now_ms();
+        e->kind = (char *)s->kind;
+        e->action = (char *)(s->action ? s->action : "");
+        e->tool = (char *)(s->tool ? s->tool : "");
+        e->resource = (char *)(s->resource ? s->resource : "");
+        e->currency = (char *)(s->currency ? s->currency : "");
+        e->amount = s->amount;
+        e->n_metrics = s->n_metrics;
+        e->metrics = (Pactum__V1__Metric **)s->mp;
+        e->n_labels = s->n_labels;
+        e->labels = (Pactum__V1__Label **)s->lp;
+        out->evp[i] = e;
+    }
+    return CLI_OK;
+}
+
+/* Sign n events into one envelope and publish it with JetStream acknowledgement. */
+static int send_envelope(pk_bus *bus, const event_spec *s, const pk_keypair *kp, sending *out,
+                         long n)
+{
+    Pactum__V1__EventBatch b = PACTUM__V1__EVENT_BATCH__INIT;
+    uint8_t *payload = NULL, *env = NULL;
+    size_t plen = 0, elen = 0;
+    char msg_id[PK_ID_MAX + PK_EVENT_ID_MAX + 8];
+    uint64_t seq = 0;
+    bool dup = false;
+    pk_status st;
+    int code;
+
+    if ((code = fill_events(s, out, n)) != CLI_OK)
+        return code;
+    b.n_events = (size_t)n;
+    b.events = out->evp;
+    if (pk_pack(&b.base, &payload, &plen) != PK_OK ||
+        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, payload, plen, s->signer,
+                         kp, &env, &elen) != PK_OK) {
+        free(payload);
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    }
+    snprintf(msg_id, sizeof(msg_id), "%s:%s:%ld", s->signer, out->ids[0], n);
+    st = pk_bus_publish_sync(bus, out->subject, env, elen, msg_id, false, 0, &seq, &dup);
+    free(payload);
+    free(env);
+    if (st != PK_OK)
+        return cli_error(CLI_BUS, "publishing to %s failed after %ld events: %s", out->subject,
+                         out->sent, pk_error_msg());
+    if (dup) {
+        out->repeats++; /* the stream already holds this envelope: nothing new was sent */
+    } else {
+        if (!out->first_seq)
+            out->first_seq = seq;
+        out->last_seq = seq;
+    }
+    out->sent += n;
+    out->envelopes++;
+    return CLI_OK;
+}
+
+static void print_sent(const sending *o)
+{
+    if (cli.json)
+        cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "subject", o->subject,
+                                 "id_prefix", o->prefix, "events", (json_int_t)o->sent, "envelopes",
+                                 (json_int_t)o->envelopes, "repeated_envelopes",
+                                 (json_int_t)o->repeats, "first_seq", (json_int_t)o->first_seq,
+                                 "last_seq", (json_int_t)o->last_seq));
+    else if (o->repeats == o->envelopes)
+        printf("nothing new: the stream already holds %s%ld envelope%s (same ids sent within the "
+               "last 2 minutes)\n",
+               o->envelopes == 1 ? "this " : "these ", o->envelopes, o->envelopes == 1 ? "" : "s");
+    else
+        printf("published %ld event%s in %ld signed envelope%s to %s (PACTUM_RAW #%llu..#%llu)%s\n",
+               o->sent, o->sent == 1 ? "" : "s", o->envelopes, o->envelopes == 1 ? "" : "s",
+               o->subject, (unsigned long long)o->first_seq, (unsigned long long)o->last_seq,
+               o->repeats ? "; some were already there and were not sent again" : "");
 }
 
 static int publish(const event_spec *s)
 {
     pk_keypair kp;
     pk_bus *bus = NULL;
-    Pactum__V1__Event *evs = NULL, **evp = NULL;
-    char **ids = NULL, subject[128], prefix[40];
-    uint64_t first_seq = 0, last_seq = 0;
-    long sent = 0, envelopes = 0, repeats = 0;
+    sending o = {0};
     int code = CLI_OK;
 
     if (pk_key_load(s->key, &kp) != PK_OK)
@@ -117,10 +213,10 @@ static int publish(const event_spec *s)
         pk_keypair_wipe(&kp);
         return CLI_BUS;
     }
-    evs = calloc((size_t)s->batch, sizeof(*evs));
-    evp = calloc((size_t)s->batch, sizeof(*evp));
-    ids = calloc((size_t)s->batch, sizeof(*ids));
-    if (!evs || !evp || !ids) {
+    o.evs = calloc((size_t)s->batch, sizeof(*o.evs));
+    o.evp = calloc((size_t)s->batch, sizeof(*o.evp));
+    o.ids = calloc((size_t)s->batch, sizeof(*o.ids));
+    if (!o.evs || !o.evp || !o.ids) {
         code = cli_error(CLI_IO, "out of memory");
         goto out;
     }
@@ -129,110 +225,31 @@ static int publish(const event_spec *s)
         char hex[13];
         randombytes_buf(rnd, sizeof(rnd));
         pk_hex_encode(rnd, sizeof(rnd), hex);
-        snprintf(prefix, sizeof(prefix), "%s", s->id ? s->id : hex);
+        snprintf(o.prefix, sizeof(o.prefix), "%s", s->id ? s->id : hex);
     }
-    snprintf(subject, sizeof(subject), PK_SUBJ_RAW, s->signer);
-    while (sent < s->count) {
-        long n = s->count - sent < s->batch ? s->count - sent : s->batch;
-        Pactum__V1__EventBatch b = PACTUM__V1__EVENT_BATCH__INIT;
-        uint8_t *payload = NULL, *env = NULL;
-        size_t plen = 0, elen = 0;
-        char msg_id[PK_ID_MAX + PK_EVENT_ID_MAX + 8];
-        uint64_t seq = 0;
-        bool dup = false;
-        pk_status st;
-
-        for (long i = 0; i < n; i++) {
-            Pactum__V1__Event *e = &evs[i];
-            pactum__v1__event__init(e);
-            free(ids[i]);
-            ids[i] = malloc(PK_EVENT_ID_MAX + 1);
-            if (!ids[i]) {
-                code = cli_error(CLI_IO, "out of memory");
-                goto out;
-            }
-            if (s->count == 1 && s->id)
-                snprintf(ids[i], PK_EVENT_ID_MAX + 1, "%s", s->id);
-            else
-                snprintf(ids[i], PK_EVENT_ID_MAX + 1, "%s-%ld", prefix, sent + i);
-            e->event_id = ids[i];
-            e->agent_id = (char *)(s->about ? s->about : s->signer);
-            e->ts_ms = s->ts_ms ? s->ts_ms : pk_now_ms();
-            e->kind = (char *)s->kind;
-            e->action = (char *)(s->action ? s->action : "");
-            e->tool = (char *)(s->tool ? s->tool : "");
-            e->resource = (char *)(s->resource ? s->resource : "");
-            e->currency = (char *)(s->currency ? s->currency : "");
-            e->amount = s->amount;
-            e->n_metrics = s->n_metrics;
-            e->metrics = (Pactum__V1__Metric **)s->mp;
-            e->n_labels = s->n_labels;
-            e->labels = (Pactum__V1__Label **)s->lp;
-            evp[i] = e;
-        }
-        b.n_events = (size_t)n;
-        b.events = evp;
-        if (pk_pack(&b.base, &payload, &plen) != PK_OK ||
-            pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, payload, plen,
-                             s->signer, &kp, &env, &elen) != PK_OK) {
-            free(payload);
-            code = cli_error(CLI_IO, "%s", pk_error_msg());
-            goto out;
-        }
-        snprintf(msg_id, sizeof(msg_id), "%s:%s:%ld", s->signer, ids[0], n);
-        st = pk_bus_publish_sync(bus, subject, env, elen, msg_id, false, 0, &seq, &dup);
-        free(payload);
-        free(env);
-        if (st != PK_OK) {
-            code = cli_error(CLI_BUS, "publishing to %s failed after %ld events: %s", subject, sent,
-                             pk_error_msg());
-            goto out;
-        }
-        if (dup) {
-            repeats++; /* the stream already holds this envelope: nothing new was sent */
-        } else {
-            if (!first_seq)
-                first_seq = seq;
-            last_seq = seq;
-        }
-        sent += n;
-        envelopes++;
-    }
-    if (cli.json)
-        cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "subject", subject,
-                                 "id_prefix", prefix, "events", (json_int_t)sent, "envelopes",
-                                 (json_int_t)envelopes, "repeated_envelopes", (json_int_t)repeats,
-                                 "first_seq", (json_int_t)first_seq, "last_seq",
-                                 (json_int_t)last_seq));
-    else if (repeats == envelopes)
-        printf("nothing new: the stream already holds %s%ld envelope%s (same ids sent within the "
-               "last 2 minutes)\n",
-               envelopes == 1 ? "this " : "these ", envelopes, envelopes == 1 ? "" : "s");
-    else
-        printf("published %ld event%s in %ld signed envelope%s to %s (PACTUM_RAW #%llu..#%llu)%s\n",
-               sent, sent == 1 ? "" : "s", envelopes, envelopes == 1 ? "" : "s", subject,
-               (unsigned long long)first_seq, (unsigned long long)last_seq,
-               repeats ? "; some were already there and were not sent again" : "");
+    snprintf(o.subject, sizeof(o.subject), PK_SUBJ_RAW, s->signer);
+    while (o.sent < s->count && code == CLI_OK)
+        code = send_envelope(bus, s, &kp, &o,
+                             s->count - o.sent < s->batch ? s->count - o.sent : s->batch);
+    if (code == CLI_OK)
+        print_sent(&o);
 out:
     pk_keypair_wipe(&kp);
-    for (long i = 0; ids && i < s->batch; i++)
-        free(ids[i]);
-    free(ids);
-    free(evs);
-    free(evp);
+    for (long i = 0; o.ids && i < s->batch; i++)
+        free(o.ids[i]);
+    free(o.ids);
+    free(o.evs);
+    free(o.evp);
     pk_bus_close(bus);
     return code;
 }
 
-int cmd_event(cli_args *a)
+int cmd_event_publish(const cli_call *c)
 {
     event_spec s = {.count = 1, .batch = 1};
     int code;
 
-    if (a->i >= a->argc || strcmp(a->argv[a->i], "publish") != 0)
-        return cli_usage_error("event: expected 'publish'");
-    a->i++;
-    if ((code = parse(a, &s)) != CLI_OK)
+    if ((code = parse(c, &s)) != CLI_OK)
         return code;
     return publish(&s);
 }

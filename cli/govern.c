@@ -25,13 +25,11 @@ static const char *id_or_random(const char *given, const char *prefix, char *buf
 }
 
 /* Print a receipt (JSON with --json); CLI_OK if it says ok. */
-static int print_receipt(bool ok, Pactum__V1__Reason reason, const char *message, const char *id,
-                         const char *seq_name, uint64_t seq)
+static int print_receipt(const ProtobufCMessage *m, bool ok, Pactum__V1__Reason reason,
+                         const char *message)
 {
     if (cli.json)
-        cli_print_json(json_pack("{s:b, s:s, s:s, s:s, s:I}", "ok", ok, "reason",
-                                 pk_reason_name(reason), "message", message, "id", id, seq_name,
-                                 (json_int_t)seq));
+        cli_print_message(m);
     else if (ok)
         printf("%s\n", message);
     else
@@ -73,13 +71,13 @@ static int submit_signed(const char *subject, Pactum__V1__PayloadType type,
         if (governance) {
             Pactum__V1__GovernanceReceipt *r =
                 pactum__v1__governance_receipt__unpack(NULL, n, data);
-            code = r ? print_receipt(r->ok, r->reason, r->message, r->id, "seq", r->seq)
+            code = r ? print_receipt(&r->base, r->ok, r->reason, r->message)
                      : cli_error(CLI_BUS, "the answer is not a receipt");
             if (r)
                 pactum__v1__governance_receipt__free_unpacked(r, NULL);
         } else {
             Pactum__V1__RegistryReceipt *r = pactum__v1__registry_receipt__unpack(NULL, n, data);
-            code = r ? print_receipt(r->ok, r->reason, r->message, r->id, "registry_seq", r->seq)
+            code = r ? print_receipt(&r->base, r->ok, r->reason, r->message)
                      : cli_error(CLI_BUS, "the answer is not a receipt");
             if (r)
                 pactum__v1__registry_receipt__free_unpacked(r, NULL);
@@ -90,30 +88,17 @@ static int submit_signed(const char *subject, Pactum__V1__PayloadType type,
     return code;
 }
 
-int cmd_principal(cli_args *a)
+int cmd_principal_register(const cli_call *c)
 {
-    const char *id = NULL, *role = NULL, *key = NULL, *admin = NULL, *name = "";
+    const char *id = cli_get(c, "id"), *role = cli_get(c, "role"), *key = cli_get(c, "key"),
+               *admin = cli_get(c, "admin-key"),
+               *name = cli_has(c, "name") ? cli_get(c, "name") : "";
     Pactum__V1__PrincipalRegistration pr = PACTUM__V1__PRINCIPAL_REGISTRATION__INIT;
     pk_keypair kp, akp;
     uint8_t *pop = NULL, sig[PK_SIG_BYTES];
     size_t poplen = 0;
-    int r, code;
+    int code;
 
-    if (a->i >= a->argc || strcmp(a->argv[a->i], "register") != 0)
-        return cli_usage_error("principal: expected 'register'");
-    a->i++;
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "id", &id)) || (r = cli_opt(a, "role", &role)) ||
-            (r = cli_opt(a, "key", &key)) || (r = cli_opt(a, "admin-key", &admin)) ||
-            (r = cli_opt(a, "name", &name))) {
-            if (r < 0)
-                return cli_usage_error("%s needs a value", a->argv[a->i]);
-        } else {
-            return cli_usage_error("principal register: unexpected '%s'", a->argv[a->i]);
-        }
-    }
-    if (!id || !role || !key || !admin)
-        return cli_usage_error("principal register needs --id, --role, --key and --admin-key");
     pr.role = pk_role_parse(role);
     if (pr.role == PACTUM__V1__ROLE__ROLE_UNSPECIFIED || pr.role == PACTUM__V1__ROLE__ROLE_AGENT)
         return cli_usage_error("--role must be operator, arbiter, evaluator or human");
@@ -155,32 +140,16 @@ static size_t split_list(char *text, char **out, size_t max)
     return n;
 }
 
-int cmd_override(cli_args *a)
+int cmd_override(const cli_call *c)
 {
-    const char *op = NULL, *key = NULL, *agent = NULL, *tier = NULL, *allow = NULL, *deny = NULL,
-               *reason = NULL, *expires = NULL, *id = NULL;
+    const char *op = cli_get(c, "operator"), *key = cli_get(c, "key"), *agent = cli_get(c, "agent"),
+               *tier = cli_get(c, "tier"), *allow = cli_get(c, "allow"), *deny = cli_get(c, "deny"),
+               *reason = cli_get(c, "reason"), *expires = cli_get(c, "expires"),
+               *id = cli_get(c, "id");
     Pactum__V1__Override o = PACTUM__V1__OVERRIDE__INIT;
     char idbuf[32], listbuf[1024], *actions[8];
     int64_t ms = 0;
-    int r;
 
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "operator", &op)) || (r = cli_opt(a, "key", &key)) ||
-            (r = cli_opt(a, "agent", &agent)) || (r = cli_opt(a, "tier", &tier)) ||
-            (r = cli_opt(a, "allow", &allow)) || (r = cli_opt(a, "deny", &deny)) ||
-            (r = cli_opt(a, "reason", &reason)) || (r = cli_opt(a, "expires", &expires)) ||
-            (r = cli_opt(a, "id", &id))) {
-            if (r < 0)
-                return cli_usage_error("%s needs a value", a->argv[a->i]);
-        } else {
-            return cli_usage_error("override: unexpected '%s'", a->argv[a->i]);
-        }
-    }
-    if (!op || !key || !agent || !reason || !expires)
-        return cli_usage_error("override needs --operator, --key, --agent, --reason and "
-                               "--expires (and one of --tier, --allow, --deny)");
-    if (!!tier + !!allow + !!deny != 1)
-        return cli_usage_error("override takes exactly one of --tier, --allow, --deny");
     if (pk_duration_parse(expires, &ms) != PK_OK || ms <= 0)
         return cli_usage_error("--expires needs a duration like 2h (from now)");
     o.override_id = (char *)id_or_random(id, "ov", idbuf, sizeof(idbuf));
@@ -204,25 +173,13 @@ int cmd_override(cli_args *a)
                          op, key, true);
 }
 
-int cmd_ack(cli_args *a)
+int cmd_ack(const cli_call *c)
 {
-    const char *op = NULL, *key = NULL, *agent = NULL, *note = "", *id = NULL;
+    const char *op = cli_get(c, "operator"), *key = cli_get(c, "key"), *agent = cli_get(c, "agent"),
+               *note = cli_has(c, "note") ? cli_get(c, "note") : "", *id = cli_get(c, "id");
     Pactum__V1__Ack k = PACTUM__V1__ACK__INIT;
     char idbuf[32];
-    int r;
 
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "operator", &op)) || (r = cli_opt(a, "key", &key)) ||
-            (r = cli_opt(a, "agent", &agent)) || (r = cli_opt(a, "note", &note)) ||
-            (r = cli_opt(a, "id", &id))) {
-            if (r < 0)
-                return cli_usage_error("%s needs a value", a->argv[a->i]);
-        } else {
-            return cli_usage_error("ack: unexpected '%s'", a->argv[a->i]);
-        }
-    }
-    if (!op || !key || !agent)
-        return cli_usage_error("ack needs --operator, --key and --agent");
     k.ack_id = (char *)id_or_random(id, "ack", idbuf, sizeof(idbuf));
     k.agent_id = (char *)agent;
     k.signed_ms = pk_now_ms();
@@ -240,7 +197,7 @@ static int last_violation(const char *agent, uint64_t *vseq)
 
     if (!bus)
         return CLI_BUS;
-    code = cli_trust_ask(bus, agent, 1, &r);
+    code = cli_trust_ask(bus, agent, 1, NULL, NULL, &r);
     pk_bus_close(bus);
     if (code != CLI_OK)
         return code;
@@ -252,70 +209,46 @@ static int last_violation(const char *agent, uint64_t *vseq)
     return code;
 }
 
-int cmd_dispute(cli_args *a)
+int cmd_dispute_open(const cli_call *c)
 {
-    const char *sub = a->i < a->argc ? a->argv[a->i++] : "";
-    const char *agent = NULL, *key = NULL, *as = NULL, *verdict = NULL, *event = NULL,
-               *reason = NULL, *evidence = "", *id = NULL, *arbiter = NULL;
-    bool upheld = false, overturned = false;
+    const char *agent = cli_get(c, "agent"), *key = cli_get(c, "key"), *as = cli_get(c, "as"),
+               *verdict = cli_get(c, "verdict"), *event = cli_get(c, "event"),
+               *reason = cli_get(c, "reason"), *id = cli_get(c, "id");
+    Pactum__V1__Dispute d = PACTUM__V1__DISPUTE__INIT;
     char idbuf[32];
-    int r;
 
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "agent", &agent)) || (r = cli_opt(a, "key", &key)) ||
-            (r = cli_opt(a, "as", &as)) || (r = cli_opt(a, "verdict", &verdict)) ||
-            (r = cli_opt(a, "event", &event)) || (r = cli_opt(a, "reason", &reason)) ||
-            (r = cli_opt(a, "evidence", &evidence)) || (r = cli_opt(a, "id", &id)) ||
-            (r = cli_opt(a, "dispute", &id)) || (r = cli_opt(a, "arbiter", &arbiter))) {
-            if (r < 0)
-                return cli_usage_error("%s needs a value", a->argv[a->i]);
-        } else if (cli_flag(a, "upheld")) {
-            upheld = true;
-        } else if (cli_flag(a, "overturned")) {
-            overturned = true;
-        } else {
-            return cli_usage_error("dispute %s: unexpected '%s'", sub, a->argv[a->i]);
-        }
+    d.dispute_id = (char *)id_or_random(id, "d", idbuf, sizeof(idbuf));
+    d.agent_id = (char *)agent;
+    d.signed_ms = pk_now_ms();
+    if (verdict && strcmp(verdict, "last") == 0) {
+        int code = last_violation(agent, &d.verdict_vseq);
+        if (code != CLI_OK)
+            return code;
+    } else if (verdict) {
+        char *end = NULL;
+        d.verdict_vseq = strtoull(verdict, &end, 10);
+        if (!*verdict || *end || d.verdict_vseq == 0)
+            return cli_usage_error("--verdict: expected a verdict sequence (vseq) or 'last', "
+                                   "got '%s'",
+                                   verdict);
     }
-    if (strcmp(sub, "open") == 0) {
-        Pactum__V1__Dispute d = PACTUM__V1__DISPUTE__INIT;
-        if (!agent || !key || !reason || (!verdict && !event))
-            return cli_usage_error("dispute open needs --agent, --key, --reason and --verdict "
-                                   "VSEQ or --event EVENT_ID");
-        d.dispute_id = (char *)id_or_random(id, "d", idbuf, sizeof(idbuf));
-        d.agent_id = (char *)agent;
-        d.signed_ms = pk_now_ms();
-        if (verdict && strcmp(verdict, "last") == 0) {
-            int code = last_violation(agent, &d.verdict_vseq);
-            if (code != CLI_OK)
-                return code;
-        } else if (verdict) {
-            char *end = NULL;
-            d.verdict_vseq = strtoull(verdict, &end, 10);
-            if (!*verdict || *end || d.verdict_vseq == 0)
-                return cli_usage_error("--verdict: expected a verdict sequence (vseq) or 'last', "
-                                       "got '%s'",
-                                       verdict);
-        }
-        d.event_id = (char *)(event ? event : "");
-        d.reason = (char *)reason;
-        d.counter_evidence = (char *)evidence;
-        /* signed by the owner key (no id) or by a registered counterparty (--as) */
-        return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DISPUTE, &d.base,
-                             as, key, true);
-    }
-    if (strcmp(sub, "rule") == 0) {
-        Pactum__V1__Ruling u = PACTUM__V1__RULING__INIT;
-        if (!arbiter || !key || !agent || !id || !reason || upheld == overturned)
-            return cli_usage_error("dispute rule needs --arbiter, --key, --agent, --dispute, "
-                                   "--reason and one of --upheld, --overturned");
-        u.dispute_id = (char *)id;
-        u.agent_id = (char *)agent;
-        u.signed_ms = pk_now_ms();
-        u.overturned = overturned;
-        u.reason = (char *)reason;
-        return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING, &u.base,
-                             arbiter, key, true);
-    }
-    return cli_usage_error("dispute: expected 'open' or 'rule'");
+    d.event_id = (char *)(event ? event : "");
+    d.reason = (char *)reason;
+    d.counter_evidence = (char *)(cli_has(c, "evidence") ? cli_get(c, "evidence") : "");
+    /* signed by the owner key (no id) or by a registered counterparty (--as) */
+    return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DISPUTE, &d.base, as,
+                         key, true);
+}
+
+int cmd_dispute_rule(const cli_call *c)
+{
+    Pactum__V1__Ruling u = PACTUM__V1__RULING__INIT;
+
+    u.dispute_id = (char *)cli_get(c, "dispute");
+    u.agent_id = (char *)cli_get(c, "agent");
+    u.signed_ms = pk_now_ms();
+    u.overturned = cli_has(c, "overturned");
+    u.reason = (char *)cli_get(c, "reason");
+    return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING, &u.base,
+                         cli_get(c, "arbiter"), cli_get(c, "key"), true);
 }

@@ -1,7 +1,9 @@
 /*
  * pactum: command-line tool.
  *
- *   pactum [--server URL] [--json] [--timeout 5s] COMMAND ...
+ *   pactum [global options] COMMAND [options]
+ *
+ * Every command is a row of the table below; `pactum COMMAND --help` prints it.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,122 +14,373 @@
 #include "pk/clock.h"
 #include "pk/crypto.h"
 #include "pk/log.h"
+#include "pk/pbjson.h"
 
 cli_globals cli;
 
-static const char usage[] =
-    "usage: pactum [global options] COMMAND [options]\n"
-    "\n"
-    "commands:\n"
-    "  keygen -o FILE                      make an Ed25519 key (FILE, mode 0600) and FILE.pub\n"
-    "  agent register --id ID --key AGENT_KEY --owner-key OWNER_KEY [--name TEXT]\n"
-    "                                      register an agent and its key\n"
-    "  pact lint FILE...                   check pact files; every problem is listed\n"
-    "  pact register --key OWNER_KEY FILE  register a pact (a new version if the id exists)\n"
-    "  pact history PACT_ID                every registered version with its hash\n"
-    "  pact show PACT_ID [--version N]     a version's document, checked against its hash\n"
-    "                                      and its owner's signature\n"
-    "  event publish --agent ID --key KEY --kind KIND [--metric NAME=VALUE]...\n"
-    "                [--label NAME=VALUE]... [--action A] [--tool T] [--resource R]\n"
-    "                [--amount X --currency C] [--id EVENT_ID] [--ts MS]\n"
-    "                [--about AGENT] [--count N] [--batch N]\n"
-    "                                      sign and publish events\n"
-    "  trust AGENT [--history N] [--wait-tier TIER] [--wait 10s]\n"
-    "                                      show an agent's trust report\n"
-    "  principal register --id ID --role operator|arbiter|evaluator|human --key KEY\n"
-    "                     --admin-key ADMIN_KEY   register a principal (signed by the admin key)\n"
-    "  override --operator ID --key KEY --agent AGENT --reason TEXT --expires 2h\n"
-    "           (--tier TIER | --allow A,B | --deny A,B) [--id ID]\n"
-    "                                      an operator widens, narrows or lifts a tier\n"
-    "  ack --operator ID --key KEY --agent AGENT [--note TEXT]\n"
-    "                                      an operator acknowledges a contained agent\n"
-    "  dispute open --agent AGENT --key KEY (--verdict VSEQ|last | --event ID) --reason TEXT\n"
-    "               [--evidence TEXT] [--as COUNTERPARTY] [--id ID]\n"
-    "                                      the owner (or a counterparty) disputes evidence\n"
-    "  dispute rule --arbiter ID --key KEY --agent AGENT --dispute ID --reason TEXT\n"
-    "               (--upheld | --overturned)   an arbiter rules\n"
-    "  replay [--compare] [--keep DIR]     rebuild the scorer's state from the history and\n"
-    "                                      print its digest (with --compare, the live one too)\n"
-    "  authorize --agent ID --action A [--resource R] [--tool T] [--amount X --currency C]\n"
-    "                                      may the agent do it now? (exit 0 allow, 1 otherwise)\n"
-    "  evidence AGENT [--from N] [--limit N] [--kind K]\n"
-    "                                      the agent's logged records with inclusion proofs\n"
-    "  attest AGENT                        a signed statement of the agent's standing\n"
-    "  figures [AGENT]                     governance figures, system-wide or for one agent\n"
-    "  log head | log prove (--index N | --stream S --seq N) [--size N]\n"
-    "      | log consistency --from N [--size N]\n"
-    "                                      the transparency log: heads and proofs\n"
-    "  verify [--key LOG.pub] FILE...      check saved answers offline (--save, or JSON)\n"
-    "  health [SERVICE]                    ask services if they are healthy\n"
-    "  metrics SERVICE                     print a service's counters (Prometheus text)\n"
-    "\n"
-    "global options:\n"
-    "  --server URL     NATS server (PACTUM_NATS_URL, default nats://127.0.0.1:4222)\n"
-    "  --user U --password P   NATS credentials (PACTUM_NATS_USER, PACTUM_NATS_PASSWORD)\n"
-    "  --json           print JSON\n"
-    "  --timeout DUR    request timeout (default 5s)\n"
-    "  --oracle-key K   oracle answers must be signed by this key (PACTUM_ORACLE_KEY)\n"
-    "  --save FILE      keep the oracle's signed answer in FILE, for pactum verify\n"
-    "\n"
-    "exit codes: 0 ok, 1 refused or negative answer, 2 usage, 3 files or keys, 4 bus\n";
+const cli_opt cli_global_opts[] = {
+    {"server", 0, "URL", "NATS server (PACTUM_NATS_URL, default nats://127.0.0.1:4222)", 0},
+    {"user", 0, "U", "NATS user (PACTUM_NATS_USER)", 0},
+    {"password", 0, "P", "NATS password (PACTUM_NATS_PASSWORD)", 0},
+    {"json", 0, NULL, "print JSON (oracle answers as the HTTP API returns them)", 0},
+    {"timeout", 0, "DUR", "request timeout (default 5s)", 0},
+    {"oracle-key", 0, "KEY", "oracle answers must be signed by this key (PACTUM_ORACLE_KEY)", 0},
+    {"save", 0, "FILE", "keep the oracle's signed answer in FILE, for pactum verify", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
 
-int cli_opt(cli_args *a, const char *name, const char **val)
+int cli_global(const char *name, const char *value)
 {
-    const char *arg;
-    size_t n = strlen(name);
-
-    if (a->i >= a->argc)
-        return 0;
-    arg = a->argv[a->i];
-    if (strncmp(arg, "--", 2) != 0 || strncmp(arg + 2, name, n) != 0)
-        return 0;
-    if (arg[2 + n] == '=') {
-        *val = arg + 3 + n;
-        a->i++;
-        return 1;
+    if (strcmp(name, "json") == 0) {
+        cli.json = true;
+    } else if (strcmp(name, "server") == 0) {
+        cli.server = value;
+    } else if (strcmp(name, "user") == 0) {
+        cli.user = value;
+    } else if (strcmp(name, "password") == 0) {
+        cli.password = value;
+    } else if (strcmp(name, "save") == 0) {
+        cli.save = value;
+    } else if (strcmp(name, "oracle-key") == 0) {
+        if (pk_pubkey_load(value, cli.oracle_key) != PK_OK)
+            return cli_usage_error("--oracle-key needs the log's public key (a .pub file or "
+                                   "64 hex characters): %s",
+                                   pk_error_msg());
+        cli.have_oracle_key = true;
+    } else if (strcmp(name, "timeout") == 0) {
+        if (pk_duration_parse(value, &cli.timeout_ms) != PK_OK || cli.timeout_ms <= 0)
+            return cli_usage_error("--timeout needs a duration like 5s, got '%s'", value);
     }
-    if (arg[2 + n] != '\0')
-        return 0;
-    if (a->i + 1 >= a->argc)
-        return -1;
-    *val = a->argv[a->i + 1];
-    a->i += 2;
-    return 1;
+    return CLI_OK;
 }
 
-bool cli_flag(cli_args *a, const char *name)
+/* --- the commands ---------------------------------------------------------------------- */
+
+static const cli_opt keygen_opts[] = {
+    {"out", 'o', "FILE", "the secret key file (mode 0600); the public key goes in FILE.pub",
+     CLI_REQ},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt agent_register_opts[] = {
+    {"id", 0, "ID", "the agent's id", CLI_REQ},
+    {"key", 0, "AGENT_KEY", "the agent's key file", CLI_REQ},
+    {"owner-key", 0, "OWNER_KEY", "its owner's key file (signs the registration)", CLI_REQ},
+    {"name", 0, "TEXT", "a display name", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt pact_register_opts[] = {
+    {"key", 0, "OWNER_KEY", "the agent owner's key file (signs the pact)", CLI_REQ},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt pact_show_opts[] = {
+    {"version", 0, "N", "the version to show (default: the newest)", 0}, {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt event_opts[] = {
+    {"agent", 0, "ID", "who signs the events (an agent, or a reporter)", CLI_REQ},
+    {"key", 0, "KEY", "its key file", CLI_REQ},
+    {"kind", 0, "KIND", "the events' kind (reply, refund ...)", CLI_REQ},
+    {"about", 0, "AGENT", "the agent the events are about (default: the signer)", 0},
+    {"metric", 0, "NAME=VALUE", "a measured value", CLI_MANY},
+    {"label", 0, "NAME=TEXT", "a label", CLI_MANY},
+    {"action", 0, "A", "the action taken", 0},
+    {"tool", 0, "T", "the tool used", 0},
+    {"resource", 0, "R", "the resource touched", 0},
+    {"amount", 0, "X", "an amount spent", 0},
+    {"currency", 0, "C", "its currency", 0},
+    {"id", 0, "EVENT_ID", "the event id (with --count > 1, a prefix)", 0},
+    {"ts", 0, "MS", "the event time, Unix milliseconds (default: now)", 0},
+    {"count", 0, "N", "how many events (default 1)", 0},
+    {"batch", 0, "N", "events per signed envelope (default 1)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt trust_opts[] = {
+    {"history", 0, "N", "tier changes to show (1 to 200)", 0},
+    {"wait-tier", 0, "TIER", "ask again until the agent is in TIER (exit 1 if it is not)", 0},
+    {"wait", 0, "DUR", "how long --wait-tier waits (default 10s)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt principal_opts[] = {
+    {"id", 0, "ID", "the principal's id", CLI_REQ},
+    {"role", 0, "ROLE", "operator, arbiter, evaluator or human", CLI_REQ},
+    {"key", 0, "KEY", "the principal's key file", CLI_REQ},
+    {"admin-key", 0, "ADMIN_KEY", "the admin key file (signs the registration)", CLI_REQ},
+    {"name", 0, "TEXT", "a display name", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt override_opts[] = {
+    {"operator", 0, "ID", "the operator", CLI_REQ},
+    {"key", 0, "KEY", "the operator's key file", CLI_REQ},
+    {"agent", 0, "AGENT", "the agent", CLI_REQ},
+    {"reason", 0, "TEXT", "why", CLI_REQ},
+    {"expires", 0, "DUR", "how long it is in force (at most 30d)", CLI_REQ},
+    {"tier", 0, "TIER", "put the agent in this tier", 0},
+    {"allow", 0, "A,B", "allow these actions (exact, or ending in '*')", 0},
+    {"deny", 0, "A,B", "deny these actions", 0},
+    {"id", 0, "ID", "the override's id (default: a random one)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+static const char *const override_one[] = {"tier|allow|deny", NULL};
+
+static const cli_opt ack_opts[] = {
+    {"operator", 0, "ID", "the operator", CLI_REQ},
+    {"key", 0, "KEY", "the operator's key file", CLI_REQ},
+    {"agent", 0, "AGENT", "the agent", CLI_REQ},
+    {"note", 0, "TEXT", "what was checked", 0},
+    {"id", 0, "ID", "the acknowledgement's id (default: a random one)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt dispute_open_opts[] = {
+    {"agent", 0, "AGENT", "the agent whose evidence is disputed", CLI_REQ},
+    {"key", 0, "KEY", "the owner's key file (or, with --as, the counterparty's)", CLI_REQ},
+    {"reason", 0, "TEXT", "why", CLI_REQ},
+    {"verdict", 0, "VSEQ|last", "the verdict disputed (last: the agent's last violation)", 0},
+    {"event", 0, "ID", "the event disputed", 0},
+    {"evidence", 0, "TEXT", "counter-evidence", 0},
+    {"as", 0, "COUNTERPARTY", "open it as this registered counterparty", 0},
+    {"id", 0, "ID", "the dispute's id (default: a random one)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+static const char *const dispute_open_one[] = {"verdict|event", NULL};
+
+static const cli_opt dispute_rule_opts[] = {
+    {"arbiter", 0, "ID", "the arbiter", CLI_REQ},
+    {"key", 0, "KEY", "the arbiter's key file", CLI_REQ},
+    {"agent", 0, "AGENT", "the agent", CLI_REQ},
+    {"dispute", 0, "ID", "the dispute ruled on", CLI_REQ},
+    {"reason", 0, "TEXT", "why", CLI_REQ},
+    {"upheld", 0, NULL, "the evidence stands", 0},
+    {"overturned", 0, NULL, "the evidence leaves the score", 0},
+    {NULL, 0, NULL, NULL, 0}};
+static const char *const dispute_rule_one[] = {"upheld|overturned", NULL};
+
+static const cli_opt replay_opts[] = {
+    {"compare", 0, NULL, "compare the digest with the live scorer's", 0},
+    {"keep", 0, "DIR", "keep the rebuilt state in DIR (a folder that does not exist yet)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt authorize_opts[] = {{"agent", 0, "AGENT", "the agent", CLI_REQ},
+                                         {"action", 0, "A", "the action it wants to take", CLI_REQ},
+                                         {"resource", 0, "R", "the resource", 0},
+                                         {"tool", 0, "T", "the tool", 0},
+                                         {"amount", 0, "X", "the amount", 0},
+                                         {"currency", 0, "C", "its currency", 0},
+                                         {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt evidence_opts[] = {
+    {"from", 0, "N", "the first leaf to list", 0},
+    {"limit", 0, "N", "leaves per page (1 to 100, default 20)", 0},
+    {"kind", 0, "K", "event, verdict, governance, trust_change, registry or decision", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt log_head_opts[] = {
+    {"size", 0, "N", "the head of the first N leaves (default: the whole log)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt log_prove_opts[] = {
+    {"index", 0, "N", "the leaf", 0},
+    {"stream", 0, "NAME", "the leaf of this stream's message ...", 0},
+    {"seq", 0, "N", "... at this sequence", 0},
+    {"size", 0, "N", "prove it in the tree of the first N leaves", 0},
+    {NULL, 0, NULL, NULL, 0}};
+static const char *const log_prove_one[] = {"index|stream", NULL};
+
+static const cli_opt log_consistency_opts[] = {
+    {"from", 0, "N", "the older tree's size", CLI_REQ},
+    {"size", 0, "N", "the newer tree's size (default: the whole log)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt verify_opts[] = {
+    {"key", 0, "LOG.pub", "the log's public key (a .pub file or hex; or PACTUM_ORACLE_KEY)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt no_opts[] = {{NULL, 0, NULL, NULL, 0}};
+
+static const cli_cmd commands[] = {
+    {"keygen", NULL, 0, 0, "make an Ed25519 key", keygen_opts, NULL, NULL, cmd_keygen},
+    {"agent register", NULL, 0, 0, "register an agent and its key, signed by its owner",
+     agent_register_opts, NULL, NULL, cmd_agent_register},
+    {"pact lint", "FILE...", 1, -1, "check pact files; every problem is listed with its field",
+     no_opts, NULL, NULL, cmd_pact_lint},
+    {"pact register", "FILE", 1, 1,
+     "register a pact (a changed document becomes the next "
+     "version)",
+     pact_register_opts, NULL, NULL, cmd_pact_register},
+    {"pact history", "PACT_ID", 1, 1, "every registered version of a pact with its hash", no_opts,
+     NULL, NULL, cmd_pact_history},
+    {"pact show", "PACT_ID", 1, 1,
+     "a version's document, checked against its hash and its "
+     "owner's signature",
+     pact_show_opts, NULL, NULL, cmd_pact_show},
+    {"event publish", NULL, 0, 0, "sign and publish events", event_opts, NULL, NULL,
+     cmd_event_publish},
+    {"trust", "AGENT", 1, 1, "an agent's trust report", trust_opts, NULL, NULL, cmd_trust},
+    {"trust query", "AGENT", 1, 1, "the same as pactum trust AGENT", trust_opts, NULL, NULL,
+     cmd_trust},
+    {"principal register", NULL, 0, 0,
+     "register an operator, arbiter, evaluator or human "
+     "reviewer, signed by the admin key",
+     principal_opts, NULL, NULL, cmd_principal_register},
+    {"override", NULL, 0, 0, "an operator widens, narrows or lifts a tier for a while",
+     override_opts, override_one, NULL, cmd_override},
+    {"ack", NULL, 0, 0, "an operator acknowledges an agent (a re-entry criterion)", ack_opts, NULL,
+     NULL, cmd_ack},
+    {"dispute open", NULL, 0, 0, "the owner (or a counterparty) disputes a verdict or an event",
+     dispute_open_opts, dispute_open_one, NULL, cmd_dispute_open},
+    {"dispute rule", NULL, 0, 0, "an arbiter rules on a dispute", dispute_rule_opts,
+     dispute_rule_one, NULL, cmd_dispute_rule},
+    {"replay", NULL, 0, 0,
+     "rebuild the scorer's state from the recorded history and print its "
+     "digest",
+     replay_opts, NULL, NULL, cmd_replay},
+    {"authorize", NULL, 0, 0, "may the agent do it now? (exit 0 allow, 1 otherwise)",
+     authorize_opts, NULL, NULL, cmd_authorize},
+    {"evidence", "AGENT", 1, 1, "the agent's logged records with inclusion proofs (checked)",
+     evidence_opts, NULL, NULL, cmd_evidence},
+    {"attest", "AGENT", 1, 1, "a signed statement of the agent's standing, with its proof", no_opts,
+     NULL, NULL, cmd_attest},
+    {"figures", "[AGENT]", 0, 1, "governance figures, system-wide or for one agent", no_opts, NULL,
+     NULL, cmd_figures},
+    {"log head", NULL, 0, 0, "the transparency log's signed head", log_head_opts, NULL, NULL,
+     cmd_log_head},
+    {"log prove", NULL, 0, 0, "an inclusion proof (checked)", log_prove_opts, log_prove_one, NULL,
+     cmd_log_prove},
+    {"log consistency", NULL, 0, 0, "a consistency proof (checked)", log_consistency_opts, NULL,
+     NULL, cmd_log_consistency},
+    {"verify", "FILE...", 1, -1, "check saved answers (--save, or HTTP bodies) offline",
+     verify_opts, NULL, NULL, cmd_verify},
+    {"health", "[SERVICE]", 0, 1, "ask the services whether they are healthy", no_opts, NULL, NULL,
+     cmd_health},
+    {"metrics", "SERVICE", 1, 1, "a service's counters in Prometheus text format", no_opts, NULL,
+     NULL, cmd_metrics},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_help(FILE *f)
 {
-    if (a->i < a->argc && strncmp(a->argv[a->i], "--", 2) == 0 &&
-        strcmp(a->argv[a->i] + 2, name) == 0) {
-        a->i++;
-        return true;
+    fputs("usage: pactum [global options] COMMAND [options]\n\ncommands:\n", f);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-20s %s\n", commands[i].path, commands[i].summary);
+    fputs("\nglobal options (before or after the command):\n", f);
+    for (size_t i = 0; cli_global_opts[i].name; i++) {
+        char text[40];
+        snprintf(text, sizeof(text), "--%s%s%s", cli_global_opts[i].name,
+                 cli_global_opts[i].arg ? " " : "",
+                 cli_global_opts[i].arg ? cli_global_opts[i].arg : "");
+        fprintf(f, "  %-20s %s\n", text, cli_global_opts[i].help);
     }
-    return false;
+    fputs("\n`pactum COMMAND --help` shows a command's options.\n"
+          "exit codes: 0 ok, 1 refused or negative answer, 2 usage, 3 files or keys, 4 bus\n",
+          f);
 }
 
-int cli_usage_error(const char *fmt, ...)
+/* The command whose words start argv (longest match); *words receives how many it took. */
+static const cli_cmd *find_command(int argc, char **argv, int *words)
 {
-    va_list ap;
+    const cli_cmd *best = NULL;
 
-    fputs("pactum: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (see pactum --help)\n", stderr);
-    return CLI_USAGE;
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const char *p = commands[i].path;
+        int w = 0;
+        bool match = true;
+        while (*p && match) {
+            size_t n = strcspn(p, " ");
+            match = w < argc && strlen(argv[w]) == n && strncmp(argv[w], p, n) == 0;
+            w++;
+            p += n + (p[n] == ' ');
+        }
+        if (match && (!best || w > *words)) {
+            best = &commands[i];
+            *words = w;
+        }
+    }
+    return best;
 }
 
-int cli_error(int code, const char *fmt, ...)
+/* "agent: expected register" when argv names the first word of commands only. */
+static int unknown_command(int argc, char **argv)
 {
-    va_list ap;
+    char known[256] = "";
+    size_t n = 0;
 
-    fputs("pactum: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return code;
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        size_t w = strcspn(commands[i].path, " ");
+        if (commands[i].path[w] == ' ' && strlen(argv[0]) == w &&
+            strncmp(commands[i].path, argv[0], w) == 0)
+            n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", n ? ", " : "",
+                                  commands[i].path + w + 1);
+    }
+    if (n)
+        return cli_usage_error("%s: expected one of %s%s%s", argv[0], known,
+                               argc > 1 ? ", got " : "", argc > 1 ? argv[1] : "");
+    return cli_usage_error("unknown command '%s'", argv[0]);
 }
+
+/* Global options before the command (up to the first word that is not one). */
+static int leading_globals(int *i, int argc, char **argv)
+{
+    while (*i < argc && strncmp(argv[*i], "--", 2) == 0) {
+        const char *name = argv[*i] + 2, *eq = strchr(name, '=');
+        size_t n = eq ? (size_t)(eq - name) : strlen(name);
+        size_t k = 0;
+        for (; cli_global_opts[k].name; k++) {
+            if (strlen(cli_global_opts[k].name) == n &&
+                strncmp(cli_global_opts[k].name, name, n) == 0)
+                break;
+        }
+        if (strcmp(name, "help") == 0) {
+            print_help(stdout);
+            return -1;
+        }
+        if (!cli_global_opts[k].name)
+            return cli_usage_error("unknown option '%s'", argv[*i]);
+        if (cli_global_opts[k].arg && !eq && *i + 1 >= argc)
+            return cli_usage_error("%s needs a value", argv[*i]);
+        if (cli_global(cli_global_opts[k].name,
+                       cli_global_opts[k].arg ? (eq ? eq + 1 : argv[++*i]) : NULL) != CLI_OK)
+            return CLI_USAGE;
+        (*i)++;
+    }
+    return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const cli_cmd *cmd;
+    cli_call call;
+    int i = 1, words = 0, rc;
+    char name[64];
+
+    cli.server = getenv("PACTUM_NATS_URL") ? getenv("PACTUM_NATS_URL") : "nats://127.0.0.1:4222";
+    cli.user = getenv("PACTUM_NATS_USER");
+    cli.password = getenv("PACTUM_NATS_PASSWORD");
+    cli.timeout_ms = 5000;
+    pk_log_init("pactum", PK_LOG_ERROR);
+    if (pk_crypto_init() != PK_OK)
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    if (getenv("PACTUM_ORACLE_KEY") && *getenv("PACTUM_ORACLE_KEY") &&
+        cli_global("oracle-key", getenv("PACTUM_ORACLE_KEY")) != CLI_OK)
+        return CLI_USAGE;
+    if ((rc = leading_globals(&i, argc, argv)) != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
+    if (i >= argc) {
+        print_help(stderr);
+        return CLI_USAGE;
+    }
+    if (!(cmd = find_command(argc - i, argv + i, &words)))
+        return unknown_command(argc - i, argv + i);
+    /* getopt_long sees the command's words as argv[0] */
+    snprintf(name, sizeof(name), "pactum %s", cmd->path);
+    argv[i + words - 1] = name;
+    rc = cli_parse(cmd, argc - i - words + 1, argv + i + words - 1, &call);
+    if (rc < 0)
+        return CLI_OK; /* --help */
+    if (rc != CLI_OK)
+        return rc;
+    rc = cmd->run(&call);
+    nats_Close();
+    return rc;
+}
+
+/* --- shared by the commands --------------------------------------------------------------- */
 
 pk_bus *cli_connect(void)
 {
@@ -171,92 +424,7 @@ void cli_print_json(json_t *v)
     json_decref(v);
 }
 
-int main(int argc, char **argv)
+void cli_print_message(const ProtobufCMessage *m)
 {
-    static const struct {
-        const char *name;       /* command word */
-        int (*fn)(cli_args *a); /* its handler */
-    } commands[] = {{"keygen", cmd_keygen},
-                    {"agent", cmd_agent},
-                    {"pact", cmd_pact},
-                    {"event", cmd_event},
-                    {"trust", cmd_trust},
-                    {"health", cmd_health},
-                    {"metrics", cmd_metrics},
-                    {"principal", cmd_principal},
-                    {"override", cmd_override},
-                    {"ack", cmd_ack},
-                    {"dispute", cmd_dispute},
-                    {"replay", cmd_replay},
-                    {"authorize", cmd_authorize},
-                    {"evidence", cmd_evidence},
-                    {"attest", cmd_attest},
-                    {"figures", cmd_figures},
-                    {"log", cmd_log},
-                    {"verify", cmd_verify}};
-    cli_args a = {.argc = argc, .argv = argv, .i = 1};
-    const char *val;
-    int rc = CLI_USAGE;
-
-    cli.server = getenv("PACTUM_NATS_URL") ? getenv("PACTUM_NATS_URL") : "nats://127.0.0.1:4222";
-    cli.user = getenv("PACTUM_NATS_USER");
-    cli.password = getenv("PACTUM_NATS_PASSWORD");
-    cli.timeout_ms = 5000;
-    if (getenv("PACTUM_ORACLE_KEY") && *getenv("PACTUM_ORACLE_KEY")) {
-        if (pk_crypto_init() != PK_OK ||
-            pk_pubkey_load(getenv("PACTUM_ORACLE_KEY"), cli.oracle_key) != PK_OK)
-            return cli_error(CLI_USAGE, "PACTUM_ORACLE_KEY: %s", pk_error_msg());
-        cli.have_oracle_key = true;
-    }
-    pk_log_init("pactum", PK_LOG_ERROR);
-    if (pk_crypto_init() != PK_OK)
-        return cli_error(CLI_IO, "%s", pk_error_msg());
-    while (a.i < a.argc && strncmp(a.argv[a.i], "--", 2) == 0) {
-        int r;
-        if (cli_flag(&a, "help")) {
-            fputs(usage, stdout);
-            return CLI_OK;
-        } else if (cli_flag(&a, "json")) {
-            cli.json = true;
-        } else if ((r = cli_opt(&a, "server", &val)) != 0) {
-            if (r < 0)
-                return cli_usage_error("--server needs a URL");
-            cli.server = val;
-        } else if ((r = cli_opt(&a, "user", &val)) != 0) {
-            if (r < 0)
-                return cli_usage_error("--user needs a value");
-            cli.user = val;
-        } else if ((r = cli_opt(&a, "password", &val)) != 0) {
-            if (r < 0)
-                return cli_usage_error("--password needs a value");
-            cli.password = val;
-        } else if ((r = cli_opt(&a, "oracle-key", &val)) != 0) {
-            if (r < 0 || pk_pubkey_load(val, cli.oracle_key) != PK_OK)
-                return cli_usage_error("--oracle-key needs the log's public key (a .pub file or "
-                                       "64 hex characters)");
-            cli.have_oracle_key = true;
-        } else if ((r = cli_opt(&a, "save", &val)) != 0) {
-            if (r < 0)
-                return cli_usage_error("--save needs a file name");
-            cli.save = val;
-        } else if ((r = cli_opt(&a, "timeout", &val)) != 0) {
-            if (r < 0 || pk_duration_parse(val, &cli.timeout_ms) != PK_OK || cli.timeout_ms <= 0)
-                return cli_usage_error("--timeout needs a duration like 5s");
-        } else {
-            return cli_usage_error("unknown option '%s'", a.argv[a.i]);
-        }
-    }
-    if (a.i >= a.argc) {
-        fputs(usage, stderr);
-        return CLI_USAGE;
-    }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(a.argv[a.i], commands[i].name) == 0) {
-            a.i++;
-            rc = commands[i].fn(&a);
-            nats_Close();
-            return rc;
-        }
-    }
-    return cli_usage_error("unknown command '%s'", a.argv[a.i]);
+    cli_print_json(pk_pb_json(m));
 }

@@ -8,66 +8,54 @@
 #include "cli.h"
 #include "pk/clock.h"
 
-int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history, Pactum__V1__TrustReport **out)
+int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history, uint8_t **raw, size_t *raw_len,
+                  Pactum__V1__TrustReport **out)
 {
     Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
 
     q.agent_id = (char *)agent;
     q.history = history;
     return cli_ask(bus, PK_SUBJ_ORACLE_TRUST, &q.base,
-                   PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT, (ProtobufCMessage **)out, NULL,
-                   NULL);
+                   PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT, (ProtobufCMessage **)out, raw,
+                   raw_len);
 }
 
-int cmd_trust(cli_args *a)
+int cmd_trust(const cli_call *c)
 {
-    const char *agent = NULL, *v, *wait_tier = NULL;
-    uint32_t history = 0;
+    const char *agent = c->args[0], *wait_tier = cli_get(c, "wait-tier");
+    uint64_t history = 0;
     int64_t wait_ms = 10000, deadline;
     Pactum__V1__TrustReport *rep = NULL;
     Pactum__V1__Tier want = 0;
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
     pk_bus *bus;
-    int r, code;
+    int code;
 
-    if (a->i < a->argc && strcmp(a->argv[a->i], "query") == 0)
-        a->i++; /* "pactum trust query AGENT" reads as well */
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "history", &v))) {
-            char *end;
-            long h = r > 0 ? strtol(v, &end, 10) : -1;
-            if (r < 0 || *end || h < 1 || h > 200)
-                return cli_usage_error("--history needs a number from 1 to 200");
-            history = (uint32_t)h;
-        } else if ((r = cli_opt(a, "wait-tier", &wait_tier))) {
-            if (r < 0 || !(want = pk_tier_parse(wait_tier)))
-                return cli_usage_error("--wait-tier needs a tier (trusted, standard, watch, "
-                                       "restricted, contained, suspended)");
-        } else if ((r = cli_opt(a, "wait", &v))) {
-            if (r < 0 || pk_duration_parse(v, &wait_ms) != PK_OK)
-                return cli_usage_error("--wait needs a duration like 10s");
-        } else if (!agent && a->argv[a->i][0] != '-') {
-            agent = a->argv[a->i++];
-        } else {
-            return cli_usage_error("trust: unexpected '%s'", a->argv[a->i]);
-        }
-    }
-    if (!agent)
-        return cli_usage_error("trust needs an AGENT id");
+    if ((code = cli_get_u64(c, "history", 1, 200, &history)) != CLI_OK ||
+        (code = cli_get_duration(c, "wait", 0, 3600000, &wait_ms)) != CLI_OK)
+        return code;
+    if (wait_tier && !(want = pk_tier_parse(wait_tier)))
+        return cli_usage_error("--wait-tier needs a tier (trusted, standard, watch, restricted, "
+                               "contained, suspended), got '%s'",
+                               wait_tier);
     if (!(bus = cli_connect()))
         return CLI_BUS;
     deadline = pk_mono_ms() + wait_ms;
     for (;;) {
-        if ((code = cli_trust_ask(bus, agent, history, &rep)) != CLI_OK)
+        if ((code = cli_trust_ask(bus, agent, (uint32_t)history, &raw, &raw_len, &rep)) != CLI_OK)
             break;
         if (!want || (rep->state && rep->state->tier == want) || pk_mono_ms() >= deadline)
             break;
         pactum__v1__trust_report__free_unpacked(rep, NULL);
         rep = NULL;
+        free(raw);
+        raw = NULL;
         pk_sleep_ms(100);
     }
     if (rep) {
         if (cli.json)
-            cli_print_json(cli_report_json(rep));
+            cli_print_json(cli_answer_json(raw, raw_len));
         else
             cli_report_print(rep);
         if (rep->status != PACTUM__V1__QUERY_STATUS__QUERY_OK)
@@ -77,11 +65,12 @@ int cmd_trust(cli_args *a)
                              wait_tier, (long long)wait_ms);
         pactum__v1__trust_report__free_unpacked(rep, NULL);
     }
+    free(raw);
     pk_bus_close(bus);
     return code;
 }
 
-int cmd_health(cli_args *a)
+int cmd_health(const cli_call *c)
 {
     static const char *const all[] = {"ingest", "evaluator", "scorer", "oracle"};
     const char *const *names = all;
@@ -91,8 +80,8 @@ int cmd_health(cli_args *a)
     int code = CLI_OK;
     json_t *arr = cli.json ? json_array() : NULL;
 
-    if (a->i < a->argc) {
-        one = a->argv[a->i++];
+    if (c->n_args) {
+        one = c->args[0];
         names = &one;
         n = 1;
     }
@@ -136,16 +125,14 @@ int cmd_health(cli_args *a)
     return code;
 }
 
-int cmd_metrics(cli_args *a)
+int cmd_metrics(const cli_call *c)
 {
     char subject[64];
     natsMsg *reply = NULL;
     pk_bus *bus;
     int code;
 
-    if (a->i >= a->argc)
-        return cli_usage_error("metrics needs a SERVICE (ingest, evaluator, scorer, oracle)");
-    snprintf(subject, sizeof(subject), PK_SUBJ_METRICS, a->argv[a->i]);
+    snprintf(subject, sizeof(subject), PK_SUBJ_METRICS, c->args[0]);
     if (!(bus = cli_connect()))
         return CLI_BUS;
     code = cli_request(bus, subject, (const uint8_t *)"", 0, &reply);

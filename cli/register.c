@@ -10,26 +10,12 @@
 #include "pk/clock.h"
 #include "pk/pact.h"
 
-int cmd_keygen(cli_args *a)
+int cmd_keygen(const cli_call *c)
 {
-    const char *out = NULL;
+    const char *out = cli_get(c, "out");
     pk_keypair kp;
     char hex[PK_PUBKEY_BYTES * 2 + 1];
-    int r;
 
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "out", &out)) != 0) {
-            if (r < 0)
-                return cli_usage_error("--out needs a file name");
-        } else if (strcmp(a->argv[a->i], "-o") == 0 && a->i + 1 < a->argc) {
-            out = a->argv[a->i + 1];
-            a->i += 2;
-        } else {
-            return cli_usage_error("keygen: unexpected '%s'", a->argv[a->i]);
-        }
-    }
-    if (!out)
-        return cli_usage_error("keygen needs -o FILE");
     if (pk_keypair_generate(&kp) != PK_OK)
         return cli_error(CLI_IO, "%s", pk_error_msg());
     if (pk_key_save(out, &kp) != PK_OK) {
@@ -92,13 +78,7 @@ static int submit(const uint8_t *env, size_t len)
         goto out;
     }
     if (cli.json) {
-        char hex[PK_HASH_BYTES * 2 + 1] = "";
-        if (rc->hash.len == PK_HASH_BYTES)
-            pk_hex_encode(rc->hash.data, PK_HASH_BYTES, hex);
-        cli_print_json(json_pack("{s:b, s:s, s:s, s:s, s:I, s:i, s:s}", "ok", rc->ok, "reason",
-                                 pk_reason_name(rc->reason), "message", rc->message, "id", rc->id,
-                                 "registry_seq", (json_int_t)rc->seq, "version", (int)rc->version,
-                                 "hash", hex));
+        cli_print_message(&rc->base);
     } else if (rc->ok) {
         printf("%s\n", rc->message);
     } else {
@@ -113,26 +93,16 @@ out:
     return code;
 }
 
-static int agent_register(cli_args *a)
+int cmd_agent_register(const cli_call *c)
 {
-    const char *id = NULL, *key = NULL, *owner = NULL, *name = "";
+    const char *id = cli_get(c, "id"), *key = cli_get(c, "key"), *owner = cli_get(c, "owner-key"),
+               *name = cli_has(c, "name") ? cli_get(c, "name") : "";
     pk_keypair agent_kp, owner_kp;
     Pactum__V1__AgentRegistration ar = PACTUM__V1__AGENT_REGISTRATION__INIT;
     uint8_t *pop = NULL, *payload = NULL, *env = NULL, sig[PK_SIG_BYTES];
     size_t poplen = 0, plen = 0, elen = 0;
-    int r, code = CLI_IO;
+    int code = CLI_IO;
 
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "id", &id)) || (r = cli_opt(a, "key", &key)) ||
-            (r = cli_opt(a, "owner-key", &owner)) || (r = cli_opt(a, "name", &name))) {
-            if (r < 0)
-                return cli_usage_error("%s needs a value", a->argv[a->i]);
-        } else {
-            return cli_usage_error("agent register: unexpected '%s'", a->argv[a->i]);
-        }
-    }
-    if (!id || !key || !owner)
-        return cli_usage_error("agent register needs --id, --key and --owner-key");
     if (pk_id_check("agent id", id) != PK_OK)
         return cli_usage_error("%s", pk_error_msg());
     if (pk_key_load(key, &agent_kp) != PK_OK)
@@ -169,24 +139,13 @@ out:
     return code;
 }
 
-int cmd_agent(cli_args *a)
-{
-    if (a->i < a->argc && strcmp(a->argv[a->i], "register") == 0) {
-        a->i++;
-        return agent_register(a);
-    }
-    return cli_usage_error("agent: expected 'register'");
-}
-
-static int pact_lint(cli_args *a)
+int cmd_pact_lint(const cli_call *c)
 {
     int code = CLI_OK;
     json_t *all = cli.json ? json_array() : NULL;
 
-    if (a->i >= a->argc)
-        return cli_usage_error("pact lint needs at least one FILE");
-    for (; a->i < a->argc; a->i++) {
-        const char *path = a->argv[a->i];
+    for (int i = 0; i < c->n_args; i++) {
+        const char *path = c->args[i];
         uint8_t *doc = NULL;
         size_t len = 0;
         pk_lint lint = {0};
@@ -206,11 +165,11 @@ static int pact_lint(cli_args *a)
                        p->n_clauses, p->n_clauses == 1 ? "" : "s");
         } else {
             json_t *probs = json_array();
-            for (size_t i = 0; i < lint.n; i++) {
+            for (size_t k = 0; k < lint.n; k++) {
                 if (all)
-                    json_array_append_new(probs, json_string(lint.msgs[i]));
+                    json_array_append_new(probs, json_string(lint.msgs[k]));
                 else
-                    fprintf(stderr, "%s: %s\n", path, lint.msgs[i]);
+                    fprintf(stderr, "%s: %s\n", path, lint.msgs[k]);
             }
             if (all)
                 json_array_append_new(
@@ -231,29 +190,17 @@ static int pact_lint(cli_args *a)
     return code;
 }
 
-static int pact_register(cli_args *a)
+int cmd_pact_register(const cli_call *c)
 {
-    const char *key = NULL, *path = NULL;
+    const char *key = cli_get(c, "key"), *path = c->args[0];
     pk_keypair kp;
     Pactum__V1__PactRegistration pr = PACTUM__V1__PACT_REGISTRATION__INIT;
     uint8_t *doc = NULL, *payload = NULL, *env = NULL;
     size_t len = 0, plen = 0, elen = 0;
     pk_lint lint = {0};
     pk_pact *p = NULL;
-    int r, code;
+    int code;
 
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "key", &key)) != 0) {
-            if (r < 0)
-                return cli_usage_error("--key needs a file");
-        } else if (!path && a->argv[a->i][0] != '-') {
-            path = a->argv[a->i++];
-        } else {
-            return cli_usage_error("pact register: unexpected '%s'", a->argv[a->i]);
-        }
-    }
-    if (!key || !path)
-        return cli_usage_error("pact register needs --key OWNER_KEY and a FILE");
     if ((code = read_file(path, PK_PACT_MAX_BYTES, &doc, &len)) != CLI_OK)
         return code;
     if (pk_pact_parse((const char *)doc, len, &p, &lint) != PK_OK) {
@@ -290,7 +237,8 @@ out:
 }
 
 /* Ask the oracle for versions of a pact; *out: caller frees. */
-static int pact_query(const char *id, uint32_t version, bool document, Pactum__V1__PactReport **out)
+static int pact_query(const char *id, uint32_t version, bool document, Pactum__V1__PactReport **out,
+                      uint8_t **raw, size_t *raw_len)
 {
     Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
     pk_bus *bus;
@@ -302,45 +250,29 @@ static int pact_query(const char *id, uint32_t version, bool document, Pactum__V
     if (!(bus = cli_connect()))
         return CLI_BUS;
     code = cli_ask(bus, PK_SUBJ_ORACLE_PACT, &q.base, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REPORT,
-                   (ProtobufCMessage **)out, NULL, NULL);
+                   (ProtobufCMessage **)out, raw, raw_len);
     if (code == CLI_OK && (*out)->status != PACTUM__V1__QUERY_STATUS__QUERY_OK) {
-        code = cli_error(CLI_FAIL, "%s", (*out)->message);
+        code = cli_refused((*out)->status, (*out)->message);
         pactum__v1__pact_report__free_unpacked(*out, NULL);
         *out = NULL;
+        free(*raw);
+        *raw = NULL;
     }
     pk_bus_close(bus);
     return code;
 }
 
-static json_t *version_json(const Pactum__V1__PactVersion *v)
-{
-    char hash[PK_HASH_BYTES * 2 + 1] = "", owner[PK_PUBKEY_BYTES * 2 + 1] = "";
-
-    if (v->hash.len == PK_HASH_BYTES)
-        pk_hex_encode(v->hash.data, PK_HASH_BYTES, hash);
-    if (v->owner_key.len == PK_PUBKEY_BYTES)
-        pk_hex_encode(v->owner_key.data, PK_PUBKEY_BYTES, owner);
-    return json_pack("{s:i, s:s, s:s, s:I, s:i, s:I, s:s}", "version", (int)v->version, "hash",
-                     hash, "agent", v->agent_id, "registered_ms", (json_int_t)v->registered_ms,
-                     "clauses", (int)v->clauses, "registry_seq", (json_int_t)v->registry_seq,
-                     "owner_key", owner);
-}
-
-static int pact_history(cli_args *a)
+int cmd_pact_history(const cli_call *c)
 {
     Pactum__V1__PactReport *rep = NULL;
-    const char *id = a->i < a->argc ? a->argv[a->i++] : NULL;
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
     int code;
 
-    if (!id || a->i < a->argc)
-        return cli_usage_error("pact history needs one PACT_ID");
-    if ((code = pact_query(id, 0, false, &rep)) != CLI_OK)
+    if ((code = pact_query(c->args[0], 0, false, &rep, &raw, &raw_len)) != CLI_OK)
         return code;
     if (cli.json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < rep->n_versions; i++)
-            json_array_append_new(arr, version_json(rep->versions[i]));
-        cli_print_json(json_pack("{s:s, s:o}", "pact", rep->pact_id, "versions", arr));
+        cli_print_json(cli_answer_json(raw, raw_len));
     } else {
         printf("pact %s: %zu version%s\n", rep->pact_id, rep->n_versions,
                rep->n_versions == 1 ? "" : "s");
@@ -355,6 +287,7 @@ static int pact_history(cli_args *a)
         }
     }
     pactum__v1__pact_report__free_unpacked(rep, NULL);
+    free(raw);
     return CLI_OK;
 }
 
@@ -391,41 +324,27 @@ static const char *check_version(const Pactum__V1__PactVersion *v)
     return why;
 }
 
-static int pact_show(cli_args *a)
+int cmd_pact_show(const cli_call *c)
 {
-    const char *id = NULL, *v;
-    uint32_t version = 0;
+    const char *id = c->args[0];
+    uint64_t version = 0;
     Pactum__V1__PactReport *rep = NULL;
     const Pactum__V1__PactVersion *pv;
     const char *why;
-    int r, code;
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
+    int code;
 
-    while (a->i < a->argc) {
-        if ((r = cli_opt(a, "version", &v))) {
-            char *end;
-            long n = r > 0 ? strtol(v, &end, 10) : 0;
-            if (r < 0 || *end || n < 1)
-                return cli_usage_error("--version needs a version number (1, 2, ...)");
-            version = (uint32_t)n;
-        } else if (!id && a->argv[a->i][0] != '-') {
-            id = a->argv[a->i++];
-        } else {
-            return cli_usage_error("pact show: unexpected '%s'", a->argv[a->i]);
-        }
-    }
-    if (!id)
-        return cli_usage_error("pact show needs a PACT_ID");
-    if ((code = pact_query(id, version, true, &rep)) != CLI_OK)
+    if ((code = cli_get_u64(c, "version", 1, UINT32_MAX, &version)) != CLI_OK)
+        return code;
+    if ((code = pact_query(id, (uint32_t)version, true, &rep, &raw, &raw_len)) != CLI_OK)
         return code;
     pv = rep->versions[rep->n_versions - 1];
     why = check_version(pv);
     if (cli.json) {
-        json_t *o = version_json(pv);
-        json_object_set_new(o, "pact", json_string(rep->pact_id));
+        json_t *o = cli_answer_json(raw, raw_len);
         json_object_set_new(o, "verified", json_boolean(why == NULL));
         json_object_set_new(o, "problem", why ? json_string(why) : json_null());
-        json_object_set_new(o, "document",
-                            json_stringn((const char *)pv->document.data, pv->document.len));
         cli_print_json(o);
     } else {
         fwrite(pv->document.data, 1, pv->document.len, stdout);
@@ -434,27 +353,8 @@ static int pact_show(cli_args *a)
         fprintf(stderr, "pact %s v%u: %s\n", rep->pact_id, pv->version,
                 why ? why : "sha256 matches and the owner's signature verifies");
     }
+    code = why ? cli_error(CLI_FAIL, "pact %s v%u: %s", id, pv->version, why) : CLI_OK;
     pactum__v1__pact_report__free_unpacked(rep, NULL);
-    return why ? cli_error(CLI_FAIL, "pact %s v%u: %s", id, pv->version, why) : CLI_OK;
-}
-
-int cmd_pact(cli_args *a)
-{
-    if (a->i < a->argc && strcmp(a->argv[a->i], "lint") == 0) {
-        a->i++;
-        return pact_lint(a);
-    }
-    if (a->i < a->argc && strcmp(a->argv[a->i], "register") == 0) {
-        a->i++;
-        return pact_register(a);
-    }
-    if (a->i < a->argc && strcmp(a->argv[a->i], "history") == 0) {
-        a->i++;
-        return pact_history(a);
-    }
-    if (a->i < a->argc && strcmp(a->argv[a->i], "show") == 0) {
-        a->i++;
-        return pact_show(a);
-    }
-    return cli_usage_error("pact: expected 'lint', 'register', 'history' or 'show'");
+    free(raw);
+    return code;
 }

@@ -250,23 +250,12 @@ out:
     return code;
 }
 
-int cmd_replay(cli_args *a)
+int cmd_replay(const cli_call *c)
 {
-    const char *keep = NULL;
-    bool compare = false;
+    const char *keep = cli_get(c, "keep");
     char dir[512];
-    int code, rc;
+    int code;
 
-    while (a->i < a->argc) {
-        if ((rc = cli_opt(a, "keep", &keep))) {
-            if (rc < 0)
-                return cli_usage_error("--keep needs a folder");
-        } else if (cli_flag(a, "compare")) {
-            compare = true;
-        } else {
-            return cli_usage_error("replay: unexpected '%s'", a->argv[a->i]);
-        }
-    }
     if (keep) {
         if (mkdir(keep, 0700) != 0)
             return cli_error(CLI_IO, "--keep %s: %s (give a folder that does not exist yet)", keep,
@@ -277,7 +266,7 @@ int cmd_replay(cli_args *a)
         if (!mkdtemp(dir))
             return cli_error(CLI_IO, "cannot make a temporary folder: %s", strerror(errno));
     }
-    code = replay_into(dir, compare);
+    code = replay_into(dir, cli_has(c, "compare"));
     if (!keep)
         nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     return code;

@@ -93,3 +93,16 @@ void pk_duration_format(int64_t ms, char *buf, size_t len)
     }
     snprintf(buf, len, "%lldms", (long long)ms);
 }
+
+void pk_clock_format(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms <= 0 || !gmtime_r(&t, &tm)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    snprintf(buf, len, "%04d-%02d-%02d %02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}

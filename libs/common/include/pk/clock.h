@@ -28,6 +28,9 @@ pk_status pk_duration_parse(const char *text, int64_t *out_ms);
 /* Write the shortest exact form of ms ("1h", "90s", "250ms") into buf. */
 void pk_duration_format(int64_t ms, char *buf, size_t len);
 
+/* Unix ms as "2026-11-26 08:23:15.438Z" (UTC) into buf; "-" for 0 or less. */
+void pk_clock_format(int64_t ms, char *buf, size_t len);
+
 /* Sleep for ms milliseconds (interrupted early by a signal). */
 void pk_sleep_ms(int64_t ms);
 
