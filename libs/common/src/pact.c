@@ -323,7 +323,112 @@ static pk_pred *parse_pred_list(const json_t *arr, pk_pred_type type, const char
     return p;
 }
 
-static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint *l)
+/* {"not": {...}}: the negation of one condition. */
+static pk_pred *parse_not(const json_t *v, const char *path, int depth, pk_lint *l)
+{
+    char sub[PATH_MAX_LEN];
+    pk_pred *kid, *p;
+
+    snprintf(sub, sizeof(sub), "%s.not", path);
+    if (!(kid = parse_pred(v, sub, depth + 1, l)))
+        return NULL;
+    p = calloc(1, sizeof(*p));
+    if (!p || !(p->kids = calloc(1, sizeof(*p->kids)))) {
+        free(p);
+        pk_pred_free(kid);
+        return NULL;
+    }
+    p->type = PK_PRED_NOT;
+    p->kids[0] = kid;
+    p->n_kids = 1;
+    return p;
+}
+
+/* The IN operand: a non-empty array of numbers or strings, as the field is. */
+static bool parse_set(pk_pred *p, const json_t *operand, const char *sub, pk_lint *l)
+{
+    size_t n = json_is_array(operand) ? json_array_size(operand) : 0;
+
+    if (n == 0) {
+        pk_lint_add(l, "%s: expected a non-empty array, got %s", sub, json_type_name(operand));
+        return false;
+    }
+    if (p->numeric)
+        p->nums = calloc(n, sizeof(double));
+    else
+        p->strs = calloc(n, sizeof(char *));
+    if (!p->nums && !p->strs)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(operand, i);
+        if (p->numeric ? !json_is_number(e) : !json_is_string(e)) {
+            pk_lint_add(l, "%s[%zu]: expected %s, got %s", sub, i,
+                        p->numeric ? "a number" : "a string", json_type_name(e));
+            return false;
+        }
+        if (p->numeric)
+            p->nums[i] = json_number_value(e);
+        else
+            p->strs[i] = strdup(json_string_value(e));
+        p->n_set++;
+    }
+    return true;
+}
+
+/* The operand of p's comparison, checked against its field's type. */
+static bool parse_operand(pk_pred *p, const json_t *operand, const char *sub, const char *field,
+                          pk_lint *l)
+{
+    switch (p->cmp) {
+    case PK_CMP_EXISTS:
+        if (!json_is_boolean(operand)) {
+            pk_lint_add(l, "%s: expected true or false, got %s", sub, json_type_name(operand));
+            return false;
+        }
+        p->exists = json_is_true(operand);
+        return true;
+    case PK_CMP_PREFIX:
+        if (p->numeric || !json_is_string(operand)) {
+            pk_lint_add(l, "%s: prefix needs a text field and a string, got %s on '%s'", sub,
+                        json_type_name(operand), field);
+            return false;
+        }
+        p->str = strdup(json_string_value(operand));
+        return true;
+    case PK_CMP_LT:
+    case PK_CMP_LE:
+    case PK_CMP_GT:
+    case PK_CMP_GE:
+        if (!p->numeric || !json_is_number(operand)) {
+            pk_lint_add(l,
+                        "%s: ordering needs a numeric field (amount, metrics.NAME) and a "
+                        "number, got %s on '%s'",
+                        sub, json_type_name(operand), field);
+            return false;
+        }
+        p->num = json_number_value(operand);
+        return true;
+    case PK_CMP_EQ:
+    case PK_CMP_NE:
+        if (p->numeric ? !json_is_number(operand) : !json_is_string(operand)) {
+            pk_lint_add(l, "%s: '%s' is a %s field, so expected %s, got %s", sub, field,
+                        p->numeric ? "numeric" : "text", p->numeric ? "a number" : "a string",
+                        json_type_name(operand));
+            return false;
+        }
+        if (p->numeric)
+            p->num = json_number_value(operand);
+        else
+            p->str = strdup(json_string_value(operand));
+        return true;
+    case PK_CMP_IN:
+        return parse_set(p, operand, sub, l);
+    }
+    return false;
+}
+
+/* {"field": F, OP: operand}: one comparison. */
+static pk_pred *parse_cmp(const json_t *v, const char *path, pk_lint *l)
 {
     static const char *const cmp_keys[] = {"field", "eq", "ne",     "lt",     "le", "gt",
                                            "ge",    "in", "exists", "prefix", NULL};
@@ -339,41 +444,6 @@ static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint
     pk_pred *p;
     int found = 0;
 
-    if (depth > PRED_MAX_DEPTH) {
-        pk_lint_add(l, "%s: conditions nest deeper than %d levels", path, PRED_MAX_DEPTH);
-        return NULL;
-    }
-    if (!json_is_object(v)) {
-        pk_lint_add(l, "%s: expected a condition object, got %s", path, json_type_name(v));
-        return NULL;
-    }
-    if (json_object_size(v) == 1) {
-        const char *kids[] = {"all", "any"};
-        for (int i = 0; i < 2; i++) {
-            json_t *arr = json_object_get(v, kids[i]);
-            if (arr) {
-                snprintf(sub, sizeof(sub), "%s.%s", path, kids[i]);
-                return parse_pred_list(arr, i == 0 ? PK_PRED_ALL : PK_PRED_ANY, sub, depth, l);
-            }
-        }
-        if (json_object_get(v, "not")) {
-            pk_pred *kid;
-            snprintf(sub, sizeof(sub), "%s.not", path);
-            kid = parse_pred(json_object_get(v, "not"), sub, depth + 1, l);
-            if (!kid)
-                return NULL;
-            p = calloc(1, sizeof(*p));
-            if (!p || !(p->kids = calloc(1, sizeof(*p->kids)))) {
-                free(p);
-                pk_pred_free(kid);
-                return NULL;
-            }
-            p->type = PK_PRED_NOT;
-            p->kids[0] = kid;
-            p->n_kids = 1;
-            return p;
-        }
-    }
     check_keys(v, path, cmp_keys, l);
     field = get_str(v, "field", path, true, l);
     if (!field) {
@@ -385,8 +455,7 @@ static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint
                         path);
         return NULL;
     }
-    p = calloc(1, sizeof(*p));
-    if (!p)
+    if (!(p = calloc(1, sizeof(*p))))
         return NULL;
     p->type = PK_PRED_CMP;
     snprintf(sub, sizeof(sub), "%s.field", path);
@@ -409,80 +478,38 @@ static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint
         goto bad;
     }
     p->numeric = field_numeric(p->field);
-    switch (p->cmp) {
-    case PK_CMP_EXISTS:
-        if (!json_is_boolean(operand)) {
-            pk_lint_add(l, "%s: expected true or false, got %s", sub, json_type_name(operand));
-            goto bad;
-        }
-        p->exists = json_is_true(operand);
-        break;
-    case PK_CMP_PREFIX:
-        if (p->numeric || !json_is_string(operand)) {
-            pk_lint_add(l, "%s: prefix needs a text field and a string, got %s on '%s'", sub,
-                        json_type_name(operand), field);
-            goto bad;
-        }
-        p->str = strdup(json_string_value(operand));
-        break;
-    case PK_CMP_LT:
-    case PK_CMP_LE:
-    case PK_CMP_GT:
-    case PK_CMP_GE:
-        if (!p->numeric || !json_is_number(operand)) {
-            pk_lint_add(l,
-                        "%s: ordering needs a numeric field (amount, metrics.NAME) and a "
-                        "number, got %s on '%s'",
-                        sub, json_type_name(operand), field);
-            goto bad;
-        }
-        p->num = json_number_value(operand);
-        break;
-    case PK_CMP_EQ:
-    case PK_CMP_NE:
-        if (p->numeric ? !json_is_number(operand) : !json_is_string(operand)) {
-            pk_lint_add(l, "%s: '%s' is a %s field, so expected %s, got %s", sub, field,
-                        p->numeric ? "numeric" : "text", p->numeric ? "a number" : "a string",
-                        json_type_name(operand));
-            goto bad;
-        }
-        if (p->numeric)
-            p->num = json_number_value(operand);
-        else
-            p->str = strdup(json_string_value(operand));
-        break;
-    case PK_CMP_IN: {
-        size_t n = json_is_array(operand) ? json_array_size(operand) : 0;
-        if (n == 0) {
-            pk_lint_add(l, "%s: expected a non-empty array, got %s", sub, json_type_name(operand));
-            goto bad;
-        }
-        if (p->numeric)
-            p->nums = calloc(n, sizeof(double));
-        else
-            p->strs = calloc(n, sizeof(char *));
-        if (!p->nums && !p->strs)
-            goto bad;
-        for (size_t i = 0; i < n; i++) {
-            json_t *e = json_array_get(operand, i);
-            if (p->numeric ? !json_is_number(e) : !json_is_string(e)) {
-                pk_lint_add(l, "%s[%zu]: expected %s, got %s", sub, i,
-                            p->numeric ? "a number" : "a string", json_type_name(e));
-                goto bad;
-            }
-            if (p->numeric)
-                p->nums[i] = json_number_value(e);
-            else
-                p->strs[i] = strdup(json_string_value(e));
-            p->n_set++;
-        }
-        break;
-    }
-    }
-    return p;
+    if (parse_operand(p, operand, sub, field, l))
+        return p;
 bad:
     pk_pred_free(p);
     return NULL;
+}
+
+static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint *l)
+{
+    static const char *const lists[] = {"all", "any"};
+    char sub[PATH_MAX_LEN];
+
+    if (depth > PRED_MAX_DEPTH) {
+        pk_lint_add(l, "%s: conditions nest deeper than %d levels", path, PRED_MAX_DEPTH);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        pk_lint_add(l, "%s: expected a condition object, got %s", path, json_type_name(v));
+        return NULL;
+    }
+    if (json_object_size(v) == 1) {
+        for (int i = 0; i < 2; i++) {
+            json_t *arr = json_object_get(v, lists[i]);
+            if (arr) {
+                snprintf(sub, sizeof(sub), "%s.%s", path, lists[i]);
+                return parse_pred_list(arr, i == 0 ? PK_PRED_ALL : PK_PRED_ANY, sub, depth, l);
+            }
+        }
+        if (json_object_get(v, "not"))
+            return parse_not(json_object_get(v, "not"), path, depth, l);
+    }
+    return parse_cmp(v, path, l);
 }
 
 /* Value of a text field; NULL when absent. */
@@ -952,30 +979,92 @@ static pk_consequence default_consequence(Pactum__V1__Severity s)
     }
 }
 
-static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+static void parse_objective(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
-    static const char *const common[] = {"id",          "promise", "severity", "kind",
-                                         "consequence", "sources", "when",     NULL};
-    static const char *const objective[] = {"id",          "promise",   "severity", "kind",
-                                            "consequence", "sources",   "when",     "metric",
-                                            "aggregate",   "window",    "op",       "threshold",
-                                            "min_samples", "burn_rate", NULL};
-    static const char *const forbidden[] = {"id",          "promise", "severity", "kind",
-                                            "consequence", "sources", "when",     "match",
-                                            "max_count",   "window",  NULL};
-    static const char *const freshness[] = {
-        "id", "promise", "severity", "kind", "consequence", "sources", "evidence", "max_gap", NULL};
-    static const char *const scope[] = {"id",          "promise",   "severity", "kind",
-                                        "consequence", "sources",   "when",     "actions",
-                                        "tools",       "resources", "spend",    NULL};
+    char sub[PATH_MAX_LEN];
+    const char *s;
+
+    if ((s = get_str(c, "aggregate", path, true, l))) {
+        snprintf(sub, sizeof(sub), "%s.aggregate", path);
+        cl->aggregate = (pk_aggregate)lookup(agg_names, N_OF(agg_names), s, sub, l);
+    }
+    cl->metric = dup_or_null(get_str(c, "metric", path, cl->aggregate != PK_AGG_COUNT, l));
+    if (cl->metric && cl->aggregate == PK_AGG_COUNT)
+        pk_lint_add(l,
+                    "%s.metric: count counts events; remove the metric or pick another "
+                    "aggregate",
+                    path);
+    if (cl->metric && strlen(cl->metric) > PK_NAME_MAX)
+        pk_lint_add(l, "%s.metric: at most %d characters", path, PK_NAME_MAX);
+    if ((s = get_str(c, "op", path, true, l))) {
+        snprintf(sub, sizeof(sub), "%s.op", path);
+        cl->op = (pk_op)lookup(op_names, N_OF(op_names), s, sub, l);
+    }
+    get_num(c, "threshold", path, true, &cl->threshold, l);
+    if (!isfinite(cl->threshold))
+        pk_lint_add(l, "%s.threshold: must be a finite number", path);
+    if (cl->aggregate == PK_AGG_RATE && (cl->threshold < 0 || cl->threshold > 1))
+        pk_lint_add(l, "%s.threshold: a rate is a fraction from 0 to 1, got %g", path,
+                    cl->threshold);
+    cl->min_samples = 1;
+    if (json_object_get(c, "min_samples"))
+        get_uint(c, "min_samples", path, 1, 1000000, &cl->min_samples, l);
+    parse_window(c, path, true, cl, l);
+    if (cl->window_events && cl->min_samples > cl->window_events)
+        pk_lint_add(l, "%s.min_samples: %u can never be reached in a window of %u events", path,
+                    cl->min_samples, cl->window_events);
+    parse_burn(c, path, cl, l);
+}
+
+static void parse_forbidden(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
+    json_t *m = json_object_get(c, "match");
+    char sub[PATH_MAX_LEN];
+
+    if (!m) {
+        pk_lint_add(l, "%s.match: required field is missing (the condition that must not hold)",
+                    path);
+    } else {
+        snprintf(sub, sizeof(sub), "%s.match", path);
+        cl->match = parse_pred(m, sub, 0, l);
+    }
+    if (json_object_get(c, "max_count"))
+        get_uint(c, "max_count", path, 0, 1000000, &cl->max_count, l);
+    parse_window(c, path, cl->max_count > 0, cl, l);
+    if (!cl->window_ms && !cl->window_events)
+        cl->window_ms = 86400000; /* violations are counted per day when none is given */
+}
+
+static void parse_freshness(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
+    json_t *ev = json_object_get(c, "evidence");
+    char sub[PATH_MAX_LEN];
+
+    if (ev) {
+        snprintf(sub, sizeof(sub), "%s.evidence", path);
+        cl->evidence = parse_pred(ev, sub, 0, l);
+    }
+    cl->max_gap_ms = get_duration(c, "max_gap", path, true, 1000, 366LL * 86400000, l);
+}
+
+static void parse_scope(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
+    parse_patterns(c, "actions", path, &cl->actions, l);
+    parse_patterns(c, "tools", path, &cl->tools, l);
+    parse_patterns(c, "resources", path, &cl->resources, l);
+    parse_spend(c, path, cl, l);
+    if (!json_object_get(c, "actions") && !json_object_get(c, "tools") &&
+        !json_object_get(c, "resources") && !json_object_get(c, "spend"))
+        pk_lint_add(l, "%s: a scope names at least one of actions, tools, resources, spend", path);
+}
+
+/* The fields every clause has: id, promise, severity, consequence, sources, when. */
+static void parse_clause_common(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
     const char *s;
     char sub[PATH_MAX_LEN];
     json_t *when;
 
-    if (!json_is_object(c)) {
-        pk_lint_add(l, "%s: expected a clause object, got %s", path, json_type_name(c));
-        return;
-    }
     if ((s = get_str(c, "id", path, true, l))) {
         if (pk_id_check("id", s) != PK_OK)
             pk_lint_add(l, "%s.id: %s", path, pk_error_msg());
@@ -997,87 +1086,56 @@ static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_li
         snprintf(sub, sizeof(sub), "%s.when", path);
         cl->when = parse_pred(when, sub, 0, l);
     }
-    s = get_str(c, "kind", path, true, l);
-    if (!s) {
+}
+
+/* Each clause kind: the keys it may have, and what reads its own fields. */
+static const struct {
+    pk_clause_kind kind;
+    const char *const *keys;
+    void (*parse)(const json_t *c, const char *path, pk_clause *cl, pk_lint *l);
+} clause_kinds[] = {
+    {PK_CLAUSE_OBJECTIVE,
+     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources", "when",
+                           "metric", "aggregate", "window", "op", "threshold", "min_samples",
+                           "burn_rate", NULL},
+     parse_objective},
+    {PK_CLAUSE_FORBIDDEN,
+     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources", "when",
+                           "match", "max_count", "window", NULL},
+     parse_forbidden},
+    {PK_CLAUSE_FRESHNESS,
+     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources",
+                           "evidence", "max_gap", NULL},
+     parse_freshness},
+    {PK_CLAUSE_SCOPE,
+     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources", "when",
+                           "actions", "tools", "resources", "spend", NULL},
+     parse_scope},
+};
+
+static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
+{
+    static const char *const common[] = {"id",          "promise", "severity", "kind",
+                                         "consequence", "sources", "when",     NULL};
+    char sub[PATH_MAX_LEN];
+    const char *s;
+
+    if (!json_is_object(c)) {
+        pk_lint_add(l, "%s: expected a clause object, got %s", path, json_type_name(c));
+        return;
+    }
+    parse_clause_common(c, path, cl, l);
+    if (!(s = get_str(c, "kind", path, true, l))) {
         check_keys(c, path, common, l);
         return;
     }
     snprintf(sub, sizeof(sub), "%s.kind", path);
     cl->kind = (pk_clause_kind)lookup(kind_names, N_OF(kind_names), s, sub, l);
-    switch (cl->kind) {
-    case PK_CLAUSE_OBJECTIVE:
-        check_keys(c, path, objective, l);
-        if ((s = get_str(c, "aggregate", path, true, l))) {
-            snprintf(sub, sizeof(sub), "%s.aggregate", path);
-            cl->aggregate = (pk_aggregate)lookup(agg_names, N_OF(agg_names), s, sub, l);
+    for (size_t i = 0; i < N_OF(clause_kinds); i++) {
+        if (clause_kinds[i].kind == cl->kind) {
+            check_keys(c, path, clause_kinds[i].keys, l);
+            clause_kinds[i].parse(c, path, cl, l);
         }
-        cl->metric = dup_or_null(get_str(c, "metric", path, cl->aggregate != PK_AGG_COUNT, l));
-        if (cl->metric && cl->aggregate == PK_AGG_COUNT)
-            pk_lint_add(l,
-                        "%s.metric: count counts events; remove the metric or pick another "
-                        "aggregate",
-                        path);
-        if (cl->metric && strlen(cl->metric) > PK_NAME_MAX)
-            pk_lint_add(l, "%s.metric: at most %d characters", path, PK_NAME_MAX);
-        if ((s = get_str(c, "op", path, true, l))) {
-            snprintf(sub, sizeof(sub), "%s.op", path);
-            cl->op = (pk_op)lookup(op_names, N_OF(op_names), s, sub, l);
-        }
-        get_num(c, "threshold", path, true, &cl->threshold, l);
-        if (!isfinite(cl->threshold))
-            pk_lint_add(l, "%s.threshold: must be a finite number", path);
-        if (cl->aggregate == PK_AGG_RATE && (cl->threshold < 0 || cl->threshold > 1))
-            pk_lint_add(l, "%s.threshold: a rate is a fraction from 0 to 1, got %g", path,
-                        cl->threshold);
-        cl->min_samples = 1;
-        if (json_object_get(c, "min_samples"))
-            get_uint(c, "min_samples", path, 1, 1000000, &cl->min_samples, l);
-        parse_window(c, path, true, cl, l);
-        if (cl->window_events && cl->min_samples > cl->window_events)
-            pk_lint_add(l, "%s.min_samples: %u can never be reached in a window of %u events", path,
-                        cl->min_samples, cl->window_events);
-        parse_burn(c, path, cl, l);
-        break;
-    case PK_CLAUSE_FORBIDDEN: {
-        json_t *m = json_object_get(c, "match");
-        check_keys(c, path, forbidden, l);
-        if (!m) {
-            pk_lint_add(l,
-                        "%s.match: required field is missing (the condition that must not "
-                        "hold)",
-                        path);
-        } else {
-            snprintf(sub, sizeof(sub), "%s.match", path);
-            cl->match = parse_pred(m, sub, 0, l);
-        }
-        if (json_object_get(c, "max_count"))
-            get_uint(c, "max_count", path, 0, 1000000, &cl->max_count, l);
-        parse_window(c, path, cl->max_count > 0, cl, l);
-        if (!cl->window_ms && !cl->window_events)
-            cl->window_ms = 86400000; /* violations are counted per day when none is given */
-        break;
-    }
-    case PK_CLAUSE_FRESHNESS: {
-        json_t *ev = json_object_get(c, "evidence");
-        check_keys(c, path, freshness, l);
-        if (ev) {
-            snprintf(sub, sizeof(sub), "%s.evidence", path);
-            cl->evidence = parse_pred(ev, sub, 0, l);
-        }
-        cl->max_gap_ms = get_duration(c, "max_gap", path, true, 1000, 366LL * 86400000, l);
-        break;
-    }
-    case PK_CLAUSE_SCOPE:
-        check_keys(c, path, scope, l);
-        parse_patterns(c, "actions", path, &cl->actions, l);
-        parse_patterns(c, "tools", path, &cl->tools, l);
-        parse_patterns(c, "resources", path, &cl->resources, l);
-        parse_spend(c, path, cl, l);
-        if (!json_object_get(c, "actions") && !json_object_get(c, "tools") &&
-            !json_object_get(c, "resources") && !json_object_get(c, "spend"))
-            pk_lint_add(l, "%s: a scope names at least one of actions, tools, resources, spend",
-                        path);
-        break;
     }
 }
 
@@ -1166,18 +1224,131 @@ static bool get_fraction(const json_t *o, const char *key, const char *path, uin
     return true;
 }
 
+static void parse_thresholds(const json_t *thr, pk_governance *gov, pk_lint *l)
+{
+    static const char *const thr_keys[] = {"trusted", "standard", "watch", NULL};
+
+    if (!json_is_object(thr)) {
+        pk_lint_add(l, "governance.thresholds: expected an object like {\"trusted\": 0.9}, got %s",
+                    json_type_name(thr));
+        return;
+    }
+    check_keys(thr, "governance.thresholds", thr_keys, l);
+    get_fraction(thr, "trusted", "governance.thresholds", &gov->trusted_ppm, l);
+    get_fraction(thr, "standard", "governance.thresholds", &gov->standard_ppm, l);
+    get_fraction(thr, "watch", "governance.thresholds", &gov->watch_ppm, l);
+    if (!(gov->trusted_ppm > gov->standard_ppm && gov->standard_ppm > gov->watch_ppm))
+        pk_lint_add(l, "governance.thresholds: expected trusted > standard > watch, got %g, %g, %g",
+                    gov->trusted_ppm / 1e6, gov->standard_ppm / 1e6, gov->watch_ppm / 1e6);
+}
+
+/* One tier's scope as the pact writes it (it replaces the default entirely). */
+static void parse_tier_scope(const json_t *v, const char *path, pk_tier_scope *ts, pk_lint *l)
+{
+    static const char *const scope_keys[] = {"actions", "approval", "spend_approval",
+                                             "spend_per_action", NULL};
+
+    if (!json_is_object(v)) {
+        pk_lint_add(l, "%s: expected an object, got %s", path, json_type_name(v));
+        return;
+    }
+    check_keys(v, path, scope_keys, l);
+    ts->set = true;
+    ts->any_action = true;
+    ts->approve_all = false;
+    ts->spend_approval = json_is_true(json_object_get(v, "spend_approval"));
+    if (json_object_get(v, "actions")) {
+        json_t *arr = json_object_get(v, "actions");
+        ts->any_action = false;
+        if (json_is_array(arr) && json_array_size(arr) == 0)
+            return; /* an empty list: nothing is allowed */
+        parse_patterns(v, "actions", path, &ts->actions, l);
+    }
+    if (json_object_get(v, "approval"))
+        parse_patterns(v, "approval", path, &ts->approval, l);
+    if (json_object_get(v, "spend_per_action") &&
+        get_num(v, "spend_per_action", path, true, &ts->spend_per_action, l) &&
+        !(ts->spend_per_action > 0))
+        pk_lint_add(l, "%s.spend_per_action: must be above 0, got %g", path, ts->spend_per_action);
+}
+
+static void parse_tiers(const json_t *tiers, pk_governance *gov, pk_lint *l)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(tiers))
+        pk_lint_add(l, "governance.tiers: expected an object keyed by tier, got %s",
+                    json_type_name(tiers));
+    json_object_foreach((json_t *)tiers, key, v)
+    {
+        char path[PATH_MAX_LEN];
+        int t;
+        snprintf(path, sizeof(path), "governance.tiers.%s", key);
+        if ((t = lookup(tier_names, N_OF(tier_names), key, path, l)))
+            parse_tier_scope(v, path, &gov->tiers[t], l);
+    }
+}
+
+/* The tier named by e's key ("from", "to"), or 0. */
+static int tier_of(const json_t *e, const char *key, const char *path, pk_lint *l)
+{
+    char sp[PATH_MAX_LEN];
+    const char *s = get_str(e, key, path, true, l);
+
+    if (!s)
+        return 0;
+    snprintf(sp, sizeof(sp), "%s.%s", path, key);
+    return lookup(tier_names, N_OF(tier_names), s, sp, l);
+}
+
+/* reentry[i]: the criteria for leaving one held tier. */
+static void parse_reentry_one(const json_t *re, size_t i, pk_governance *gov, pk_lint *l)
+{
+    static const char *const re_keys[] = {
+        "from", "to", "clean", "min_samples", "no_open_dispute", "operator_ack", "min_lower", NULL};
+    json_t *e = json_array_get(re, i);
+    char path[PATH_MAX_LEN];
+    pk_reentry r = {0};
+
+    snprintf(path, sizeof(path), "governance.reentry[%zu]", i);
+    if (!json_is_object(e)) {
+        pk_lint_add(l, "%s: expected an object, got %s", path, json_type_name(e));
+        return;
+    }
+    check_keys(e, path, re_keys, l);
+    r.from = tier_of(e, "from", path, l);
+    r.to = tier_of(e, "to", path, l);
+    if (r.from && r.to && r.to >= r.from)
+        pk_lint_add(l, "%s.to: re-entry leads to a better tier than '%s'", path,
+                    name_of(tier_names, N_OF(tier_names), r.from));
+    if (r.from == PACTUM__V1__TIER__TIER_TRUSTED)
+        pk_lint_add(l, "%s.from: there is nothing to re-enter from trusted", path);
+    r.clean_ms = get_duration(e, "clean", path, false, 0, 366LL * 86400000, l);
+    if (json_object_get(e, "min_samples"))
+        get_uint(e, "min_samples", path, 0, 100000000, &r.min_samples, l);
+    if (json_object_get(e, "no_open_dispute"))
+        r.no_open_dispute = json_is_true(json_object_get(e, "no_open_dispute"));
+    if (json_object_get(e, "operator_ack"))
+        r.operator_ack = json_is_true(json_object_get(e, "operator_ack"));
+    get_fraction(e, "min_lower", path, &r.min_lower_ppm, l);
+    if (r.from <= 0 || r.from >= PK_TIERS)
+        return;
+    for (size_t k = 0; k < i; k++) {
+        json_t *prev = json_array_get(re, k);
+        const char *pf =
+            json_is_object(prev) ? json_string_value(json_object_get(prev, "from")) : NULL;
+        if (pf && strcmp(pf, name_of(tier_names, N_OF(tier_names), r.from)) == 0)
+            pk_lint_add(l, "%s.from: reentry[%zu] already covers '%s'", path, k, pf);
+    }
+    gov->reentry[r.from] = r;
+}
+
 static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
 {
     static const char *const keys[] = {
         "half_life", "source_cap", "min_evidence", "thresholds", "tiers", "reentry", NULL};
-    static const char *const thr_keys[] = {"trusted", "standard", "watch", NULL};
-    static const char *const scope_keys[] = {"actions", "approval", "spend_approval",
-                                             "spend_per_action", NULL};
-    static const char *const re_keys[] = {
-        "from", "to", "clean", "min_samples", "no_open_dispute", "operator_ack", "min_lower", NULL};
     json_t *thr, *tiers, *re;
-    const char *key;
-    json_t *v;
 
     if (!json_is_object(g)) {
         pk_lint_add(l, "governance: expected an object, got %s", json_type_name(g));
@@ -1192,115 +1363,18 @@ static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
         get_uint(g, "source_cap", "governance", 1, 1000000, &gov->source_cap, l);
     if (json_object_get(g, "min_evidence"))
         get_uint(g, "min_evidence", "governance", 0, 1000000, &gov->min_evidence, l);
-    if ((thr = json_object_get(g, "thresholds"))) {
-        if (!json_is_object(thr)) {
-            pk_lint_add(l,
-                        "governance.thresholds: expected an object like {\"trusted\": 0.9}, "
-                        "got %s",
-                        json_type_name(thr));
-        } else {
-            check_keys(thr, "governance.thresholds", thr_keys, l);
-            get_fraction(thr, "trusted", "governance.thresholds", &gov->trusted_ppm, l);
-            get_fraction(thr, "standard", "governance.thresholds", &gov->standard_ppm, l);
-            get_fraction(thr, "watch", "governance.thresholds", &gov->watch_ppm, l);
-            if (!(gov->trusted_ppm > gov->standard_ppm && gov->standard_ppm > gov->watch_ppm))
-                pk_lint_add(l,
-                            "governance.thresholds: expected trusted > standard > watch, got "
-                            "%g, %g, %g",
-                            gov->trusted_ppm / 1e6, gov->standard_ppm / 1e6, gov->watch_ppm / 1e6);
-        }
-    }
-    if ((tiers = json_object_get(g, "tiers"))) {
-        if (!json_is_object(tiers))
-            pk_lint_add(l, "governance.tiers: expected an object keyed by tier, got %s",
-                        json_type_name(tiers));
-        json_object_foreach(tiers, key, v)
-        {
-            char path[PATH_MAX_LEN];
-            int t;
-            pk_tier_scope *ts;
-            snprintf(path, sizeof(path), "governance.tiers.%s", key);
-            if (!(t = lookup(tier_names, N_OF(tier_names), key, path, l)))
-                continue;
-            ts = &gov->tiers[t];
-            if (!json_is_object(v)) {
-                pk_lint_add(l, "%s: expected an object, got %s", path, json_type_name(v));
-                continue;
-            }
-            check_keys(v, path, scope_keys, l);
-            /* a tier written in the pact replaces the default entirely */
-            ts->set = true;
-            ts->any_action = true;
-            ts->approve_all = false;
-            ts->spend_approval = json_is_true(json_object_get(v, "spend_approval"));
-            if (json_object_get(v, "actions")) {
-                json_t *arr = json_object_get(v, "actions");
-                ts->any_action = false;
-                if (json_is_array(arr) && json_array_size(arr) == 0)
-                    continue; /* an empty list: nothing is allowed */
-                parse_patterns(v, "actions", path, &ts->actions, l);
-            }
-            if (json_object_get(v, "approval"))
-                parse_patterns(v, "approval", path, &ts->approval, l);
-            if (json_object_get(v, "spend_per_action") &&
-                get_num(v, "spend_per_action", path, true, &ts->spend_per_action, l) &&
-                !(ts->spend_per_action > 0))
-                pk_lint_add(l, "%s.spend_per_action: must be above 0, got %g", path,
-                            ts->spend_per_action);
-        }
-    }
+    if ((thr = json_object_get(g, "thresholds")))
+        parse_thresholds(thr, gov, l);
+    if ((tiers = json_object_get(g, "tiers")))
+        parse_tiers(tiers, gov, l);
     if ((re = json_object_get(g, "reentry"))) {
         if (!json_is_array(re) || json_array_size(re) > 5) {
             pk_lint_add(l, "governance.reentry: expected an array of up to 5 criteria sets, got %s",
                         json_type_name(re));
             return;
         }
-        for (size_t i = 0; i < json_array_size(re); i++) {
-            json_t *e = json_array_get(re, i);
-            char path[PATH_MAX_LEN];
-            pk_reentry r = {0};
-            const char *s;
-            snprintf(path, sizeof(path), "governance.reentry[%zu]", i);
-            if (!json_is_object(e)) {
-                pk_lint_add(l, "%s: expected an object, got %s", path, json_type_name(e));
-                continue;
-            }
-            check_keys(e, path, re_keys, l);
-            if ((s = get_str(e, "from", path, true, l))) {
-                char sp[PATH_MAX_LEN];
-                snprintf(sp, sizeof(sp), "%s.from", path);
-                r.from = lookup(tier_names, N_OF(tier_names), s, sp, l);
-            }
-            if ((s = get_str(e, "to", path, true, l))) {
-                char sp[PATH_MAX_LEN];
-                snprintf(sp, sizeof(sp), "%s.to", path);
-                r.to = lookup(tier_names, N_OF(tier_names), s, sp, l);
-            }
-            if (r.from && r.to && r.to >= r.from)
-                pk_lint_add(l, "%s.to: re-entry leads to a better tier than '%s'", path,
-                            name_of(tier_names, N_OF(tier_names), r.from));
-            if (r.from == PACTUM__V1__TIER__TIER_TRUSTED)
-                pk_lint_add(l, "%s.from: there is nothing to re-enter from trusted", path);
-            r.clean_ms = get_duration(e, "clean", path, false, 0, 366LL * 86400000, l);
-            if (json_object_get(e, "min_samples"))
-                get_uint(e, "min_samples", path, 0, 100000000, &r.min_samples, l);
-            if (json_object_get(e, "no_open_dispute"))
-                r.no_open_dispute = json_is_true(json_object_get(e, "no_open_dispute"));
-            if (json_object_get(e, "operator_ack"))
-                r.operator_ack = json_is_true(json_object_get(e, "operator_ack"));
-            get_fraction(e, "min_lower", path, &r.min_lower_ppm, l);
-            if (r.from > 0 && r.from < PK_TIERS) {
-                for (size_t k = 0; k < i; k++) {
-                    json_t *prev = json_array_get(re, k);
-                    const char *pf = json_is_object(prev)
-                                         ? json_string_value(json_object_get(prev, "from"))
-                                         : NULL;
-                    if (pf && strcmp(pf, name_of(tier_names, N_OF(tier_names), r.from)) == 0)
-                        pk_lint_add(l, "%s.from: reentry[%zu] already covers '%s'", path, k, pf);
-                }
-                gov->reentry[r.from] = r;
-            }
-        }
+        for (size_t i = 0; i < json_array_size(re); i++)
+            parse_reentry_one(re, i, gov, l);
     }
 }
 

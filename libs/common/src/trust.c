@@ -398,6 +398,46 @@ void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec, const
 
 /* --- wire form ----------------------------------------------------------------- */
 
+/* One clause's score in the wire form, its masses in sm/smp (borrowed from c). */
+static Pactum__V1__ClauseScore *clause_to_msg(const pk_clause_score *c, const pk_governance *g,
+                                              Pactum__V1__ClauseScore *o,
+                                              Pactum__V1__SourceMass *sm,
+                                              Pactum__V1__SourceMass **smp)
+{
+    uint64_t alpha, beta;
+    uint32_t mean, lower;
+    size_t nm = 0;
+
+    pactum__v1__clause_score__init(o);
+    o->pact_id = (char *)c->pact_id;
+    o->clause_id = (char *)c->clause_id;
+    o->severity = (Pactum__V1__Severity)c->severity;
+    pk_clause_posterior(c, g, &alpha, &beta);
+    o->alpha_micro = alpha;
+    o->beta_micro = beta;
+    pk_beta_bounds(alpha, beta, &mean, &lower);
+    o->score_ppm = has_mass(c) ? mean : 0;
+    o->lower_ppm = has_mass(c) ? lower : 0;
+    o->last_outcome = (Pactum__V1__Outcome)c->last_outcome;
+    o->last_ts_ms = c->last_ts_ms;
+    o->passes = c->passes;
+    o->fails = c->fails;
+    o->decayed_to_ms = c->decayed_to_ms;
+    for (int src = 1; src < PK_SOURCES; src++) {
+        if (!c->pass_m[src] && !c->fail_m[src])
+            continue;
+        pactum__v1__source_mass__init(&sm[nm]);
+        sm[nm].source = (Pactum__V1__Source)src;
+        sm[nm].pass_micro = c->pass_m[src];
+        sm[nm].fail_micro = c->fail_m[src];
+        smp[nm] = &sm[nm];
+        nm++;
+    }
+    o->n_mass = nm;
+    o->mass = smp;
+    return o;
+}
+
 void pk_trust_to_msg(const pk_trust *t, const pk_governance *g, Pactum__V1__TrustState *m,
                      pk_trust_msg_storage *s)
 {
@@ -420,41 +460,8 @@ void pk_trust_to_msg(const pk_trust *t, const pk_governance *g, Pactum__V1__Trus
     m->acked_ms = t->acked_ms;
     m->governance_pact = (char *)t->gov_pact;
     m->governance_version = t->gov_version;
-    for (size_t i = 0; i < t->n; i++) {
-        const pk_clause_score *c = &t->c[i];
-        Pactum__V1__ClauseScore *o = &s->cs[i];
-        uint64_t alpha, beta;
-        uint32_t mean, lower;
-        size_t nm = 0;
-        pactum__v1__clause_score__init(o);
-        o->pact_id = (char *)c->pact_id;
-        o->clause_id = (char *)c->clause_id;
-        o->severity = (Pactum__V1__Severity)c->severity;
-        pk_clause_posterior(c, g, &alpha, &beta);
-        o->alpha_micro = alpha;
-        o->beta_micro = beta;
-        pk_beta_bounds(alpha, beta, &mean, &lower);
-        o->score_ppm = has_mass(c) ? mean : 0;
-        o->lower_ppm = has_mass(c) ? lower : 0;
-        o->last_outcome = (Pactum__V1__Outcome)c->last_outcome;
-        o->last_ts_ms = c->last_ts_ms;
-        o->passes = c->passes;
-        o->fails = c->fails;
-        o->decayed_to_ms = c->decayed_to_ms;
-        for (int src = 1; src < PK_SOURCES; src++) {
-            Pactum__V1__SourceMass *sm = &s->sm[i][nm];
-            if (!c->pass_m[src] && !c->fail_m[src])
-                continue;
-            pactum__v1__source_mass__init(sm);
-            sm->source = (Pactum__V1__Source)src;
-            sm->pass_micro = c->pass_m[src];
-            sm->fail_micro = c->fail_m[src];
-            s->smp[i][nm++] = sm;
-        }
-        o->n_mass = nm;
-        o->mass = s->smp[i];
-        s->csp[i] = o;
-    }
+    for (size_t i = 0; i < t->n; i++)
+        s->csp[i] = clause_to_msg(&t->c[i], g, &s->cs[i], s->sm[i], s->smp[i]);
     m->n_clauses = t->n;
     m->clauses = s->csp;
     for (int sev = 1; sev < 6; sev++) {
