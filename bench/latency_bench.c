@@ -73,14 +73,15 @@ static void *load_main(void *p)
             }
             env = h_envelope(l->s->ids[a], &l->s->keys[a], evp, 32, &len);
             snprintf(subject, sizeof(subject), PK_SUBJ_RAW, l->s->ids[a]);
-            pk_bus_publish_async(bus, subject, env, len, NULL);
+            if (pk_bus_publish_async(bus, subject, env, len, NULL) == PK_OK)
+                l->sent += 32; /* what could not be sent is not counted as load */
             free(env);
-            l->sent += 32;
             k++;
         }
         pk_sleep_ms(2);
     }
-    pk_bus_publish_wait(bus, 10000);
+    if (pk_bus_publish_wait(bus, 10000) != PK_OK)
+        fprintf(stderr, "load: %s\n", pk_error_msg());
     pk_bus_close(bus);
     return NULL;
 }

@@ -167,17 +167,22 @@ static void *hop_main(void *p)
             continue;
         }
         if (!last || hp->latency) {
+            pk_status st = PK_OK;
             pk_bus_publish_reset(bus);
-            for (int i = 0; i < list.Count; i++) {
+            for (int i = 0; i < list.Count && st == PK_OK; i++) {
                 if (hp->latency)
-                    pk_bus_publish_sync(bus, out, natsMsg_GetData(list.Msgs[i]),
-                                        (size_t)natsMsg_GetDataLength(list.Msgs[i]), NULL, false, 0,
-                                        NULL, NULL);
+                    st = pk_bus_publish_sync(bus, out, natsMsg_GetData(list.Msgs[i]),
+                                             (size_t)natsMsg_GetDataLength(list.Msgs[i]), NULL,
+                                             false, 0, NULL, NULL);
                 else
-                    pk_bus_publish_async(bus, out, payload, hp->out_size, NULL);
+                    st = pk_bus_publish_async(bus, out, payload, hp->out_size, NULL);
             }
-            if (!hp->latency)
-                pk_bus_publish_wait(bus, 30000);
+            if (!hp->latency && st == PK_OK)
+                st = pk_bus_publish_wait(bus, 30000);
+            if (st != PK_OK) {
+                fprintf(stderr, "hop %s: %s\n", out, pk_error_msg());
+                st = PK_OK; /* the figure shows it: what was not forwarded never arrives */
+            }
         }
         for (int i = 0; i < list.Count; i++)
             natsMsg_Ack(list.Msgs[i], NULL);

@@ -56,7 +56,8 @@ static pk_status apply(replay *r, MDB_txn *txn, natsMsg *m, uint64_t seq)
     if (r->limited && pk_scoring_subject_agent(subject, agent, sizeof(agent), &is_gov) &&
         seq > r->upto[pk_partition_of(agent, r->partitions)])
         return PK_OK; /* the live scorer has not applied it yet */
-    pk_msg_meta(m, NULL, NULL, &ts);
+    if (pk_msg_meta(m, NULL, NULL, &ts) != PK_OK)
+        ts = 0; /* as the scorer does: a new agent's clock then starts at 0 */
     st = pk_scoring_step(&r->scoring, txn, subject, (const uint8_t *)natsMsg_GetData(m),
                          (size_t)natsMsg_GetDataLength(m), seq, ts, &a);
     if (st == PK_EINVAL || st == PK_EDECODE)
@@ -77,8 +78,7 @@ static pk_status apply_batch(replay *r, natsMsgList *list, uint64_t *seen)
     if ((st = pk_txn_begin(r->store, false, &txn)) != PK_OK)
         return st;
     for (int i = 0; i < list->Count && st == PK_OK; i++) {
-        uint64_t seq = 0;
-        pk_msg_meta(list->Msgs[i], &seq, NULL, NULL);
+        uint64_t seq = pk_msg_seq(list->Msgs[i]);
         if (seq > r->last)
             break;
         st = apply(r, txn, list->Msgs[i], seq);

@@ -360,14 +360,14 @@ static void burn_verdict(Pactum__V1__Verdict *v, const verdict_spec *sp, char *d
 
 /* The clause's own verdict: the tallies by source since the last one. */
 static void clause_verdict(Pactum__V1__Verdict *v, const verdict_spec *sp,
-                           Pactum__V1__SourceTally tallies[5], Pactum__V1__SourceTally *tp[5],
-                           char *detail, size_t len)
+                           Pactum__V1__SourceTally tallies[PK_SOURCES],
+                           Pactum__V1__SourceTally *tp[PK_SOURCES], char *detail, size_t len)
 {
     const pk_clause *c = sp->c;
     size_t nt = 0;
 
     describe(detail, len, c, sp->j);
-    for (int src = 1; src < 5; src++) {
+    for (int src = 1; src < PK_SOURCES; src++) {
         if (!sp->s->h.pass[src] && !sp->s->h.fail[src])
             continue;
         pactum__v1__source_tally__init(&tallies[nt]);
@@ -405,7 +405,7 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
     const pk_clause *c = sp->c;
     const pk_judgement *j = sp->j;
     Pactum__V1__Verdict v = PACTUM__V1__VERDICT__INIT;
-    Pactum__V1__SourceTally tallies[5], *tp[5];
+    Pactum__V1__SourceTally tallies[PK_SOURCES], *tp[PK_SOURCES];
     Pactum__V1__EvidenceRef ref = PACTUM__V1__EVIDENCE_REF__INIT, *refs[1] = {&ref};
     char detail[400], subject[160], msg_id[PK_ID_MAX + 24];
     uint8_t *buf = NULL;
@@ -578,7 +578,7 @@ static pk_status decode_all(natsMsgList *list, pk_event_msg **events, uint64_t *
     *max_reg = 0;
     for (int i = 0; i < list->Count; i++) {
         natsMsg *m = list->Msgs[i];
-        pk_msg_meta(m, &seqv[i], NULL, NULL);
+        seqv[i] = pk_msg_seq(m);
         events[i] = pactum__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
                                               (const uint8_t *)natsMsg_GetData(m));
         if (events[i] && events[i]->registry_seq > *max_reg)

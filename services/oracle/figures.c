@@ -79,9 +79,10 @@ static bool key_of_agent(const MDB_val *k, const char *agent)
 
 /* What the figures point into, kept until they are signed. */
 typedef struct fig_parts {
-    Pactum__V1__Quantiles qt;                           /* containment times */
-    Pactum__V1__SeverityCount store[4][6], *ptrs[4][6]; /* violations by window */
-    recent reent, ovs;                                  /* newest re-entries and overrides */
+    Pactum__V1__Quantiles qt; /* containment times */
+    Pactum__V1__SeverityCount store[4][PK_SEVERITIES],
+        *ptrs[4][PK_SEVERITIES]; /* violations by window */
+    recent reent, ovs;           /* newest re-entries and overrides */
     Pactum__V1__Override *ov_ptrs[RECENT_MAX];
     Pactum__V1__TierChange *re_ptrs[RECENT_MAX];
     int64_t *cont; /* containment times, for quantiles */
@@ -99,7 +100,7 @@ static void add_violations(oracle *o, MDB_txn *txn, const char *agent,
     size_t *counts_n[4] = {&f->n_violations, &f->n_violations_24h, &f->n_violations_7d,
                            &f->n_violations_30d};
     int64_t from[4];
-    uint64_t c[4][6];
+    uint64_t c[4][PK_SEVERITIES];
 
     for (int w = 0; w < 4; w++)
         from[w] = w ? f->answered_ms - since[w] : INT64_MIN;

@@ -144,7 +144,7 @@ pk_status oracle_apply(void *ctx, natsMsgList *list)
         uint64_t seq = 0;
         Pactum__V1__TrustChange *ch;
 
-        pk_msg_meta(m, &seq, NULL, NULL);
+        seq = pk_msg_seq(m);
         ch = pactum__v1__trust_change__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
                                               (const uint8_t *)natsMsg_GetData(m));
         if (!ch) {

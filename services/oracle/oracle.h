@@ -171,11 +171,12 @@ const Pactum__V1__TrustState *oracle_state_of(Pactum__V1__TrustReport *stored,
 /* Violations of agent (NULL: every agent) by severity, counts[w][severity] for those at
  * or after since_ms[w], in one pass, leaving out the verdicts rulings overturned. */
 void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, const int64_t *since_ms,
-                             int n_windows, uint64_t (*counts)[6]);
+                             int n_windows, uint64_t (*counts)[PK_SEVERITIES]);
 
 /* counts as SeverityCount entries, most severe first; returns how many. */
-size_t oracle_severity_list(const uint64_t counts[6], Pactum__V1__SeverityCount store[6],
-                            Pactum__V1__SeverityCount *ptrs[6]);
+size_t oracle_severity_list(const uint64_t counts[PK_SEVERITIES],
+                            Pactum__V1__SeverityCount store[PK_SEVERITIES],
+                            Pactum__V1__SeverityCount *ptrs[PK_SEVERITIES]);
 
 /* Pacts in force now for agent, as PactRefs; free with oracle_pacts_free. */
 size_t oracle_pacts_of(oracle *o, MDB_txn *txn, const char *agent, Pactum__V1__PactRef **refs,

@@ -159,7 +159,7 @@ static size_t overturned_of(oracle *o, MDB_txn *txn, const char *agent, uint64_t
 }
 
 void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, const int64_t *since_ms,
-                             int n_windows, uint64_t (*counts)[6])
+                             int n_windows, uint64_t (*counts)[PK_SEVERITIES])
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
@@ -200,7 +200,7 @@ void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, const i
         vseq = pk_be64_get(kb + kal + 9);
         for (size_t i = 0; i < n_over; i++)
             out |= over[i] == vseq;
-        for (int w = 0; w < n_windows && !out && *(const uint8_t *)v.mv_data < 6; w++) {
+        for (int w = 0; w < n_windows && !out && *(const uint8_t *)v.mv_data < PK_SEVERITIES; w++) {
             if (at >= since_ms[w])
                 counts[w][*(const uint8_t *)v.mv_data]++;
         }
@@ -208,8 +208,9 @@ void oracle_count_violations(oracle *o, MDB_txn *txn, const char *agent, const i
     mdb_cursor_close(cur);
 }
 
-size_t oracle_severity_list(const uint64_t counts[6], Pactum__V1__SeverityCount store[6],
-                            Pactum__V1__SeverityCount *ptrs[6])
+size_t oracle_severity_list(const uint64_t counts[PK_SEVERITIES],
+                            Pactum__V1__SeverityCount store[PK_SEVERITIES],
+                            Pactum__V1__SeverityCount *ptrs[PK_SEVERITIES])
 {
     size_t n = 0;
 

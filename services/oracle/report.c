@@ -136,8 +136,8 @@ typedef struct report_parts {
     pk_scope_view view;            /* what the agent may do now */
     Pactum__V1__PactRef *refs[16]; /* pacts in force */
     size_t n_refs;
-    Pactum__V1__SeverityCount w_store[3][6]; /* violations by window */
-    Pactum__V1__SeverityCount *w_ptrs[3][6];
+    Pactum__V1__SeverityCount w_store[3][PK_SEVERITIES]; /* violations by window */
+    Pactum__V1__SeverityCount *w_ptrs[3][PK_SEVERITIES];
     uint8_t *head;               /* the signed tree head */
     const pk_compiled *gov_held; /* the governance pact, held */
 } report_parts;
@@ -187,7 +187,7 @@ static void add_violations_and_log(oracle *o, MDB_txn *txn, Pactum__V1__TrustRep
                                              &rep->violations_30d};
     size_t *sizes[3] = {&rep->n_violations_24h, &rep->n_violations_7d, &rep->n_violations_30d};
     int64_t since[3];
-    uint64_t index = 0, counts[3][6];
+    uint64_t index = 0, counts[3][PK_SEVERITIES];
     size_t head_len = 0;
 
     for (int w = 0; w < 3; w++)
@@ -224,7 +224,8 @@ static pk_status find_agent(oracle *o, const char *agent_id, MDB_txn **txn,
     if ((st = pk_registry_refresh(o->reg, 50)) != PK_OK ||
         (st = pk_txn_begin(o->store, false, txn)) != PK_OK)
         return PK_WRAP(st, "registry unavailable");
-    pk_registry_agent(o->reg, *txn, agent_id, agent, NULL);
+    if (pk_registry_agent(o->reg, *txn, agent_id, agent, NULL) != PK_OK)
+        *agent = NULL; /* not registered: the report says so */
     return PK_OK;
 }
 

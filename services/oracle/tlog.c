@@ -269,7 +269,8 @@ static pk_status append_batch(void *ctx, natsMsgList *list)
         uint64_t seq = 0;
         int64_t ts = 0;
 
-        pk_msg_meta(m, &seq, NULL, &ts);
+        if (pk_msg_meta(m, &seq, NULL, &ts) != PK_OK)
+            seq = 0, ts = 0;
         if (!first)
             first = seq;
         last = seq;
@@ -397,12 +398,12 @@ static pk_status build_batch(void *ctx, natsMsgList *list)
     b.size = tlog_size(l, txn);
     for (int s = 0; s < TLOG_SOURCES; s++) {
         snprintf(key, sizeof(key), "hw_%s", tlog_sources[s].stream);
-        pk_get_u64(txn, l->meta, key, &b.hw[s]);
+        b.hw[s] = pk_get_u64_or(txn, l->meta, key, 0);
     }
     for (int i = 0; i < list->Count && st == PK_OK; i++) {
         natsMsg *m = list->Msgs[i];
         Pactum__V1__LogBatch *batch;
-        pk_msg_meta(m, &b.last_seq, NULL, NULL);
+        b.last_seq = pk_msg_seq(m);
         batch = pactum__v1__log_batch__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
                                               (const uint8_t *)natsMsg_GetData(m));
         if (!batch) {
@@ -544,7 +545,7 @@ pk_status tlog_start(tlog *l)
 
     if ((st = pk_txn_begin(l->store, false, &txn)) != PK_OK)
         return st;
-    pk_get_u64(txn, l->meta, "log_seq", &at);
+    at = pk_get_u64_or(txn, l->meta, "log_seq", 0);
     pk_txn_abort(txn);
     if ((st = pk_consumer_open(&l->reader, l->bus, PK_STREAM_LOG, NULL, PK_SUBJ_LOG_LEAVES, at + 1,
                                1024, 30000)) != PK_OK)

@@ -84,11 +84,11 @@ void scorer_workers_free(scorer *s)
 
 /* --- publishing ------------------------------------------------------------------ */
 
-static void severity_counts(const uint64_t v[6], Pactum__V1__SeverityCount *sc,
+static void severity_counts(const uint64_t v[PK_SEVERITIES], Pactum__V1__SeverityCount *sc,
                             Pactum__V1__SeverityCount **scp, size_t *n)
 {
     *n = 0;
-    for (int sev = 1; sev < 6; sev++) {
+    for (int sev = 1; sev < PK_SEVERITIES; sev++) {
         if (!v[sev])
             continue;
         pactum__v1__severity_count__init(&sc[*n]);
@@ -105,9 +105,10 @@ typedef struct change_parts {
     Pactum__V1__Factor factor, *factors[1];
     char fname[2 * PK_ID_MAX + 16], fdetail[480];
     Pactum__V1__RulingEffect re;
-    Pactum__V1__SeverityCount scb[6], sca[6], *scbp[6], *scap[6];
+    Pactum__V1__SeverityCount scb[PK_SEVERITIES], sca[PK_SEVERITIES], *scbp[PK_SEVERITIES],
+        *scap[PK_SEVERITIES];
     Pactum__V1__TierChange tc;
-    Pactum__V1__Criterion crit[6], *critp[6];
+    Pactum__V1__Criterion crit[PK_CRITERIA_MAX], *critp[PK_CRITERIA_MAX];
 } change_parts;
 
 /* The one factor that explains the change. */

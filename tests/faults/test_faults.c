@@ -478,7 +478,7 @@ static uint64_t first_seq(pk_consumer *c, int n, int ack)
 
     if (pk_consumer_fetch(c, &list, n, 2000) != PK_OK)
         return 0;
-    pk_msg_meta(list.Msgs[0], &seq, NULL, NULL);
+    seq = pk_msg_seq(list.Msgs[0]);
     for (int i = 0; i < ack && i < list.Count; i++)
         natsMsg_Ack(list.Msgs[i], NULL);
     natsMsgList_Destroy(&list);

@@ -418,6 +418,13 @@ pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_
     return pk_nats_err(s, jerr, "fetch");
 }
 
+uint64_t pk_msg_seq(natsMsg *msg)
+{
+    uint64_t seq = 0;
+
+    return pk_msg_meta(msg, &seq, NULL, NULL) == PK_OK ? seq : 0;
+}
+
 pk_status pk_msg_meta(natsMsg *msg, uint64_t *seq, uint64_t *delivered, int64_t *ts_ms)
 {
     jsMsgMetaData *meta = NULL;

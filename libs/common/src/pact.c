@@ -754,7 +754,7 @@ static void parse_window(const json_t *c, const char *path, bool required, pk_cl
 
 static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
-    static const double defaults[5] = {0, 0.5, 0.8, 1.0, 1.0};
+    static const double defaults[PK_SOURCES] = {0, 0.5, 0.8, 1.0, 1.0};
     json_t *s = json_object_get(c, "sources");
     const char *key;
     json_t *v;

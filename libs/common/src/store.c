@@ -189,6 +189,13 @@ pk_status pk_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
     return PK_OK;
 }
 
+uint64_t pk_get_u64_or(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t def)
+{
+    uint64_t v = def;
+
+    return pk_get_u64(txn, dbi, key, &v) == PK_OK ? v : def;
+}
+
 pk_status pk_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
 {
     uint8_t buf[8];

@@ -7,8 +7,7 @@
 
 /* Weight of a clause in the composite, by severity (info .. critical). */
 static const uint64_t severity_weight[] = {0, 1, 2, 4, 8, 16};
-_Static_assert(sizeof(severity_weight) / sizeof(severity_weight[0]) ==
-                   PACTUM__V1__SEVERITY__SEVERITY_CRITICAL + 1,
+_Static_assert(sizeof(severity_weight) / sizeof(severity_weight[0]) == PK_SEVERITIES,
                "a weight for every severity");
 
 /* round(2^32 * 2^(-i/64)), i = 0..64 */
@@ -147,7 +146,7 @@ void pk_trust_recompute(pk_trust *t, const pk_governance *g)
     for (size_t i = 0; i < t->n; i++) {
         pk_clause_score *c = &t->c[i];
         uint64_t alpha, beta,
-            w = severity_weight[c->severity >= 0 && c->severity < 6 ? c->severity : 0];
+            w = severity_weight[c->severity >= 0 && c->severity < PK_SEVERITIES ? c->severity : 0];
         uint32_t mean, lower;
         decay_clause(c, t->clock_ms, g); /* no fresh evidence: confidence drops */
         evidence += c->passes + c->fails;
@@ -258,7 +257,7 @@ void pk_trust_apply(pk_trust *t, const pk_verdict_msg *v, const pk_governance *g
     if (v->event_ts_ms > t->newest_ms)
         t->newest_ms = v->event_ts_ms;
     if (v->violation) {
-        if (v->severity < 6)
+        if (v->severity < PK_SEVERITIES)
             t->violations[v->severity]++;
         t->last_violation_ms = t->clock_ms;
         consequence = v->consequence ? v->consequence : "notify";
@@ -464,7 +463,7 @@ void pk_trust_to_msg(const pk_trust *t, const pk_governance *g, Pactum__V1__Trus
         s->csp[i] = clause_to_msg(&t->c[i], g, &s->cs[i], s->sm[i], s->smp[i]);
     m->n_clauses = t->n;
     m->clauses = s->csp;
-    for (int sev = 1; sev < 6; sev++) {
+    for (int sev = 1; sev < PK_SEVERITIES; sev++) {
         if (!t->violations[sev])
             continue;
         pactum__v1__severity_count__init(&s->sc[nv]);
@@ -555,7 +554,7 @@ void pk_trust_from_msg(pk_trust *t, const Pactum__V1__TrustState *m)
         }
     }
     for (size_t i = 0; i < m->n_violations; i++) {
-        if (m->violations[i]->severity < 6)
+        if (m->violations[i]->severity < PK_SEVERITIES)
             t->violations[m->violations[i]->severity] = m->violations[i]->count;
     }
     for (size_t i = 0; i < m->n_overrides && i < PK_OVERRIDES_MAX; i++)

@@ -81,20 +81,20 @@ typedef struct pk_bus {
 } pk_bus;
 
 /* Connect and create a JetStream context. *out owned by caller (pk_bus_close). */
-pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *opts) __attribute__((warn_unused_result));
+pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *opts) PK_MUST_CHECK;
 
 /* Drain (bounded) and close; NULL is a no-op. */
 void pk_bus_close(pk_bus *bus);
 
 /* Convert a cnats status (and JetStream error code) into a recorded pk_status. */
-pk_status pk_nats_err(natsStatus s, jsErrCode jerr, const char *what);
+pk_status pk_nats_err(natsStatus s, jsErrCode jerr, const char *what) PK_MUST_CHECK;
 
 /*
  * Create every Pactum stream that does not exist yet. The partition count is
  * fixed when PACTUM_EVENTS is first created; *partitions is set to the
  * value in force (which may differ from the requested one).
  */
-pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions);
+pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions) PK_MUST_CHECK;
 
 /* A pull consumer: durable (name given) or ephemeral starting at start_seq. */
 typedef struct pk_consumer {
@@ -119,7 +119,7 @@ typedef struct pk_consumer {
  */
 pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, const char *durable,
                            const char *filter, uint64_t start_seq, int max_ack_pending,
-                           int64_t ack_wait_ms);
+                           int64_t ack_wait_ms) PK_MUST_CHECK;
 
 /*
  * The same for a durable consumer whose reader applies messages in order and
@@ -130,7 +130,7 @@ pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, cons
  */
 pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stream,
                                    const char *durable, const char *filter, int max_ack_pending,
-                                   int64_t ack_wait_ms);
+                                   int64_t ack_wait_ms) PK_MUST_CHECK;
 
 /* Tell the server the messages are still being worked on (resets their ack timer). */
 void pk_msgs_in_progress(natsMsgList *list);
@@ -141,25 +141,30 @@ void pk_consumer_close(pk_consumer *c);
  * message recorded) when none arrived. Recreates the consumer if the server
  * lost it. An ephemeral consumer resumes after the last sequence returned.
  */
-pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_t timeout_ms);
+pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch,
+                            int64_t timeout_ms) PK_MUST_CHECK;
+
+/* The stream sequence of a JetStream message; 0 for a message without JetStream metadata. */
+uint64_t pk_msg_seq(natsMsg *msg);
 
 /* Stream sequence, delivery count and bus timestamp (ms) of a JetStream message. */
-pk_status pk_msg_meta(natsMsg *msg, uint64_t *seq, uint64_t *delivered, int64_t *ts_ms);
+pk_status pk_msg_meta(natsMsg *msg, uint64_t *seq, uint64_t *delivered,
+                      int64_t *ts_ms) PK_MUST_CHECK;
 
 /*
  * Asynchronous JetStream publish with an optional de-duplication id. Use
  * pk_bus_publish_reset before a batch and pk_bus_publish_wait after it.
  */
 pk_status pk_bus_publish_async(pk_bus *bus, const char *subject, const void *data, size_t len,
-                               const char *msg_id);
+                               const char *msg_id) PK_MUST_CHECK;
 void pk_bus_publish_reset(pk_bus *bus);
 /* Wait for all acknowledgements; PK_EBUS if any publish failed or timed out. */
-pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms);
+pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms) PK_MUST_CHECK;
 
 /* Synchronous JetStream publish; expect_last_subject_seq is sent when expect is true. */
 pk_status pk_bus_publish_sync(pk_bus *bus, const char *subject, const void *data, size_t len,
                               const char *msg_id, bool expect, uint64_t expect_last_subject_seq,
-                              uint64_t *seq, bool *duplicate);
+                              uint64_t *seq, bool *duplicate) PK_MUST_CHECK;
 
 /* Partition of an agent id (FNV-1a 32 modulo partitions). */
 uint32_t pk_partition_of(const char *agent_id, uint32_t partitions);

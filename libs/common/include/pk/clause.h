@@ -24,19 +24,19 @@
 
 /* The fixed part of a clause's state (stored first, byte for byte). */
 typedef struct pk_clause_head {
-    uint32_t magic;         /* PK_CLAUSE_STATE_MAGIC */
-    uint32_t since_verdict; /* evaluations since the last verdict */
-    uint64_t fingerprint;   /* of the clause definition the windows were built for */
-    uint32_t pass[5];       /* passes since the last verdict, by source */
-    uint32_t fail[5];       /* failures since the last verdict, by source */
-    int32_t last_outcome;   /* outcome of the last verdict (0: none yet) */
-    uint32_t burning;       /* bit k set: burn-rate trigger k is firing */
-    int64_t last_ts_ms;     /* ts of the newest event evaluated */
-    uint64_t last_seq;      /* PACTUM_EVENTS sequence of the newest event evaluated */
-    int64_t since_ms;       /* when the clause came into force (freshness clock start) */
-    int64_t last_seen_ms;   /* freshness: bus arrival time of the newest evidence; 0 none */
-    uint32_t n_windows;     /* windows in use */
-    uint32_t has_sketch;    /* a percentile sketch follows the windows */
+    uint32_t magic;            /* PK_CLAUSE_STATE_MAGIC */
+    uint32_t since_verdict;    /* evaluations since the last verdict */
+    uint64_t fingerprint;      /* of the clause definition the windows were built for */
+    uint32_t pass[PK_SOURCES]; /* passes since the last verdict, by source */
+    uint32_t fail[PK_SOURCES]; /* failures since the last verdict, by source */
+    int32_t last_outcome;      /* outcome of the last verdict (0: none yet) */
+    uint32_t burning;          /* bit k set: burn-rate trigger k is firing */
+    int64_t last_ts_ms;        /* ts of the newest event evaluated */
+    uint64_t last_seq;         /* PACTUM_EVENTS sequence of the newest event evaluated */
+    int64_t since_ms;          /* when the clause came into force (freshness clock start) */
+    int64_t last_seen_ms;      /* freshness: bus arrival time of the newest evidence; 0 none */
+    uint32_t n_windows;        /* windows in use */
+    uint32_t has_sketch;       /* a percentile sketch follows the windows */
 } pk_clause_head;
 
 typedef struct pk_clause_state {
@@ -80,7 +80,7 @@ void pk_clause_state_release(pk_clause_state *s);
 size_t pk_clause_state_size(const pk_clause_state *s);
 void pk_clause_state_write(const pk_clause_state *s, uint8_t *buf);
 /* PK_EDECODE if buf is not a state of this version; s is then initialised empty. */
-pk_status pk_clause_state_read(pk_clause_state *s, const uint8_t *buf, size_t len);
+pk_status pk_clause_state_read(pk_clause_state *s, const uint8_t *buf, size_t len) PK_MUST_CHECK;
 
 /*
  * Judge ev (at PACTUM_EVENTS sequence seq) against c, updating s. A verdict is

@@ -23,7 +23,7 @@ int64_t pk_mono_ns(void);
  * milliseconds. A bare number is refused: the unit is required. Returns
  * PK_EINVAL for empty text, unknown units, zero-length numbers or overflow.
  */
-pk_status pk_duration_parse(const char *text, int64_t *out_ms);
+pk_status pk_duration_parse(const char *text, int64_t *out_ms) PK_MUST_CHECK;
 
 /* Write the shortest exact form of ms ("1h", "90s", "250ms") into buf. */
 void pk_duration_format(int64_t ms, char *buf, size_t len);

@@ -40,7 +40,7 @@ typedef struct pk_cfg_opt {
  * an error.
  */
 pk_status pk_config_load(const pk_cfg_opt *opts, size_t n, void *cfg, int argc, char **argv,
-                         const char *program, const char *summary);
+                         const char *program, const char *summary) PK_MUST_CHECK;
 
 /* Print "--flag (ENV, default X): help" lines. */
 void pk_config_usage(FILE *out, const char *program, const char *summary, const pk_cfg_opt *opts,

@@ -136,7 +136,7 @@ typedef struct pk_clause {
     pk_clause_kind kind; /* what sort of clause */
     Pactum__V1__Severity severity;
     pk_consequence consequence; /* what a failure leads to */
-    double weight[5];           /* weight of each evidence source, by Pactum__V1__Source */
+    double weight[PK_SOURCES];  /* weight of each evidence source, by Pactum__V1__Source */
     pk_pred *when;              /* events the clause looks at; NULL = all */
     /* objective */
     char *metric;           /* metric name read from events */
@@ -186,8 +186,6 @@ typedef struct pk_reentry {
     uint32_t min_lower_ppm; /* the score's lower bound, at least */
 } pk_reentry;
 
-#define PK_TIERS 7 /* Pactum__V1__Tier values 0..6 */
-
 typedef struct pk_governance {
     bool present;                  /* the pact has a governance section */
     int64_t half_life_ms;          /* evidence loses half its weight in this long */
@@ -218,7 +216,7 @@ void pk_governance_free(pk_governance *g);
  * PK_EINVAL (or PK_EDECODE for text that is not JSON) and every problem is in
  * lint (caller-initialised with {0}, caller frees).
  */
-pk_status pk_pact_parse(const char *json, size_t len, pk_pact **out, pk_lint *lint);
+pk_status pk_pact_parse(const char *json, size_t len, pk_pact **out, pk_lint *lint) PK_MUST_CHECK;
 
 void pk_pact_free(pk_pact *p);
 

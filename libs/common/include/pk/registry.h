@@ -41,55 +41,57 @@ struct pk_registry {
 };
 
 /* Open the registry databases in store; bus may be NULL for offline use. */
-pk_status pk_registry_open(pk_registry **out, pk_store *store, pk_bus *bus);
+pk_status pk_registry_open(pk_registry **out, pk_store *store, pk_bus *bus) PK_MUST_CHECK;
 void pk_registry_close(pk_registry *r);
 
 /* Subscribe to registry subjects so that new records mark the copy dirty. */
-pk_status pk_registry_watch(pk_registry *r);
+pk_status pk_registry_watch(pk_registry *r) PK_MUST_CHECK;
 
 /*
  * Copy every record after the applied position. If at_least > 0 and the copy
  * cannot reach it, PK_ENOTFOUND. Must not be called while the caller holds a
  * write transaction on the same store.
  */
-pk_status pk_registry_sync(pk_registry *r, uint64_t at_least);
+pk_status pk_registry_sync(pk_registry *r, uint64_t at_least) PK_MUST_CHECK;
 
 /* Sync only if a registry message was seen since the last sync. */
-pk_status pk_registry_sync_if_dirty(pk_registry *r);
+pk_status pk_registry_sync_if_dirty(pk_registry *r) PK_MUST_CHECK;
 
 /*
  * Sync unless a sync finished less than min_interval_ms ago: for lookups that
  * missed (an id registered a moment ago), without letting a stream of
  * unknown ids turn into a stream of reads.
  */
-pk_status pk_registry_refresh(pk_registry *r, int64_t min_interval_ms);
+pk_status pk_registry_refresh(pk_registry *r, int64_t min_interval_ms) PK_MUST_CHECK;
 
 uint64_t pk_registry_seq(pk_registry *r);
 
-/* Apply one record at seq (used by sync; exposed for tests and replay). */
+/* Apply one record at seq (used by sync PK_MUST_CHECK; exposed for tests and replay). */
 pk_status pk_registry_apply(pk_registry *r, MDB_txn *txn, const uint8_t *data, size_t len,
-                            uint64_t seq);
+                            uint64_t seq) PK_MUST_CHECK;
 
 pk_status pk_registry_agent(pk_registry *r, MDB_txn *txn, const char *agent_id,
-                            Pactum__V1__AgentRecord **out, uint64_t *seq);
+                            Pactum__V1__AgentRecord **out, uint64_t *seq) PK_MUST_CHECK;
 
 /*
  * The pact record of pact_id at version (0: the latest) among those registered
  * at or before registry position max_seq (0: any).
  */
 pk_status pk_registry_pact(pk_registry *r, MDB_txn *txn, const char *pact_id, uint32_t version,
-                           uint64_t max_seq, Pactum__V1__PactRecord **out, uint64_t *seq);
+                           uint64_t max_seq, Pactum__V1__PactRecord **out,
+                           uint64_t *seq) PK_MUST_CHECK;
 
 /*
  * The version of pact_id in force at registry position max_seq (0: latest),
  * without decoding the record. PK_ENOTFOUND if none.
  */
 pk_status pk_registry_pact_version(pk_registry *r, MDB_txn *txn, const char *pact_id,
-                                   uint64_t max_seq, uint32_t *version, uint64_t *seq);
+                                   uint64_t max_seq, uint32_t *version,
+                                   uint64_t *seq) PK_MUST_CHECK;
 
 /* Pact ids registered for agent_id; *ids is a malloc'd array of malloc'd strings. */
 pk_status pk_registry_agent_pacts(pk_registry *r, MDB_txn *txn, const char *agent_id, char ***ids,
-                                  size_t *n);
+                                  size_t *n) PK_MUST_CHECK;
 void pk_registry_ids_free(char **ids, size_t n);
 
 #endif

@@ -52,7 +52,7 @@ typedef struct pk_applied {
     bool ruling_recomputed;              /* an overturning ruling rebuilt the state */
     uint32_t score_before, lower_before; /* ... and these were the values before */
     int tier_before;
-    uint64_t violations_before[6];
+    uint64_t violations_before[PK_SEVERITIES];
     uint64_t removed[PK_OVERTURNED_MAX]; /* verdict sequences taken out */
     int n_removed;
 } pk_applied;

@@ -28,36 +28,39 @@ typedef struct pk_store {
  * room for max_dbs named databases. *out is owned by the caller and released
  * with pk_store_close. Writes are synced on commit.
  */
-pk_status pk_store_open(pk_store **out, const char *dir, size_t map_mb, unsigned max_dbs)
-    __attribute__((warn_unused_result));
+pk_status pk_store_open(pk_store **out, const char *dir, size_t map_mb,
+                        unsigned max_dbs) PK_MUST_CHECK;
 
 /* Close the environment; NULL is a no-op. No transaction may be open. */
 void pk_store_close(pk_store *s);
 
 /* Open or create the named database (flags: MDB_DUPSORT, MDB_INTEGERKEY ...). */
-pk_status pk_store_dbi(pk_store *s, const char *name, unsigned flags, MDB_dbi *out);
+pk_status pk_store_dbi(pk_store *s, const char *name, unsigned flags, MDB_dbi *out) PK_MUST_CHECK;
 
-pk_status pk_txn_begin(pk_store *s, bool write, MDB_txn **out);
+pk_status pk_txn_begin(pk_store *s, bool write, MDB_txn **out) PK_MUST_CHECK;
 
 /* Commit; MDB_MAP_FULL becomes PK_ESTORE_FULL. The txn is gone either way. */
-pk_status pk_txn_commit(MDB_txn *txn);
+pk_status pk_txn_commit(MDB_txn *txn) PK_MUST_CHECK;
 
 /* Abort; NULL is a no-op. */
 void pk_txn_abort(MDB_txn *txn);
 
 /* Convert an LMDB return code (not MDB_SUCCESS) into a recorded pk_status. */
-pk_status pk_store_err(int rc, const char *what);
+pk_status pk_store_err(int rc, const char *what) PK_MUST_CHECK;
 
 /* PK_ENOTFOUND if absent. val is borrowed (see above). */
-pk_status pk_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val);
+pk_status pk_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                 MDB_val *val) PK_MUST_CHECK;
 pk_status pk_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *val,
-                 size_t vlen, unsigned flags);
+                 size_t vlen, unsigned flags) PK_MUST_CHECK;
 /* PK_OK also when the key was absent. */
-pk_status pk_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen);
+pk_status pk_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen) PK_MUST_CHECK;
 
 /* Unsigned 64-bit values stored big-endian (so they sort as numbers too). */
-pk_status pk_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out);
-pk_status pk_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v);
+pk_status pk_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out) PK_MUST_CHECK;
+pk_status pk_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v) PK_MUST_CHECK;
+/* The u64 under key, or def when it is absent (or not 8 bytes). */
+uint64_t pk_get_u64_or(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t def);
 void pk_be64_put(uint8_t out[8], uint64_t v);
 uint64_t pk_be64_get(const uint8_t in[8]);
 void pk_be32_put(uint8_t out[4], uint32_t v);
@@ -65,13 +68,13 @@ uint32_t pk_be32_get(const uint8_t in[4]);
 
 /* Store a protobuf message as the value, packed straight into LMDB's page. */
 pk_status pk_put_msg(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
-                     const ProtobufCMessage *msg);
+                     const ProtobufCMessage *msg) PK_MUST_CHECK;
 
 /* Decode the value under key with desc; *out is owned by the caller. */
 pk_status pk_get_msg(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
-                     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
+                     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out) PK_MUST_CHECK;
 
 /* Bytes in use (pages * page size) and the map size, for metrics. */
-pk_status pk_store_usage(pk_store *s, uint64_t *used, uint64_t *map);
+pk_status pk_store_usage(pk_store *s, uint64_t *used, uint64_t *map) PK_MUST_CHECK;
 
 #endif

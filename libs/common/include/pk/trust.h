@@ -21,12 +21,12 @@
 #define PK_PPM               1000000u
 #define PK_PRIOR_MICRO       1000000u /* Beta(1, 1) prior: one pass and one failure */
 #define PK_Z_MILLI           1645u    /* one-sided 95 % normal quantile, x1000 */
-#define PK_SOURCES           5        /* Pactum__V1__Source values 0..4 */
 #define PK_OVERRIDES_MAX     16       /* overrides kept in the state (active ones always) */
 #define PK_OVERRIDE_ACTIONS  8
 #define PK_DISPUTES_MAX      32  /* open disputes kept in the state */
 #define PK_OVERTURNED_MAX    64  /* verdicts and events taken out of the score */
 #define PK_TEXT_MAX          256 /* reasons kept in the state (full text in the history) */
+#define PK_CRITERIA_MAX      6   /* re-entry criteria recorded with a tier change */
 
 typedef struct pk_clause_score {
     char pact_id[PK_ID_MAX + 1];   /* pact */
@@ -63,22 +63,22 @@ typedef struct pk_dispute {
 } pk_dispute;
 
 typedef struct pk_trust {
-    char agent_id[PK_ID_MAX + 1]; /* the agent */
-    uint32_t score;               /* composite score, ppm */
-    uint32_t lower;               /* lower confidence bound of the score, ppm */
-    uint64_t evidence;            /* evaluations counted */
-    int64_t newest_ms;            /* newest evidence */
-    int tier;                     /* decided tier (Pactum__V1__Tier) */
-    int64_t tier_since_ms;        /* when it was entered (input time) */
-    bool held;                    /* entered by a consequence: leaving needs re-entry */
-    uint64_t change_seq;          /* trust changes published */
-    uint64_t last_vseq;           /* last verdict applied */
-    uint64_t violations[6];       /* by Pactum__V1__Severity */
-    int64_t clock_ms;             /* newest input time */
-    int64_t last_violation_ms;    /* newest violation */
-    uint64_t evaluations_in_tier; /* evaluations since the tier was entered */
-    int64_t acked_ms;             /* newest operator acknowledgement */
-    char gov_pact[PK_ID_MAX + 1]; /* pact whose governance applies; "" = defaults */
+    char agent_id[PK_ID_MAX + 1];       /* the agent */
+    uint32_t score;                     /* composite score, ppm */
+    uint32_t lower;                     /* lower confidence bound of the score, ppm */
+    uint64_t evidence;                  /* evaluations counted */
+    int64_t newest_ms;                  /* newest evidence */
+    int tier;                           /* decided tier (Pactum__V1__Tier) */
+    int64_t tier_since_ms;              /* when it was entered (input time) */
+    bool held;                          /* entered by a consequence: leaving needs re-entry */
+    uint64_t change_seq;                /* trust changes published */
+    uint64_t last_vseq;                 /* last verdict applied */
+    uint64_t violations[PK_SEVERITIES]; /* by Pactum__V1__Severity */
+    int64_t clock_ms;                   /* newest input time */
+    int64_t last_violation_ms;          /* newest violation */
+    uint64_t evaluations_in_tier;       /* evaluations since the tier was entered */
+    int64_t acked_ms;                   /* newest operator acknowledgement */
+    char gov_pact[PK_ID_MAX + 1];       /* pact whose governance applies; "" = defaults */
     uint32_t gov_version;
     size_t n; /* clauses */
     pk_clause_score c[PK_SCORE_MAX_CLAUSES];
@@ -101,12 +101,12 @@ typedef struct pk_criterion {
 
 /* What one input did. */
 typedef struct pk_trust_effect {
-    bool applied;           /* false: a duplicate or an input with no effect */
-    int from_tier, to_tier; /* tier before and after */
-    int64_t score_delta;    /* change of the composite score, ppm */
-    char rule[64];          /* which tier rule fired */
-    char cause[400];        /* sentence naming what moved the tier or score */
-    pk_criterion crit[6];   /* re-entry criteria and their values */
+    bool applied;                       /* false: a duplicate or an input with no effect */
+    int from_tier, to_tier;             /* tier before and after */
+    int64_t score_delta;                /* change of the composite score, ppm */
+    char rule[64];                      /* which tier rule fired */
+    char cause[400];                    /* sentence naming what moved the tier or score */
+    pk_criterion crit[PK_CRITERIA_MAX]; /* re-entry criteria and their values */
     int n_crit;
     int64_t decay_ppm; /* forgetting applied to the clause: weight kept, ppm */
 } pk_trust_effect;
@@ -158,8 +158,8 @@ typedef struct pk_trust_msg_storage {
     Pactum__V1__ClauseScore *csp[PK_SCORE_MAX_CLAUSES];
     Pactum__V1__SourceMass sm[PK_SCORE_MAX_CLAUSES][PK_SOURCES];
     Pactum__V1__SourceMass *smp[PK_SCORE_MAX_CLAUSES][PK_SOURCES];
-    Pactum__V1__SeverityCount sc[6];
-    Pactum__V1__SeverityCount *scp[6];
+    Pactum__V1__SeverityCount sc[PK_SEVERITIES];
+    Pactum__V1__SeverityCount *scp[PK_SEVERITIES];
     Pactum__V1__Override ov[PK_OVERRIDES_MAX];
     Pactum__V1__Override *ovp[PK_OVERRIDES_MAX];
     char *ov_actions[PK_OVERRIDES_MAX][PK_OVERRIDE_ACTIONS];
