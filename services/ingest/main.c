@@ -36,13 +36,15 @@ static const pk_cfg_opt options[] = {
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-/* Databases, registry copy, consumer and responders; an exit code on failure. */
-static int start(ingest *in, const ingest_cfg *cfg)
+/* The admin key, databases, registry copy, consumer and responders; an exit code on failure. */
+static int start(void *ctx)
 {
     static const pk_route routes[] = {
         {PK_SUBJ_REG_SUBMIT, "ingest", 1, registrar_answer},
         {PK_SUBJ_GOV_SUBMIT, "ingest", 1, governance_answer},
     };
+    ingest *in = ctx;
+    const ingest_cfg *cfg = in->cfg;
 
     if (cfg->admin_key && *cfg->admin_key) {
         if (pk_pubkey_load(cfg->admin_key, in->admin_pk) != PK_OK) {
@@ -50,6 +52,11 @@ static int start(ingest *in, const ingest_cfg *cfg)
             return PK_EXIT_CONFIG;
         }
         in->have_admin = true;
+    }
+    in->verify_threads = (int)cfg->verify_threads;
+    if (in->verify_threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        in->verify_threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
     }
     if (pk_store_dbi(in->store, "dedup", 0, &in->dedup) != PK_OK ||
         pk_store_dbi(in->store, "dedup_time", 0, &in->dedup_time) != PK_OK ||
@@ -62,8 +69,7 @@ static int start(ingest *in, const ingest_cfg *cfg)
         pk_consumer_open(&in->raw, in->bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192,
                          30000) != PK_OK ||
         pk_responders_start(&in->answers, in->bus, routes, sizeof(routes) / sizeof(routes[0]),
-                            in) != PK_OK ||
-        pk_service_ops_start(&in->svc) != PK_OK) {
+                            in) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         return PK_EXIT_BUS;
     }
@@ -76,53 +82,50 @@ static int start(ingest *in, const ingest_cfg *cfg)
                              .idle = ingest_idle,
                              .ctx = in,
                              .lag = &in->svc.common[PK_SM_LAG]};
+    PK_INFO("ready: %u partitions, registry at #%llu", in->partitions,
+            (unsigned long long)pk_registry_seq(in->reg));
     return PK_EXIT_OK;
+}
+
+static void run(void *ctx)
+{
+    pk_runner_loop(&((ingest *)ctx)->runner);
+}
+
+static void stop(void *ctx)
+{
+    ingest *in = ctx;
+
+    pk_responders_stop(&in->answers);
+    pk_consumer_close(&in->raw);
+    pk_registry_close(in->reg);
+    pk_wset_destroy(in->ws);
 }
 
 int main(int argc, char **argv)
 {
     static ingest_cfg cfg;
-    static ingest in;
-    int rc;
-    pk_status st;
-
-    if ((st = pk_config_load(options, N_OPTIONS, &cfg, argc, argv, "pactum-ingest",
-                             "Validates, authenticates and normalizes agent events.")) != PK_OK) {
-        if (st == PK_ENOTFOUND)
-            return PK_EXIT_OK;
-        fprintf(stderr, "pactum-ingest: %s\n", pk_error_msg());
-        return PK_EXIT_CONFIG;
-    }
-    in.cfg = &cfg;
-    in.verify_threads = (int)cfg.verify_threads;
-    if (in.verify_threads == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        in.verify_threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
-    }
-    in.svc.name = "ingest";
     /* a batch's acknowledgements and the next fetch go out together, not one write each;
      * the events go out at once when the batch waits for their acknowledgements */
-    in.svc.buffered = true;
+    static ingest in = {.cfg = &cfg, .svc = {.name = "ingest", .buffered = true}};
+    const pk_service_def def = {.program = "pactum-ingest",
+                                .summary = "Validates, authenticates and normalizes agent events.",
+                                .opts = options,
+                                .n_opts = N_OPTIONS,
+                                .cfg = &cfg,
+                                .common = &cfg.common,
+                                .max_dbs = 16,
+                                .svc = &in.svc,
+                                .bus = &in.bus,
+                                .store = &in.store,
+                                .partitions = &in.partitions,
+                                .start = start,
+                                .run = run,
+                                .stop = stop,
+                                .ctx = &in};
+
     ingest_metrics_init(&in);
     in.svc.metrics = in.m;
     in.svc.n_metrics = M_COUNT;
-    pk_signals_install();
-    rc = pk_service_boot(&in.svc, &cfg.common, &in.bus, &in.store, &in.partitions, 16);
-    if (rc == PK_EXIT_OK)
-        rc = start(&in, &cfg);
-    if (rc == PK_EXIT_OK) {
-        PK_INFO("ready: %u partitions, registry at #%llu", in.partitions,
-                (unsigned long long)pk_registry_seq(in.reg));
-        pk_runner_loop(&in.runner);
-        PK_INFO("shutting down");
-    }
-    pk_responders_stop(&in.answers);
-    pk_service_ops_stop(&in.svc);
-    pk_consumer_close(&in.raw);
-    pk_registry_close(in.reg);
-    pk_wset_destroy(in.ws);
-    pk_bus_close(in.bus);
-    pk_store_close(in.store);
-    nats_Close();
-    return rc;
+    return pk_service_main(&def, argc, argv);
 }

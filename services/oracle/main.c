@@ -97,7 +97,7 @@ static int open_state(oracle *o, const oracle_cfg *cfg)
 }
 
 /* The read model's consumer from where it stopped, the log, the responders, HTTP. */
-static int start(oracle *o)
+static int start_queries(oracle *o)
 {
     MDB_txn *txn = NULL;
     uint64_t applied = 0;
@@ -114,8 +114,7 @@ static int start(oracle *o)
     if (pk_registry_watch(o->reg) != PK_OK || pk_registry_sync(o->reg, 0) != PK_OK ||
         pk_consumer_open(&o->trust, o->bus, PK_STREAM_TRUST, NULL, "pactum.trust.*", applied + 1,
                          1024, 30000) != PK_OK ||
-        tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK ||
-        pk_service_ops_start(&o->svc) != PK_OK) {
+        tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         return PK_EXIT_BUS;
     }
@@ -137,47 +136,55 @@ static int start(oracle *o)
     return PK_EXIT_OK;
 }
 
+static int start(void *ctx)
+{
+    oracle *o = ctx;
+    int rc = open_state(o, o->cfg);
+
+    return rc == PK_EXIT_OK ? start_queries(o) : rc;
+}
+
+static void run(void *ctx)
+{
+    pk_runner_loop(&((oracle *)ctx)->model);
+}
+
+static void stop(void *ctx)
+{
+    oracle *o = ctx;
+
+    oracle_http_stop(o);
+    pk_responders_stop(&o->answers);
+    tlog_close(&o->log);
+    pk_consumer_close(&o->trust);
+    pk_pact_cache_destroy(o->pacts);
+    pk_registry_close(o->reg);
+    oracle_reuse_close(o);
+    pk_keypair_wipe(&o->kp);
+}
+
 int main(int argc, char **argv)
 {
     static oracle_cfg cfg;
-    static oracle o;
-    int rc;
-    pk_status st;
+    static oracle o = {.cfg = &cfg, .svc = {.name = "oracle"}};
+    const pk_service_def def = {.program = "pactum-oracle",
+                                .summary = "Answers public trust queries.",
+                                .opts = options,
+                                .n_opts = N_OPTIONS,
+                                .cfg = &cfg,
+                                .common = &cfg.common,
+                                .max_dbs = 24,
+                                .svc = &o.svc,
+                                .bus = &o.bus,
+                                .store = &o.store,
+                                .partitions = &o.partitions,
+                                .start = start,
+                                .run = run,
+                                .stop = stop,
+                                .ctx = &o};
 
-    if ((st = pk_config_load(options, N_OPTIONS, &cfg, argc, argv, "pactum-oracle",
-                             "Answers public trust queries.")) != PK_OK) {
-        if (st == PK_ENOTFOUND)
-            return PK_EXIT_OK;
-        fprintf(stderr, "pactum-oracle: %s\n", pk_error_msg());
-        return PK_EXIT_CONFIG;
-    }
-    o.cfg = &cfg;
-    o.svc.name = "oracle";
     oracle_metrics_init(&o);
     o.svc.metrics = o.m;
     o.svc.n_metrics = OM_COUNT;
-    pk_signals_install();
-    rc = pk_service_boot(&o.svc, &cfg.common, &o.bus, &o.store, &o.partitions, 24);
-    if (rc == PK_EXIT_OK)
-        rc = open_state(&o, &cfg);
-    if (rc == PK_EXIT_OK)
-        rc = start(&o);
-    if (rc == PK_EXIT_OK) {
-        pk_runner_loop(&o.model);
-        PK_INFO("shutting down");
-    }
-    pk_shutdown = 1; /* the log's threads run until it is set, also after a failed start */
-    oracle_http_stop(&o);
-    pk_responders_stop(&o.answers);
-    tlog_close(&o.log);
-    pk_service_ops_stop(&o.svc);
-    pk_consumer_close(&o.trust);
-    pk_pact_cache_destroy(o.pacts);
-    pk_registry_close(o.reg);
-    pk_bus_close(o.bus);
-    pk_store_close(o.store);
-    oracle_reuse_close(&o);
-    pk_keypair_wipe(&o.kp);
-    nats_Close();
-    return rc;
+    return pk_service_main(&def, argc, argv);
 }

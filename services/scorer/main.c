@@ -18,9 +18,16 @@ static const pk_cfg_opt options[] = {
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-/* Databases, registry copy and pact cache; PK_EXIT_STORE on failure. */
-static int open_state(scorer *sc)
+/* Partitions, databases, registry copy, pact cache, the digest and one worker per partition. */
+static int start(void *ctx)
 {
+    scorer *sc = ctx;
+    uint64_t owned = 0;
+
+    if (pk_partitions_parse(sc->cfg->owned, sc->partitions, &owned) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        return PK_EXIT_CONFIG;
+    }
     if (pk_store_dbi(sc->store, "agents", 0, &sc->agents) != PK_OK ||
         pk_store_dbi(sc->store, "tiers", 0, &sc->tiers) != PK_OK ||
         pk_store_dbi(sc->store, "meta", 0, &sc->meta) != PK_OK ||
@@ -29,22 +36,16 @@ static int open_state(scorer *sc)
         PK_ERROR("%s", pk_error_msg());
         return PK_EXIT_STORE;
     }
-    return PK_EXIT_OK;
-}
-
-/* Registry, responders and one worker per owned partition; an exit code on failure. */
-static int start(scorer *sc, const scorer_cfg *cfg, uint64_t owned)
-{
     sc->workers = (pk_pworkers){.svc = &sc->svc,
-                                .common = &cfg->common,
+                                .common = &sc->cfg->common,
                                 .stream = PK_STREAM_VERDICTS,
                                 .prefix = "scorer",
                                 .subject = "pactum.verdicts",
                                 .tail = ">",
-                                .batch = (int)cfg->batch,
+                                .batch = (int)sc->cfg->batch,
                                 .process = scorer_process};
     if (pk_registry_watch(sc->reg) != PK_OK || pk_registry_sync(sc->reg, 0) != PK_OK ||
-        pk_service_ops_start(&sc->svc) != PK_OK || scorer_answers_start(sc) != PK_OK ||
+        scorer_answers_start(sc) != PK_OK ||
         pk_pworkers_open(&sc->workers, sc->partitions, owned) != PK_OK) {
         PK_ERROR("%s", pk_error_msg());
         return PK_EXIT_BUS;
@@ -53,58 +54,49 @@ static int start(scorer *sc, const scorer_cfg *cfg, uint64_t owned)
         PK_ERROR("%s", pk_error_msg());
         return PK_EXIT_RUNTIME;
     }
+    PK_INFO("ready: serving %zu of %u partitions", sc->workers.n, sc->partitions);
     return PK_EXIT_OK;
+}
+
+static void run(void *ctx)
+{
+    pk_registry_follow(((scorer *)ctx)->reg);
+}
+
+static void stop(void *ctx)
+{
+    scorer *sc = ctx;
+
+    pk_pworkers_close(&sc->workers);
+    scorer_workers_free(sc);
+    pk_responders_stop(&sc->answers);
+    pk_pact_cache_destroy(sc->pacts);
+    pk_registry_close(sc->reg);
 }
 
 int main(int argc, char **argv)
 {
     static scorer_cfg cfg;
-    static scorer sc;
-    uint64_t owned = 0;
-    int rc;
-    pk_status st;
+    static scorer sc = {.cfg = &cfg, .svc = {.name = "scorer"}};
+    const pk_service_def def = {.program = "pactum-scorer",
+                                .summary =
+                                    "Keeps reputation and tier per agent; publishes trust changes.",
+                                .opts = options,
+                                .n_opts = N_OPTIONS,
+                                .cfg = &cfg,
+                                .common = &cfg.common,
+                                .max_dbs = 8,
+                                .svc = &sc.svc,
+                                .bus = &sc.bus,
+                                .store = &sc.store,
+                                .partitions = &sc.partitions,
+                                .start = start,
+                                .run = run,
+                                .stop = stop,
+                                .ctx = &sc};
 
-    if ((st = pk_config_load(options, N_OPTIONS, &cfg, argc, argv, "pactum-scorer",
-                             "Keeps reputation and tier per agent; publishes trust changes.")) !=
-        PK_OK) {
-        if (st == PK_ENOTFOUND)
-            return PK_EXIT_OK;
-        fprintf(stderr, "pactum-scorer: %s\n", pk_error_msg());
-        return PK_EXIT_CONFIG;
-    }
-    sc.cfg = &cfg;
-    sc.svc.name = "scorer";
     scorer_metrics_init(&sc);
     sc.svc.metrics = sc.m;
     sc.svc.n_metrics = SM_COUNT;
-    pk_signals_install();
-    rc = pk_service_boot(&sc.svc, &cfg.common, &sc.bus, &sc.store, &sc.partitions, 8);
-    if (rc == PK_EXIT_OK && pk_partitions_parse(cfg.owned, sc.partitions, &owned) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        rc = PK_EXIT_CONFIG;
-    }
-    if (rc == PK_EXIT_OK)
-        rc = open_state(&sc);
-    if (rc == PK_EXIT_OK)
-        rc = start(&sc, &cfg, owned);
-    if (rc == PK_EXIT_OK)
-        PK_INFO("ready: serving %zu of %u partitions", sc.workers.n, sc.partitions);
-    while (rc == PK_EXIT_OK && !pk_shutdown) {
-        if (pk_registry_sync_if_dirty(sc.reg) != PK_OK)
-            PK_WARN("registry sync: %s", pk_error_msg());
-        pk_sleep_ms(100);
-    }
-    if (rc == PK_EXIT_OK)
-        PK_INFO("shutting down");
-    pk_shutdown = 1;
-    pk_pworkers_close(&sc.workers);
-    scorer_workers_free(&sc);
-    pk_responders_stop(&sc.answers);
-    pk_service_ops_stop(&sc.svc);
-    pk_pact_cache_destroy(sc.pacts);
-    pk_registry_close(sc.reg);
-    pk_bus_close(sc.bus);
-    pk_store_close(sc.store);
-    nats_Close();
-    return rc;
+    return pk_service_main(&def, argc, argv);
 }

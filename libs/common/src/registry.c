@@ -5,6 +5,7 @@
 
 #include "pk/clock.h"
 #include "pk/log.h"
+#include "pk/service.h"
 
 #define SYNC_TXN_RECORDS 256 /* records applied per LMDB transaction */
 
@@ -388,4 +389,13 @@ void pk_registry_ids_free(char **ids, size_t n)
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
+}
+
+void pk_registry_follow(pk_registry *r)
+{
+    while (!pk_shutdown) {
+        if (pk_registry_sync_if_dirty(r) != PK_OK)
+            PK_WARN("registry sync: %s", pk_error_msg());
+        pk_sleep_ms(100);
+    }
 }

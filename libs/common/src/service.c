@@ -143,6 +143,40 @@ int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_st
     return PK_EXIT_OK;
 }
 
+int pk_service_main(const pk_service_def *d, int argc, char **argv)
+{
+    pk_status st = pk_config_load(d->opts, d->n_opts, d->cfg, argc, argv, d->program, d->summary);
+    int rc;
+
+    if (st == PK_ENOTFOUND)
+        return PK_EXIT_OK; /* --help */
+    if (st != PK_OK) {
+        fprintf(stderr, "%s: %s\n", d->program, pk_error_msg());
+        return PK_EXIT_CONFIG;
+    }
+    pk_signals_install();
+    rc = pk_service_boot(d->svc, d->common, d->bus, d->store, d->partitions, d->max_dbs);
+    if (rc == PK_EXIT_OK)
+        rc = d->start(d->ctx);
+    if (rc == PK_EXIT_OK && pk_service_ops_start(d->svc) != PK_OK) {
+        PK_ERROR("%s", pk_error_msg());
+        rc = PK_EXIT_BUS;
+    }
+    if (rc == PK_EXIT_OK) {
+        d->run(d->ctx);
+        PK_INFO("shutting down");
+    }
+    pk_shutdown = 1; /* threads run until it is set, also after a failed start */
+    pk_service_ops_stop(d->svc);
+    d->stop(d->ctx);
+    pk_bus_close(*d->bus);
+    *d->bus = NULL;
+    pk_store_close(*d->store);
+    *d->store = NULL;
+    nats_Close();
+    return rc;
+}
+
 static pthread_mutex_t detail_lock = PTHREAD_MUTEX_INITIALIZER; /* guards pk_service.detail */
 
 void pk_service_set_health(pk_service *svc, bool healthy, const char *detail)

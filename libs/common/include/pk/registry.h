@@ -66,6 +66,9 @@ pk_status pk_registry_refresh(pk_registry *r, int64_t min_interval_ms) PK_MUST_C
 
 uint64_t pk_registry_seq(pk_registry *r);
 
+/* Keep the copy up to date (a sync whenever a record was seen) until pk_shutdown. */
+void pk_registry_follow(pk_registry *r);
+
 /* Apply one record at seq (used by sync PK_MUST_CHECK; exposed for tests and replay). */
 pk_status pk_registry_apply(pk_registry *r, MDB_txn *txn, const uint8_t *data, size_t len,
                             uint64_t seq) PK_MUST_CHECK;

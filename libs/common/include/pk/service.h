@@ -173,6 +173,35 @@ typedef struct pk_service {
 int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_store **store,
                     uint32_t *partitions, unsigned max_dbs);
 
+/*
+ * What a service's main() hands pk_service_main: its options and the three
+ * steps that are its own. pk_service_main does the rest, the same for every
+ * service: options and environment (--help exits 0, a bad value exits
+ * PK_EXIT_CONFIG with a sentence), signals, pk_service_boot, health and
+ * metrics on the bus, the shutdown on SIGINT or SIGTERM, and the release of
+ * the bus and the store after `stop`.
+ */
+typedef struct pk_service_def {
+    const char *program;         /* "pactum-scorer": its name in messages and --help */
+    const char *summary;         /* what it does, for --help */
+    const pk_cfg_opt *opts;      /* its options (PK_COMMON_OPTS first) */
+    size_t n_opts;               /* their count */
+    void *cfg;                   /* the configuration the options fill */
+    const pk_common_cfg *common; /* the common part of *cfg */
+    unsigned max_dbs;            /* named LMDB databases it opens */
+    pk_service *svc;             /* its name and own metrics set */
+    pk_bus **bus;                /* receives the connection */
+    pk_store **store;            /* receives the LMDB environment */
+    uint32_t *partitions;        /* receives the partition count */
+    int (*start)(void *ctx);     /* open and start what is its own; an exit code */
+    void (*run)(void *ctx);      /* its main loop, until pk_shutdown */
+    void (*stop)(void *ctx);     /* release what is its own (after a failed start too) */
+    void *ctx;                   /* for the three */
+} pk_service_def;
+
+/* Run a service from start to exit; returns the exit code for main(). */
+int pk_service_main(const pk_service_def *d, int argc, char **argv);
+
 /* The health answer: {"service", "instance", "healthy", "bus_connected", "detail", "uptime_ms"}. */
 json_t *pk_service_health_json(pk_service *svc);
 
