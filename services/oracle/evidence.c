@@ -100,13 +100,10 @@ static pk_status collect_entries(oracle *o, MDB_txn *txn, const Pactum__V1__Evid
     uint8_t key[PK_ID_MAX + 9];
     size_t al = strlen(q->agent_id);
     MDB_cursor *cur = NULL;
-    MDB_val k = {.mv_size = al + 9, .mv_data = key}, v;
+    MDB_val k = {.mv_size = pk_key_id_u64(key, q->agent_id, q->from), .mv_data = key}, v;
     pk_status st = PK_OK;
     int rc;
 
-    memcpy(key, q->agent_id, al);
-    key[al] = 0;
-    pk_be64_put(key + al + 1, q->from);
     if ((rc = mdb_cursor_open(txn, o->log.by_agent, &cur)) != 0)
         return pk_store_err(rc, "the log index");
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && st == PK_OK;
@@ -114,7 +111,7 @@ static pk_status collect_entries(oracle *o, MDB_txn *txn, const Pactum__V1__Evid
         uint64_t index;
         MDB_val leaf;
         Pactum__V1__LogLeaf *l;
-        if (k.mv_size != al + 9 || memcmp(k.mv_data, key, al + 1) != 0 ||
+        if (!pk_key_has_id(&k, q->agent_id) ||
             (index = pk_be64_get((const uint8_t *)k.mv_data + al + 1)) >= size)
             break;
         if (tlog_leaf(&o->log, txn, index, &leaf) != PK_OK ||

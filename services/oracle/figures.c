@@ -68,13 +68,7 @@ static int first_of(MDB_cursor *cur, const char *agent, MDB_val *k, MDB_val *v, 
 
 static bool key_of_agent(const MDB_val *k, const char *agent)
 {
-    size_t al;
-
-    if (!agent)
-        return true;
-    al = strlen(agent);
-    return k->mv_size == al + 9 && memcmp(k->mv_data, agent, al) == 0 &&
-           ((const uint8_t *)k->mv_data)[al] == 0;
+    return !agent || pk_key_has_id(k, agent);
 }
 
 /* What the figures point into, kept until they are signed. */

@@ -59,16 +59,6 @@ pk_status oracle_open_dbs(oracle *o)
     return PK_OK;
 }
 
-static size_t tier_key(uint8_t *buf, const char *agent, uint64_t seq)
-{
-    size_t n = strlen(agent);
-
-    memcpy(buf, agent, n);
-    buf[n] = 0;
-    pk_be64_put(buf + n + 1, seq);
-    return n + 9;
-}
-
 /* Apply one trust change; duplicates (change_seq not newer) are skipped. */
 static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustChange *ch,
                               uint64_t seq, uint8_t *changed)
@@ -98,26 +88,24 @@ static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustCh
     st = pk_put_msg(txn, o->reports, agent, strlen(agent), &rep.base);
     if (st == PK_OK && ch->tier_change) {
         ch->tier_change->trust_seq = seq;
-        st = pk_put_msg(txn, o->tiers, key, tier_key(key, agent, ch->change_seq),
+        st = pk_put_msg(txn, o->tiers, key, pk_key_id_u64(key, agent, ch->change_seq),
                         &ch->tier_change->base);
     }
     if (st == PK_OK && ch->cause && ch->cause->violation) {
         /* agent \0 be64 time be64 vseq -> severity: counted by age in reports and figures */
         uint8_t vk[PK_ID_MAX + 17], sev = (uint8_t)ch->cause->severity;
-        size_t al = strlen(agent);
         int64_t at = ch->cause->received_ms ? ch->cause->received_ms : ch->cause->evaluated_ms;
-        memcpy(vk, agent, al);
-        vk[al] = 0;
-        pk_be64_put(vk + al + 1, (uint64_t)at);
-        pk_be64_put(vk + al + 9, ch->cause->vseq);
-        st = pk_put(txn, o->violations, vk, al + 17, &sev, 1, 0);
+        size_t vl = pk_key_id_u64(vk, agent, (uint64_t)at);
+        pk_be64_put(vk + vl, ch->cause->vseq);
+        st = pk_put(txn, o->violations, vk, vl + 8, &sev, 1, 0);
     }
     if (st == PK_OK && ch->governance) {
         Pactum__V1__GovernanceEntry e = PACTUM__V1__GOVERNANCE_ENTRY__INIT;
         e.record = ch->governance;
         e.effect = ch->ruling_effect;
         e.change_seq = ch->change_seq;
-        st = pk_put_msg(txn, o->governance, key, tier_key(key, agent, ch->change_seq), &e.base);
+        st =
+            pk_put_msg(txn, o->governance, key, pk_key_id_u64(key, agent, ch->change_seq), &e.base);
     }
     if (old)
         pactum__v1__trust_report__free_unpacked(old, NULL);

@@ -14,23 +14,13 @@
 
 #define HISTORY_MAX 200 /* tier changes a query may ask for */
 
-static size_t tier_key(uint8_t *buf, const char *agent, uint64_t seq)
-{
-    size_t n = strlen(agent);
-
-    memcpy(buf, agent, n);
-    buf[n] = 0;
-    pk_be64_put(buf + n + 1, seq);
-    return n + 9;
-}
-
 typedef bool (*entry_fn)(void *ctx, const MDB_val *v); /* return false to stop */
 
 /* Walk agent's entries of a history db (tiers, governance), newest first. */
 static void walk_newest(MDB_txn *txn, MDB_dbi dbi, const char *agent, entry_fn fn, void *ctx)
 {
     uint8_t key[PK_ID_MAX + 9];
-    size_t alen = strlen(agent), kl = tier_key(key, agent, UINT64_MAX);
+    size_t kl = pk_key_id_u64(key, agent, UINT64_MAX);
     MDB_cursor *cur = NULL;
     MDB_val k = {.mv_size = kl, .mv_data = key}, v;
     int rc;
@@ -39,7 +29,7 @@ static void walk_newest(MDB_txn *txn, MDB_dbi dbi, const char *agent, entry_fn f
         return;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    while (rc == 0 && k.mv_size == alen + 9 && memcmp(k.mv_data, agent, alen + 1) == 0) {
+    while (rc == 0 && pk_key_has_id(&k, agent)) {
         if (!fn(ctx, &v))
             break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);

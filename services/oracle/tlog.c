@@ -136,16 +136,6 @@ pk_status tlog_head(tlog *l, MDB_txn *txn, uint64_t size, uint8_t **out, size_t 
     return PK_OK;
 }
 
-static size_t ref_key(uint8_t *key, const char *stream, uint64_t seq)
-{
-    size_t n = strlen(stream);
-
-    memcpy(key, stream, n);
-    key[n] = 0;
-    pk_be64_put(key + n + 1, seq);
-    return n + 9;
-}
-
 pk_status tlog_find(tlog *l, MDB_txn *txn, const char *stream, uint64_t seq, uint64_t *index)
 {
     uint8_t key[80];
@@ -154,7 +144,7 @@ pk_status tlog_find(tlog *l, MDB_txn *txn, const char *stream, uint64_t seq, uin
 
     if (strlen(stream) > 64)
         return PK_ERR(PK_EINVAL, "stream name too long");
-    if ((st = pk_get(txn, l->refs, key, ref_key(key, stream, seq), &v)) != PK_OK)
+    if ((st = pk_get(txn, l->refs, key, pk_key_id_u64(key, stream, seq), &v)) != PK_OK)
         return st;
     if (v.mv_size != 8)
         return PK_ERR(PK_ESTORE, "log reference of %s #%llu is damaged", stream,
@@ -331,15 +321,11 @@ pk_status tlog_append_leaf(tlog *l, MDB_txn *txn, const uint8_t *leaf, size_t le
     pk_be64_put(ib, *size);
     if ((st = pk_merkle_append(&io, *size, h)) != PK_OK ||
         (st = pk_put(txn, l->leaves, ib, 8, leaf, len, 0)) != PK_OK ||
-        (st = pk_put(txn, l->refs, key, ref_key(key, stream, stream_seq), ib, 8, 0)) != PK_OK)
+        (st = pk_put(txn, l->refs, key, pk_key_id_u64(key, stream, stream_seq), ib, 8, 0)) != PK_OK)
         return st;
-    if (al) {
-        memcpy(ak, agent, al);
-        ak[al] = 0;
-        pk_be64_put(ak + al + 1, *size);
-        if ((st = pk_put(txn, l->by_agent, ak, al + 9, "", 0, 0)) != PK_OK)
-            return st;
-    }
+    if (al &&
+        (st = pk_put(txn, l->by_agent, ak, pk_key_id_u64(ak, agent, *size), "", 0, 0)) != PK_OK)
+        return st;
     (*size)++;
     return PK_OK;
 }
@@ -371,7 +357,7 @@ static pk_status build_leaf(tlog *l, MDB_txn *txn, const ProtobufCBinaryData *by
 
     if (src >= 0) {
         /* a source message already logged (a batch delivered again) is skipped */
-        st = pk_get(txn, l->refs, key, ref_key(key, leaf->stream, leaf->stream_seq), &seen);
+        st = pk_get(txn, l->refs, key, pk_key_id_u64(key, leaf->stream, leaf->stream_seq), &seen);
         if (st == PK_ENOTFOUND) {
             if (leaf->stream_seq > b->hw[src])
                 b->hw[src] = leaf->stream_seq;

@@ -166,7 +166,6 @@ static pk_status add_tier_change(score_worker *w, Pactum__V1__TrustChange *ch, c
     const pk_trust *t = a->t;
     Pactum__V1__TierChange *tc = &p->tc;
     uint8_t key[PK_ID_MAX + 9];
-    size_t alen = strlen(t->agent_id);
 
     pactum__v1__tier_change__init(tc);
     tc->from = (Pactum__V1__Tier)fx->from_tier;
@@ -197,13 +196,11 @@ static pk_status add_tier_change(score_worker *w, Pactum__V1__TrustChange *ch, c
     if (strcmp(fx->rule, PK_RULE_REENTRY) == 0)
         pk_metric_add(&s->m[SM_REENTRIES], 1);
     ch->tier_change = tc;
-    memcpy(key, t->agent_id, alen);
-    key[alen] = 0;
-    pk_be64_put(key + alen + 1, t->change_seq);
     pk_metric_add(&s->m[SM_TIER_CHANGES], 1);
     PK_INFO("%s: %s -> %s (%s: %s)", t->agent_id, pk_tier_name(tc->from), pk_tier_name(tc->to),
             fx->rule, fx->cause);
-    return pk_wset_put_msg(w->ws, s->tiers, key, alen + 9, &tc->base);
+    return pk_wset_put_msg(w->ws, s->tiers, key, pk_key_id_u64(key, t->agent_id, t->change_seq),
+                           &tc->base);
 }
 
 /* Publish the change an input made (numbered a->t->change_seq), and keep tier changes. */

@@ -189,6 +189,23 @@ pk_status pk_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
     return PK_OK;
 }
 
+size_t pk_key_id_u64(uint8_t *buf, const char *id, uint64_t n)
+{
+    size_t len = strlen(id);
+
+    memcpy(buf, id, len);
+    buf[len] = 0;
+    pk_be64_put(buf + len + 1, n);
+    return len + 9;
+}
+
+bool pk_key_has_id(const MDB_val *k, const char *id)
+{
+    size_t len = strlen(id);
+
+    return k->mv_size == len + 9 && memcmp(k->mv_data, id, len + 1) == 0;
+}
+
 uint64_t pk_get_u64_or(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t def)
 {
     uint64_t v = def;

@@ -59,6 +59,16 @@ pk_status pk_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen) PK_MUS
 /* Unsigned 64-bit values stored big-endian (so they sort as numbers too). */
 pk_status pk_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out) PK_MUST_CHECK;
 pk_status pk_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v) PK_MUST_CHECK;
+/*
+ * The key "id \0 be64(n)" (an id, then a number that sorts) into buf, which
+ * holds strlen(id) + 9 bytes; returns its length. Histories keyed by agent
+ * and sequence use it, so an agent's entries are contiguous and in order.
+ */
+size_t pk_key_id_u64(uint8_t *buf, const char *id, uint64_t n);
+
+/* Is k a key "id \0 be64(n)" of this id (made by pk_key_id_u64)? */
+bool pk_key_has_id(const MDB_val *k, const char *id);
+
 /* The u64 under key, or def when it is absent (or not 8 bytes). */
 uint64_t pk_get_u64_or(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t def);
 void pk_be64_put(uint8_t out[8], uint64_t v);
