@@ -619,3 +619,83 @@ long long h_wait_metric(h_env *h, const char *service, const char *series, long 
     } while (pk_mono_ms() < deadline);
     return v;
 }
+
+static bool receipt_ok(h_env *h, Pactum__V1__RegistryReceipt *r, const char *what)
+{
+    bool ok = r && r->ok;
+
+    snprintf(h->why, sizeof(h->why), "%s: %s", what,
+             r ? r->message : "no receipt (is ingest running?)");
+    if (r)
+        pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    return ok;
+}
+
+bool h_agent(h_env *h, const char *id, const pk_keypair *agent, const pk_keypair *owner)
+{
+    return receipt_ok(h, h_register_agent(h, id, agent, owner), id);
+}
+
+bool h_pact(h_env *h, const pk_keypair *owner, const char *json)
+{
+    return receipt_ok(h, h_register_pact(h, owner, json), "pact");
+}
+
+ProtobufCMessage *h_ask_until(h_env *h, const char *subject, const ProtobufCMessage *query,
+                              Pactum__V1__PayloadType type,
+                              bool (*done)(const ProtobufCMessage *answer, void *ctx), void *ctx,
+                              int timeout_ms)
+{
+    int64_t deadline = pk_mono_ms() + timeout_ms;
+    ProtobufCMessage *m = NULL;
+
+    for (;;) {
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
+        m = h_ask(h, subject, query, type);
+        if ((m && done(m, ctx)) || pk_mono_ms() >= deadline)
+            return m;
+        pk_sleep_ms(100);
+    }
+}
+
+bool h_read_stream(h_env *h, const char *stream, const char *filter, h_msg_fn each, void *ctx)
+{
+    pk_consumer c = {0};
+    int64_t deadline = pk_mono_ms() + 60000;
+    bool go = true;
+
+    if (pk_consumer_open(&c, h->bus, stream, NULL, filter, 1, 1024, 30000) != PK_OK)
+        return false;
+    while (go && pk_mono_ms() < deadline) {
+        natsMsgList list;
+        pk_status st = pk_consumer_fetch(&c, &list, 512, 1000);
+        if (st == PK_ETIMEOUT)
+            break;
+        if (st != PK_OK) {
+            go = false;
+            break;
+        }
+        for (int i = 0; i < list.Count && go; i++)
+            go = each(ctx, list.Msgs[i]);
+        natsMsgList_Destroy(&list);
+    }
+    pk_consumer_close(&c);
+    return go;
+}
+
+bool h_next_rejection(natsSubscription *sub, int timeout_ms, Pactum__V1__Rejection **out,
+                      char *subject, size_t len)
+{
+    natsMsg *m = NULL;
+
+    *out = NULL;
+    if (natsSubscription_NextMsg(&m, sub, timeout_ms) != NATS_OK)
+        return false;
+    *out = pactum__v1__rejection__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                         (const uint8_t *)natsMsg_GetData(m));
+    if (subject)
+        snprintf(subject, len, "%s", natsMsg_GetSubject(m));
+    natsMsg_Destroy(m);
+    return true;
+}

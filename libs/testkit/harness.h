@@ -25,6 +25,7 @@ typedef struct h_env {
     pk_bus *bus;               /* client connection */
     int http_port;             /* the oracle's HTTP port on 127.0.0.1 (chosen at its start) */
     char nats_conf[300];       /* nats-server configuration file, if any */
+    char why[512];             /* why the last h_agent, h_pact ... returned false */
 } h_env;
 
 extern const char *const h_service_names[H_SERVICES];
@@ -80,6 +81,12 @@ Pactum__V1__RegistryReceipt *h_register_agent(h_env *h, const char *id, const pk
 /* Register a pact document signed by owner. */
 Pactum__V1__RegistryReceipt *h_register_pact(h_env *h, const pk_keypair *owner, const char *json);
 
+/* Register an agent (h_register_agent) and insist it is accepted; false with h->why if not. */
+bool h_agent(h_env *h, const char *id, const pk_keypair *agent, const pk_keypair *owner);
+
+/* Register a pact (h_register_pact) and insist it is accepted; false with h->why if not. */
+bool h_pact(h_env *h, const pk_keypair *owner, const char *json);
+
 /* Send raw bytes as a registration request and decode the receipt. */
 Pactum__V1__RegistryReceipt *h_submit(h_env *h, const uint8_t *data, size_t len);
 
@@ -117,6 +124,29 @@ Pactum__V1__TrustReport *h_trust(h_env *h, const char *agent);
 /* Poll the oracle until the agent's tier is tier; returns the last report (caller frees). */
 Pactum__V1__TrustReport *h_wait_tier(h_env *h, const char *agent, Pactum__V1__Tier tier,
                                      int timeout_ms);
+
+/*
+ * Ask on subject until done(answer, ctx) says yes or timeout_ms passes (every
+ * 100 ms); returns the last answer (caller frees), or NULL if none came.
+ */
+ProtobufCMessage *h_ask_until(h_env *h, const char *subject, const ProtobufCMessage *query,
+                              Pactum__V1__PayloadType type,
+                              bool (*done)(const ProtobufCMessage *answer, void *ctx), void *ctx,
+                              int timeout_ms);
+
+/* Called for each message of a stream read by h_read_stream; return false to stop. */
+typedef bool (*h_msg_fn)(void *ctx, natsMsg *m);
+
+/* Read stream (messages on filter) from its first message to its end (bounded: 60 s). */
+bool h_read_stream(h_env *h, const char *stream, const char *filter, h_msg_fn each, void *ctx);
+
+/*
+ * The next dead-letter record on sub (a subscription to pactum.rejected.*)
+ * within timeout_ms: false if none came; else *out is it decoded (caller
+ * frees; NULL if it does not decode) and subject its subject.
+ */
+bool h_next_rejection(natsSubscription *sub, int timeout_ms, Pactum__V1__Rejection **out,
+                      char *subject, size_t len);
 
 /* Value of a metric line "name{labels}" from a service, or -1. */
 long long h_metric(h_env *h, const char *service, const char *series);

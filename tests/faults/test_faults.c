@@ -46,19 +46,13 @@ static const char *const *env_of(int service)
 
 static void setup(void)
 {
-    Pactum__V1__RegistryReceipt *r;
-
     cr_assert(h_start(&h, false), "nats-server did not start (logs in %s)", h.dir);
     for (int i = 0; i < H_SERVICES; i++)
         cr_assert(h_start_service(&h, i, env_of(i)), "%s did not start", h_service_names[i]);
     h_keypair(&agent, 51);
     h_keypair(&owner, 52);
-    r = h_register_agent(&h, "steady-bot", &agent, &owner);
-    cr_assert(r && r->ok);
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
-    r = h_register_pact(&h, &owner, pact);
-    cr_assert(r && r->ok, "%s", r ? r->message : "");
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_agent(&h, "steady-bot", &agent, &owner), "%s", h.why);
+    cr_assert(h_pact(&h, &owner, pact), "%s", h.why);
 }
 
 static void teardown(void)
@@ -142,79 +136,76 @@ static void wait_sent(stream *s, int n)
 }
 
 /* Every event id of PACTUM_EVENTS, read through an ordered consumer: counts per id. */
+/* What reading PACTUM_EVENTS found: each event of the stream, and the others. */
+typedef struct event_tally {
+    int *seen, n;       /* times each f-<k> was seen, k < n */
+    int total, foreign; /* events, and events not of the stream */
+} event_tally;
+
+static bool count_event(void *ctx, natsMsg *m)
+{
+    event_tally *t = ctx;
+    pk_event_msg *ev = pactum__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                 (const uint8_t *)natsMsg_GetData(m));
+    int k;
+
+    t->total++;
+    if (ev && sscanf(ev->event_id, "f-%d", &k) == 1 && k >= 0 && k < t->n)
+        t->seen[k]++;
+    else
+        t->foreign++;
+    if (ev)
+        pactum__v1__event__free_unpacked(ev, NULL);
+    return true;
+}
+
 static void read_events(int *seen, int n, int *total, int *foreign)
 {
-    pk_consumer c = {0};
-    int64_t deadline = pk_mono_ms() + 60000;
+    event_tally t = {.seen = seen, .n = n};
 
-    *total = 0;
-    *foreign = 0;
-    cr_assert_eq(
-        pk_consumer_open(&c, h.bus, PK_STREAM_EVENTS, NULL, "pactum.events.>", 1, 1024, 30000),
-        PK_OK, "%s", pk_error_msg());
-    while (pk_mono_ms() < deadline) {
-        natsMsgList list;
-        pk_status st = pk_consumer_fetch(&c, &list, 512, 1000);
-        if (st == PK_ETIMEOUT)
-            break;
-        cr_assert_eq(st, PK_OK, "%s", pk_error_msg());
-        for (int i = 0; i < list.Count; i++) {
-            pk_event_msg *ev =
-                pactum__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(list.Msgs[i]),
-                                          (const uint8_t *)natsMsg_GetData(list.Msgs[i]));
-            int k;
-            (*total)++;
-            if (ev && sscanf(ev->event_id, "f-%d", &k) == 1 && k >= 0 && k < n)
-                seen[k]++;
-            else
-                (*foreign)++;
-            if (ev)
-                pactum__v1__event__free_unpacked(ev, NULL);
-        }
-        natsMsgList_Destroy(&list);
-    }
-    pk_consumer_close(&c);
+    cr_assert(h_read_stream(&h, PK_STREAM_EVENTS, "pactum.events.>", count_event, &t), "%s",
+              pk_error_msg());
+    *total = t.total;
+    *foreign = t.foreign;
 }
 
 /* Evaluations of each clause in PACTUM_VERDICTS (the sum of their tallies), and verdicts. */
 static int judged[EVENTS]; /* verdicts citing each event */
 
+typedef struct verdict_tally {
+    uint64_t *evals; /* [0] latency, [1] the other clause */
+    int verdicts;    /* verdicts read */
+} verdict_tally;
+
+static bool count_verdict(void *ctx, natsMsg *m)
+{
+    verdict_tally *t = ctx;
+    pk_verdict_msg *v = pactum__v1__verdict__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                    (const uint8_t *)natsMsg_GetData(m));
+
+    if (!v)
+        return true;
+    t->verdicts++;
+    for (size_t k = 0; k < v->n_evidence; k++) {
+        int e;
+        if (sscanf(v->evidence[k]->event_id, "f-%d", &e) == 1 && e >= 0 && e < EVENTS)
+            judged[e]++;
+    }
+    for (size_t k = 0; k < v->n_tally; k++)
+        t->evals[strcmp(v->clause_id, "latency") == 0 ? 0 : 1] +=
+            v->tally[k]->pass + v->tally[k]->fail;
+    pactum__v1__verdict__free_unpacked(v, NULL);
+    return true;
+}
+
 static void read_verdicts(uint64_t evals[2], int *verdicts)
 {
-    pk_consumer c = {0};
-    int64_t deadline = pk_mono_ms() + 60000;
+    verdict_tally t = {.evals = evals};
 
     evals[0] = evals[1] = 0;
-    *verdicts = 0;
-    cr_assert_eq(
-        pk_consumer_open(&c, h.bus, PK_STREAM_VERDICTS, NULL, "pactum.verdicts.>", 1, 1024, 30000),
-        PK_OK, "%s", pk_error_msg());
-    while (pk_mono_ms() < deadline) {
-        natsMsgList list;
-        pk_status st = pk_consumer_fetch(&c, &list, 512, 1000);
-        if (st == PK_ETIMEOUT)
-            break;
-        cr_assert_eq(st, PK_OK, "%s", pk_error_msg());
-        for (int i = 0; i < list.Count; i++) {
-            pk_verdict_msg *v =
-                pactum__v1__verdict__unpack(NULL, (size_t)natsMsg_GetDataLength(list.Msgs[i]),
-                                            (const uint8_t *)natsMsg_GetData(list.Msgs[i]));
-            if (!v)
-                continue;
-            (*verdicts)++;
-            for (size_t k = 0; k < v->n_evidence; k++) {
-                int e;
-                if (sscanf(v->evidence[k]->event_id, "f-%d", &e) == 1 && e >= 0 && e < EVENTS)
-                    judged[e]++;
-            }
-            for (size_t k = 0; k < v->n_tally; k++)
-                evals[strcmp(v->clause_id, "latency") == 0 ? 0 : 1] +=
-                    v->tally[k]->pass + v->tally[k]->fail;
-            pactum__v1__verdict__free_unpacked(v, NULL);
-        }
-        natsMsgList_Destroy(&list);
-    }
-    pk_consumer_close(&c);
+    cr_assert(h_read_stream(&h, PK_STREAM_VERDICTS, "pactum.verdicts.>", count_verdict, &t), "%s",
+              pk_error_msg());
+    *verdicts = t.verdicts;
 }
 
 static uint64_t stream_msgs(const char *name)

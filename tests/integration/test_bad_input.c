@@ -22,20 +22,12 @@ static const char *pact_a =
 
 static void setup(void)
 {
-    Pactum__V1__RegistryReceipt *r;
-
     cr_assert(h_start(&h, true), "harness did not start (logs in %s)", h.dir);
     h_keypair(&ka, 11);
     h_keypair(&kb, 12);
-    r = h_register_agent(&h, "bot-a", &ka, &ka);
-    cr_assert(r && r->ok);
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
-    r = h_register_agent(&h, "bot-b", &kb, &kb);
-    cr_assert(r && r->ok);
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
-    r = h_register_pact(&h, &ka, pact_a);
-    cr_assert(r && r->ok, "%s", r ? r->message : "no answer");
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_agent(&h, "bot-a", &ka, &ka), "%s", h.why);
+    cr_assert(h_agent(&h, "bot-b", &kb, &kb), "%s", h.why);
+    cr_assert(h_pact(&h, &ka, pact_a), "%s", h.why);
     cr_assert_eq(natsConnection_SubscribeSync(&rejections, h.bus->nc, "pactum.rejected.*"),
                  NATS_OK);
     natsConnection_Flush(h.bus->nc);
@@ -239,21 +231,18 @@ Test(bad_input, each_bad_input_gets_its_reason_and_good_events_still_count)
 
     /* every refusal left a dead-letter record with a reason and a sentence */
     for (int i = 0; i < 60; i++) {
-        natsMsg *m = NULL;
         Pactum__V1__Rejection *rej;
-        if (natsSubscription_NextMsg(&m, rejections, 2000) != NATS_OK)
+        char subject[128];
+        if (!h_next_rejection(rejections, 2000, &rej, subject, sizeof(subject)))
             break;
-        rej = pactum__v1__rejection__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                            (const uint8_t *)natsMsg_GetData(m));
         cr_assert_not_null(rej);
         cr_assert_str_eq(rej->service, "ingest");
         cr_assert_gt(strlen(rej->message), 10, "a sentence, not a code: %s", rej->message);
-        cr_assert(strstr(natsMsg_GetSubject(m), pk_reason_name(rej->reason)) != NULL);
+        cr_assert(strstr(subject, pk_reason_name(rej->reason)) != NULL);
         if (rej->reason < 16)
             counts[rej->reason]++;
         got++;
         pactum__v1__rejection__free_unpacked(rej, NULL);
-        natsMsg_Destroy(m);
         if (got == 16)
             break;
     }
@@ -714,13 +703,10 @@ Test(bad_input, signatures_checked_in_parallel_refuse_exactly_the_bad_envelopes)
                  bad0 + n_bad);
     /* the dead letters name exactly the tampered envelopes */
     for (int k = 0; k < 4 * N && got < n_bad; k++) {
-        natsMsg *m = NULL;
         Pactum__V1__Rejection *rej;
 
-        if (natsSubscription_NextMsg(&m, rejections, 2000) != NATS_OK)
+        if (!h_next_rejection(rejections, 2000, &rej, NULL, 0))
             break;
-        rej = pactum__v1__rejection__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                            (const uint8_t *)natsMsg_GetData(m));
         cr_assert_not_null(rej);
         if (rej->reason == PACTUM__V1__REASON__REASON_BAD_SIGNATURE) {
             int i = 0;
@@ -734,7 +720,6 @@ Test(bad_input, signatures_checked_in_parallel_refuse_exactly_the_bad_envelopes)
             got++;
         }
         pactum__v1__rejection__free_unpacked(rej, NULL);
-        natsMsg_Destroy(m);
     }
     cr_assert_eq(got, n_bad);
     pk_sleep_ms(300);

@@ -84,6 +84,17 @@ static Pactum__V1__TrustReport *wait_tier(Pactum__V1__Tier tier)
     return r;
 }
 
+/* The operator "ops" and the arbiter "arb", registered with the admin key. */
+static void register_principals(void)
+{
+    cr_assert_eq(cli("principal register --id ops --role operator --key ops.key "
+                     "--admin-key admin.key"),
+                 0, "%s", out);
+    cr_assert_eq(cli("principal register --id arb --role arbiter --key arb.key "
+                     "--admin-key admin.key"),
+                 0, "%s", out);
+}
+
 static void good(const char *prefix, int n)
 {
     cr_assert(h_publish_events(&h, "gov-bot", &agent, prefix, n, "reply", "latency_ms", 500, "pii",
@@ -92,28 +103,18 @@ static void good(const char *prefix, int n)
 
 Test(governance, containment_dispute_reentry_override_ruling_and_replay)
 {
-    Pactum__V1__RegistryReceipt *rc;
     Pactum__V1__TrustReport *r;
     uint64_t v1, v2;
 
     /* principals: only the admin key registers them */
-    cr_assert_eq(cli("principal register --id ops --role operator --key ops.key "
-                     "--admin-key admin.key"),
-                 0, "%s", out);
-    cr_assert_eq(cli("principal register --id arb --role arbiter --key arb.key "
-                     "--admin-key admin.key"),
-                 0, "%s", out);
+    register_principals();
     cr_assert_eq(cli("principal register --id rogue --role operator --key owner.key "
                      "--admin-key owner.key"),
                  1, "%s", out);
     cr_assert(strstr(out, "not_authorized") != NULL, "%s", out);
 
-    rc = h_register_agent(&h, "gov-bot", &agent, &owner);
-    cr_assert(rc && rc->ok);
-    pactum__v1__registry_receipt__free_unpacked(rc, NULL);
-    rc = h_register_pact(&h, &owner, pact);
-    cr_assert(rc && rc->ok, "%s", rc ? rc->message : "");
-    pactum__v1__registry_receipt__free_unpacked(rc, NULL);
+    cr_assert(h_agent(&h, "gov-bot", &agent, &owner), "%s", h.why);
+    cr_assert(h_pact(&h, &owner, pact), "%s", h.why);
 
     /* a violation contains */
     good("a", 6);
@@ -277,7 +278,6 @@ send_ack(const char *id, const char *who, const pk_keypair *kp, int64_t signed_m
 
 Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
 {
-    Pactum__V1__RegistryReceipt *rc;
     Pactum__V1__GovernanceReceipt *r;
     int64_t now = pk_now_ms();
     uint64_t first_seq;
@@ -297,15 +297,8 @@ Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
         {"bad id!", "ops", 0, 0, false, PACTUM__V1__REASON__REASON_INVALID_FIELD},
     };
 
-    cr_assert_eq(cli("principal register --id ops --role operator --key ops.key "
-                     "--admin-key admin.key"),
-                 0, "%s", out);
-    cr_assert_eq(cli("principal register --id arb --role arbiter --key arb.key "
-                     "--admin-key admin.key"),
-                 0, "%s", out);
-    rc = h_register_agent(&h, "gov-bot", &agent, &owner);
-    cr_assert(rc && rc->ok);
-    pactum__v1__registry_receipt__free_unpacked(rc, NULL);
+    register_principals();
+    cr_assert(h_agent(&h, "gov-bot", &agent, &owner), "%s", h.why);
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r = send_ack(bad[i].id, bad[i].who, bad[i].key ? &owner : &ops, now + bad[i].skew_ms,

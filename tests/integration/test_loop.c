@@ -285,13 +285,12 @@ Test(loop, silence_makes_a_freshness_clause_stale_by_the_clock)
 
     cr_assert(r && r->ok);
     pactum__v1__registry_receipt__free_unpacked(r, NULL);
-    r = h_register_pact(&h, &owner,
-                        "{\"pactum\":1,\"id\":\"beats\",\"agent\":\"beater\",\"clauses\":[{\"id\":"
-                        "\"heartbeat\",\"promise\":\"beats every 2 seconds\",\"severity\":"
-                        "\"medium\",\"kind\":\"freshness\",\"evidence\":{\"field\":\"kind\","
-                        "\"eq\":\"heartbeat\"},\"max_gap\":\"2s\"}]}");
-    cr_assert(r && r->ok, "%s", r ? r->message : "");
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_pact(&h, &owner,
+                     "{\"pactum\":1,\"id\":\"beats\",\"agent\":\"beater\",\"clauses\":[{\"id\":"
+                     "\"heartbeat\",\"promise\":\"beats every 2 seconds\",\"severity\":"
+                     "\"medium\",\"kind\":\"freshness\",\"evidence\":{\"field\":\"kind\","
+                     "\"eq\":\"heartbeat\"},\"max_gap\":\"2s\"}]}"),
+              "%s", h.why);
     cr_assert(h_publish_events(&h, "beater", &agent, "hb1", 1, "heartbeat", NULL, 0, NULL, NULL));
     cr_assert(wait_clause("beater", "heartbeat", PACTUM__V1__OUTCOME__OUTCOME_PASS, 10000));
     /* no event at all: only the clock can notice */

@@ -34,18 +34,12 @@ static const char *pact =
 
 static void setup(void)
 {
-    Pactum__V1__RegistryReceipt *r;
-
     cr_assert(h_start(&h, true), "harness did not start (logs in %s)", h.dir);
     snprintf(key_pub, sizeof(key_pub), "%s/var/oracle/oracle.key.pub", h.dir);
     h_keypair(&agent, 41);
     h_keypair(&owner, 42);
-    r = h_register_agent(&h, "shop-bot", &agent, &owner);
-    cr_assert(r && r->ok);
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
-    r = h_register_pact(&h, &owner, pact);
-    cr_assert(r && r->ok, "%s", r ? r->message : "");
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_agent(&h, "shop-bot", &agent, &owner), "%s", h.why);
+    cr_assert(h_pact(&h, &owner, pact), "%s", h.why);
 }
 
 static void teardown(void)
@@ -107,6 +101,18 @@ static uint64_t wait_log(uint64_t want)
         pk_sleep_ms(100);
     } while (pk_mono_ms() < deadline);
     return size;
+}
+
+static bool four_entries(const ProtobufCMessage *m, void *ctx)
+{
+    return ((const Pactum__V1__EvidencePage *)m)->n_entries == 4;
+}
+
+static bool all_logged(const ProtobufCMessage *m, void *ctx)
+{
+    const Pactum__V1__GovernanceFigures *f = (const Pactum__V1__GovernanceFigures *)m;
+
+    return f->tier_changes && f->tier_changes_logged == f->tier_changes;
 }
 
 static void copy_path(const Pactum__V1__LogAnswer *a, uint8_t p[][PK_HASH])
@@ -267,16 +273,10 @@ Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
     /* the four recorded decisions reach the log, with proofs */
     eq.agent_id = "shop-bot";
     eq.kind = PACTUM__V1__LEAF_KIND__LEAF_DECISION;
-    for (int i = 0; i < 100; i++) {
-        if (pg)
-            pactum__v1__evidence_page__free_unpacked(pg, NULL);
-        pg = (Pactum__V1__EvidencePage *)h_ask(&h, PK_SUBJ_ORACLE_EVIDENCE, &eq.base,
-                                               PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVIDENCE_PAGE);
-        cr_assert_not_null(pg);
-        if (pg->n_entries == 4)
-            break;
-        pk_sleep_ms(100);
-    }
+    pg = (Pactum__V1__EvidencePage *)h_ask_until(&h, PK_SUBJ_ORACLE_EVIDENCE, &eq.base,
+                                                 PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVIDENCE_PAGE,
+                                                 four_entries, NULL, 10000);
+    cr_assert_not_null(pg);
     cr_assert_eq(pg->n_entries, 4, "decisions in the log: %zu", pg->n_entries);
     {
         Pactum__V1__TreeHead *th = head_of(&pg->head);
@@ -370,16 +370,10 @@ Test(oracle, figures_count_containments_overrides_and_the_audit_trail)
     cr_assert_eq(r->violations_24h[0]->severity, PACTUM__V1__SEVERITY__SEVERITY_CRITICAL);
     cr_assert_not_null(r->log_head.data, "a trust report carries the log head");
     pactum__v1__trust_report__free_unpacked(r, NULL);
-    for (int i = 0; i < 100; i++) {
-        if (f)
-            pactum__v1__governance_figures__free_unpacked(f, NULL);
-        f = (Pactum__V1__GovernanceFigures *)h_ask(&h, PK_SUBJ_ORACLE_FIGURES, &q.base,
-                                                   PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_FIGURES);
-        cr_assert_not_null(f);
-        if (f->tier_changes && f->tier_changes_logged == f->tier_changes)
-            break;
-        pk_sleep_ms(100);
-    }
+    f = (Pactum__V1__GovernanceFigures *)h_ask_until(&h, PK_SUBJ_ORACLE_FIGURES, &q.base,
+                                                     PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_FIGURES,
+                                                     all_logged, NULL, 10000);
+    cr_assert_not_null(f);
     cr_assert_eq(f->agents, 1);
     cr_assert_not_null(f->containment_ms);
     cr_assert_eq(f->containment_ms->count, 1);

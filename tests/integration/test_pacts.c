@@ -17,14 +17,10 @@ static pk_keypair agent, owner;
 
 static void setup(void)
 {
-    Pactum__V1__RegistryReceipt *r;
-
     cr_assert(h_start(&h, true), "harness did not start (logs in %s)", h.dir);
     h_keypair(&agent, 21);
     h_keypair(&owner, 22);
-    r = h_register_agent(&h, "bot", &agent, &owner);
-    cr_assert(r && r->ok);
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_agent(&h, "bot", &agent, &owner), "%s", h.why);
 }
 
 static void teardown(void)
@@ -176,9 +172,7 @@ Test(pacts, only_one_pact_of_an_agent_sets_its_governance)
     Pactum__V1__RegistryReceipt *r;
 
     snprintf(doc, sizeof(doc), SMALL_PACT, "first", gov);
-    r = h_register_pact(&h, &owner, doc);
-    cr_assert(r && r->ok, "%s", r ? r->message : "no answer");
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_pact(&h, &owner, doc), "%s", h.why);
     snprintf(doc, sizeof(doc), SMALL_PACT, "second", gov);
     r = h_register_pact(&h, &owner, doc);
     cr_assert_not_null(r);
@@ -188,9 +182,7 @@ Test(pacts, only_one_pact_of_an_agent_sets_its_governance)
     /* without a governance section it is welcome; a new version of the
      * governing pact may keep its section */
     snprintf(doc, sizeof(doc), SMALL_PACT, "second", "");
-    r = h_register_pact(&h, &owner, doc);
-    cr_assert(r && r->ok, "%s", r ? r->message : "no answer");
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_pact(&h, &owner, doc), "%s", h.why);
     snprintf(doc, sizeof(doc), SMALL_PACT, "first", ",\"governance\":{\"half_life\":\"3d\"}");
     r = h_register_pact(&h, &owner, doc);
     cr_assert(r && r->ok, "%s", r ? r->message : "no answer");

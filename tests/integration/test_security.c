@@ -76,7 +76,6 @@ static char *conf_text(void)
 static void setup(void)
 {
     char cmd[512], *conf;
-    Pactum__V1__RegistryReceipt *r;
     static char env[4][2][128];
     const char *svc_env[4];
 
@@ -105,18 +104,13 @@ static void setup(void)
     }
     h_keypair(&ka, 61);
     h_keypair(&kb, 62);
-    r = h_register_agent(&h, "bot-a", &ka, &ka);
-    cr_assert(r && r->ok);
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
-    r = h_register_agent(&h, "bot-b", &kb, &kb);
-    cr_assert(r && r->ok);
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
-    r = h_register_pact(&h, &ka,
-                        "{\"pactum\":1,\"id\":\"a\",\"agent\":\"bot-a\",\"clauses\":[{\"id\":\"c\","
-                        "\"promise\":\"never errors\",\"severity\":\"low\",\"kind\":\"forbidden\","
-                        "\"match\":{\"field\":\"kind\",\"eq\":\"error\"}}]}");
-    cr_assert(r && r->ok, "%s", r ? r->message : "");
-    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    cr_assert(h_agent(&h, "bot-a", &ka, &ka), "%s", h.why);
+    cr_assert(h_agent(&h, "bot-b", &kb, &kb), "%s", h.why);
+    cr_assert(h_pact(&h, &ka,
+                     "{\"pactum\":1,\"id\":\"a\",\"agent\":\"bot-a\",\"clauses\":[{\"id\":\"c\","
+                     "\"promise\":\"never errors\",\"severity\":\"low\",\"kind\":\"forbidden\","
+                     "\"match\":{\"field\":\"kind\",\"eq\":\"error\"}}]}"),
+              "%s", h.why);
 }
 
 static void teardown(void)
