@@ -286,15 +286,21 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, cli_call *c)
     return check_call(cmd, c);
 }
 
+/* "pactum: <message><tail>" on stderr. */
+static void say(const char *tail, const char *fmt, va_list ap)
+{
+    fputs("pactum: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("pactum: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(" (see --help)\n", fmt, ap);
     va_end(ap);
-    fputs(" (see --help)\n", stderr);
     return CLI_USAGE;
 }
 
@@ -302,10 +308,8 @@ int cli_error(int code, const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("pactum: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("\n", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return code;
 }

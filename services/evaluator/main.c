@@ -21,25 +21,19 @@ static const pk_cfg_opt options[] = {
      "events fetched and committed together"},
 };
 
-#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
-
 /* Partitions, databases, registry copy, pact cache and one worker per owned partition. */
 static int start(void *ctx)
 {
     evaluator *ev = ctx;
+    const pk_dbi_spec dbs[] = {
+        {"states", 0, &ev->states}, {"meta", 0, &ev->meta}, {"deadlines", 0, &ev->deadlines}};
 
-    if (pk_partitions_parse(ev->cfg->owned, ev->partitions, &ev->owned) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_CONFIG;
-    }
-    if (pk_store_dbi(ev->store, "states", 0, &ev->states) != PK_OK ||
-        pk_store_dbi(ev->store, "meta", 0, &ev->meta) != PK_OK ||
-        pk_store_dbi(ev->store, "deadlines", 0, &ev->deadlines) != PK_OK ||
+    if (pk_partitions_parse(ev->cfg->owned, ev->partitions, &ev->owned) != PK_OK)
+        return pk_service_failed(PK_EXIT_CONFIG);
+    if (pk_store_dbis(ev->store, dbs, PK_NELEM(dbs)) != PK_OK ||
         pk_registry_open(&ev->reg, ev->store, ev->bus) != PK_OK ||
-        pk_pact_cache_create(&ev->pacts, ev->reg, 256) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_STORE;
-    }
+        pk_pact_cache_create(&ev->pacts, ev->reg, 256) != PK_OK)
+        return pk_service_failed(PK_EXIT_STORE);
     ev->workers = (pk_pworkers){.svc = &ev->svc,
                                 .common = &ev->cfg->common,
                                 .stream = PK_STREAM_EVENTS,
@@ -52,14 +46,10 @@ static int start(void *ctx)
     ev->reg->hook = evaluator_on_registry;
     ev->reg->hook_ctx = ev;
     if (pk_registry_watch(ev->reg) != PK_OK || pk_registry_sync(ev->reg, 0) != PK_OK ||
-        pk_pworkers_open(&ev->workers, ev->partitions, ev->owned) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_BUS;
-    }
-    if (evaluator_workers_init(ev) != PK_OK || pk_pworkers_start(&ev->workers) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_RUNTIME;
-    }
+        pk_pworkers_open(&ev->workers, ev->partitions, ev->owned) != PK_OK)
+        return pk_service_failed(PK_EXIT_BUS);
+    if (evaluator_workers_init(ev) != PK_OK || pk_pworkers_start(&ev->workers) != PK_OK)
+        return pk_service_failed(PK_EXIT_RUNTIME);
     PK_INFO("ready: serving %zu of %u partitions, registry at #%llu", ev->workers.n, ev->partitions,
             (unsigned long long)pk_registry_seq(ev->reg));
     return PK_EXIT_OK;
@@ -80,29 +70,6 @@ static void stop(void *ctx)
     pk_registry_close(ev->reg);
 }
 
-int main(int argc, char **argv)
-{
-    static evaluator_cfg cfg;
-    static evaluator ev = {.cfg = &cfg, .svc = {.name = "evaluator"}};
-    const pk_service_def def = {.program = "pactum-evaluator",
-                                .summary =
-                                    "Applies pact clauses to the event stream and emits verdicts.",
-                                .opts = options,
-                                .n_opts = N_OPTIONS,
-                                .cfg = &cfg,
-                                .common = &cfg.common,
-                                .max_dbs = 16,
-                                .svc = &ev.svc,
-                                .bus = &ev.bus,
-                                .store = &ev.store,
-                                .partitions = &ev.partitions,
-                                .start = start,
-                                .run = run,
-                                .stop = stop,
-                                .ctx = &ev};
-
-    evaluator_metrics_init(&ev);
-    ev.svc.metrics = ev.m;
-    ev.svc.n_metrics = EM_COUNT;
-    return pk_service_main(&def, argc, argv);
-}
+PK_SERVICE_MAIN(evaluator, evaluator_cfg, evaluator_metrics_init, .name = "evaluator",
+                .summary = "Applies pact clauses to the event stream and emits verdicts.",
+                .max_dbs = 16)

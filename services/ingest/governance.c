@@ -392,14 +392,10 @@ static void handle(gov_ctx *c, const pk_signed_msg *env, const gov_kind *k)
 pk_status governance_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
                             size_t *outlen)
 {
-    gov_ctx c = {.r = {.in = ctx,
-                       .data = req,
-                       .len = len,
-                       .subject = PK_SUBJ_GOV_SUBMIT,
-                       .what = "governance record",
-                       .m_ok = M_GOV_OK,
-                       .m_rejected = M_GOV_REJECTED}};
-    pk_signed_msg *env = ingest_open_request(&c.r, GOV_MAX_BYTES);
+    static const ingest_req_kind record = {PK_SUBJ_GOV_SUBMIT, "governance record", M_GOV_OK,
+                                           M_GOV_REJECTED, GOV_MAX_BYTES};
+    gov_ctx c = {.r = {.in = ctx, .kind = &record, .data = req, .len = len}};
+    pk_signed_msg *env = ingest_open_request(&c.r);
     size_t i = 0;
     pk_status st;
 

@@ -119,16 +119,14 @@ static size_t dedup_key(uint8_t *buf, const char *agent, const char *event_id)
 
 static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
 {
-    switch (role) {
-    case PACTUM__V1__ROLE__ROLE_AGENT:
-        return PACTUM__V1__SOURCE__SOURCE_PEER;
-    case PACTUM__V1__ROLE__ROLE_EVALUATOR:
-        return PACTUM__V1__SOURCE__SOURCE_EVALUATOR;
-    case PACTUM__V1__ROLE__ROLE_HUMAN:
-        return PACTUM__V1__SOURCE__SOURCE_HUMAN;
-    default:
-        return PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED;
-    }
+    static const Pactum__V1__Source sources[] = {
+        [PACTUM__V1__ROLE__ROLE_AGENT] = PACTUM__V1__SOURCE__SOURCE_PEER,
+        [PACTUM__V1__ROLE__ROLE_EVALUATOR] = PACTUM__V1__SOURCE__SOURCE_EVALUATOR,
+        [PACTUM__V1__ROLE__ROLE_HUMAN] = PACTUM__V1__SOURCE__SOURCE_HUMAN};
+
+    /* unlisted roles are 0: PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED */
+    return (unsigned)role < PK_NELEM(sources) ? sources[role]
+                                              : PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED;
 }
 
 /*

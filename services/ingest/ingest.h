@@ -87,16 +87,22 @@ pk_status ingest_prune(ingest *in, int64_t now_ms) PK_MUST_CHECK;
 /* --- requests (registrations and governance records) --------------------------------- */
 
 /* A request being answered: its bytes, and the outcome every receipt carries. */
+/* A kind of signed request answered on the bus. */
+typedef struct ingest_req_kind {
+    const char *subject;  /* where it arrives */
+    const char *what;     /* "registration", "governance record": for the log */
+    int m_ok, m_rejected; /* counters of its outcome */
+    size_t max_bytes;     /* larger requests are refused unopened */
+} ingest_req_kind;
+
 typedef struct ingest_req {
-    ingest *in;                /* the service */
-    const uint8_t *data;       /* the request (borrowed) */
-    size_t len;                /* its length */
-    const char *subject;       /* where it arrived */
-    const char *what;          /* "registration", "governance record": for the log */
-    int m_ok, m_rejected;      /* counters of its outcome */
-    bool ok;                   /* accepted */
-    Pactum__V1__Reason reason; /* why not */
-    char text[1024];           /* the receipt's sentence */
+    ingest *in;                  /* the service */
+    const ingest_req_kind *kind; /* what it is */
+    const uint8_t *data;         /* the request (borrowed) */
+    size_t len;                  /* its length */
+    bool ok;                     /* accepted */
+    Pactum__V1__Reason reason;   /* why not */
+    char text[1024];             /* the receipt's sentence */
 } ingest_req;
 
 /* Refuse the request: the sentence, a counted dead-letter record with the reason. */
@@ -107,7 +113,7 @@ void ingest_refuse(ingest_req *r, Pactum__V1__Reason reason, const char *fmt, ..
 void ingest_accept(ingest_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The request's envelope, opened and its signature checked; NULL after refusing it. */
-pk_signed_msg *ingest_open_request(ingest_req *r, size_t max_bytes);
+pk_signed_msg *ingest_open_request(ingest_req *r);
 
 /* Answer pactum.registry.submit (a pk_handler_fn; ctx: the ingest). */
 pk_status registrar_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **out,

@@ -34,8 +34,6 @@ static const pk_cfg_opt options[] = {
      "and human reviewers; empty: none can be registered"},
 };
 
-#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
-
 /* The admin key, databases, registry copy, consumer and responders; an exit code on failure. */
 static int start(void *ctx)
 {
@@ -58,21 +56,16 @@ static int start(void *ctx)
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         in->verify_threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
     }
-    if (pk_store_dbi(in->store, "dedup", 0, &in->dedup) != PK_OK ||
-        pk_store_dbi(in->store, "dedup_time", 0, &in->dedup_time) != PK_OK ||
-        pk_registry_open(&in->reg, in->store, in->bus) != PK_OK ||
-        pk_wset_create(&in->ws) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_STORE;
-    }
+    const pk_dbi_spec dbs[] = {{"dedup", 0, &in->dedup}, {"dedup_time", 0, &in->dedup_time}};
+
+    if (pk_store_dbis(in->store, dbs, PK_NELEM(dbs)) != PK_OK ||
+        pk_registry_open(&in->reg, in->store, in->bus) != PK_OK || pk_wset_create(&in->ws) != PK_OK)
+        return pk_service_failed(PK_EXIT_STORE);
     if (pk_registry_watch(in->reg) != PK_OK || pk_registry_sync(in->reg, 0) != PK_OK ||
         pk_consumer_open(&in->raw, in->bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192,
                          30000) != PK_OK ||
-        pk_responders_start(&in->answers, in->bus, routes, sizeof(routes) / sizeof(routes[0]),
-                            in) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_BUS;
-    }
+        pk_responders_start(&in->answers, in->bus, routes, PK_NELEM(routes), in) != PK_OK)
+        return pk_service_failed(PK_EXIT_BUS);
     in->runner = (pk_runner){.what = "ingest",
                              .consumer = &in->raw,
                              .svc = &in->svc,
@@ -102,30 +95,9 @@ static void stop(void *ctx)
     pk_wset_destroy(in->ws);
 }
 
-int main(int argc, char **argv)
-{
-    static ingest_cfg cfg;
-    /* a batch's acknowledgements and the next fetch go out together, not one write each;
-     * the events go out at once when the batch waits for their acknowledgements */
-    static ingest in = {.cfg = &cfg, .svc = {.name = "ingest", .buffered = true}};
-    const pk_service_def def = {.program = "pactum-ingest",
-                                .summary = "Validates, authenticates and normalizes agent events.",
-                                .opts = options,
-                                .n_opts = N_OPTIONS,
-                                .cfg = &cfg,
-                                .common = &cfg.common,
-                                .max_dbs = 16,
-                                .svc = &in.svc,
-                                .bus = &in.bus,
-                                .store = &in.store,
-                                .partitions = &in.partitions,
-                                .start = start,
-                                .run = run,
-                                .stop = stop,
-                                .ctx = &in};
-
-    ingest_metrics_init(&in);
-    in.svc.metrics = in.m;
-    in.svc.n_metrics = M_COUNT;
-    return pk_service_main(&def, argc, argv);
-}
+PK_SERVICE_MAIN(ingest, ingest_cfg, ingest_metrics_init, .name = "ingest",
+                .summary = "Validates, authenticates and normalizes agent events.", .max_dbs = 16,
+                /* a batch's acknowledgements and the next fetch go out together, not one
+                 * write each; the events go out at once when a batch waits for their
+                 * acknowledgements */
+                .buffered = true)

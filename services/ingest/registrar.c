@@ -109,23 +109,13 @@ static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const c
     }
 }
 
-static void register_agent(submit_ctx *c, const pk_signed_msg *env)
+static void register_agent(submit_ctx *c, const pk_signed_msg *env, ProtobufCMessage *m)
 {
-    Pactum__V1__AgentRegistration *ar =
-        pactum__v1__agent_registration__unpack(NULL, env->payload.len, env->payload.data);
+    const Pactum__V1__AgentRegistration *ar = (const Pactum__V1__AgentRegistration *)m;
     Pactum__V1__AgentRecord rec = PACTUM__V1__AGENT_RECORD__INIT;
     uint8_t *pop = NULL;
     size_t poplen = 0;
 
-    if (!ar) {
-        refuse(c, PACTUM__V1__REASON__REASON_MALFORMED, "payload is not an AgentRegistration");
-        return;
-    }
-    if (pk_id_check("agent id", ar->agent_id) != PK_OK) {
-        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
-        goto done;
-    }
-    c->receipt.id = ar->agent_id;
     if (ar->agent_key.len != PK_PUBKEY_BYTES || ar->owner_key.len != PK_PUBKEY_BYTES ||
         ar->agent_pop.len != PK_SIG_BYTES) {
         refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
@@ -159,10 +149,6 @@ static void register_agent(submit_ctx *c, const pk_signed_msg *env)
     store_principal(c, &rec, "agent");
 done:
     free(pop);
-    /* receipt.id points into ar: make it a copy that outlives ar */
-    if (c->receipt.id)
-        c->receipt.id = strdup(c->receipt.id);
-    pactum__v1__agent_registration__free_unpacked(ar, NULL);
 }
 
 /*
@@ -358,46 +344,27 @@ static void store_version(submit_ctx *c, const pact_reg *p)
     }
 }
 
-static void register_pact(submit_ctx *c, const pk_signed_msg *env)
+static void register_pact(submit_ctx *c, const pk_signed_msg *env, ProtobufCMessage *m)
 {
-    pact_reg p = {0};
+    pact_reg p = {.pr = (Pactum__V1__PactRegistration *)m};
 
-    p.pr = pactum__v1__pact_registration__unpack(NULL, env->payload.len, env->payload.data);
-    if (!p.pr) {
-        refuse(c, PACTUM__V1__REASON__REASON_MALFORMED, "payload is not a PactRegistration");
-        return;
-    }
-    if (pk_id_check("pact id", p.pr->pact_id) != PK_OK)
-        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
-    else if ((c->receipt.id = strdup(p.pr->pact_id)) && compile_document(c, &p) &&
-             read_registry(c, &p) && allowed(c, env, &p))
+    if (compile_document(c, &p) && read_registry(c, &p) && allowed(c, env, &p))
         store_version(c, &p);
     if (p.latest)
         pactum__v1__pact_record__free_unpacked(p.latest, NULL);
     if (p.agent)
         pactum__v1__agent_record__free_unpacked(p.agent, NULL);
     pk_pact_free(p.pact);
-    pactum__v1__pact_registration__free_unpacked(p.pr, NULL);
 }
 
-static void register_principal(submit_ctx *c, const pk_signed_msg *env)
+static void register_principal(submit_ctx *c, const pk_signed_msg *env, ProtobufCMessage *m)
 {
     ingest *in = c->r.in;
-    Pactum__V1__PrincipalRegistration *pr =
-        pactum__v1__principal_registration__unpack(NULL, env->payload.len, env->payload.data);
+    const Pactum__V1__PrincipalRegistration *pr = (const Pactum__V1__PrincipalRegistration *)m;
     Pactum__V1__AgentRecord rec = PACTUM__V1__AGENT_RECORD__INIT;
     uint8_t *pop = NULL;
     size_t poplen = 0;
 
-    if (!pr) {
-        refuse(c, PACTUM__V1__REASON__REASON_MALFORMED, "payload is not a PrincipalRegistration");
-        return;
-    }
-    if (pk_id_check("principal id", pr->id) != PK_OK) {
-        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
-        goto done;
-    }
-    c->receipt.id = pr->id;
     if (!in->have_admin) {
         refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
                "this ingest has no admin key (PACTUM_ADMIN_KEY), so no operator, arbiter, "
@@ -441,33 +408,60 @@ static void register_principal(submit_ctx *c, const pk_signed_msg *env)
     store_principal(c, &rec, pk_role_name(pr->role));
 done:
     free(pop);
-    if (c->receipt.id)
-        c->receipt.id = strdup(c->receipt.id);
-    pactum__v1__principal_registration__free_unpacked(pr, NULL);
 }
 
-typedef void (*register_fn)(submit_ctx *c, const pk_signed_msg *env);
+/* Register the decoded payload m, whose id has been checked (and copied to the receipt). */
+typedef void (*register_fn)(submit_ctx *c, const pk_signed_msg *env, ProtobufCMessage *m);
 
 /* What may be registered here, by payload type. */
-static const struct {
+typedef struct reg_kind {
     Pactum__V1__PayloadType type;
+    const ProtobufCMessageDescriptor *payload; /* how it decodes */
+    const char *malformed;                     /* what to say when it does not */
+    const char *id_name;                       /* its id, in messages */
+    size_t id_at;                              /* where the payload keeps the id */
     register_fn fn;
-} kinds[] = {
-    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION, register_agent},
-    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, register_pact},
-    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION, register_principal},
+} reg_kind;
+
+static const reg_kind kinds[] = {
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION,
+     &pactum__v1__agent_registration__descriptor, "payload is not an AgentRegistration", "agent id",
+     offsetof(Pactum__V1__AgentRegistration, agent_id), register_agent},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION,
+     &pactum__v1__pact_registration__descriptor, "payload is not a PactRegistration", "pact id",
+     offsetof(Pactum__V1__PactRegistration, pact_id), register_pact},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION,
+     &pactum__v1__principal_registration__descriptor, "payload is not a PrincipalRegistration",
+     "principal id", offsetof(Pactum__V1__PrincipalRegistration, id), register_principal},
 };
+
+/* Decode the payload, check its id, and hand it to the kind's function. */
+static void register_one(submit_ctx *c, const pk_signed_msg *env, const reg_kind *k)
+{
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(k->payload, NULL, env->payload.len, env->payload.data);
+    const char *id;
+
+    if (!m) {
+        refuse(c, PACTUM__V1__REASON__REASON_MALFORMED, "%s", k->malformed);
+        return;
+    }
+    id = *(char *const *)((const char *)m + k->id_at);
+    if (pk_id_check(k->id_name, id) != PK_OK)
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
+    else if (!(c->receipt.id = strdup(id))) /* the receipt outlives m */
+        refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "out of memory");
+    else
+        k->fn(c, env, m);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
 
 pk_status registrar_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)
 {
-    submit_ctx c = {.r = {.in = ctx,
-                          .data = req,
-                          .len = len,
-                          .subject = PK_SUBJ_REG_SUBMIT,
-                          .what = "registration",
-                          .m_ok = M_REG_OK,
-                          .m_rejected = M_REG_REJECTED}};
-    pk_signed_msg *env = ingest_open_request(&c.r, SUBMIT_MAX_BYTES);
+    static const ingest_req_kind registration = {PK_SUBJ_REG_SUBMIT, "registration", M_REG_OK,
+                                                 M_REG_REJECTED, SUBMIT_MAX_BYTES};
+    submit_ctx c = {.r = {.in = ctx, .kind = &registration, .data = req, .len = len}};
+    pk_signed_msg *env = ingest_open_request(&c.r);
     pk_status st;
     size_t i = 0;
 
@@ -475,7 +469,7 @@ pk_status registrar_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **
     c.receipt.id = NULL; /* set to an owned copy by the handlers */
     for (; env && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         if (kinds[i].type == env->type) {
-            kinds[i].fn(&c, env);
+            register_one(&c, env, &kinds[i]);
             break;
         }
     }

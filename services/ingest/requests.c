@@ -21,12 +21,12 @@ void ingest_refuse(ingest_req *r, Pactum__V1__Reason reason, const char *fmt, ..
     r->reason = reason;
     rej.reason = reason;
     rej.message = r->text;
-    rej.subject = r->subject;
+    rej.subject = r->kind->subject;
     rej.data = r->data;
     rej.len = r->len;
-    pk_metric_add(&r->in->m[r->m_rejected], 1);
+    pk_metric_add(&r->in->m[r->kind->m_rejected], 1);
     ingest_count_reject(r->in, reason);
-    PK_INFO("%s refused (%s): %s", r->what, pk_reason_name(reason), r->text);
+    PK_INFO("%s refused (%s): %s", r->kind->what, pk_reason_name(reason), r->text);
     if (pk_reject_publish(r->in->bus, "ingest", &rej, NULL, true) != PK_OK)
         PK_WARN("could not record the refusal: %s", pk_error_msg());
 }
@@ -40,18 +40,18 @@ void ingest_accept(ingest_req *r, const char *fmt, ...)
     va_end(ap);
     r->ok = true;
     r->reason = PACTUM__V1__REASON__REASON_UNSPECIFIED;
-    pk_metric_add(&r->in->m[r->m_ok], 1);
+    pk_metric_add(&r->in->m[r->kind->m_ok], 1);
     PK_INFO("%s", r->text);
 }
 
-pk_signed_msg *ingest_open_request(ingest_req *r, size_t max_bytes)
+pk_signed_msg *ingest_open_request(ingest_req *r)
 {
     pk_signed_msg *env = NULL;
     pk_status st;
 
-    if (r->len > max_bytes) {
+    if (r->len > r->kind->max_bytes) {
         ingest_refuse(r, PACTUM__V1__REASON__REASON_OVERSIZED, "%s is %zu bytes; the limit is %zu",
-                      r->what, r->len, max_bytes);
+                      r->kind->what, r->len, r->kind->max_bytes);
         return NULL;
     }
     if ((st = pk_envelope_open(r->data, r->len, &env)) != PK_OK) {

@@ -87,7 +87,7 @@ static void decide(oracle *o, MDB_txn *txn, const Pactum__V1__AuthorizeRequest *
 }
 
 /* Record the decision in PACTUM_AUDIT; false (and a denial saying why) if it cannot be. */
-static bool record(oracle *o, Pactum__V1__AuthorizeDecision *d, char *msg, size_t mlen)
+static bool record(oracle *o, Pactum__V1__AuthorizeDecision *d, oracle_reply *r)
 {
     char subject[96];
     uint8_t *rec = NULL;
@@ -103,11 +103,10 @@ static bool record(oracle *o, Pactum__V1__AuthorizeDecision *d, char *msg, size_
     free(rec);
     if (st == PK_OK)
         return true;
-    d->status = Q_UNAVAILABLE;
     d->permit = PACTUM__V1__PERMIT__PERMIT_DENY;
-    snprintf(msg, mlen, "the decision could not be recorded for audit, so it is not made: %s",
-             pk_error_msg());
-    return false;
+    return oracle_refuse(o, r, Q_UNAVAILABLE,
+                         "the decision could not be recorded for audit, so it is not made: %s",
+                         pk_error_msg());
 }
 
 pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
@@ -117,35 +116,24 @@ pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uin
     Pactum__V1__AuthorizeRequest *q = pactum__v1__authorize_request__unpack(NULL, len, req);
     Pactum__V1__AuthorizeDecision d = PACTUM__V1__AUTHORIZE_DECISION__INIT;
     Pactum__V1__PactRef *refs[PK_PACTS_PER_AGENT_MAX];
-    char *reasons[PK_AUTHZ_REASONS], msg[256] = "", id[24], pbuf[256];
+    char *reasons[PK_AUTHZ_REASONS], id[24], pbuf[256];
     static _Thread_local pk_authz a;
     uint8_t rnd[8];
     size_t n_refs = 0, n_read = 0;
-    bool known = false;
     const char *problem =
         q ? request_problem(q, pbuf, sizeof(pbuf)) : "request is not an AuthorizeRequest";
+    oracle_reply r = {.status = Q_OK};
     MDB_txn *txn = NULL;
     pk_status st;
 
     oracle_count(o, OM_QUERIES);
     d.decided_ms = pk_now_ms();
-    d.message = msg;
     d.permit = PACTUM__V1__PERMIT__PERMIT_DENY;
     d.request = q;
     if (problem) {
-        d.status = Q_BAD;
-        snprintf(msg, sizeof(msg), "%s", problem);
-        oracle_count(o, OM_BAD);
-    } else if ((st = oracle_begin_for(o, q->agent_id, &txn, &known)) != PK_OK) {
-        d.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "read model unavailable: %s", pk_error_msg());
-    } else if (!known) {
-        d.status = Q_UNKNOWN;
-        snprintf(msg, sizeof(msg), "unknown agent: '%s' is not registered", q->agent_id);
-        oracle_count(o, OM_UNKNOWN);
-    } else {
+        oracle_refuse(o, &r, Q_BAD, "%s", problem);
+    } else if (oracle_agent_txn(o, &r, NULL, q->agent_id, &txn)) {
         decide(o, txn, q, &d, &a, refs, &n_refs, &n_read);
-        d.status = Q_OK;
         d.permit = a.permit;
         d.effective_tier = a.effective_tier;
         d.override_id = a.override_id;
@@ -160,15 +148,17 @@ pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uin
         sodium_bin2hex(id + 4, sizeof(id) - 4, rnd, sizeof(rnd));
         d.decision_id = id;
         if (n_read < n_refs)
-            snprintf(msg, sizeof(msg),
+            snprintf(r.msg, sizeof(r.msg),
                      "%zu of the agent's pacts could not be read; decided on the others",
                      n_refs - n_read);
         /* recorded for audit before it is answered: an unrecorded decision is no decision */
-        if (record(o, &d, msg, sizeof(msg)))
+        if (record(o, &d, &r))
             oracle_count(o, d.permit == PACTUM__V1__PERMIT__PERMIT_ALLOW  ? OM_ALLOW
                             : d.permit == PACTUM__V1__PERMIT__PERMIT_DENY ? OM_DENY
                                                                           : OM_APPROVAL);
     }
+    d.status = r.status;
+    d.message = r.msg;
     st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION, &d.base, out, outlen);
     pk_txn_abort(txn);
     oracle_pacts_free(refs, n_refs);

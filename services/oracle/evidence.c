@@ -31,32 +31,6 @@ static uint8_t *copy_of(const MDB_val *v)
     return c;
 }
 
-/*
- * The question's agent, checked: true with txn open on a model that knows it;
- * false with *status and msg saying why (a bad id, unavailable, unknown).
- */
-static bool agent_checked(oracle *o, const char *what, const char *agent, MDB_txn **txn,
-                          Pactum__V1__QueryStatus *status, char *msg, size_t mlen)
-{
-    bool known = false;
-
-    if (!agent || pk_id_check("agent id", agent) != PK_OK) {
-        *status = Q_BAD;
-        snprintf(msg, mlen, "%s", agent ? pk_error_msg() : what);
-        oracle_count(o, OM_BAD);
-    } else if (oracle_begin_for(o, agent, txn, &known) != PK_OK) {
-        *status = Q_UNAVAILABLE;
-        snprintf(msg, mlen, "read model unavailable: %s", pk_error_msg());
-    } else if (!known) {
-        *status = Q_UNKNOWN;
-        snprintf(msg, mlen, "unknown agent: '%s' is not registered", agent);
-        oracle_count(o, OM_UNKNOWN);
-    } else {
-        return true;
-    }
-    return false;
-}
-
 /* --- evidence ----------------------------------------------------------------- */
 
 #define EVIDENCE_MAX 100
@@ -142,7 +116,7 @@ pk_status oracle_answer_evidence(void *ctx, const uint8_t *req, size_t len, uint
     Pactum__V1__EvidencePage page = PACTUM__V1__EVIDENCE_PAGE__INIT;
     entry_store *es = NULL;
     Pactum__V1__EvidenceEntry *ptrs[EVIDENCE_MAX];
-    char msg[256] = "";
+    oracle_reply r = {.status = Q_OK};
     uint8_t *head = NULL;
     size_t n = 0, head_len = 0;
     uint32_t limit = q && q->limit ? q->limit : 20;
@@ -152,17 +126,13 @@ pk_status oracle_answer_evidence(void *ctx, const uint8_t *req, size_t len, uint
 
     oracle_count(o, OM_QUERIES);
     page.answered_ms = pk_now_ms();
-    page.message = msg;
-    if (q && pk_id_check("agent id", q->agent_id) == PK_OK && limit > EVIDENCE_MAX) {
-        page.status = Q_BAD;
-        snprintf(msg, sizeof(msg), "limit is at most %d, got %u", EVIDENCE_MAX, q->limit);
-        oracle_count(o, OM_BAD);
-        goto reply;
-    }
     if (q && pk_id_check("agent id", q->agent_id) == PK_OK)
         page.agent_id = q->agent_id;
-    if (!agent_checked(o, "request is not an EvidenceQuery", q ? q->agent_id : NULL, &txn,
-                       &page.status, msg, sizeof(msg)))
+    if (page.agent_id[0] && limit > EVIDENCE_MAX) {
+        oracle_refuse(o, &r, Q_BAD, "limit is at most %d, got %u", EVIDENCE_MAX, q->limit);
+        goto reply;
+    }
+    if (!oracle_agent_txn(o, &r, "request is not an EvidenceQuery", q ? q->agent_id : NULL, &txn))
         goto reply;
     size = tlog_size(&o->log, txn);
     if (!(es = calloc(limit, sizeof(*es))))
@@ -172,21 +142,21 @@ pk_status oracle_answer_evidence(void *ctx, const uint8_t *req, size_t len, uint
     else
         st = collect_entries(o, txn, q, limit, size, es, &n, &page);
     if (st != PK_OK) {
-        page.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "%s", pk_error_msg());
+        oracle_refuse(o, &r, Q_UNAVAILABLE, "%s", pk_error_msg());
         goto reply;
     }
     page.head.data = head;
     page.head.len = head_len;
     for (size_t i = 0; i < n; i++)
         ptrs[i] = &es[i].e;
-    page.status = Q_OK;
     page.entries = ptrs;
     page.n_entries = n;
     if (n == 0)
-        snprintf(msg, sizeof(msg), "no logged records of %s from leaf %llu", q->agent_id,
+        snprintf(r.msg, sizeof(r.msg), "no logged records of %s from leaf %llu", q->agent_id,
                  (unsigned long long)q->from);
 reply:
+    page.status = r.status;
+    page.message = r.msg;
     st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVIDENCE_PAGE, &page.base, out, outlen);
     pk_txn_abort(txn);
     for (size_t i = 0; es && i < n; i++) {
@@ -298,38 +268,31 @@ pk_status oracle_answer_attest(void *ctx, const uint8_t *req, size_t len, uint8_
     Pactum__V1__TrustReport *stored = NULL;
     attest_parts parts = {0};
     uint64_t index = 0;
-    char msg[256] = "";
+    oracle_reply r = {.status = Q_OK};
     bool logged = false;
     MDB_txn *txn = NULL;
     pk_status st;
 
     oracle_count(o, OM_QUERIES);
     at.issued_ms = pk_now_ms();
-    at.message = msg;
     if (q && pk_id_check("agent id", q->agent_id) == PK_OK)
         at.agent_id = q->agent_id;
-    if (!agent_checked(o, "request is not an AttestQuery", q ? q->agent_id : NULL, &txn, &at.status,
-                       msg, sizeof(msg)))
+    if (!oracle_agent_txn(o, &r, "request is not an AttestQuery", q ? q->agent_id : NULL, &txn))
         goto reply;
     stored = logged_report(o, q->agent_id, &txn, &index, &logged);
-    if (!txn) {
-        at.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "read model unavailable: %s", pk_error_msg());
-    } else if (!stored || !stored->state) {
-        at.status = Q_NOT_FOUND;
-        snprintf(msg, sizeof(msg), "nothing to attest yet: %s has no evidence", q->agent_id);
-    } else if (!logged) {
-        at.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg),
-                 "the newest trust change of %s is not in the log yet; ask again in a moment",
-                 q->agent_id);
-    } else if (attest(o, txn, stored, index, &at, &parts) != PK_OK) {
-        at.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "%s", pk_error_msg());
-    } else {
-        at.status = Q_OK;
-    }
+    if (!txn)
+        oracle_refuse(o, &r, Q_UNAVAILABLE, "read model unavailable: %s", pk_error_msg());
+    else if (!stored || !stored->state)
+        oracle_refuse(o, &r, Q_NOT_FOUND, "nothing to attest yet: %s has no evidence", q->agent_id);
+    else if (!logged)
+        oracle_refuse(o, &r, Q_UNAVAILABLE,
+                      "the newest trust change of %s is not in the log yet; ask again in a moment",
+                      q->agent_id);
+    else if (attest(o, txn, stored, index, &at, &parts) != PK_OK)
+        oracle_refuse(o, &r, Q_UNAVAILABLE, "%s", pk_error_msg());
 reply:
+    at.status = r.status;
+    at.message = r.msg;
     st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ATTESTATION, &at.base, out, outlen);
     pk_txn_abort(txn);
     oracle_pacts_free(parts.refs, parts.n_refs);
@@ -353,32 +316,24 @@ typedef struct log_parts {
 } log_parts;
 
 /* An inclusion proof of q's leaf (by index, or by stream and sequence) in a tree of want. */
-static Pactum__V1__QueryStatus prove_inclusion(oracle *o, MDB_txn *txn,
-                                               const Pactum__V1__LogQuery *q, uint64_t want,
-                                               Pactum__V1__LogAnswer *a, log_parts *p, char *msg,
-                                               size_t mlen)
+static bool prove_inclusion(oracle *o, MDB_txn *txn, const Pactum__V1__LogQuery *q, uint64_t want,
+                            Pactum__V1__LogAnswer *a, log_parts *p, oracle_reply *r)
 {
     uint64_t index = q->index;
     size_t n_path = 0, rec_len = 0;
     Pactum__V1__LogLeaf *l;
     MDB_val lv;
 
-    if (q->stream[0] && tlog_find(&o->log, txn, q->stream, q->stream_seq, &index) != PK_OK) {
-        snprintf(msg, mlen, "%s #%llu is not in the log (yet)", q->stream,
-                 (unsigned long long)q->stream_seq);
-        return Q_NOT_FOUND;
-    }
-    if (index >= want) {
-        snprintf(msg, mlen, "leaf %llu is not in a tree of %llu leaves", (unsigned long long)index,
-                 (unsigned long long)want);
-        return Q_NOT_FOUND;
-    }
+    if (q->stream[0] && tlog_find(&o->log, txn, q->stream, q->stream_seq, &index) != PK_OK)
+        return oracle_refuse(o, r, Q_NOT_FOUND, "%s #%llu is not in the log (yet)", q->stream,
+                             (unsigned long long)q->stream_seq);
+    if (index >= want)
+        return oracle_refuse(o, r, Q_NOT_FOUND, "leaf %llu is not in a tree of %llu leaves",
+                             (unsigned long long)index, (unsigned long long)want);
     if (tlog_leaf(&o->log, txn, index, &lv) != PK_OK ||
-        tlog_path(&o->log, txn, index, want, p->path, &n_path) != PK_OK) {
-        snprintf(msg, mlen, "cannot prove leaf %llu: %s", (unsigned long long)index,
-                 pk_error_msg());
-        return Q_UNAVAILABLE;
-    }
+        tlog_path(&o->log, txn, index, want, p->path, &n_path) != PK_OK)
+        return oracle_refuse(o, r, Q_UNAVAILABLE, "cannot prove leaf %llu: %s",
+                             (unsigned long long)index, pk_error_msg());
     p->leaf = copy_of(&lv);
     a->index = index;
     a->leaf.data = p->leaf;
@@ -393,61 +348,48 @@ static Pactum__V1__QueryStatus prove_inclusion(oracle *o, MDB_txn *txn,
     path_field(p->path, n_path, p->pathv);
     a->path = p->pathv;
     a->n_path = n_path;
-    return Q_OK;
+    return true;
 }
 
 /* A consistency proof between the tree of q->first leaves and the tree of want. */
-static Pactum__V1__QueryStatus prove_consistency(oracle *o, MDB_txn *txn,
-                                                 const Pactum__V1__LogQuery *q, uint64_t want,
-                                                 Pactum__V1__LogAnswer *a, log_parts *p, char *msg,
-                                                 size_t mlen)
+static bool prove_consistency(oracle *o, MDB_txn *txn, const Pactum__V1__LogQuery *q, uint64_t want,
+                              Pactum__V1__LogAnswer *a, log_parts *p, oracle_reply *r)
 {
     size_t first_len = 0, n_path = 0;
 
-    if (q->first > want) {
-        snprintf(msg, mlen, "first (%llu) is beyond size (%llu)", (unsigned long long)q->first,
-                 (unsigned long long)want);
-        oracle_count(o, OM_BAD);
-        return Q_BAD;
-    }
+    if (q->first > want)
+        return oracle_refuse(o, r, Q_BAD, "first (%llu) is beyond size (%llu)",
+                             (unsigned long long)q->first, (unsigned long long)want);
     if (tlog_head(&o->log, txn, q->first, &p->first, &first_len) != PK_OK ||
-        tlog_consistency(&o->log, txn, q->first, want, p->path, &n_path) != PK_OK) {
-        snprintf(msg, mlen, "cannot prove consistency: %s", pk_error_msg());
-        return Q_UNAVAILABLE;
-    }
+        tlog_consistency(&o->log, txn, q->first, want, p->path, &n_path) != PK_OK)
+        return oracle_refuse(o, r, Q_UNAVAILABLE, "cannot prove consistency: %s", pk_error_msg());
     a->first_head.data = p->first;
     a->first_head.len = first_len;
     path_field(p->path, n_path, p->pathv);
     a->path = p->pathv;
     a->n_path = n_path;
-    return Q_OK;
+    return true;
 }
 
 /* The head of a tree of want leaves (the whole log when q->size is 0), and what q asks. */
-static Pactum__V1__QueryStatus log_answer(oracle *o, MDB_txn *txn, const Pactum__V1__LogQuery *q,
-                                          Pactum__V1__LogAnswer *a, log_parts *p, char *msg,
-                                          size_t mlen)
+static bool log_answer(oracle *o, MDB_txn *txn, const Pactum__V1__LogQuery *q,
+                       Pactum__V1__LogAnswer *a, log_parts *p, oracle_reply *r)
 {
     uint64_t size = tlog_size(&o->log, txn), want = q->size ? q->size : size;
     size_t head_len = 0;
 
-    if (want > size) {
-        snprintf(msg, mlen, "the log has %llu leaves, not %llu", (unsigned long long)size,
-                 (unsigned long long)want);
-        oracle_count(o, OM_BAD);
-        return Q_BAD;
-    }
-    if (tlog_head(&o->log, txn, want, &p->head, &head_len) != PK_OK) {
-        snprintf(msg, mlen, "cannot sign a tree head: %s", pk_error_msg());
-        return Q_UNAVAILABLE;
-    }
+    if (want > size)
+        return oracle_refuse(o, r, Q_BAD, "the log has %llu leaves, not %llu",
+                             (unsigned long long)size, (unsigned long long)want);
+    if (tlog_head(&o->log, txn, want, &p->head, &head_len) != PK_OK)
+        return oracle_refuse(o, r, Q_UNAVAILABLE, "cannot sign a tree head: %s", pk_error_msg());
     a->head.data = p->head;
     a->head.len = head_len;
     if (q->kind == PACTUM__V1__LOG_QUERY_KIND__LOG_INCLUSION)
-        return prove_inclusion(o, txn, q, want, a, p, msg, mlen);
+        return prove_inclusion(o, txn, q, want, a, p, r);
     if (q->kind == PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY)
-        return prove_consistency(o, txn, q, want, a, p, msg, mlen);
-    return Q_OK;
+        return prove_consistency(o, txn, q, want, a, p, r);
+    return true;
 }
 
 pk_status oracle_answer_log(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
@@ -457,25 +399,23 @@ pk_status oracle_answer_log(void *ctx, const uint8_t *req, size_t len, uint8_t *
     Pactum__V1__LogQuery *q = pactum__v1__log_query__unpack(NULL, len, req);
     Pactum__V1__LogAnswer a = PACTUM__V1__LOG_ANSWER__INIT;
     log_parts parts = {0};
-    char msg[256] = "";
+    oracle_reply r = {.status = Q_OK};
     MDB_txn *txn = NULL;
     pk_status st;
 
     oracle_count(o, OM_QUERIES);
     a.answered_ms = pk_now_ms();
-    a.message = msg;
     if (!q || q->kind == PACTUM__V1__LOG_QUERY_KIND__LOG_QUERY_UNSPECIFIED ||
-        q->kind > PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY) {
-        a.status = Q_BAD;
-        snprintf(msg, sizeof(msg), "%s",
-                 q ? "kind must be head, inclusion or consistency" : "request is not a LogQuery");
-        oracle_count(o, OM_BAD);
-    } else if (pk_txn_begin(o->store, false, &txn) != PK_OK) {
-        a.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "log unavailable: %s", pk_error_msg());
-    } else {
-        a.status = log_answer(o, txn, q, &a, &parts, msg, sizeof(msg));
-    }
+        q->kind > PACTUM__V1__LOG_QUERY_KIND__LOG_CONSISTENCY)
+        oracle_refuse(o, &r, Q_BAD, "%s",
+                      q ? "kind must be head, inclusion or consistency"
+                        : "request is not a LogQuery");
+    else if (pk_txn_begin(o->store, false, &txn) != PK_OK)
+        oracle_refuse(o, &r, Q_UNAVAILABLE, "log unavailable: %s", pk_error_msg());
+    else
+        log_answer(o, txn, q, &a, &parts, &r);
+    a.status = r.status;
+    a.message = r.msg;
     if (a.status != Q_OK) {
         a.path = NULL;
         a.n_path = 0;

@@ -234,40 +234,26 @@ pk_status oracle_answer_figures(void *ctx, const uint8_t *req, size_t len, uint8
     Pactum__V1__FiguresQuery *q = pactum__v1__figures_query__unpack(NULL, len, req);
     Pactum__V1__GovernanceFigures f = PACTUM__V1__GOVERNANCE_FIGURES__INIT;
     fig_parts parts = {0};
-    const char *agent = NULL;
-    char msg[256] = "";
-    bool known = true;
+    oracle_reply r = {.status = Q_OK};
     MDB_txn *txn = NULL;
     pk_status st;
 
     oracle_count(o, OM_QUERIES);
     f.answered_ms = pk_now_ms();
-    f.message = msg;
-    if (!q || (q->agent_id[0] && pk_id_check("agent id", q->agent_id) != PK_OK)) {
-        f.status = Q_BAD;
-        snprintf(msg, sizeof(msg), "%s", q ? pk_error_msg() : "request is not a FiguresQuery");
-        oracle_count(o, OM_BAD);
-        goto reply;
+    if (q && q->agent_id[0]) { /* one agent's figures */
+        if (oracle_agent_txn(o, &r, NULL, q->agent_id, &txn))
+            figures(o, txn, q->agent_id, &f, &parts);
+        if (r.status != Q_BAD)
+            f.agent_id = q->agent_id;
+    } else if (!q) {
+        oracle_refuse(o, &r, Q_BAD, "request is not a FiguresQuery");
+    } else if (pk_txn_begin(o->store, false, &txn) != PK_OK) {
+        oracle_refuse(o, &r, Q_UNAVAILABLE, "read model unavailable: %s", pk_error_msg());
+    } else { /* the whole system's */
+        figures(o, txn, NULL, &f, &parts);
     }
-    if (q->agent_id[0]) {
-        agent = q->agent_id;
-        f.agent_id = q->agent_id;
-        st = oracle_begin_for(o, agent, &txn, &known);
-    } else {
-        st = pk_txn_begin(o->store, false, &txn);
-    }
-    if (st != PK_OK) {
-        f.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "read model unavailable: %s", pk_error_msg());
-    } else if (!known) {
-        f.status = Q_UNKNOWN;
-        snprintf(msg, sizeof(msg), "unknown agent: '%s' is not registered", agent);
-        oracle_count(o, OM_UNKNOWN);
-    } else {
-        figures(o, txn, agent, &f, &parts);
-        f.status = Q_OK;
-    }
-reply:
+    f.status = r.status;
+    f.message = r.msg;
     st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_FIGURES, &f.base, out, outlen);
     pk_txn_abort(txn);
     for (size_t i = 0; i < parts.ovs.n; i++)

@@ -33,13 +33,13 @@ typedef struct request {
     bool too_big;
 } request;
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *doc, oracle *o)
+/* Send text (taken: freed here) as the response, uncached, and count it. */
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *text,
+                                 const char *type, oracle *o)
 {
-    char *text = json_dumps(doc, JSON_COMPACT);
     struct MHD_Response *r;
     enum MHD_Result ret;
 
-    json_decref(doc);
     if (!text)
         return MHD_NO;
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
@@ -47,7 +47,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
@@ -55,6 +55,14 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
     if (status >= 400 && status < 500)
         pk_metric_add(&o->m[OM_HTTP_4XX], 1);
     return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *doc, oracle *o)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+
+    json_decref(doc);
+    return send_text(c, status, text, "application/json", o);
 }
 
 /* A refusal before any answer could be built (bad route, bad parameter). */
@@ -257,22 +265,8 @@ static enum MHD_Result get_health(route_req *r)
 
 static enum MHD_Result get_metrics(route_req *r)
 {
-    char *text = pk_service_metrics_text(&r->o->svc);
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-
-    if (!text)
-        return MHD_NO;
-    resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
-    ret = MHD_queue_response(r->c, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    pk_metric_add(&r->o->m[OM_HTTP], 1);
-    return ret;
+    return send_text(r->c, MHD_HTTP_OK, pk_service_metrics_text(&r->o->svc),
+                     "text/plain; version=0.0.4", r->o);
 }
 
 static enum MHD_Result get_figures(route_req *r)

@@ -37,8 +37,6 @@ static const pk_cfg_opt options[] = {
      "changed; 0 makes every answer anew"},
 };
 
-#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
-
 /* Load the signing key, or make it on first start when no path is configured. */
 static pk_status load_key(oracle *o, const oracle_cfg *cfg)
 {
@@ -83,16 +81,12 @@ static int open_state(oracle *o, const oracle_cfg *cfg)
                    .m_appended = &o->m[OM_LOG_APPENDED],
                    .m_heads = &o->m[OM_HEADS]};
 
-    if (load_key(o, cfg) != PK_OK || oracle_reuse_open(o) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_CONFIG;
-    }
+    if (load_key(o, cfg) != PK_OK || oracle_reuse_open(o) != PK_OK)
+        return pk_service_failed(PK_EXIT_CONFIG);
     if (oracle_open_dbs(o) != PK_OK || pk_registry_open(&o->reg, o->store, o->bus) != PK_OK ||
         pk_pact_cache_create(&o->pacts, o->reg, 64) != PK_OK ||
-        tlog_open(&o->log, &lc, &o->svc, o->bus, o->store, &o->kp) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_STORE;
-    }
+        tlog_open(&o->log, &lc, &o->svc, o->bus, o->store, &o->kp) != PK_OK)
+        return pk_service_failed(PK_EXIT_STORE);
     return PK_EXIT_OK;
 }
 
@@ -107,21 +101,15 @@ static int start_queries(oracle *o)
         st = pk_get_u64(txn, o->meta, "trust_seq", &applied);
         pk_txn_abort(txn);
     }
-    if (st != PK_OK && st != PK_ENOTFOUND) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_STORE;
-    }
+    if (st != PK_OK && st != PK_ENOTFOUND)
+        return pk_service_failed(PK_EXIT_STORE);
     if (pk_registry_watch(o->reg) != PK_OK || pk_registry_sync(o->reg, 0) != PK_OK ||
         pk_consumer_open(&o->trust, o->bus, PK_STREAM_TRUST, NULL, "pactum.trust.*", applied + 1,
                          1024, 30000) != PK_OK ||
-        tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_BUS;
-    }
-    if (oracle_http_start(o) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_CONFIG;
-    }
+        tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK)
+        return pk_service_failed(PK_EXIT_BUS);
+    if (oracle_http_start(o) != PK_OK)
+        return pk_service_failed(PK_EXIT_CONFIG);
     o->model = (pk_runner){.what = "read model",
                            .consumer = &o->trust,
                            .svc = &o->svc,
@@ -163,28 +151,5 @@ static void stop(void *ctx)
     pk_keypair_wipe(&o->kp);
 }
 
-int main(int argc, char **argv)
-{
-    static oracle_cfg cfg;
-    static oracle o = {.cfg = &cfg, .svc = {.name = "oracle"}};
-    const pk_service_def def = {.program = "pactum-oracle",
-                                .summary = "Answers public trust queries.",
-                                .opts = options,
-                                .n_opts = N_OPTIONS,
-                                .cfg = &cfg,
-                                .common = &cfg.common,
-                                .max_dbs = 24,
-                                .svc = &o.svc,
-                                .bus = &o.bus,
-                                .store = &o.store,
-                                .partitions = &o.partitions,
-                                .start = start,
-                                .run = run,
-                                .stop = stop,
-                                .ctx = &o};
-
-    oracle_metrics_init(&o);
-    o.svc.metrics = o.m;
-    o.svc.n_metrics = OM_COUNT;
-    return pk_service_main(&def, argc, argv);
-}
+PK_SERVICE_MAIN(oracle, oracle_cfg, oracle_metrics_init, .name = "oracle",
+                .summary = "Answers public trust queries.", .max_dbs = 24)

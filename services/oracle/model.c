@@ -48,15 +48,13 @@ void oracle_metrics_init(oracle *o)
 
 pk_status oracle_open_dbs(oracle *o)
 {
-    pk_status st;
+    const pk_dbi_spec dbs[] = {{"reports", 0, &o->reports},
+                               {"tiers", 0, &o->tiers},
+                               {"governance", 0, &o->governance},
+                               {"meta", 0, &o->meta},
+                               {"violations", 0, &o->violations}};
 
-    if ((st = pk_store_dbi(o->store, "reports", 0, &o->reports)) != PK_OK ||
-        (st = pk_store_dbi(o->store, "tiers", 0, &o->tiers)) != PK_OK ||
-        (st = pk_store_dbi(o->store, "governance", 0, &o->governance)) != PK_OK ||
-        (st = pk_store_dbi(o->store, "meta", 0, &o->meta)) != PK_OK ||
-        (st = pk_store_dbi(o->store, "violations", 0, &o->violations)) != PK_OK)
-        return st;
-    return PK_OK;
+    return pk_store_dbis(o->store, dbs, PK_NELEM(dbs));
 }
 
 /* Apply one trust change; duplicates (change_seq not newer) are skipped. */

@@ -132,20 +132,17 @@ void oracle_reuse_forget(oracle *o, const uint8_t *marked);
  */
 typedef pk_handler_fn oracle_answer_fn;
 
-pk_status oracle_answer_trust(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
-                              size_t *outlen) PK_MUST_CHECK;
-pk_status oracle_answer_pact(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
-                             size_t *outlen) PK_MUST_CHECK;
-pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
-                                  size_t *outlen) PK_MUST_CHECK;
-pk_status oracle_answer_evidence(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
-                                 size_t *outlen) PK_MUST_CHECK;
-pk_status oracle_answer_attest(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
-                               size_t *outlen) PK_MUST_CHECK;
-pk_status oracle_answer_figures(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
-                                size_t *outlen) PK_MUST_CHECK;
-pk_status oracle_answer_log(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
-                            size_t *outlen) PK_MUST_CHECK;
+#define ORACLE_ANSWER(name)                                                                        \
+    pk_status name(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)       \
+        PK_MUST_CHECK
+
+ORACLE_ANSWER(oracle_answer_trust);     /* TrustQuery -> TrustReport (report.c) */
+ORACLE_ANSWER(oracle_answer_pact);      /* PactQuery -> PactReport (report.c) */
+ORACLE_ANSWER(oracle_answer_authorize); /* AuthorizeRequest -> AuthorizeDecision (authorize.c) */
+ORACLE_ANSWER(oracle_answer_evidence);  /* EvidenceQuery -> EvidencePage (evidence.c) */
+ORACLE_ANSWER(oracle_answer_attest);    /* AttestQuery -> Attestation (evidence.c) */
+ORACLE_ANSWER(oracle_answer_figures);   /* FiguresQuery -> GovernanceFigures (figures.c) */
+ORACLE_ANSWER(oracle_answer_log);       /* LogQuery -> LogAnswer (evidence.c) */
 
 /* Answer every pactum.oracle.* subject on the bus. */
 pk_status oracle_queries_start(oracle *o) PK_MUST_CHECK;
@@ -160,6 +157,29 @@ pk_status oracle_queries_start(oracle *o) PK_MUST_CHECK;
 
 /* A read transaction that sees agent if the registry has it (refreshed once if not). */
 pk_status oracle_begin_for(oracle *o, const char *agent, MDB_txn **txn, bool *known) PK_MUST_CHECK;
+
+/* What an answer says of itself: its status and the sentence that goes with it. */
+typedef struct oracle_reply {
+    Pactum__V1__QueryStatus status; /* Q_OK unless refused */
+    char msg[256];                  /* why, or a note; "" for none */
+} oracle_reply;
+
+/*
+ * Refuse: set the reply's status and sentence (printf format). Bad requests
+ * and questions about unknown agents are counted. Returns false, for checks
+ * written as `return oracle_refuse(...)`.
+ */
+bool oracle_refuse(oracle *o, oracle_reply *r, Pactum__V1__QueryStatus status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * A question about one agent: true with a read transaction that sees it in
+ * *txn, or false with the reply refused (a bad id, or `what` when agent is
+ * NULL because the request did not decode; the read model unavailable; an
+ * unknown agent).
+ */
+bool oracle_agent_txn(oracle *o, oracle_reply *r, const char *what, const char *agent,
+                      MDB_txn **txn);
 
 /* The agent's stored report (caller frees), or NULL. */
 Pactum__V1__TrustReport *oracle_stored_report(oracle *o, MDB_txn *txn, const char *agent);

@@ -3,6 +3,7 @@
  * governance, its violations), how answers are signed, and the table of
  * request-reply subjects.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,35 @@ pk_status oracle_begin_for(oracle *o, const char *agent, MDB_txn **txn, bool *kn
         return st;
     *known = agent_known(o, *txn, agent);
     return PK_OK;
+}
+
+bool oracle_refuse(oracle *o, oracle_reply *r, Pactum__V1__QueryStatus status, const char *fmt, ...)
+{
+    va_list ap;
+
+    r->status = status;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+    va_end(ap);
+    if (status == Q_BAD)
+        oracle_count(o, OM_BAD);
+    else if (status == Q_UNKNOWN)
+        oracle_count(o, OM_UNKNOWN);
+    return false;
+}
+
+bool oracle_agent_txn(oracle *o, oracle_reply *r, const char *what, const char *agent,
+                      MDB_txn **txn)
+{
+    bool known = false;
+
+    if (!agent || pk_id_check("agent id", agent) != PK_OK)
+        return oracle_refuse(o, r, Q_BAD, "%s", agent ? pk_error_msg() : what);
+    if (oracle_begin_for(o, agent, txn, &known) != PK_OK)
+        return oracle_refuse(o, r, Q_UNAVAILABLE, "read model unavailable: %s", pk_error_msg());
+    if (!known)
+        return oracle_refuse(o, r, Q_UNKNOWN, "unknown agent: '%s' is not registered", agent);
+    return true;
 }
 
 const Pactum__V1__TrustState *oracle_state_of(Pactum__V1__TrustReport *stored,

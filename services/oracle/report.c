@@ -228,7 +228,7 @@ pk_status oracle_answer_trust(void *ctx, const uint8_t *req, size_t len, uint8_t
     Pactum__V1__TrustState initial = PACTUM__V1__TRUST_STATE__INIT;
     Pactum__V1__AgentRecord *agent = NULL;
     static _Thread_local report_parts parts;
-    char msg[256] = "";
+    oracle_reply r = {.status = Q_OK};
     MDB_txn *txn = NULL;
     uint64_t version = 0, reg_seq = 0;
     int64_t made_mono_ms = pk_mono_ms();
@@ -236,15 +236,11 @@ pk_status oracle_answer_trust(void *ctx, const uint8_t *req, size_t len, uint8_t
 
     oracle_count(o, OM_QUERIES);
     rep.answered_ms = pk_now_ms();
-    rep.message = msg;
+    rep.agent_id = q ? q->agent_id : "";
     if (!q || pk_id_check("agent id", q->agent_id) != PK_OK) {
-        rep.status = Q_BAD;
-        snprintf(msg, sizeof(msg), "%s", q ? pk_error_msg() : "request is not a TrustQuery");
-        rep.agent_id = q ? q->agent_id : "";
-        oracle_count(o, OM_BAD);
+        oracle_refuse(o, &r, Q_BAD, "%s", q ? pk_error_msg() : "request is not a TrustQuery");
         goto reply;
     }
-    rep.agent_id = q->agent_id;
     /* the same query again, with nothing changed: the answer already signed */
     if (oracle_reuse_get(o, q->agent_id, req, len, &version, out, outlen)) {
         pactum__v1__trust_query__free_unpacked(q, NULL);
@@ -252,19 +248,15 @@ pk_status oracle_answer_trust(void *ctx, const uint8_t *req, size_t len, uint8_t
     }
     reg_seq = pk_registry_seq(o->reg); /* read before the snapshot, as version was */
     if ((st = find_agent(o, q->agent_id, &txn, &agent)) != PK_OK) {
-        rep.status = Q_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "%s", pk_error_msg());
+        oracle_refuse(o, &r, Q_UNAVAILABLE, "%s", pk_error_msg());
         goto reply;
     }
     rep.registered = agent != NULL;
     stored = oracle_stored_report(o, txn, q->agent_id);
     if (!stored && !rep.registered) {
-        rep.status = Q_UNKNOWN;
-        snprintf(msg, sizeof(msg), "unknown agent: '%s' is not registered", q->agent_id);
-        oracle_count(o, OM_UNKNOWN);
+        oracle_refuse(o, &r, Q_UNKNOWN, "unknown agent: '%s' is not registered", q->agent_id);
         goto reply;
     }
-    rep.status = Q_OK;
     if (stored) {
         rep.state = stored->state;
         rep.last_violation = stored->last_violation;
@@ -275,7 +267,7 @@ pk_status oracle_answer_trust(void *ctx, const uint8_t *req, size_t len, uint8_t
         initial.tier = PACTUM__V1__TIER__TIER_WATCH;
         initial.tier_since_ms = agent->registered_ms;
         rep.state = &initial;
-        snprintf(msg, sizeof(msg), "no evidence yet: insufficient to score");
+        snprintf(r.msg, sizeof(r.msg), "no evidence yet: insufficient to score");
     }
     parts.n_refs = oracle_pacts_of(o, txn, q->agent_id, parts.refs, 16);
     rep.pacts = parts.refs;
@@ -283,6 +275,8 @@ pk_status oracle_answer_trust(void *ctx, const uint8_t *req, size_t len, uint8_t
     add_history(o, txn, q->history, &rep, &parts);
     add_violations_and_log(o, txn, &rep, &parts);
 reply:
+    rep.status = r.status;
+    rep.message = r.msg;
     st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT, &rep.base, out, outlen);
     if (st == PK_OK && rep.status == Q_OK)
         oracle_reuse_put(o, q->agent_id, req, len, version, reg_seq, made_mono_ms, *out, *outlen);
@@ -308,25 +302,21 @@ pk_status oracle_answer_pact(void *ctx, const uint8_t *req, size_t len, uint8_t 
     Pactum__V1__PactRecord *recs[VERSIONS_MAX];
     Pactum__V1__PactVersion vers[VERSIONS_MAX], *vp[VERSIONS_MAX];
     size_t n = 0;
-    char msg[256] = "";
+    oracle_reply r = {.status = Q_OK};
     MDB_txn *txn = NULL;
     pk_status st;
 
-    pk_metric_add(&o->m[OM_QUERIES], 1);
+    oracle_count(o, OM_QUERIES);
     rep.answered_ms = pk_now_ms();
-    rep.message = msg;
     if (!q || pk_id_check("pact id", q->pact_id) != PK_OK) {
-        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
-        snprintf(msg, sizeof(msg), "%s", q ? pk_error_msg() : "request is not a PactQuery");
-        pk_metric_add(&o->m[OM_BAD], 1);
+        oracle_refuse(o, &r, Q_BAD, "%s", q ? pk_error_msg() : "request is not a PactQuery");
         goto reply;
     }
     rep.pact_id = q->pact_id;
     if (pk_registry_refresh(o->reg, 50) != PK_OK)
         PK_WARN("registry sync: %s", pk_error_msg());
     if (pk_txn_begin(o->store, false, &txn) != PK_OK) {
-        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
-        snprintf(msg, sizeof(msg), "read model unavailable: %s", pk_error_msg());
+        oracle_refuse(o, &r, Q_UNAVAILABLE, "read model unavailable: %s", pk_error_msg());
         goto reply;
     }
     /* Versions are numbered 1, 2, 3 ... without gaps. */
@@ -359,14 +349,14 @@ pk_status oracle_answer_pact(void *ctx, const uint8_t *req, size_t len, uint8_t 
         rep.versions = &vp[n - 1];
         rep.n_versions = 1;
     }
-    if (n == 0) {
-        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT;
-        snprintf(msg, sizeof(msg), "unknown pact: '%s'%s is not registered", q->pact_id,
+    if (n == 0) { /* the status an unknown agent has, but not counted as one */
+        r.status = Q_UNKNOWN;
+        snprintf(r.msg, sizeof(r.msg), "unknown pact: '%s'%s is not registered", q->pact_id,
                  q->version ? " at that version" : "");
-    } else {
-        rep.status = PACTUM__V1__QUERY_STATUS__QUERY_OK;
     }
 reply:
+    rep.status = r.status;
+    rep.message = r.msg;
     st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REPORT, &rep.base, out, outlen);
     pk_txn_abort(txn);
     for (size_t i = 0; i < n; i++)

@@ -456,6 +456,11 @@ static pk_status maybe_publish_head(void *ctx, bool caught_up)
 pk_status tlog_open(tlog *l, const tlog_cfg *cfg, pk_service *svc, pk_bus *bus, pk_store *store,
                     const pk_keypair *kp)
 {
+    const pk_dbi_spec dbs[] = {{"meta", 0, &l->meta},
+                               {"log_nodes", 0, &l->nodes},
+                               {"log_leaves", 0, &l->leaves},
+                               {"log_refs", 0, &l->refs},
+                               {"log_agent", 0, &l->by_agent}};
     MDB_txn *txn = NULL;
     pk_status st;
 
@@ -467,11 +472,7 @@ pk_status tlog_open(tlog *l, const tlog_cfg *cfg, pk_service *svc, pk_bus *bus, 
     l->kp = kp;
     pthread_mutex_init(&l->head_lock, NULL);
     pk_log_id(kp->pk, l->log_id);
-    if ((st = pk_store_dbi(store, "meta", 0, &l->meta)) != PK_OK ||
-        (st = pk_store_dbi(store, "log_nodes", 0, &l->nodes)) != PK_OK ||
-        (st = pk_store_dbi(store, "log_leaves", 0, &l->leaves)) != PK_OK ||
-        (st = pk_store_dbi(store, "log_refs", 0, &l->refs)) != PK_OK ||
-        (st = pk_store_dbi(store, "log_agent", 0, &l->by_agent)) != PK_OK ||
+    if ((st = pk_store_dbis(store, dbs, PK_NELEM(dbs))) != PK_OK ||
         (st = pk_txn_begin(store, false, &txn)) != PK_OK)
         return st;
     atomic_store(&l->size, tlog_size(l, txn));
@@ -556,20 +557,24 @@ pk_status tlog_start(tlog *l)
     return PK_OK;
 }
 
+/* Wait for a thread if it was started. */
+static void join_started(pthread_t thread, bool *started)
+{
+    if (*started)
+        pthread_join(thread, NULL);
+    *started = false;
+}
+
 void tlog_close(tlog *l)
 {
     for (int s = 0; s < TLOG_SOURCES; s++) {
         tlog_appender *a = &l->appenders[s];
-        if (a->started)
-            pthread_join(a->thread, NULL);
-        a->started = false;
+        join_started(a->thread, &a->started);
         pk_consumer_close(&a->consumer);
         pk_bus_close(a->bus);
         a->bus = NULL;
     }
-    if (l->builder_started)
-        pthread_join(l->builder_thread, NULL);
-    l->builder_started = false;
+    join_started(l->builder_thread, &l->builder_started);
     pk_consumer_close(&l->reader);
     free(l->head);
     l->head = NULL;

@@ -16,26 +16,20 @@ static const pk_cfg_opt options[] = {
      "verdicts fetched and committed together"},
 };
 
-#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
-
 /* Partitions, databases, registry copy, pact cache, the digest and one worker per partition. */
 static int start(void *ctx)
 {
     scorer *sc = ctx;
+    const pk_dbi_spec dbs[] = {
+        {"agents", 0, &sc->agents}, {"tiers", 0, &sc->tiers}, {"meta", 0, &sc->meta}};
     uint64_t owned = 0;
 
-    if (pk_partitions_parse(sc->cfg->owned, sc->partitions, &owned) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_CONFIG;
-    }
-    if (pk_store_dbi(sc->store, "agents", 0, &sc->agents) != PK_OK ||
-        pk_store_dbi(sc->store, "tiers", 0, &sc->tiers) != PK_OK ||
-        pk_store_dbi(sc->store, "meta", 0, &sc->meta) != PK_OK ||
+    if (pk_partitions_parse(sc->cfg->owned, sc->partitions, &owned) != PK_OK)
+        return pk_service_failed(PK_EXIT_CONFIG);
+    if (pk_store_dbis(sc->store, dbs, PK_NELEM(dbs)) != PK_OK ||
         pk_registry_open(&sc->reg, sc->store, sc->bus) != PK_OK ||
-        pk_pact_cache_create(&sc->pacts, sc->reg, 256) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_STORE;
-    }
+        pk_pact_cache_create(&sc->pacts, sc->reg, 256) != PK_OK)
+        return pk_service_failed(PK_EXIT_STORE);
     sc->workers = (pk_pworkers){.svc = &sc->svc,
                                 .common = &sc->cfg->common,
                                 .stream = PK_STREAM_VERDICTS,
@@ -46,14 +40,10 @@ static int start(void *ctx)
                                 .process = scorer_process};
     if (pk_registry_watch(sc->reg) != PK_OK || pk_registry_sync(sc->reg, 0) != PK_OK ||
         scorer_answers_start(sc) != PK_OK ||
-        pk_pworkers_open(&sc->workers, sc->partitions, owned) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_BUS;
-    }
-    if (scorer_workers_init(sc) != PK_OK || pk_pworkers_start(&sc->workers) != PK_OK) {
-        PK_ERROR("%s", pk_error_msg());
-        return PK_EXIT_RUNTIME;
-    }
+        pk_pworkers_open(&sc->workers, sc->partitions, owned) != PK_OK)
+        return pk_service_failed(PK_EXIT_BUS);
+    if (scorer_workers_init(sc) != PK_OK || pk_pworkers_start(&sc->workers) != PK_OK)
+        return pk_service_failed(PK_EXIT_RUNTIME);
     PK_INFO("ready: serving %zu of %u partitions", sc->workers.n, sc->partitions);
     return PK_EXIT_OK;
 }
@@ -74,29 +64,6 @@ static void stop(void *ctx)
     pk_registry_close(sc->reg);
 }
 
-int main(int argc, char **argv)
-{
-    static scorer_cfg cfg;
-    static scorer sc = {.cfg = &cfg, .svc = {.name = "scorer"}};
-    const pk_service_def def = {.program = "pactum-scorer",
-                                .summary =
-                                    "Keeps reputation and tier per agent; publishes trust changes.",
-                                .opts = options,
-                                .n_opts = N_OPTIONS,
-                                .cfg = &cfg,
-                                .common = &cfg.common,
-                                .max_dbs = 8,
-                                .svc = &sc.svc,
-                                .bus = &sc.bus,
-                                .store = &sc.store,
-                                .partitions = &sc.partitions,
-                                .start = start,
-                                .run = run,
-                                .stop = stop,
-                                .ctx = &sc};
-
-    scorer_metrics_init(&sc);
-    sc.svc.metrics = sc.m;
-    sc.svc.n_metrics = SM_COUNT;
-    return pk_service_main(&def, argc, argv);
-}
+PK_SERVICE_MAIN(scorer, scorer_cfg, scorer_metrics_init, .name = "scorer",
+                .summary = "Keeps reputation and tier per agent; publishes trust changes.",
+                .max_dbs = 8)

@@ -327,6 +327,14 @@ static bool judge_scope(const pk_clause *c, pk_clause_state *s, const pk_event_m
     return true;
 }
 
+/* How each kind of clause judges an event; false: the event is not about it. */
+typedef bool judge_fn(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev, unsigned src,
+                      pk_judgement *out);
+static judge_fn *const judges[] = {[PK_CLAUSE_OBJECTIVE] = judge_objective,
+                                   [PK_CLAUSE_FORBIDDEN] = judge_forbidden,
+                                   [PK_CLAUSE_FRESHNESS] = judge_freshness,
+                                   [PK_CLAUSE_SCOPE] = judge_scope};
+
 void pk_clause_judge(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev, uint64_t seq,
                      uint32_t report_every, pk_judgement *out)
 {
@@ -338,20 +346,8 @@ void pk_clause_judge(const pk_clause *c, pk_clause_state *s, const pk_event_msg 
         return; /* evidence from this source does not count for this clause */
     if (c->when && !pk_pred_eval(c->when, ev))
         return;
-    switch (c->kind) {
-    case PK_CLAUSE_OBJECTIVE:
-        relevant = judge_objective(c, s, ev, src, out);
-        break;
-    case PK_CLAUSE_FORBIDDEN:
-        relevant = judge_forbidden(c, s, ev, src, out);
-        break;
-    case PK_CLAUSE_FRESHNESS:
-        relevant = judge_freshness(c, s, ev, src, out);
-        break;
-    case PK_CLAUSE_SCOPE:
-        relevant = judge_scope(c, s, ev, src, out);
-        break;
-    }
+    if ((unsigned)c->kind < PK_NELEM(judges) && judges[c->kind])
+        relevant = judges[c->kind](c, s, ev, src, out);
     if (!relevant)
         return;
     out->relevant = true;

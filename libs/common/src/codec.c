@@ -259,30 +259,18 @@ static const char *const role_names[] = {"unspecified", "agent",     "operator",
 #define NAME_OF(table, v)                                                                          \
     ((unsigned)(v) < sizeof(table) / sizeof(table[0]) ? table[(unsigned)(v)] : "unknown")
 
-const char *pk_source_name(Pactum__V1__Source s)
-{
-    return NAME_OF(source_names, s);
-}
-const char *pk_severity_name(Pactum__V1__Severity s)
-{
-    return NAME_OF(severity_names, s);
-}
-const char *pk_outcome_name(Pactum__V1__Outcome o)
-{
-    return NAME_OF(outcome_names, o);
-}
-const char *pk_tier_name(Pactum__V1__Tier t)
-{
-    return NAME_OF(tier_names, t);
-}
-const char *pk_reason_name(Pactum__V1__Reason r)
-{
-    return NAME_OF(reason_names, r);
-}
-const char *pk_role_name(Pactum__V1__Role r)
-{
-    return NAME_OF(role_names, r);
-}
+#define NAME_FN(fn, type, table)                                                                   \
+    const char *fn(type v)                                                                         \
+    {                                                                                              \
+        return NAME_OF(table, v);                                                                  \
+    }
+
+NAME_FN(pk_source_name, Pactum__V1__Source, source_names)
+NAME_FN(pk_severity_name, Pactum__V1__Severity, severity_names)
+NAME_FN(pk_outcome_name, Pactum__V1__Outcome, outcome_names)
+NAME_FN(pk_tier_name, Pactum__V1__Tier, tier_names)
+NAME_FN(pk_reason_name, Pactum__V1__Reason, reason_names)
+NAME_FN(pk_role_name, Pactum__V1__Role, role_names)
 
 static int parse_name(const char *const *table, size_t n, const char *name)
 {

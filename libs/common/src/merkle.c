@@ -175,6 +175,20 @@ pk_status pk_merkle_consistency(const pk_merkle_io *io, uint64_t first, uint64_t
     return subproof(io, first, 0, second, true, path, n);
 }
 
+/* One level up the tree: fn and sn right-shifted (RFC 9162 2.1.3.2). */
+static void up(uint64_t *fn, uint64_t *sn)
+{
+    *fn >>= 1;
+    *sn >>= 1;
+}
+
+/* Up until fn is a right child or 0: "until LSB(fn) is set or fn is 0". */
+static void up_to_right(uint64_t *fn, uint64_t *sn)
+{
+    while (!(*fn & 1) && *fn != 0)
+        up(fn, sn);
+}
+
 bool pk_merkle_verify_inclusion(const uint8_t leaf_hash[PK_HASH], uint64_t index, uint64_t size,
                                 const uint8_t path[][PK_HASH], size_t n,
                                 const uint8_t root[PK_HASH])
@@ -191,17 +205,11 @@ bool pk_merkle_verify_inclusion(const uint8_t leaf_hash[PK_HASH], uint64_t index
             return false;
         if ((fn & 1) || fn == sn) {
             pk_merkle_node_hash(path[i], r, r);
-            if (!(fn & 1)) {
-                while (!(fn & 1) && fn != 0) {
-                    fn >>= 1;
-                    sn >>= 1;
-                }
-            }
+            up_to_right(&fn, &sn);
         } else {
             pk_merkle_node_hash(r, path[i], r);
         }
-        fn >>= 1;
-        sn >>= 1;
+        up(&fn, &sn);
     }
     return sn == 0 && sodium_memcmp(r, root, PK_HASH) == 0;
 }
@@ -235,10 +243,8 @@ bool pk_merkle_verify_consistency(uint64_t first, uint64_t second,
     }
     fn = first - 1;
     sn = second - 1;
-    while (fn & 1) {
-        fn >>= 1;
-        sn >>= 1;
-    }
+    while (fn & 1)
+        up(&fn, &sn);
     memcpy(fr, start, PK_HASH);
     memcpy(sr, start, PK_HASH);
     for (; i < n; i++) {
@@ -247,15 +253,11 @@ bool pk_merkle_verify_consistency(uint64_t first, uint64_t second,
         if ((fn & 1) || fn == sn) {
             pk_merkle_node_hash(path[i], fr, fr);
             pk_merkle_node_hash(path[i], sr, sr);
-            while (!(fn & 1) && fn != 0) {
-                fn >>= 1;
-                sn >>= 1;
-            }
+            up_to_right(&fn, &sn);
         } else {
             pk_merkle_node_hash(sr, path[i], sr);
         }
-        fn >>= 1;
-        sn >>= 1;
+        up(&fn, &sn);
     }
     return sn == 0 && sodium_memcmp(fr, first_root, PK_HASH) == 0 &&
            sodium_memcmp(sr, second_root, PK_HASH) == 0;

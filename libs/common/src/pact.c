@@ -512,38 +512,25 @@ static pk_pred *parse_pred(const json_t *v, const char *path, int depth, pk_lint
     return parse_cmp(v, path, l);
 }
 
+/* Where an event keeps each of its plain text fields (0: not one). */
+static const size_t text_field_at[] = {[PK_FIELD_KIND] = offsetof(pk_event_msg, kind),
+                                       [PK_FIELD_ACTION] = offsetof(pk_event_msg, action),
+                                       [PK_FIELD_TOOL] = offsetof(pk_event_msg, tool),
+                                       [PK_FIELD_RESOURCE] = offsetof(pk_event_msg, resource),
+                                       [PK_FIELD_CURRENCY] = offsetof(pk_event_msg, currency),
+                                       [PK_FIELD_REPORTER] = offsetof(pk_event_msg, reporter_id)};
+
 /* Value of a text field; NULL when absent. */
 static const char *field_text(const pk_pred *p, const pk_event_msg *ev)
 {
     const char *s = NULL;
 
-    switch (p->field) {
-    case PK_FIELD_KIND:
-        s = ev->kind;
-        break;
-    case PK_FIELD_ACTION:
-        s = ev->action;
-        break;
-    case PK_FIELD_TOOL:
-        s = ev->tool;
-        break;
-    case PK_FIELD_RESOURCE:
-        s = ev->resource;
-        break;
-    case PK_FIELD_CURRENCY:
-        s = ev->currency;
-        break;
-    case PK_FIELD_SOURCE:
+    if (p->field == PK_FIELD_SOURCE)
         return pk_source_name(ev->source);
-    case PK_FIELD_REPORTER:
-        s = ev->reporter_id;
-        break;
-    case PK_FIELD_LABEL:
+    if (p->field == PK_FIELD_LABEL)
         s = pk_event_label(ev, p->name);
-        break;
-    default:
-        return NULL;
-    }
+    else if ((unsigned)p->field < PK_NELEM(text_field_at) && text_field_at[p->field])
+        s = *(char *const *)((const char *)ev + text_field_at[p->field]);
     return s && *s ? s : NULL;
 }
 
@@ -969,14 +956,9 @@ static void parse_spend(const json_t *c, const char *path, pk_clause *cl, pk_lin
 
 static pk_consequence default_consequence(Pactum__V1__Severity s)
 {
-    switch (s) {
-    case PACTUM__V1__SEVERITY__SEVERITY_CRITICAL:
-        return PK_CONSEQ_CONTAIN;
-    case PACTUM__V1__SEVERITY__SEVERITY_HIGH:
-        return PK_CONSEQ_DEMOTE;
-    default:
-        return PK_CONSEQ_NOTIFY;
-    }
+    return s == PACTUM__V1__SEVERITY__SEVERITY_CRITICAL ? PK_CONSEQ_CONTAIN
+           : s == PACTUM__V1__SEVERITY__SEVERITY_HIGH   ? PK_CONSEQ_DEMOTE
+                                                        : PK_CONSEQ_NOTIFY;
 }
 
 static void parse_objective(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)

@@ -21,10 +21,12 @@ pk_status pk_registry_open(pk_registry **out, pk_store *store, pk_bus *bus)
     r->store = store;
     r->bus = bus;
     pthread_mutex_init(&r->lock, NULL);
-    if ((st = pk_store_dbi(store, "reg_meta", 0, &r->meta)) != PK_OK ||
-        (st = pk_store_dbi(store, "reg_agents", 0, &r->agents)) != PK_OK ||
-        (st = pk_store_dbi(store, "reg_pacts", 0, &r->pacts)) != PK_OK ||
-        (st = pk_store_dbi(store, "reg_agent_pacts", MDB_DUPSORT, &r->agent_pacts)) != PK_OK)
+    const pk_dbi_spec dbs[] = {{"reg_meta", 0, &r->meta},
+                               {"reg_agents", 0, &r->agents},
+                               {"reg_pacts", 0, &r->pacts},
+                               {"reg_agent_pacts", MDB_DUPSORT, &r->agent_pacts}};
+
+    if ((st = pk_store_dbis(store, dbs, PK_NELEM(dbs))) != PK_OK)
         goto fail;
     if ((st = pk_txn_begin(store, false, &txn)) != PK_OK)
         goto fail;

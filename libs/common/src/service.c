@@ -143,15 +143,27 @@ int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_st
     return PK_EXIT_OK;
 }
 
+int pk_service_failed(int exit_code)
+{
+    PK_ERROR("%s", pk_error_msg());
+    return exit_code;
+}
+
 int pk_service_main(const pk_service_def *d, int argc, char **argv)
 {
-    pk_status st = pk_config_load(d->opts, d->n_opts, d->cfg, argc, argv, d->program, d->summary);
+    char program[64];
+    pk_status st;
     int rc;
+
+    snprintf(program, sizeof(program), "pactum-%s", d->name);
+    d->svc->name = d->name;
+    d->svc->buffered = d->buffered;
+    st = pk_config_load(d->opts, d->n_opts, d->cfg, argc, argv, program, d->summary);
 
     if (st == PK_ENOTFOUND)
         return PK_EXIT_OK; /* --help */
     if (st != PK_OK) {
-        fprintf(stderr, "%s: %s\n", d->program, pk_error_msg());
+        fprintf(stderr, "%s: %s\n", program, pk_error_msg());
         return PK_EXIT_CONFIG;
     }
     pk_signals_install();

@@ -95,6 +95,16 @@ pk_status pk_store_dbi(pk_store *s, const char *name, unsigned flags, MDB_dbi *o
     return PK_OK;
 }
 
+pk_status pk_store_dbis(pk_store *s, const pk_dbi_spec *specs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pk_status st = pk_store_dbi(s, specs[i].name, specs[i].flags, specs[i].dbi);
+        if (st != PK_OK)
+            return st;
+    }
+    return PK_OK;
+}
+
 pk_status pk_txn_begin(pk_store *s, bool write, MDB_txn **out)
 {
     int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, out);

@@ -437,28 +437,34 @@ static Pactum__V1__ClauseScore *clause_to_msg(const pk_clause_score *c, const pk
     return o;
 }
 
+/* The numbers a pk_trust and its TrustState share: (pk_trust field, TrustState field). */
+#define TRUST_NUMBERS(X)                                                                           \
+    X(score, score_ppm)                                                                            \
+    X(lower, lower_ppm)                                                                            \
+    X(evidence, evidence)                                                                          \
+    X(newest_ms, newest_evidence_ms)                                                               \
+    X(tier_since_ms, tier_since_ms)                                                                \
+    X(change_seq, change_seq)                                                                      \
+    X(last_vseq, last_vseq)                                                                        \
+    X(held, held)                                                                                  \
+    X(clock_ms, clock_ms)                                                                          \
+    X(last_violation_ms, last_violation_ms)                                                        \
+    X(evaluations_in_tier, evaluations_in_tier)                                                    \
+    X(acked_ms, acked_ms)                                                                          \
+    X(gov_version, governance_version)
+
 void pk_trust_to_msg(const pk_trust *t, const pk_governance *g, Pactum__V1__TrustState *m,
                      pk_trust_msg_storage *s)
 {
     size_t nv = 0;
 
     pactum__v1__trust_state__init(m);
+#define TO_MSG(tf, mf) m->mf = t->tf;
+    TRUST_NUMBERS(TO_MSG)
+#undef TO_MSG
     m->agent_id = (char *)t->agent_id;
-    m->score_ppm = t->score;
-    m->lower_ppm = t->lower;
-    m->evidence = t->evidence;
-    m->newest_evidence_ms = t->newest_ms;
     m->tier = (Pactum__V1__Tier)t->tier;
-    m->tier_since_ms = t->tier_since_ms;
-    m->change_seq = t->change_seq;
-    m->last_vseq = t->last_vseq;
-    m->held = t->held;
-    m->clock_ms = t->clock_ms;
-    m->last_violation_ms = t->last_violation_ms;
-    m->evaluations_in_tier = t->evaluations_in_tier;
-    m->acked_ms = t->acked_ms;
     m->governance_pact = (char *)t->gov_pact;
-    m->governance_version = t->gov_version;
     for (size_t i = 0; i < t->n; i++)
         s->csp[i] = clause_to_msg(&t->c[i], g, &s->cs[i], s->sm[i], s->smp[i]);
     m->n_clauses = t->n;
@@ -518,22 +524,12 @@ void pk_trust_to_msg(const pk_trust *t, const pk_governance *g, Pactum__V1__Trus
 void pk_trust_from_msg(pk_trust *t, const Pactum__V1__TrustState *m)
 {
     memset(t, 0, sizeof(*t));
+#define FROM_MSG(tf, mf) t->tf = m->mf;
+    TRUST_NUMBERS(FROM_MSG)
+#undef FROM_MSG
     snprintf(t->agent_id, sizeof(t->agent_id), "%s", m->agent_id);
-    t->score = m->score_ppm;
-    t->lower = m->lower_ppm;
-    t->evidence = m->evidence;
-    t->newest_ms = m->newest_evidence_ms;
     t->tier = (int)m->tier;
-    t->tier_since_ms = m->tier_since_ms;
-    t->change_seq = m->change_seq;
-    t->last_vseq = m->last_vseq;
-    t->held = m->held;
-    t->clock_ms = m->clock_ms;
-    t->last_violation_ms = m->last_violation_ms;
-    t->evaluations_in_tier = m->evaluations_in_tier;
-    t->acked_ms = m->acked_ms;
     snprintf(t->gov_pact, sizeof(t->gov_pact), "%s", m->governance_pact);
-    t->gov_version = m->governance_version;
     for (size_t i = 0; i < m->n_clauses && i < PK_SCORE_MAX_CLAUSES; i++) {
         const Pactum__V1__ClauseScore *o = m->clauses[i];
         pk_clause_score *c = &t->c[t->n++];

@@ -124,6 +124,13 @@ static bool answered(pk_verifier *v, int status, const char *message)
     return false;
 }
 
+/* The signed head an answer that was not refused carries, or NULL (said why). */
+static Pactum__V1__TreeHead *answered_head(pk_verifier *v, int status, const char *message,
+                                           const ProtobufCBinaryData *head)
+{
+    return answered(v, status, message) ? pk_verify_head(v, head, "head") : NULL;
+}
+
 /* --- by answer type ------------------------------------------------------------------- */
 
 static void check_tree_head(pk_verifier *v, const ProtobufCMessage *m)
@@ -162,7 +169,7 @@ static void check_log_answer(pk_verifier *v, const ProtobufCMessage *m)
     const Pactum__V1__LogAnswer *a = (const Pactum__V1__LogAnswer *)m;
     Pactum__V1__TreeHead *th;
 
-    if (!answered(v, a->status, a->message) || !(th = pk_verify_head(v, &a->head, "head")))
+    if (!(th = answered_head(v, a->status, a->message, &a->head)))
         return;
     if (a->leaf.len) {
         Pactum__V1__LogLeaf *l =
@@ -180,7 +187,7 @@ static void check_evidence(pk_verifier *v, const ProtobufCMessage *m)
     const Pactum__V1__EvidencePage *pg = (const Pactum__V1__EvidencePage *)m;
     Pactum__V1__TreeHead *th;
 
-    if (!answered(v, pg->status, pg->message) || !(th = pk_verify_head(v, &pg->head, "head")))
+    if (!(th = answered_head(v, pg->status, pg->message, &pg->head)))
         return;
     for (size_t i = 0; i < pg->n_entries; i++) {
         const Pactum__V1__EvidenceEntry *e = pg->entries[i];
@@ -221,7 +228,7 @@ static void check_attestation(pk_verifier *v, const ProtobufCMessage *m)
     Pactum__V1__LogLeaf *l;
     char until[40];
 
-    if (!answered(v, at->status, at->message) || !(th = pk_verify_head(v, &at->head, "head")))
+    if (!(th = answered_head(v, at->status, at->message, &at->head)))
         return;
     l = pk_verify_leaf(v, &at->leaf, at->log_index, at->path, at->n_path, &at->record, th);
     if (l && (l->kind != PACTUM__V1__LEAF_KIND__LEAF_TRUST_CHANGE ||

@@ -179,17 +179,18 @@ int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_st
  * service: options and environment (--help exits 0, a bad value exits
  * PK_EXIT_CONFIG with a sentence), signals, pk_service_boot, health and
  * metrics on the bus, the shutdown on SIGINT or SIGTERM, and the release of
- * the bus and the store after `stop`.
+ * the bus and the store after `stop`. PK_SERVICE_MAIN fills one.
  */
 typedef struct pk_service_def {
-    const char *program;         /* "pactum-scorer": its name in messages and --help */
+    const char *name;            /* "scorer": the service is pactum-<name> */
     const char *summary;         /* what it does, for --help */
+    unsigned max_dbs;            /* named LMDB databases it opens */
+    bool buffered;               /* the bus buffers writes (see pk_bus_opts) */
     const pk_cfg_opt *opts;      /* its options (PK_COMMON_OPTS first) */
     size_t n_opts;               /* their count */
     void *cfg;                   /* the configuration the options fill */
     const pk_common_cfg *common; /* the common part of *cfg */
-    unsigned max_dbs;            /* named LMDB databases it opens */
-    pk_service *svc;             /* its name and own metrics set */
+    pk_service *svc;             /* its own metrics set; name and buffered are set from here */
     pk_bus **bus;                /* receives the connection */
     pk_store **store;            /* receives the LMDB environment */
     uint32_t *partitions;        /* receives the partition count */
@@ -201,6 +202,44 @@ typedef struct pk_service_def {
 
 /* Run a service from start to exit; returns the exit code for main(). */
 int pk_service_main(const pk_service_def *d, int argc, char **argv);
+
+/* Log the last error (pk_error_msg) and return exit_code: a failed start step. */
+int pk_service_failed(int exit_code);
+
+/*
+ * The main() of a service. T is its struct, with the members cfg (pointing
+ * at its configuration, of type CT, whose member `common` holds the common
+ * options), svc, bus, store, partitions and m[] (its own metrics, which
+ * metrics_init fills); the file defines options[] and the functions start,
+ * run and stop. The remaining arguments are pk_service_def fields:
+ *
+ *     PK_SERVICE_MAIN(scorer, scorer_cfg, scorer_metrics_init, .name = "scorer",
+ *                     .summary = "Keeps reputation and tier per agent.", .max_dbs = 8)
+ */
+#define PK_SERVICE_MAIN(T, CT, metrics_init, ...)                                                  \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        static CT cfg;                                                                             \
+        static T s = {.cfg = &cfg};                                                                \
+        pk_service_def def = {__VA_ARGS__};                                                        \
+                                                                                                   \
+        def.opts = options;                                                                        \
+        def.n_opts = sizeof(options) / sizeof(options[0]);                                         \
+        def.cfg = &cfg;                                                                            \
+        def.common = &cfg.common;                                                                  \
+        def.svc = &s.svc;                                                                          \
+        def.bus = &s.bus;                                                                          \
+        def.store = &s.store;                                                                      \
+        def.partitions = &s.partitions;                                                            \
+        def.start = start;                                                                         \
+        def.run = run;                                                                             \
+        def.stop = stop;                                                                           \
+        def.ctx = &s;                                                                              \
+        metrics_init(&s);                                                                          \
+        s.svc.metrics = s.m;                                                                       \
+        s.svc.n_metrics = sizeof(s.m) / sizeof(s.m[0]);                                            \
+        return pk_service_main(&def, argc, argv);                                                  \
+    }
 
 /* The health answer: {"service", "instance", "healthy", "bus_connected", "detail", "uptime_ms"}. */
 json_t *pk_service_health_json(pk_service *svc);

@@ -35,6 +35,9 @@ typedef enum pk_status {
 /* On every function that returns a pk_status: a status nobody reads is a bug. */
 #define PK_MUST_CHECK __attribute__((warn_unused_result))
 
+/* The number of elements of an array (not a pointer). */
+#define PK_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Short stable name of a status, e.g. "PK_EBADSIG". Never NULL. */
 const char *pk_status_str(pk_status st);
 

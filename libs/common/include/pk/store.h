@@ -37,6 +37,16 @@ void pk_store_close(pk_store *s);
 /* Open or create the named database (flags: MDB_DUPSORT, MDB_INTEGERKEY ...). */
 pk_status pk_store_dbi(pk_store *s, const char *name, unsigned flags, MDB_dbi *out) PK_MUST_CHECK;
 
+/* A named database to open with pk_store_dbis. */
+typedef struct pk_dbi_spec {
+    const char *name; /* its name */
+    unsigned flags;   /* MDB_DUPSORT ... */
+    MDB_dbi *dbi;     /* receives the handle */
+} pk_dbi_spec;
+
+/* Open or create n named databases, stopping at the first failure. */
+pk_status pk_store_dbis(pk_store *s, const pk_dbi_spec *specs, size_t n) PK_MUST_CHECK;
+
 pk_status pk_txn_begin(pk_store *s, bool write, MDB_txn **out) PK_MUST_CHECK;
 
 /* Commit; MDB_MAP_FULL becomes PK_ESTORE_FULL. The txn is gone either way. */
