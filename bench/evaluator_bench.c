@@ -22,6 +22,7 @@
 #include "harness.h"
 #include "pk/clock.h"
 #include "pk/log.h"
+#include "util.h"
 
 #define AGENTS     16
 #define PARTITIONS 4
@@ -79,6 +80,21 @@ static void pact_json(char *buf, size_t len, const char *agent, int n, const cha
     snprintf(buf + off, len - off, "]}");
 }
 
+/* Publish one registry record on subject; 0 or -1. */
+static int publish_record(h_env *h, const char *subject, Pactum__V1__RegistryRecord *rr,
+                          uint64_t *last_seq)
+{
+    uint8_t *buf;
+    size_t len;
+    pk_status st;
+
+    if (pk_pack(&rr->base, &buf, &len) != PK_OK)
+        return -1;
+    st = pk_bus_publish_sync(h->bus, subject, buf, len, NULL, false, 0, last_seq, NULL);
+    free(buf);
+    return st == PK_OK ? 0 : -1;
+}
+
 /* Put agents and pacts straight into the registry stream. */
 static int load_registry(h_env *h, int clauses, const char *win, uint64_t *last_seq)
 {
@@ -87,9 +103,7 @@ static int load_registry(h_env *h, int clauses, const char *win, uint64_t *last_
         Pactum__V1__AgentRecord ar = PACTUM__V1__AGENT_RECORD__INIT;
         Pactum__V1__PactRecord pr = PACTUM__V1__PACT_RECORD__INIT;
         Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
-        uint8_t key[32] = {1}, hash[32], *buf;
-        size_t len;
-        pk_status st;
+        uint8_t key[32] = {1}, hash[32];
 
         snprintf(agent, sizeof(agent), "agent-%02d", a);
         ar.agent_id = agent;
@@ -99,11 +113,7 @@ static int load_registry(h_env *h, int clauses, const char *win, uint64_t *last_
         rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
         rr.agent = &ar;
         snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, agent);
-        if (pk_pack(&rr.base, &buf, &len) != PK_OK)
-            return -1;
-        st = pk_bus_publish_sync(h->bus, subject, buf, len, NULL, false, 0, last_seq, NULL);
-        free(buf);
-        if (st != PK_OK)
+        if (publish_record(h, subject, &rr, last_seq) != 0)
             return -1;
         pact_json(doc, sizeof(doc), agent, clauses, win);
         pk_sha256(doc, strlen(doc), hash);
@@ -125,13 +135,9 @@ static int load_registry(h_env *h, int clauses, const char *win, uint64_t *last_
             snprintf(id, sizeof(id), "%s-pact", agent);
             pr.pact_id = id;
             snprintf(subject, sizeof(subject), PK_SUBJ_REG_PACT, id);
-            if (pk_pack(&rr.base, &buf, &len) != PK_OK)
+            if (publish_record(h, subject, &rr, last_seq) != 0)
                 return -1;
         }
-        st = pk_bus_publish_sync(h->bus, subject, buf, len, NULL, false, 0, last_seq, NULL);
-        free(buf);
-        if (st != PK_OK)
-            return -1;
     }
     return 0;
 }
@@ -203,13 +209,11 @@ static void *bare_consume(void *p)
     pk_bus *bus = NULL;
     pk_consumer c;
     char durable[32], filter[64];
-    pk_bus_opts bo = {
-        .url = a->h->url, .name = "bench-bare", .send_asap = true, .connect_wait_ms = 5000};
     int64_t deadline = pk_mono_ms() + 120000;
 
     snprintf(durable, sizeof(durable), "bare-p%u", a->partition);
     snprintf(filter, sizeof(filter), "pactum.events.%u.*", a->partition);
-    if (pk_bus_connect(&bus, &bo) != PK_OK ||
+    if (!(bus = h_connect(a->h->url, "bench-bare", true)) ||
         pk_consumer_open(&c, bus, PK_STREAM_EVENTS, durable, filter, 0, 256, 10000) != PK_OK) {
         pk_bus_close(bus);
         return NULL;
@@ -218,10 +222,7 @@ static void *bare_consume(void *p)
         natsMsgList list;
         if (pk_consumer_fetch(&c, &list, 256, 500) != PK_OK)
             continue;
-        for (int i = 0; i < list.Count; i++)
-            natsMsg_Ack(list.Msgs[i], NULL);
-        a->got += list.Count;
-        natsMsgList_Destroy(&list);
+        a->got += bu_ack_all(&list);
     }
     pk_consumer_close(&c);
     pk_bus_close(bus);

@@ -46,12 +46,10 @@ static void *load_main(void *p)
 {
     loader *l = p;
     pk_bus *bus = NULL;
-    pk_bus_opts bo = {
-        .url = l->s->h.url, .name = "bench-load", .send_asap = false, .connect_wait_ms = 5000};
     int64_t t0 = pk_mono_ns();
     long k = 0;
 
-    if (pk_bus_connect(&bus, &bo) != PK_OK)
+    if (!(bus = h_connect(l->s->h.url, "bench-load", false)))
         return NULL;
     while (!l->stop) {
         double due = (double)(pk_mono_ns() - t0) / 1e9 * l->rate;
@@ -212,10 +210,8 @@ static void *client_main(void *p)
 {
     client *c = p;
     pk_bus *bus = NULL;
-    pk_bus_opts bo = {
-        .url = c->url, .name = "bench-client", .send_asap = true, .connect_wait_ms = 5000};
 
-    if (pk_bus_connect(&bus, &bo) != PK_OK)
+    if (!(bus = h_connect(c->url, "bench-client", true)))
         return NULL;
     for (int i = 0; i < c->n; i++) {
         natsMsg *m = NULL;

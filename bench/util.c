@@ -143,8 +143,6 @@ static void *hop_main(void *p)
     pk_bus *bus = NULL;
     pk_consumer c;
     char stream[32], filter[32], durable[32], out[32];
-    pk_bus_opts bo = {
-        .url = hp->h->url, .name = "bench-hop", .send_asap = true, .connect_wait_ms = 5000};
     uint8_t *payload = calloc(1, hp->out_size ? hp->out_size : 1);
     int64_t deadline = pk_mono_ms() + 300000;
 
@@ -152,7 +150,7 @@ static void *hop_main(void *p)
     snprintf(filter, sizeof(filter), "bare.%d", hp->index);
     snprintf(durable, sizeof(durable), "hop-%d", hp->index);
     snprintf(out, sizeof(out), "bare.%d", hp->index + 1);
-    if (pk_bus_connect(&bus, &bo) != PK_OK ||
+    if (!(bus = h_connect(hp->h->url, "bench-hop", true)) ||
         pk_consumer_open(&c, bus, stream, durable, filter, 0, 256, 10000) != PK_OK) {
         pk_bus_close(bus);
         free(payload);
@@ -184,10 +182,7 @@ static void *hop_main(void *p)
                 st = PK_OK; /* the figure shows it: what was not forwarded never arrives */
             }
         }
-        for (int i = 0; i < list.Count; i++)
-            natsMsg_Ack(list.Msgs[i], NULL);
-        hp->done += list.Count;
-        natsMsgList_Destroy(&list);
+        hp->done += bu_ack_all(&list);
     }
     pk_consumer_close(&c);
     pk_bus_close(bus);
@@ -342,4 +337,14 @@ long bu_rss_anon_kib(pid_t pid)
     }
     fclose(f);
     return kib;
+}
+
+int bu_ack_all(natsMsgList *list)
+{
+    int n = list->Count;
+
+    for (int i = 0; i < n; i++)
+        natsMsg_Ack(list->Msgs[i], NULL);
+    natsMsgList_Destroy(list);
+    return n;
 }

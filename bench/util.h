@@ -68,4 +68,7 @@ double bu_pct(double *v, int n, double p);
 /* Resident anonymous memory of a process in KiB (RssAnon), or -1. */
 long bu_rss_anon_kib(pid_t pid);
 
+/* Acknowledge every message of a fetched list and destroy it; returns how many. */
+int bu_ack_all(natsMsgList *list);
+
 #endif

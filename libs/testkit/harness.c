@@ -22,6 +22,14 @@
 
 const char *const h_service_names[H_SERVICES] = {"ingest", "evaluator", "scorer", "oracle"};
 
+pk_bus *h_connect(const char *url, const char *name, bool send_asap)
+{
+    pk_bus_opts bo = {.url = url, .name = name, .send_asap = send_asap, .connect_wait_ms = 5000};
+    pk_bus *bus = NULL;
+
+    return pk_bus_connect(&bus, &bo) == PK_OK ? bus : NULL;
+}
+
 int h_free_port(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
@@ -385,13 +393,30 @@ Pactum__V1__RegistryReceipt *h_submit(h_env *h, const uint8_t *data, size_t len)
     return r;
 }
 
+/* Seal m as type under signer (no signer id: by key) and submit it for registration. */
+static Pactum__V1__RegistryReceipt *submit_sealed(h_env *h, Pactum__V1__PayloadType type,
+                                                  const ProtobufCMessage *m,
+                                                  const pk_keypair *signer)
+{
+    uint8_t *payload = NULL, *env = NULL;
+    size_t plen, elen;
+    Pactum__V1__RegistryReceipt *r = NULL;
+
+    if (pk_pack(m, &payload, &plen) == PK_OK &&
+        pk_envelope_seal(type, payload, plen, "", signer, &env, &elen) == PK_OK)
+        r = h_submit(h, env, elen);
+    free(payload);
+    free(env);
+    return r;
+}
+
 Pactum__V1__RegistryReceipt *h_register_agent(h_env *h, const char *id, const pk_keypair *agent,
                                               const pk_keypair *owner)
 {
     Pactum__V1__AgentRegistration ar = PACTUM__V1__AGENT_REGISTRATION__INIT;
-    uint8_t *pop = NULL, *payload = NULL, *env = NULL, sig[PK_SIG_BYTES];
-    size_t poplen, plen, elen;
-    Pactum__V1__RegistryReceipt *r = NULL;
+    uint8_t *pop = NULL, sig[PK_SIG_BYTES];
+    size_t poplen;
+    Pactum__V1__RegistryReceipt *r;
 
     if (pk_pop_message(id, owner->pk, &pop, &poplen) != PK_OK)
         return NULL;
@@ -403,22 +428,14 @@ Pactum__V1__RegistryReceipt *h_register_agent(h_env *h, const char *id, const pk
     ar.owner_key.len = PK_PUBKEY_BYTES;
     ar.agent_pop.data = sig;
     ar.agent_pop.len = PK_SIG_BYTES;
-    if (pk_pack(&ar.base, &payload, &plen) == PK_OK &&
-        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION, payload, plen, "",
-                         owner, &env, &elen) == PK_OK)
-        r = h_submit(h, env, elen);
+    r = submit_sealed(h, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION, &ar.base, owner);
     free(pop);
-    free(payload);
-    free(env);
     return r;
 }
 
 Pactum__V1__RegistryReceipt *h_register_pact(h_env *h, const pk_keypair *owner, const char *json)
 {
     Pactum__V1__PactRegistration pr = PACTUM__V1__PACT_REGISTRATION__INIT;
-    uint8_t *payload = NULL, *env = NULL;
-    size_t plen, elen;
-    Pactum__V1__RegistryReceipt *r = NULL;
     const char *id = strstr(json, "\"id\"");
     char pact_id[PK_ID_MAX + 1] = "";
 
@@ -427,13 +444,7 @@ Pactum__V1__RegistryReceipt *h_register_pact(h_env *h, const pk_keypair *owner, 
     pr.pact_id = pact_id;
     pr.document.data = (uint8_t *)json;
     pr.document.len = strlen(json);
-    if (pk_pack(&pr.base, &payload, &plen) == PK_OK &&
-        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, payload, plen, "",
-                         owner, &env, &elen) == PK_OK)
-        r = h_submit(h, env, elen);
-    free(payload);
-    free(env);
-    return r;
+    return submit_sealed(h, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, &pr.base, owner);
 }
 
 void h_event_init(pk_event_msg *ev, const char *event_id, const char *agent, const char *kind,
@@ -639,6 +650,14 @@ bool h_agent(h_env *h, const char *id, const pk_keypair *agent, const pk_keypair
 bool h_pact(h_env *h, const pk_keypair *owner, const char *json)
 {
     return receipt_ok(h, h_register_pact(h, owner, json), "pact");
+}
+
+bool h_agent_with_pact(h_env *h, const char *id, uint8_t seed, pk_keypair *agent, pk_keypair *owner,
+                       const char *pact)
+{
+    h_keypair(agent, seed);
+    h_keypair(owner, (uint8_t)(seed + 1));
+    return h_agent(h, id, agent, owner) && (!pact || h_pact(h, owner, pact));
 }
 
 ProtobufCMessage *h_ask_until(h_env *h, const char *subject, const ProtobufCMessage *query,

@@ -33,6 +33,9 @@ extern const char *const h_service_names[H_SERVICES];
 /* A free TCP port on 127.0.0.1. */
 int h_free_port(void);
 
+/* A connection of its own to url named name (a few seconds to connect); NULL on failure. */
+pk_bus *h_connect(const char *url, const char *name, bool send_asap);
+
 /* Start nats-server (and the services when with_services); returns false on failure. */
 bool h_start(h_env *h, bool with_services);
 
@@ -86,6 +89,13 @@ bool h_agent(h_env *h, const char *id, const pk_keypair *agent, const pk_keypair
 
 /* Register a pact (h_register_pact) and insist it is accepted; false with h->why if not. */
 bool h_pact(h_env *h, const pk_keypair *owner, const char *json);
+
+/*
+ * An agent's and its owner's keys from seed and seed + 1, the agent
+ * registered as id, and pact (when not NULL) registered by the owner.
+ */
+bool h_agent_with_pact(h_env *h, const char *id, uint8_t seed, pk_keypair *agent, pk_keypair *owner,
+                       const char *pact);
 
 /* Send raw bytes as a registration request and decode the receipt. */
 Pactum__V1__RegistryReceipt *h_submit(h_env *h, const uint8_t *data, size_t len);

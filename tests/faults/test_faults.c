@@ -49,10 +49,7 @@ static void setup(void)
     cr_assert(h_start(&h, false), "nats-server did not start (logs in %s)", h.dir);
     for (int i = 0; i < H_SERVICES; i++)
         cr_assert(h_start_service(&h, i, env_of(i)), "%s did not start", h_service_names[i]);
-    h_keypair(&agent, 51);
-    h_keypair(&owner, 52);
-    cr_assert(h_agent(&h, "steady-bot", &agent, &owner), "%s", h.why);
-    cr_assert(h_pact(&h, &owner, pact), "%s", h.why);
+    cr_assert(h_agent_with_pact(&h, "steady-bot", 51, &agent, &owner, pact), "%s", h.why);
 }
 
 static void teardown(void)
@@ -77,10 +74,8 @@ static void *publisher(void *arg)
 {
     stream *s = arg;
     pk_bus *bus = NULL;
-    pk_bus_opts bo = {
-        .url = h.url, .name = "fault-publisher", .send_asap = true, .connect_wait_ms = 5000};
 
-    if (pk_bus_connect(&bus, &bo) != PK_OK) {
+    if (!(bus = h_connect(h.url, "fault-publisher", true))) {
         atomic_store(&s->failed, true);
         return NULL;
     }

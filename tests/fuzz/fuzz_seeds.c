@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fixtures.h"
 #include "pk/answer.h"
 #include "pk/merkle.h"
 
@@ -57,32 +58,18 @@ int main(int argc, char **argv)
 
     /* envelope: a signed batch of two events, and a registration */
     {
-        pk_event_msg e1 = PACTUM__V1__EVENT__INIT, e2 = PACTUM__V1__EVENT__INIT,
-                     *evs[2] = {&e1, &e2};
+        h_event e1, e2;
+        pk_event_msg *evs[2] = {
+            h_event_set(&e1, "bot", 1795000000000, "reply", "latency_ms", 800, "pii", "none"),
+            h_event_set(&e2, "bot", 1795000000001, "refund", NULL, 0, NULL, NULL)};
         pk_event_batch_msg b = PACTUM__V1__EVENT_BATCH__INIT;
-        Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
-        Pactum__V1__Label l = PACTUM__V1__LABEL__INIT, *lp[1] = {&l};
         uint8_t *buf = NULL, *env = NULL;
         size_t len = 0, elen = 0;
-        m.name = "latency_ms";
-        m.value = 800;
-        l.name = "pii";
-        l.value = "none";
-        e1.event_id = "e-1";
-        e1.agent_id = "bot";
-        e1.kind = "reply";
-        e1.ts_ms = 1795000000000;
-        e1.metrics = mp;
-        e1.n_metrics = 1;
-        e1.labels = lp;
-        e1.n_labels = 1;
-        e2.event_id = "e-2";
-        e2.agent_id = "bot";
-        e2.kind = "refund";
-        e2.action = "refund.issue";
-        e2.amount = 20;
-        e2.currency = "USD";
-        e2.ts_ms = 1795000000001;
+        evs[0]->event_id = "e-1";
+        evs[1]->event_id = "e-2";
+        evs[1]->action = "refund.issue";
+        evs[1]->amount = 20;
+        evs[1]->currency = "USD";
         b.events = evs;
         b.n_events = 2;
         if (pk_pack(&b.base, &buf, &len) != PK_OK ||

@@ -36,10 +36,7 @@ static void setup(void)
 {
     cr_assert(h_start(&h, true), "harness did not start (logs in %s)", h.dir);
     snprintf(key_pub, sizeof(key_pub), "%s/var/oracle/oracle.key.pub", h.dir);
-    h_keypair(&agent, 41);
-    h_keypair(&owner, 42);
-    cr_assert(h_agent(&h, "shop-bot", &agent, &owner), "%s", h.why);
-    cr_assert(h_pact(&h, &owner, pact), "%s", h.why);
+    cr_assert(h_agent_with_pact(&h, "shop-bot", 41, &agent, &owner, pact), "%s", h.why);
 }
 
 static void teardown(void)

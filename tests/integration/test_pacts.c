@@ -18,9 +18,7 @@ static pk_keypair agent, owner;
 static void setup(void)
 {
     cr_assert(h_start(&h, true), "harness did not start (logs in %s)", h.dir);
-    h_keypair(&agent, 21);
-    h_keypair(&owner, 22);
-    cr_assert(h_agent(&h, "bot", &agent, &owner), "%s", h.why);
+    cr_assert(h_agent_with_pact(&h, "bot", 21, &agent, &owner, NULL), "%s", h.why);
 }
 
 static void teardown(void)

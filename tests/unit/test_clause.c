@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "pk/clause.h"
 
 static pk_pact *pact;
@@ -26,33 +27,13 @@ static void fini(void)
 
 TestSuite(clause, .fini = fini);
 
-static Pactum__V1__Metric metric = PACTUM__V1__METRIC__INIT, *metricp[1] = {&metric};
-static Pactum__V1__Label label = PACTUM__V1__LABEL__INIT, *labelp[1] = {&label};
-
+/* A self-reported event of "bot"; it points into storage the next call reuses. */
 static pk_event_msg event(int64_t ts, const char *kind, const char *metric_name, double value,
                           const char *pii)
 {
-    pk_event_msg ev;
+    static h_event e;
 
-    pactum__v1__event__init(&ev);
-    ev.event_id = "e";
-    ev.agent_id = "bot";
-    ev.ts_ms = ts;
-    ev.kind = (char *)kind;
-    ev.source = PACTUM__V1__SOURCE__SOURCE_SELF;
-    if (metric_name) {
-        metric.name = (char *)metric_name;
-        metric.value = value;
-        ev.metrics = metricp;
-        ev.n_metrics = 1;
-    }
-    if (pii) {
-        label.name = "pii";
-        label.value = (char *)pii;
-        ev.labels = labelp;
-        ev.n_labels = 1;
-    }
-    return ev;
+    return *h_event_set(&e, "bot", ts, kind, metric_name, value, pii ? "pii" : NULL, pii);
 }
 
 #define LATENCY(op, minimum)                                                                       \

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "pk/codec.h"
 
 static pk_keypair kp, other;
@@ -32,19 +33,27 @@ static uint8_t *seal(const char *payload, Pactum__V1__PayloadType type, size_t *
     return out;
 }
 
-Test(envelope, sealed_envelope_opens_and_verifies)
+/* An event batch envelope around payload, sealed by kp and opened again; caller frees. */
+static pk_signed_msg *sealed_and_opened(const char *payload)
 {
     size_t len;
-    uint8_t *buf = seal("hello", PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, &len);
+    uint8_t *buf = seal(payload, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, &len);
     pk_signed_msg *env = NULL;
 
     cr_assert_eq(pk_envelope_open(buf, len, &env), PK_OK);
+    free(buf);
+    return env;
+}
+
+Test(envelope, sealed_envelope_opens_and_verifies)
+{
+    pk_signed_msg *env = sealed_and_opened("hello");
+
     cr_assert_str_eq(env->signer_id, "bot-1");
     cr_assert_eq(env->payload.len, 5);
     cr_assert_eq(pk_envelope_verify(env, kp.pk), PK_OK);
     cr_assert_eq(pk_envelope_verify(env, other.pk), PK_EBADSIG, "another agent's key");
     pactum__v1__signed__free_unpacked(env, NULL);
-    free(buf);
 }
 
 Test(envelope, no_truncation_ever_verifies)
@@ -65,31 +74,23 @@ Test(envelope, no_truncation_ever_verifies)
 
 Test(envelope, every_flipped_payload_byte_fails_verification)
 {
-    size_t len;
-    uint8_t *buf = seal("tamper-evident", PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, &len);
-    pk_signed_msg *env = NULL;
+    pk_signed_msg *env = sealed_and_opened("tamper-evident");
 
-    cr_assert_eq(pk_envelope_open(buf, len, &env), PK_OK);
     for (size_t i = 0; i < env->payload.len; i++) {
         env->payload.data[i] ^= 0x01;
         cr_assert_eq(pk_envelope_verify(env, kp.pk), PK_EBADSIG, "byte %zu", i);
         env->payload.data[i] ^= 0x01;
     }
     pactum__v1__signed__free_unpacked(env, NULL);
-    free(buf);
 }
 
 Test(envelope, signature_does_not_carry_over_to_another_payload_type)
 {
-    size_t len;
-    uint8_t *buf = seal("x", PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, &len);
-    pk_signed_msg *env = NULL;
+    pk_signed_msg *env = sealed_and_opened("x");
 
-    cr_assert_eq(pk_envelope_open(buf, len, &env), PK_OK);
     env->type = PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION;
     cr_assert_eq(pk_envelope_verify(env, kp.pk), PK_EBADSIG);
     pactum__v1__signed__free_unpacked(env, NULL);
-    free(buf);
 }
 
 Test(envelope, garbage_wrong_sizes_and_versions_are_refused)
@@ -141,72 +142,53 @@ Test(shape, ids_are_subject_tokens)
     cr_assert_eq(pk_event_id_check("evt/42"), PK_EINVAL);
 }
 
-static void good_event(pk_event_msg *ev)
+#define T0 1700000000000
+
+/* A valid event, changed one field at a time below; it points into e. */
+static h_event e;
+
+static pk_event_msg *good_event(const char *metric, double value, const char *label,
+                                const char *label_value)
 {
-    pactum__v1__event__init(ev);
-    ev->event_id = "e1";
-    ev->agent_id = "bot-1";
-    ev->ts_ms = 1700000000000;
-    ev->kind = "reply";
+    return h_event_set(&e, "bot-1", T0, "reply", metric, value, label, label_value);
 }
 
 Test(shape, event_checks_catch_each_bad_field)
 {
-    pk_event_msg ev;
-    Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
-    Pactum__V1__Label l = PACTUM__V1__LABEL__INIT, *lp[1] = {&l};
     char big[PK_VALUE_MAX + 2];
+    pk_event_msg *ev = good_event(NULL, 0, NULL, NULL);
 
-    good_event(&ev);
-    cr_assert_eq(pk_event_check(&ev), PK_OK);
-    ev.kind = "";
-    cr_assert_eq(pk_event_check(&ev), PK_EINVAL);
-    good_event(&ev);
-    ev.ts_ms = 0;
-    cr_assert_eq(pk_event_check(&ev), PK_EINVAL);
-    good_event(&ev);
-    ev.amount = -1;
-    cr_assert_eq(pk_event_check(&ev), PK_EINVAL);
-    good_event(&ev);
-    m.name = "latency_ms";
-    m.value = NAN;
-    ev.metrics = mp;
-    ev.n_metrics = 1;
-    cr_assert_eq(pk_event_check(&ev), PK_EINVAL);
-    m.value = 12;
-    cr_assert_eq(pk_event_check(&ev), PK_OK);
+    cr_assert_eq(pk_event_check(ev), PK_OK);
+    ev->kind = "";
+    cr_assert_eq(pk_event_check(ev), PK_EINVAL);
+    ev = good_event(NULL, 0, NULL, NULL);
+    ev->ts_ms = 0;
+    cr_assert_eq(pk_event_check(ev), PK_EINVAL);
+    ev = good_event(NULL, 0, NULL, NULL);
+    ev->amount = -1;
+    cr_assert_eq(pk_event_check(ev), PK_EINVAL);
+    ev = good_event("latency_ms", NAN, NULL, NULL);
+    cr_assert_eq(pk_event_check(ev), PK_EINVAL);
+    e.metric.value = 12;
+    cr_assert_eq(pk_event_check(ev), PK_OK);
     memset(big, 'x', sizeof(big));
     big[sizeof(big) - 1] = '\0';
-    l.name = "note";
-    l.value = big;
-    ev.labels = lp;
-    ev.n_labels = 1;
-    cr_assert_eq(pk_event_check(&ev), PK_EINVAL, "label value over the limit");
-    l.value = "line\nbreak";
-    cr_assert_eq(pk_event_check(&ev), PK_EINVAL, "control characters");
+    ev = good_event("latency_ms", 12, "note", big);
+    cr_assert_eq(pk_event_check(ev), PK_EINVAL, "label value over the limit");
+    e.label.value = "line\nbreak";
+    cr_assert_eq(pk_event_check(ev), PK_EINVAL, "control characters");
 }
 
 Test(shape, metric_and_label_lookup)
 {
-    pk_event_msg ev;
-    Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
-    Pactum__V1__Label l = PACTUM__V1__LABEL__INIT, *lp[1] = {&l};
+    pk_event_msg *ev = good_event("latency_ms", 850, "pii", "none");
     double v = 0;
 
-    good_event(&ev);
-    m.name = "latency_ms";
-    m.value = 850;
-    l.name = "pii";
-    l.value = "none";
-    ev.metrics = mp;
-    ev.n_metrics = 1;
-    ev.labels = lp;
-    ev.n_labels = 1;
-    cr_assert(pk_event_metric(&ev, "latency_ms", &v));
+    cr_assert(pk_event_metric(ev, "latency_ms", &v));
     cr_assert_float_eq(v, 850, 1e-9);
-    cr_assert_not(pk_event_metric(&ev, "tokens", &v));
-    cr_assert_str_eq(pk_event_label(&ev, "pii"), "none");
-    cr_assert_null(pk_event_label(&ev, "tone"));
+    cr_assert_not(pk_event_metric(ev, "tokens", &v));
+    cr_assert_str_eq(pk_event_label(ev, "pii"), "none");
+    cr_assert_null(pk_event_label(ev, "tone"));
 }
 
 Test(shape, enum_names_round_trip)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "pk/pact.h"
 
 static pk_pact *parse_ok(const char *json)
@@ -87,16 +88,17 @@ Test(pact, forbidden_defaults_and_event_windows)
 {
     pk_pact *p = parse_ok(HEAD "{\"id\":\"f\",\"promise\":\"no pii\",\"severity\":\"critical\","
                                "\"kind\":\"forbidden\",\"match\":{\"field\":\"labels.pii\","
-                               "\"eq\":\"leaked\"}},"
-                               "{\"id\":\"g\",\"promise\":\"few errors\",\"severity\":\"low\","
-                               "\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":"
-                               "\"error\"},\"max_count\":3,\"window\":{\"events\":100}}" TAIL);
+                               "\"eq\":\"leaked\"}}" TAIL);
 
     cr_assert_eq(p->clauses[0].consequence, PK_CONSEQ_CONTAIN);
     cr_assert_eq(p->clauses[0].max_count, 0);
     cr_assert_eq(p->clauses[0].window_ms, 86400000, "violations are counted per day by default");
-    cr_assert_eq(p->clauses[1].window_events, 100);
-    cr_assert_eq(p->clauses[1].max_count, 3);
+    pk_pact_free(p);
+    p = parse_ok(HEAD "{\"id\":\"g\",\"promise\":\"few errors\",\"severity\":\"low\","
+                      "\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":"
+                      "\"error\"},\"max_count\":3,\"window\":{\"events\":100}}" TAIL);
+    cr_assert_eq(p->clauses[0].window_events, 100);
+    cr_assert_eq(p->clauses[0].max_count, 3);
     pk_pact_free(p);
 }
 
@@ -308,29 +310,32 @@ Test(pact, freshness_scope_and_burn_rates_are_compiled)
     pk_pact *p = parse_ok(
         HEAD "{\"id\":\"hb\",\"promise\":\"reports every minute\",\"severity\":\"medium\","
              "\"kind\":\"freshness\",\"evidence\":{\"field\":\"kind\",\"eq\":\"heartbeat\"},"
-             "\"max_gap\":\"1m\"},"
-             "{\"id\":\"tools\",\"promise\":\"only its tools\",\"severity\":\"high\","
-             "\"kind\":\"scope\",\"tools\":[\"git.*\",\"tests.run\"],\"spend\":{\"currency\":"
-             "\"USD\",\"per_action\":500,\"per_window\":2000,\"window\":\"24h\"}},"
-             "{\"id\":\"errors\",\"promise\":\"99% succeed\",\"severity\":\"high\","
-             "\"kind\":\"objective\",\"metric\":\"error\",\"aggregate\":\"rate\","
-             "\"window\":\"1h\",\"op\":\"<=\",\"threshold\":0.01,\"burn_rate\":{\"target\":0.99,"
-             "\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\",\"factor\":14.4,\"severity\":"
-             "\"critical\"},{\"long\":\"6h\",\"short\":\"30m\",\"factor\":6,\"severity\":"
-             "\"medium\",\"consequence\":\"restrict\"}]}}" TAIL);
+             "\"max_gap\":\"1m\"}" TAIL);
 
     cr_assert_eq(p->clauses[0].kind, PK_CLAUSE_FRESHNESS);
     cr_assert_eq(p->clauses[0].max_gap_ms, 60000);
     cr_assert_not_null(p->clauses[0].evidence);
-    cr_assert_eq(p->clauses[1].tools.n, 2);
-    cr_assert_str_eq(p->clauses[1].currency, "USD");
-    cr_assert_float_eq(p->clauses[1].per_window, 2000, 1e-9);
-    cr_assert_eq(p->clauses[1].window_ms, 86400000);
-    cr_assert_eq(p->clauses[2].n_burn, 2);
-    cr_assert_float_eq(p->clauses[2].target, 0.99, 1e-12);
-    cr_assert_eq(p->clauses[2].burn[0].consequence, PK_CONSEQ_CONTAIN, "critical contains");
-    cr_assert_eq(p->clauses[2].burn[1].consequence, PK_CONSEQ_RESTRICT);
-    cr_assert_str_eq(p->clauses[2].burn[0].name, "1h/5m x14.4");
+    pk_pact_free(p);
+    p = parse_ok(HEAD "{\"id\":\"tools\",\"promise\":\"only its tools\",\"severity\":\"high\","
+                      "\"kind\":\"scope\",\"tools\":[\"git.*\",\"tests.run\"],\"spend\":{"
+                      "\"currency\":\"USD\",\"per_action\":500,\"per_window\":2000,\"window\":"
+                      "\"24h\"}}" TAIL);
+    cr_assert_eq(p->clauses[0].tools.n, 2);
+    cr_assert_str_eq(p->clauses[0].currency, "USD");
+    cr_assert_float_eq(p->clauses[0].per_window, 2000, 1e-9);
+    cr_assert_eq(p->clauses[0].window_ms, 86400000);
+    pk_pact_free(p);
+    p = parse_ok(HEAD "{\"id\":\"errors\",\"promise\":\"99% succeed\",\"severity\":\"high\","
+                      "\"kind\":\"objective\",\"metric\":\"error\",\"aggregate\":\"rate\","
+                      "\"window\":\"1h\",\"op\":\"<=\",\"threshold\":0.01,\"burn_rate\":{"
+                      "\"target\":0.99,\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\",\"factor\":"
+                      "14.4,\"severity\":\"critical\"},{\"long\":\"6h\",\"short\":\"30m\","
+                      "\"factor\":6,\"severity\":\"medium\",\"consequence\":\"restrict\"}]}}" TAIL);
+    cr_assert_eq(p->clauses[0].n_burn, 2);
+    cr_assert_float_eq(p->clauses[0].target, 0.99, 1e-12);
+    cr_assert_eq(p->clauses[0].burn[0].consequence, PK_CONSEQ_CONTAIN, "critical contains");
+    cr_assert_eq(p->clauses[0].burn[1].consequence, PK_CONSEQ_RESTRICT);
+    cr_assert_str_eq(p->clauses[0].burn[0].name, "1h/5m x14.4");
     pk_pact_free(p);
 }
 
@@ -379,27 +384,14 @@ static pk_pred *pred(const char *json)
     return m;
 }
 
-static pk_event_msg ev;
-static Pactum__V1__Metric met = PACTUM__V1__METRIC__INIT, *metp[1] = {&met};
-static Pactum__V1__Label lab = PACTUM__V1__LABEL__INIT, *labp[1] = {&lab};
+static h_event e;
+static pk_event_msg *ev;
 
 static void event_init(void)
 {
-    pactum__v1__event__init(&ev);
-    ev.event_id = "e";
-    ev.agent_id = "bot";
-    ev.kind = "tool_call";
-    ev.tool = "shell.exec";
-    ev.amount = 25;
-    ev.source = PACTUM__V1__SOURCE__SOURCE_SELF;
-    met.name = "tokens";
-    met.value = 900;
-    ev.metrics = metp;
-    ev.n_metrics = 1;
-    lab.name = "pii";
-    lab.value = "none";
-    ev.labels = labp;
-    ev.n_labels = 1;
+    ev = h_event_set(&e, "bot", 0, "tool_call", "tokens", 900, "pii", "none");
+    ev->tool = "shell.exec";
+    ev->amount = 25;
 }
 
 TestSuite(predicate, .init = event_init);
@@ -407,7 +399,7 @@ TestSuite(predicate, .init = event_init);
 static bool holds(const char *json)
 {
     pk_pred *p = pred(json);
-    bool r = pk_pred_eval(p, &ev);
+    bool r = pk_pred_eval(p, ev);
 
     pk_pred_free(p);
     return r;

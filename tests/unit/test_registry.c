@@ -34,12 +34,22 @@ static void fini(void)
 
 TestSuite(registry, .init = init, .fini = fini);
 
+/* Apply a registry record as the stream would deliver it at seq. */
+static void apply(MDB_txn *txn, Pactum__V1__RegistryRecord *r, uint64_t seq)
+{
+    uint8_t *buf;
+    size_t len;
+
+    cr_assert_eq(pk_pack(&r->base, &buf, &len), PK_OK);
+    cr_assert_eq(pk_registry_apply(reg, txn, buf, len, seq), PK_OK);
+    free(buf);
+}
+
 static void apply_agent(MDB_txn *txn, const char *id, uint8_t keybyte, uint64_t seq)
 {
     Pactum__V1__AgentRecord a = PACTUM__V1__AGENT_RECORD__INIT;
     Pactum__V1__RegistryRecord r = PACTUM__V1__REGISTRY_RECORD__INIT;
-    uint8_t key[32], *buf;
-    size_t len;
+    uint8_t key[32];
 
     memset(key, keybyte, sizeof(key));
     a.agent_id = (char *)id;
@@ -48,9 +58,7 @@ static void apply_agent(MDB_txn *txn, const char *id, uint8_t keybyte, uint64_t 
     a.role = PACTUM__V1__ROLE__ROLE_AGENT;
     r.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
     r.agent = &a;
-    cr_assert_eq(pk_pack(&r.base, &buf, &len), PK_OK);
-    cr_assert_eq(pk_registry_apply(reg, txn, buf, len, seq), PK_OK);
-    free(buf);
+    apply(txn, &r, seq);
 }
 
 static void apply_pact(MDB_txn *txn, const char *id, const char *agent, uint32_t version,
@@ -58,17 +66,13 @@ static void apply_pact(MDB_txn *txn, const char *id, const char *agent, uint32_t
 {
     Pactum__V1__PactRecord p = PACTUM__V1__PACT_RECORD__INIT;
     Pactum__V1__RegistryRecord r = PACTUM__V1__REGISTRY_RECORD__INIT;
-    uint8_t *buf;
-    size_t len;
 
     p.pact_id = (char *)id;
     p.agent_id = (char *)agent;
     p.version = version;
     r.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_PACT;
     r.pact = &p;
-    cr_assert_eq(pk_pack(&r.base, &buf, &len), PK_OK);
-    cr_assert_eq(pk_registry_apply(reg, txn, buf, len, seq), PK_OK);
-    free(buf);
+    apply(txn, &r, seq);
 }
 
 Test(registry, agents_are_found_by_id)

@@ -1,0 +1,33 @@
+#include "fixtures.h"
+
+#include <string.h>
+
+pk_event_msg *h_event_set(h_event *e, const char *agent, int64_t ts_ms, const char *kind,
+                          const char *metric, double value, const char *label,
+                          const char *label_value)
+{
+    memset(e, 0, sizeof(*e));
+    pactum__v1__event__init(&e->ev);
+    e->ev.event_id = "e";
+    e->ev.agent_id = (char *)agent;
+    e->ev.ts_ms = ts_ms;
+    e->ev.kind = (char *)kind;
+    e->ev.source = PACTUM__V1__SOURCE__SOURCE_SELF;
+    if (metric) {
+        pactum__v1__metric__init(&e->metric);
+        e->metric.name = (char *)metric;
+        e->metric.value = value;
+        e->metricp[0] = &e->metric;
+        e->ev.metrics = e->metricp;
+        e->ev.n_metrics = 1;
+    }
+    if (label) {
+        pactum__v1__label__init(&e->label);
+        e->label.name = (char *)label;
+        e->label.value = (char *)label_value;
+        e->labelp[0] = &e->label;
+        e->ev.labels = e->labelp;
+        e->ev.n_labels = 1;
+    }
+    return &e->ev;
+}
