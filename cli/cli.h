@@ -128,6 +128,19 @@ pk_bus *cli_connect(void);
 /* Request-reply; *reply is the caller's (natsMsg_Destroy). */
 int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t len, natsMsg **reply);
 
+/*
+ * Seal payload as type, signed by kp as signer_id ("" or NULL: by key alone),
+ * send it to subject (pactum.registry.submit or pactum.governance.submit)
+ * and print the receipt; CLI_OK if it says ok.
+ */
+int cli_submit(const char *subject, Pactum__V1__PayloadType type, const ProtobufCMessage *payload,
+               const char *signer_id, const pk_keypair *kp);
+
+/* The same, signed with the key in the file key_path. */
+int cli_submit_with_key(const char *subject, Pactum__V1__PayloadType type,
+                        const ProtobufCMessage *payload, const char *signer_id,
+                        const char *key_path);
+
 /* Print a JSON value to stdout and free it. */
 void cli_print_json(json_t *v);
 

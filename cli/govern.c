@@ -24,70 +24,6 @@ static const char *id_or_random(const char *given, const char *prefix, char *buf
     return buf;
 }
 
-/* Print a receipt (JSON with --json); CLI_OK if it says ok. */
-static int print_receipt(const ProtobufCMessage *m, bool ok, Pactum__V1__Reason reason,
-                         const char *message)
-{
-    if (cli.json)
-        cli_print_message(m);
-    else if (ok)
-        printf("%s\n", message);
-    else
-        fprintf(stderr, "pactum: refused (%s): %s\n", pk_reason_name(reason), message);
-    return ok ? CLI_OK : CLI_FAIL;
-}
-
-/* Sign payload as signer_id with the key in key_path and submit it to subject. */
-static int submit_signed(const char *subject, Pactum__V1__PayloadType type,
-                         const ProtobufCMessage *payload, const char *signer_id,
-                         const char *key_path, bool governance)
-{
-    pk_keypair kp;
-    uint8_t *buf = NULL, *env = NULL;
-    size_t len = 0, elen = 0;
-    pk_bus *bus = NULL;
-    natsMsg *reply = NULL;
-    int code;
-
-    if (pk_key_load(key_path, &kp) != PK_OK)
-        return cli_error(CLI_IO, "%s", pk_error_msg());
-    if (pk_pack(payload, &buf, &len) != PK_OK ||
-        pk_envelope_seal(type, buf, len, signer_id ? signer_id : "", &kp, &env, &elen) != PK_OK) {
-        pk_keypair_wipe(&kp);
-        free(buf);
-        return cli_error(CLI_IO, "%s", pk_error_msg());
-    }
-    pk_keypair_wipe(&kp);
-    free(buf);
-    if (!(bus = cli_connect())) {
-        free(env);
-        return CLI_BUS;
-    }
-    code = cli_request(bus, subject, env, elen, &reply);
-    free(env);
-    if (code == CLI_OK) {
-        const uint8_t *data = (const uint8_t *)natsMsg_GetData(reply);
-        size_t n = (size_t)natsMsg_GetDataLength(reply);
-        if (governance) {
-            Pactum__V1__GovernanceReceipt *r =
-                pactum__v1__governance_receipt__unpack(NULL, n, data);
-            code = r ? print_receipt(&r->base, r->ok, r->reason, r->message)
-                     : cli_error(CLI_BUS, "the answer is not a receipt");
-            if (r)
-                pactum__v1__governance_receipt__free_unpacked(r, NULL);
-        } else {
-            Pactum__V1__RegistryReceipt *r = pactum__v1__registry_receipt__unpack(NULL, n, data);
-            code = r ? print_receipt(&r->base, r->ok, r->reason, r->message)
-                     : cli_error(CLI_BUS, "the answer is not a receipt");
-            if (r)
-                pactum__v1__registry_receipt__free_unpacked(r, NULL);
-        }
-    }
-    natsMsg_Destroy(reply);
-    pk_bus_close(bus);
-    return code;
-}
-
 int cmd_principal_register(const cli_call *c)
 {
     const char *id = cli_get(c, "id"), *role = cli_get(c, "role"), *key = cli_get(c, "key"),
@@ -124,9 +60,9 @@ int cmd_principal_register(const cli_call *c)
     pr.ts_ms = pk_now_ms();
     pk_keypair_wipe(&kp);
     pk_keypair_wipe(&akp);
-    code =
-        submit_signed(PK_SUBJ_REG_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION,
-                      &pr.base, "", admin, false);
+    code = cli_submit_with_key(PK_SUBJ_REG_SUBMIT,
+                               PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION, &pr.base,
+                               "", admin);
     return code;
 }
 
@@ -169,8 +105,8 @@ int cmd_override(const cli_call *c)
         o.n_actions = split_list(listbuf, actions, 8);
         o.actions = actions;
     }
-    return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_OVERRIDE, &o.base,
-                         op, key, true);
+    return cli_submit_with_key(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_OVERRIDE,
+                               &o.base, op, key);
 }
 
 int cmd_ack(const cli_call *c)
@@ -184,8 +120,8 @@ int cmd_ack(const cli_call *c)
     k.agent_id = (char *)agent;
     k.signed_ms = pk_now_ms();
     k.note = (char *)note;
-    return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ACK, &k.base, op,
-                         key, true);
+    return cli_submit_with_key(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ACK, &k.base,
+                               op, key);
 }
 
 /* The vseq of the agent's last violation, as the oracle reports it. */
@@ -236,8 +172,8 @@ int cmd_dispute_open(const cli_call *c)
     d.reason = (char *)reason;
     d.counter_evidence = (char *)(cli_has(c, "evidence") ? cli_get(c, "evidence") : "");
     /* signed by the owner key (no id) or by a registered counterparty (--as) */
-    return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DISPUTE, &d.base, as,
-                         key, true);
+    return cli_submit_with_key(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DISPUTE,
+                               &d.base, as, key);
 }
 
 int cmd_dispute_rule(const cli_call *c)
@@ -249,6 +185,6 @@ int cmd_dispute_rule(const cli_call *c)
     u.signed_ms = pk_now_ms();
     u.overturned = cli_has(c, "overturned");
     u.reason = (char *)cli_get(c, "reason");
-    return submit_signed(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING, &u.base,
-                         cli_get(c, "arbiter"), cli_get(c, "key"), true);
+    return cli_submit_with_key(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING,
+                               &u.base, cli_get(c, "arbiter"), cli_get(c, "key"));
 }

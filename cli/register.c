@@ -58,49 +58,14 @@ static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
     return CLI_OK;
 }
 
-/* Send a signed registration; print the receipt. */
-static int submit(const uint8_t *env, size_t len)
-{
-    pk_bus *bus = cli_connect();
-    natsMsg *reply = NULL;
-    Pactum__V1__RegistryReceipt *rc = NULL;
-    int code;
-
-    if (!bus)
-        return CLI_BUS;
-    code = cli_request(bus, PK_SUBJ_REG_SUBMIT, env, len, &reply);
-    if (code != CLI_OK)
-        goto out;
-    rc = pactum__v1__registry_receipt__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
-                                              (const uint8_t *)natsMsg_GetData(reply));
-    if (!rc) {
-        code = cli_error(CLI_BUS, "the registry answered with something that is not a receipt");
-        goto out;
-    }
-    if (cli.json) {
-        cli_print_message(&rc->base);
-    } else if (rc->ok) {
-        printf("%s\n", rc->message);
-    } else {
-        fprintf(stderr, "pactum: refused (%s): %s\n", pk_reason_name(rc->reason), rc->message);
-    }
-    code = rc->ok ? CLI_OK : CLI_FAIL;
-out:
-    if (rc)
-        pactum__v1__registry_receipt__free_unpacked(rc, NULL);
-    natsMsg_Destroy(reply);
-    pk_bus_close(bus);
-    return code;
-}
-
 int cmd_agent_register(const cli_call *c)
 {
     const char *id = cli_get(c, "id"), *key = cli_get(c, "key"), *owner = cli_get(c, "owner-key"),
                *name = cli_has(c, "name") ? cli_get(c, "name") : "";
     pk_keypair agent_kp, owner_kp;
     Pactum__V1__AgentRegistration ar = PACTUM__V1__AGENT_REGISTRATION__INIT;
-    uint8_t *pop = NULL, *payload = NULL, *env = NULL, sig[PK_SIG_BYTES];
-    size_t poplen = 0, plen = 0, elen = 0;
+    uint8_t *pop = NULL, sig[PK_SIG_BYTES];
+    size_t poplen = 0;
     int code = CLI_IO;
 
     if (pk_id_check("agent id", id) != PK_OK)
@@ -123,19 +88,12 @@ int cmd_agent_register(const cli_call *c)
     ar.agent_pop.data = sig;
     ar.agent_pop.len = PK_SIG_BYTES;
     ar.ts_ms = pk_now_ms();
-    if (pk_pack(&ar.base, &payload, &plen) != PK_OK ||
-        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION, payload, plen, "",
-                         &owner_kp, &env, &elen) != PK_OK) {
-        code = cli_error(CLI_IO, "%s", pk_error_msg());
-        goto out;
-    }
-    code = submit(env, elen);
+    code = cli_submit(PK_SUBJ_REG_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION,
+                      &ar.base, NULL, &owner_kp);
 out:
     pk_keypair_wipe(&agent_kp);
     pk_keypair_wipe(&owner_kp);
     free(pop);
-    free(payload);
-    free(env);
     return code;
 }
 
@@ -193,10 +151,9 @@ int cmd_pact_lint(const cli_call *c)
 int cmd_pact_register(const cli_call *c)
 {
     const char *key = cli_get(c, "key"), *path = c->args[0];
-    pk_keypair kp;
     Pactum__V1__PactRegistration pr = PACTUM__V1__PACT_REGISTRATION__INIT;
-    uint8_t *doc = NULL, *payload = NULL, *env = NULL;
-    size_t len = 0, plen = 0, elen = 0;
+    uint8_t *doc = NULL;
+    size_t len = 0;
     pk_lint lint = {0};
     pk_pact *p = NULL;
     int code;
@@ -210,29 +167,17 @@ int cmd_pact_register(const cli_call *c)
                          lint.n == 1 ? "" : "s");
         goto out;
     }
-    if (pk_key_load(key, &kp) != PK_OK) {
-        code = cli_error(CLI_IO, "%s", pk_error_msg());
-        goto out;
-    }
     pr.pact_id = p->id;
     pr.document.data = doc;
     pr.document.len = len;
     pr.ts_ms = pk_now_ms();
-    if (pk_pack(&pr.base, &payload, &plen) != PK_OK ||
-        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, payload, plen, "",
-                         &kp, &env, &elen) != PK_OK) {
-        pk_keypair_wipe(&kp);
-        code = cli_error(CLI_IO, "%s", pk_error_msg());
-        goto out;
-    }
-    pk_keypair_wipe(&kp);
-    code = submit(env, elen);
+    code =
+        cli_submit_with_key(PK_SUBJ_REG_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION,
+                            &pr.base, NULL, key);
 out:
     pk_pact_free(p);
     pk_lint_free(&lint);
     free(doc);
-    free(payload);
-    free(env);
     return code;
 }
 

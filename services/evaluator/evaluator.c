@@ -15,28 +15,9 @@
 
 void evaluator_metrics_init(evaluator *e)
 {
-    pk_metric *m = e->m;
-    static const char *vh = "Verdicts published, by outcome";
-
-    m[EM_EVENTS] = (pk_metric){"pactum_evaluator_events_total", NULL,
-                               "Events taken from PACTUM_EVENTS", PK_COUNTER, 0};
-    m[EM_STALE_CHECKS] = (pk_metric){"pactum_evaluator_freshness_checks_total", NULL,
-                                     "Freshness deadlines examined by the clock", PK_COUNTER, 0};
-    m[EM_SKIPPED] =
-        (pk_metric){"pactum_evaluator_redelivered_total", NULL,
-                    "Redelivered events skipped because they were already applied", PK_COUNTER, 0};
-    m[EM_NO_PACT] = (pk_metric){"pactum_evaluator_events_without_pact_total", NULL,
-                                "Events about agents with no pact in force", PK_COUNTER, 0};
-    m[EM_VERDICT_PASS] =
-        (pk_metric){"pactum_evaluator_verdicts_total", "outcome=\"pass\"", vh, PK_COUNTER, 0};
-    m[EM_VERDICT_FAIL] =
-        (pk_metric){"pactum_evaluator_verdicts_total", "outcome=\"fail\"", vh, PK_COUNTER, 0};
-    m[EM_VERDICT_INSUFFICIENT] = (pk_metric){"pactum_evaluator_verdicts_total",
-                                             "outcome=\"insufficient\"", vh, PK_COUNTER, 0};
-    m[EM_VERDICT_STALE] =
-        (pk_metric){"pactum_evaluator_verdicts_total", "outcome=\"stale\"", vh, PK_COUNTER, 0};
-    m[EM_MALFORMED] = (pk_metric){"pactum_evaluator_malformed_total", NULL,
-                                  "Events that did not decode (dead-lettered)", PK_COUNTER, 0};
+#define PK_METRIC(id, type, name, labels, help) e->m[id] = (pk_metric){name, labels, help, type, 0};
+#include "metrics.def"
+#undef PK_METRIC
 }
 
 /* --- pacts in force ------------------------------------------------------------ */
@@ -93,36 +74,24 @@ typedef struct batch {
     size_t n_states;     /* entries in use */
 } batch;
 
-pk_status evaluator_workers_init(evaluator *e)
+pk_status evaluator_worker_init(pk_pworker *pw)
 {
-    if (!(e->ctx = calloc(e->workers.n ? e->workers.n : 1, sizeof(*e->ctx))))
-        return PK_ERR(PK_ENOMEM, "cannot allocate %zu workers", e->workers.n);
-    e->n_ctx = e->workers.n;
-    for (size_t i = 0; i < e->workers.n; i++) {
-        eval_worker *w = &e->ctx[i];
-        pk_status st;
-        w->ev = e;
-        if (!(w->states = calloc(STATE_SLOTS, sizeof(*w->states))))
-            return PK_ERR(PK_ENOMEM, "cannot allocate the state cache");
-        if ((st = pk_wset_create(&w->ws)) != PK_OK)
-            return st;
-        e->workers.w[i].ctx = w;
-    }
-    return PK_OK;
+    eval_worker *w = pw->ctx;
+
+    w->ev = pw->group->owner;
+    if (!(w->states = calloc(STATE_SLOTS, sizeof(*w->states))))
+        return PK_ERR(PK_ENOMEM, "cannot allocate the state cache");
+    return pk_wset_create(&w->ws);
 }
 
-void evaluator_workers_free(evaluator *e)
+void evaluator_worker_free(pk_pworker *pw)
 {
-    for (size_t i = 0; e->ctx && i < e->n_ctx; i++) {
-        eval_worker *w = &e->ctx[i];
-        for (size_t k = 0; w->states && k < STATE_SLOTS; k++)
-            pk_clause_state_release(&w->states[k].st);
-        free(w->states);
-        pk_wset_destroy(w->ws);
-    }
-    free(e->ctx);
-    e->ctx = NULL;
-    e->n_ctx = 0;
+    eval_worker *w = pw->ctx;
+
+    for (size_t k = 0; w->states && k < STATE_SLOTS; k++)
+        pk_clause_state_release(&w->states[k].st);
+    free(w->states);
+    pk_wset_destroy(w->ws);
 }
 
 static size_t state_key(uint8_t *key, const char *agent, const char *pact, const char *clause)

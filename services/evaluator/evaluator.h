@@ -33,16 +33,11 @@ typedef struct evaluator_cfg {
     long long batch;        /* events fetched per batch */
 } evaluator_cfg;
 
+/* Its own metrics (metrics.def). */
 enum {
-    EM_EVENTS,
-    EM_STALE_CHECKS,
-    EM_SKIPPED,
-    EM_NO_PACT,
-    EM_VERDICT_PASS,
-    EM_VERDICT_FAIL,
-    EM_VERDICT_INSUFFICIENT,
-    EM_VERDICT_STALE,
-    EM_MALFORMED,
+#define PK_METRIC(id, ...) id,
+#include "metrics.def"
+#undef PK_METRIC
     EM_COUNT
 };
 
@@ -79,19 +74,17 @@ struct evaluator {
                                  "ticks_p<N>" -> be64 applied || be32 tick ordinal */
     MDB_dbi deadlines;        /* be32 partition || be64 ms || state key -> "" (freshness) */
     uint64_t owned;           /* partitions served, as a bitmap */
-    pk_pworkers workers;      /* one per owned partition */
-    eval_worker *ctx;         /* their data */
-    size_t n_ctx;             /* entries in ctx */
+    pk_pworkers workers;      /* one per owned partition, each with an eval_worker */
     pk_metric m[EM_COUNT];    /* counters */
 };
 
 void evaluator_metrics_init(evaluator *e);
 
-/* Set up each worker's data once the workers are open. */
-pk_status evaluator_workers_init(evaluator *e) PK_MUST_CHECK;
+/* Set up a worker's eval_worker (pk_pworkers.ctx_init; w->group->owner: the evaluator). */
+pk_status evaluator_worker_init(pk_pworker *w) PK_MUST_CHECK;
 
-/* Release every worker's data. */
-void evaluator_workers_free(evaluator *e);
+/* Release it (pk_pworkers.ctx_free). */
+void evaluator_worker_free(pk_pworker *w);
 
 /* Judge one fetched batch, publish verdicts, then write and ack (a pk_pbatch_fn). */
 pk_status evaluator_process(pk_pworker *w, natsMsgList *list) PK_MUST_CHECK;

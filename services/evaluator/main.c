@@ -42,13 +42,17 @@ static int start(void *ctx)
                                 .tail = "*",
                                 .batch = (int)ev->cfg->batch,
                                 .process = evaluator_process,
-                                .idle = evaluator_idle};
+                                .idle = evaluator_idle,
+                                .ctx_size = sizeof(eval_worker),
+                                .ctx_init = evaluator_worker_init,
+                                .ctx_free = evaluator_worker_free,
+                                .owner = ev};
     ev->reg->hook = evaluator_on_registry;
     ev->reg->hook_ctx = ev;
     if (pk_registry_watch(ev->reg) != PK_OK || pk_registry_sync(ev->reg, 0) != PK_OK ||
         pk_pworkers_open(&ev->workers, ev->partitions, ev->owned) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
-    if (evaluator_workers_init(ev) != PK_OK || pk_pworkers_start(&ev->workers) != PK_OK)
+    if (pk_pworkers_start(&ev->workers) != PK_OK)
         return pk_service_failed(PK_EXIT_RUNTIME);
     PK_INFO("ready: serving %zu of %u partitions, registry at #%llu", ev->workers.n, ev->partitions,
             (unsigned long long)pk_registry_seq(ev->reg));
@@ -65,7 +69,6 @@ static void stop(void *ctx)
     evaluator *ev = ctx;
 
     pk_pworkers_close(&ev->workers);
-    evaluator_workers_free(ev);
     pk_pact_cache_destroy(ev->pacts);
     pk_registry_close(ev->reg);
 }

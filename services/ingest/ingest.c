@@ -28,33 +28,13 @@ _Static_assert(PACTUM__V1__REASON__REASON_INTERNAL == INGEST_REASONS, "every Rea
 
 void ingest_metrics_init(ingest *in)
 {
-    static const char *rej_help = "Inputs refused, by reason";
-    static const char *reg_help = "Registration requests answered";
-    static const char *gov_help = "Overrides, disputes, rulings and acknowledgements answered";
-    pk_metric *m = in->m;
-
-    m[M_ENVELOPES] = (pk_metric){"pactum_ingest_envelopes_total", NULL,
-                                 "Signed envelopes taken from PACTUM_RAW", PK_COUNTER, 0};
-    m[M_ACCEPTED] = (pk_metric){"pactum_ingest_events_accepted_total", NULL,
-                                "Events accepted and published to PACTUM_EVENTS", PK_COUNTER, 0};
+#define PK_METRIC(id, type, name, labels, help)                                                    \
+    in->m[id] = (pk_metric){name, labels, help, type, 0};
+#include "metrics.def"
+#undef PK_METRIC
     for (int i = 0; i < INGEST_REASONS; i++)
-        m[M_REJECTED_FIRST + i] =
-            (pk_metric){"pactum_ingest_rejected_total", reason_labels[i], rej_help, PK_COUNTER, 0};
-    m[M_REDELIVERED] =
-        (pk_metric){"pactum_ingest_redelivered_total", NULL,
-                    "Events seen again in a redelivered envelope and skipped", PK_COUNTER, 0};
-    m[M_REG_OK] =
-        (pk_metric){"pactum_ingest_registrations_total", "result=\"ok\"", reg_help, PK_COUNTER, 0};
-    m[M_REG_REJECTED] = (pk_metric){"pactum_ingest_registrations_total", "result=\"rejected\"",
-                                    reg_help, PK_COUNTER, 0};
-    m[M_GOV_OK] =
-        (pk_metric){"pactum_ingest_governance_total", "result=\"ok\"", gov_help, PK_COUNTER, 0};
-    m[M_GOV_REJECTED] = (pk_metric){"pactum_ingest_governance_total", "result=\"rejected\"",
-                                    gov_help, PK_COUNTER, 0};
-    m[M_DEDUP_PRUNED] = (pk_metric){"pactum_ingest_dedup_pruned_total", NULL,
-                                    "Event ids dropped from the duplicate table after the age "
-                                    "limit",
-                                    PK_COUNTER, 0};
+        in->m[M_REJECTED_FIRST + i] = (pk_metric){"pactum_ingest_rejected_total", reason_labels[i],
+                                                  "Inputs refused, by reason", PK_COUNTER, 0};
 }
 
 void ingest_count_reject(ingest *in, Pactum__V1__Reason reason)

@@ -29,18 +29,13 @@ typedef struct ingest_cfg {
 /* Refusals are counted by reason: one counter per Reason value. */
 #define INGEST_REASONS 15
 
-/* Counters; order matters only for the exposition. */
+/* Counters (metrics.def, then the refusals); order matters only for the exposition. */
 enum {
-    M_ENVELOPES,
-    M_ACCEPTED,
+#define PK_METRIC(id, ...) id,
+#include "metrics.def"
+#undef PK_METRIC
     M_REJECTED_FIRST, /* one counter per Reason, in Reason order (1..INGEST_REASONS) */
     M_REJECTED_LAST = M_REJECTED_FIRST + INGEST_REASONS - 1,
-    M_REDELIVERED,
-    M_REG_OK,
-    M_REG_REJECTED,
-    M_GOV_OK,
-    M_GOV_REJECTED,
-    M_DEDUP_PRUNED,
     M_COUNT
 };
 

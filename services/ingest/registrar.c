@@ -35,21 +35,36 @@ static void set_receipt_hash(submit_ctx *c, const uint8_t hash[PK_HASH_BYTES])
     }
 }
 
-/* Publish rec on subject expecting the subject's last sequence to be last_seq. */
-static pk_status publish_record(ingest *in, const char *subject, Pactum__V1__RegistryRecord *rec,
-                                uint64_t last_seq, uint64_t *seq)
+/*
+ * Publish rec on subject expecting the subject's last sequence to be last_seq:
+ * true with receipt.seq set, or false after refusing (`raced` when another
+ * write to the subject came first; `what` names the record otherwise).
+ */
+static bool publish_record(submit_ctx *c, const char *subject, Pactum__V1__RegistryRecord *rec,
+                           uint64_t last_seq, const char *raced, const char *what)
 {
+    ingest *in = c->r.in;
     uint8_t *buf = NULL;
     size_t len = 0;
+    uint64_t seq = 0;
     pk_status st = pk_pack(&rec->base, &buf, &len);
 
-    if (st != PK_OK)
-        return st;
-    st = pk_bus_publish_sync(in->bus, subject, buf, len, NULL, true, last_seq, seq, NULL);
+    if (st == PK_OK)
+        st = pk_bus_publish_sync(in->bus, subject, buf, len, NULL, true, last_seq, &seq, NULL);
     free(buf);
-    if (st == PK_OK && pk_registry_sync(in->reg, *seq) != PK_OK)
+    if (st == PK_ECONFLICT) {
+        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT, "%s", raced);
+        return false;
+    }
+    if (st != PK_OK) {
+        refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "could not store the %s: %s", what,
+               pk_error_msg());
+        return false;
+    }
+    if (pk_registry_sync(in->reg, seq) != PK_OK)
         PK_WARN("registry copy lags behind: %s", pk_error_msg());
-    return st;
+    c->receipt.seq = seq;
+    return true;
 }
 
 /*
@@ -62,9 +77,9 @@ static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const c
     ingest *in = c->r.in;
     Pactum__V1__AgentRecord *existing = NULL;
     Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
-    uint64_t seq = 0, existing_seq = 0;
+    uint64_t existing_seq = 0;
     MDB_txn *txn = NULL;
-    char subject[128];
+    char subject[128], raced[256];
     pk_status st;
 
     if (pk_registry_sync(in->reg, 0) != PK_OK)
@@ -95,18 +110,11 @@ static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const c
     rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
     rr.agent = rec;
     snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, rec->agent_id);
-    st = publish_record(in, subject, &rr, 0, &seq);
-    if (st == PK_ECONFLICT) {
-        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
-               "id %s was registered by someone else at the same moment", rec->agent_id);
-    } else if (st != PK_OK) {
-        refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "could not store the registration: %s",
-               pk_error_msg());
-    } else {
-        c->receipt.seq = seq;
+    snprintf(raced, sizeof(raced), "id %s was registered by someone else at the same moment",
+             rec->agent_id);
+    if (publish_record(c, subject, &rr, 0, raced, "registration"))
         accepted(c, "registered %s %s (registry #%llu)", what, rec->agent_id,
-                 (unsigned long long)seq);
-    }
+                 (unsigned long long)c->receipt.seq);
 }
 
 static void register_agent(submit_ctx *c, const pk_signed_msg *env, ProtobufCMessage *m)
@@ -293,14 +301,11 @@ static bool allowed(submit_ctx *c, const pk_signed_msg *env, const pact_reg *p)
 /* Store the document as the pact's next version (or answer with the version it already is). */
 static void store_version(submit_ctx *c, const pact_reg *p)
 {
-    ingest *in = c->r.in;
     const pk_pact *pact = p->pact;
     Pactum__V1__PactRecord rec = PACTUM__V1__PACT_RECORD__INIT;
     Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
     uint8_t hash[PK_HASH_BYTES];
-    char subject[128], hexhash[PK_HASH_BYTES * 2 + 1];
-    uint64_t seq = 0;
-    pk_status st;
+    char subject[128], raced[256], hexhash[PK_HASH_BYTES * 2 + 1];
 
     pk_sha256(p->pr->document.data, p->pr->document.len, hash);
     pk_hex_encode(hash, sizeof(hash), hexhash);
@@ -328,19 +333,13 @@ static void store_version(submit_ctx *c, const pact_reg *p)
     rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_PACT;
     rr.pact = &rec;
     snprintf(subject, sizeof(subject), PK_SUBJ_REG_PACT, pact->id);
-    st = publish_record(in, subject, &rr, p->latest ? p->latest_seq : 0, &seq);
-    if (st == PK_ECONFLICT) {
-        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
-               "another version of pact %s was registered at the same moment; retry", pact->id);
-    } else if (st != PK_OK) {
-        refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "could not store the pact: %s",
-               pk_error_msg());
-    } else {
-        c->receipt.seq = seq;
+    snprintf(raced, sizeof(raced),
+             "another version of pact %s was registered at the same moment; retry", pact->id);
+    if (publish_record(c, subject, &rr, p->latest ? p->latest_seq : 0, raced, "pact")) {
         c->receipt.version = rec.version;
         set_receipt_hash(c, hash);
         accepted(c, "registered pact %s v%u for agent %s (sha256:%s, registry #%llu)", pact->id,
-                 rec.version, pact->agent, hexhash, (unsigned long long)seq);
+                 rec.version, pact->agent, hexhash, (unsigned long long)c->receipt.seq);
     }
 }
 

@@ -138,6 +138,21 @@ static enum MHD_Result answer(struct MHD_Connection *c, oracle *o, oracle_answer
 
 /* Query parameter `name` as an unsigned number (absent: def); false if malformed. */
 static bool param_u64(struct MHD_Connection *c, const char *name, uint64_t def, uint64_t *out,
+                      char *why, size_t wlen);
+
+/* The same for a number of at most max; false (saying so) when larger. */
+static bool param_at_most(struct MHD_Connection *c, const char *name, uint64_t max, uint64_t *out,
+                          char *why, size_t wlen)
+{
+    if (!param_u64(c, name, 0, out, why, wlen))
+        return false;
+    if (*out <= max)
+        return true;
+    snprintf(why, wlen, "%s: at most %llu", name, (unsigned long long)max);
+    return false;
+}
+
+static bool param_u64(struct MHD_Connection *c, const char *name, uint64_t def, uint64_t *out,
                       char *why, size_t wlen)
 {
     const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
@@ -320,10 +335,8 @@ static enum MHD_Result get_pact(route_req *r)
     uint64_t version;
     char why[256];
 
-    if (!param_u64(r->c, "version", 0, &version, why, sizeof(why)))
+    if (!param_at_most(r->c, "version", UINT32_MAX, &version, why, sizeof(why)))
         return bad_param(r, why);
-    if (version > UINT32_MAX)
-        return bad_param(r, "version: too large");
     q.pact_id = r->id;
     q.version = (uint32_t)version;
     q.document = strcmp(param(r->c, "document"), "true") == 0;
@@ -341,10 +354,8 @@ static enum MHD_Result get_trust(route_req *r)
     uint64_t h;
     char why[256];
 
-    if (!param_u64(r->c, "history", 0, &h, why, sizeof(why)))
+    if (!param_at_most(r->c, "history", 200, &h, why, sizeof(why)))
         return bad_param(r, why);
-    if (h > 200)
-        return bad_param(r, "history: at most 200");
     q.agent_id = r->id;
     q.history = (uint32_t)h;
     return answer(r->c, r->o, oracle_answer_trust, &q.base);

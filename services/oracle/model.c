@@ -11,39 +11,9 @@
 
 void oracle_metrics_init(oracle *o)
 {
-    pk_metric *m = o->m;
-
-    m[OM_QUERIES] =
-        (pk_metric){"pactum_oracle_queries_total", NULL, "Trust queries answered", PK_COUNTER, 0};
-    m[OM_UNKNOWN] = (pk_metric){"pactum_oracle_unknown_agent_total", NULL,
-                                "Queries about agents that are not registered", PK_COUNTER, 0};
-    m[OM_BAD] = (pk_metric){"pactum_oracle_bad_requests_total", NULL,
-                            "Queries that did not decode or named no valid agent", PK_COUNTER, 0};
-    m[OM_CHANGES] = (pk_metric){"pactum_oracle_trust_changes_total", NULL,
-                                "Trust changes applied to the read model", PK_COUNTER, 0};
-    m[OM_DUPLICATES] = (pk_metric){"pactum_oracle_duplicates_total", NULL,
-                                   "Trust changes already applied and skipped", PK_COUNTER, 0};
-    m[OM_LOG_SIZE] =
-        (pk_metric){"pactum_oracle_log_leaves", NULL,
-                    "Leaves in this instance's copy of the transparency log", PK_GAUGE, 0};
-    m[OM_LOG_APPENDED] =
-        (pk_metric){"pactum_oracle_log_appended_total", NULL,
-                    "Source messages this instance appended to PACTUM_LOG", PK_COUNTER, 0};
-    m[OM_HEADS] = (pk_metric){"pactum_oracle_tree_heads_total", NULL,
-                              "Signed tree heads published on pactum.log.head", PK_COUNTER, 0};
-    m[OM_ALLOW] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"allow\"",
-                              "Authorize decisions, by answer", PK_COUNTER, 0};
-    m[OM_DENY] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"deny\"",
-                             "Authorize decisions, by answer", PK_COUNTER, 0};
-    m[OM_APPROVAL] = (pk_metric){"pactum_oracle_decisions_total", "permit=\"needs_approval\"",
-                                 "Authorize decisions, by answer", PK_COUNTER, 0};
-    m[OM_HTTP] = (pk_metric){"pactum_oracle_http_requests_total", NULL, "HTTP requests answered",
-                             PK_COUNTER, 0};
-    m[OM_HTTP_4XX] = (pk_metric){"pactum_oracle_http_refused_total", NULL,
-                                 "HTTP requests answered with a 4xx status", PK_COUNTER, 0};
-    m[OM_REUSED] =
-        (pk_metric){"pactum_oracle_answers_reused_total", NULL,
-                    "Trust queries answered with an answer already signed", PK_COUNTER, 0};
+#define PK_METRIC(id, type, name, labels, help) o->m[id] = (pk_metric){name, labels, help, type, 0};
+#include "metrics.def"
+#undef PK_METRIC
 }
 
 pk_status oracle_open_dbs(oracle *o)

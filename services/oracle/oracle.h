@@ -46,21 +46,11 @@ typedef struct oracle_cfg {
     int64_t reuse_ms;      /* a signed trust answer is sent again for this long; 0: never */
 } oracle_cfg;
 
+/* Its own metrics (metrics.def). */
 enum {
-    OM_QUERIES,
-    OM_UNKNOWN,
-    OM_BAD,
-    OM_CHANGES,
-    OM_DUPLICATES,
-    OM_LOG_SIZE,
-    OM_LOG_APPENDED,
-    OM_HEADS,
-    OM_ALLOW,
-    OM_DENY,
-    OM_APPROVAL,
-    OM_HTTP,
-    OM_HTTP_4XX,
-    OM_REUSED,
+#define PK_METRIC(id, ...) id,
+#include "metrics.def"
+#undef PK_METRIC
     OM_COUNT
 };
 

@@ -37,12 +37,16 @@ static int start(void *ctx)
                                 .subject = "pactum.verdicts",
                                 .tail = ">",
                                 .batch = (int)sc->cfg->batch,
-                                .process = scorer_process};
+                                .process = scorer_process,
+                                .ctx_size = sizeof(score_worker),
+                                .ctx_init = scorer_worker_init,
+                                .ctx_free = scorer_worker_free,
+                                .owner = sc};
     if (pk_registry_watch(sc->reg) != PK_OK || pk_registry_sync(sc->reg, 0) != PK_OK ||
         scorer_answers_start(sc) != PK_OK ||
         pk_pworkers_open(&sc->workers, sc->partitions, owned) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
-    if (scorer_workers_init(sc) != PK_OK || pk_pworkers_start(&sc->workers) != PK_OK)
+    if (pk_pworkers_start(&sc->workers) != PK_OK)
         return pk_service_failed(PK_EXIT_RUNTIME);
     PK_INFO("ready: serving %zu of %u partitions", sc->workers.n, sc->partitions);
     return PK_EXIT_OK;
@@ -58,7 +62,6 @@ static void stop(void *ctx)
     scorer *sc = ctx;
 
     pk_pworkers_close(&sc->workers);
-    scorer_workers_free(sc);
     pk_responders_stop(&sc->answers);
     pk_pact_cache_destroy(sc->pacts);
     pk_registry_close(sc->reg);

@@ -12,34 +12,9 @@
 
 void scorer_metrics_init(scorer *s)
 {
-    pk_metric *m = s->m;
-
-    m[SM_VERDICTS] = (pk_metric){"pactum_scorer_verdicts_total", NULL,
-                                 "Verdicts taken from PACTUM_VERDICTS", PK_COUNTER, 0};
-    m[SM_GOVERNANCE] =
-        (pk_metric){"pactum_scorer_governance_total", NULL,
-                    "Overrides, disputes, rulings and acknowledgements applied", PK_COUNTER, 0};
-    m[SM_DUPLICATES] =
-        (pk_metric){"pactum_scorer_duplicates_total", NULL,
-                    "Inputs already applied (redelivered) and skipped", PK_COUNTER, 0};
-    m[SM_MALFORMED] = (pk_metric){"pactum_scorer_malformed_total", NULL,
-                                  "Inputs that did not decode (dead-lettered)", PK_COUNTER, 0};
-    m[SM_CHANGES] = (pk_metric){"pactum_scorer_trust_changes_total", NULL,
-                                "Trust changes published", PK_COUNTER, 0};
-    m[SM_TIER_CHANGES] = (pk_metric){"pactum_scorer_tier_changes_total", NULL,
-                                     "Tier changes published", PK_COUNTER, 0};
-    m[SM_CONTAINMENTS] = (pk_metric){"pactum_scorer_containments_total", NULL,
-                                     "Agents contained or suspended", PK_COUNTER, 0};
-    m[SM_CONTAINMENT_MS] = (pk_metric){"pactum_scorer_last_containment_ms", NULL,
-                                       "Milliseconds from ingest of the violating event to the "
-                                       "last containment decision",
-                                       PK_GAUGE, 0};
-    m[SM_REENTRIES] =
-        (pk_metric){"pactum_scorer_reentries_total", NULL,
-                    "Agents that met re-entry criteria and left a held tier", PK_COUNTER, 0};
-    m[SM_RULINGS] =
-        (pk_metric){"pactum_scorer_rulings_recomputed_total", NULL,
-                    "Rulings that overturned verdicts and rebuilt an agent's state", PK_COUNTER, 0};
+#define PK_METRIC(id, type, name, labels, help) s->m[id] = (pk_metric){name, labels, help, type, 0};
+#include "metrics.def"
+#undef PK_METRIC
 }
 
 /* --- workers ------------------------------------------------------------------------ */
@@ -53,33 +28,23 @@ static pk_status history(void *ctx, const char *agent, uint64_t before_seq, pk_i
     return pk_scoring_read_history(w->pw->bus, w->s->partitions, agent, before_seq, each, each_ctx);
 }
 
-pk_status scorer_workers_init(scorer *s)
+pk_status scorer_worker_init(pk_pworker *pw)
 {
-    if (!(s->ctx = calloc(s->workers.n ? s->workers.n : 1, sizeof(*s->ctx))))
-        return PK_ERR(PK_ENOMEM, "cannot allocate %zu workers", s->workers.n);
-    s->n_ctx = s->workers.n;
-    for (size_t i = 0; i < s->workers.n; i++) {
-        score_worker *w = &s->ctx[i];
-        pk_status st;
-        w->s = s;
-        w->pw = &s->workers.w[i];
-        pk_scoring_init(&w->scoring, s->reg, s->pacts, s->agents, history, w);
-        if ((st = pk_wset_create(&w->ws)) != PK_OK)
-            return st;
-        s->workers.w[i].ctx = w;
-    }
-    return PK_OK;
+    score_worker *w = pw->ctx;
+    scorer *s = pw->group->owner;
+
+    w->s = s;
+    w->pw = pw;
+    pk_scoring_init(&w->scoring, s->reg, s->pacts, s->agents, history, w);
+    return pk_wset_create(&w->ws);
 }
 
-void scorer_workers_free(scorer *s)
+void scorer_worker_free(pk_pworker *pw)
 {
-    for (size_t i = 0; s->ctx && i < s->n_ctx; i++) {
-        pk_scoring_free(&s->ctx[i].scoring);
-        pk_wset_destroy(s->ctx[i].ws);
-    }
-    free(s->ctx);
-    s->ctx = NULL;
-    s->n_ctx = 0;
+    score_worker *w = pw->ctx;
+
+    pk_scoring_free(&w->scoring);
+    pk_wset_destroy(w->ws);
 }
 
 /* --- publishing ------------------------------------------------------------------ */

@@ -33,17 +33,11 @@ typedef struct scorer_cfg {
     long long batch;      /* inputs fetched per batch */
 } scorer_cfg;
 
+/* Its own metrics (metrics.def). */
 enum {
-    SM_VERDICTS,
-    SM_GOVERNANCE,
-    SM_DUPLICATES,
-    SM_MALFORMED,
-    SM_CHANGES,
-    SM_TIER_CHANGES,
-    SM_CONTAINMENTS,
-    SM_CONTAINMENT_MS,
-    SM_REENTRIES,
-    SM_RULINGS,
+#define PK_METRIC(id, ...) id,
+#include "metrics.def"
+#undef PK_METRIC
     SM_COUNT
 };
 
@@ -68,18 +62,18 @@ struct scorer {
     MDB_dbi agents;        /* agent -> TrustState */
     MDB_dbi tiers;         /* agent \0 be64 change_seq -> TierChange */
     MDB_dbi meta;          /* "inputs_p<N>" -> last PACTUM_VERDICTS sequence applied */
-    pk_pworkers workers;   /* one per owned partition */
-    score_worker *ctx;     /* their data */
-    size_t n_ctx;          /* entries in ctx */
+    pk_pworkers workers;   /* one per owned partition, each with a score_worker */
     pk_responders answers; /* pactum.scorer.digest */
     pk_metric m[SM_COUNT]; /* counters */
 };
 
 void scorer_metrics_init(scorer *s);
 
-/* Set up each worker's data once the workers are open. */
-pk_status scorer_workers_init(scorer *s) PK_MUST_CHECK;
-void scorer_workers_free(scorer *s);
+/* Set up a worker's score_worker (pk_pworkers.ctx_init; w->group->owner: the scorer). */
+pk_status scorer_worker_init(pk_pworker *w) PK_MUST_CHECK;
+
+/* Release it (pk_pworkers.ctx_free). */
+void scorer_worker_free(pk_pworker *w);
 
 /* Apply one fetched batch of inputs (a pk_pbatch_fn; w->ctx is a score_worker). */
 pk_status scorer_process(pk_pworker *w, natsMsgList *list) PK_MUST_CHECK;

@@ -110,6 +110,13 @@ static void *worker_main(void *arg)
 
 pk_status pk_pworkers_start(pk_pworkers *g)
 {
+    for (size_t i = 0; i < g->n && g->ctx_size; i++) {
+        pk_status st;
+        if (!(g->w[i].ctx = calloc(1, g->ctx_size)))
+            return PK_ERR(PK_ENOMEM, "cannot allocate the data of partition %u", g->w[i].partition);
+        if (g->ctx_init && (st = g->ctx_init(&g->w[i])) != PK_OK)
+            return st;
+    }
     for (size_t i = 0; i < g->n; i++) {
         if (pthread_create(&g->w[i].thread, NULL, worker_main, &g->w[i]) != 0)
             return PK_ERR(PK_ENOMEM, "cannot start the thread of partition %u", g->w[i].partition);
@@ -125,6 +132,12 @@ void pk_pworkers_close(pk_pworkers *g)
             pthread_join(g->w[i].thread, NULL);
     }
     for (size_t i = 0; i < g->n; i++) {
+        if (g->ctx_size) { /* the group made it */
+            if (g->w[i].ctx && g->ctx_free)
+                g->ctx_free(&g->w[i]);
+            free(g->w[i].ctx);
+            g->w[i].ctx = NULL;
+        }
         pk_consumer_close(&g->w[i].consumer);
         pk_bus_close(g->w[i].bus);
     }

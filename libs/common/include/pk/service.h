@@ -133,6 +133,12 @@ static inline long long pk_metric_get(pk_metric *m)
     return atomic_load(&m->value);
 }
 
+/*
+ * A service lists its own metrics once, in a metrics.def file of
+ * PK_METRIC(id, type, name, labels, help) lines that its header includes to
+ * make the enum of ids and its metrics_init includes to fill the table.
+ */
+
 /* Prometheus text exposition of n metrics; caller frees the result. */
 char *pk_metrics_render(pk_metric *ms, size_t n);
 

@@ -47,8 +47,12 @@ struct pk_pworkers {
     int batch;                   /* messages per fetch */
     pk_pbatch_fn process;        /* batch function */
     pk_pidle_fn idle;            /* optional work between fetches */
-    pk_pworker *w;               /* workers, one per owned partition */
-    size_t n;                    /* their count */
+    size_t ctx_size;             /* bytes of per-worker data (w->ctx) made for each worker */
+    pk_status (*ctx_init)(pk_pworker *w); /* optional: set up w->ctx (zeroed) before the threads */
+    void (*ctx_free)(pk_pworker *w);      /* optional: release what ctx_init set up */
+    void *owner;   /* the service, for the functions above and the batch function */
+    pk_pworker *w; /* workers, one per owned partition */
+    size_t n;      /* their count */
 };
 
 /* Parse "all", "1,3" or "0-2" into a bitmap of partitions below n. */
@@ -57,10 +61,11 @@ pk_status pk_partitions_parse(const char *text, uint32_t n, uint64_t *mask) PK_M
 /* Connect a worker for each partition in mask; g's fields must be set. */
 pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask) PK_MUST_CHECK;
 
-/* Start the threads; they run until pk_shutdown. */
+/* Make each worker's ctx (ctx_size, ctx_init), then start the threads; they run until pk_shutdown.
+ */
 pk_status pk_pworkers_start(pk_pworkers *g) PK_MUST_CHECK;
 
-/* Wait for the threads, then close consumers and connections (ctx is the caller's). */
+/* Wait for the threads, then release each ctx (ctx_free) and close consumers and connections. */
 void pk_pworkers_close(pk_pworkers *g);
 
 #endif
