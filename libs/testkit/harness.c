@@ -660,6 +660,22 @@ bool h_agent_with_pact(h_env *h, const char *id, uint8_t seed, pk_keypair *agent
     return h_agent(h, id, agent, owner) && (!pact || h_pact(h, owner, pact));
 }
 
+bool h_containment_timed(h_env *h, const Pactum__V1__TierChange *tc, int64_t bound_ms)
+{
+    if (!tc->verdict || tc->verdict->ingest_ms <= 0)
+        snprintf(h->why, sizeof(h->why), "the containment names no verdict with an ingest time");
+    else if (tc->containment_ms != tc->decided_ms - tc->verdict->ingest_ms)
+        snprintf(h->why, sizeof(h->why), "containment_ms %lld is not decided %lld - ingest %lld",
+                 (long long)tc->containment_ms, (long long)tc->decided_ms,
+                 (long long)tc->verdict->ingest_ms);
+    else if (tc->containment_ms < 0 || tc->containment_ms >= bound_ms)
+        snprintf(h->why, sizeof(h->why), "containment_ms %lld is outside [0, %lld)",
+                 (long long)tc->containment_ms, (long long)bound_ms);
+    else
+        return true;
+    return false;
+}
+
 ProtobufCMessage *h_ask_until(h_env *h, const char *subject, const ProtobufCMessage *query,
                               Pactum__V1__PayloadType type,
                               bool (*done)(const ProtobufCMessage *answer, void *ctx), void *ctx,

@@ -97,6 +97,13 @@ bool h_pact(h_env *h, const pk_keypair *owner, const char *json);
 bool h_agent_with_pact(h_env *h, const char *id, uint8_t seed, pk_keypair *agent, pk_keypair *owner,
                        const char *pact);
 
+/*
+ * A containment's timing is measured, not defaulted: its verdict says when
+ * ingest accepted the event, containment_ms is the decision time minus that,
+ * and it is under bound_ms. False with h->why saying which is not so.
+ */
+bool h_containment_timed(h_env *h, const Pactum__V1__TierChange *tc, int64_t bound_ms);
+
 /* Send raw bytes as a registration request and decode the receipt. */
 Pactum__V1__RegistryReceipt *h_submit(h_env *h, const uint8_t *data, size_t len);
 
