@@ -169,3 +169,28 @@ Test(wset, a_full_map_is_reported_and_nothing_is_written)
     pk_store_close(small);
     nftw(sdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
+
+Test(wset, a_value_read_from_the_set_can_be_written_back_while_it_grows)
+{
+    static char big[3000];
+    MDB_val v;
+    char key[16];
+
+    memset(big, 'v', sizeof(big));
+    cr_assert_eq(pk_wset_put(ws, a, "first", 5, big, sizeof(big)), PK_OK);
+    /* the value and the key it is read from live in the set; writing them again under other
+     * keys grows it, so it must copy them before it moves */
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(pk_wset_get(ws, NULL, a, "first", 5, &v), PK_OK);
+        snprintf(key, sizeof(key), "copy%d", i);
+        cr_assert_eq(pk_wset_put(ws, b, key, strlen(key), v.mv_data, v.mv_size), PK_OK);
+        cr_assert_eq(pk_wset_get(ws, NULL, b, key, strlen(key), &v), PK_OK);
+        cr_assert_eq(v.mv_size, sizeof(big));
+        cr_assert(memcmp(v.mv_data, big, sizeof(big)) == 0, "copy %d", i);
+    }
+    cr_assert_eq(pk_wset_put(ws, a, "key-from-value", 14, "x", 1), PK_OK);
+    cr_assert_eq(pk_wset_get(ws, NULL, a, "first", 5, &v), PK_OK);
+    cr_assert_eq(pk_wset_put(ws, b, v.mv_data, 100, "y", 1), PK_OK);
+    cr_assert_eq(pk_wset_get(ws, NULL, b, big, 100, &v), PK_OK, "a key taken from a value");
+    cr_assert_eq(pk_wset_count(ws), 11);
+}

@@ -5,15 +5,18 @@
  */
 #include "pk/wset.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct wentry {
     MDB_dbi dbi;   /* database */
-    uint8_t *key;  /* owned copy */
+    size_t key;    /* offset of the key in the arena */
     size_t klen;   /* key length */
-    uint8_t *val;  /* owned copy; NULL for a deletion */
+    size_t val;    /* offset of the value in the arena */
     size_t vlen;   /* value length */
+    bool deleted;  /* a deletion, not a value */
     uint32_t hash; /* of (dbi, key) */
 } wentry;
 
@@ -22,6 +25,9 @@ struct pk_wset {
     size_t n, cap;  /* used and allocated entries */
     uint32_t *slot; /* hash table: entry index + 1, 0 = empty */
     size_t nslots;  /* a power of two, at least twice cap */
+    uint8_t *arena; /* keys and values, one after another; kept across batches */
+    size_t used;    /* bytes of the arena in use */
+    size_t size;    /* bytes allocated */
 };
 
 static uint32_t hash_of(MDB_dbi dbi, const uint8_t *key, size_t klen)
@@ -49,11 +55,8 @@ void pk_wset_clear(pk_wset *ws)
 {
     if (!ws)
         return;
-    for (size_t i = 0; i < ws->n; i++) {
-        free(ws->e[i].key);
-        free(ws->e[i].val);
-    }
     ws->n = 0;
+    ws->used = 0;
     if (ws->slot)
         memset(ws->slot, 0, ws->nslots * sizeof(*ws->slot));
 }
@@ -62,9 +65,9 @@ void pk_wset_destroy(pk_wset *ws)
 {
     if (!ws)
         return;
-    pk_wset_clear(ws);
     free(ws->e);
     free(ws->slot);
+    free(ws->arena);
     free(ws);
 }
 
@@ -84,7 +87,8 @@ static uint32_t *find(const pk_wset *ws, MDB_dbi dbi, const void *key, size_t kl
         if (*s == 0)
             return s;
         e = &ws->e[*s - 1];
-        if (e->hash == h && e->dbi == dbi && e->klen == klen && memcmp(e->key, key, klen) == 0)
+        if (e->hash == h && e->dbi == dbi && e->klen == klen &&
+            memcmp(ws->arena + e->key, key, klen) == 0)
             return s;
     }
 }
@@ -111,9 +115,36 @@ static pk_status make_room(pk_wset *ws)
         ws->slot = slot;
         ws->nslots = nslots;
         for (size_t i = 0; i < ws->n; i++)
-            *find(ws, ws->e[i].dbi, ws->e[i].key, ws->e[i].klen, ws->e[i].hash) = (uint32_t)(i + 1);
+            *find(ws, ws->e[i].dbi, ws->arena + ws->e[i].key, ws->e[i].klen, ws->e[i].hash) =
+                (uint32_t)(i + 1);
     }
     return PK_OK;
+}
+
+/* n bytes at the end of the arena; their offset in *off. */
+static pk_status take(pk_wset *ws, size_t n, size_t *off)
+{
+    if (n > ws->size - ws->used) {
+        size_t size = ws->size ? ws->size : 4096;
+        uint8_t *a;
+        while (size - ws->used < n)
+            size *= 2;
+        if (!(a = realloc(ws->arena, size)))
+            return PK_ERR(PK_ENOMEM, "cannot grow a write set to %zu bytes", size);
+        ws->arena = a;
+        ws->size = size;
+    }
+    *off = ws->used;
+    ws->used += n;
+    return PK_OK;
+}
+
+/* The offset of p in the arena, or -1 when it is not in it. */
+static ptrdiff_t inside(const pk_wset *ws, const void *p)
+{
+    const uint8_t *b = p;
+
+    return ws->arena && b >= ws->arena && b < ws->arena + ws->used ? b - ws->arena : -1;
 }
 
 /*
@@ -124,40 +155,42 @@ static pk_status record(pk_wset *ws, MDB_dbi dbi, const void *key, size_t klen, 
                         size_t vlen, void **reserve)
 {
     uint32_t h = hash_of(dbi, key, klen), *s;
-    uint8_t *vcopy = NULL;
+    bool deletion = !val && !reserve;
+    size_t koff = 0, voff = 0;
     wentry *e;
     pk_status st;
 
     if (klen == 0 || klen > 511)
         return PK_ERR(PK_EINVAL, "an LMDB key is 1 to 511 bytes, not %zu", klen);
-    if ((val || reserve) && !(vcopy = malloc(vlen ? vlen : 1)))
-        return PK_ERR(PK_ENOMEM, "cannot hold a value of %zu bytes", vlen);
-    if (val)
-        memcpy(vcopy, val, vlen);
-    if ((st = make_room(ws)) != PK_OK) {
-        free(vcopy);
+    /* the caller's key or value may have come from this arena (pk_wset_get), which may move */
+    ptrdiff_t kin = inside(ws, key), vin = val ? inside(ws, val) : -1;
+
+    if ((st = make_room(ws)) != PK_OK)
         return st;
-    }
     s = find(ws, dbi, key, klen, h);
+    if (!*s && (st = take(ws, klen, &koff)) != PK_OK)
+        return st;
+    if (!*s)
+        memcpy(ws->arena + koff, kin >= 0 ? ws->arena + kin : (const uint8_t *)key, klen);
+    if (!deletion && (st = take(ws, vlen, &voff)) != PK_OK)
+        return st;
+    if (val && vlen)
+        memcpy(ws->arena + voff, vin >= 0 ? ws->arena + vin : (const uint8_t *)val, vlen);
     if (*s) {
         e = &ws->e[*s - 1];
-        free(e->val);
     } else {
         e = &ws->e[ws->n];
-        if (!(e->key = malloc(klen))) {
-            free(vcopy);
-            return PK_ERR(PK_ENOMEM, "cannot hold a key of %zu bytes", klen);
-        }
-        memcpy(e->key, key, klen);
+        e->key = koff;
         e->klen = klen;
         e->dbi = dbi;
         e->hash = h;
         *s = (uint32_t)++ws->n;
     }
-    e->val = vcopy;
-    e->vlen = vcopy ? vlen : 0;
+    e->deleted = deletion;
+    e->val = voff;
+    e->vlen = deletion ? 0 : vlen;
     if (reserve)
-        *reserve = vcopy;
+        *reserve = ws->arena + voff;
     return PK_OK;
 }
 
@@ -204,9 +237,9 @@ pk_status pk_wset_get(pk_wset *ws, MDB_txn *txn, MDB_dbi dbi, const void *key, s
         uint32_t *s = find(ws, dbi, key, klen, hash_of(dbi, key, klen));
         if (*s) {
             const wentry *e = &ws->e[*s - 1];
-            if (!e->val)
+            if (e->deleted)
                 return PK_ENOTFOUND;
-            val->mv_data = e->val;
+            val->mv_data = ws->arena + e->val;
             val->mv_size = e->vlen;
             return PK_OK;
         }
@@ -233,8 +266,9 @@ pk_status pk_wset_apply(const pk_wset *ws, MDB_txn *txn)
 
     for (size_t i = 0; i < ws->n && st == PK_OK; i++) {
         const wentry *e = &ws->e[i];
-        st = e->val ? pk_put(txn, e->dbi, e->key, e->klen, e->val, e->vlen, 0)
-                    : pk_del(txn, e->dbi, e->key, e->klen);
+        st = e->deleted
+                 ? pk_del(txn, e->dbi, ws->arena + e->key, e->klen)
+                 : pk_put(txn, e->dbi, ws->arena + e->key, e->klen, ws->arena + e->val, e->vlen, 0);
     }
     return st;
 }
