@@ -1,5 +1,8 @@
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "fixtures.h"
 
+#include <ftw.h>
+#include <stdio.h>
 #include <string.h>
 
 pk_event_msg *h_event_set(h_event *e, const char *agent, int64_t ts_ms, const char *kind,
@@ -30,4 +33,18 @@ pk_event_msg *h_event_set(h_event *e, const char *agent, int64_t ts_ms, const ch
         e->ev.n_labels = 1;
     }
     return &e->ev;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void h_remove_tree(const char *dir)
+{
+    if (dir && dir[0])
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

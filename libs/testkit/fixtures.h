@@ -25,4 +25,7 @@ pk_event_msg *h_event_set(h_event *e, const char *agent, int64_t ts_ms, const ch
                           const char *metric, double value, const char *label,
                           const char *label_value);
 
+/* Remove a folder and everything in it (no-op for "" or a missing folder). */
+void h_remove_tree(const char *dir);
+
 #endif

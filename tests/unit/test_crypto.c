@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "pk/crypto.h"
 
 static void init(void)
@@ -13,7 +14,9 @@ static void init(void)
     cr_assert_eq(pk_crypto_init(), PK_OK);
 }
 
-TestSuite(crypto, .init = init);
+static void remove_dirs(void);
+
+TestSuite(crypto, .init = init, .fini = remove_dirs);
 
 /* RFC 8032 section 7.1, test 1 (empty message). */
 static const char *rfc_seed = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
@@ -79,10 +82,24 @@ Test(crypto, hex_decode_refuses_bad_input)
     cr_assert_eq(out[3], 0x33);
 }
 
+/* Folders made by temp_path, removed after each test: key files must not outlive it. */
+static char dirs[4][32];
+static int n_dirs;
+
+static void remove_dirs(void)
+{
+    for (int i = 0; i < n_dirs; i++)
+        h_remove_tree(dirs[i]);
+    n_dirs = 0;
+}
+
 static void temp_path(char *buf, size_t len, const char *name)
 {
-    char dir[] = "/tmp/pactum-keys-XXXXXX";
+    char *dir;
 
+    cr_assert_lt(n_dirs, 4);
+    dir = dirs[n_dirs++];
+    snprintf(dir, sizeof(dirs[0]), "/tmp/pactum-keys-XXXXXX");
     cr_assert(mkdtemp(dir) != NULL);
     snprintf(buf, len, "%s/%s", dir, name);
 }

@@ -1,22 +1,17 @@
 /* The compiled-pact cache: hits, versions, eviction of what nobody holds, and failures. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "pk/pactcache.h"
 
 static char dir[64];
 static pk_store *st;
 static pk_registry *reg;
 static pk_pact_cache *cache;
-
-static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *w)
-{
-    return remove(p);
-}
 
 #define DOC_FMT                                                                                    \
     "{\"pactum\": 1, \"id\": \"%s\", \"agent\": \"bot\", \"title\": \"t\", \"clauses\": ["         \
@@ -69,7 +64,7 @@ static void fini(void)
     pk_pact_cache_destroy(cache);
     pk_registry_close(reg);
     pk_store_close(st);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    h_remove_tree(dir);
 }
 
 TestSuite(pactcache, .init = init, .fini = fini);

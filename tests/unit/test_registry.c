@@ -1,21 +1,16 @@
 /* The registry copy: applying records and looking up versions in force. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "pk/registry.h"
 
 static char dir[64];
 static pk_store *st;
 static pk_registry *reg;
-
-static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *w)
-{
-    return remove(p);
-}
 
 static void init(void)
 {
@@ -29,7 +24,7 @@ static void fini(void)
 {
     pk_registry_close(reg);
     pk_store_close(st);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    h_remove_tree(dir);
 }
 
 TestSuite(registry, .init = init, .fini = fini);

@@ -1,21 +1,16 @@
 /* LMDB helpers: values, counters, messages, and a full map. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pactum/v1/pactum.pb-c.h"
+#include "fixtures.h"
 #include "pk/store.h"
 
 static char dir[64];
 static pk_store *st;
-
-static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *w)
-{
-    return remove(p);
-}
 
 static void open_store(size_t mb)
 {
@@ -32,7 +27,7 @@ static void init(void)
 static void fini(void)
 {
     pk_store_close(st);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    h_remove_tree(dir);
 }
 
 TestSuite(store, .init = init, .fini = fini);
@@ -124,7 +119,7 @@ Test(store, full_map_is_reported_as_store_full)
     pk_status s = PK_OK;
 
     pk_store_close(st);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    h_remove_tree(dir);
     open_store(1);
     memset(val, 'v', sizeof(val));
     cr_assert_eq(pk_store_dbi(st, "t", 0, &dbi), PK_OK);

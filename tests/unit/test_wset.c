@@ -1,11 +1,11 @@
 /* The write set: reads see the batch's writes first; applying writes them all at once. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "pk/store.h"
 #include "pk/wset.h"
 
@@ -13,11 +13,6 @@ static char dir[64];
 static pk_store *st;
 static MDB_dbi a, b;
 static pk_wset *ws;
-
-static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *w)
-{
-    return remove(p);
-}
 
 static void init(void)
 {
@@ -39,7 +34,7 @@ static void fini(void)
 {
     pk_wset_destroy(ws);
     pk_store_close(st);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    h_remove_tree(dir);
 }
 
 TestSuite(wset, .init = init, .fini = fini);
@@ -167,7 +162,7 @@ Test(wset, a_full_map_is_reported_and_nothing_is_written)
     cr_assert_eq(pk_get(txn, d, "k0", 2, &v), PK_ENOTFOUND);
     pk_txn_abort(txn);
     pk_store_close(small);
-    nftw(sdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    h_remove_tree(sdir);
 }
 
 Test(wset, a_value_read_from_the_set_can_be_written_back_while_it_grows)
