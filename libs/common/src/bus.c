@@ -200,7 +200,7 @@ static const stream_def streams[] = {
 pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
 {
     char desc[64];
-    int attempt = 0;
+    int attempt = 0; /* tries of the stream at hand */
 
     for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
         const stream_def *d = &streams[i];
@@ -221,6 +221,7 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
                 }
             }
             jsStreamInfo_Destroy(si);
+            attempt = 0;
             continue;
         }
         if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
@@ -243,14 +244,20 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
         }
         jerr = 0;
         s = js_AddStream(&si, bus->js, &sc, NULL, &jerr);
-        if (s != NATS_OK && jerr != JSStreamNameExistErr)
-            return pk_nats_err(s, jerr, d->name);
         jsStreamInfo_Destroy(si);
         if (s == NATS_OK) {
             PK_INFO("created stream %s (%s)", d->name, d->subject);
-        } else if (attempt++ < 3) {
-            i--; /* another service created it meanwhile: read its settings */
+            attempt = 0;
+            continue;
         }
+        /* Another service creating the same stream at the same moment makes the server answer
+         * "name in use" or "subjects overlap": read the stream it made instead. */
+        if ((jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr) && attempt < 10) {
+            pk_sleep_ms(10 * ++attempt);
+            i--;
+            continue;
+        }
+        return pk_nats_err(s, jerr, d->name);
     }
     return PK_OK;
 }
