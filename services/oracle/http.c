@@ -532,11 +532,16 @@ pk_status oracle_http_start(oracle *o)
     memcpy(&sa, res->ai_addr, sizeof(sa));
     freeaddrinfo(res);
     sa.sin_port = htons((uint16_t)port);
-    o->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
-                               NULL, NULL, on_request, o, MHD_OPTION_SOCK_ADDR,
+    /* epoll: thousands of open connections cost little; the caps keep slow or idle clients
+     * from taking every slot (per address), and the timeout closes those that stop sending */
+    o->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+                               (uint16_t)port, NULL, NULL, on_request, o, MHD_OPTION_SOCK_ADDR,
                                (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, 4u,
-                               MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT,
-                               30u, MHD_OPTION_NOTIFY_COMPLETED, on_done, o, MHD_OPTION_END);
+                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->cfg->http_connections,
+                               MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                               (unsigned)o->cfg->http_per_client, MHD_OPTION_CONNECTION_TIMEOUT,
+                               (unsigned)((o->cfg->http_timeout_ms + 999) / 1000),
+                               MHD_OPTION_NOTIFY_COMPLETED, on_done, o, MHD_OPTION_END);
     if (!o->http)
         return PK_ERR(PK_EIO, "cannot listen for HTTP on %s (is the port taken?)", spec);
     PK_INFO("HTTP on http://%s/v1/", spec);

@@ -35,11 +35,14 @@
 #include "tlog.h"
 
 typedef struct oracle_cfg {
-    pk_common_cfg common;  /* shared options */
-    long long history;     /* tier changes returned by default */
-    const char *key_path;  /* the signing key ("": <data-dir>/oracle/oracle.key, made if missing) */
-    const char *http;      /* HTTP listen address, "host:port"; "" or "off": none */
-    int64_t attest_ttl_ms; /* how long an attestation is valid */
+    pk_common_cfg common; /* shared options */
+    long long history;    /* tier changes returned by default */
+    const char *key_path; /* the signing key ("": <data-dir>/oracle/oracle.key, made if missing) */
+    const char *http;     /* HTTP listen address, "host:port"; "" or "off": none */
+    long long http_connections; /* HTTP connections at once, all clients */
+    long long http_per_client;  /* HTTP connections at once from one address */
+    int64_t http_timeout_ms;    /* an idle HTTP connection is closed after this long */
+    int64_t attest_ttl_ms;      /* how long an attestation is valid */
     int64_t head_every_ms; /* signed tree heads published at most this often while the log grows */
     long long log_batch;   /* source messages per log batch */
     int64_t log_every_ms;  /* a log batch short of log_batch is appended this long after it came */

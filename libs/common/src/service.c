@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "pk/clock.h"
@@ -149,6 +150,17 @@ int pk_service_failed(int exit_code)
     return exit_code;
 }
 
+/* Open files up to the hard limit: each connection (bus, HTTP clients) is one. */
+static void raise_file_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int pk_service_main(const pk_service_def *d, int argc, char **argv)
 {
     char program[64];
@@ -167,6 +179,7 @@ int pk_service_main(const pk_service_def *d, int argc, char **argv)
         return PK_EXIT_CONFIG;
     }
     pk_signals_install();
+    raise_file_limit();
     rc = pk_service_boot(d->svc, d->common, d->bus, d->store, d->partitions, d->max_dbs);
     if (rc == PK_EXIT_OK)
         rc = d->start(d->ctx);
