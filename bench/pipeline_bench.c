@@ -143,7 +143,7 @@ static int ingest_round(long n, int per_env, double *fig)
         bu_publish_all(s.h.bus, envs, lens, subjects, n_envs) != 0)
         goto out;
     start = pk_mono_ns();
-    if (!h_start_service(&s.h, 0, NULL))
+    if (!h_start_service(&s.h, 0, bu_ingest_env))
         goto out;
     /*
      * Timed from the first batch accepted to the last, as the evaluator is, so that its

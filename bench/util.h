@@ -27,6 +27,9 @@ typedef struct bu_suite {
  * nats-server only, registration then needs them started by the caller).
  */
 int bu_start(bu_suite *s, int n_agents, const char *const *eval_env);
+
+/* The ingest's environment in the benchmarks: no per-signer rate limit. */
+extern const char *const bu_ingest_env[];
 void bu_stop(bu_suite *s);
 
 /* Events per clause evaluated by the pact bu_start registers. */

@@ -21,10 +21,11 @@ static const char *const reason_labels[] = {
     "reason=\"too_new\"",          "reason=\"unknown_agent\"",
     "reason=\"not_authorized\"",   "reason=\"bad_pact\"",
     "reason=\"conflict\"",         "reason=\"unsupported_version\"",
-    "reason=\"internal\""};
+    "reason=\"internal\"",         "reason=\"rate_limited\""};
 _Static_assert(sizeof(reason_labels) / sizeof(reason_labels[0]) == INGEST_REASONS,
                "a label for every counted reason");
-_Static_assert(PACTUM__V1__REASON__REASON_INTERNAL == INGEST_REASONS, "every Reason has a counter");
+_Static_assert(PACTUM__V1__REASON__REASON_RATE_LIMITED == INGEST_REASONS,
+               "every Reason has a counter");
 
 void ingest_metrics_init(ingest *in)
 {
@@ -85,6 +86,23 @@ static pk_status reject(ingest *in, const env_ctx *e, int idx, Pactum__V1__Reaso
     PK_DEBUG("refused %s (raw #%llu): %s", pk_reason_name(reason), (unsigned long long)e->seq,
              text);
     return pk_reject_publish(in->bus, "ingest", &r, msg_id, false);
+}
+
+/*
+ * The signer sent more events than its rate allows: the envelope is refused.
+ * A dead-letter record goes out at most once a second per signer (a flood
+ * must not become a flood of records); every refusal is counted.
+ */
+static pk_status rate_limited(ingest *in, const env_ctx *e, const char *signer, size_t n_events)
+{
+    if (!pk_ratelimit_take(in->notes, signer, 1, pk_mono_ms())) {
+        ingest_count_reject(in, PACTUM__V1__REASON__REASON_RATE_LIMITED);
+        return PK_OK;
+    }
+    return reject(in, e, -1, PACTUM__V1__REASON__REASON_RATE_LIMITED, signer, NULL,
+                  "%s sent more than %lld events a second (at most %lld at once): %zu events "
+                  "refused; further refusals this second are only counted",
+                  signer, in->cfg->rate, in->cfg->burst, n_events);
 }
 
 static size_t dedup_key(uint8_t *buf, const char *agent, const char *event_id)
@@ -400,6 +418,11 @@ static pk_status handle_envelope(ingest *in, MDB_txn *txn, env_ctx *e, uint64_t 
     if (batch->n_events == 0 || batch->n_events > PK_BATCH_MAX) {
         st = reject(in, e, -1, PACTUM__V1__REASON__REASON_INVALID_FIELD, subj_signer, NULL,
                     "a batch holds 1 to %d events, this one %zu", PK_BATCH_MAX, batch->n_events);
+        goto done;
+    }
+    /* the signature is checked first: nobody can spend another signer's allowance */
+    if (!pk_ratelimit_take(in->rate, env->signer_id, batch->n_events, pk_mono_ms())) {
+        st = rate_limited(in, e, env->signer_id, batch->n_events);
         goto done;
     }
     for (size_t i = 0; i < batch->n_events && st == PK_OK; i++)

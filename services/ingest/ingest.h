@@ -9,6 +9,7 @@
 #define INGEST_H
 
 #include "pk/bus.h"
+#include "pk/ratelimit.h"
 #include "pk/registry.h"
 #include "pk/responder.h"
 #include "pk/runner.h"
@@ -24,10 +25,12 @@ typedef struct ingest_cfg {
     long long batch;          /* envelopes fetched per batch */
     long long verify_threads; /* threads checking a batch's signatures; 0: one per CPU */
     const char *admin_key;    /* public key that may register operators and arbiters */
+    long long rate;           /* events a second per signer; 0: no limit */
+    long long burst;          /* events at once per signer */
 } ingest_cfg;
 
 /* Refusals are counted by reason: one counter per Reason value. */
-#define INGEST_REASONS 15
+#define INGEST_REASONS 16
 
 /* Counters (metrics.def, then the refusals); order matters only for the exposition. */
 enum {
@@ -52,6 +55,8 @@ typedef struct ingest {
     pk_runner runner;      /* its loop */
     pk_wset *ws;           /* the batch's writes */
     pk_responders answers; /* registration and governance requests */
+    pk_ratelimit *rate;    /* events per signer */
+    pk_ratelimit *notes;   /* rate-limit dead letters per signer: one a second */
     uint8_t admin_pk[32];  /* the admin key */
     bool have_admin;       /* an admin key is configured */
     int64_t next_prune_ms; /* when to prune the dedup table next */

@@ -29,6 +29,10 @@ static const pk_cfg_opt options[] = {
     {"verify-threads", "PACTUM_INGEST_VERIFY_THREADS", PK_CFG_INT, "0", 0, 64,
      offsetof(ingest_cfg, verify_threads),
      "threads that check the signatures of a fetched batch at once; 0: one per CPU"},
+    {"rate", "PACTUM_INGEST_RATE", PK_CFG_INT, "1000", 0, 10000000, offsetof(ingest_cfg, rate),
+     "events a second one signer may send, on average; 0: no limit"},
+    {"burst", "PACTUM_INGEST_BURST", PK_CFG_INT, "1000", 1, 10000000, offsetof(ingest_cfg, burst),
+     "events one signer may send at once above its rate"},
     {"admin-key", "PACTUM_ADMIN_KEY", PK_CFG_STR, "", 0, 0, offsetof(ingest_cfg, admin_key),
      "public key (hex, or a .pub file) allowed to register operators, arbiters, evaluators "
      "and human reviewers; empty: none can be registered"},
@@ -59,7 +63,10 @@ static int start(void *ctx)
     const pk_dbi_spec dbs[] = {{"dedup", 0, &in->dedup}, {"dedup_time", 0, &in->dedup_time}};
 
     if (pk_store_dbis(in->store, dbs, PK_NELEM(dbs)) != PK_OK ||
-        pk_registry_open(&in->reg, in->store, in->bus) != PK_OK || pk_wset_create(&in->ws) != PK_OK)
+        pk_registry_open(&in->reg, in->store, in->bus) != PK_OK ||
+        pk_wset_create(&in->ws) != PK_OK ||
+        pk_ratelimit_create(&in->rate, (uint64_t)cfg->rate, (uint64_t)cfg->burst, 65536) != PK_OK ||
+        pk_ratelimit_create(&in->notes, 1, 1, 65536) != PK_OK)
         return pk_service_failed(PK_EXIT_STORE);
     if (pk_registry_watch(in->reg) != PK_OK || pk_registry_sync(in->reg, 0) != PK_OK ||
         pk_consumer_open(&in->raw, in->bus, PK_STREAM_RAW, "ingest", "pactum.raw.*", 0, 8192,
@@ -93,6 +100,8 @@ static void stop(void *ctx)
     pk_consumer_close(&in->raw);
     pk_registry_close(in->reg);
     pk_wset_destroy(in->ws);
+    pk_ratelimit_destroy(in->rate);
+    pk_ratelimit_destroy(in->notes);
 }
 
 PK_SERVICE_MAIN(ingest, ingest_cfg, ingest_metrics_init, .name = "ingest",

@@ -8,13 +8,16 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "harness.h"
+#include "pk/answer.h"
 #include "pk/clock.h"
 
 static h_env h;
@@ -146,4 +149,128 @@ Test(abuse, slow_http_clients_do_not_lock_others_out)
         if (fds[i] >= 0)
             close(fds[i]);
     }
+}
+
+/* --- a flood by one agent ---------------------------------------------------------- */
+
+#define FLOOD_EVENTS 100000
+#define FLOOD_BATCH  64
+#define VICTIMS      10
+
+/* An id like prefix-N whose partition (of 4) is `want`. */
+static void id_in_partition(char *buf, size_t len, const char *prefix, uint32_t want, int *n)
+{
+    do
+        snprintf(buf, len, "%s-%d", prefix, (*n)++);
+    while (pk_partition_of(buf, 4) != want);
+}
+
+typedef struct flood {
+    const char *agent;
+    const pk_keypair *kp;
+    int sent; /* events published */
+    bool ok;
+} flood;
+
+/* FLOOD_EVENTS events of one agent, in signed batches, published as fast as the server takes
+ * them on a connection of its own. */
+static void *flood_main(void *arg)
+{
+    flood *f = arg;
+    pk_bus *bus = h_connect(h.url, "flooder", false);
+    char subject[128];
+
+    snprintf(subject, sizeof(subject), PK_SUBJ_RAW, f->agent);
+    f->ok = bus != NULL;
+    pk_bus_publish_reset(bus);
+    for (int b = 0; f->ok && b * FLOOD_BATCH < FLOOD_EVENTS; b++) {
+        static h_event e[FLOOD_BATCH];
+        static char ids[FLOOD_BATCH][32];
+        pk_event_msg *evs[FLOOD_BATCH];
+        uint8_t *env;
+        size_t len;
+        for (int i = 0; i < FLOOD_BATCH; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "f%d-%d", b, i);
+            evs[i] =
+                h_event_set(&e[i], f->agent, pk_now_ms(), "reply", "latency_ms", 100, NULL, NULL);
+            evs[i]->event_id = ids[i];
+        }
+        env = h_envelope(f->agent, f->kp, evs, FLOOD_BATCH, &len);
+        f->ok = env && pk_bus_publish_async(bus, subject, env, len, NULL) == PK_OK;
+        free(env);
+        f->sent += FLOOD_BATCH;
+    }
+    f->ok = f->ok && pk_bus_publish_wait(bus, 60000) == PK_OK;
+    pk_bus_close(bus);
+    return NULL;
+}
+
+static Pactum__V1__TrustReport *trust_of(const char *id)
+{
+    Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+
+    q.agent_id = (char *)id;
+    return (Pactum__V1__TrustReport *)h_ask(&h, PK_SUBJ_ORACLE_TRUST, &q.base,
+                                            PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT);
+}
+
+Test(abuse, one_agents_flood_does_not_delay_anothers_containment)
+{
+    uint32_t part = pk_partition_of("target-bot", 4);
+    char flooder[32], victims[VICTIMS][32], doc[512];
+    pk_keypair fk, fo, vk[VICTIMS], vo[VICTIMS];
+    int64_t leaked_ms[VICTIMS];
+    double cont[VICTIMS], e2e[VICTIMS];
+    flood f = {0};
+    pthread_t t;
+    int n = 0;
+
+    id_in_partition(flooder, sizeof(flooder), "flooder", part, &n);
+    cr_assert(h_agent_with_pact(&h, flooder, 70, &fk, &fo, NULL), "%s", h.why);
+    for (int v = 0; v < VICTIMS; v++) {
+        id_in_partition(victims[v], sizeof(victims[v]), "victim", part, &n);
+        snprintf(doc, sizeof(doc),
+                 "{\"pactum\":1,\"id\":\"%s-pact\",\"agent\":\"%s\",\"clauses\":[{\"id\":"
+                 "\"no-pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":"
+                 "\"forbidden\",\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}}]}",
+                 victims[v], victims[v]);
+        cr_assert(h_agent_with_pact(&h, victims[v], (uint8_t)(80 + 2 * v), &vk[v], &vo[v], doc),
+                  "%s", h.why);
+    }
+    f.agent = flooder;
+    f.kp = &fk;
+    cr_assert_eq(pthread_create(&t, NULL, flood_main, &f), 0);
+    /* one victim leaks every 100 ms while the flood goes on */
+    for (int v = 0; v < VICTIMS; v++) {
+        pk_sleep_ms(100);
+        leaked_ms[v] = pk_now_ms();
+        cr_assert(
+            h_publish_events(&h, victims[v], &vk[v], "leak", 1, "reply", NULL, 0, "pii", "leaked"));
+    }
+    pthread_join(t, NULL);
+    cr_assert(f.ok, "the flood could not be published");
+    for (int v = 0; v < VICTIMS; v++) {
+        Pactum__V1__TrustReport *r = NULL;
+        for (int k = 0; k < 600; k++) {
+            if (r)
+                pactum__v1__trust_report__free_unpacked(r, NULL);
+            r = trust_of(victims[v]);
+            if (r && r->n_containments > 0)
+                break;
+            pk_sleep_ms(100);
+        }
+        cr_assert(r && r->n_containments > 0, "%s was never contained", victims[v]);
+        cont[v] = (double)r->containments[0]->containment_ms;
+        e2e[v] = (double)(r->containments[0]->decided_ms - leaked_ms[v]);
+        pactum__v1__trust_report__free_unpacked(r, NULL);
+    }
+    qsort(cont, VICTIMS, sizeof(double), cmp_double);
+    qsort(e2e, VICTIMS, sizeof(double), cmp_double);
+    printf("flood: %d events by one agent; %d victims in its partition contained in %.0f ms "
+           "p50, %.0f ms max from ingest (%.0f ms p50, %.0f ms max from their publish)\n",
+           f.sent, VICTIMS, cont[VICTIMS / 2], cont[VICTIMS - 1], e2e[VICTIMS / 2],
+           e2e[VICTIMS - 1]);
+    cr_assert_lt(cont[VICTIMS / 2], 50, "the flood delays another agent's containment");
+    cr_assert_gt(h_metric(&h, "ingest", "pactum_ingest_rejected_total{reason=\"rate_limited\"}"), 0,
+                 "the flood was not limited: the test did not test the limit");
 }

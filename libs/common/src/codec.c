@@ -248,10 +248,14 @@ static const char *const outcome_names[] = {"unspecified", "pass", "fail", "insu
 static const char *const tier_names[] = {"unspecified", "trusted",   "standard", "watch",
                                          "restricted",  "contained", "suspended"};
 static const char *const reason_names[] = {
-    "unspecified",    "malformed",        "oversized",           "bad_signature",
-    "unknown_signer", "subject_mismatch", "invalid_field",       "duplicate",
-    "too_old",        "too_new",          "unknown_agent",       "not_authorized",
-    "bad_pact",       "conflict",         "unsupported_version", "internal"};
+    "unspecified",      "malformed",      "oversized", "bad_signature", "unknown_signer",
+    "subject_mismatch", "invalid_field",  "duplicate", "too_old",       "too_new",
+    "unknown_agent",    "not_authorized", "bad_pact",  "conflict",      "unsupported_version",
+    "internal",         "rate_limited"};
+
+_Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) ==
+                   PACTUM__V1__REASON__REASON_RATE_LIMITED + 1,
+               "a name for every Reason");
 
 static const char *const role_names[] = {"unspecified", "agent",     "operator",
                                          "arbiter",     "evaluator", "human"};
