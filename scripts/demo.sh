@@ -72,20 +72,20 @@ run authorize --agent "$AGENT" --action reply || echo "(denied: exit $?)"
 step "governance: the admin key registers an operator and an arbiter"
 run keygen -o "$PACTUM_VAR/keys/ops.key"
 run keygen -o "$PACTUM_VAR/keys/arb.key"
-run principal register --id ops --role operator --key "$PACTUM_VAR/keys/ops.key" \
+run principal register --id @ops --role operator --key "$PACTUM_VAR/keys/ops.key" \
   --admin-key "$PACTUM_VAR/keys/admin.key"
-run principal register --id arb --role arbiter --key "$PACTUM_VAR/keys/arb.key" \
+run principal register --id @arb --role arbiter --key "$PACTUM_VAR/keys/arb.key" \
   --admin-key "$PACTUM_VAR/keys/admin.key"
 
 step "the operator lets it keep replying, under watch, for an hour (the decision stays)"
-run override --operator ops --key "$PACTUM_VAR/keys/ops.key" --agent "$AGENT" --tier watch \
+run override --operator @ops --key "$PACTUM_VAR/keys/ops.key" --agent "$AGENT" --tier watch \
   --expires 1h --reason "customers are waiting; a person reviews every reply meanwhile" --id ov-1
 
 step "the owner disputes the leak; the arbiter overturns it"
 run dispute open --agent "$AGENT" --key "$PACTUM_VAR/keys/owner.key" --verdict last \
   --reason "the leaked value is the test fixture 555-0100" --evidence "fixture file in the repo" \
   --id d-1
-run dispute rule --arbiter arb --key "$PACTUM_VAR/keys/arb.key" --agent "$AGENT" --dispute d-1 \
+run dispute rule --arbiter @arb --key "$PACTUM_VAR/keys/arb.key" --agent "$AGENT" --dispute d-1 \
   --overturned --reason "fixture data, not a customer's"
 run trust "$AGENT" --wait-tier trusted --wait 30s
 

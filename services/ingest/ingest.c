@@ -105,14 +105,26 @@ static pk_status rate_limited(ingest *in, const env_ctx *e, const char *signer, 
                   signer, in->cfg->rate, in->cfg->burst, n_events);
 }
 
-static size_t dedup_key(uint8_t *buf, const char *agent, const char *event_id)
+/*
+ * The duplicate-table key of an event: agent \0 event id for what an agent says
+ * of itself, agent \0 signer \0 event id for what another says of it. Event
+ * ids are the signer's own: a peer's report cannot take the id of an event the
+ * agent has yet to send.
+ */
+static size_t dedup_key(uint8_t *buf, const char *agent, const char *signer, const char *event_id)
 {
-    size_t a = strlen(agent), b = strlen(event_id);
+    size_t a = strlen(agent), s = strlen(signer), b = strlen(event_id), n = 0;
 
     memcpy(buf, agent, a);
     buf[a] = 0;
-    memcpy(buf + a + 1, event_id, b);
-    return a + 1 + b;
+    n = a + 1;
+    if (strcmp(agent, signer) != 0) {
+        memcpy(buf + n, signer, s);
+        buf[n + s] = 0;
+        n += s + 1;
+    }
+    memcpy(buf + n, event_id, b);
+    return n + b;
 }
 
 static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
@@ -195,7 +207,7 @@ static bool time_ok(ingest *in, const env_ctx *e, int idx, const pk_event_msg *e
 static pk_status publish_event(ingest *in, const env_ctx *e, pk_event_msg *ev,
                                uint64_t registry_seq)
 {
-    char subject[160], msg_id[PK_ID_MAX + PK_EVENT_ID_MAX + 2];
+    char subject[160], msg_id[2 * PK_ID_MAX + PK_EVENT_ID_MAX + 3];
     uint8_t *buf = NULL;
     size_t blen = 0;
     char *reporter;
@@ -217,7 +229,11 @@ static pk_status publish_event(ingest *in, const env_ctx *e, pk_event_msg *ev,
     if (st != PK_OK)
         return st;
     snprintf(subject, sizeof(subject), PK_SUBJ_EVENTS, ev->partition, ev->agent_id);
-    snprintf(msg_id, sizeof(msg_id), "%s:%s", ev->agent_id, ev->event_id);
+    /* the same key as the duplicate table's: one signer's event ids are its own */
+    if (strcmp(ev->agent_id, e->signer) == 0)
+        snprintf(msg_id, sizeof(msg_id), "%s:%s", ev->agent_id, ev->event_id);
+    else
+        snprintf(msg_id, sizeof(msg_id), "%s:%s:%s", ev->agent_id, e->signer, ev->event_id);
     st = pk_bus_publish_async(in->bus, subject, buf, blen, msg_id);
     free(buf);
     return st;
@@ -228,7 +244,7 @@ static pk_status publish_event(ingest *in, const env_ctx *e, pk_event_msg *ev,
 static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_event_msg *ev,
                               const Pactum__V1__AgentRecord *signer, uint64_t registry_seq)
 {
-    uint8_t key[PK_ID_MAX + PK_EVENT_ID_MAX + 2], val[20], tkey[8 + sizeof(key)];
+    uint8_t key[2 * PK_ID_MAX + PK_EVENT_ID_MAX + 3], val[20], tkey[8 + sizeof(key)];
     size_t klen;
     MDB_val seen;
     pk_status st;
@@ -238,7 +254,7 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
                       ev->event_id, "event %d of the batch: %s", idx, pk_error_msg());
     if (!set_source(in, txn, e, idx, ev, signer, &st) || !time_ok(in, e, idx, ev, &st))
         return st; /* refused (PK_OK once the refusal is published), or a failure */
-    klen = dedup_key(key, ev->agent_id, ev->event_id);
+    klen = dedup_key(key, ev->agent_id, e->signer, ev->event_id);
     st = pk_wset_get(in->ws, txn, in->dedup, key, klen, &seen);
     if (st == PK_OK) {
         /* The same envelope and position: accepted on an earlier delivery of
@@ -249,7 +265,8 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
             return PK_OK;
         }
         return reject(in, e, idx, PACTUM__V1__REASON__REASON_DUPLICATE, ev->agent_id, ev->event_id,
-                      "event %s of agent %s was already accepted", ev->event_id, ev->agent_id);
+                      "event %s of agent %s was already accepted from %s", ev->event_id,
+                      ev->agent_id, e->signer);
     }
     if (st != PK_ENOTFOUND)
         return st;

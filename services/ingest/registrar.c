@@ -419,19 +419,21 @@ typedef struct reg_kind {
     const char *malformed;                     /* what to say when it does not */
     const char *id_name;                       /* its id, in messages */
     size_t id_at;                              /* where the payload keeps the id */
+    pk_status (*id_check)(const char *what, const char *id); /* the rule its id follows */
     register_fn fn;
 } reg_kind;
 
 static const reg_kind kinds[] = {
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION,
      &pactum__v1__agent_registration__descriptor, "payload is not an AgentRegistration", "agent id",
-     offsetof(Pactum__V1__AgentRegistration, agent_id), register_agent},
+     offsetof(Pactum__V1__AgentRegistration, agent_id), pk_id_check, register_agent},
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION,
      &pactum__v1__pact_registration__descriptor, "payload is not a PactRegistration", "pact id",
-     offsetof(Pactum__V1__PactRegistration, pact_id), register_pact},
+     offsetof(Pactum__V1__PactRegistration, pact_id), pk_id_check, register_pact},
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION,
      &pactum__v1__principal_registration__descriptor, "payload is not a PrincipalRegistration",
-     "principal id", offsetof(Pactum__V1__PrincipalRegistration, id), register_principal},
+     "principal id", offsetof(Pactum__V1__PrincipalRegistration, id), pk_principal_id_check,
+     register_principal},
 };
 
 /* Decode the payload, check its id, and hand it to the kind's function. */
@@ -446,7 +448,7 @@ static void register_one(submit_ctx *c, const pk_signed_msg *env, const reg_kind
         return;
     }
     id = *(char *const *)((const char *)m + k->id_at);
-    if (pk_id_check(k->id_name, id) != PK_OK)
+    if (k->id_check(k->id_name, id) != PK_OK)
         refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
     else if (!(c->receipt.id = strdup(id))) /* the receipt outlives m */
         refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "out of memory");

@@ -274,3 +274,51 @@ Test(abuse, one_agents_flood_does_not_delay_anothers_containment)
     cr_assert_gt(h_metric(&h, "ingest", "pactum_ingest_rejected_total{reason=\"rate_limited\"}"), 0,
                  "the flood was not limited: the test did not test the limit");
 }
+
+/* --- ids that belong to someone else ------------------------------------------------- */
+
+typedef struct id_count {
+    const char *event_id;
+    int n;
+} id_count;
+
+static bool count_event_id(void *ctx, natsMsg *m)
+{
+    id_count *c = ctx;
+    pk_event_msg *ev = pactum__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                 (const uint8_t *)natsMsg_GetData(m));
+
+    if (ev && strcmp(ev->event_id, c->event_id) == 0)
+        c->n++;
+    if (ev)
+        pactum__v1__event__free_unpacked(ev, NULL);
+    return true;
+}
+
+Test(abuse, a_peer_cannot_take_an_agents_event_id)
+{
+    pk_keypair pk, po;
+    id_count c = {.event_id = "shared-1"};
+    h_event e;
+    pk_event_msg *ev;
+    uint8_t *env;
+    size_t len;
+
+    cr_assert(h_agent_with_pact(&h, "peer-bot", 90, &pk, &po, NULL), "%s", h.why);
+    /* the peer reports on target-bot first, with the id target-bot will use */
+    ev = h_event_set(&e, "target-bot", pk_now_ms(), "reply", "latency_ms", 9000, NULL, NULL);
+    ev->event_id = "shared-1";
+    env = h_envelope("peer-bot", &pk, &ev, 1, &len);
+    cr_assert(env && h_publish(&h, "pactum.raw.peer-bot", env, len));
+    free(env);
+    cr_assert(h_publish_events(&h, "target-bot", &agent, "shared", 2, "reply", "latency_ms", 100,
+                               NULL, NULL));
+    for (int i = 0; i < 100 && c.n < 2; i++) {
+        c.n = 0;
+        cr_assert(
+            h_read_stream(&h, PK_STREAM_EVENTS, "pactum.events.*.target-bot", count_event_id, &c));
+        if (c.n < 2)
+            pk_sleep_ms(100);
+    }
+    cr_assert_eq(c.n, 2, "the agent's own event shared-1 was refused after a peer used its id");
+}

@@ -84,13 +84,13 @@ static Pactum__V1__TrustReport *wait_tier(Pactum__V1__Tier tier)
     return r;
 }
 
-/* The operator "ops" and the arbiter "arb", registered with the admin key. */
+/* The operator "@ops" and the arbiter "@arb", registered with the admin key. */
 static void register_principals(void)
 {
-    cr_assert_eq(cli("principal register --id ops --role operator --key ops.key "
+    cr_assert_eq(cli("principal register --id @ops --role operator --key ops.key "
                      "--admin-key admin.key"),
                  0, "%s", out);
-    cr_assert_eq(cli("principal register --id arb --role arbiter --key arb.key "
+    cr_assert_eq(cli("principal register --id @arb --role arbiter --key arb.key "
                      "--admin-key admin.key"),
                  0, "%s", out);
 }
@@ -108,7 +108,7 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
 
     /* principals: only the admin key registers them */
     register_principals();
-    cr_assert_eq(cli("principal register --id rogue --role operator --key owner.key "
+    cr_assert_eq(cli("principal register --id @rogue --role operator --key owner.key "
                      "--admin-key owner.key"),
                  1, "%s", out);
     cr_assert(strstr(out, "not_authorized") != NULL, "%s", out);
@@ -131,9 +131,9 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
                      "'the label came from a test fixture' --id d1",
                      (unsigned long long)v1),
                  0, "%s", out);
-    cr_assert_eq(cli("ack --operator ops --key ops.key --agent gov-bot --note 'looked at it'"), 0,
+    cr_assert_eq(cli("ack --operator @ops --key ops.key --agent gov-bot --note 'looked at it'"), 0,
                  "%s", out);
-    cr_assert_eq(cli("dispute rule --arbiter ops --key ops.key --agent gov-bot --dispute d1 "
+    cr_assert_eq(cli("dispute rule --arbiter @ops --key ops.key --agent gov-bot --dispute d1 "
                      "--upheld --reason 'not an arbiter'"),
                  1, "an operator cannot rule: %s", out);
     pk_sleep_ms(2200);
@@ -148,7 +148,7 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
     pactum__v1__trust_report__free_unpacked(r, NULL);
 
     /* the arbiter upholds it: the last criterion is met */
-    cr_assert_eq(cli("dispute rule --arbiter arb --key arb.key --agent gov-bot --dispute d1 "
+    cr_assert_eq(cli("dispute rule --arbiter @arb --key arb.key --agent gov-bot --dispute d1 "
                      "--upheld --reason 'the leak was real'"),
                  0, "%s", out);
     r = wait_tier(PACTUM__V1__TIER__TIER_WATCH);
@@ -163,14 +163,14 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
     pactum__v1__trust_report__free_unpacked(r, NULL);
 
     /* an override changes what is in force, not the decision */
-    cr_assert_eq(cli("override --operator ops --key ops.key --agent gov-bot --tier trusted "
+    cr_assert_eq(cli("override --operator @ops --key ops.key --agent gov-bot --tier trusted "
                      "--expires 40d --reason 'too long'"),
                  1, "%s", out);
     cr_assert(strstr(out, "30 days") != NULL, "%s", out);
-    cr_assert_eq(cli("override --operator ops --key ops.key --agent gov-bot --tier trusted "
+    cr_assert_eq(cli("override --operator @ops --key ops.key --agent gov-bot --tier trusted "
                      "--expires 1h --id ov1"),
                  2, "a reason is mandatory: %s", out);
-    cr_assert_eq(cli("override --operator ops --key ops.key --agent gov-bot --tier trusted "
+    cr_assert_eq(cli("override --operator @ops --key ops.key --agent gov-bot --tier trusted "
                      "--expires 1h --id ov1 --reason 'pilot customer vouches for it'"),
                  0, "%s", out);
     r = h_trust(&h, "gov-bot");
@@ -186,7 +186,7 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
     pactum__v1__trust_report__free_unpacked(r, NULL);
 
     /* an override of actions, in force for two seconds, then gone by itself */
-    cr_assert_eq(cli("override --operator ops --key ops.key --agent gov-bot --deny refunds.issue "
+    cr_assert_eq(cli("override --operator @ops --key ops.key --agent gov-bot --deny refunds.issue "
                      "--expires 2s --id ov2 --reason 'while finance reviews refunds'"),
                  0, "%s", out);
     r = h_trust(&h, "gov-bot");
@@ -220,7 +220,7 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
                      "'the reviewer mislabelled it' --evidence 'ticket 4411' --id d2",
                      (unsigned long long)v2),
                  0, "%s", out);
-    cr_assert_eq(cli("dispute rule --arbiter arb --key arb.key --agent gov-bot --dispute d2 "
+    cr_assert_eq(cli("dispute rule --arbiter @arb --key arb.key --agent gov-bot --dispute d2 "
                      "--overturned --reason 'mislabelled'"),
                  0, "%s", out);
     r = wait_tier(PACTUM__V1__TIER__TIER_WATCH);
@@ -288,13 +288,13 @@ Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
         bool corrupt;
         Pactum__V1__Reason want;
     } bad[] = {
-        {"a-old", "ops", 0, -6 * 60000, false, PACTUM__V1__REASON__REASON_TOO_OLD},
-        {"a-new", "ops", 0, 6 * 60000, false, PACTUM__V1__REASON__REASON_TOO_NEW},
-        {"a-sig", "ops", 0, 0, true, PACTUM__V1__REASON__REASON_BAD_SIGNATURE},
+        {"a-old", "@ops", 0, -6 * 60000, false, PACTUM__V1__REASON__REASON_TOO_OLD},
+        {"a-new", "@ops", 0, 6 * 60000, false, PACTUM__V1__REASON__REASON_TOO_NEW},
+        {"a-sig", "@ops", 0, 0, true, PACTUM__V1__REASON__REASON_BAD_SIGNATURE},
         {"a-who", "nobody", 0, 0, false, PACTUM__V1__REASON__REASON_UNKNOWN_SIGNER},
-        {"a-key", "ops", 1, 0, false, PACTUM__V1__REASON__REASON_BAD_SIGNATURE},
-        {"a-role", "arb", 0, 0, false, PACTUM__V1__REASON__REASON_BAD_SIGNATURE},
-        {"bad id!", "ops", 0, 0, false, PACTUM__V1__REASON__REASON_INVALID_FIELD},
+        {"a-key", "@ops", 1, 0, false, PACTUM__V1__REASON__REASON_BAD_SIGNATURE},
+        {"a-role", "@arb", 0, 0, false, PACTUM__V1__REASON__REASON_BAD_SIGNATURE},
+        {"bad id!", "@ops", 0, 0, false, PACTUM__V1__REASON__REASON_INVALID_FIELD},
     };
 
     register_principals();
@@ -309,16 +309,16 @@ Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
         pactum__v1__governance_receipt__free_unpacked(r, NULL);
     }
     /* an arbiter signing with its own key is still not an operator */
-    r = send_ack("a-arb", "arb", &arb, now, false);
+    r = send_ack("a-arb", "@arb", &arb, now, false);
     cr_assert_eq(r->reason, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, "%s", r->message);
     pactum__v1__governance_receipt__free_unpacked(r, NULL);
 
     /* a good record, then the very same bytes again: stored once */
-    r = send_ack("a-good", "ops", &ops, now, false);
+    r = send_ack("a-good", "@ops", &ops, now, false);
     cr_assert(r->ok, "%s", r->message);
     first_seq = r->seq;
     pactum__v1__governance_receipt__free_unpacked(r, NULL);
-    r = send_ack("a-good", "ops", &ops, now, false);
+    r = send_ack("a-good", "@ops", &ops, now, false);
     cr_assert(r->ok, "%s", r->message);
     cr_assert_eq(r->seq, first_seq, "the replay is not stored again");
     cr_assert(strstr(r->message, "already recorded") != NULL, "%s", r->message);
@@ -328,4 +328,26 @@ Test(governance, bad_and_replayed_records_are_refused_with_a_reason)
         h_wait_metric(&h, "ingest", "pactum_ingest_governance_total{result=\"rejected\"}", 8, 5000),
         8, "every refusal is counted, once");
     cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
+}
+
+Test(governance, no_agent_can_take_a_principals_id)
+{
+    pk_keypair squatter;
+    Pactum__V1__RegistryReceipt *r;
+
+    h_keypair(&squatter, 36);
+    /* an owner tries to take the id the admin will give its operator */
+    r = h_register_agent(&h, "@ops", &squatter, &owner);
+    cr_assert_not_null(r);
+    cr_assert_not(r->ok, "an agent took a principal's id");
+    cr_assert_eq(r->reason, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", r->message);
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    /* an agent with the same name without '@' is an agent, and blocks no one */
+    cr_assert(h_agent(&h, "ops", &squatter, &owner), "%s", h.why);
+    register_principals();
+    /* a principal id without '@' would live among agent ids: refused, saying why */
+    cr_assert_eq(cli("principal register --id ops2 --role operator --key ops.key "
+                     "--admin-key admin.key"),
+                 1, "%s", out);
+    cr_assert(strstr(out, "must begin with '@'") != NULL, "%s", out);
 }

@@ -151,6 +151,24 @@ pk_status pk_id_check(const char *what, const char *id)
     return PK_OK;
 }
 
+pk_status pk_principal_id_check(const char *what, const char *id)
+{
+    if (!id || id[0] != '@')
+        return PK_ERR(PK_EINVAL,
+                      "%s '%s' must begin with '@' (like @ops): principals have ids no agent can "
+                      "take",
+                      what, id ? id : "");
+    if (strlen(id) > PK_ID_MAX)
+        return PK_ERR(PK_EINVAL, "%s '%.20s...' is %zu characters; at most %d", what, id,
+                      strlen(id), PK_ID_MAX);
+    return pk_id_check(what, id + 1);
+}
+
+pk_status pk_signer_id_check(const char *what, const char *id)
+{
+    return id && id[0] == '@' ? pk_principal_id_check(what, id) : pk_id_check(what, id);
+}
+
 pk_status pk_event_id_check(const char *id)
 {
     size_t n = id ? strlen(id) : 0;

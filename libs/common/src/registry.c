@@ -116,7 +116,12 @@ pk_status pk_registry_apply(pk_registry *r, MDB_txn *txn, const uint8_t *data, s
     }
     if (rec->record_case == PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT) {
         const char *id = rec->agent->agent_id;
-        if (pk_id_check("agent id", id) == PK_OK && rec->agent->agent_key.len == PK_PUBKEY_BYTES &&
+        /* an agent's id never begins with '@'; a principal's does (or, registered before
+         * principals had their own ids, looks like an agent's) */
+        bool id_ok = rec->agent->role == PACTUM__V1__ROLE__ROLE_AGENT
+                         ? pk_id_check("agent id", id) == PK_OK
+                         : pk_signer_id_check("principal id", id) == PK_OK;
+        if (id_ok && rec->agent->agent_key.len == PK_PUBKEY_BYTES &&
             (rec->agent->owner_key.len == PK_PUBKEY_BYTES || rec->agent->owner_key.len == 0))
             st = put_record(txn, r->agents, id, strlen(id), &rec->agent->base, seq);
         else

@@ -69,10 +69,17 @@ pk_status pk_pop_message(const char *agent_id, const uint8_t owner_key[PK_PUBKEY
 
 /*
  * Identifier rules. what names the field in the error ("agent id").
- * pk_id_check: 1..64 of [A-Za-z0-9_-], usable as one NATS subject token.
+ * pk_id_check: 1..64 of [A-Za-z0-9_-], usable as one NATS subject token:
+ *   agent, pact and record ids.
+ * pk_principal_id_check: '@' and 1..63 of the same, e.g. "@ops": operators,
+ *   arbiters, evaluators, human reviewers and API clients. No agent id begins
+ *   with '@', so an agent can never take a principal's id, nor the reverse.
+ * pk_signer_id_check: either (the signer of an envelope).
  * pk_event_id_check: 1..128 of [A-Za-z0-9._:-].
  */
 pk_status pk_id_check(const char *what, const char *id) PK_MUST_CHECK;
+pk_status pk_principal_id_check(const char *what, const char *id) PK_MUST_CHECK;
+pk_status pk_signer_id_check(const char *what, const char *id) PK_MUST_CHECK;
 pk_status pk_event_id_check(const char *id) PK_MUST_CHECK;
 
 /* Shape checks on an event as written by a reporter (sizes, names, numbers). */
