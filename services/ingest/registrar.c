@@ -415,10 +415,10 @@ typedef void (*register_fn)(submit_ctx *c, const pk_signed_msg *env, ProtobufCMe
 /* What may be registered here, by payload type. */
 typedef struct reg_kind {
     Pactum__V1__PayloadType type;
-    const ProtobufCMessageDescriptor *payload; /* how it decodes */
-    const char *malformed;                     /* what to say when it does not */
-    const char *id_name;                       /* its id, in messages */
-    size_t id_at;                              /* where the payload keeps the id */
+    const ProtobufCMessageDescriptor *payload;               /* how it decodes */
+    const char *malformed;                                   /* what to say when it does not */
+    const char *id_name;                                     /* its id, in messages */
+    size_t id_at;                                            /* where the payload keeps the id */
     pk_status (*id_check)(const char *what, const char *id); /* the rule its id follows */
     register_fn fn;
 } reg_kind;
