@@ -30,6 +30,12 @@ typedef struct cli_globals {
     const char *server;     /* NATS URL */
     const char *user;       /* NATS user */
     const char *password;   /* NATS password */
+    const char *creds;      /* --creds: a .creds file to connect with */
+    const char *creds_env;  /* PACTUM_NATS_CREDS: the same, unless a key says who we are */
+    const char *as;         /* --as: connect as the bus identity of this key file */
+    const char *as_env;     /* PACTUM_AS */
+    const char *key_id;     /* the key the command signs with: its identity, if registered */
+    const char *ca;         /* CA certificate of the bus (TLS) */
     bool json;              /* print JSON instead of text */
     int64_t timeout_ms;     /* request timeout */
     uint8_t oracle_key[32]; /* the key oracle answers must be signed with (--oracle-key) */
@@ -136,6 +142,12 @@ int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t le
 int cli_submit(const char *subject, Pactum__V1__PayloadType type, const ProtobufCMessage *payload,
                const char *signer_id, const pk_keypair *kp);
 
+/*
+ * A key whose bus identity the next registration's receipt may carry: it is
+ * saved as key_path.jwt (used by --as, or by any command signing with the key).
+ */
+void cli_expect_identity(const char *key_path, const uint8_t pk[32]);
+
 /* The same, signed with the key in the file key_path. */
 int cli_submit_with_key(const char *subject, Pactum__V1__PayloadType type,
                         const ProtobufCMessage *payload, const char *signer_id,
@@ -202,5 +214,7 @@ int cmd_log_head(const cli_call *c);
 int cmd_log_prove(const cli_call *c);
 int cmd_log_consistency(const cli_call *c);
 int cmd_verify(const cli_call *c);
+int cmd_setup_init(const cli_call *c);
+int cmd_setup_streams(const cli_call *c);
 
 #endif

@@ -209,6 +209,7 @@ static int publish(const event_spec *s)
 
     if (pk_key_load(s->key, &kp) != PK_OK)
         return cli_error(CLI_IO, "%s", pk_error_msg());
+    cli.key_id = s->key; /* the signer connects as itself, if it has a bus identity */
     if (!(bus = cli_connect())) {
         pk_keypair_wipe(&kp);
         return CLI_BUS;

@@ -58,6 +58,7 @@ int cmd_principal_register(const cli_call *c)
     pr.key_pop.data = sig;
     pr.key_pop.len = PK_SIG_BYTES;
     pr.ts_ms = pk_now_ms();
+    cli_expect_identity(key, kp.pk);
     pk_keypair_wipe(&kp);
     pk_keypair_wipe(&akp);
     code = cli_submit_with_key(PK_SUBJ_REG_SUBMIT,

@@ -22,6 +22,12 @@ const cli_opt cli_global_opts[] = {
     {"server", 0, "URL", "NATS server (PACTUM_NATS_URL, default nats://127.0.0.1:4222)", 0},
     {"user", 0, "U", "NATS user (PACTUM_NATS_USER)", 0},
     {"password", 0, "P", "NATS password (PACTUM_NATS_PASSWORD)", 0},
+    {"creds", 0, "FILE", "connect as the NATS user of a .creds file (PACTUM_NATS_CREDS)", 0},
+    {"as", 0, "KEY",
+     "connect as the bus identity of a registered key: KEY and the KEY.jwt its registration "
+     "saved (PACTUM_AS)",
+     0},
+    {"ca", 0, "FILE", "CA certificate of the bus: TLS, the server checked (PACTUM_NATS_CA)", 0},
     {"json", 0, NULL, "print JSON (oracle answers as the HTTP API returns them)", 0},
     {"timeout", 0, "DUR", "request timeout (default 5s)", 0},
     {"oracle-key", 0, "KEY", "oracle answers must be signed by this key (PACTUM_ORACLE_KEY)", 0},
@@ -39,6 +45,12 @@ int cli_global(const char *name, const char *value)
         cli.user = value;
     } else if (strcmp(name, "password") == 0) {
         cli.password = value;
+    } else if (strcmp(name, "creds") == 0) {
+        cli.creds = value;
+    } else if (strcmp(name, "as") == 0) {
+        cli.as = value;
+    } else if (strcmp(name, "ca") == 0) {
+        cli.ca = value;
     } else if (strcmp(name, "save") == 0) {
         cli.save = value;
     } else if (strcmp(name, "oracle-key") == 0) {
@@ -193,6 +205,19 @@ static const cli_opt verify_opts[] = {
 
 static const cli_opt no_opts[] = {{NULL, 0, NULL, NULL, 0}};
 
+static const cli_opt setup_init_opts[] = {
+    {"dir", 0, "DIR", "where the keys, credentials and nats.conf go (made mode 0700)", CLI_REQ},
+    {"partitions", 0, "N", "partitions of the event streams (default 4)", 0},
+    {"tls-dir", 0, "DIR", "server.pem and server.key for TLS (scripts/tls.sh makes them)", 0},
+    {"store", 0, "DIR", "JetStream's store (default DIR/jetstream)", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static const cli_opt setup_streams_opts[] = {
+    {"partitions", 0, "N", "partitions of the event streams (default 4; fixed once created)", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
 static const cli_cmd commands[] = {
     {"keygen", NULL, 0, 0, "make an Ed25519 key", keygen_opts, NULL, NULL, cmd_keygen},
     {"agent register", NULL, 0, 0, "register an agent and its key, signed by its owner",
@@ -246,6 +271,11 @@ static const cli_cmd commands[] = {
      NULL, cmd_log_consistency},
     {"verify", "FILE...", 1, -1, "check saved answers (--save, or HTTP bodies) offline",
      verify_opts, NULL, NULL, cmd_verify},
+    {"setup init", NULL, 0, 0,
+     "make the bus's keys, JWTs, credentials and nats.conf (operator mode)", setup_init_opts, NULL,
+     NULL, cmd_setup_init},
+    {"setup streams", NULL, 0, 0, "create the streams (with the setup user's --creds)",
+     setup_streams_opts, NULL, NULL, cmd_setup_streams},
     {"health", "[SERVICE]", 0, 1, "ask the services whether they are healthy", no_opts, NULL, NULL,
      cmd_health},
     {"metrics", "SERVICE", 1, 1, "a service's counters in Prometheus text format", no_opts, NULL,
@@ -352,6 +382,9 @@ int main(int argc, char **argv)
     cli.server = getenv("PACTUM_NATS_URL") ? getenv("PACTUM_NATS_URL") : "nats://127.0.0.1:4222";
     cli.user = getenv("PACTUM_NATS_USER");
     cli.password = getenv("PACTUM_NATS_PASSWORD");
+    cli.creds_env = getenv("PACTUM_NATS_CREDS");
+    cli.as_env = getenv("PACTUM_AS");
+    cli.ca = getenv("PACTUM_NATS_CA");
     cli.timeout_ms = 5000;
     pk_log_init("pactum", PK_LOG_ERROR);
     if (pk_crypto_init() != PK_OK)
@@ -382,6 +415,27 @@ int main(int argc, char **argv)
 
 /* --- shared by the commands --------------------------------------------------------------- */
 
+/* KEY.jwt: the bus identity a key's registration saved; NULL if there is none. */
+static char *saved_jwt(const char *key)
+{
+    char path[4096], line[8192];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s.jwt", key);
+    if (!(f = fopen(path, "r")))
+        return NULL;
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    return line[0] ? strdup(line) : NULL;
+}
+
+/*
+ * Connect as: --as KEY, else --creds FILE, else the key the command signs with
+ * (when its registration saved a bus identity), else PACTUM_AS, else
+ * PACTUM_NATS_CREDS, else the NATS user and password (or none).
+ */
 pk_bus *cli_connect(void)
 {
     pk_bus *bus = NULL;
@@ -389,10 +443,43 @@ pk_bus *cli_connect(void)
                      .name = "pactum-cli",
                      .user = cli.user,
                      .password = cli.password,
+                     .ca = cli.ca,
                      .send_asap = true,
                      .connect_wait_ms = 3000};
+    const char *as = cli.as, *creds = cli.creds;
+    char *jwt = NULL;
+    pk_keypair kp;
+    pk_status st;
 
-    if (pk_bus_connect(&bus, &o) != PK_OK) {
+    if (!as && !creds && cli.key_id && (jwt = saved_jwt(cli.key_id)))
+        as = cli.key_id;
+    if (!as && !creds) {
+        as = cli.as_env && *cli.as_env ? cli.as_env : NULL;
+        creds = as ? NULL : cli.creds_env;
+    }
+    if (as) {
+        if (!jwt && !(jwt = saved_jwt(as))) {
+            cli_error(CLI_IO,
+                      "%s has no bus identity: %s.jwt is saved when the key is registered "
+                      "(pactum agent register, pactum principal register)",
+                      as, as);
+            return NULL;
+        }
+        if (pk_key_load(as, &kp) != PK_OK) {
+            free(jwt);
+            cli_error(CLI_IO, "%s", pk_error_msg());
+            return NULL;
+        }
+        o.jwt = jwt;
+        o.nkey = &kp;
+    } else {
+        o.creds = creds;
+    }
+    st = pk_bus_connect(&bus, &o);
+    if (as)
+        pk_keypair_wipe(&kp);
+    free(jwt);
+    if (st != PK_OK) {
         cli_error(CLI_BUS, "%s", pk_error_msg());
         return NULL;
     }

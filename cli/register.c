@@ -88,6 +88,9 @@ int cmd_agent_register(const cli_call *c)
     ar.agent_pop.data = sig;
     ar.agent_pop.len = PK_SIG_BYTES;
     ar.ts_ms = pk_now_ms();
+    cli_expect_identity(key, agent_kp.pk);
+    cli_expect_identity(owner, owner_kp.pk);
+    cli.key_id = owner; /* an owner with a bus identity registers as itself */
     code = cli_submit(PK_SUBJ_REG_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION,
                       &ar.base, NULL, &owner_kp);
 out:

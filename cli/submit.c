@@ -9,6 +9,42 @@
 
 #include "cli.h"
 
+/* Keys whose bus identities a receipt may carry, and where to keep them. */
+static struct {
+    const char *path;
+    uint8_t pk[32];
+} expected[4];
+static int n_expected;
+
+void cli_expect_identity(const char *key_path, const uint8_t pk[32])
+{
+    if (n_expected < 4) {
+        expected[n_expected].path = key_path;
+        memcpy(expected[n_expected++].pk, pk, 32);
+    }
+}
+
+/* Keep each bus identity of a registry receipt next to its key, as KEY.jwt. */
+static void keep_identities(const Pactum__V1__RegistryReceipt *r)
+{
+    for (size_t i = 0; i < r->n_credentials; i++) {
+        const Pactum__V1__BusCredential *bc = r->credentials[i];
+        for (int k = 0; k < n_expected; k++) {
+            char path[4096];
+            FILE *f;
+            if (bc->key.len != 32 || memcmp(bc->key.data, expected[k].pk, 32) != 0)
+                continue;
+            snprintf(path, sizeof(path), "%s.jwt", expected[k].path);
+            if (!(f = fopen(path, "w")) || fprintf(f, "%s\n", bc->jwt) < 0 || fclose(f) != 0) {
+                cli_error(CLI_IO, "cannot keep the bus identity in %s", path);
+                continue;
+            }
+            if (!cli.json)
+                printf("bus identity of %s %s kept in %s\n", bc->role, bc->name, path);
+        }
+    }
+}
+
 /* Print the receipt to a submission on subject; CLI_OK if it says ok. */
 static int print_receipt(const char *subject, const uint8_t *data, size_t n)
 {
@@ -29,6 +65,8 @@ static int print_receipt(const char *subject, const uint8_t *data, size_t n)
     } else {
         const Pactum__V1__RegistryReceipt *r = (const Pactum__V1__RegistryReceipt *)m;
         ok = r->ok, reason = r->reason, message = r->message;
+        if (ok)
+            keep_identities(r);
     }
     if (cli.json)
         cli_print_message(m);
@@ -78,6 +116,7 @@ int cli_submit_with_key(const char *subject, Pactum__V1__PayloadType type,
 
     if (pk_key_load(key_path, &kp) != PK_OK)
         return cli_error(CLI_IO, "%s", pk_error_msg());
+    cli.key_id = key_path; /* the signer connects as itself, if it has a bus identity */
     code = cli_submit(subject, type, payload, signer_id, &kp);
     pk_keypair_wipe(&kp);
     return code;

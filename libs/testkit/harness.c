@@ -652,6 +652,17 @@ bool h_pact(h_env *h, const pk_keypair *owner, const char *json)
     return receipt_ok(h, h_register_pact(h, owner, json), "pact");
 }
 
+bool h_key_file(h_env *h, const char *name, const pk_keypair *kp)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/%s.key", h->dir, name);
+    if (pk_key_save(path, kp) == PK_OK)
+        return true;
+    snprintf(h->why, sizeof(h->why), "%s", pk_error_msg());
+    return false;
+}
+
 bool h_agent_with_pact(h_env *h, const char *id, uint8_t seed, pk_keypair *agent, pk_keypair *owner,
                        const char *pact)
 {

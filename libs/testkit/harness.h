@@ -90,6 +90,9 @@ bool h_agent(h_env *h, const char *id, const pk_keypair *agent, const pk_keypair
 /* Register a pact (h_register_pact) and insist it is accepted; false with h->why if not. */
 bool h_pact(h_env *h, const pk_keypair *owner, const char *json);
 
+/* Save kp as <dir>/<name>.key (and .pub) for the CLI; false with h->why on failure. */
+bool h_key_file(h_env *h, const char *name, const pk_keypair *kp);
+
 /*
  * An agent's and its owner's keys from seed and seed + 1, the agent
  * registered as id, and pact (when not NULL) registered by the owner.

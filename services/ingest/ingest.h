@@ -9,6 +9,7 @@
 #define INGEST_H
 
 #include "pk/bus.h"
+#include "pk/buspolicy.h"
 #include "pk/ratelimit.h"
 #include "pk/registry.h"
 #include "pk/responder.h"
@@ -25,6 +26,7 @@ typedef struct ingest_cfg {
     long long batch;          /* envelopes fetched per batch */
     long long verify_threads; /* threads checking a batch's signatures; 0: one per CPU */
     const char *admin_key;    /* public key that may register operators and arbiters */
+    const char *issuer;       /* issuer.json from pactum setup: bus identities for registrations */
     long long rate;           /* events a second per signer; 0: no limit */
     long long burst;          /* events at once per signer */
 } ingest_cfg;
@@ -42,6 +44,13 @@ enum {
     M_COUNT
 };
 
+/* The signing keys registrations' bus identities are issued with (issuer.c). */
+typedef struct ingest_issuer {
+    bool on;                       /* a JWT bus: credentials go with receipts */
+    uint8_t account[32];           /* the account they belong to */
+    pk_keypair keys[PK_BUS_ROLES]; /* one scoped signing key per role */
+} ingest_issuer;
+
 typedef struct ingest {
     const ingest_cfg *cfg; /* borrowed configuration */
     pk_service svc;        /* health, metrics, instance */
@@ -55,6 +64,7 @@ typedef struct ingest {
     pk_runner runner;      /* its loop */
     pk_wset *ws;           /* the batch's writes */
     pk_responders answers; /* registration and governance requests */
+    ingest_issuer issuer;  /* bus identities for registrations */
     pk_ratelimit *rate;    /* events per signer */
     pk_ratelimit *notes;   /* rate-limit dead letters per signer: one a second */
     uint8_t admin_pk[32];  /* the admin key */
@@ -122,5 +132,15 @@ pk_status registrar_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **
 /* Answer pactum.governance.submit (a pk_handler_fn; ctx: the ingest). */
 pk_status governance_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
                             size_t *outlen) PK_MUST_CHECK;
+
+/* Load the signing keys from path ("" for none: no credentials are issued). */
+pk_status issuer_load(ingest_issuer *is, const char *path) PK_MUST_CHECK;
+void issuer_close(ingest_issuer *is);
+
+/* A bus identity for key as name in role; NULL without an issuer. Free with
+ * issuer_credential_free. */
+Pactum__V1__BusCredential *issuer_credential(const ingest_issuer *is, pk_bus_role role,
+                                             const uint8_t key[32], const char *name);
+void issuer_credential_free(Pactum__V1__BusCredential *c);
 
 #endif

@@ -33,6 +33,9 @@ static const pk_cfg_opt options[] = {
      "events a second one signer may send, on average; 0: no limit"},
     {"burst", "PACTUM_INGEST_BURST", PK_CFG_INT, "1000", 1, 10000000, offsetof(ingest_cfg, burst),
      "events one signer may send at once above its rate"},
+    {"issuer", "PACTUM_INGEST_ISSUER", PK_CFG_STR, "", 0, 0, offsetof(ingest_cfg, issuer),
+     "issuer.json from pactum setup: registrations then come with bus credentials for their "
+     "keys; empty: none"},
     {"admin-key", "PACTUM_ADMIN_KEY", PK_CFG_STR, "", 0, 0, offsetof(ingest_cfg, admin_key),
      "public key (hex, or a .pub file) allowed to register operators, arbiters, evaluators "
      "and human reviewers; empty: none can be registered"},
@@ -55,6 +58,8 @@ static int start(void *ctx)
         }
         in->have_admin = true;
     }
+    if (issuer_load(&in->issuer, cfg->issuer) != PK_OK)
+        return pk_service_failed(PK_EXIT_CONFIG);
     in->verify_threads = (int)cfg->verify_threads;
     if (in->verify_threads == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -101,6 +106,7 @@ static void stop(void *ctx)
     pk_registry_close(in->reg);
     pk_wset_destroy(in->ws);
     pk_ratelimit_destroy(in->rate);
+    issuer_close(&in->issuer);
     pk_ratelimit_destroy(in->notes);
 }
 

@@ -25,6 +25,52 @@ typedef struct submit_ctx {
 #define refuse(c, ...)   ingest_refuse(&(c)->r, __VA_ARGS__)
 #define accepted(c, ...) ingest_accept(&(c)->r, __VA_ARGS__)
 
+/* A bus identity for key, on the receipt (nothing without an issuer). */
+static void give_credential(submit_ctx *c, pk_bus_role role, const uint8_t key[32],
+                            const char *name)
+{
+    Pactum__V1__BusCredential *cred, **more;
+
+    if (c->receipt.n_credentials >= 2 ||
+        !(cred = issuer_credential(&c->r.in->issuer, role, key, name)))
+        return;
+    if (!(more = realloc(c->receipt.credentials, (c->receipt.n_credentials + 1) * sizeof(*more)))) {
+        issuer_credential_free(cred);
+        return;
+    }
+    more[c->receipt.n_credentials++] = cred;
+    c->receipt.credentials = more;
+}
+
+/* The bus identities of a principal just registered (or found registered with the same key):
+ * an agent's and its owner's, or a principal's in its role. */
+static void give_credentials(submit_ctx *c, const Pactum__V1__AgentRecord *rec)
+{
+    char owner[32];
+
+    switch (rec->role) {
+    case PACTUM__V1__ROLE__ROLE_AGENT:
+        give_credential(c, PK_BUS_AGENT, rec->agent_key.data, rec->agent_id);
+        snprintf(owner, sizeof(owner), "owner-%02x%02x%02x%02x%02x%02x", rec->owner_key.data[0],
+                 rec->owner_key.data[1], rec->owner_key.data[2], rec->owner_key.data[3],
+                 rec->owner_key.data[4], rec->owner_key.data[5]);
+        give_credential(c, PK_BUS_OWNER, rec->owner_key.data, owner);
+        break;
+    case PACTUM__V1__ROLE__ROLE_OPERATOR:
+        give_credential(c, PK_BUS_OPERATOR, rec->agent_key.data, rec->agent_id);
+        break;
+    case PACTUM__V1__ROLE__ROLE_ARBITER:
+        give_credential(c, PK_BUS_ARBITER, rec->agent_key.data, rec->agent_id);
+        break;
+    case PACTUM__V1__ROLE__ROLE_EVALUATOR:
+    case PACTUM__V1__ROLE__ROLE_HUMAN:
+        give_credential(c, PK_BUS_REPORTER, rec->agent_key.data, rec->agent_id);
+        break;
+    default:
+        break;
+    }
+}
+
 /* The receipt owns a copy of the pact hash (freed by on_submit). */
 static void set_receipt_hash(submit_ctx *c, const uint8_t hash[PK_HASH_BYTES])
 {
@@ -96,6 +142,7 @@ static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const c
             pk_bytes_equal(existing->agent_key.data, rec->agent_key.data, PK_PUBKEY_BYTES) &&
             pk_bytes_equal(existing->owner_key.data, rec->owner_key.data, PK_PUBKEY_BYTES)) {
             c->receipt.seq = existing_seq;
+            give_credentials(c, rec);
             accepted(c, "%s %s is already registered with these keys", what, rec->agent_id);
         } else {
             refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
@@ -112,7 +159,7 @@ static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const c
     snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, rec->agent_id);
     snprintf(raced, sizeof(raced), "id %s was registered by someone else at the same moment",
              rec->agent_id);
-    if (publish_record(c, subject, &rr, 0, raced, "registration"))
+    if (publish_record(c, subject, &rr, 0, raced, "registration") && (give_credentials(c, rec), 1))
         accepted(c, "registered %s %s (registry #%llu)", what, rec->agent_id,
                  (unsigned long long)c->receipt.seq);
 }
@@ -484,6 +531,9 @@ pk_status registrar_answer(void *ctx, const uint8_t *req, size_t len, uint8_t **
     st = pk_pack(&c.receipt.base, out, outlen);
     free(c.receipt.id);
     free(c.receipt.hash.data);
+    for (size_t k = 0; k < c.receipt.n_credentials; k++)
+        issuer_credential_free(c.receipt.credentials[k]);
+    free(c.receipt.credentials);
     if (env)
         pactum__v1__signed__free_unpacked(env, NULL);
     return st;

@@ -491,15 +491,12 @@ static void *runner_main(void *arg)
 static pk_status start_appender(tlog *l, tlog_appender *a, const tlog_source *src)
 {
     char name[96];
-    pk_bus_opts bo = {.url = l->cfg.common->nats_url,
-                      .name = name,
-                      .user = l->cfg.common->nats_user,
-                      .password = l->cfg.common->nats_password,
-                      .send_asap = true,
-                      .connect_wait_ms = 10000,
-                      .stop = (volatile int *)&pk_shutdown};
+    pk_bus_opts bo = pk_common_bus_opts(l->cfg.common, name);
     pk_status st;
 
+    bo.send_asap = true;
+    bo.connect_wait_ms = 10000;
+    bo.stop = (volatile int *)&pk_shutdown;
     a->log = l;
     a->src = src;
     snprintf(a->what, sizeof(a->what), "log of %s", src->stream);

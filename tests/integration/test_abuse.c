@@ -322,3 +322,34 @@ Test(abuse, a_peer_cannot_take_an_agents_event_id)
     }
     cr_assert_eq(c.n, 2, "the agent's own event shared-1 was refused after a peer used its id");
 }
+
+/* --- refusals the publisher hears about ---------------------------------------------- */
+
+static char out[16384];
+
+Test(abuse, the_cli_says_which_events_ingest_refused)
+{
+    pk_keypair stranger;
+    int rc;
+
+    h_keypair(&stranger, 95);
+    cr_assert(h_key_file(&h, "target", &agent), "%s", h.why);
+    cr_assert(h_key_file(&h, "stranger", &stranger), "%s", h.why);
+    /* too old: two days before now */
+    rc = h_cli(&h, out, sizeof(out),
+               "event publish --agent target-bot --key target.key --kind reply --id old-1 "
+               "--ts %lld",
+               (long long)(pk_now_ms() - 2 * 86400000LL));
+    cr_assert_eq(rc, 1, "a refused event was reported as published (exit %d): %s", rc, out);
+    cr_assert(strstr(out, "old-1") && strstr(out, "too_old"), "%s", out);
+    /* signed with a key that is not target-bot's */
+    rc = h_cli(&h, out, sizeof(out),
+               "event publish --agent target-bot --key stranger.key --kind reply --id forged-1");
+    cr_assert_eq(rc, 1, "a forged envelope was reported as published (exit %d): %s", rc, out);
+    cr_assert(strstr(out, "bad_signature"), "%s", out);
+    /* and what is accepted says so */
+    rc = h_cli(&h, out, sizeof(out),
+               "event publish --agent target-bot --key target.key --kind reply --count 3");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "3 accepted"), "%s", out);
+}

@@ -23,10 +23,7 @@ static char out[65536];
 
 static void key_file(const char *name, const pk_keypair *kp)
 {
-    char path[512];
-
-    snprintf(path, sizeof(path), "%s/%s.key", h.dir, name);
-    cr_assert_eq(pk_key_save(path, kp), PK_OK, "%s", pk_error_msg());
+    cr_assert(h_key_file(&h, name, kp), "%s", h.why);
 }
 
 /* Run the CLI; its output lands in `out`; returns its exit status. */

@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pk/buspolicy.h"
 #include "pk/clock.h"
 #include "pk/log.h"
+#include "pk/natsauth.h"
 
 pk_status pk_nats_err(natsStatus s, jsErrCode jerr, const char *what)
 {
@@ -49,7 +51,71 @@ static void on_closed(natsConnection *nc, void *closure)
 
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
+    pk_bus *bus = closure;
+    const char *text = NULL;
+
+    if (err == NATS_NOT_PERMITTED) {
+        natsConnection_GetLastError(nc, &text);
+        snprintf(bus->denial, sizeof(bus->denial), "%s", text && *text ? text : "not permitted");
+        atomic_store(&bus->denied, true);
+        PK_WARN("the bus refused: %s", bus->denial);
+        return;
+    }
     PK_WARN("NATS asynchronous error: %s", natsStatus_GetText(err));
+}
+
+/* The user JWT, when connecting with a JWT and a key (the client frees it). */
+static natsStatus user_jwt(char **jwt, char **err, void *closure)
+{
+    pk_bus *bus = closure;
+
+    return (*jwt = strdup(bus->jwt)) ? NATS_OK : NATS_NO_MEMORY;
+}
+
+/* The key's signature of the server's nonce (the client frees it). */
+static natsStatus sign_nonce(char **err, unsigned char **sig, int *len, const char *nonce,
+                             void *closure)
+{
+    pk_bus *bus = closure;
+
+    if (!(*sig = malloc(PK_SIG_BYTES)))
+        return NATS_NO_MEMORY;
+    pk_sign(&bus->nkey, (const uint8_t *)nonce, strlen(nonce), *sig);
+    *len = PK_SIG_BYTES;
+    return NATS_OK;
+}
+
+/* Who the bus knows us as: credentials, the reply inbox that goes with them, TLS. */
+static pk_status set_identity(pk_bus *bus, natsOptions *no, const pk_bus_opts *o)
+{
+    natsStatus s = NATS_OK;
+
+    if (o->creds && *o->creds) {
+        char *jwt = NULL;
+        pk_keypair kp;
+        pk_status st = pk_creds_read(o->creds, &jwt, &kp);
+        if (st != PK_OK)
+            return st;
+        free(jwt);
+        pk_bus_inbox(kp.pk, bus->inbox);
+        pk_keypair_wipe(&kp);
+        s = natsOptions_SetUserCredentialsFromFiles(no, o->creds, NULL);
+    } else if (o->jwt && o->nkey) {
+        if (!(bus->jwt = strdup(o->jwt)))
+            return PK_ERR(PK_ENOMEM, "out of memory");
+        bus->nkey = *o->nkey;
+        pk_bus_inbox(bus->nkey.pk, bus->inbox);
+        s = natsOptions_SetUserCredentialsCallbacks(no, user_jwt, bus, sign_nonce, bus);
+    } else if (o->user && *o->user) {
+        s = natsOptions_SetUserInfo(no, o->user, o->password ? o->password : "");
+    }
+    if (s == NATS_OK && bus->inbox[0])
+        s = natsOptions_SetCustomInboxPrefix(no, bus->inbox);
+    if (s == NATS_OK && o->ca && *o->ca &&
+        ((s = natsOptions_SetSecure(no, true)) != NATS_OK ||
+         (s = natsOptions_LoadCATrustedCertificates(no, o->ca)) != NATS_OK))
+        return pk_nats_err(s, 0, o->ca);
+    return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, "NATS credentials");
 }
 
 static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
@@ -100,11 +166,8 @@ pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
         st = pk_nats_err(s, 0, "NATS options");
         goto fail;
     }
-    if (o->user && *o->user &&
-        (s = natsOptions_SetUserInfo(no, o->user, o->password ? o->password : "")) != NATS_OK) {
-        st = pk_nats_err(s, 0, "NATS user");
+    if ((st = set_identity(bus, no, o)) != PK_OK)
         goto fail;
-    }
     for (;;) {
         s = natsConnection_Connect(&bus->nc, no);
         if (s == NATS_OK)
@@ -144,6 +207,8 @@ fail:
             pk_sleep_ms(1);
         natsConnection_Destroy(bus->nc);
     }
+    free(bus->jwt);
+    pk_keypair_wipe(&bus->nkey);
     free(bus);
     return st;
 }
@@ -168,6 +233,8 @@ void pk_bus_close(pk_bus *bus)
             pk_sleep_ms(1);
         natsConnection_Destroy(bus->nc);
     }
+    free(bus->jwt);
+    pk_keypair_wipe(&bus->nkey);
     free(bus);
 }
 
@@ -331,13 +398,15 @@ static pk_status consumer_bind(pk_consumer *c)
         jerr = 0;
         s = js_PullSubscribe(&c->sub, c->bus->js, c->filter, c->durable, NULL, &so, &jerr);
     } else {
-        so.Config.AckPolicy = c->ack ? js_AckExplicit : js_AckNone;
+        /*
+         * An ordered push consumer, delivering to our own inbox from the
+         * position we keep: nothing to acknowledge, nobody else's consumer to
+         * name, and the client recreates it from where it was if it breaks.
+         */
+        so.Ordered = true;
         so.Config.DeliverPolicy = c->start_seq > 1 ? js_DeliverByStartSequence : js_DeliverAll;
         so.Config.OptStartSeq = c->start_seq > 1 ? c->start_seq : 0;
-        so.Config.InactiveThreshold = 60LL * 1000000000;
-        so.Config.MaxAckPending = c->max_ack_pending;
-        so.Config.AckWait = c->ack_wait_ms * 1000000;
-        s = js_PullSubscribe(&c->sub, c->bus->js, c->filter, NULL, NULL, &so, &jerr);
+        s = js_SubscribeSync(&c->sub, c->bus->js, c->filter, NULL, &so, &jerr);
     }
     if (s != NATS_OK)
         return pk_nats_err(s, jerr, "pull subscribe");
@@ -386,10 +455,27 @@ void pk_consumer_close(pk_consumer *c)
 {
     if (!c || !c->sub)
         return;
-    if (!c->durable[0])
-        natsSubscription_Unsubscribe(c->sub); /* removes the ephemeral consumer */
+    /* an ordered consumer goes away by itself once nobody listens */
     natsSubscription_Destroy(c->sub);
     c->sub = NULL;
+}
+
+/* Up to batch messages of a push subscription: the first within timeout_ms, then those waiting. */
+static natsStatus next_msgs(natsSubscription *sub, natsMsgList *list, int batch, int64_t timeout_ms)
+{
+    natsMsg *m = NULL;
+    natsStatus s = natsSubscription_NextMsg(&m, sub, timeout_ms);
+
+    if (s != NATS_OK)
+        return s;
+    if (!(list->Msgs = malloc((size_t)(batch > 0 ? batch : 1) * sizeof(*list->Msgs)))) {
+        natsMsg_Destroy(m);
+        return NATS_NO_MEMORY;
+    }
+    list->Msgs[list->Count++] = m;
+    while (list->Count < batch && natsSubscription_NextMsg(&m, sub, 0) == NATS_OK)
+        list->Msgs[list->Count++] = m;
+    return NATS_OK;
 }
 
 pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_t timeout_ms)
@@ -404,7 +490,8 @@ pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_
         if (st != PK_OK)
             return st;
     }
-    s = natsSubscription_Fetch(list, c->sub, batch, timeout_ms, &jerr);
+    s = c->durable[0] ? natsSubscription_Fetch(list, c->sub, batch, timeout_ms, &jerr)
+                      : next_msgs(c->sub, list, batch, timeout_ms);
     if (s == NATS_OK) {
         if (!c->durable[0] && list->Count > 0) {
             uint64_t seq = 0;

@@ -90,6 +90,16 @@ static void common_metrics_init(pk_service *svc)
         (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
 }
 
+pk_bus_opts pk_common_bus_opts(const pk_common_cfg *c, const char *name)
+{
+    return (pk_bus_opts){.url = c->nats_url,
+                         .name = name,
+                         .user = c->nats_user,
+                         .password = c->nats_password,
+                         .creds = c->nats_creds,
+                         .ca = c->nats_ca};
+}
+
 int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_store **store,
                     uint32_t *partitions, unsigned max_dbs)
 {
@@ -123,10 +133,7 @@ int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_st
         svc->store = *store;
         PK_INFO("LMDB in %s (map %lld MiB)", dir, c->lmdb_map_mb);
     }
-    bo.url = c->nats_url;
-    bo.name = svc->instance;
-    bo.user = c->nats_user;
-    bo.password = c->nats_password;
+    bo = pk_common_bus_opts(c, svc->instance);
     bo.send_asap = !svc->buffered;
     bo.connect_wait_ms = 60000;
     bo.stop = (volatile int *)&pk_shutdown;

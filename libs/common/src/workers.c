@@ -65,17 +65,14 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
     for (uint32_t p = 0; p < partitions; p++) {
         pk_pworker *w;
         char name[96], durable[48], filter[96];
-        pk_bus_opts bo = {.url = g->common->nats_url,
-                          .name = name,
-                          .user = g->common->nats_user,
-                          .password = g->common->nats_password,
-                          .send_asap = true,
-                          .connect_wait_ms = 10000,
-                          .stop = (volatile int *)&pk_shutdown};
+        pk_bus_opts bo = pk_common_bus_opts(g->common, name);
         pk_status st;
 
         if (!(mask & (1ull << p)))
             continue;
+        bo.send_asap = true;
+        bo.connect_wait_ms = 10000;
+        bo.stop = (volatile int *)&pk_shutdown;
         w = &g->w[g->n++];
         w->group = g;
         w->partition = p;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pk/crypto.h"
 #include "pk/status.h"
 
 /* Streams. */
@@ -59,6 +60,10 @@ typedef struct pk_bus_opts {
     const char *name;        /* connection name shown by the server */
     const char *user;        /* optional user */
     const char *password;    /* optional password */
+    const char *creds;       /* optional .creds file: connect as that NATS user */
+    const char *jwt;         /* or a user JWT ... */
+    const pk_keypair *nkey;  /* ... and the key it names (signs the server's nonce) */
+    const char *ca;          /* optional CA certificate file: TLS, the server checked against it */
     bool send_asap;          /* write each message at once instead of buffering; a buffered
                               * bus writes in bulk (acknowledgements, fetch requests) and
                               * pk_bus_publish_wait sends what is buffered before it waits */
@@ -78,6 +83,11 @@ typedef struct pk_bus {
     atomic_ulong reconnects; /* times the connection came back */
     bool send_asap;          /* as opened */
     char name[64];           /* connection name */
+    char inbox[64];          /* reply inbox prefix: "_INBOX.<user nkey>" as a JWT user, else "" */
+    char *jwt;               /* the user JWT when connected with jwt and nkey (owned) */
+    pk_keypair nkey;         /* its key (wiped at close) */
+    atomic_bool denied;      /* the server refused a publish or subscription of ours */
+    char denial[256];        /* its words, the last time (read once denied is set) */
 } pk_bus;
 
 /* Connect and create a JetStream context. *out owned by caller (pk_bus_close). */

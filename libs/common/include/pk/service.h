@@ -39,7 +39,9 @@ enum {
 typedef struct pk_common_cfg {
     const char *nats_url;      /* NATS server URL */
     const char *nats_user;     /* optional NATS user */
-    const char *nats_password; /* optional NATS password */
+    const char *nats_password; /* NATS password */
+    const char *nats_creds;    /* NATS user credentials (.creds file made by pactum setup) */
+    const char *nats_ca;       /* CA certificate: the bus is reached over TLS and checked */
     const char *data_dir;      /* folder holding <data_dir>/<service>/ LMDB files */
     long long lmdb_map_mb;     /* LMDB map size */
     const char *log_level;     /* debug, info, warn, error */
@@ -72,6 +74,22 @@ typedef struct pk_common_cfg {
          0,                                                                                        \
          offsetof(type, common.nats_password),                                                     \
          "NATS password"},                                                                         \
+        {"nats-creds",                                                                             \
+         "PACTUM_NATS_CREDS",                                                                      \
+         PK_CFG_STR,                                                                               \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.nats_creds),                                                        \
+         "NATS user credentials file (from pactum setup); the service connects as that user"},     \
+        {"nats-ca",                                                                                \
+         "PACTUM_NATS_CA",                                                                         \
+         PK_CFG_STR,                                                                               \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.nats_ca),                                                           \
+         "CA certificate of the bus: connect over TLS and check the server against it"},           \
         {"data-dir",                                                                               \
          "PACTUM_DATA_DIR",                                                                        \
          PK_CFG_STR,                                                                               \
@@ -169,6 +187,9 @@ typedef struct pk_service {
     pk_responders ops;             /* health and metrics responders */
     bool buffered;                 /* set before boot: the bus buffers writes (see pk_bus_opts) */
 } pk_service;
+
+/* Bus options from the common configuration: URL, credentials, TLS; name is kept by pointer. */
+pk_bus_opts pk_common_bus_opts(const pk_common_cfg *c, const char *name);
 
 /*
  * Set up the shared parts of a service: logging, libsodium, the data folder

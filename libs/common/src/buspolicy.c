@@ -1,0 +1,259 @@
+/*
+ * The permissions of every bus user. Subjects follow pk/bus.h; JetStream API
+ * subjects are the ones cnats 3.4 publishes to (account and stream info,
+ * message get, durable create/info/delete, fetch, ack, ephemeral create for
+ * ordered readers, flow control).
+ */
+#include "pk/buspolicy.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pk/bus.h"
+#include "pk/natsauth.h"
+
+static const char *const role_names[PK_BUS_ROLES] = {"agent", "owner", "operator", "arbiter",
+                                                     "reporter"};
+
+const char *pk_bus_role_name(pk_bus_role role)
+{
+    return (unsigned)role < PK_BUS_ROLES ? role_names[role] : "unknown";
+}
+
+void pk_bus_inbox(const uint8_t user_pk[32], char *out)
+{
+    char u[PK_NKEY_PUBLIC_LEN + 1];
+
+    pk_nkey_public(PK_NKEY_USER, user_pk, u);
+    snprintf(out, 64, "_INBOX.%s", u);
+}
+
+/* Permissions being written: two lists of subjects and whether replies are allowed. */
+typedef struct perms {
+    json_t *pub, *sub;
+    bool replies;
+} perms;
+
+static void pub(perms *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sub(perms *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(json_t *list, const char *fmt, va_list ap)
+{
+    char s[256];
+
+    vsnprintf(s, sizeof(s), fmt, ap);
+    json_array_append_new(list, json_string(s));
+}
+
+static void pub(perms *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    add(p->pub, fmt, ap);
+    va_end(ap);
+}
+
+static void sub(perms *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    add(p->sub, fmt, ap);
+    va_end(ap);
+}
+
+static perms start(void)
+{
+    return (perms){.pub = json_array(), .sub = json_array()};
+}
+
+static json_t *done(perms *p)
+{
+    json_t *out = json_pack("{s:{s:o}, s:{s:o}}", "pub", "allow", p->pub, "sub", "allow", p->sub);
+
+    if (out && p->replies)
+        json_object_set_new(out, "resp", json_pack("{s:i, s:i}", "max", 1, "ttl", 0));
+    return out;
+}
+
+/* A durable pull consumer of the user's own: read, fetch, acknowledge, create, delete. */
+static void own_consumer(perms *p, const char *stream, const char *name)
+{
+    pub(p, "$JS.API.CONSUMER.INFO.%s.%s", stream, name);
+    pub(p, "$JS.API.CONSUMER.DURABLE.CREATE.%s.%s", stream, name);
+    pub(p, "$JS.API.CONSUMER.DELETE.%s.%s", stream, name);
+    pub(p, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", stream, name);
+    pub(p, "$JS.ACK.%s.%s.>", stream, name);
+}
+
+/* An ordered reader of a stream (an ephemeral push consumer delivering to the inbox). */
+static void ordered_reader(perms *p, const char *stream)
+{
+    pub(p, "$JS.API.CONSUMER.CREATE.%s", stream);
+    pub(p, "$JS.FC.%s.>", stream);
+}
+
+/* What every service does: its inbox, health and metrics, the registry copy, stream checks. */
+static void service_common(perms *p, const char *service, const char *inbox)
+{
+    p->replies = true;
+    sub(p, "%s.>", inbox);
+    sub(p, PK_SUBJ_HEALTH, service);
+    sub(p, PK_SUBJ_METRICS, service);
+    sub(p, "pactum.registry.*.*");
+    pub(p, "$JS.API.INFO");
+    pub(p, "$JS.API.STREAM.INFO.*");
+    pub(p, "$JS.API.STREAM.MSG.GET.%s", PK_STREAM_REGISTRY);
+    pub(p, "pactum.rejected.*");
+}
+
+static void ingest(perms *p, uint32_t partitions)
+{
+    (void)partitions;
+    sub(p, PK_SUBJ_REG_SUBMIT);
+    sub(p, PK_SUBJ_GOV_SUBMIT);
+    pub(p, "pactum.events.>");
+    pub(p, "pactum.verdicts.*.*.g");
+    pub(p, "pactum.registry.agent.*");
+    pub(p, "pactum.registry.pact.*");
+    pub(p, "pactum.ingest.receipt.*");
+    own_consumer(p, PK_STREAM_RAW, "ingest");
+}
+
+static void evaluator(perms *p, uint32_t partitions)
+{
+    char name[32];
+
+    pub(p, "pactum.verdicts.*.*.v");
+    for (uint32_t i = 0; i < partitions; i++) {
+        snprintf(name, sizeof(name), "evaluator-p%u", i);
+        own_consumer(p, PK_STREAM_EVENTS, name);
+    }
+}
+
+static void scorer(perms *p, uint32_t partitions)
+{
+    char name[32];
+
+    sub(p, PK_SUBJ_SCORER_DIGEST);
+    pub(p, "pactum.trust.*");
+    for (uint32_t i = 0; i < partitions; i++) {
+        snprintf(name, sizeof(name), "scorer-p%u", i);
+        own_consumer(p, PK_STREAM_VERDICTS, name);
+    }
+    ordered_reader(p, PK_STREAM_VERDICTS); /* an agent's history, when a ruling rebuilds it */
+}
+
+static void oracle(perms *p, uint32_t partitions)
+{
+    static const char *const logged[][2] = {{PK_STREAM_REGISTRY, "log-registry"},
+                                            {PK_STREAM_EVENTS, "log-events"},
+                                            {PK_STREAM_VERDICTS, "log-verdicts"},
+                                            {PK_STREAM_TRUST, "log-trust"},
+                                            {PK_STREAM_AUDIT, "log-audit"}};
+
+    (void)partitions;
+    sub(p, "pactum.oracle.>");
+    pub(p, "pactum.audit.*");
+    pub(p, PK_SUBJ_LOG_LEAVES);
+    pub(p, PK_SUBJ_LOG_HEAD);
+    for (size_t i = 0; i < sizeof(logged) / sizeof(logged[0]); i++) {
+        own_consumer(p, logged[i][0], logged[i][1]);
+        pub(p, "$JS.API.STREAM.MSG.GET.%s", logged[i][0]); /* records, for proofs */
+    }
+    ordered_reader(p, PK_STREAM_TRUST); /* the read model, from its own position */
+    ordered_reader(p, PK_STREAM_LOG);   /* the log, from its own size */
+}
+
+json_t *pk_policy_service(const char *service, uint32_t partitions, const char *inbox)
+{
+    static const struct {
+        const char *name;
+        void (*fill)(perms *p, uint32_t partitions);
+    } services[] = {
+        {"ingest", ingest}, {"evaluator", evaluator}, {"scorer", scorer}, {"oracle", oracle}};
+    perms p;
+
+    for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+        if (strcmp(services[i].name, service) != 0)
+            continue;
+        p = start();
+        service_common(&p, service, inbox);
+        services[i].fill(&p, partitions);
+        return done(&p);
+    }
+    return NULL;
+}
+
+/* Health, metrics, the scorer's digest and what pactum replay reads. */
+static void monitoring(perms *p)
+{
+    pub(p, "pactum.health.*");
+    pub(p, "pactum.metrics.*");
+    pub(p, PK_SUBJ_SCORER_DIGEST);
+    pub(p, "$JS.API.STREAM.INFO.%s", PK_STREAM_VERDICTS);
+    ordered_reader(p, PK_STREAM_VERDICTS);
+}
+
+json_t *pk_policy_role(pk_bus_role role)
+{
+    perms p = start();
+
+    sub(&p, "_INBOX.{{subject()}}.>");
+    pub(&p, "pactum.oracle.>");
+    switch (role) {
+    case PK_BUS_AGENT:
+    case PK_BUS_REPORTER:
+        pub(&p, "pactum.raw.{{name()}}");
+        sub(&p, "pactum.ingest.receipt.{{name()}}");
+        if (role == PK_BUS_AGENT)
+            pub(&p, PK_SUBJ_GOV_SUBMIT); /* a counterparty's dispute */
+        break;
+    case PK_BUS_OWNER:
+        pub(&p, PK_SUBJ_REG_SUBMIT);
+        pub(&p, PK_SUBJ_GOV_SUBMIT);
+        break;
+    case PK_BUS_OPERATOR:
+        pub(&p, PK_SUBJ_GOV_SUBMIT);
+        monitoring(&p);
+        break;
+    case PK_BUS_ARBITER:
+        pub(&p, PK_SUBJ_GOV_SUBMIT);
+        break;
+    case PK_BUS_ROLES:
+        break;
+    }
+    return done(&p);
+}
+
+json_t *pk_policy_enroll(const char *inbox)
+{
+    perms p = start();
+
+    sub(&p, "%s.>", inbox);
+    pub(&p, PK_SUBJ_REG_SUBMIT);
+    pub(&p, "pactum.oracle.>");
+    return done(&p);
+}
+
+json_t *pk_policy_monitor(const char *inbox)
+{
+    perms p = start();
+
+    sub(&p, "%s.>", inbox);
+    pub(&p, "pactum.oracle.>");
+    monitoring(&p);
+    return done(&p);
+}
+
+json_t *pk_policy_setup(const char *inbox)
+{
+    perms p = start();
+
+    sub(&p, "%s.>", inbox);
+    pub(&p, "$JS.API.>");
+    return done(&p);
+}
