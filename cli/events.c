@@ -1,6 +1,8 @@
 /*
  * event publish: build events, sign them (one envelope per --batch events),
- * and publish them on pactum.raw.<signer> with JetStream acknowledgement.
+ * publish them on pactum.raw.<signer> with JetStream acknowledgement, and wait
+ * for ingest's receipt of each envelope: what it accepted, what it refused
+ * and why (exit 1 when anything was refused).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +21,10 @@ typedef struct event_spec {
     const char *id;     /* --id (with --count > 1: a prefix) */
     const char *action, *tool, *resource, *currency;
     double amount;
-    int64_t ts_ms; /* --ts, 0 = now */
-    long count;    /* --count */
-    long batch;    /* --batch */
+    int64_t ts_ms;   /* --ts, 0 = now */
+    long count;      /* --count */
+    long batch;      /* --batch */
+    int64_t wait_ms; /* --wait: for ingest's receipts; 0 with --no-wait */
     Pactum__V1__Metric metrics[MAX_FIELDS];
     Pactum__V1__Metric *mp[MAX_FIELDS];
     size_t n_metrics;
@@ -76,6 +79,7 @@ static int pairs(const cli_call *c, event_spec *s)
 static int parse(const cli_call *c, event_spec *s)
 {
     uint64_t ts = 0, count = 1, batch = 1;
+    int64_t wait_ms = 10000;
     int code;
 
     s->signer = cli_get(c, "agent");
@@ -90,8 +94,10 @@ static int parse(const cli_call *c, event_spec *s)
     if ((code = cli_get_double(c, "amount", 0, &s->amount)) != CLI_OK ||
         (code = cli_get_u64(c, "ts", 1, INT64_MAX, &ts)) != CLI_OK ||
         (code = cli_get_u64(c, "count", 1, 1000000, &count)) != CLI_OK ||
-        (code = cli_get_u64(c, "batch", 1, PK_BATCH_MAX, &batch)) != CLI_OK)
+        (code = cli_get_u64(c, "batch", 1, PK_BATCH_MAX, &batch)) != CLI_OK ||
+        (code = cli_get_duration(c, "wait", 1, 3600000, &wait_ms)) != CLI_OK)
         return code;
+    s->wait_ms = cli_has(c, "no-wait") ? 0 : wait_ms;
     s->ts_ms = (int64_t)ts;
     s->count = (long)count;
     s->batch = (long)batch;
@@ -106,6 +112,14 @@ typedef struct sending {
     char subject[128];             /* pactum.raw.<signer> */
     uint64_t first_seq, last_seq;  /* where the envelopes landed in PACTUM_RAW */
     long sent, envelopes, repeats; /* events, envelopes, envelopes the stream already held */
+    struct {
+        uint64_t seq; /* an envelope ingest is to answer for */
+        long events;  /* its events */
+    } * waiting;
+    size_t n_waiting;
+    long answered, accepted; /* events ingest answered for, and accepted */
+    json_t *refusals;        /* with --json: each refusal */
+    char verdict[96];        /* ": 5 accepted, 1 refused", once answered */
 } sending;
 
 /* Fill the next n events (from the sent-th) of s into out's storage. */
@@ -156,6 +170,7 @@ static int send_envelope(pk_bus *bus, const event_spec *s, const pk_keypair *kp,
         return code;
     b.n_events = (size_t)n;
     b.events = out->evp;
+    b.receipt = s->wait_ms > 0;
     if (pk_pack(&b.base, &payload, &plen) != PK_OK ||
         pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, payload, plen, s->signer,
                          kp, &env, &elen) != PK_OK) {
@@ -166,9 +181,22 @@ static int send_envelope(pk_bus *bus, const event_spec *s, const pk_keypair *kp,
     st = pk_bus_publish_sync(bus, out->subject, env, elen, msg_id, false, 0, &seq, &dup);
     free(payload);
     free(env);
+    if (st != PK_OK && atomic_load(&bus->denied))
+        return cli_error(CLI_BUS,
+                         "permission denied: %s (a bus identity publishes only its own events, "
+                         "on pactum.raw.<its id>)",
+                         bus->denial);
     if (st != PK_OK)
         return cli_error(CLI_BUS, "publishing to %s failed after %ld events: %s", out->subject,
                          out->sent, pk_error_msg());
+    if (!dup && s->wait_ms > 0) {
+        void *more = realloc(out->waiting, (out->n_waiting + 1) * sizeof(*out->waiting));
+        if (!more)
+            return cli_error(CLI_IO, "out of memory");
+        out->waiting = more;
+        out->waiting[out->n_waiting].seq = seq;
+        out->waiting[out->n_waiting++].events = n;
+    }
     if (dup) {
         out->repeats++; /* the stream already holds this envelope: nothing new was sent */
     } else {
@@ -181,30 +209,92 @@ static int send_envelope(pk_bus *bus, const event_spec *s, const pk_keypair *kp,
     return CLI_OK;
 }
 
+/* Take the receipt of one envelope we wait for, telling its refusals; false if not ours. */
+static bool take_receipt(sending *o, const Pactum__V1__EnvelopeReceipt *r)
+{
+    size_t i = 0;
+
+    while (i < o->n_waiting && o->waiting[i].seq != r->raw_seq)
+        i++;
+    if (i == o->n_waiting)
+        return false;
+    o->answered += o->waiting[i].events;
+    o->waiting[i] = o->waiting[--o->n_waiting];
+    o->accepted += r->accepted;
+    for (size_t k = 0; k < r->n_refused; k++) {
+        const Pactum__V1__Refusal *f = r->refused[k];
+        if (o->refusals)
+            json_array_append_new(
+                o->refusals,
+                json_pack("{s:I, s:s, s:s, s:s}", "raw_seq", (json_int_t)r->raw_seq, "event_id",
+                          f->event_id, "reason", pk_reason_name(f->reason), "message", f->message));
+        else if (f->event_id[0])
+            fprintf(stderr, "pactum: refused event %s (%s): %s\n", f->event_id,
+                    pk_reason_name(f->reason), f->message);
+        else
+            fprintf(stderr, "pactum: refused the envelope PACTUM_RAW #%llu (%s): %s\n",
+                    (unsigned long long)r->raw_seq, pk_reason_name(f->reason), f->message);
+    }
+    return true;
+}
+
+/* Wait (bounded) for ingest's receipt of every envelope sent; CLI_OK when all came. */
+static int wait_receipts(natsSubscription *rs, sending *o, int64_t wait_ms)
+{
+    int64_t deadline = pk_mono_ms() + wait_ms;
+
+    while (o->n_waiting > 0) {
+        int64_t left = deadline - pk_mono_ms();
+        natsMsg *m = NULL;
+        Pactum__V1__EnvelopeReceipt *r;
+        if (left <= 0 || natsSubscription_NextMsg(&m, rs, left) != NATS_OK)
+            break;
+        r = pactum__v1__envelope_receipt__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                 (const uint8_t *)natsMsg_GetData(m));
+        if (r)
+            take_receipt(o, r);
+        if (r)
+            pactum__v1__envelope_receipt__free_unpacked(r, NULL);
+        natsMsg_Destroy(m);
+    }
+    snprintf(o->verdict, sizeof(o->verdict), ": %ld accepted, %ld refused", o->accepted,
+             o->answered - o->accepted);
+    if (o->n_waiting == 0)
+        return o->accepted < o->answered ? CLI_FAIL : CLI_OK;
+    return cli_error(CLI_BUS,
+                     "ingest did not answer for %zu envelope%s within %lld ms; they are stored in "
+                     "PACTUM_RAW and will be judged when it runs",
+                     o->n_waiting, o->n_waiting == 1 ? "" : "s", (long long)wait_ms);
+}
+
 static void print_sent(const sending *o)
 {
     if (cli.json)
-        cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "subject", o->subject,
-                                 "id_prefix", o->prefix, "events", (json_int_t)o->sent, "envelopes",
-                                 (json_int_t)o->envelopes, "repeated_envelopes",
-                                 (json_int_t)o->repeats, "first_seq", (json_int_t)o->first_seq,
-                                 "last_seq", (json_int_t)o->last_seq));
+        cli_print_json(json_pack(
+            "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "subject", o->subject, "id_prefix",
+            o->prefix, "events", (json_int_t)o->sent, "envelopes", (json_int_t)o->envelopes,
+            "repeated_envelopes", (json_int_t)o->repeats, "first_seq", (json_int_t)o->first_seq,
+            "last_seq", (json_int_t)o->last_seq, "accepted", (json_int_t)o->accepted, "refused",
+            o->refusals ? o->refusals : json_array()));
     else if (o->repeats == o->envelopes)
         printf("nothing new: the stream already holds %s%ld envelope%s (same ids sent within the "
                "last 2 minutes)\n",
                o->envelopes == 1 ? "this " : "these ", o->envelopes, o->envelopes == 1 ? "" : "s");
     else
-        printf("published %ld event%s in %ld signed envelope%s to %s (PACTUM_RAW #%llu..#%llu)%s\n",
+        printf("published %ld event%s in %ld signed envelope%s to %s (PACTUM_RAW #%llu..#%llu)%s"
+               "%s\n",
                o->sent, o->sent == 1 ? "" : "s", o->envelopes, o->envelopes == 1 ? "" : "s",
                o->subject, (unsigned long long)o->first_seq, (unsigned long long)o->last_seq,
-               o->repeats ? "; some were already there and were not sent again" : "");
+               o->repeats ? "; some were already there and were not sent again" : "", o->verdict);
 }
 
 static int publish(const event_spec *s)
 {
     pk_keypair kp;
     pk_bus *bus = NULL;
+    natsSubscription *rs = NULL;
     sending o = {0};
+    char rsubject[128];
     int code = CLI_OK;
 
     if (pk_key_load(s->key, &kp) != PK_OK)
@@ -229,12 +319,27 @@ static int publish(const event_spec *s)
         snprintf(o.prefix, sizeof(o.prefix), "%s", s->id ? s->id : hex);
     }
     snprintf(o.subject, sizeof(o.subject), PK_SUBJ_RAW, s->signer);
+    /* listening before the first envelope goes out: no receipt can come too early */
+    snprintf(rsubject, sizeof(rsubject), PK_SUBJ_INGEST_RECEIPT, s->signer);
+    if (s->wait_ms > 0 && natsConnection_SubscribeSync(&rs, bus->nc, rsubject) != NATS_OK) {
+        code = cli_error(CLI_BUS, "cannot listen on %s", rsubject);
+        goto out;
+    }
+    o.refusals = cli.json ? json_array() : NULL;
     while (o.sent < s->count && code == CLI_OK)
         code = send_envelope(bus, s, &kp, &o,
                              s->count - o.sent < s->batch ? s->count - o.sent : s->batch);
-    if (code == CLI_OK)
+    if (code == CLI_OK && s->wait_ms > 0) {
+        code = wait_receipts(rs, &o, s->wait_ms);
+        if (code == CLI_BUS && atomic_load(&bus->denied))
+            cli_error(CLI_BUS, "permission denied: %s", bus->denial);
+    }
+    if (code == CLI_OK || code == CLI_FAIL)
         print_sent(&o);
 out:
+    natsSubscription_Destroy(rs);
+    json_decref(o.refusals);
+    free(o.waiting);
     pk_keypair_wipe(&kp);
     for (long i = 0; o.ids && i < s->batch; i++)
         free(o.ids[i]);

@@ -103,6 +103,8 @@ static const cli_opt event_opts[] = {
     {"ts", 0, "MS", "the event time, Unix milliseconds (default: now)", 0},
     {"count", 0, "N", "how many events (default 1)", 0},
     {"batch", 0, "N", "events per signed envelope (default 1)", 0},
+    {"wait", 0, "DUR", "how long to wait for ingest's answer for what was sent (default 10s)", 0},
+    {"no-wait", 0, NULL, "do not ask ingest for its answer: stored in PACTUM_RAW is enough", 0},
     {NULL, 0, NULL, NULL, 0}};
 
 static const cli_opt trust_opts[] = {
@@ -218,6 +220,8 @@ static const cli_opt setup_streams_opts[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
+static const char *const event_one[] = {"wait|no-wait", NULL};
+
 static const cli_cmd commands[] = {
     {"keygen", NULL, 0, 0, "make an Ed25519 key", keygen_opts, NULL, NULL, cmd_keygen},
     {"agent register", NULL, 0, 0, "register an agent and its key, signed by its owner",
@@ -234,8 +238,10 @@ static const cli_cmd commands[] = {
      "a version's document, checked against its hash and its "
      "owner's signature",
      pact_show_opts, NULL, NULL, cmd_pact_show},
-    {"event publish", NULL, 0, 0, "sign and publish events", event_opts, NULL, NULL,
-     cmd_event_publish},
+    {"event publish", NULL, 0, 0,
+     "sign and publish events, and say which ingest accepted and refused (exit 1 if any was "
+     "refused)",
+     event_opts, NULL, event_one, cmd_event_publish},
     {"trust", "AGENT", 1, 1, "an agent's trust report", trust_opts, NULL, NULL, cmd_trust},
     {"trust query", "AGENT", 1, 1, "the same as pactum trust AGENT", trust_opts, NULL, NULL,
      cmd_trust},

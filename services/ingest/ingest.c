@@ -48,6 +48,14 @@ void ingest_count_reject(ingest *in, Pactum__V1__Reason reason)
 }
 
 /* Everything known about the envelope being processed, for rejections. */
+/* What the publisher of an envelope hears when its batch asks (an EnvelopeReceipt). */
+typedef struct receipt {
+    bool want;                     /* the batch asked for one */
+    uint32_t accepted;             /* events accepted, now or on an earlier delivery */
+    Pactum__V1__Refusal **refused; /* the others, and why */
+    size_t n_refused;
+} receipt;
+
 typedef struct env_ctx {
     natsMsg *msg;        /* the raw message */
     const char *subject; /* its subject */
@@ -56,7 +64,42 @@ typedef struct env_ctx {
     uint64_t seq;        /* stream sequence in PACTUM_RAW */
     int64_t received_ms; /* when the bus stored it */
     const char *signer;  /* signer id, once known */
+    receipt *rc;         /* the envelope's receipt */
 } env_ctx;
+
+/* Note a refusal on the receipt, if one was asked for. */
+static void note_refusal(const env_ctx *e, const char *event_id, Pactum__V1__Reason reason,
+                         const char *text)
+{
+    Pactum__V1__Refusal *r, **more;
+
+    if (!e->rc || !e->rc->want || !(r = malloc(sizeof(*r))))
+        return;
+    pactum__v1__refusal__init(r);
+    r->event_id = strdup(event_id ? event_id : "");
+    r->reason = reason;
+    r->message = strdup(text);
+    if (!r->event_id || !r->message ||
+        !(more = realloc(e->rc->refused, (e->rc->n_refused + 1) * sizeof(*more)))) {
+        free(r->event_id);
+        free(r->message);
+        free(r);
+        return;
+    }
+    more[e->rc->n_refused++] = r;
+    e->rc->refused = more;
+}
+
+static void receipt_free(receipt *rc)
+{
+    for (size_t i = 0; i < rc->n_refused; i++) {
+        free(rc->refused[i]->event_id);
+        free(rc->refused[i]->message);
+        free(rc->refused[i]);
+    }
+    free(rc->refused);
+    memset(rc, 0, sizeof(*rc));
+}
 
 static pk_status reject(ingest *in, const env_ctx *e, int idx, Pactum__V1__Reason reason,
                         const char *agent, const char *event_id, const char *fmt, ...)
@@ -83,6 +126,7 @@ static pk_status reject(ingest *in, const env_ctx *e, int idx, Pactum__V1__Reaso
     r.len = e->len;
     snprintf(msg_id, sizeof(msg_id), "ingest:%llu:%d", (unsigned long long)e->seq, idx);
     ingest_count_reject(in, reason);
+    note_refusal(e, event_id, reason, text);
     PK_DEBUG("refused %s (raw #%llu): %s", pk_reason_name(reason), (unsigned long long)e->seq,
              text);
     return pk_reject_publish(in->bus, "ingest", &r, msg_id, false);
@@ -97,6 +141,8 @@ static pk_status rate_limited(ingest *in, const env_ctx *e, const char *signer, 
 {
     if (!pk_ratelimit_take(in->notes, signer, 1, pk_mono_ms())) {
         ingest_count_reject(in, PACTUM__V1__REASON__REASON_RATE_LIMITED);
+        note_refusal(e, NULL, PACTUM__V1__REASON__REASON_RATE_LIMITED,
+                     "the signer sent more events than its rate allows");
         return PK_OK;
     }
     return reject(in, e, -1, PACTUM__V1__REASON__REASON_RATE_LIMITED, signer, NULL,
@@ -262,6 +308,8 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
         if (seen.mv_size == 20 && pk_be64_get(seen.mv_data) == e->seq &&
             pk_be32_get((const uint8_t *)seen.mv_data + 16) == (uint32_t)idx) {
             pk_metric_add(&in->m[M_REDELIVERED], 1);
+            if (e->rc)
+                e->rc->accepted++;
             return PK_OK;
         }
         return reject(in, e, idx, PACTUM__V1__REASON__REASON_DUPLICATE, ev->agent_id, ev->event_id,
@@ -281,6 +329,8 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
         (st = pk_wset_put(in->ws, in->dedup_time, tkey, 8 + klen, "", 0)) != PK_OK)
         return st;
     pk_metric_add(&in->m[M_ACCEPTED], 1);
+    if (e->rc)
+        e->rc->accepted++;
     return PK_OK;
 }
 
@@ -292,6 +342,7 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
 typedef struct opened {
     pk_signed_msg *env; /* owned until handle_envelope takes it */
     pk_status sig;      /* PK_OK or PK_EBADSIG under env->signer_key; else not checked */
+    receipt rc;         /* for its publisher, if asked */
 } opened;
 
 typedef struct open_job {
@@ -387,6 +438,11 @@ static pk_status handle_envelope(ingest *in, MDB_txn *txn, env_ctx *e, uint64_t 
                                       : PACTUM__V1__REASON__REASON_MALFORMED,
                       subj_signer, NULL, "%s", pk_error_msg());
     e->signer = env->signer_id;
+    /* read first for whether a receipt is wanted; judged below, after the signature */
+    if (env->type == PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH)
+        batch = pactum__v1__event_batch__unpack(NULL, env->payload.len, env->payload.data);
+    if (batch && batch->receipt && e->rc)
+        e->rc->want = true;
     if (env->type != PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH) {
         st = reject(in, e, -1, PACTUM__V1__REASON__REASON_INVALID_FIELD, subj_signer, NULL,
                     "only event batches may be published on pactum.raw.*; registrations go to "
@@ -426,7 +482,6 @@ static pk_status handle_envelope(ingest *in, MDB_txn *txn, env_ctx *e, uint64_t 
                     env->signer_id);
         goto done;
     }
-    batch = pactum__v1__event_batch__unpack(NULL, env->payload.len, env->payload.data);
     if (!batch) {
         st = reject(in, e, -1, PACTUM__V1__REASON__REASON_MALFORMED, subj_signer, NULL,
                     "signed payload is not an EventBatch");
@@ -494,6 +549,31 @@ static void envelope_of(natsMsg *m, env_ctx *e)
     }
 }
 
+/* Once the batch is stored: each publisher that asked hears what became of its envelope. */
+static void send_receipts(ingest *in, natsMsgList *list, opened *op)
+{
+    for (int i = 0; i < list->Count; i++) {
+        Pactum__V1__EnvelopeReceipt r = PACTUM__V1__ENVELOPE_RECEIPT__INIT;
+        env_ctx e;
+        char subject[128];
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (!op[i].rc.want)
+            continue;
+        envelope_of(list->Msgs[i], &e);
+        r.raw_seq = e.seq;
+        r.signer_id = (char *)pk_subject_last_token(e.subject);
+        r.accepted = op[i].rc.accepted;
+        r.refused = op[i].rc.refused;
+        r.n_refused = op[i].rc.n_refused;
+        snprintf(subject, sizeof(subject), PK_SUBJ_INGEST_RECEIPT, r.signer_id);
+        if (pk_pack(&r.base, &buf, &len) == PK_OK)
+            natsConnection_Publish(in->bus->nc, subject, buf, (int)len);
+        free(buf);
+        receipt_free(&op[i].rc);
+    }
+}
+
 pk_status ingest_process(void *ctx, natsMsgList *list)
 {
     ingest *in = ctx;
@@ -517,6 +597,7 @@ pk_status ingest_process(void *ctx, natsMsgList *list)
     for (int i = 0; i < list->Count && st == PK_OK; i++) {
         env_ctx e;
         envelope_of(list->Msgs[i], &e);
+        e.rc = &op[i].rc;
         pk_metric_add(&in->m[M_ENVELOPES], 1);
         st = handle_envelope(in, txn, &e, registry_seq, &op[i]);
     }
@@ -525,16 +606,19 @@ pk_status ingest_process(void *ctx, natsMsgList *list)
     if (st != PK_OK || (st = pk_bus_publish_wait(in->bus, 10000)) != PK_OK ||
         (st = pk_wset_commit(in->ws, in->store)) != PK_OK)
         goto retry;
-    free(op);
     for (int i = 0; i < list->Count; i++)
         natsMsg_Ack(list->Msgs[i], NULL);
+    send_receipts(in, list, op);
+    free(op);
     return PK_OK;
 retry:
     pk_txn_abort(txn);
     pk_wset_clear(in->ws);
-    for (int i = 0; op && i < list->Count; i++)
+    for (int i = 0; op && i < list->Count; i++) {
         if (op[i].env)
             pactum__v1__signed__free_unpacked(op[i].env, NULL);
+        receipt_free(&op[i].rc); /* judged again when the batch comes again */
+    }
     free(op);
     return st;
 }

@@ -34,6 +34,7 @@
 #define PK_SUBJ_GOVERNANCE       "pactum.verdicts.%u.%s.g" /* ingest publishes GovernanceRecord */
 #define PK_SUBJ_TRUST            "pactum.trust.%s"         /* scorer publishes TrustChange */
 #define PK_SUBJ_REJECTED         "pactum.rejected.%s" /* ingest, evaluator, scorer publish Rejection */
+#define PK_SUBJ_INGEST_RECEIPT   "pactum.ingest.receipt.%s" /* ingest: EnvelopeReceipt, if asked */
 #define PK_SUBJ_REG_AGENT        "pactum.registry.agent.%s" /* ingest publishes RegistryRecord */
 #define PK_SUBJ_REG_PACT         "pactum.registry.pact.%s"  /* ingest publishes RegistryRecord */
 #define PK_SUBJ_REG_SUBMIT       "pactum.registry.submit"   /* request: Signed registration */
