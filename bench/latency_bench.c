@@ -507,8 +507,12 @@ int bench_latency(const bench_opts *o)
         req = NULL;
         {
             Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
+            char token[128];
+            if (!h_client(&s.h, "@bench", token, sizeof(token)))
+                goto round_out;
             q.agent_id = s.ids[70];
             q.action = "reply";
+            q.client_token = token;
             if (pk_pack(&q.base, &req, &len) != PK_OK ||
                 requests(s.h.url, PK_SUBJ_ORACLE_AUTHORIZE, req, len, NULL, nq / 4, ms, &per_s) !=
                     0)

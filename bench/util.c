@@ -18,13 +18,21 @@
 /* Throughput is measured without the per-signer rate limit (a few agents send it all). */
 const char *const bu_ingest_env[] = {"PACTUM_INGEST_RATE=0", NULL};
 
+/* ... and no per-client limits on the oracle (8 clients ask as fast as they can). */
+const char *const bu_oracle_env[] = {"PACTUM_ORACLE_AUTHORIZE_RATE=0", "PACTUM_ORACLE_HTTP_RATE=0",
+                                     NULL};
+
 int bu_start(bu_suite *s, int n_agents, const char *const *eval_env)
 {
     memset(s, 0, sizeof(*s));
     if (n_agents > BU_AGENTS_MAX || !h_start(&s->h, false))
         return -1;
     for (int i = 0; i < H_SERVICES; i++) {
-        if (!h_start_service(&s->h, i, i == 0 ? bu_ingest_env : i == 1 ? eval_env : NULL))
+        if (!h_start_service(&s->h, i,
+                             i == 0   ? bu_ingest_env
+                             : i == 1 ? eval_env
+                             : i == 3 ? bu_oracle_env
+                                      : NULL))
             return -1;
     }
     s->n_agents = n_agents;

@@ -30,6 +30,7 @@ int bu_start(bu_suite *s, int n_agents, const char *const *eval_env);
 
 /* The ingest's environment in the benchmarks: no per-signer rate limit. */
 extern const char *const bu_ingest_env[];
+extern const char *const bu_oracle_env[];
 void bu_stop(bu_suite *s);
 
 /* Events per clause evaluated by the pact bu_start registers. */

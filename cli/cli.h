@@ -215,6 +215,7 @@ int cmd_log_prove(const cli_call *c);
 int cmd_log_consistency(const cli_call *c);
 int cmd_verify(const cli_call *c);
 int cmd_setup_init(const cli_call *c);
+int cmd_client_register(const cli_call *c);
 int cmd_setup_streams(const cli_call *c);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 
 #include "cli.h"
 #include "pk/clock.h"
@@ -64,6 +65,55 @@ int cmd_principal_register(const cli_call *c)
     code = cli_submit_with_key(PK_SUBJ_REG_SUBMIT,
                                PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION, &pr.base,
                                "", admin);
+    return code;
+}
+
+int cmd_client_register(const cli_call *c)
+{
+    const char *id = cli_get(c, "id"), *admin = cli_get(c, "admin-key"), *out = cli_get(c, "out"),
+               *name = cli_has(c, "name") ? cli_get(c, "name") : "";
+    Pactum__V1__PrincipalRegistration pr = PACTUM__V1__PRINCIPAL_REGISTRATION__INIT;
+    uint8_t secret[32], hash[PK_HASH_BYTES];
+    char b64[64], token[PK_ID_MAX + 66];
+    int code;
+
+    if (pk_principal_id_check("client id", id) != PK_OK)
+        return cli_usage_error("%s", pk_error_msg());
+    /* the token is made here and shown once; the registry keeps only its hash */
+    randombytes_buf(secret, sizeof(secret));
+    sodium_bin2base64(b64, sizeof(b64), secret, sizeof(secret),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(secret, sizeof(secret));
+    crypto_hash_sha256(hash, (const uint8_t *)b64, strlen(b64));
+    snprintf(token, sizeof(token), "%s:%s", id, b64);
+    pr.id = (char *)id;
+    pr.role = PACTUM__V1__ROLE__ROLE_CLIENT;
+    pr.display_name = (char *)name;
+    pr.token_hash.data = hash;
+    pr.token_hash.len = sizeof(hash);
+    pr.ts_ms = pk_now_ms();
+    code = cli_submit_with_key(PK_SUBJ_REG_SUBMIT,
+                               PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION, &pr.base,
+                               "", admin);
+    if (code == CLI_OK) {
+        if (out) {
+            FILE *f;
+            int fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0600);
+            if (fd < 0 || !(f = fdopen(fd, "w")) || fprintf(f, "%s\n", token) < 0 || fclose(f) != 0)
+                code =
+                    cli_error(CLI_IO, "cannot write the token to %s (it is not shown again)", out);
+            else if (!cli.json)
+                printf("token of %s in %s (mode 0600); it is not kept anywhere else\n", id, out);
+        } else if (cli.json) {
+            cli_print_json(json_pack("{s:s, s:s}", "client", id, "token", token));
+        } else {
+            printf("token of %s (shown once; pass it with --token or PACTUM_TOKEN, or HTTP "
+                   "Authorization: Bearer):\n%s\n",
+                   id, token);
+        }
+    }
+    sodium_memzero(b64, sizeof(b64));
+    sodium_memzero(token, sizeof(token));
     return code;
 }
 

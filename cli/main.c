@@ -176,6 +176,10 @@ static const cli_opt authorize_opts[] = {{"agent", 0, "AGENT", "the agent", CLI_
                                          {"tool", 0, "T", "the tool", 0},
                                          {"amount", 0, "X", "the amount", 0},
                                          {"currency", 0, "C", "its currency", 0},
+                                         {"token", 0, "TOKEN",
+                                          "the API client's token (PACTUM_TOKEN): a decision is "
+                                          "recorded, so one is needed",
+                                          0},
                                          {NULL, 0, NULL, NULL, 0}};
 
 static const cli_opt evidence_opts[] = {
@@ -206,6 +210,14 @@ static const cli_opt verify_opts[] = {
     {NULL, 0, NULL, NULL, 0}};
 
 static const cli_opt no_opts[] = {{NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt client_register_opts[] = {
+    {"id", 0, "@ID", "the client's id (begins with '@')", CLI_REQ},
+    {"admin-key", 0, "KEY", "the admin key, which signs the registration", CLI_REQ},
+    {"name", 0, "TEXT", "a display name", 0},
+    {"out", 'o', "FILE", "write the token to FILE (mode 0600) instead of printing it", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
 
 static const cli_opt setup_init_opts[] = {
     {"dir", 0, "DIR", "where the keys, credentials and nats.conf go (made mode 0700)", CLI_REQ},
@@ -249,6 +261,9 @@ static const cli_cmd commands[] = {
      "register an operator, arbiter, evaluator or human "
      "reviewer, signed by the admin key",
      principal_opts, NULL, NULL, cmd_principal_register},
+    {"client register", NULL, 0, 0,
+     "register an API client and make its token (shown once), signed by the admin key",
+     client_register_opts, NULL, NULL, cmd_client_register},
     {"override", NULL, 0, 0, "an operator widens, narrows or lifts a tier for a while",
      override_opts, override_one, NULL, cmd_override},
     {"ack", NULL, 0, 0, "an operator acknowledges an agent (a re-entry criterion)", ack_opts, NULL,

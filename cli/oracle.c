@@ -256,6 +256,9 @@ int cmd_authorize(const cli_call *c)
     q.currency = (char *)(cli_has(c, "currency") ? cli_get(c, "currency") : "");
     if ((code = cli_get_double(c, "amount", 0, &q.amount)) != CLI_OK)
         return code;
+    q.client_token = (char *)(cli_has(c, "token")      ? cli_get(c, "token")
+                              : getenv("PACTUM_TOKEN") ? getenv("PACTUM_TOKEN")
+                                                       : "");
     code = cli_ask_checked(PK_SUBJ_ORACLE_AUTHORIZE, &q.base,
                            PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION, (ProtobufCMessage **)&d);
     if (code != CLI_OK)

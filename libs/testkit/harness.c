@@ -130,7 +130,7 @@ int h_stop_pid(pid_t pid, int sig, int timeout_ms)
 bool h_start_service(h_env *h, int which, const char *const *extra)
 {
     char path[512], log[512];
-    static _Thread_local char url_env[96], dir_env[320], http_env[96];
+    static _Thread_local char url_env[96], dir_env[320], http_env[96], admin_env[96];
     const char *env[32];
     size_t n = 0;
     char *argv[2];
@@ -142,8 +142,11 @@ bool h_start_service(h_env *h, int which, const char *const *extra)
     snprintf(dir_env, sizeof(dir_env), "PACTUM_DATA_DIR=%s/var", h->dir);
     {
         /* defaults, each unless the caller's environment sets it itself */
-        const char *defaults[3] = {url_env, dir_env, "PACTUM_LMDB_MAP_MB=64"};
-        for (int d = 0; d < 3; d++) {
+        const char *defaults[4] = {url_env, dir_env, "PACTUM_LMDB_MAP_MB=64", admin_env};
+        char hex[65];
+        pk_hex_encode(h->admin.pk, 32, hex);
+        snprintf(admin_env, sizeof(admin_env), "PACTUM_ADMIN_KEY=%s", hex);
+        for (int d = 0; d < 4; d++) {
             size_t nl = (size_t)(strchr(defaults[d], '=') - defaults[d]) + 1;
             bool own = false;
             for (size_t i = 0; extra && extra[i]; i++)
@@ -245,6 +248,7 @@ bool h_start_with(h_env *h, bool with_services, const char *nats_conf, const cha
     memset(h, 0, sizeof(*h));
     if (pk_crypto_init() != PK_OK)
         return false;
+    h_keypair(&h->admin, 0xad);
     snprintf(h->dir, sizeof(h->dir), "/tmp/pactum-test-XXXXXX");
     if (!mkdtemp(h->dir))
         return false;
@@ -661,6 +665,28 @@ bool h_key_file(h_env *h, const char *name, const pk_keypair *kp)
         return true;
     snprintf(h->why, sizeof(h->why), "%s", pk_error_msg());
     return false;
+}
+
+bool h_client(h_env *h, const char *id, char *token, size_t len)
+{
+    Pactum__V1__PrincipalRegistration pr = PACTUM__V1__PRINCIPAL_REGISTRATION__INIT;
+    uint8_t secret[24], hash[PK_HASH_BYTES];
+    char b64[48];
+
+    randombytes_buf(secret, sizeof(secret));
+    sodium_bin2base64(b64, sizeof(b64), secret, sizeof(secret),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    crypto_hash_sha256(hash, (const uint8_t *)b64, strlen(b64));
+    pr.id = (char *)id;
+    pr.role = PACTUM__V1__ROLE__ROLE_CLIENT;
+    pr.token_hash.data = hash;
+    pr.token_hash.len = sizeof(hash);
+    pr.ts_ms = pk_now_ms();
+    snprintf(token, len, "%s:%s", id, b64);
+    return receipt_ok(h,
+                      submit_sealed(h, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION,
+                                    &pr.base, &h->admin),
+                      id);
 }
 
 bool h_agent_with_pact(h_env *h, const char *id, uint8_t seed, pk_keypair *agent, pk_keypair *owner,

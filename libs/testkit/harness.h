@@ -26,6 +26,7 @@ typedef struct h_env {
     int http_port;             /* the oracle's HTTP port on 127.0.0.1 (chosen at its start) */
     char nats_conf[300];       /* nats-server configuration file, if any */
     char why[512];             /* why the last h_agent, h_pact ... returned false */
+    pk_keypair admin;          /* the admin key ingest is started with (unless a test sets one) */
 } h_env;
 
 extern const char *const h_service_names[H_SERVICES];
@@ -92,6 +93,12 @@ bool h_pact(h_env *h, const pk_keypair *owner, const char *json);
 
 /* Save kp as <dir>/<name>.key (and .pub) for the CLI; false with h->why on failure. */
 bool h_key_file(h_env *h, const char *name, const pk_keypair *kp);
+
+/*
+ * Register an API client id ("@..."), signed with h->admin, and its token
+ * "<id>:<secret>" into token (at least 128 bytes); false with h->why.
+ */
+bool h_client(h_env *h, const char *id, char *token, size_t len);
 
 /*
  * An agent's and its owner's keys from seed and seed + 1, the agent

@@ -46,7 +46,10 @@ static int start(void *ctx)
                                 .ctx_size = sizeof(eval_worker),
                                 .ctx_init = evaluator_worker_init,
                                 .ctx_free = evaluator_worker_free,
-                                .owner = ev};
+                                .owner = ev,
+                                .store = ev->store,
+                                .meta = ev->meta,
+                                .position_key = "events_p"};
     ev->reg->hook = evaluator_on_registry;
     ev->reg->hook_ctx = ev;
     if (pk_registry_watch(ev->reg) != PK_OK || pk_registry_sync(ev->reg, 0) != PK_OK ||

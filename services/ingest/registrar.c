@@ -425,12 +425,26 @@ static void register_principal(submit_ctx *c, const pk_signed_msg *env, Protobuf
         goto done;
     }
     if (pr->role != PACTUM__V1__ROLE__ROLE_OPERATOR && pr->role != PACTUM__V1__ROLE__ROLE_ARBITER &&
-        pr->role != PACTUM__V1__ROLE__ROLE_EVALUATOR && pr->role != PACTUM__V1__ROLE__ROLE_HUMAN) {
+        pr->role != PACTUM__V1__ROLE__ROLE_EVALUATOR && pr->role != PACTUM__V1__ROLE__ROLE_HUMAN &&
+        pr->role != PACTUM__V1__ROLE__ROLE_CLIENT) {
         refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
-               "principal %s: role must be operator, arbiter, evaluator or human (agents register "
-               "with an agent registration)",
+               "principal %s: role must be operator, arbiter, evaluator, human or client (agents "
+               "register with an agent registration)",
                pr->id);
         goto done;
+    }
+    if (pr->role == PACTUM__V1__ROLE__ROLE_CLIENT) {
+        /* an API client holds a token, not a key: only the token's hash is kept */
+        if (pr->token_hash.len != PK_HASH_BYTES || pr->key.len || pr->key_pop.len ||
+            strlen(pr->display_name) > PK_NAME_MAX) {
+            refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
+                   "client %s: token_hash must be %d bytes, with no key and no key_pop, "
+                   "display_name at most %d",
+                   pr->id, PK_HASH_BYTES, PK_NAME_MAX);
+            goto done;
+        }
+        rec.token_hash = pr->token_hash;
+        goto store;
     }
     if (pr->key.len != PK_PUBKEY_BYTES || pr->key_pop.len != PK_SIG_BYTES ||
         strlen(pr->display_name) > PK_NAME_MAX) {
@@ -445,8 +459,9 @@ static void register_principal(submit_ctx *c, const pk_signed_msg *env, Protobuf
                "principal %s: key_pop is not the principal key's signature", pr->id);
         goto done;
     }
-    rec.agent_id = pr->id;
     rec.agent_key = pr->key;
+store:
+    rec.agent_id = pr->id;
     rec.owner_key.data = in->admin_pk;
     rec.owner_key.len = PK_PUBKEY_BYTES;
     rec.display_name = pr->display_name;

@@ -26,6 +26,49 @@ static bool text_ok(const char *s, size_t max)
     return true;
 }
 
+/*
+ * The API client a token "<client id>:<secret>" belongs to, into id; false
+ * (the reply refused) when it is not the token of a registered client, or the
+ * client asks more often than it may.
+ */
+static bool client_of(oracle *o, const char *token, char *id, size_t idlen, oracle_reply *r)
+{
+    const char *colon = token ? strrchr(token, ':') : NULL;
+    Pactum__V1__AgentRecord *rec = NULL;
+    uint8_t hash[PK_HASH_BYTES];
+    MDB_txn *txn = NULL;
+    bool ok = false;
+
+    if (!colon || (size_t)(colon - token) >= idlen || !colon[1])
+        return oracle_refuse(o, r, Q_UNAUTHORIZED,
+                             "a decision is recorded, so authorize needs the token of a "
+                             "registered API client (client_token, or HTTP Authorization: "
+                             "Bearer; pactum client register makes one)");
+    memcpy(id, token, (size_t)(colon - token));
+    id[colon - token] = '\0';
+    crypto_hash_sha256(hash, (const uint8_t *)colon + 1, strlen(colon + 1));
+    /* a client registered a moment ago: the copy follows the registry's notices (cheap when
+     * nothing is new; a made-up id costs no more than a known one) */
+    if (pk_registry_sync_if_dirty(o->reg) != PK_OK)
+        PK_WARN("registry sync: %s", pk_error_msg());
+    if (pk_txn_begin(o->store, false, &txn) == PK_OK &&
+        pk_registry_agent(o->reg, txn, id, &rec, NULL) == PK_OK)
+        ok = rec->role == PACTUM__V1__ROLE__ROLE_CLIENT && rec->token_hash.len == PK_HASH_BYTES &&
+             sodium_memcmp(rec->token_hash.data, hash, PK_HASH_BYTES) == 0;
+    pk_txn_abort(txn);
+    if (rec)
+        pactum__v1__agent_record__free_unpacked(rec, NULL);
+    sodium_memzero(hash, sizeof(hash));
+    if (!ok)
+        return oracle_refuse(o, r, Q_UNAUTHORIZED,
+                             "the token is not one of a registered API client");
+    if (!pk_ratelimit_take(o->clients, id, 1, pk_mono_ms()))
+        return oracle_refuse(o, r, Q_RATE_LIMITED,
+                             "client %s asks more than %lld decisions a second; ask again shortly",
+                             id, o->cfg->authorize_rate);
+    return true;
+}
+
 /* Why the request cannot be decided, or NULL. */
 static const char *request_problem(const Pactum__V1__AuthorizeRequest *q, char *buf, size_t len)
 {
@@ -116,7 +159,8 @@ pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uin
     Pactum__V1__AuthorizeRequest *q = pactum__v1__authorize_request__unpack(NULL, len, req);
     Pactum__V1__AuthorizeDecision d = PACTUM__V1__AUTHORIZE_DECISION__INIT;
     Pactum__V1__PactRef *refs[PK_PACTS_PER_AGENT_MAX];
-    char *reasons[PK_AUTHZ_REASONS], id[24], pbuf[256];
+    char *reasons[PK_AUTHZ_REASONS], id[24], pbuf[256], client[PK_ID_MAX + 1] = "";
+    char *token = q ? q->client_token : NULL;
     static _Thread_local pk_authz a;
     uint8_t rnd[8];
     size_t n_refs = 0, n_read = 0;
@@ -130,9 +174,13 @@ pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uin
     d.decided_ms = pk_now_ms();
     d.permit = PACTUM__V1__PERMIT__PERMIT_DENY;
     d.request = q;
+    if (q) /* never recorded nor echoed; given back before the request is freed */
+        q->client_token = "";
+    d.requested_by = client;
     if (problem) {
         oracle_refuse(o, &r, Q_BAD, "%s", problem);
-    } else if (oracle_agent_txn(o, &r, NULL, q->agent_id, &txn)) {
+    } else if (client_of(o, token, client, sizeof(client), &r) &&
+               oracle_agent_txn(o, &r, NULL, q->agent_id, &txn)) {
         decide(o, txn, q, &d, &a, refs, &n_refs, &n_read);
         d.permit = a.permit;
         d.effective_tier = a.effective_tier;
@@ -162,7 +210,9 @@ pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uin
     st = oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION, &d.base, out, outlen);
     pk_txn_abort(txn);
     oracle_pacts_free(refs, n_refs);
-    if (q)
+    if (q) {
+        q->client_token = token;
         pactum__v1__authorize_request__free_unpacked(q, NULL);
+    }
     return st;
 }

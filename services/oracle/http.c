@@ -22,6 +22,7 @@
 
 #include "oracle.h"
 #include "pk/answer.h"
+#include "pk/clock.h"
 #include "pk/log.h"
 #include "pk/pbjson.h"
 
@@ -49,6 +50,10 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char
     }
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"pactum\"");
+    if (status == MHD_HTTP_TOO_MANY_REQUESTS)
+        MHD_add_response_header(r, "Retry-After", "1");
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     pk_metric_add(&o->m[OM_HTTP], 1);
@@ -120,7 +125,9 @@ static enum MHD_Result answer(struct MHD_Connection *c, oracle *o, oracle_answer
                  : s == PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST   ? MHD_HTTP_BAD_REQUEST
                  : s == PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT ? MHD_HTTP_NOT_FOUND
                  : s == PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND     ? MHD_HTTP_NOT_FOUND
-                                                                  : MHD_HTTP_SERVICE_UNAVAILABLE;
+                 : s == PACTUM__V1__QUERY_STATUS__QUERY_UNAUTHORIZED  ? MHD_HTTP_UNAUTHORIZED
+                 : s == PACTUM__V1__QUERY_STATUS__QUERY_RATE_LIMITED  ? MHD_HTTP_TOO_MANY_REQUESTS
+                                                                     : MHD_HTTP_SERVICE_UNAVAILABLE;
     }
     b64len = sodium_base64_ENCODED_LEN(olen, sodium_base64_VARIANT_ORIGINAL);
     b64 = malloc(b64len);
@@ -243,8 +250,13 @@ static enum MHD_Result route_authorize(struct MHD_Connection *c, oracle *o, char
     if (rq->too_big)
         return refuse(c, o, MHD_HTTP_CONTENT_TOO_LARGE, "bad_request",
                       "the body is larger than %d bytes", BODY_MAX);
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+
     if (!oracle_authorize_body(rq->body, rq->len, agent, &q, &doc, why, sizeof(why)))
         return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
+    /* the client's token: "Authorization: Bearer <client id>:<secret>" */
+    if (auth && strncmp(auth, "Bearer ", 7) == 0)
+        q.client_token = (char *)auth + 7;
     ret = answer(c, o, oracle_answer_authorize, &q.base);
     json_decref(doc);
     return ret;
@@ -462,6 +474,23 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char 
                   method, url);
 }
 
+/* Anonymous readers are limited per client address (--http-rate). */
+static bool within_rate(struct MHD_Connection *c, oracle *o)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char addr[INET6_ADDRSTRLEN] = "?";
+
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
+    }
+    return pk_ratelimit_take(o->readers, addr, 1, pk_mono_ms());
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -490,6 +519,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (!within_rate(c, o) && (oracle_count(o, OM_RATE_LIMITED), true))
+        return refuse(c, o, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_requests",
+                      "more than %lld requests a second from this address; ask again shortly",
+                      o->cfg->http_rate);
     return dispatch(c, o, method, url, rq);
 }
 

@@ -38,6 +38,12 @@ static const pk_cfg_opt options[] = {
      offsetof(oracle_cfg, log_every_ms),
      "append source messages to the log this long after they come, unless a full batch is "
      "waiting (0s: at once)"},
+    {"authorize-rate", "PACTUM_ORACLE_AUTHORIZE_RATE", PK_CFG_INT, "100", 0, 10000000,
+     offsetof(oracle_cfg, authorize_rate),
+     "authorize decisions a second one API client may ask for (twice that at once); 0: no limit"},
+    {"http-rate", "PACTUM_ORACLE_HTTP_RATE", PK_CFG_INT, "200", 0, 10000000,
+     offsetof(oracle_cfg, http_rate),
+     "HTTP requests a second from one address (twice that at once); 0: no limit"},
     {"reuse", "PACTUM_ORACLE_REUSE", PK_CFG_DURATION, "100ms", 0, 10000,
      offsetof(oracle_cfg, reuse_ms),
      "send a signed trust answer again for this long when the same query comes and nothing "
@@ -88,7 +94,11 @@ static int open_state(oracle *o, const oracle_cfg *cfg)
                    .m_appended = &o->m[OM_LOG_APPENDED],
                    .m_heads = &o->m[OM_HEADS]};
 
-    if (load_key(o, cfg) != PK_OK || oracle_reuse_open(o) != PK_OK)
+    if (load_key(o, cfg) != PK_OK || oracle_reuse_open(o) != PK_OK ||
+        pk_ratelimit_create(&o->clients, (uint64_t)cfg->authorize_rate,
+                            (uint64_t)cfg->authorize_rate * 2, 4096) != PK_OK ||
+        pk_ratelimit_create(&o->readers, (uint64_t)cfg->http_rate, (uint64_t)cfg->http_rate * 2,
+                            65536) != PK_OK)
         return pk_service_failed(PK_EXIT_CONFIG);
     if (oracle_open_dbs(o) != PK_OK || pk_registry_open(&o->reg, o->store, o->bus) != PK_OK ||
         pk_pact_cache_create(&o->pacts, o->reg, 64) != PK_OK ||
@@ -155,6 +165,8 @@ static void stop(void *ctx)
     pk_pact_cache_destroy(o->pacts);
     pk_registry_close(o->reg);
     oracle_reuse_close(o);
+    pk_ratelimit_destroy(o->clients);
+    pk_ratelimit_destroy(o->readers);
     pk_keypair_wipe(&o->kp);
 }
 

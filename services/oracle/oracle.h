@@ -27,6 +27,7 @@
 #include "pk/merkle.h"
 #include "pk/pact.h"
 #include "pk/pactcache.h"
+#include "pk/ratelimit.h"
 #include "pk/registry.h"
 #include "pk/responder.h"
 #include "pk/runner.h"
@@ -47,6 +48,8 @@ typedef struct oracle_cfg {
     long long log_batch;   /* source messages per log batch */
     int64_t log_every_ms;  /* a log batch short of log_batch is appended this long after it came */
     int64_t reuse_ms;      /* a signed trust answer is sent again for this long; 0: never */
+    long long authorize_rate; /* decisions a second per API client; 0: no limit */
+    long long http_rate;      /* HTTP requests a second per client address; 0: no limit */
 } oracle_cfg;
 
 /* Its own metrics (metrics.def). */
@@ -82,6 +85,8 @@ typedef struct oracle {
     void *http;            /* struct MHD_Daemon */
     pk_metric m[OM_COUNT]; /* counters */
     oracle_reuse *reuse;   /* signed trust answers kept for reuse, or NULL */
+    pk_ratelimit *clients; /* authorize decisions per API client */
+    pk_ratelimit *readers; /* HTTP requests per client address */
 } oracle;
 
 /* --- the read model (model.c) --- */
@@ -142,11 +147,13 @@ pk_status oracle_queries_start(oracle *o) PK_MUST_CHECK;
 
 /* --- what answers share (query.c) --- */
 
-#define Q_OK          PACTUM__V1__QUERY_STATUS__QUERY_OK
-#define Q_BAD         PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST
-#define Q_UNKNOWN     PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT
-#define Q_UNAVAILABLE PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE
-#define Q_NOT_FOUND   PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND
+#define Q_OK           PACTUM__V1__QUERY_STATUS__QUERY_OK
+#define Q_BAD          PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST
+#define Q_UNKNOWN      PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT
+#define Q_UNAVAILABLE  PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE
+#define Q_NOT_FOUND    PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND
+#define Q_UNAUTHORIZED PACTUM__V1__QUERY_STATUS__QUERY_UNAUTHORIZED
+#define Q_RATE_LIMITED PACTUM__V1__QUERY_STATUS__QUERY_RATE_LIMITED
 
 /* A read transaction that sees agent if the registry has it (refreshed once if not). */
 pk_status oracle_begin_for(oracle *o, const char *agent, MDB_txn **txn, bool *known) PK_MUST_CHECK;

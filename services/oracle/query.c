@@ -61,6 +61,10 @@ bool oracle_refuse(oracle *o, oracle_reply *r, Pactum__V1__QueryStatus status, c
         oracle_count(o, OM_BAD);
     else if (status == Q_UNKNOWN)
         oracle_count(o, OM_UNKNOWN);
+    else if (status == Q_UNAUTHORIZED)
+        oracle_count(o, OM_UNAUTHORIZED);
+    else if (status == Q_RATE_LIMITED)
+        oracle_count(o, OM_RATE_LIMITED);
     return false;
 }
 

@@ -41,7 +41,10 @@ static int start(void *ctx)
                                 .ctx_size = sizeof(score_worker),
                                 .ctx_init = scorer_worker_init,
                                 .ctx_free = scorer_worker_free,
-                                .owner = sc};
+                                .owner = sc,
+                                .store = sc->store,
+                                .meta = sc->meta,
+                                .position_key = "inputs_p"};
     if (pk_registry_watch(sc->reg) != PK_OK || pk_registry_sync(sc->reg, 0) != PK_OK ||
         scorer_answers_start(sc) != PK_OK ||
         pk_pworkers_open(&sc->workers, sc->partitions, owned) != PK_OK)

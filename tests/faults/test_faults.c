@@ -489,9 +489,9 @@ Test(faults, a_reader_restarted_mid_batch_reads_again_from_the_first_unacknowled
         cr_assert(h_publish(&h, "test.order", (const uint8_t *)"m", 1));
 
     /* a reader takes 4, applies and acknowledges 2, and dies */
-    cr_assert_eq(
-        pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8, 30000), PK_OK,
-        "%s", pk_error_msg());
+    cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8, 30000,
+                                          NULL, NULL),
+                 PK_OK, "%s", pk_error_msg());
     cr_assert_eq(first_seq(&c, 4, 2), 1);
     pk_consumer_close(&c);
     for (int i = 0; i < 5; i++)
@@ -504,9 +504,9 @@ Test(faults, a_reader_restarted_mid_batch_reads_again_from_the_first_unacknowled
     pk_consumer_close(&c);
 
     /* bound in order, it starts again at the first unacknowledged message */
-    cr_assert_eq(
-        pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8, 30000), PK_OK,
-        "%s", pk_error_msg());
+    cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8, 30000,
+                                          NULL, NULL),
+                 PK_OK, "%s", pk_error_msg());
     cr_assert_eq(first_seq(&c, 4, 4), 3);
     cr_assert_eq(first_seq(&c, 4, 4), 7, "then on in order");
     pk_consumer_close(&c);

@@ -5,9 +5,11 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "harness.h"
 #include "pk/bus.h"
+#include "pk/log.h"
 
 #define STARTERS 6 /* services starting at once */
 #define ROUNDS   8 /* fresh servers */
@@ -54,4 +56,109 @@ Test(bus, services_starting_together_all_create_the_streams, .timeout = 240)
         for (int i = 0; i < STARTERS; i++)
             cr_assert_eq(s[i].st, PK_OK, "round %d, starter %d: %s", round, i, s[i].why);
     }
+}
+
+/* --- a durable consumer someone else deleted or changed --------------------------------- */
+
+static uint64_t applied; /* what the reader below applied: its own position */
+
+static pk_status position(void *ctx, uint64_t *out)
+{
+    *out = applied;
+    return PK_OK;
+}
+
+/* Fetch up to n, "apply" and acknowledge them; the first sequence, or 0. */
+static uint64_t take(pk_consumer *c, int n)
+{
+    natsMsgList list;
+    uint64_t first = 0;
+
+    for (int tries = 0; tries < 3 && !first; tries++) {
+        if (pk_consumer_fetch(c, &list, n, 2000) != PK_OK)
+            continue;
+        first = pk_msg_seq(list.Msgs[0]);
+        for (int i = 0; i < list.Count; i++) {
+            applied = pk_msg_seq(list.Msgs[i]);
+            natsMsg_Ack(list.Msgs[i], NULL);
+        }
+        natsMsgList_Destroy(&list);
+    }
+    return first;
+}
+
+Test(bus, a_consumer_someone_else_changes_or_deletes_is_made_again_from_our_position,
+     .timeout = 120)
+{
+    const char *subj[] = {"test.tamper"};
+    jsStreamConfig sc;
+    jsConsumerConfig cc;
+    jsStreamInfo *si = NULL;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    pk_consumer c;
+    char why[256];
+    h_env h;
+
+    cr_assert(h_start(&h, false), "nats-server did not start");
+    jsStreamConfig_Init(&sc);
+    sc.Name = "TEST_TAMPER";
+    sc.Subjects = subj;
+    sc.SubjectsLen = 1;
+    cr_assert_eq(js_AddStream(&si, h.bus->js, &sc, NULL, &jerr), NATS_OK);
+    jsStreamInfo_Destroy(si);
+    for (int i = 0; i < 20; i++)
+        cr_assert(h_publish(&h, "test.tamper", (const uint8_t *)"m", 1));
+    applied = 0;
+    cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_TAMPER", "reader", "test.tamper", 4,
+                                          30000, position, NULL),
+                 PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(take(&c, 4), 1);
+    pk_consumer_close(&c);
+
+    /* someone with rights on consumers makes it again to start after #8: 5..8 never come */
+    cr_assert_eq(js_DeleteConsumer(h.bus->js, "TEST_TAMPER", "reader", NULL, &jerr), NATS_OK);
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "reader";
+    cc.AckPolicy = js_AckExplicit;
+    cc.FilterSubject = "test.tamper";
+    cc.DeliverPolicy = js_DeliverByStartSequence;
+    cc.OptStartSeq = 9;
+    cr_assert_eq(js_AddConsumer(&ci, h.bus->js, "TEST_TAMPER", &cc, NULL, &jerr), NATS_OK);
+    jsConsumerInfo_Destroy(ci);
+    ci = NULL;
+    /* the attacker's consumer has handed out and acknowledged #9 before the reader comes back */
+    {
+        natsSubscription *sub = NULL;
+        natsMsgList list;
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = "TEST_TAMPER";
+        so.Consumer = "reader";
+        cr_assert_eq(js_PullSubscribe(&sub, h.bus->js, "test.tamper", "reader", NULL, &so, &jerr),
+                     NATS_OK);
+        cr_assert_eq(natsSubscription_Fetch(&list, sub, 1, 2000, &jerr), NATS_OK);
+        natsMsg_AckSync(list.Msgs[0], NULL, NULL);
+        natsMsgList_Destroy(&list);
+        natsSubscription_Destroy(sub);
+    }
+    cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_TAMPER", "reader", "test.tamper", 4,
+                                          30000, position, NULL),
+                 PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(take(&c, 4), 5, "the reader goes on from its own position, not the server's");
+    cr_assert(pk_incident_recent(60000, why, sizeof(why)), "a changed consumer is an incident");
+    cr_assert(strstr(why, "changed") != NULL, "%s", why);
+
+    /* deleted while bound: the next fetch finds it gone and makes it again from #9 */
+    cr_assert_eq(js_DeleteConsumer(h.bus->js, "TEST_TAMPER", "reader", NULL, &jerr), NATS_OK);
+    {
+        uint64_t first = 0;
+        for (int i = 0; i < 10 && !first; i++)
+            first = take(&c, 4);
+        cr_assert_eq(first, 9, "after a deletion it goes on from its own position");
+    }
+    cr_assert(pk_incident_recent(60000, why, sizeof(why)));
+    cr_assert(strstr(why, "deleted") != NULL, "%s", why);
+    pk_consumer_close(&c);
+    h_stop(&h);
 }

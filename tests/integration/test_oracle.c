@@ -19,6 +19,7 @@
 static h_env h;
 static pk_keypair agent, owner;
 static char out[262144];
+static char token[128];   /* the API client @shop's, for authorize */
 static char key_pub[600]; /* path of the oracle's public key */
 
 #define cli(...) h_cli(&h, out, sizeof(out), __VA_ARGS__)
@@ -37,6 +38,7 @@ static void setup(void)
     cr_assert(h_start(&h, true), "harness did not start (logs in %s)", h.dir);
     snprintf(key_pub, sizeof(key_pub), "%s/var/oracle/oracle.key.pub", h.dir);
     cr_assert(h_agent_with_pact(&h, "shop-bot", 41, &agent, &owner, pact), "%s", h.why);
+    cr_assert(h_client(&h, "@shop", token, sizeof(token)), "%s", h.why);
 }
 
 static void teardown(void)
@@ -202,16 +204,23 @@ Test(oracle, the_log_proves_what_it_holds_and_only_grows)
                   "signed heads are published while the log grows");
 }
 
-static Pactum__V1__AuthorizeDecision *authorize(const char *who, const char *action, double amount)
+static Pactum__V1__AuthorizeDecision *authorize_as(const char *client_token, const char *who,
+                                                   const char *action, double amount)
 {
     Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
 
+    q.client_token = (char *)client_token;
     q.agent_id = (char *)who;
     q.action = (char *)action;
     q.amount = amount;
     q.currency = amount > 0 ? "USD" : "";
     return (Pactum__V1__AuthorizeDecision *)h_ask(&h, PK_SUBJ_ORACLE_AUTHORIZE, &q.base,
                                                   PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION);
+}
+
+static Pactum__V1__AuthorizeDecision *authorize(const char *who, const char *action, double amount)
+{
+    return authorize_as(token, who, action, amount);
 }
 
 Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
@@ -229,6 +238,8 @@ Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
     d = authorize("shop-bot", "reply", 0);
     cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_ALLOW, "%s", d->reasons[d->n_reasons - 1]);
     cr_assert(strncmp(d->decision_id, "dec-", 4) == 0);
+    cr_assert_str_eq(d->requested_by, "@shop", "a decision says which client asked");
+    cr_assert_str_eq(d->request->client_token, "", "the token is never echoed");
     cr_assert_eq(d->n_pacts, 1);
     cr_assert_eq(d->pacts[0]->hash.len, 32, "the pact hash in force");
     audit[0] = d->audit_seq;
@@ -313,7 +324,9 @@ Test(oracle, answers_check_offline_and_a_changed_byte_fails)
     cr_assert_eq(cli("--save incl.bin log prove --index 1"), 0, "%s", out);
     cr_assert_eq(cli("--save cons.bin log consistency --from 3"), 0, "%s", out);
     cr_assert_eq(cli("--save ev.bin evidence shop-bot --limit 5"), 0, "%s", out);
-    cr_assert_eq(cli("--json authorize --agent shop-bot --action reply > dec.json"), 0, "%s", out);
+    cr_assert_eq(
+        cli("--json authorize --agent shop-bot --action reply --token '%s' > dec.json", token), 0,
+        "%s", out);
     cr_assert_eq(cli("verify --key %s att.bin head.bin incl.bin cons.bin ev.bin dec.json", key_pub),
                  0, "%s", out);
     cr_assert(strstr(out, "all 6 answers verified") != NULL, "%s", out);
@@ -393,8 +406,10 @@ static int http(const char *method, const char *path, const char *body, const ch
     size_t n;
 
     snprintf(cmd, sizeof(cmd),
-             "curl -s -m 10 -o %s/%s -w '%%{http_code}' -X %s %s%s%s 'http://127.0.0.1:%d%s'",
+             "curl -s -m 10 -o %s/%s -w '%%{http_code}' -X %s %s%s%s%s%s%s 'http://127.0.0.1:%d%s'",
              h.dir, save ? save : "body.json", method,
+             strcmp(method, "POST") == 0 ? "-H 'Authorization: Bearer " : "",
+             strcmp(method, "POST") == 0 ? token : "", strcmp(method, "POST") == 0 ? "' " : "",
              body ? "-H 'Content-Type: application/json' -d '" : "", body ? body : "",
              body ? "'" : "", h.http_port, path);
     f = popen(cmd, "r");
@@ -564,4 +579,57 @@ Test(oracle, a_signed_trust_answer_is_sent_again_only_until_the_agent_changes)
     cr_assert_eq(h_metric(&h, "oracle", "pactum_oracle_answers_reused_total"), 0);
     free(a);
     free(b);
+}
+
+/* The number of records PACTUM_AUDIT holds. */
+static uint64_t audit_records(void)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    uint64_t n;
+
+    cr_assert_eq(js_GetStreamInfo(&si, h.bus->js, PK_STREAM_AUDIT, NULL, &jerr), NATS_OK);
+    n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+Test(oracle, a_decision_is_made_and_recorded_only_for_a_registered_client)
+{
+    Pactum__V1__AuthorizeDecision *d;
+    static const char *const tokens[] = {"", "no-colon", "@shop:wrong-secret", "@nobody:x",
+                                         "shop-bot:x"};
+    uint64_t before = audit_records();
+
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+            d = authorize_as(tokens[i], "shop-bot", "reply", 0);
+            cr_assert_not_null(d);
+            cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_UNAUTHORIZED, "token '%s': %s",
+                         tokens[i], d->message);
+            cr_assert_eq(d->audit_seq, 0);
+            pactum__v1__authorize_decision__free_unpacked(d, NULL);
+        }
+    }
+    /* over HTTP, without the header */
+    {
+        char cmd[512], code[8] = "";
+        FILE *f;
+        snprintf(cmd, sizeof(cmd),
+                 "curl -s -m 10 -o /dev/null -w '%%{http_code}' -X POST -H 'Content-Type: "
+                 "application/json' -d '{\"action\":\"reply\"}' "
+                 "'http://127.0.0.1:%d/v1/agents/shop-bot/authorize'",
+                 h.http_port);
+        f = popen(cmd, "r");
+        cr_assert_not_null(f);
+        code[fread(code, 1, sizeof(code) - 1, f)] = '\0';
+        pclose(f);
+        cr_assert_str_eq(code, "401");
+    }
+    cr_assert_eq(audit_records(), before, "refused questions recorded nothing");
+    cr_assert_geq(h_metric(&h, "oracle", "pactum_oracle_unauthorized_total"), 101);
+    d = authorize("shop-bot", "reply", 0);
+    cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", d->message);
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    cr_assert_eq(audit_records(), before + 1, "the client's question is recorded");
 }

@@ -58,7 +58,7 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
         natsConnection_GetLastError(nc, &text);
         snprintf(bus->denial, sizeof(bus->denial), "%s", text && *text ? text : "not permitted");
         atomic_store(&bus->denied, true);
-        PK_WARN("the bus refused: %s", bus->denial);
+        pk_incident("the bus refused %s: %s", bus->name, bus->denial);
         return;
     }
     PK_WARN("NATS asynchronous error: %s", natsStatus_GetText(err));
@@ -331,6 +331,115 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
 
 /* --- Consumers -------------------------------------------------------------- */
 
+/*
+ * What a durable consumer that exists says against what we asked for: a
+ * sentence if someone else changed it (its filter, where it starts, or, for
+ * an ordered reader, messages acknowledged that the reader never applied),
+ * else "".
+ */
+static void tampered(const pk_consumer *c, const jsConsumerInfo *ci, bool have_own, uint64_t own,
+                     char *why, size_t len)
+{
+    const char *filter = ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
+
+    why[0] = '\0';
+    if (strcmp(filter, c->filter) != 0)
+        snprintf(why, len, "its filter is '%s', not '%s'", filter, c->filter);
+    else if (!c->ordered && ci->Config->DeliverPolicy != js_DeliverAll)
+        snprintf(why, len, "it no longer starts at the beginning of %s", c->stream);
+    else if (have_own && ci->AckFloor.Stream > own)
+        snprintf(why, len, "it has %s #%llu acknowledged, but this reader applied only up to #%llu",
+                 c->stream, (unsigned long long)ci->AckFloor.Stream, (unsigned long long)own);
+}
+
+/* Create a durable consumer from stream sequence start (0: from the beginning). */
+static natsStatus create_durable(pk_consumer *c, jsConsumerConfig *cc, uint64_t start,
+                                 jsErrCode *jerr)
+{
+    jsConsumerInfo *ci = NULL;
+    natsStatus s;
+
+    if (start > 1) {
+        cc->DeliverPolicy = js_DeliverByStartSequence;
+        cc->OptStartSeq = start;
+    }
+    s = js_AddConsumer(&ci, c->bus->js, c->stream, cc, NULL, jerr);
+    jsConsumerInfo_Destroy(ci);
+    return s;
+}
+
+/*
+ * Bind to our durable consumer, checking it first: one changed or deleted by
+ * someone else is an incident, and is made again from the reader's own
+ * position (never from what the server says), or from the beginning of the
+ * stream for a reader without one (what it did before is recognised and
+ * skipped). An ordered reader with messages out and unacknowledged starts
+ * again from its own position too: the server would redeliver them only
+ * after the ack wait, and newer ones could come first.
+ */
+static natsStatus bind_durable(pk_consumer *c, jsErrCode *jerr)
+{
+    jsConsumerConfig cc;
+    jsConsumerInfo *ci = NULL;
+    uint64_t own = 0, start = 0;
+    bool have_own = c->position && c->position(c->position_ctx, &own) == PK_OK;
+    char why[256];
+    natsStatus s;
+
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = c->durable;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = c->ack_wait_ms * 1000000;
+    cc.MaxAckPending = c->max_ack_pending;
+    cc.MaxWaiting = 64;
+    cc.FilterSubject = c->filter;
+    cc.DeliverPolicy = js_DeliverAll;
+    if (have_own)
+        start = own + 1;
+    s = js_GetConsumerInfo(&ci, c->bus->js, c->stream, c->durable, NULL, jerr);
+    if (s != NATS_OK && c->bound)
+        pk_incident("consumer %s of %s was deleted by someone else; made again from %s #%llu",
+                    c->durable, c->stream, c->stream, (unsigned long long)(start ? start : 1));
+    if (s == NATS_OK) {
+        tampered(c, ci, have_own, own, why, sizeof(why));
+        if (why[0])
+            pk_incident("consumer %s of %s was changed by someone else (%s); made again from %s "
+                        "#%llu",
+                        c->durable, c->stream, why, c->stream,
+                        (unsigned long long)(start ? start : 1));
+        else if (c->ordered && ci->NumAckPending > 0)
+            PK_INFO("consumer %s: %lld messages delivered but not acknowledged; reading again "
+                    "from %s #%llu, in order",
+                    c->durable, (long long)ci->NumAckPending, c->stream,
+                    (unsigned long long)(have_own ? start : ci->AckFloor.Stream + 1));
+        if (!why[0] && c->ordered && ci->NumAckPending > 0 && !have_own)
+            start = ci->AckFloor.Stream + 1;
+        if (why[0] || (c->ordered && ci->NumAckPending > 0)) {
+            jsConsumerInfo_Destroy(ci);
+            ci = NULL;
+            *jerr = 0;
+            if ((s = js_DeleteConsumer(c->bus->js, c->stream, c->durable, NULL, jerr)) != NATS_OK)
+                return s;
+            s = NATS_NOT_FOUND;
+        }
+    }
+    if (s == NATS_OK) {
+        /* it is ours, as we made it: bring its limits to ours (its position is kept) */
+        cc.DeliverPolicy = ci->Config->DeliverPolicy;
+        cc.OptStartSeq = ci->Config->OptStartSeq;
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        *jerr = 0;
+        s = js_UpdateConsumer(&ci, c->bus->js, c->stream, &cc, NULL, jerr);
+        jsConsumerInfo_Destroy(ci);
+    } else {
+        jsConsumerInfo_Destroy(ci);
+        *jerr = 0;
+        s = create_durable(c, &cc, start, jerr);
+    }
+    return s;
+}
+
 static pk_status consumer_bind(pk_consumer *c)
 {
     jsSubOptions so;
@@ -340,63 +449,12 @@ static pk_status consumer_bind(pk_consumer *c)
     jsSubOptions_Init(&so);
     so.Stream = c->stream;
     if (c->durable[0]) {
-        jsConsumerConfig cc;
-        jsConsumerInfo *ci = NULL;
-        uint64_t start = 0;
-
-        jsConsumerConfig_Init(&cc);
-        cc.Durable = c->durable;
-        cc.AckPolicy = js_AckExplicit;
-        cc.AckWait = c->ack_wait_ms * 1000000;
-        cc.MaxAckPending = c->max_ack_pending;
-        cc.MaxWaiting = 64;
-        cc.FilterSubject = c->filter;
-        cc.DeliverPolicy = js_DeliverAll;
-        s = js_GetConsumerInfo(&ci, c->bus->js, c->stream, c->durable, NULL, &jerr);
-        if (s == NATS_OK && c->ordered && ci->NumAckPending > 0) {
-            /*
-             * Messages were delivered and not acknowledged (a crash, a lost
-             * connection). The server would redeliver them only after the ack
-             * wait, and could hand out newer ones first, which an ordered
-             * reader must never see before the older. Start again from the
-             * first unacknowledged message; what was applied already is
-             * recognised by its sequence and skipped.
-             */
-            start = ci->AckFloor.Stream + 1;
-            PK_INFO("consumer %s: %lld messages delivered but not acknowledged; reading again "
-                    "from %s #%llu, in order",
-                    c->durable, (long long)ci->NumAckPending, c->stream, (unsigned long long)start);
-            jsConsumerInfo_Destroy(ci);
-            ci = NULL;
-            jerr = 0;
-            if ((s = js_DeleteConsumer(c->bus->js, c->stream, c->durable, NULL, &jerr)) != NATS_OK)
-                return pk_nats_err(s, jerr, c->durable);
-            s = NATS_NOT_FOUND;
-        }
-        if (s == NATS_OK) {
-            /* it exists: bring its limits to ours (its position and start are kept) */
-            cc.DeliverPolicy = ci->Config->DeliverPolicy;
-            cc.OptStartSeq = ci->Config->OptStartSeq;
-            jsConsumerInfo_Destroy(ci);
-            ci = NULL;
-            jerr = 0;
-            s = js_UpdateConsumer(&ci, c->bus->js, c->stream, &cc, NULL, &jerr);
-        } else {
-            jsConsumerInfo_Destroy(ci);
-            ci = NULL;
-            if (start > 1) {
-                cc.DeliverPolicy = js_DeliverByStartSequence;
-                cc.OptStartSeq = start;
-            }
-            jerr = 0;
-            s = js_AddConsumer(&ci, c->bus->js, c->stream, &cc, NULL, &jerr);
-        }
-        if (s != NATS_OK)
+        if ((s = bind_durable(c, &jerr)) != NATS_OK)
             return pk_nats_err(s, jerr, c->durable);
-        jsConsumerInfo_Destroy(ci);
         so.Consumer = c->durable;
         jerr = 0;
         s = js_PullSubscribe(&c->sub, c->bus->js, c->filter, c->durable, NULL, &so, &jerr);
+        c->bound = c->bound || s == NATS_OK;
     } else {
         /*
          * An ordered push consumer, delivering to our own inbox from the
@@ -409,7 +467,7 @@ static pk_status consumer_bind(pk_consumer *c)
         s = js_SubscribeSync(&c->sub, c->bus->js, c->filter, NULL, &so, &jerr);
     }
     if (s != NATS_OK)
-        return pk_nats_err(s, jerr, "pull subscribe");
+        return pk_nats_err(s, jerr, "subscribe");
     return PK_OK;
 }
 
@@ -431,7 +489,8 @@ pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, cons
 
 pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stream,
                                    const char *durable, const char *filter, int max_ack_pending,
-                                   int64_t ack_wait_ms)
+                                   int64_t ack_wait_ms,
+                                   pk_status (*position)(void *ctx, uint64_t *applied), void *ctx)
 {
     memset(c, 0, sizeof(*c));
     c->bus = bus;
@@ -442,6 +501,8 @@ pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stre
     c->ordered = true;
     c->max_ack_pending = max_ack_pending;
     c->ack_wait_ms = ack_wait_ms;
+    c->position = position;
+    c->position_ctx = ctx;
     return consumer_bind(c);
 }
 
@@ -458,6 +519,23 @@ void pk_consumer_close(pk_consumer *c)
     /* an ordered consumer goes away by itself once nobody listens */
     natsSubscription_Destroy(c->sub);
     c->sub = NULL;
+}
+
+/* The durable still exists as we made it (when in doubt, yes: a fetch error will tell). */
+static bool still_ours(pk_consumer *c)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    uint64_t own = 0;
+    bool have_own = c->position && c->position(c->position_ctx, &own) == PK_OK;
+    char why[256] = "";
+    natsStatus s = js_GetConsumerInfo(&ci, c->bus->js, c->stream, c->durable, NULL, &jerr);
+
+    c->checked_ms = pk_mono_ms();
+    if (s == NATS_OK)
+        tampered(c, ci, have_own, own, why, sizeof(why));
+    jsConsumerInfo_Destroy(ci);
+    return !(s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || why[0]);
 }
 
 /* Up to batch messages of a push subscription: the first within timeout_ms, then those waiting. */
@@ -500,8 +578,14 @@ pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_
         }
         return PK_OK;
     }
-    if (s == NATS_TIMEOUT)
+    if (s == NATS_TIMEOUT) {
+        /* a fetch from a consumer that someone deleted just times out: look now and then */
+        if (c->durable[0] && pk_mono_ms() - c->checked_ms > 5000 && !still_ours(c)) {
+            natsSubscription_Destroy(c->sub);
+            c->sub = NULL;
+        }
         return PK_ETIMEOUT;
+    }
     /* The consumer may be gone (server restarted without it, or an ephemeral
      * consumer expired): drop the subscription and bind again next time. */
     if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || s == NATS_INVALID_SUBSCRIPTION ||

@@ -275,8 +275,10 @@ _Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) ==
                    PACTUM__V1__REASON__REASON_RATE_LIMITED + 1,
                "a name for every Reason");
 
-static const char *const role_names[] = {"unspecified", "agent",     "operator",
-                                         "arbiter",     "evaluator", "human"};
+static const char *const role_names[] = {"unspecified", "agent", "operator", "arbiter",
+                                         "evaluator",   "human", "client"};
+_Static_assert(sizeof(role_names) / sizeof(role_names[0]) == PACTUM__V1__ROLE__ROLE_CLIENT + 1,
+               "a name for every Role");
 
 #define NAME_OF(table, v)                                                                          \
     ((unsigned)(v) < sizeof(table) / sizeof(table[0]) ? table[(unsigned)(v)] : "unknown")
@@ -320,5 +322,5 @@ Pactum__V1__Source pk_source_parse(const char *name)
 
 Pactum__V1__Role pk_role_parse(const char *name)
 {
-    return (Pactum__V1__Role)parse_name(role_names, 6, name);
+    return (Pactum__V1__Role)parse_name(role_names, PK_NELEM(role_names), name);
 }

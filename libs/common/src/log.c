@@ -1,5 +1,6 @@
 #include "pk/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,8 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "pk/clock.h"
 
 static const char *log_program = "pactum"; /* printed on every line */
 static pk_log_level log_min = PK_LOG_INFO; /* lines below this are dropped */
@@ -54,4 +57,35 @@ void pk_log(pk_log_level level, const char *fmt, ...)
     if (write(STDERR_FILENO, line, (size_t)n) < 0) {
         /* nowhere left to report it */
     }
+}
+
+static pthread_mutex_t incident_lock = PTHREAD_MUTEX_INITIALIZER;
+static char incident_text[256]; /* the last incident */
+static int64_t incident_at;     /* when (monotonic ms); 0: none */
+
+void pk_incident(const char *fmt, ...)
+{
+    char text[sizeof(incident_text)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    pk_log(PK_LOG_ERROR, "%s", text);
+    pthread_mutex_lock(&incident_lock);
+    memcpy(incident_text, text, sizeof(text));
+    incident_at = pk_mono_ms();
+    pthread_mutex_unlock(&incident_lock);
+}
+
+bool pk_incident_recent(int64_t within_ms, char *buf, size_t len)
+{
+    bool recent;
+
+    pthread_mutex_lock(&incident_lock);
+    recent = incident_at > 0 && pk_mono_ms() - incident_at <= within_ms;
+    if (recent && buf && len)
+        snprintf(buf, len, "%s", incident_text);
+    pthread_mutex_unlock(&incident_lock);
+    return recent;
 }

@@ -121,7 +121,10 @@ pk_status pk_registry_apply(pk_registry *r, MDB_txn *txn, const uint8_t *data, s
         bool id_ok = rec->agent->role == PACTUM__V1__ROLE__ROLE_AGENT
                          ? pk_id_check("agent id", id) == PK_OK
                          : pk_signer_id_check("principal id", id) == PK_OK;
-        if (id_ok && rec->agent->agent_key.len == PK_PUBKEY_BYTES &&
+        bool key_ok = rec->agent->role == PACTUM__V1__ROLE__ROLE_CLIENT
+                          ? rec->agent->token_hash.len == PK_HASH_BYTES
+                          : rec->agent->agent_key.len == PK_PUBKEY_BYTES;
+        if (id_ok && key_ok &&
             (rec->agent->owner_key.len == PK_PUBKEY_BYTES || rec->agent->owner_key.len == 0))
             st = put_record(txn, r->agents, id, strlen(id), &rec->agent->base, seq);
         else

@@ -219,6 +219,44 @@ void pk_service_set_health(pk_service *svc, bool healthy, const char *detail)
     pthread_mutex_unlock(&detail_lock);
 }
 
+#define INCIDENT_MS 60000 /* a service is unhealthy this long after an incident */
+#define JS_CHECK_MS 2000  /* JetStream is asked at most this often */
+
+/*
+ * JetStream answers for our account: a reload of the server without
+ * JetStream, or a server that lost it, leaves every consumer silent while
+ * the connection looks fine. Asked at most every JS_CHECK_MS; why in *why.
+ */
+static bool jetstream_ok(pk_service *svc, char *why, size_t len)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t checked_ms;
+    static bool ok = true;
+    static char last[160];
+    int64_t now = pk_mono_ms();
+
+    pthread_mutex_lock(&lock);
+    if (now - checked_ms >= JS_CHECK_MS) {
+        jsAccountInfo *ai = NULL;
+        jsOptions jo;
+        jsErrCode jerr = 0;
+        natsStatus s;
+        jsOptions_Init(&jo);
+        jo.Wait = 1000;
+        s = js_GetAccountInfo(&ai, svc->bus->js, &jo, &jerr);
+        ok = s == NATS_OK;
+        if (!ok)
+            snprintf(last, sizeof(last), "JetStream is not available on the bus: %s%s",
+                     natsStatus_GetText(s), jerr ? " (JetStream error)" : "");
+        jsAccountInfo_Destroy(ai);
+        checked_ms = now;
+    }
+    if (!ok)
+        snprintf(why, len, "%s", last);
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
 json_t *pk_service_health_json(pk_service *svc)
 {
     bool bus_ok = svc->bus && atomic_load(&svc->bus->connected);
@@ -229,10 +267,15 @@ json_t *pk_service_health_json(pk_service *svc)
     ok = atomic_load(&svc->healthy) && bus_ok;
     snprintf(detail, sizeof(detail), "%s", svc->detail);
     pthread_mutex_unlock(&detail_lock);
+    if (!bus_ok)
+        snprintf(detail, sizeof(detail), "NATS connection lost");
+    else if (ok && pk_incident_recent(INCIDENT_MS, detail, sizeof(detail)))
+        ok = false;
+    else if (ok && !jetstream_ok(svc, detail, sizeof(detail)))
+        ok = false;
     return json_pack("{s:s, s:s, s:b, s:b, s:s, s:I}", "service", svc->name, "instance",
                      svc->instance, "healthy", ok, "bus_connected", bus_ok, "detail",
-                     ok ? "" : (bus_ok ? detail : "NATS connection lost"), "uptime_ms",
-                     (json_int_t)(pk_now_ms() - svc->started_ms));
+                     ok ? "" : detail, "uptime_ms", (json_int_t)(pk_now_ms() - svc->started_ms));
 }
 
 static pk_status answer_text(char *text, uint8_t **out, size_t *len)

@@ -56,6 +56,26 @@ static pk_status call_idle(void *ctx, bool caught_up)
     return w->group->idle(w, caught_up);
 }
 
+/* The last stream sequence a worker's partition applied, from the service's own store. */
+static pk_status position_of(void *ctx, uint64_t *applied)
+{
+    pk_pworker *w = ctx;
+    const pk_pworkers *g = w->group;
+    MDB_txn *txn = NULL;
+    char key[64];
+    pk_status st;
+
+    *applied = 0;
+    if (!g->store || !g->position_key)
+        return PK_ENOTFOUND;
+    snprintf(key, sizeof(key), "%s%u", g->position_key, w->partition);
+    if ((st = pk_txn_begin(g->store, false, &txn)) != PK_OK)
+        return st;
+    st = pk_get_u64(txn, g->meta, key, applied);
+    pk_txn_abort(txn);
+    return st == PK_ENOTFOUND ? PK_OK : st; /* nothing applied yet: 0 */
+}
+
 pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
 {
     g->w = calloc(partitions, sizeof(*g->w));
@@ -82,7 +102,7 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
         snprintf(filter, sizeof(filter), "%s.%u.%s", g->subject, p, g->tail ? g->tail : "*");
         if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
             (st = pk_consumer_open_ordered(&w->consumer, w->bus, g->stream, durable, filter,
-                                           g->batch, 10000)) != PK_OK)
+                                           g->batch, 10000, position_of, w)) != PK_OK)
             return PK_WRAP(st, "partition %u", p);
         w->runner = (pk_runner){.what = w->what,
                                 .consumer = &w->consumer,

@@ -109,15 +109,20 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions) PK_MUST_CHECK;
 
 /* A pull consumer: durable (name given) or ephemeral starting at start_seq. */
 typedef struct pk_consumer {
-    pk_bus *bus;           /* borrowed */
-    char stream[64];       /* stream name */
-    char durable[64];      /* durable name; "" for an ephemeral consumer */
-    char filter[128];      /* subject filter */
-    uint64_t start_seq;    /* ephemeral: first stream sequence wanted */
-    bool ack;              /* explicit acks (false: AckNone, ephemeral only) */
-    int max_ack_pending;   /* messages delivered but not yet acknowledged, at most */
-    int64_t ack_wait_ms;   /* redelivery after this long without an ack */
-    bool ordered;          /* durable, read in stream order: see pk_consumer_open_ordered */
+    pk_bus *bus;         /* borrowed */
+    char stream[64];     /* stream name */
+    char durable[64];    /* durable name; "" for an ephemeral consumer */
+    char filter[128];    /* subject filter */
+    uint64_t start_seq;  /* ephemeral: first stream sequence wanted */
+    bool ack;            /* explicit acks (false: AckNone, ephemeral only) */
+    int max_ack_pending; /* messages delivered but not yet acknowledged, at most */
+    int64_t ack_wait_ms; /* redelivery after this long without an ack */
+    bool ordered;        /* durable, read in stream order: see pk_consumer_open_ordered */
+    /* ordered: the last stream sequence the reader applied, from its own store */
+    pk_status (*position)(void *ctx, uint64_t *applied);
+    void *position_ctx;
+    bool bound;            /* it was bound once: missing now means someone deleted it */
+    int64_t checked_ms;    /* when the durable was last seen to be as we made it */
     natsSubscription *sub; /* bound pull subscription */
 } pk_consumer;
 
@@ -134,14 +139,18 @@ pk_status pk_consumer_open(pk_consumer *c, pk_bus *bus, const char *stream, cons
 
 /*
  * The same for a durable consumer whose reader applies messages in order and
- * skips what it has applied by sequence (the evaluator, the scorer): if the
- * server holds unacknowledged deliveries when it binds (after a crash or a
- * lost connection), the consumer is recreated to start at the first
- * unacknowledged message, so nothing newer is seen before it.
+ * skips what it has applied by sequence (the evaluator, the scorer), and
+ * keeps the last sequence it applied in its own store (position, with ctx):
+ * if the server holds unacknowledged deliveries when it binds (after a crash
+ * or a lost connection), or the consumer was deleted or changed by someone
+ * else, it is made again to start right after that position, so nothing is
+ * skipped and nothing newer is seen first.
  */
 pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stream,
                                    const char *durable, const char *filter, int max_ack_pending,
-                                   int64_t ack_wait_ms) PK_MUST_CHECK;
+                                   int64_t ack_wait_ms,
+                                   pk_status (*position)(void *ctx, uint64_t *applied),
+                                   void *ctx) PK_MUST_CHECK;
 
 /* Tell the server the messages are still being worked on (resets their ack timer). */
 void pk_msgs_in_progress(natsMsgList *list);

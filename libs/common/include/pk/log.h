@@ -9,6 +9,10 @@
 #ifndef PK_LOG_H
 #define PK_LOG_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 typedef enum pk_log_level {
     PK_LOG_DEBUG = 0,
     PK_LOG_INFO,
@@ -29,5 +33,16 @@ void pk_log(pk_log_level level, const char *fmt, ...) __attribute__((format(prin
 #define PK_INFO(...)  pk_log(PK_LOG_INFO, __VA_ARGS__)
 #define PK_WARN(...)  pk_log(PK_LOG_WARN, __VA_ARGS__)
 #define PK_ERROR(...) pk_log(PK_LOG_ERROR, __VA_ARGS__)
+
+/*
+ * An incident: something a person must look at (the bus refused us, one of
+ * our consumers was deleted or changed by someone else). Logged as an error,
+ * and kept: the service reports itself unhealthy, with these words, for a
+ * while after the last one (pk_incident_recent).
+ */
+void pk_incident(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The last incident's words if it was within the last within_ms; false if none was. */
+bool pk_incident_recent(int64_t within_ms, char *buf, size_t len);
 
 #endif

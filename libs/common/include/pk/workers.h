@@ -15,6 +15,7 @@
 #include "pk/bus.h"
 #include "pk/runner.h"
 #include "pk/service.h"
+#include "pk/store.h"
 
 typedef struct pk_pworker pk_pworker;
 typedef struct pk_pworkers pk_pworkers;
@@ -50,9 +51,12 @@ struct pk_pworkers {
     size_t ctx_size;             /* bytes of per-worker data (w->ctx) made for each worker */
     pk_status (*ctx_init)(pk_pworker *w); /* optional: set up w->ctx (zeroed) before the threads */
     void (*ctx_free)(pk_pworker *w);      /* optional: release what ctx_init set up */
-    void *owner;   /* the service, for the functions above and the batch function */
-    pk_pworker *w; /* workers, one per owned partition */
-    size_t n;      /* their count */
+    void *owner;              /* the service, for the functions above and the batch function */
+    pk_store *store;          /* where the service keeps what it applied ... */
+    MDB_dbi meta;             /* ... in this database ... */
+    const char *position_key; /* ... under this key and the partition ("events_p3"), a be64 */
+    pk_pworker *w;            /* workers, one per owned partition */
+    size_t n;                 /* their count */
 };
 
 /* Parse "all", "1,3" or "0-2" into a bitmap of partitions below n. */
