@@ -509,15 +509,12 @@ pk_bus *cli_connect(void)
 
 int cli_request(pk_bus *bus, const char *subject, const uint8_t *data, size_t len, natsMsg **reply)
 {
-    natsStatus s = natsConnection_Request(reply, bus->nc, subject, data, (int)len, cli.timeout_ms);
+    pk_status st = pk_bus_request(bus, subject, data, len, cli.timeout_ms, reply);
 
-    if (s == NATS_NO_RESPONDERS)
+    if (st == PK_ENOTFOUND)
         return cli_error(CLI_BUS, "nobody answers on %s: is the service running?", subject);
-    if (s == NATS_TIMEOUT)
-        return cli_error(CLI_BUS, "no answer on %s within %lld ms", subject,
-                         (long long)cli.timeout_ms);
-    if (s != NATS_OK)
-        return cli_error(CLI_BUS, "request on %s failed: %s", subject, natsStatus_GetText(s));
+    if (st != PK_OK)
+        return cli_error(CLI_BUS, "%s", pk_error_msg());
     return CLI_OK;
 }
 

@@ -92,10 +92,10 @@ int cmd_health(const cli_call *c)
     for (size_t i = 0; i < n; i++) {
         char subject[64];
         natsMsg *reply = NULL;
-        natsStatus s;
+        pk_status st;
         snprintf(subject, sizeof(subject), PK_SUBJ_HEALTH, names[i]);
-        s = natsConnection_Request(&reply, bus->nc, subject, "", 0, cli.timeout_ms);
-        if (s == NATS_OK) {
+        st = pk_bus_request(bus, subject, "", 0, cli.timeout_ms, &reply);
+        if (st == PK_OK) {
             json_t *doc =
                 json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
             bool ok = doc && json_is_true(json_object_get(doc, "healthy"));
@@ -110,11 +110,10 @@ int cmd_health(const cli_call *c)
                 code = CLI_FAIL;
         } else {
             if (arr)
-                json_array_append_new(arr,
-                                      json_pack("{s:s, s:b, s:s}", "service", names[i], "healthy",
-                                                0, "detail", natsStatus_GetText(s)));
+                json_array_append_new(arr, json_pack("{s:s, s:b, s:s}", "service", names[i],
+                                                     "healthy", 0, "detail", pk_error_msg()));
             else
-                printf("%-10s DOWN (%s)\n", names[i], natsStatus_GetText(s));
+                printf("%-10s DOWN (%s)\n", names[i], pk_error_msg());
             code = CLI_FAIL;
         }
         natsMsg_Destroy(reply);

@@ -138,8 +138,7 @@ static json_t *live_digest(pk_bus *bus)
     natsMsg *reply = NULL;
     json_t *doc = NULL;
 
-    if (natsConnection_Request(&reply, bus->nc, PK_SUBJ_SCORER_DIGEST, "", 0, cli.timeout_ms) ==
-        NATS_OK) {
+    if (pk_bus_request(bus, PK_SUBJ_SCORER_DIGEST, "", 0, cli.timeout_ms, &reply) == PK_OK) {
         doc = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
         natsMsg_Destroy(reply);
     }
@@ -227,7 +226,8 @@ static int replay_into(const char *dir, bool compare)
     if (!(r.bus = cli_connect()))
         return CLI_BUS;
     if (compare && !(live_before = live_digest(r.bus))) {
-        code = cli_error(CLI_BUS, "the scorer does not answer on %s", PK_SUBJ_SCORER_DIGEST);
+        code = cli_error(CLI_BUS, "the scorer does not answer on %s: %s", PK_SUBJ_SCORER_DIGEST,
+                         pk_error_msg());
         goto out;
     }
     if (compare)

@@ -108,7 +108,7 @@ static json_t *tool_perms(const char *name, uint32_t partitions, const char *inb
     if (strcmp(name, "enroll") == 0)
         return pk_policy_enroll(inbox);
     if (strcmp(name, "monitor") == 0)
-        return pk_policy_monitor(inbox);
+        return pk_policy_monitor(inbox, partitions);
     return pk_policy_setup(inbox);
 }
 
@@ -116,7 +116,8 @@ static json_t *tool_perms(const char *name, uint32_t partitions, const char *inb
  * issuer.json: the account's public key and one scoped signing key per role
  * for ingest; the same keys, with their templates, go into *scopes.
  */
-static int write_issuer(const char *dir, const uint8_t account[32], json_t *scopes)
+static int write_issuer(const char *dir, const uint8_t account[32], uint32_t partitions,
+                        json_t *scopes)
 {
     char path[4096], name[64], seed[PK_NKEY_SEED_LEN + 1], *text;
     json_t *doc = json_object();
@@ -132,7 +133,7 @@ static int write_issuer(const char *dir, const uint8_t account[32], json_t *scop
         pk_nkey_seed(PK_NKEY_ACCOUNT, &kp, seed);
         json_object_set_new(doc, pk_bus_role_name((pk_bus_role)r), json_string(seed));
         json_array_append_new(scopes, pk_jwt_scope(kp.pk, pk_bus_role_name((pk_bus_role)r),
-                                                   pk_policy_role((pk_bus_role)r)));
+                                                   pk_policy_role((pk_bus_role)r, partitions)));
         pk_keypair_wipe(&kp);
     }
     text = json_dumps(doc, JSON_INDENT(2));
@@ -201,7 +202,7 @@ int cmd_setup_init(const cli_call *c)
     if ((code = key_of(dir, "operator.nk", PK_NKEY_OPERATOR, &op)) != CLI_OK ||
         (code = key_of(dir, "system.nk", PK_NKEY_ACCOUNT, &sys)) != CLI_OK ||
         (code = key_of(dir, "account.nk", PK_NKEY_ACCOUNT, &acc)) != CLI_OK ||
-        (code = write_issuer(dir, acc.pk, scopes)) != CLI_OK)
+        (code = write_issuer(dir, acc.pk, (uint32_t)partitions, scopes)) != CLI_OK)
         goto out;
     pk_nkey_public(PK_NKEY_ACCOUNT, sys.pk, sys_pub);
     pk_nkey_public(PK_NKEY_ACCOUNT, acc.pk, acc_pub);

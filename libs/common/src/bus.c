@@ -1,5 +1,6 @@
 #include "pk/bus.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
         natsConnection_GetLastError(nc, &text);
         snprintf(bus->denial, sizeof(bus->denial), "%s", text && *text ? text : "not permitted");
         atomic_store(&bus->denied, true);
+        atomic_fetch_add(&bus->denials, 1);
         pk_incident("the bus refused %s: %s", bus->name, bus->denial);
         return;
     }
@@ -331,11 +333,13 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
 
 /* --- Consumers -------------------------------------------------------------- */
 
+#define READER_IDLE_MS 2000 /* a reader nobody listens to is removed by the server after this */
+
 /*
  * What a durable consumer that exists says against what we asked for: a
- * sentence if someone else changed it (its filter, where it starts, or, for
- * an ordered reader, messages acknowledged that the reader never applied),
- * else "".
+ * sentence if someone else changed it (its filter, where it starts, how it
+ * delivers, its limits once we had set them, or, for an ordered reader,
+ * messages acknowledged that the reader never applied), else "".
  */
 static void tampered(const pk_consumer *c, const jsConsumerInfo *ci, bool have_own, uint64_t own,
                      char *why, size_t len)
@@ -347,6 +351,15 @@ static void tampered(const pk_consumer *c, const jsConsumerInfo *ci, bool have_o
         snprintf(why, len, "its filter is '%s', not '%s'", filter, c->filter);
     else if (!c->ordered && ci->Config->DeliverPolicy != js_DeliverAll)
         snprintf(why, len, "it no longer starts at the beginning of %s", c->stream);
+    else if (ci->Config->HeadersOnly)
+        snprintf(why, len, "it delivers headers only");
+    else if (ci->Config->DeliverSubject && ci->Config->DeliverSubject[0])
+        snprintf(why, len, "it pushes to %s", ci->Config->DeliverSubject);
+    else if (c->bound &&
+             ((c->max_ack_pending > 0 && ci->Config->MaxAckPending != c->max_ack_pending) ||
+              (c->ack_wait_ms > 0 && ci->Config->AckWait != c->ack_wait_ms * 1000000)))
+        snprintf(why, len, "its limits were changed (%lld unacknowledged, %lld ms ack wait)",
+                 (long long)ci->Config->MaxAckPending, (long long)(ci->Config->AckWait / 1000000));
     else if (have_own && ci->AckFloor.Stream > own)
         snprintf(why, len, "it has %s #%llu acknowledged, but this reader applied only up to #%llu",
                  c->stream, (unsigned long long)ci->AckFloor.Stream, (unsigned long long)own);
@@ -458,10 +471,20 @@ static pk_status consumer_bind(pk_consumer *c)
     } else {
         /*
          * An ordered push consumer, delivering to our own inbox from the
-         * position we keep: nothing to acknowledge, nobody else's consumer to
-         * name, and the client recreates it from where it was if it breaks.
+         * position we keep: nothing to acknowledge, and the client recreates
+         * it from where it was if it breaks. It has a name of its own, which
+         * cnats puts in the create subject (where permissions can see it:
+         * see buspolicy.c), unguessable, and it goes away soon after nobody
+         * listens (which also frees the name for a recreation).
          */
+        uint8_t rnd[8];
+        char name[24];
+        randombytes_buf(rnd, sizeof(rnd));
+        snprintf(name, sizeof(name), "rd-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+                 rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
         so.Ordered = true;
+        so.Config.Name = name;
+        so.Config.InactiveThreshold = READER_IDLE_MS * 1000000LL;
         so.Config.DeliverPolicy = c->start_seq > 1 ? js_DeliverByStartSequence : js_DeliverAll;
         so.Config.OptStartSeq = c->start_seq > 1 ? c->start_seq : 0;
         s = js_SubscribeSync(&c->sub, c->bus->js, c->filter, NULL, &so, &jerr);
@@ -669,6 +692,58 @@ pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms)
     if (errs)
         return PK_ERR(PK_EBUS, "%lu publish%s failed", errs, errs == 1 ? "" : "es");
     return PK_OK;
+}
+
+pk_status pk_bus_request(pk_bus *bus, const char *subject, const void *data, size_t len,
+                         int64_t timeout_ms, natsMsg **reply)
+{
+    unsigned long before = atomic_load(&bus->denials);
+    natsSubscription *sub = NULL;
+    natsInbox *generated = NULL;
+    char inbox[160];
+    uint8_t rnd[12];
+    int64_t deadline = pk_mono_ms() + timeout_ms;
+    natsStatus s = NATS_TIMEOUT;
+
+    *reply = NULL;
+    randombytes_buf(rnd, sizeof(rnd));
+    if (bus->inbox[0]) /* our own prefix, the only one we may read */
+        snprintf(inbox, sizeof(inbox), "%s.r%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
+                 bus->inbox, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8],
+                 rnd[9], rnd[10], rnd[11]);
+    else if (natsInbox_Create(&generated) == NATS_OK) {
+        snprintf(inbox, sizeof(inbox), "%s", generated);
+        natsInbox_Destroy(generated);
+    } else
+        return PK_ERR(PK_ENOMEM, "no inbox for a request on %s", subject);
+    if ((s = natsConnection_SubscribeSync(&sub, bus->nc, inbox)) != NATS_OK ||
+        (s = natsSubscription_AutoUnsubscribe(sub, 1)) != NATS_OK ||
+        (s = natsConnection_PublishRequest(bus->nc, subject, inbox, data, (int)len)) != NATS_OK) {
+        natsSubscription_Destroy(sub);
+        return pk_nats_err(s, 0, subject);
+    }
+    natsConnection_Flush(bus->nc); /* a refusal comes back before the flush's answer */
+    s = NATS_TIMEOUT;
+    while (pk_mono_ms() < deadline && atomic_load(&bus->denials) == before) {
+        int64_t left = deadline - pk_mono_ms();
+        s = natsSubscription_NextMsg(reply, sub, left < 50 ? (left > 0 ? left : 1) : 50);
+        if (s != NATS_TIMEOUT)
+            break;
+    }
+    natsSubscription_Destroy(sub);
+    if (s == NATS_OK && natsMsg_IsNoResponders(*reply)) {
+        natsMsg_Destroy(*reply);
+        *reply = NULL;
+        return PK_ERR(PK_ENOTFOUND, "nobody answers on %s", subject);
+    }
+    if (s == NATS_OK)
+        return PK_OK;
+    if (atomic_load(&bus->denials) != before)
+        return PK_ERR(PK_EPERM, "permission denied: %s", bus->denial);
+    if (s == NATS_TIMEOUT)
+        return PK_ERR(PK_ETIMEOUT, "no answer on %s within %lld ms", subject,
+                      (long long)timeout_ms);
+    return pk_nats_err(s, 0, subject);
 }
 
 pk_status pk_bus_publish_sync(pk_bus *bus, const char *subject, const void *data, size_t len,

@@ -1,8 +1,16 @@
 /*
  * The permissions of every bus user. Subjects follow pk/bus.h; JetStream API
  * subjects are the ones cnats 3.4 publishes to (account and stream info,
- * message get, durable create/info/delete, fetch, ack, ephemeral create for
- * ordered readers, flow control).
+ * message get, durable create/info/delete, fetch, ack, named reader create,
+ * flow control).
+ *
+ * A JetStream consumer's settings travel in the request's body, where no
+ * permission reaches: whoever may send "$JS.API.CONSUMER.CREATE.<stream>"
+ * may name an existing durable in it and change it (deliver headers only, one
+ * message at a time ...). So no one gets that subject. Readers are created
+ * on "$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>", where the server
+ * takes the name from the subject, and every durable's name on that stream
+ * is denied.
  */
 #include "pk/buspolicy.h"
 
@@ -30,14 +38,15 @@ void pk_bus_inbox(const uint8_t user_pk[32], char *out)
     snprintf(out, 64, "_INBOX.%s", u);
 }
 
-/* Permissions being written: two lists of subjects and whether replies are allowed. */
+/* Permissions being written: subjects allowed, publishing denied, whether replies are allowed. */
 typedef struct perms {
-    json_t *pub, *sub;
+    json_t *pub, *sub, *pub_deny;
     bool replies;
 } perms;
 
 static void pub(perms *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sub(perms *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void deny(perms *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void add(json_t *list, const char *fmt, va_list ap)
 {
@@ -65,15 +74,27 @@ static void sub(perms *p, const char *fmt, ...)
     va_end(ap);
 }
 
+static void deny(perms *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    add(p->pub_deny, fmt, ap);
+    va_end(ap);
+}
+
 static perms start(void)
 {
-    return (perms){.pub = json_array(), .sub = json_array()};
+    return (perms){.pub = json_array(), .sub = json_array(), .pub_deny = json_array()};
 }
 
 static json_t *done(perms *p)
 {
     json_t *out = json_pack("{s:{s:o}, s:{s:o}}", "pub", "allow", p->pub, "sub", "allow", p->sub);
 
+    if (out && json_array_size(p->pub_deny) > 0)
+        json_object_set(json_object_get(out, "pub"), "deny", p->pub_deny);
+    json_decref(p->pub_deny);
     if (out && p->replies)
         json_object_set_new(out, "resp", json_pack("{s:i, s:i}", "max", 1, "ttl", 0));
     return out;
@@ -89,10 +110,42 @@ static void own_consumer(perms *p, const char *stream, const char *name)
     pub(p, "$JS.ACK.%s.%s.>", stream, name);
 }
 
-/* An ordered reader of a stream (an ephemeral push consumer delivering to the inbox). */
-static void ordered_reader(perms *p, const char *stream)
+/*
+ * The durable consumers on a stream, by name: the services' own (see
+ * services/ and pk_pworkers), which no reader may take the name of.
+ */
+static void deny_durables(perms *p, const char *stream, uint32_t partitions)
 {
-    pub(p, "$JS.API.CONSUMER.CREATE.%s", stream);
+    static const struct {
+        const char *stream, *name;
+        bool per_partition; /* name-p0, name-p1 ... */
+    } durables[] = {{PK_STREAM_RAW, "ingest", false},
+                    {PK_STREAM_EVENTS, "evaluator", true},
+                    {PK_STREAM_VERDICTS, "scorer", true},
+                    {PK_STREAM_VERDICTS, "log-verdicts", false},
+                    {PK_STREAM_REGISTRY, "log-registry", false},
+                    {PK_STREAM_EVENTS, "log-events", false},
+                    {PK_STREAM_TRUST, "log-trust", false},
+                    {PK_STREAM_AUDIT, "log-audit", false}};
+
+    for (size_t i = 0; i < sizeof(durables) / sizeof(durables[0]); i++) {
+        if (strcmp(durables[i].stream, stream) != 0)
+            continue;
+        if (!durables[i].per_partition)
+            deny(p, "$JS.API.CONSUMER.CREATE.%s.%s.>", stream, durables[i].name);
+        for (uint32_t n = 0; durables[i].per_partition && n < partitions; n++)
+            deny(p, "$JS.API.CONSUMER.CREATE.%s.%s-p%u.>", stream, durables[i].name, n);
+    }
+}
+
+/*
+ * A reader of a stream: a push consumer of its own making, named in the
+ * subject (pk_consumer_open without a durable), delivering to the inbox.
+ */
+static void ordered_reader(perms *p, const char *stream, uint32_t partitions)
+{
+    pub(p, "$JS.API.CONSUMER.CREATE.%s.*.>", stream);
+    deny_durables(p, stream, partitions);
     pub(p, "$JS.FC.%s.>", stream);
 }
 
@@ -144,7 +197,7 @@ static void scorer(perms *p, uint32_t partitions)
         snprintf(name, sizeof(name), "scorer-p%u", i);
         own_consumer(p, PK_STREAM_VERDICTS, name);
     }
-    ordered_reader(p, PK_STREAM_VERDICTS); /* an agent's history, when a ruling rebuilds it */
+    ordered_reader(p, PK_STREAM_VERDICTS, partitions); /* an agent's history, for a ruling */
 }
 
 static void oracle(perms *p, uint32_t partitions)
@@ -155,7 +208,6 @@ static void oracle(perms *p, uint32_t partitions)
                                             {PK_STREAM_TRUST, "log-trust"},
                                             {PK_STREAM_AUDIT, "log-audit"}};
 
-    (void)partitions;
     sub(p, "pactum.oracle.>");
     pub(p, "pactum.audit.*");
     pub(p, PK_SUBJ_LOG_LEAVES);
@@ -164,8 +216,8 @@ static void oracle(perms *p, uint32_t partitions)
         own_consumer(p, logged[i][0], logged[i][1]);
         pub(p, "$JS.API.STREAM.MSG.GET.%s", logged[i][0]); /* records, for proofs */
     }
-    ordered_reader(p, PK_STREAM_TRUST); /* the read model, from its own position */
-    ordered_reader(p, PK_STREAM_LOG);   /* the log, from its own size */
+    ordered_reader(p, PK_STREAM_TRUST, partitions); /* the read model, from its own position */
+    ordered_reader(p, PK_STREAM_LOG, partitions);   /* the log, from its own size */
 }
 
 json_t *pk_policy_service(const char *service, uint32_t partitions, const char *inbox)
@@ -188,17 +240,19 @@ json_t *pk_policy_service(const char *service, uint32_t partitions, const char *
     return NULL;
 }
 
-/* Health, metrics, the scorer's digest and what pactum replay reads. */
-static void monitoring(perms *p)
+/* Health, metrics, the scorer's digest and what pactum replay reads (the registry, verdicts). */
+static void monitoring(perms *p, uint32_t partitions)
 {
     pub(p, "pactum.health.*");
     pub(p, "pactum.metrics.*");
     pub(p, PK_SUBJ_SCORER_DIGEST);
-    pub(p, "$JS.API.STREAM.INFO.%s", PK_STREAM_VERDICTS);
-    ordered_reader(p, PK_STREAM_VERDICTS);
+    sub(p, "pactum.registry.*.*");
+    pub(p, "$JS.API.STREAM.INFO.*"); /* the streams' settings and sizes, partitions */
+    pub(p, "$JS.API.STREAM.MSG.GET.%s", PK_STREAM_REGISTRY);
+    ordered_reader(p, PK_STREAM_VERDICTS, partitions);
 }
 
-json_t *pk_policy_role(pk_bus_role role)
+json_t *pk_policy_role(pk_bus_role role, uint32_t partitions)
 {
     perms p = start();
 
@@ -218,7 +272,7 @@ json_t *pk_policy_role(pk_bus_role role)
         break;
     case PK_BUS_OPERATOR:
         pub(&p, PK_SUBJ_GOV_SUBMIT);
-        monitoring(&p);
+        monitoring(&p, partitions);
         break;
     case PK_BUS_ARBITER:
         pub(&p, PK_SUBJ_GOV_SUBMIT);
@@ -239,13 +293,13 @@ json_t *pk_policy_enroll(const char *inbox)
     return done(&p);
 }
 
-json_t *pk_policy_monitor(const char *inbox)
+json_t *pk_policy_monitor(const char *inbox, uint32_t partitions)
 {
     perms p = start();
 
     sub(&p, "%s.>", inbox);
     pub(&p, "pactum.oracle.>");
-    monitoring(&p);
+    monitoring(&p, partitions);
     return done(&p);
 }
 

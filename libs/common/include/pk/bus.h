@@ -88,6 +88,7 @@ typedef struct pk_bus {
     char *jwt;               /* the user JWT when connected with jwt and nkey (owned) */
     pk_keypair nkey;         /* its key (wiped at close) */
     atomic_bool denied;      /* the server refused a publish or subscription of ours */
+    atomic_ulong denials;    /* how many times */
     char denial[256];        /* its words, the last time (read once denied is set) */
 } pk_bus;
 
@@ -185,6 +186,15 @@ pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms) PK_MUST_CHECK;
 pk_status pk_bus_publish_sync(pk_bus *bus, const char *subject, const void *data, size_t len,
                               const char *msg_id, bool expect, uint64_t expect_last_subject_seq,
                               uint64_t *seq, bool *duplicate) PK_MUST_CHECK;
+
+/*
+ * A request and its reply (caller destroys it). PK_EPERM, with the server's
+ * words, as soon as the bus refuses it (a refused request is never answered,
+ * so this does not wait for the timeout); PK_ENOTFOUND if nobody answers on
+ * subject; PK_ETIMEOUT if no answer came within timeout_ms.
+ */
+pk_status pk_bus_request(pk_bus *bus, const char *subject, const void *data, size_t len,
+                         int64_t timeout_ms, natsMsg **reply) PK_MUST_CHECK;
 
 /* Partition of an agent id (FNV-1a 32 modulo partitions). */
 uint32_t pk_partition_of(const char *agent_id, uint32_t partitions);

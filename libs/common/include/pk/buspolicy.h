@@ -9,7 +9,9 @@
  * nkey>" (pk_bus_inbox): no one reads another's replies. JetStream consumers
  * are named per service and partition; a service may fetch from, acknowledge,
  * read, create and delete only its own (to restart one from its own stored
- * position), and no run-time user may create, change or delete a stream.
+ * position). A user that reads a stream makes a reader of its own, named in
+ * the request's subject, and may not use any durable's name. No run-time
+ * user may create, change or delete a stream.
  */
 #ifndef PK_BUSPOLICY_H
 #define PK_BUSPOLICY_H
@@ -35,9 +37,10 @@ void pk_bus_inbox(const uint8_t user_pk[32], char *out);
 
 /*
  * The permissions every user of a role gets, as the template of the scoped
- * signing key that ingest signs its users with ({{name()}} is the user's id).
+ * signing key that ingest signs its users with ({{name()}} is the user's id),
+ * on a bus with `partitions` partitions.
  */
-json_t *pk_policy_role(pk_bus_role role);
+json_t *pk_policy_role(pk_bus_role role, uint32_t partitions);
 
 /*
  * The permissions of a service ("ingest", "evaluator", "scorer", "oracle")
@@ -50,7 +53,7 @@ json_t *pk_policy_service(const char *service, uint32_t partitions, const char *
 json_t *pk_policy_enroll(const char *inbox);
 
 /* The user scripts and operators' tools check health with: health, metrics, replay. */
-json_t *pk_policy_monitor(const char *inbox);
+json_t *pk_policy_monitor(const char *inbox, uint32_t partitions);
 
 /* The user `pactum setup` creates streams with: JetStream administration. */
 json_t *pk_policy_setup(const char *inbox);
