@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "pk/clock.h"
+#include "pk/natsauth.h"
 
 const char *const h_service_names[H_SERVICES] = {"ingest", "evaluator", "scorer", "oracle"};
 
@@ -131,6 +132,7 @@ bool h_start_service(h_env *h, int which, const char *const *extra)
 {
     char path[512], log[512];
     static _Thread_local char url_env[96], dir_env[320], http_env[96], admin_env[96];
+    static _Thread_local char creds_env[400], ca_env[400], issuer_env[400];
     const char *env[32];
     size_t n = 0;
     char *argv[2];
@@ -160,6 +162,16 @@ bool h_start_service(h_env *h, int which, const char *const *extra)
             h->http_port = h_free_port();
         snprintf(http_env, sizeof(http_env), "PACTUM_ORACLE_HTTP=127.0.0.1:%d", h->http_port);
         env[n++] = http_env;
+    }
+    if (h->secure) { /* each service as its own bus user, over TLS */
+        snprintf(creds_env, sizeof(creds_env), "PACTUM_NATS_CREDS=%s/creds/%s.creds", h->auth,
+                 h_service_names[which]);
+        snprintf(ca_env, sizeof(ca_env), "PACTUM_NATS_CA=%s", h->ca);
+        snprintf(issuer_env, sizeof(issuer_env), "PACTUM_INGEST_ISSUER=%s/issuer.json", h->auth);
+        env[n++] = creds_env;
+        env[n++] = ca_env;
+        if (which == 0)
+            env[n++] = issuer_env;
     }
     for (size_t i = 0; extra && extra[i] && n < 30; i++)
         env[n++] = extra[i];
@@ -217,9 +229,12 @@ static bool start_nats(h_env *h)
         argv[n++] = "127.0.0.1";
         argv[n++] = "-p";
         argv[n++] = port;
-        argv[n++] = "-js";
-        argv[n++] = "-sd";
-        argv[n++] = js;
+        if (!h->secure) { /* a deployed bus has JetStream in its configuration, so a reload
+                           * of that file is what decides whether it stays on */
+            argv[n++] = "-js";
+            argv[n++] = "-sd";
+            argv[n++] = js;
+        }
         argv[n] = NULL;
         h->nats_pid = spawn(PK_NATS_SERVER, argv, log, NULL);
         deadline = pk_mono_ms() + 10000;
@@ -277,6 +292,116 @@ bool h_start_with(h_env *h, bool with_services, const char *nats_conf, const cha
         }
     }
     return true;
+}
+
+/* Run a shell command (bounded); true if it exited 0. */
+static bool run(const char *cmd)
+{
+    char bounded[4096];
+    int status;
+
+    snprintf(bounded, sizeof(bounded), "timeout 120 %s >/dev/null 2>&1", cmd);
+    status = system(bounded);
+    return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A user with every right, signed by the account key in the setup folder. */
+static bool connect_superuser(h_env *h)
+{
+    char path[512], seed[PK_NKEY_SEED_LEN + 2], *jwt = NULL;
+    const char *all[] = {">", NULL};
+    pk_keypair account, user;
+    pk_nkey_kind kind;
+    json_t *perms = pk_jwt_perms(all, all, true);
+    FILE *f;
+    bool ok = false;
+
+    snprintf(path, sizeof(path), "%s/account.nk", h->auth);
+    if (!(f = fopen(path, "r")))
+        return false;
+    ok = fgets(seed, sizeof(seed), f) != NULL;
+    fclose(f);
+    seed[strcspn(seed, "\r\n")] = '\0';
+    ok = ok && pk_nkey_seed_decode(seed, &kind, &account) == PK_OK &&
+         pk_keypair_generate(&user) == PK_OK &&
+         pk_jwt_user(&account, NULL, user.pk, "harness", perms, &jwt) == PK_OK &&
+         (h->bus = h_connect_jwt(h, jwt, &user, "pactum-test")) != NULL;
+    json_decref(perms);
+    free(jwt);
+    pk_keypair_wipe(&account);
+    return ok;
+}
+
+bool h_start_secure(h_env *h, bool with_services)
+{
+    char cmd[2048], tls[300];
+
+    memset(h, 0, sizeof(*h));
+    if (pk_crypto_init() != PK_OK)
+        return false;
+    h_keypair(&h->admin, 0xad);
+    snprintf(h->dir, sizeof(h->dir), "/tmp/pactum-test-XXXXXX");
+    if (!mkdtemp(h->dir))
+        return false;
+    h->secure = true;
+    snprintf(tls, sizeof(tls), "%s/tls", h->dir);
+    snprintf(h->auth, sizeof(h->auth), "%s/auth", h->dir);
+    snprintf(h->ca, sizeof(h->ca), "%s/ca.pem", tls);
+    snprintf(cmd, sizeof(cmd), "%s/scripts/tls.sh %s", PK_SOURCE_DIR, tls);
+    if (!run(cmd))
+        return false;
+    snprintf(cmd, sizeof(cmd), "%s/cli/pactum setup init --dir %s --tls-dir %s --store %s/js",
+             PK_BUILD_DIR, h->auth, tls, h->dir);
+    if (!run(cmd))
+        return false;
+    snprintf(h->nats_conf, sizeof(h->nats_conf), "%s/nats.conf", h->auth);
+    if (!start_nats(h))
+        return false;
+    snprintf(cmd, sizeof(cmd),
+             "%s/cli/pactum --server %s --ca %s --creds %s/creds/setup.creds setup streams",
+             PK_BUILD_DIR, h->url, h->ca, h->auth);
+    if (!run(cmd) || !connect_superuser(h))
+        return false;
+    for (int i = 0; with_services && i < H_SERVICES; i++) {
+        if (!h_start_service(h, i, NULL))
+            return false;
+    }
+    return true;
+}
+
+pk_bus *h_connect_creds(h_env *h, const char *creds, const char *name)
+{
+    pk_bus_opts bo = {.url = h->url,
+                      .name = name,
+                      .creds = creds,
+                      .ca = h->secure ? h->ca : NULL,
+                      .send_asap = true,
+                      .connect_wait_ms = 5000};
+    pk_bus *bus = NULL;
+
+    if (pk_bus_connect(&bus, &bo) != PK_OK) {
+        snprintf(h->why, sizeof(h->why), "%s", pk_error_msg());
+        return NULL;
+    }
+    return bus;
+}
+
+pk_bus *h_connect_jwt(h_env *h, const char *jwt, const pk_keypair *kp, const char *name)
+{
+    pk_bus_opts bo = {.url = h->url,
+                      .name = name,
+                      .jwt = jwt,
+                      .nkey = kp,
+                      .ca = h->secure ? h->ca : NULL,
+                      .send_asap = true,
+                      .connect_wait_ms = 5000};
+    pk_bus *bus = NULL;
+
+    if (pk_bus_connect(&bus, &bo) != PK_OK) {
+        snprintf(h->why, sizeof(h->why), "%s", pk_error_msg());
+        return NULL;
+    }
+    return bus;
 }
 
 bool h_start(h_env *h, bool with_services)
@@ -437,6 +562,27 @@ Pactum__V1__RegistryReceipt *h_register_agent(h_env *h, const char *id, const pk
     return r;
 }
 
+pk_bus *h_connect_agent(h_env *h, const char *id, const pk_keypair *agent, const pk_keypair *owner,
+                        bool as_owner)
+{
+    Pactum__V1__RegistryReceipt *r = h_register_agent(h, id, agent, owner);
+    const pk_keypair *kp = as_owner ? owner : agent;
+    pk_bus *bus = NULL;
+
+    if (!r) {
+        snprintf(h->why, sizeof(h->why), "no receipt for %s", id);
+        return NULL;
+    }
+    snprintf(h->why, sizeof(h->why), "the receipt carries no bus identity: %s", r->message);
+    for (size_t i = 0; i < r->n_credentials && !bus; i++) {
+        if (r->credentials[i]->key.len == 32 &&
+            memcmp(r->credentials[i]->key.data, kp->pk, 32) == 0)
+            bus = h_connect_jwt(h, r->credentials[i]->jwt, kp, id);
+    }
+    pactum__v1__registry_receipt__free_unpacked(r, NULL);
+    return bus;
+}
+
 Pactum__V1__RegistryReceipt *h_register_pact(h_env *h, const pk_keypair *owner, const char *json)
 {
     Pactum__V1__PactRegistration pr = PACTUM__V1__PACT_REGISTRATION__INIT;
@@ -540,8 +686,14 @@ int h_cli(h_env *h, char *out, size_t outlen, const char *fmt, ...)
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
     /* bounded: a command that hangs fails its test instead of holding it */
-    snprintf(cmd, sizeof(cmd), "cd %s && PACTUM_NATS_URL=%s timeout 120 %s/cli/pactum %s 2>&1",
-             h->dir, h->url, PK_BUILD_DIR, args);
+    if (h->secure) /* people: the enroll user, unless a key of theirs says who they are */
+        snprintf(cmd, sizeof(cmd),
+                 "cd %s && PACTUM_NATS_URL=%s PACTUM_NATS_CA=%s "
+                 "PACTUM_NATS_CREDS=%s/creds/enroll.creds timeout 120 %s/cli/pactum %s 2>&1",
+                 h->dir, h->url, h->ca, h->auth, PK_BUILD_DIR, args);
+    else
+        snprintf(cmd, sizeof(cmd), "cd %s && PACTUM_NATS_URL=%s timeout 120 %s/cli/pactum %s 2>&1",
+                 h->dir, h->url, PK_BUILD_DIR, args);
     if (!(p = popen(cmd, "r")))
         return -1;
     n = fread(out, 1, outlen - 1, p);

@@ -27,6 +27,9 @@ typedef struct h_env {
     char nats_conf[300];       /* nats-server configuration file, if any */
     char why[512];             /* why the last h_agent, h_pact ... returned false */
     pk_keypair admin;          /* the admin key ingest is started with (unless a test sets one) */
+    bool secure;               /* h_start_secure: TLS and a user per part */
+    char auth[300];            /* its pactum setup folder: nats.conf, creds/, issuer.json */
+    char ca[300];              /* the CA the bus's certificate is checked against */
 } h_env;
 
 extern const char *const h_service_names[H_SERVICES];
@@ -46,6 +49,30 @@ bool h_start(h_env *h, bool with_services);
  */
 bool h_start_with(h_env *h, bool with_services, const char *nats_conf, const char *user,
                   const char *password);
+
+/*
+ * Start the bus as Pactum is deployed: TLS (scripts/tls.sh), operator mode
+ * (pactum setup init), the streams made by the setup user, and (with
+ * with_services) the four services, each with its own credentials. The
+ * harness's own connection is a user with every right, minted from the
+ * account key: it stands for a server that was broken into. The CLI (h_cli)
+ * runs as the enroll user unless told otherwise.
+ */
+bool h_start_secure(h_env *h, bool with_services);
+
+/* A connection as the user of a .creds file (NULL on failure, with h->why). */
+pk_bus *h_connect_creds(h_env *h, const char *creds, const char *name);
+
+/* A connection as a user JWT and the key it names (NULL on failure, with h->why). */
+pk_bus *h_connect_jwt(h_env *h, const char *jwt, const pk_keypair *kp, const char *name);
+
+/*
+ * Register (again, if need be) agent id with its owner and connect with the
+ * bus identity the receipt carries: the agent's, or with as_owner the
+ * owner's. NULL with h->why if there is none.
+ */
+pk_bus *h_connect_agent(h_env *h, const char *id, const pk_keypair *agent, const pk_keypair *owner,
+                        bool as_owner);
 
 /* Stop nats-server with sig; start it again on the same port and store. */
 void h_stop_nats(h_env *h, int sig);
