@@ -116,14 +116,16 @@ static bool publish_record(submit_ctx *c, const char *subject, Pactum__V1__Regis
 /*
  * Store rec (an agent, or a principal of another role) unless its id is taken:
  * the same id with the same role and keys answers ok with the first record's
- * position; with anything else, conflict. `what` names it in messages.
+ * position; with anything else, conflict. An API client registered again
+ * (the admin key signed it) with a new token replaces its token: the way to
+ * rotate one, or to cut off a leaked one. `what` names it in messages.
  */
 static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const char *what)
 {
     ingest *in = c->r.in;
     Pactum__V1__AgentRecord *existing = NULL;
     Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
-    uint64_t existing_seq = 0;
+    uint64_t existing_seq = 0, replaces = 0;
     MDB_txn *txn = NULL;
     char subject[128], raced[256];
     pk_status st;
@@ -137,19 +139,33 @@ static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const c
     st = pk_registry_agent(in->reg, txn, rec->agent_id, &existing, &existing_seq);
     pk_txn_abort(txn);
     if (st == PK_OK) {
-        if (existing->role == rec->role && existing->agent_key.len == PK_PUBKEY_BYTES &&
-            existing->owner_key.len == PK_PUBKEY_BYTES &&
-            pk_bytes_equal(existing->agent_key.data, rec->agent_key.data, PK_PUBKEY_BYTES) &&
-            pk_bytes_equal(existing->owner_key.data, rec->owner_key.data, PK_PUBKEY_BYTES)) {
+        bool client = existing->role == PACTUM__V1__ROLE__ROLE_CLIENT &&
+                      rec->role == PACTUM__V1__ROLE__ROLE_CLIENT;
+        bool same =
+            client
+                ? existing->token_hash.len == PK_HASH_BYTES &&
+                      rec->token_hash.len == PK_HASH_BYTES &&
+                      pk_bytes_equal(existing->token_hash.data, rec->token_hash.data, PK_HASH_BYTES)
+                : existing->role == rec->role && existing->agent_key.len == PK_PUBKEY_BYTES &&
+                      existing->owner_key.len == PK_PUBKEY_BYTES &&
+                      pk_bytes_equal(existing->agent_key.data, rec->agent_key.data,
+                                     PK_PUBKEY_BYTES) &&
+                      pk_bytes_equal(existing->owner_key.data, rec->owner_key.data,
+                                     PK_PUBKEY_BYTES);
+        pactum__v1__agent_record__free_unpacked(existing, NULL);
+        if (same) {
             c->receipt.seq = existing_seq;
             give_credentials(c, rec);
             accepted(c, "%s %s is already registered with these keys", what, rec->agent_id);
-        } else {
+            return;
+        }
+        if (!client) {
             refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
                    "id %s is already registered with another role or other keys", rec->agent_id);
+            return;
         }
-        pactum__v1__agent_record__free_unpacked(existing, NULL);
-        return;
+        /* a client's new token: stored below, after the record it replaces */
+        replaces = existing_seq;
     }
     rec->registered_ms = pk_now_ms();
     rec->submission.data = (uint8_t *)c->r.data;
@@ -159,7 +175,8 @@ static void store_principal(submit_ctx *c, Pactum__V1__AgentRecord *rec, const c
     snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, rec->agent_id);
     snprintf(raced, sizeof(raced), "id %s was registered by someone else at the same moment",
              rec->agent_id);
-    if (publish_record(c, subject, &rr, 0, raced, "registration") && (give_credentials(c, rec), 1))
+    if (publish_record(c, subject, &rr, replaces, raced, "registration") &&
+        (give_credentials(c, rec), 1))
         accepted(c, "registered %s %s (registry #%llu)", what, rec->agent_id,
                  (unsigned long long)c->receipt.seq);
 }

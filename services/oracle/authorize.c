@@ -59,9 +59,11 @@ static bool client_of(oracle *o, const char *token, char *id, size_t idlen, orac
     if (rec)
         pactum__v1__agent_record__free_unpacked(rec, NULL);
     sodium_memzero(hash, sizeof(hash));
-    if (!ok)
+    if (!ok) {
+        id[0] = '\0'; /* a signed refusal does not repeat the id the token claims */
         return oracle_refuse(o, r, Q_UNAUTHORIZED,
                              "the token is not one of a registered API client");
+    }
     if (!pk_ratelimit_take(o->clients, id, 1, pk_mono_ms()))
         return oracle_refuse(o, r, Q_RATE_LIMITED,
                              "client %s asks more than %lld decisions a second; ask again shortly",

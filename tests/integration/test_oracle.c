@@ -608,6 +608,8 @@ Test(oracle, a_decision_is_made_and_recorded_only_for_a_registered_client)
             cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_UNAUTHORIZED, "token '%s': %s",
                          tokens[i], d->message);
             cr_assert_eq(d->audit_seq, 0);
+            cr_assert_str_empty(d->requested_by, "a signed refusal names '%s' as the client",
+                                d->requested_by);
             pactum__v1__authorize_decision__free_unpacked(d, NULL);
         }
     }
@@ -632,4 +634,35 @@ Test(oracle, a_decision_is_made_and_recorded_only_for_a_registered_client)
     cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", d->message);
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
     cr_assert_eq(audit_records(), before + 1, "the client's question is recorded");
+}
+
+Test(oracle, a_client_registered_again_gets_a_new_token_and_the_old_one_stops_working)
+{
+    char old[160], fresh[160];
+    Pactum__V1__AuthorizeDecision *d;
+    int64_t deadline;
+
+    cr_assert(h_client(&h, "@rotating", old, sizeof(old)), "%s", h.why);
+    d = authorize_as(old, "shop-bot", "reply", 0);
+    cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", d->message);
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    /* the admin registers the client again: a leaked token is cut off */
+    cr_assert(h_client(&h, "@rotating", fresh, sizeof(fresh)), "%s", h.why);
+    cr_assert_str_neq(old, fresh);
+    deadline = pk_mono_ms() + 10000;
+    do {
+        d = authorize_as(old, "shop-bot", "reply", 0);
+        if (d->status == PACTUM__V1__QUERY_STATUS__QUERY_UNAUTHORIZED || pk_mono_ms() > deadline)
+            break;
+        pactum__v1__authorize_decision__free_unpacked(d, NULL);
+        pk_sleep_ms(50);
+    } while (1);
+    cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_UNAUTHORIZED, "the old token works");
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    d = authorize_as(fresh, "shop-bot", "reply", 0);
+    cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", d->message);
+    cr_assert_str_eq(d->requested_by, "@rotating");
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    /* an agent's or principal's id is not replaced that way */
+    cr_assert_not(h_client(&h, "shop-bot", fresh, sizeof(fresh)), "a client took an agent's id");
 }
