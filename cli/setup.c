@@ -66,11 +66,11 @@ static int key_of(const char *dir, const char *name, pk_nkey_kind kind, pk_keypa
     return write_private(path, seed);
 }
 
-/* DIR/creds/name.creds: a user signed by the account key with perms (taken). */
-static int write_creds(const char *dir, const char *name, const pk_keypair *account,
-                       json_t *(*perms_of)(const char *name, uint32_t partitions,
-                                           const char *inbox),
-                       uint32_t partitions)
+/* DIR/creds/name.creds: a user of account signed by signer with perms (taken). */
+static int
+write_creds(const char *dir, const char *name, const pk_keypair *signer, const uint8_t account[32],
+            json_t *(*perms_of)(const char *name, uint32_t partitions, const char *inbox),
+            uint32_t partitions)
 {
     char path[4096], seed[PK_NKEY_SEED_LEN + 1], inbox[64], *jwt = NULL, *text = NULL;
     pk_keypair user;
@@ -81,7 +81,7 @@ static int write_creds(const char *dir, const char *name, const pk_keypair *acco
         return cli_error(CLI_IO, "%s", pk_error_msg());
     pk_bus_inbox(user.pk, inbox);
     perms = perms_of(name, partitions, inbox);
-    if (perms && pk_jwt_user(account, NULL, user.pk, name, perms, &jwt) == PK_OK) {
+    if (perms && pk_jwt_user(signer, account, user.pk, name, perms, &jwt) == PK_OK) {
         pk_nkey_seed(PK_NKEY_USER, &user, seed);
         text = pk_creds_text(jwt, seed);
         snprintf(path, sizeof(path), "%s/creds/%s.creds", dir, name);
@@ -186,7 +186,7 @@ int cmd_setup_init(const cli_call *c)
     uint64_t partitions = 4;
     char js_dir[4096], sub[4096], sys_pub[PK_NKEY_PUBLIC_LEN + 1], acc_pub[PK_NKEY_PUBLIC_LEN + 1];
     char *op_jwt = NULL, *sys_jwt = NULL, *acc_jwt = NULL;
-    pk_keypair op, sys, acc;
+    pk_keypair op, sys, acc, users;
     json_t *scopes = json_array();
     int code;
 
@@ -202,10 +202,18 @@ int cmd_setup_init(const cli_call *c)
     if ((code = key_of(dir, "operator.nk", PK_NKEY_OPERATOR, &op)) != CLI_OK ||
         (code = key_of(dir, "system.nk", PK_NKEY_ACCOUNT, &sys)) != CLI_OK ||
         (code = key_of(dir, "account.nk", PK_NKEY_ACCOUNT, &acc)) != CLI_OK ||
+        (code = key_of(dir, "signing-users.nk", PK_NKEY_ACCOUNT, &users)) != CLI_OK ||
         (code = write_issuer(dir, acc.pk, (uint32_t)partitions, scopes)) != CLI_OK)
         goto out;
     pk_nkey_public(PK_NKEY_ACCOUNT, sys.pk, sys_pub);
     pk_nkey_public(PK_NKEY_ACCOUNT, acc.pk, acc_pub);
+    /* the services' and tools' users are signed by a signing key of their own, not by the
+     * account's: removing signing-users.nk and running this again revokes them all */
+    {
+        char users_pub[PK_NKEY_PUBLIC_LEN + 1];
+        pk_nkey_public(PK_NKEY_ACCOUNT, users.pk, users_pub);
+        json_array_append_new(scopes, json_string(users_pub));
+    }
     if (pk_jwt_operator(&op, "pactum", sys.pk, &op_jwt) != PK_OK ||
         pk_jwt_account(&op, sys.pk, "SYS", false, NULL, &sys_jwt) != PK_OK ||
         pk_jwt_account(&op, acc.pk, "PACTUM", true, scopes, &acc_jwt) != PK_OK) {
@@ -213,13 +221,13 @@ int cmd_setup_init(const cli_call *c)
         goto out;
     }
     for (int i = 0; i < SERVICES && code == CLI_OK; i++)
-        code = write_creds(dir, services[i], &acc, service_perms, (uint32_t)partitions);
+        code = write_creds(dir, services[i], &users, acc.pk, service_perms, (uint32_t)partitions);
     if (code == CLI_OK)
-        code = write_creds(dir, "enroll", &acc, tool_perms, (uint32_t)partitions);
+        code = write_creds(dir, "enroll", &users, acc.pk, tool_perms, (uint32_t)partitions);
     if (code == CLI_OK)
-        code = write_creds(dir, "monitor", &acc, tool_perms, (uint32_t)partitions);
+        code = write_creds(dir, "monitor", &users, acc.pk, tool_perms, (uint32_t)partitions);
     if (code == CLI_OK)
-        code = write_creds(dir, "setup", &acc, tool_perms, (uint32_t)partitions);
+        code = write_creds(dir, "setup", &users, acc.pk, tool_perms, (uint32_t)partitions);
     if (code == CLI_OK)
         code = write_conf(dir, op_jwt, sys_pub, sys_jwt, acc_pub, acc_jwt, store, tls);
     if (code == CLI_OK && !cli.json)
@@ -233,6 +241,7 @@ out:
     pk_keypair_wipe(&op);
     pk_keypair_wipe(&sys);
     pk_keypair_wipe(&acc);
+    pk_keypair_wipe(&users);
     json_decref(scopes);
     free(op_jwt);
     free(sys_jwt);

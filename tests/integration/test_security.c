@@ -224,12 +224,20 @@ Test(security, the_trust_loop_runs_with_each_part_on_its_own_identity)
     pactum__v1__trust_report__free_unpacked(r, NULL);
     /* anyone may read: the enroll user asks */
     cr_assert_eq(h_cli(&h, out, sizeof(out), "trust bot-a"), 0, "%s", out);
+    /* a service may ask its own health (a container's healthcheck), no other's */
+    cr_assert_eq(h_cli(&h, out, sizeof(out), "--creds %s/creds/ingest.creds health ingest", h.auth),
+                 0, "%s", out);
+    cr_assert_neq(
+        h_cli(&h, out, sizeof(out), "--creds %s/creds/ingest.creds health scorer", h.auth), 0, "%s",
+        out);
+    cr_assert(strstr(out, "permission denied"), "%s", out);
     /* replay reads the verdicts as the monitor user */
     cr_assert_eq(
         h_cli(&h, out, sizeof(out), "--creds %s/creds/monitor.creds replay --compare", h.auth), 0,
         "%s", out);
-    cr_assert_eq(violations_in_server_log(), 0,
-                 "no part of the suite needed a right it does not have");
+    cr_assert_eq(violations_in_server_log(), 1,
+                 "no part of the suite needed a right it does not have (one refusal: the "
+                 "health of another service)");
     /* the oracle's signing key and the setup's keys are their owners' alone */
     snprintf(path, sizeof(path), "%s/var/oracle/oracle.key", h.dir);
     cr_assert_eq(stat(path, &sb), 0);

@@ -176,10 +176,18 @@ pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
             break;
         attempts++;
         if (pk_mono_ms() >= deadline || (o->stop && *o->stop)) {
-            st = PK_ERR(PK_EBUS,
-                        "cannot connect to NATS at %s: %s (%d attempt%s); is nats-server running "
-                        "with -js?",
-                        o->url, natsStatus_GetText(s), attempts, attempts == 1 ? "" : "s");
+            const char *why = natsStatus_GetText(s);
+            const char *hint =
+                strstr(why, "Authentication") || strstr(why, "Authorization")
+                    ? "the server does not accept this identity: check the credentials "
+                      "(--creds, PACTUM_NATS_CREDS, KEY.jwt); after a key rotation use the "
+                      "newly issued ones"
+                : s == NATS_SSL_ERROR || strstr(why, "SSL") || strstr(why, "TLS")
+                    ? "TLS failed: check the CA (--ca, PACTUM_NATS_CA) against the server's "
+                      "certificate"
+                    : "is nats-server running?";
+            st = PK_ERR(PK_EBUS, "cannot connect to NATS at %s: %s (%d attempt%s); %s", o->url, why,
+                        attempts, attempts == 1 ? "" : "s", hint);
             goto fail;
         }
         if (attempts == 1)

@@ -155,6 +155,7 @@ static void service_common(perms *p, const char *service, const char *inbox)
     p->replies = true;
     sub(p, "%s.>", inbox);
     sub(p, PK_SUBJ_HEALTH, service);
+    pub(p, PK_SUBJ_HEALTH, service); /* its own health check (a container's healthcheck) */
     sub(p, PK_SUBJ_METRICS, service);
     sub(p, "pactum.registry.*.*");
     pub(p, "$JS.API.INFO");
