@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "pk/answer.h"
@@ -726,4 +727,34 @@ Test(security, each_person_governs_on_the_identity_their_registration_gave)
     /* the operator replays on its own identity too */
     cr_assert_eq(h_cli(&h, out, sizeof(out), "--as ops.key replay --compare"), 0, "%s", out);
     cr_assert(strstr(out, "(the same)"), "%s", out);
+}
+
+Test(security, rotating_the_users_signing_key_revokes_every_old_credential)
+{
+    char cmd[1024], old[400], path[400];
+    pk_bus *b;
+
+    /* keep the monitor's credential as it is now */
+    snprintf(old, sizeof(old), "%s/old-monitor.creds", h.dir);
+    snprintf(cmd, sizeof(cmd), "cp %s/creds/monitor.creds %s", h.auth, old);
+    cr_assert_eq(system(cmd), 0);
+    b = h_connect_creds(&h, old, "old");
+    cr_assert_not_null(b, "%s", h.why);
+    pk_bus_close(b);
+    /* a new signing key, new credentials, the server restarted with the new account JWT */
+    snprintf(path, sizeof(path), "%s/signing-users.nk", h.auth);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(h_cli(&h, out, sizeof(out), "setup init --dir %s --tls-dir %s/tls --store %s/js",
+                       h.auth, h.dir, h.dir),
+                 0, "%s", out);
+    cr_assert(h_restart_nats(&h, SIGTERM), "nats-server did not come back");
+    b = h_connect_creds(&h, old, "old");
+    cr_assert_null(b, "a credential signed by the old key still connects");
+    snprintf(path, sizeof(path), "%s/creds/monitor.creds", h.auth);
+    b = h_connect_creds(&h, path, "new");
+    cr_assert_not_null(b, "the new credential does not connect: %s", h.why);
+    pk_bus_close(b);
+    /* agents keep their identities: their role keys did not change */
+    b = as_key("a", &ka);
+    pk_bus_close(b);
 }
