@@ -2,7 +2,8 @@
 # The trust loop on one machine: install what is missing, build, start a
 # local nats-server and the four services, then run a scenario:
 #
-#   1. keys for an owner and an agent; the agent is registered
+#   1. keys for an owner and an agent; the agent is registered, and the receipt gives
+#      each its own bus identity (the agent may publish only its own events)
 #   2. a pact with a latency objective and a forbidden event is linted and registered
 #   3. the agent publishes signed events that keep the pact -> the oracle says trusted
 #   4. the agent leaks personal data once -> the oracle says contained, with the verdict
@@ -21,7 +22,6 @@ source "$(dirname "$0")/suite.sh"
 
 PACTUM="$BUILD/cli/pactum"
 AGENT=support-bot-1
-export PACTUM_AGENTS=$AGENT # the agent gets a bus user that may publish only its own events
 PACT="$ROOT/examples/pacts/support-bot.json"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -50,21 +50,26 @@ run keygen -o "$PACTUM_VAR/keys/agent.key"
 step "register the agent with its key, signed by its owner"
 run agent register --id "$AGENT" --key "$PACTUM_VAR/keys/agent.key" \
   --owner-key "$PACTUM_VAR/keys/owner.key" --name "Support bot"
+echo "(the agent and the owner now connect as themselves: agent.key.jwt, owner.key.jwt)"
 
 step "lint and register the pact (signed by the owner)"
 run pact lint "$PACT"
 run pact register --key "$PACTUM_VAR/keys/owner.key" "$PACT"
 
 step "the agent keeps its promises: 70 signed replies, 850 ms each, no personal data"
-as_agent "$AGENT" run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" \
+run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" \
   --kind reply --metric latency_ms=850 --label pii=none --count 70
 run trust "$AGENT" --wait-tier trusted --wait 30s
 
-step "may it reply now? (the oracle decides, records the decision, and signs the answer)"
+step "may it reply now? (the oracle decides, records the decision and who asked, and signs)"
+run client register --id @support-desk --admin-key "$PACTUM_VAR/keys/admin.key" \
+  --out "$PACTUM_VAR/keys/support-desk.token"
+PACTUM_TOKEN=$(cat "$PACTUM_VAR/keys/support-desk.token")
+export PACTUM_TOKEN
 run authorize --agent "$AGENT" --action reply
 
 step "the agent leaks personal data once: a critical violation"
-as_agent "$AGENT" run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" \
+run event publish --agent "$AGENT" --key "$PACTUM_VAR/keys/agent.key" \
   --kind reply --metric latency_ms=900 --label pii=leaked --id leak-1
 run trust "$AGENT" --wait-tier contained --wait 30s
 run authorize --agent "$AGENT" --action reply || echo "(denied: exit $?)"
@@ -89,8 +94,8 @@ run dispute rule --arbiter @arb --key "$PACTUM_VAR/keys/arb.key" --agent "$AGENT
   --overturned --reason "fixture data, not a customer's"
 run trust "$AGENT" --wait-tier trusted --wait 30s
 
-step "rebuild the scorer's state from the recorded history and compare with the live one"
-run replay --compare
+step "the operator rebuilds the scorer's state from the recorded history and compares"
+run --as "$PACTUM_VAR/keys/ops.key" replay --compare
 
 step "an attestation of its standing, checked offline against the transparency log"
 run --save "$PACTUM_VAR/attestation.bin" attest "$AGENT"

@@ -9,7 +9,7 @@ PACKAGES=(
   nats-server
   libnats-dev libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libsodium-dev libjansson-dev libmicrohttpd-dev
-  curl
+  curl openssl
   libcriterion-dev
 )
 # Extra packages named on the command line (e.g. docker-compose for CI).

@@ -1,5 +1,6 @@
 # Shared by scripts/demo.sh and scripts/up.sh: start and stop a local
-# nats-server (JetStream) and the four services, all data under $PACTUM_VAR.
+# nats-server (JetStream, TLS, operator mode) and the four services, all data
+# under $PACTUM_VAR.
 # Source it; it defines suite_start and suite_stop.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,11 +30,12 @@ suite_build() {
     pactum-scorer pactum-oracle >/dev/null
 }
 
-# Wait (bounded) until a service answers its health check.
+# Wait (bounded) until a service answers its health check (as the monitor user).
 wait_healthy() {
   local svc=$1
   for _ in $(seq 1 100); do
-    if "$BUILD/cli/pactum" --timeout 500ms health "$svc" >/dev/null 2>&1; then
+    if "$BUILD/cli/pactum" --creds "$PACTUM_AUTH/creds/monitor.creds" --timeout 500ms \
+      health "$svc" >/dev/null 2>&1; then
       return 0
     fi
     sleep 0.2
@@ -42,45 +44,47 @@ wait_healthy() {
   return 1
 }
 
-# The password of a bus user, from the credentials nats-conf.sh wrote.
-nats_password() {
-  sed -n "s/^$1=//p" "$PACTUM_VAR/nats/auth/credentials"
-}
-
 suite_start() {
   mkdir -p "$PACTUM_VAR/logs" "$PACTUM_VAR/nats"
   local port
   port=$(free_port "${PACTUM_NATS_PORT:-4222}")
   export PACTUM_NATS_URL="nats://127.0.0.1:$port"
   export PACTUM_DATA_DIR="$PACTUM_VAR"
-  # Every service, the people's CLI and each agent in PACTUM_AGENTS get their
-  # own bus user, allowed only what they need (scripts/nats-conf.sh).
-  # shellcheck disable=SC2086
-  "$ROOT/scripts/nats-conf.sh" "$PACTUM_VAR/nats/auth" ${PACTUM_AGENTS:-} >/dev/null
+  # The bus as deployed: TLS with a local CA, operator mode (a JWT per user, no
+  # passwords, no reload to add one), a user per service and the setup, enroll
+  # and monitor users. Kept between runs: the keys are made the first time.
+  PACTUM_AUTH="$PACTUM_VAR/nats/auth"
+  "$ROOT/scripts/tls.sh" "$PACTUM_VAR/nats/tls" >/dev/null
+  export PACTUM_NATS_CA="$PACTUM_VAR/nats/tls/ca.pem"
+  "$BUILD/cli/pactum" setup init --dir "$PACTUM_AUTH" --tls-dir "$PACTUM_VAR/nats/tls" \
+    --store "$PACTUM_VAR/nats/jetstream" >/dev/null
   NATS_PID_FILE="$PACTUM_VAR/nats/nats-server.pid"
-  "$(command -v nats-server || echo /usr/sbin/nats-server)" -c "$PACTUM_VAR/nats/auth/nats.conf" \
-    -a 127.0.0.1 -p "$port" -js -sd "$PACTUM_VAR/nats" -P "$NATS_PID_FILE" \
-    >"$PACTUM_VAR/logs/nats-server.log" 2>&1 &
+  "$(command -v nats-server || echo /usr/sbin/nats-server)" -c "$PACTUM_AUTH/nats.conf" \
+    -a 127.0.0.1 -p "$port" -P "$NATS_PID_FILE" >"$PACTUM_VAR/logs/nats-server.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  # the streams, made by the setup user once the server answers (bounded)
+  for i in $(seq 1 50); do
+    "$BUILD/cli/pactum" --creds "$PACTUM_AUTH/creds/setup.creds" --timeout 1s setup streams \
+      >"$PACTUM_VAR/logs/setup.log" 2>&1 && break
+    [ "$i" = 50 ] && { cat "$PACTUM_VAR/logs/setup.log" >&2; return 1; }
     sleep 0.1
   done
-  echo "nats-server   $PACTUM_NATS_URL (JetStream store $PACTUM_VAR/nats; users and permissions in"
-  echo "              $PACTUM_VAR/nats/auth/nats.conf, passwords in $PACTUM_VAR/nats/auth/credentials)"
-  # the CLI acts for people
-  export PACTUM_NATS_USER=pactum
-  PACTUM_NATS_PASSWORD=$(nats_password pactum)
-  export PACTUM_NATS_PASSWORD
-  # The admin key registers operators and arbiters; ingest needs its public half.
+  echo "nats-server   $PACTUM_NATS_URL (TLS, CA $PACTUM_NATS_CA; JetStream store $PACTUM_VAR/nats/jetstream;"
+  echo "              keys, credentials and nats.conf in $PACTUM_AUTH)"
+  # People use the enroll user until a registration gives them their own
+  # identity (saved as KEY.jwt beside their key file, used from then on).
+  export PACTUM_NATS_CREDS="$PACTUM_AUTH/creds/enroll.creds"
+  # The admin key registers operators, arbiters and API clients; ingest needs its public half.
   mkdir -p "$PACTUM_VAR/keys"
   if [ ! -e "$PACTUM_VAR/keys/admin.key" ]; then
     "$BUILD/cli/pactum" keygen -o "$PACTUM_VAR/keys/admin.key" >/dev/null
   fi
   export PACTUM_ADMIN_KEY="$PACTUM_VAR/keys/admin.key.pub"
-  echo "admin key     $PACTUM_VAR/keys/admin.key (registers operators and arbiters)"
+  echo "admin key     $PACTUM_VAR/keys/admin.key (registers operators, arbiters and API clients)"
+  # each service on its own credentials; ingest signs new users' JWTs (issuer.json)
   for svc in "${SERVICES[@]}"; do
-    PACTUM_NATS_USER=$svc PACTUM_NATS_PASSWORD=$(nats_password "$svc") \
+    PACTUM_NATS_CREDS="$PACTUM_AUTH/creds/$svc.creds" \
+      PACTUM_INGEST_ISSUER=$([ "$svc" = ingest ] && echo "$PACTUM_AUTH/issuer.json") \
       "$BUILD/services/$svc/pactum-$svc" >"$PACTUM_VAR/logs/$svc.log" 2>&1 &
     PIDS+=($!)
   done
@@ -88,13 +92,6 @@ suite_start() {
     wait_healthy "$svc"
     printf '%-13s healthy (log %s)\n' "$svc" "$PACTUM_VAR/logs/$svc.log"
   done
-}
-
-# Run the CLI as agent $1 (its own bus user): as_agent ID pactum ARGS...
-as_agent() {
-  local agent=$1
-  shift
-  PACTUM_NATS_USER=$agent PACTUM_NATS_PASSWORD=$(nats_password "$agent") "$@"
 }
 
 # Stop everything started, services first, by PID; bounded waits.
