@@ -85,11 +85,13 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
     for (uint32_t p = 0; p < partitions; p++) {
         pk_pworker *w;
         char name[96], durable[48], filter[96];
-        pk_bus_opts bo = pk_common_bus_opts(g->common, name);
+        pk_bus_opts bo;
         pk_status st;
 
         if (!(mask & (1ull << p)))
             continue;
+        snprintf(name, sizeof(name), "%s-p%u", g->svc->instance, p);
+        bo = pk_common_bus_opts(g->common, name);
         bo.send_asap = true;
         bo.connect_wait_ms = 10000;
         bo.stop = (volatile int *)&pk_shutdown;
@@ -97,7 +99,6 @@ pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
         w->group = g;
         w->partition = p;
         snprintf(w->what, sizeof(w->what), "%s partition %u", g->prefix, p);
-        snprintf(name, sizeof(name), "%s-p%u", g->svc->instance, p);
         snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
         snprintf(filter, sizeof(filter), "%s.%u.%s", g->subject, p, g->tail ? g->tail : "*");
         if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
