@@ -49,9 +49,11 @@ static void pact_json(char *buf, size_t len, const char *agent, int n, const cha
         "\"metric\":\"tokens\",\"aggregate\":\"max\",\"window\":\"WIN\",\"op\":\"<=\","
         "\"threshold\":8000}",
         "{\"id\":\"no-pii\",\"promise\":\"p\",\"severity\":\"critical\",\"kind\":\"forbidden\","
+        "\"window\":\"1d\","
         "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"},\"max_count\":0,\"window\":"
         "\"WIN\"}",
         "{\"id\":\"few-errors\",\"promise\":\"p\",\"severity\":\"low\",\"kind\":\"forbidden\","
+        "\"window\":\"1d\","
         "\"match\":{\"field\":\"kind\",\"eq\":\"error\"},\"max_count\":100000,\"window\":\"WIN\"}",
         "{\"id\":\"scope\",\"promise\":\"p\",\"severity\":\"high\",\"kind\":\"scope\","
         "\"actions\":[\"reply\",\"kb.*\",\"tickets.*\"],\"spend\":{\"currency\":\"USD\","

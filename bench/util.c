@@ -13,7 +13,7 @@
     "\"kind\":\"objective\",\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"1h\","   \
     "\"op\":\"<=\",\"threshold\":2000,\"min_samples\":1},"                                         \
     "{\"id\":\"no-leak\",\"promise\":\"never leaks\",\"severity\":\"critical\",\"kind\":"          \
-    "\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"leak\"}}]}"
+    "\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":\"kind\",\"eq\":\"leak\"}}]}"
 
 /* Throughput is measured without the per-signer rate limit (a few agents send it all). */
 const char *const bu_ingest_env[] = {"PACTUM_INGEST_RATE=0", NULL};

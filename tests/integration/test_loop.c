@@ -210,11 +210,12 @@ Test(loop, every_pact_binding_an_agent_is_judged)
     /* eight pacts, each forbidding its own kind of event */
     for (int i = 0; i < PK_PACTS_PER_AGENT_MAX + 1; i++) {
         snprintf(id, sizeof(id), "multi-%d", i);
-        snprintf(doc, sizeof(doc),
-                 "{\"pactum\":1,\"id\":\"%s\",\"agent\":\"multi\",\"clauses\":[{\"id\":"
-                 "\"c\",\"promise\":\"never %s\",\"severity\":\"low\",\"kind\":"
-                 "\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"bad-%d\"}}]}",
-                 id, id, i);
+        snprintf(
+            doc, sizeof(doc),
+            "{\"pactum\":1,\"id\":\"%s\",\"agent\":\"multi\",\"clauses\":[{\"id\":"
+            "\"c\",\"promise\":\"never %s\",\"severity\":\"low\",\"kind\":"
+            "\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":\"kind\",\"eq\":\"bad-%d\"}}]}",
+            id, id, i);
         r = h_register_pact(&h, &owner, doc);
         cr_assert_not_null(r);
         if (i < PK_PACTS_PER_AGENT_MAX)

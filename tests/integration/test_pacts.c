@@ -160,7 +160,7 @@ Test(pacts, evaluator_windows_survive_a_restart)
 
 #define SMALL_PACT                                                                                 \
     "{\"pactum\":1,\"id\":\"%s\",\"agent\":\"bot\",\"clauses\":[{\"id\":\"c\","                    \
-    "\"promise\":\"never leak\",\"severity\":\"high\",\"kind\":\"forbidden\","                     \
+    "\"promise\":\"never leak\",\"severity\":\"high\",\"kind\":\"forbidden\",\"window\":\"1d\","   \
     "\"match\":{\"field\":\"kind\",\"eq\":\"leak\"}}]%s}"
 
 Test(pacts, only_one_pact_of_an_agent_sets_its_governance)

@@ -153,7 +153,7 @@ Test(clause, a_forbidden_event_is_one_violation_not_one_per_later_event)
     pk_judgement j;
     pk_event_msg ev;
 
-    load(NO_PII(""));
+    load(NO_PII(",\"window\":\"1d\""));
     pk_clause_state_init(&s, &pact->clauses[0], 0);
     ev = event(1000, "reply", NULL, 0, "none");
     pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
@@ -205,7 +205,7 @@ Test(clause, verdicts_are_due_every_report_every_evaluations)
     pk_judgement j;
     int due = 0;
 
-    load(NO_PII(""));
+    load(NO_PII(",\"window\":\"1d\""));
     pk_clause_state_init(&s, &pact->clauses[0], 0);
     for (int i = 0; i < 25; i++) {
         pk_event_msg ev = event(1000 + i, "reply", NULL, 0, "none");
@@ -489,4 +489,131 @@ Test(clause, a_state_written_by_an_older_evaluator_is_read)
     cr_assert_lt(pk_clause_state_size(&s), n / 4);
     pk_clause_state_release(&s);
     pk_clause_state_release(&back);
+}
+
+/* --- what a clause judges ----------------------------------------------------- */
+
+#define BIG_REFUNDS                                                                                \
+    "{\"id\":\"big\",\"promise\":\"no refund above 1000\",\"severity\":\"high\","                  \
+    "\"kind\":\"forbidden\",\"window\":\"1d\",\"match\":{\"all\":[{\"field\":\"action\",\"eq\":"   \
+    "\"refund\"},{\"field\":\"amount\",\"gt\":1000}]}}"
+
+Test(clause, a_forbidden_clause_judges_only_the_events_of_its_domain)
+{
+    pk_clause_state s;
+    pk_judgement j;
+
+    load(BIG_REFUNDS);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    j = act(&s, 1000, "reply", 0, "");
+    cr_assert_not(j.relevant, "a reply is no evidence about refunds");
+    cr_assert_eq(s.h.pass[PACTUM__V1__SOURCE__SOURCE_SELF], 0);
+    j = act(&s, 2000, "refund", 20, "USD");
+    cr_assert(j.relevant);
+    cr_assert_not(j.violation);
+    cr_assert_eq(s.h.pass[PACTUM__V1__SOURCE__SOURCE_SELF], 1, "a small refund keeps it");
+    j = act(&s, 3000, "refund", 1500, "USD");
+    cr_assert(j.violation);
+}
+
+Test(clause, an_error_ratio_is_a_ratio_of_sums)
+{
+    pk_clause_state s;
+    pk_judgement j;
+    pk_event_msg ev;
+    Pactum__V1__Metric m[2] = {PACTUM__V1__METRIC__INIT, PACTUM__V1__METRIC__INIT},
+                       *mp[2] = {&m[0], &m[1]};
+
+    load("{\"id\":\"err\",\"promise\":\"under 1% errors\",\"severity\":\"high\",\"kind\":"
+         "\"objective\",\"metric\":\"errors\",\"of\":\"requests\",\"aggregate\":\"ratio\","
+         "\"window\":\"1h\",\"op\":\"<=\",\"threshold\":0.01,\"min_samples\":2}");
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    cr_assert_eq(s.h.n_windows, 2);
+    m[0].name = "errors";
+    m[1].name = "requests";
+    ev = event(1000, "batch", NULL, 0, NULL);
+    ev.metrics = mp;
+    ev.n_metrics = 2;
+    /* 1 error in 1000, then 30 in 1000: 31 / 2000 is 1.55 %, not the mean of the two rates */
+    m[0].value = 1;
+    m[1].value = 1000;
+    pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
+    cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_INSUFFICIENT);
+    ev.ts_ms = 2000;
+    m[0].value = 30;
+    pk_clause_judge(&pact->clauses[0], &s, &ev, 2, 10, &j);
+    cr_assert_float_eq(j.observed, 31.0 / 2000.0, 1e-12);
+    cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_FAIL);
+    /* an event without the total is not about this clause */
+    ev.n_metrics = 1;
+    pk_clause_judge(&pact->clauses[0], &s, &ev, 3, 10, &j);
+    cr_assert_not(j.relevant);
+}
+
+Test(clause, any_percentile)
+{
+    pk_clause_state s;
+    pk_judgement j;
+    pk_event_msg ev;
+
+    load("{\"id\":\"tail\",\"promise\":\"p99.9 under a second\",\"severity\":\"high\",\"kind\":"
+         "\"objective\",\"metric\":\"latency_ms\",\"aggregate\":\"p99.9\",\"window\":\"1h\","
+         "\"op\":\"<=\",\"threshold\":1000}");
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    for (int i = 0; i < 2000; i++) {
+        ev = event(1000 + i, "reply", "latency_ms", i < 1996 ? 100 : 5000, NULL);
+        pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 100000, &j);
+    }
+    /* 4 of 2000 slow: 0.2 % of the samples sit above the 99.9th percentile's rank */
+    cr_assert_eq(j.outcome, PACTUM__V1__OUTCOME__OUTCOME_FAIL, "p99.9 = %g", j.observed);
+    pk_clause_state_release(&s);
+}
+
+Test(clause, a_probe_judges_as_the_evaluator_would_and_changes_nothing)
+{
+    pk_clause_state s, before;
+    pk_judgement probe, judged;
+
+    load("{\"id\":\"scope\",\"promise\":\"refunds within 2000 a day; above 200 ask\","
+         "\"severity\":\"high\",\"kind\":\"scope\",\"when\":{\"field\":\"tool\",\"eq\":\"ledger\"},"
+         "\"actions\":[\"refund\"],\"spend\":{\"currency\":\"USD\",\"per_action\":500,"
+         "\"per_window\":2000,\"window\":\"1d\",\"approval_above\":200}}");
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    for (int i = 0; i < 4; i++) {
+        /* each approved: the evaluator keeps an "approval" label only if it names an approval
+         * the oracle granted */
+        pk_event_msg ev = event(1000 + i, "refund", NULL, 0, NULL);
+        static Pactum__V1__Label approved = {PROTOBUF_C_MESSAGE_INIT(
+                                                 &pactum__v1__label__descriptor),
+                                             "approval", "appr-1"},
+                                 *labels[1] = {&approved};
+        ev.labels = labels;
+        ev.n_labels = 1;
+        ev.action = "refund";
+        ev.tool = "ledger";
+        ev.amount = 450;
+        ev.currency = "USD";
+        pk_clause_judge(&pact->clauses[0], &s, &ev, (uint64_t)i + 1, 10, &judged);
+        cr_assert_not(judged.violation);
+    }
+    before = s;
+    {
+        pk_event_msg ev = event(5000, "refund", NULL, 0, NULL);
+        ev.action = "refund";
+        ev.tool = "ledger";
+        ev.amount = 450;
+        ev.currency = "USD";
+        pk_clause_probe(&pact->clauses[0], &s, &ev, &probe);
+        cr_assert(probe.violation, "1800 + 450 is over the 2000 a day");
+        cr_assert(probe.needs_approval, "450 is above 200");
+        cr_assert(memcmp(&before.h, &s.h, sizeof(s.h)) == 0, "the probe changed the state");
+        pk_clause_judge(&pact->clauses[0], &s, &ev, 5, 10, &judged);
+        cr_assert_eq(judged.violation, probe.violation);
+        cr_assert_str_eq(judged.why, probe.why);
+        /* another tool: the clause's `when` leaves it out, for the probe too */
+        ev.tool = "search.web";
+        ev.ts_ms = 6000;
+        pk_clause_probe(&pact->clauses[0], &s, &ev, &probe);
+        cr_assert_not(probe.relevant);
+    }
 }

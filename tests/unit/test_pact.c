@@ -27,9 +27,20 @@ static pk_pact *parse_ok(const char *json)
          "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"5m\",\"op\":\"<=\","       \
          "\"threshold\":2000" extra "}" TAIL
 
+#define OBJ_AGG(agg)                                                                               \
+    HEAD "{\"id\":\"c\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","        \
+         "\"metric\":\"latency_ms\",\"aggregate\":\"" agg "\",\"window\":\"5m\",\"op\":\"<=\","    \
+         "\"threshold\":2000}" TAIL
+/* a pact-level field next to one forbidden clause */
+#define TOP(f)                                                                                     \
+    "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot\"," f ",\"clauses\":[{\"id\":\"c\",\"promise\":"   \
+    "\"x\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":"    \
+    "\"kind\",\"eq\":\"a\"}}]}"
+
 /* a forbidden clause and a governance section */
 #define GOV(g)                                                                                     \
-    HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","            \
+    HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":" \
+         "\"1d\","                                                                                 \
          "\"match\":{\"field\":\"kind\",\"eq\":\"a\"}}],\"governance\":" g "}"
 
 Test(pact, every_example_pact_passes_lint)
@@ -86,19 +97,68 @@ Test(pact, objective_fields_are_compiled)
 
 Test(pact, forbidden_defaults_and_event_windows)
 {
-    pk_pact *p = parse_ok(HEAD "{\"id\":\"f\",\"promise\":\"no pii\",\"severity\":\"critical\","
-                               "\"kind\":\"forbidden\",\"match\":{\"field\":\"labels.pii\","
-                               "\"eq\":\"leaked\"}}" TAIL);
+    pk_pact *p = parse_ok(
+        HEAD "{\"id\":\"f\",\"promise\":\"no pii\",\"severity\":\"critical\","
+             "\"kind\":\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":\"labels.pii\","
+             "\"eq\":\"leaked\"}}" TAIL);
 
     cr_assert_eq(p->clauses[0].consequence, PK_CONSEQ_CONTAIN);
     cr_assert_eq(p->clauses[0].max_count, 0);
-    cr_assert_eq(p->clauses[0].window_ms, 86400000, "violations are counted per day by default");
+    cr_assert_eq(p->clauses[0].window_ms, 86400000);
+    cr_assert_eq(p->clauses[0].n_domain, 0, "a match on a label judges every event");
     pk_pact_free(p);
     p = parse_ok(HEAD "{\"id\":\"g\",\"promise\":\"few errors\",\"severity\":\"low\","
                       "\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":"
                       "\"error\"},\"max_count\":3,\"window\":{\"events\":100}}" TAIL);
     cr_assert_eq(p->clauses[0].window_events, 100);
     cr_assert_eq(p->clauses[0].max_count, 3);
+    pk_pact_free(p);
+}
+
+Test(pact, percentiles_ratios_counterparties_review_and_promotion_are_compiled)
+{
+    pk_pact *p = parse_ok(
+        "{\"pactum\":1,\"id\":\"p\",\"agent\":\"bot\",\"counterparties\":[\"shop\",\"bank\"],"
+        "\"review_by\":\"2027-06-30\",\"review_cap\":\"standard\",\"clauses\":["
+        "{\"id\":\"p999\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+        "\"metric\":\"ms\",\"aggregate\":\"p99.9\",\"window\":\"1h\",\"op\":\"<=\",\"threshold\":"
+        "900},"
+        "{\"id\":\"errors\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+        "\"metric\":\"errors\",\"of\":\"requests\",\"aggregate\":\"ratio\",\"window\":\"1h\","
+        "\"op\":\"<=\",\"threshold\":0.01},"
+        "{\"id\":\"big\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"forbidden\","
+        "\"window\":\"7d\",\"peers_can_contain\":true,\"sources\":{\"peer\":0.8},\"match\":{"
+        "\"all\":["
+        "{\"field\":\"action\",\"eq\":\"refund\"},{\"field\":\"amount\",\"gt\":1000}]}},"
+        "{\"id\":\"spend\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\","
+        "\"spend\":{\"currency\":\"USD\",\"per_action\":500,\"approval_above\":200}}],"
+        "\"governance\":{\"promotion\":{\"margin\":0.05,\"dwell\":\"2h\"},"
+        "\"reentry\":[{\"from\":\"contained\",\"to\":\"watch\",\"dwell\":\"30m\"}]}}");
+    const pk_clause *c;
+
+    c = pk_pact_clause(p, "p999");
+    cr_assert_eq(c->aggregate, PK_AGG_PERCENTILE);
+    cr_assert_float_eq(pk_clause_quantile(c), 0.999, 1e-12);
+    cr_assert_str_eq(c->agg_name, "p99.9");
+    c = pk_pact_clause(p, "errors");
+    cr_assert_eq(c->aggregate, PK_AGG_RATIO);
+    cr_assert_str_eq(c->of, "requests");
+    c = pk_pact_clause(p, "big");
+    cr_assert_eq(c->n_domain, 1, "the match's action names the events it judges");
+    cr_assert(c->peers_can_contain);
+    cr_assert_float_eq(c->weight[PACTUM__V1__SOURCE__SOURCE_PEER], 0.8, 1e-12);
+    c = pk_pact_clause(p, "spend");
+    cr_assert_float_eq(c->approval_above, 200, 1e-12);
+    cr_assert_float_eq(c->weight[PACTUM__V1__SOURCE__SOURCE_PEER], 0, 1e-12,
+                       "peers count only where the pact lists them");
+    cr_assert_eq(p->n_counterparties, 2);
+    cr_assert(pk_pact_counterparty(p, "bank"));
+    cr_assert_not(pk_pact_counterparty(p, "stranger"));
+    cr_assert_eq(p->review_by_ms, 1814399999000LL, "the end of 2027-06-30, UTC");
+    cr_assert_eq(p->review_cap, PACTUM__V1__TIER__TIER_STANDARD);
+    cr_assert_eq(p->gov.margin_ppm, 50000);
+    cr_assert_eq(p->gov.dwell_ms, 7200000);
+    cr_assert_eq(p->gov.reentry[PACTUM__V1__TIER__TIER_CONTAINED].dwell_ms, 1800000);
     pk_pact_free(p);
 }
 
@@ -121,7 +181,8 @@ static const struct {
      "clauses[0].severity: expected one of info, low, medium, high, critical, got 'urgent'"},
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"wish\"}" TAIL,
      "clauses[0].kind: expected one of objective, forbidden, freshness, scope, got 'wish'"},
-    {HEAD "{\"id\":\"c\",\"severity\":\"low\",\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\","
+    {HEAD "{\"id\":\"c\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":\"1d\",\"match\":{"
+          "\"field\":\"kind\","
           "\"eq\":\"x\"}}" TAIL,
      "clauses[0].promise: required field is missing"},
     {OBJ(",\"window\":\"1 hour\""), "window"},
@@ -130,10 +191,10 @@ static const struct {
           "\"threshold\":1}" TAIL,
      "clauses[0].window: expected a duration like 1h or 500ms, got '1 hour'"},
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
-          "\"metric\":\"m\",\"aggregate\":\"p42\",\"window\":\"1h\",\"op\":\"<=\","
+          "\"metric\":\"m\",\"aggregate\":\"median\",\"window\":\"1h\",\"op\":\"<=\","
           "\"threshold\":1}" TAIL,
-     "clauses[0].aggregate: expected one of count, sum, mean, min, max, rate, p50, p90, p95, "
-     "p99, got 'p42'"},
+     "clauses[0].aggregate: expected one of count, sum, mean, min, max, rate, ratio, got "
+     "'median'"},
     {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
           "\"metric\":\"m\",\"aggregate\":\"mean\",\"window\":\"1h\",\"op\":\"=<\","
           "\"threshold\":1}" TAIL,
@@ -156,24 +217,55 @@ static const struct {
     {OBJ(",\"sources\":{\"bots\":1}"), "clauses[0].sources.bots: expected one of self, peer"},
     {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\"}" TAIL,
      "clauses[0].match: required field is missing"},
-    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":"
+          "\"1d\","
           "\"match\":{\"field\":\"color\",\"eq\":\"red\"}}" TAIL,
      "clauses[0].match.field: expected an event field"},
-    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":"
+          "\"1d\","
           "\"match\":{\"field\":\"kind\",\"gt\":3}}" TAIL,
      "clauses[0].match.gt: ordering needs a numeric field"},
-    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":"
+          "\"1d\","
           "\"match\":{\"field\":\"amount\",\"eq\":\"ten\"}}" TAIL,
      "clauses[0].match.eq: 'amount' is a numeric field, so expected a number"},
-    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":"
+          "\"1d\","
           "\"match\":{\"any\":[]}}" TAIL,
      "clauses[0].match.any: expected a non-empty array"},
-    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":"
+          "\"1d\","
           "\"match\":{\"field\":\"kind\",\"eq\":\"a\",\"ne\":\"b\"}}" TAIL,
      "expected exactly one comparison"},
     {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
           "\"match\":{\"field\":\"kind\",\"eq\":\"a\"},\"max_count\":2}" TAIL,
      "clauses[0].window: required field is missing"},
+    /* never means never within a window the pact names: no implied day */
+    {HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+          "\"match\":{\"field\":\"kind\",\"eq\":\"a\"}}" TAIL,
+     "clauses[0].window: required field is missing"},
+    /* percentiles, ratios */
+    {OBJ_AGG("p101"), "clauses[0].aggregate: a percentile is p0 to p100"},
+    {OBJ_AGG("p9x"), "clauses[0].aggregate: a percentile is p0 to p100"},
+    {OBJ_AGG("median"), "or a percentile p0 to p100"},
+    {OBJ_AGG("ratio"), "clauses[0].of: required field is missing"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"objective\","
+          "\"metric\":\"err\",\"of\":\"total\",\"aggregate\":\"mean\",\"window\":\"1h\","
+          "\"op\":\"<\",\"threshold\":5}" TAIL,
+     "clauses[0].of: only a ratio has a denominator"},
+    /* counterparties, review */
+    {TOP("\"counterparties\":[\"bot\"]"), "counterparties[0]: 'bot' is the agent itself"},
+    {TOP("\"counterparties\":\"peer\""), "counterparties: expected an array"},
+    {TOP("\"review_by\":\"next spring\""), "review_by: expected a date like"},
+    {TOP("\"review_cap\":\"standard\""), "review_cap: only meaningful with review_by"},
+    {GOV("{\"promotion\":{\"margin\":0.9}}"), "governance.promotion.margin: expected 0 to 0.5"},
+    /* approval above an amount */
+    {HEAD "{\"id\":\"s\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\","
+          "\"spend\":{\"currency\":\"USD\",\"per_action\":100,\"approval_above\":200}}" TAIL,
+     "clauses[0].spend.approval_above: 200 is not below per_action 100"},
+    {HEAD "{\"id\":\"s\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\","
+          "\"peers_can_contain\":\"yes\",\"actions\":[\"a\"]}" TAIL,
+     "clauses[0].peers_can_contain: expected true or false"},
     /* burn rates */
     {OBJ(",\"burn_rate\":{\"target\":1.5,\"triggers\":[{\"long\":\"1h\",\"short\":\"5m\","
          "\"factor\":14.4,\"severity\":\"high\"}]}"),
@@ -209,10 +301,12 @@ static const struct {
      "clauses[0].spend.window: required field is missing"},
     {HEAD "{\"id\":\"s\",\"promise\":\"x\",\"severity\":\"high\",\"kind\":\"scope\","
           "\"spend\":{\"currency\":\"USD\"}}" TAIL,
-     "clauses[0].spend: give per_action, per_window, or both"},
-    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+     "clauses[0].spend: give per_action, per_window, approval_above, or several"},
+    {HEAD "{\"id\":\"c\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":"
+          "\"1d\","
           "\"match\":{\"field\":\"kind\",\"eq\":\"a\"}},{\"id\":\"c\",\"promise\":\"y\","
-          "\"severity\":\"low\",\"kind\":\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"b\"}"
+          "\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":"
+          "\"kind\",\"eq\":\"b\"}"
           "}" TAIL,
      "clauses[1].id: 'c' is already the id of clauses[0]"},
     {GOV("{}"), NULL},
@@ -375,6 +469,7 @@ static pk_pred *pred(const char *json)
 
     snprintf(doc, sizeof(doc),
              HEAD "{\"id\":\"f\",\"promise\":\"x\",\"severity\":\"low\",\"kind\":\"forbidden\","
+                  "\"window\":\"1d\","
                   "\"match\":%s}" TAIL,
              json);
     p = parse_ok(doc);

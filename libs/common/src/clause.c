@@ -17,7 +17,7 @@ static uint64_t fnv_bytes(uint64_t h, const void *data, size_t len)
 uint64_t pk_clause_fingerprint(const pk_clause *c)
 {
     uint64_t h = 14695981039346656037ull;
-    int32_t kind = c->kind, agg = c->aggregate, pct = pk_aggregate_quantile(c->aggregate) > 0;
+    int32_t kind = c->kind, agg = c->aggregate, pct = c->aggregate == PK_AGG_PERCENTILE;
 
     h = fnv_bytes(h, &kind, sizeof(kind));
     h = fnv_bytes(h, &pct, sizeof(pct));
@@ -27,6 +27,8 @@ uint64_t pk_clause_fingerprint(const pk_clause *c)
         h = fnv_bytes(h, &agg, sizeof(agg));
     if (c->metric)
         h = fnv_bytes(h, c->metric, strlen(c->metric));
+    if (c->of)
+        h = fnv_bytes(h, c->of, strlen(c->of));
     for (size_t k = 0; k < c->n_burn; k++) {
         h = fnv_bytes(h, &c->burn[k].long_ms, sizeof(c->burn[k].long_ms));
         h = fnv_bytes(h, &c->burn[k].short_ms, sizeof(c->burn[k].short_ms));
@@ -38,7 +40,7 @@ static uint32_t windows_of(const pk_clause *c)
 {
     switch (c->kind) {
     case PK_CLAUSE_OBJECTIVE:
-        return 1 + 2 * (uint32_t)c->n_burn;
+        return c->aggregate == PK_AGG_RATIO ? 2 : 1 + 2 * (uint32_t)c->n_burn;
     case PK_CLAUSE_FORBIDDEN:
         return 1;
     case PK_CLAUSE_SCOPE:
@@ -56,8 +58,10 @@ void pk_clause_state_init(pk_clause_state *s, const pk_clause *c, int64_t since_
     s->h.fingerprint = pk_clause_fingerprint(c);
     s->h.since_ms = since_ms;
     s->h.n_windows = windows_of(c);
-    s->h.has_sketch = c->kind == PK_CLAUSE_OBJECTIVE && pk_aggregate_quantile(c->aggregate) > 0;
+    s->h.has_sketch = c->kind == PK_CLAUSE_OBJECTIVE && c->aggregate == PK_AGG_PERCENTILE;
     pk_window_init(&s->win[0], c->window_ms ? c->window_ms : (int64_t)c->window_events);
+    if (c->aggregate == PK_AGG_RATIO) /* [1]: the denominator, over the same window */
+        pk_window_init(&s->win[1], c->window_ms ? c->window_ms : (int64_t)c->window_events);
     for (size_t k = 0; k < c->n_burn; k++) {
         pk_window_init(&s->win[1 + 2 * k], c->burn[k].long_ms);
         pk_window_init(&s->win[2 + 2 * k], c->burn[k].short_ms);
@@ -182,14 +186,47 @@ static void judge_burn(const pk_clause *c, pk_clause_state *s, const pk_event_ms
     }
 }
 
+/* errors / total over the window: numerator in win[0], denominator in win[1]. */
+static bool judge_ratio(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev,
+                        unsigned src, pk_judgement *out)
+{
+    double num = 0, den = 0;
+    bool by_events = c->window_ms == 0;
+    int64_t pos;
+    pk_win_summary ns, ds;
+
+    if (!pk_event_metric(ev, c->of, &den))
+        return false; /* only events that carry the total count */
+    if (!pk_event_metric(ev, c->metric, &num))
+        num = 0;
+    pos = by_events ? s->win[1].events : ev->ts_ms;
+    pk_window_add(&s->win[0], pos, num);
+    pk_window_add(&s->win[1], pos, den);
+    pk_window_summary(&s->win[0], read_at(&s->win[0], by_events, pos), &ns);
+    pk_window_summary(&s->win[1], read_at(&s->win[1], by_events, pos), &ds);
+    out->observed = ds.sum > 0 ? ns.sum / ds.sum : 0;
+    out->threshold = c->threshold;
+    out->samples = ds.count;
+    if (ds.count < c->min_samples || !(ds.sum > 0)) {
+        out->outcome = PACTUM__V1__OUTCOME__OUTCOME_INSUFFICIENT;
+    } else {
+        bool pass = pk_op_holds(c->op, out->observed, c->threshold);
+        out->outcome = pass ? PACTUM__V1__OUTCOME__OUTCOME_PASS : PACTUM__V1__OUTCOME__OUTCOME_FAIL;
+        tally(s, src, pass);
+    }
+    return true;
+}
+
 static bool judge_objective(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev,
                             unsigned src, pk_judgement *out)
 {
-    double v = 1, q = pk_aggregate_quantile(c->aggregate);
+    double v = 1, q = pk_clause_quantile(c);
     bool by_events = c->window_ms == 0;
     int64_t pos, at;
     pk_win_summary sum;
 
+    if (c->aggregate == PK_AGG_RATIO)
+        return judge_ratio(c, s, ev, src, out);
     if (c->aggregate != PK_AGG_COUNT && !pk_event_metric(ev, c->metric, &v))
         return false; /* the event does not carry the metric */
     pos = by_events ? s->win[0].events : ev->ts_ms;
@@ -220,11 +257,16 @@ static bool judge_objective(const pk_clause *c, pk_clause_state *s, const pk_eve
 static bool judge_forbidden(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev,
                             unsigned src, pk_judgement *out)
 {
-    bool match = pk_pred_eval(c->match, ev), by_events = c->window_ms == 0;
+    bool match, by_events = c->window_ms == 0;
     int64_t pos = by_events ? s->win[0].events : ev->ts_ms;
     pk_win_summary sum;
 
-    /* The window counts occurrences; last-N windows advance on every event. */
+    /* An event outside the clause's domain neither breaks nor keeps it (a heartbeat is
+     * no evidence that refunds stay small). */
+    if (!pk_clause_applies(c, ev))
+        return false;
+    match = pk_pred_eval(c->match, ev);
+    /* The window counts occurrences; last-N windows advance on every event it judges. */
     if (match || by_events)
         pk_window_add(&s->win[0], pos, match ? 1 : 0);
     pk_window_summary(&s->win[0], read_at(&s->win[0], by_events, pos), &sum);
@@ -232,6 +274,9 @@ static bool judge_forbidden(const pk_clause *c, pk_clause_state *s, const pk_eve
     out->threshold = c->max_count;
     out->samples = sum.count;
     out->violation = match && sum.trues > c->max_count;
+    if (out->violation)
+        snprintf(out->why, sizeof(out->why), "%s: occurrence %llu in the window, allowed %u", c->id,
+                 (unsigned long long)sum.trues, c->max_count);
     out->outcome = sum.trues > c->max_count ? PACTUM__V1__OUTCOME__OUTCOME_FAIL
                                             : PACTUM__V1__OUTCOME__OUTCOME_PASS;
     /* Each event counts once: a violation is one failure, not a failure for
@@ -315,6 +360,19 @@ static bool judge_scope(const pk_clause *c, pk_clause_state *s, const pk_event_m
                              c->currency, c->per_window);
                 }
             }
+            if (c->approval_above > 0 && ev->amount > c->approval_above) {
+                /* done without a person's approval it breaks the scope; the evaluator keeps
+                 * an "approval" label only if it names an approval the oracle granted */
+                out->needs_approval = true;
+                if (!pk_event_label(ev, "approval") && !out->violation) {
+                    out->violation = true;
+                    out->unapproved = true;
+                    out->threshold = c->approval_above;
+                    snprintf(out->why, sizeof(out->why),
+                             "spends %g %s without the approval needed above %g", ev->amount,
+                             c->currency, c->approval_above);
+                }
+            }
         }
     }
     if (!relevant)
@@ -344,7 +402,7 @@ void pk_clause_judge(const pk_clause *c, pk_clause_state *s, const pk_event_msg 
     memset(out, 0, sizeof(*out));
     if (c->weight[src] <= 0)
         return; /* evidence from this source does not count for this clause */
-    if (c->when && !pk_pred_eval(c->when, ev))
+    if (c->kind != PK_CLAUSE_FORBIDDEN && c->when && !pk_pred_eval(c->when, ev))
         return;
     if ((unsigned)c->kind < PK_NELEM(judges) && judges[c->kind])
         relevant = judges[c->kind](c, s, ev, src, out);
@@ -365,6 +423,19 @@ void pk_clause_state_reported(pk_clause_state *s, Pactum__V1__Outcome outcome)
     memset(s->h.fail, 0, sizeof(s->h.fail));
     s->h.since_verdict = 0;
     s->h.last_outcome = (int32_t)outcome;
+}
+
+void pk_clause_probe(const pk_clause *c, const pk_clause_state *s, const pk_event_msg *ev,
+                     pk_judgement *out)
+{
+    pk_clause_state copy = *s; /* windows are values; a sketch is not: objectives are not probed */
+
+    memset(out, 0, sizeof(*out));
+    if (c->kind != PK_CLAUSE_SCOPE && c->kind != PK_CLAUSE_FORBIDDEN)
+        return;
+    copy.h.has_sketch = 0;
+    pk_sketch_init(&copy.sketch);
+    pk_clause_judge(c, &copy, ev, copy.h.last_seq + 1, UINT32_MAX, out);
 }
 
 int64_t pk_freshness_deadline(const pk_clause *c, const pk_clause_state *s)

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* strptime, timegm */
 #include "pk/pact.h"
 
 #include <jansson.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pk/clock.h"
 
@@ -55,9 +57,8 @@ static const name_val kind_names[] = {{"objective", PK_CLAUSE_OBJECTIVE},
                                       {"freshness", PK_CLAUSE_FRESHNESS},
                                       {"scope", PK_CLAUSE_SCOPE}};
 static const name_val agg_names[] = {
-    {"count", PK_AGG_COUNT}, {"sum", PK_AGG_SUM},   {"mean", PK_AGG_MEAN}, {"min", PK_AGG_MIN},
-    {"max", PK_AGG_MAX},     {"rate", PK_AGG_RATE}, {"p50", PK_AGG_P50},   {"p90", PK_AGG_P90},
-    {"p95", PK_AGG_P95},     {"p99", PK_AGG_P99}};
+    {"count", PK_AGG_COUNT}, {"sum", PK_AGG_SUM},   {"mean", PK_AGG_MEAN},  {"min", PK_AGG_MIN},
+    {"max", PK_AGG_MAX},     {"rate", PK_AGG_RATE}, {"ratio", PK_AGG_RATIO}};
 static const name_val op_names[] = {{"<", PK_OP_LT},  {"<=", PK_OP_LE}, {">", PK_OP_GT},
                                     {">=", PK_OP_GE}, {"==", PK_OP_EQ}, {"!=", PK_OP_NE}};
 static const name_val conseq_names[] = {{"notify", PK_CONSEQ_NOTIFY},
@@ -92,7 +93,7 @@ const char *pk_clause_kind_name(pk_clause_kind k)
 }
 const char *pk_aggregate_name(pk_aggregate a)
 {
-    return name_of(agg_names, N_OF(agg_names), a);
+    return a == PK_AGG_PERCENTILE ? "percentile" : name_of(agg_names, N_OF(agg_names), a);
 }
 const char *pk_op_name(pk_op op)
 {
@@ -617,19 +618,55 @@ bool pk_pred_eval(const pk_pred *p, const pk_event_msg *ev)
     }
 }
 
-double pk_aggregate_quantile(pk_aggregate a)
+double pk_clause_quantile(const pk_clause *c)
 {
-    switch (a) {
-    case PK_AGG_P50:
-        return 0.50;
-    case PK_AGG_P90:
-        return 0.90;
-    case PK_AGG_P95:
-        return 0.95;
-    case PK_AGG_P99:
-        return 0.99;
-    default:
-        return 0;
+    return c->aggregate == PK_AGG_PERCENTILE ? c->quantile : 0;
+}
+
+bool pk_clause_applies(const pk_clause *c, const pk_event_msg *ev)
+{
+    if (c->when)
+        return pk_pred_eval(c->when, ev);
+    for (size_t i = 0; c->kind == PK_CLAUSE_FORBIDDEN && i < c->n_domain; i++) {
+        if (!pk_pred_eval(c->domain[i], ev))
+            return false;
+    }
+    return true;
+}
+
+bool pk_pact_counterparty(const pk_pact *p, const char *id)
+{
+    for (size_t i = 0; i < p->n_counterparties; i++) {
+        if (strcmp(p->counterparties[i], id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A comparison on a field that says which event it is (not what happened in it). */
+static bool identity_cmp(const pk_pred *p)
+{
+    return p->type == PK_PRED_CMP &&
+           (p->field == PK_FIELD_KIND || p->field == PK_FIELD_ACTION || p->field == PK_FIELD_TOOL ||
+            p->field == PK_FIELD_RESOURCE || p->field == PK_FIELD_CURRENCY ||
+            p->field == PK_FIELD_SOURCE || p->field == PK_FIELD_REPORTER);
+}
+
+/* The domain of a forbidden clause: the identity comparisons its match requires. */
+static void find_domain(pk_clause *c)
+{
+    const pk_pred *m = c->match;
+
+    c->n_domain = 0;
+    if (!m)
+        return;
+    if (identity_cmp(m)) {
+        c->domain[c->n_domain++] = m;
+        return;
+    }
+    for (size_t i = 0; m->type == PK_PRED_ALL && i < m->n_kids && c->n_domain < 8; i++) {
+        if (identity_cmp(m->kids[i]))
+            c->domain[c->n_domain++] = m->kids[i];
     }
 }
 
@@ -741,7 +778,8 @@ static void parse_window(const json_t *c, const char *path, bool required, pk_cl
 
 static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
-    static const double defaults[PK_SOURCES] = {0, 0.5, 0.8, 1.0, 1.0};
+    /* peers count only where the pact says so (and names them as counterparties) */
+    static const double defaults[PK_SOURCES] = {0, 0.5, 0, 1.0, 1.0};
     json_t *s = json_object_get(c, "sources");
     const char *key;
     json_t *v;
@@ -913,7 +951,8 @@ static void parse_patterns(const json_t *c, const char *key, const char *path, p
 
 static void parse_spend(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
-    static const char *const keys[] = {"currency", "per_action", "per_window", "window", NULL};
+    static const char *const keys[] = {"currency", "per_action",     "per_window",
+                                       "window",   "approval_above", NULL};
     json_t *sp = json_object_get(c, "spend");
     char sub[PATH_MAX_LEN];
     const char *cur;
@@ -950,8 +989,16 @@ static void parse_spend(const json_t *c, const char *path, pk_clause *cl, pk_lin
     } else if (json_object_get(sp, "window") && !json_object_get(sp, "per_window")) {
         pk_lint_add(l, "%s.window: only meaningful with per_window", sub);
     }
-    if (!json_object_get(sp, "per_action") && !json_object_get(sp, "per_window"))
-        pk_lint_add(l, "%s: give per_action, per_window, or both", sub);
+    if (json_object_get(sp, "approval_above") &&
+        get_num(sp, "approval_above", sub, true, &cl->approval_above, l) &&
+        !(cl->approval_above > 0))
+        pk_lint_add(l, "%s.approval_above: must be above 0, got %g", sub, cl->approval_above);
+    if (cl->approval_above > 0 && cl->per_action > 0 && cl->approval_above >= cl->per_action)
+        pk_lint_add(l, "%s.approval_above: %g is not below per_action %g, so it never applies", sub,
+                    cl->approval_above, cl->per_action);
+    if (!json_object_get(sp, "per_action") && !json_object_get(sp, "per_window") &&
+        !json_object_get(sp, "approval_above"))
+        pk_lint_add(l, "%s: give per_action, per_window, approval_above, or several", sub);
 }
 
 static pk_consequence default_consequence(Pactum__V1__Severity s)
@@ -961,6 +1008,28 @@ static pk_consequence default_consequence(Pactum__V1__Severity s)
                                                         : PK_CONSEQ_NOTIFY;
 }
 
+/* "count" ... "ratio", or a percentile "p0" to "p100" ("p99.9"). */
+static void parse_aggregate(const char *s, const char *path, pk_clause *cl, pk_lint *l)
+{
+    char *end = NULL;
+    double q;
+
+    snprintf(cl->agg_name, sizeof(cl->agg_name), "%s", s);
+    if (s[0] == 'p' && s[1] >= '0' && s[1] <= '9') {
+        q = strtod(s + 1, &end);
+        if (end && !*end && q >= 0 && q <= 100 && strlen(s) <= 8) {
+            cl->aggregate = PK_AGG_PERCENTILE;
+            cl->quantile = q / 100;
+            return;
+        }
+        pk_lint_add(l, "%s: a percentile is p0 to p100 (like p95 or p99.9), got '%s'", path, s);
+        return;
+    }
+    cl->aggregate = (pk_aggregate)lookup(agg_names, N_OF(agg_names), s, path, l);
+    if (!cl->aggregate)
+        pk_lint_add(l, "%s: or a percentile p0 to p100 (like p95 or p99.9)", path);
+}
+
 static void parse_objective(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
     char sub[PATH_MAX_LEN];
@@ -968,9 +1037,17 @@ static void parse_objective(const json_t *c, const char *path, pk_clause *cl, pk
 
     if ((s = get_str(c, "aggregate", path, true, l))) {
         snprintf(sub, sizeof(sub), "%s.aggregate", path);
-        cl->aggregate = (pk_aggregate)lookup(agg_names, N_OF(agg_names), s, sub, l);
+        parse_aggregate(s, sub, cl, l);
     }
     cl->metric = dup_or_null(get_str(c, "metric", path, cl->aggregate != PK_AGG_COUNT, l));
+    cl->of = dup_or_null(get_str(c, "of", path, cl->aggregate == PK_AGG_RATIO, l));
+    if (cl->of && cl->aggregate != PK_AGG_RATIO)
+        pk_lint_add(l, "%s.of: only a ratio has a denominator", path);
+    if (cl->of && (strlen(cl->of) > PK_NAME_MAX || (cl->metric && strcmp(cl->of, cl->metric) == 0)))
+        pk_lint_add(l, "%s.of: a metric name of at most %d characters, other than metric", path,
+                    PK_NAME_MAX);
+    if (cl->aggregate == PK_AGG_RATIO && json_object_get(c, "burn_rate"))
+        pk_lint_add(l, "%s.burn_rate: a ratio has no per-event target; use a rate", path);
     if (cl->metric && cl->aggregate == PK_AGG_COUNT)
         pk_lint_add(l,
                     "%s.metric: count counts events; remove the metric or pick another "
@@ -1012,9 +1089,9 @@ static void parse_forbidden(const json_t *c, const char *path, pk_clause *cl, pk
     }
     if (json_object_get(c, "max_count"))
         get_uint(c, "max_count", path, 0, 1000000, &cl->max_count, l);
-    parse_window(c, path, cl->max_count > 0, cl, l);
-    if (!cl->window_ms && !cl->window_events)
-        cl->window_ms = 86400000; /* violations are counted per day when none is given */
+    /* how long an occurrence counts is part of the promise: never implied */
+    parse_window(c, path, true, cl, l);
+    find_domain(cl);
 }
 
 static void parse_freshness(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
@@ -1064,6 +1141,11 @@ static void parse_clause_common(const json_t *c, const char *path, pk_clause *cl
         cl->consequence = (pk_consequence)lookup(conseq_names, N_OF(conseq_names), s, sub, l);
     }
     parse_sources(c, path, cl, l);
+    if (json_object_get(c, "peers_can_contain")) {
+        if (!json_is_boolean(json_object_get(c, "peers_can_contain")))
+            pk_lint_add(l, "%s.peers_can_contain: expected true or false", path);
+        cl->peers_can_contain = json_is_true(json_object_get(c, "peers_can_contain"));
+    }
     if ((when = json_object_get(c, "when"))) {
         snprintf(sub, sizeof(sub), "%s.when", path);
         cl->when = parse_pred(when, sub, 0, l);
@@ -1077,28 +1159,30 @@ static const struct {
     void (*parse)(const json_t *c, const char *path, pk_clause *cl, pk_lint *l);
 } clause_kinds[] = {
     {PK_CLAUSE_OBJECTIVE,
-     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources", "when",
-                           "metric", "aggregate", "window", "op", "threshold", "min_samples",
-                           "burn_rate", NULL},
+     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources",
+                           "peers_can_contain", "when", "metric", "of", "aggregate", "window", "op",
+                           "threshold", "min_samples", "burn_rate", NULL},
      parse_objective},
     {PK_CLAUSE_FORBIDDEN,
-     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources", "when",
-                           "match", "max_count", "window", NULL},
+     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources",
+                           "peers_can_contain", "when", "match", "max_count", "window", NULL},
      parse_forbidden},
     {PK_CLAUSE_FRESHNESS,
      (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources",
-                           "evidence", "max_gap", NULL},
+                           "peers_can_contain", "evidence", "max_gap", NULL},
      parse_freshness},
     {PK_CLAUSE_SCOPE,
-     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources", "when",
-                           "actions", "tools", "resources", "spend", NULL},
+     (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources",
+                           "peers_can_contain", "when", "actions", "tools", "resources", "spend",
+                           NULL},
      parse_scope},
 };
 
 static void parse_clause(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
-    static const char *const common[] = {"id",          "promise", "severity", "kind",
-                                         "consequence", "sources", "when",     NULL};
+    static const char *const common[] = {"id",          "promise", "severity",          "kind",
+                                         "consequence", "sources", "peers_can_contain", "when",
+                                         NULL};
     char sub[PATH_MAX_LEN];
     const char *s;
 
@@ -1139,6 +1223,8 @@ void pk_governance_defaults(pk_governance *g)
     g->trusted_ppm = 900000;
     g->standard_ppm = 750000;
     g->watch_ppm = 500000;
+    g->margin_ppm = 20000;         /* promotions need the bound 0.02 above the threshold */
+    g->after_demotion_ms = 600000; /* and, after a demotion by score, ten minutes */
     for (int t = 0; t < PK_TIERS; t++)
         g->tiers[t].any_action = true;
     /* What each tier allows unless the pact says otherwise (docs/scoring.md):
@@ -1156,29 +1242,34 @@ void pk_governance_defaults(pk_governance *g)
                                                                20,
                                                                false,
                                                                false,
-                                                               0};
+                                                               0,
+                                                               3600000};
     g->reentry[PACTUM__V1__TIER__TIER_WATCH] = (pk_reentry){PACTUM__V1__TIER__TIER_WATCH,
                                                             PACTUM__V1__TIER__TIER_STANDARD,
                                                             3600000,
                                                             20,
                                                             false,
                                                             false,
-                                                            0};
+                                                            0,
+                                                            3600000};
     g->reentry[PACTUM__V1__TIER__TIER_RESTRICTED] = (pk_reentry){PACTUM__V1__TIER__TIER_RESTRICTED,
                                                                  PACTUM__V1__TIER__TIER_WATCH,
                                                                  6LL * 3600000,
                                                                  50,
                                                                  true,
                                                                  false,
-                                                                 0};
+                                                                 0,
+                                                                 3600000};
     g->reentry[PACTUM__V1__TIER__TIER_CONTAINED] = (pk_reentry){PACTUM__V1__TIER__TIER_CONTAINED,
                                                                 PACTUM__V1__TIER__TIER_WATCH,
                                                                 24LL * 3600000,
                                                                 100,
                                                                 true,
                                                                 true,
-                                                                0};
+                                                                0,
+                                                                3600000};
     /* suspended: no automatic way out; an override or a ruling is needed */
+    /* after a re-entry the agent stays at most at `to` for an hour before climbing */
 }
 
 void pk_governance_free(pk_governance *g)
@@ -1222,6 +1313,32 @@ static void parse_thresholds(const json_t *thr, pk_governance *gov, pk_lint *l)
     if (!(gov->trusted_ppm > gov->standard_ppm && gov->standard_ppm > gov->watch_ppm))
         pk_lint_add(l, "governance.thresholds: expected trusted > standard > watch, got %g, %g, %g",
                     gov->trusted_ppm / 1e6, gov->standard_ppm / 1e6, gov->watch_ppm / 1e6);
+}
+
+/* promotion: {"margin": 0.02, "dwell": "1h"} */
+static void parse_promotion(const json_t *v, pk_governance *gov, pk_lint *l)
+{
+    static const char *const keys[] = {"margin", "dwell", "after_demotion", NULL};
+    double m;
+
+    if (!json_is_object(v)) {
+        pk_lint_add(l, "governance.promotion: expected an object like {\"margin\": 0.02}, got %s",
+                    json_type_name(v));
+        return;
+    }
+    check_keys(v, "governance.promotion", keys, l);
+    if (json_object_get(v, "margin") && get_num(v, "margin", "governance.promotion", true, &m, l)) {
+        if (m < 0 || m > 0.5)
+            pk_lint_add(l, "governance.promotion.margin: expected 0 to 0.5, got %g", m);
+        else
+            gov->margin_ppm = (uint32_t)(m * 1000000.0 + 0.5);
+    }
+    if (json_object_get(v, "dwell"))
+        gov->dwell_ms =
+            get_duration(v, "dwell", "governance.promotion", false, 0, 366LL * 86400000, l);
+    if (json_object_get(v, "after_demotion"))
+        gov->after_demotion_ms = get_duration(v, "after_demotion", "governance.promotion", false, 0,
+                                              366LL * 86400000, l);
 }
 
 /* One tier's scope as the pact writes it (it replaces the default entirely). */
@@ -1288,7 +1405,8 @@ static int tier_of(const json_t *e, const char *key, const char *path, pk_lint *
 static void parse_reentry_one(const json_t *re, size_t i, pk_governance *gov, pk_lint *l)
 {
     static const char *const re_keys[] = {
-        "from", "to", "clean", "min_samples", "no_open_dispute", "operator_ack", "min_lower", NULL};
+        "from",         "to",        "clean", "min_samples", "no_open_dispute",
+        "operator_ack", "min_lower", "dwell", NULL};
     json_t *e = json_array_get(re, i);
     char path[PATH_MAX_LEN];
     pk_reentry r = {0};
@@ -1314,6 +1432,9 @@ static void parse_reentry_one(const json_t *re, size_t i, pk_governance *gov, pk
     if (json_object_get(e, "operator_ack"))
         r.operator_ack = json_is_true(json_object_get(e, "operator_ack"));
     get_fraction(e, "min_lower", path, &r.min_lower_ppm, l);
+    r.dwell_ms = json_object_get(e, "dwell")
+                     ? get_duration(e, "dwell", path, false, 0, 366LL * 86400000, l)
+                     : 3600000;
     if (r.from <= 0 || r.from >= PK_TIERS)
         return;
     for (size_t k = 0; k < i; k++) {
@@ -1328,9 +1449,9 @@ static void parse_reentry_one(const json_t *re, size_t i, pk_governance *gov, pk
 
 static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
 {
-    static const char *const keys[] = {
-        "half_life", "source_cap", "min_evidence", "thresholds", "tiers", "reentry", NULL};
-    json_t *thr, *tiers, *re;
+    static const char *const keys[] = {"half_life", "source_cap", "min_evidence", "thresholds",
+                                       "promotion", "tiers",      "reentry",      NULL};
+    json_t *thr, *tiers, *re, *promo;
 
     if (!json_is_object(g)) {
         pk_lint_add(l, "governance: expected an object, got %s", json_type_name(g));
@@ -1347,6 +1468,8 @@ static void parse_governance(const json_t *g, pk_governance *gov, pk_lint *l)
         get_uint(g, "min_evidence", "governance", 0, 1000000, &gov->min_evidence, l);
     if ((thr = json_object_get(g, "thresholds")))
         parse_thresholds(thr, gov, l);
+    if ((promo = json_object_get(g, "promotion")))
+        parse_promotion(promo, gov, l);
     if ((tiers = json_object_get(g, "tiers")))
         parse_tiers(tiers, gov, l);
     if ((re = json_object_get(g, "reentry"))) {
@@ -1365,6 +1488,7 @@ static void clause_free(pk_clause *c)
     free(c->id);
     free(c->promise);
     free(c->metric);
+    free(c->of);
     pk_pred_free(c->when);
     pk_pred_free(c->match);
     pk_pred_free(c->evidence);
@@ -1377,6 +1501,8 @@ void pk_pact_free(pk_pact *p)
 {
     if (!p)
         return;
+    for (size_t i = 0; i < p->n_counterparties; i++)
+        free(p->counterparties[i]);
     pk_governance_free(&p->gov);
     for (size_t i = 0; i < p->n_clauses; i++)
         clause_free(&p->clauses[i]);
@@ -1396,10 +1522,72 @@ const pk_clause *pk_pact_clause(const pk_pact *p, const char *id)
     return NULL;
 }
 
+/* counterparties: agents that may report about the agent and dispute its verdicts. */
+static void parse_counterparties(const json_t *doc, pk_pact *p, pk_lint *l)
+{
+    json_t *arr = json_object_get(doc, "counterparties"), *e;
+    size_t i;
+
+    if (!arr)
+        return;
+    if (!json_is_array(arr) || json_array_size(arr) > PK_COUNTERPARTIES_MAX) {
+        pk_lint_add(l, "counterparties: expected an array of up to %d agent ids, got %s",
+                    PK_COUNTERPARTIES_MAX, json_type_name(arr));
+        return;
+    }
+    json_array_foreach(arr, i, e)
+    {
+        const char *id = json_string_value(e);
+        if (!id || pk_id_check("counterparty", id) != PK_OK) {
+            pk_lint_add(l, "counterparties[%zu]: expected an agent id, got %s", i,
+                        id ? pk_error_msg() : json_type_name(e));
+            continue;
+        }
+        if (p->agent && strcmp(id, p->agent) == 0) {
+            pk_lint_add(l, "counterparties[%zu]: '%s' is the agent itself", i, id);
+            continue;
+        }
+        p->counterparties[p->n_counterparties++] = strdup(id);
+    }
+}
+
+/* review_by: "2027-06-30" (UTC, the end of that day) or an RFC 3339 time; review_cap: a tier. */
+static void parse_review(const json_t *doc, pk_pact *p, pk_lint *l)
+{
+    const char *s = get_str(doc, "review_by", "", false, l), *cap;
+    struct tm tm;
+    char *end;
+
+    p->review_cap = PACTUM__V1__TIER__TIER_WATCH;
+    if ((cap = get_str(doc, "review_cap", "", false, l))) {
+        if (!s)
+            pk_lint_add(l, "review_cap: only meaningful with review_by");
+        p->review_cap = lookup(tier_names, N_OF(tier_names), cap, "review_cap", l);
+    }
+    if (!s)
+        return;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(s, "%Y-%m-%d", &tm);
+    if (end && *end == '\0') {
+        tm.tm_hour = 23;
+        tm.tm_min = 59;
+        tm.tm_sec = 59;
+    } else {
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    if (!end || *end != '\0' || tm.tm_year < 100) {
+        pk_lint_add(l, "review_by: expected a date like \"2027-06-30\" (UTC), got '%s'", s);
+        return;
+    }
+    p->review_by_ms = (int64_t)timegm(&tm) * 1000;
+}
+
 pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
 {
-    static const char *const top[] = {"pactum",  "id",         "agent", "title",
-                                      "clauses", "governance", NULL};
+    static const char *const top[] = {"pactum",     "id",         "agent",          "title",
+                                      "clauses",    "governance", "counterparties", "review_by",
+                                      "review_cap", NULL};
     json_error_t jerr;
     json_t *doc, *clauses, *ver;
     pk_pact *p = NULL;
@@ -1479,6 +1667,8 @@ pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
     pk_governance_defaults(&p->gov);
     if (json_object_get(doc, "governance"))
         parse_governance(json_object_get(doc, "governance"), &p->gov, l);
+    parse_counterparties(doc, p, l);
+    parse_review(doc, p, l);
     json_decref(doc);
     if (l->n > before) {
         pk_pact_free(p);

@@ -63,6 +63,8 @@ typedef struct pk_judgement {
     uint64_t samples;            /* samples in the window */
     bool violation;              /* this event broke the clause (forbidden, scope) */
     bool verdict_due;            /* a verdict should be published now */
+    bool needs_approval;         /* scope: above the amount that needs a person's approval */
+    bool unapproved;             /* ... and the violation is only that it had none */
     char why[192];               /* scope: what was outside it */
     int n_burn;                  /* burn-rate triggers that changed */
     pk_burn_change burn[PK_BURN_MAX];
@@ -89,6 +91,15 @@ pk_status pk_clause_state_read(pk_clause_state *s, const uint8_t *buf, size_t le
  */
 void pk_clause_judge(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev, uint64_t seq,
                      uint32_t report_every, pk_judgement *out);
+
+/*
+ * Would ev, now, break clause c whose state is s? The same judgement as
+ * pk_clause_judge on a copy of s (s is not changed): what authorize asks of
+ * the scope and forbidden clauses in force. Other kinds are not probed (out
+ * says not relevant).
+ */
+void pk_clause_probe(const pk_clause *c, const pk_clause_state *s, const pk_event_msg *ev,
+                     pk_judgement *out);
 
 /* Clear the tallies after a verdict carrying them was published. */
 void pk_clause_state_reported(pk_clause_state *s, Pactum__V1__Outcome outcome);

@@ -45,10 +45,8 @@ typedef enum pk_aggregate {
     PK_AGG_MIN,
     PK_AGG_MAX,
     PK_AGG_RATE,
-    PK_AGG_P50,
-    PK_AGG_P90,
-    PK_AGG_P95,
-    PK_AGG_P99,
+    PK_AGG_PERCENTILE, /* any percentile p0 to p100 (the clause's quantile) */
+    PK_AGG_RATIO,      /* sum of the metric over sum of another (`of`), in the window */
 } pk_aggregate;
 
 #define PK_BURN_MAX  4  /* burn-rate triggers per objective */
@@ -141,6 +139,9 @@ typedef struct pk_clause {
     /* objective */
     char *metric;           /* metric name read from events */
     pk_aggregate aggregate; /* how the window is summarised */
+    double quantile;        /* PK_AGG_PERCENTILE: 0 to 1 (p95: 0.95) */
+    char agg_name[16];      /* the aggregate as written ("p99.9", "ratio" ...) */
+    char *of;               /* PK_AGG_RATIO: the denominator's metric */
     pk_op op;               /* comparison of the aggregate with threshold */
     double threshold;       /* the promised bound */
     uint32_t min_samples;   /* fewer samples: insufficient evidence */
@@ -154,6 +155,11 @@ typedef struct pk_clause {
     /* forbidden */
     pk_pred *match;     /* the event that must not happen */
     uint32_t max_count; /* allowed occurrences per window (0 = never) */
+    /* the events it judges when it has no `when`: the comparisons of identity fields
+     * (kind, action, tool, resource, currency, source, reporter) the match requires,
+     * borrowed from match; none: every event */
+    const pk_pred *domain[8];
+    size_t n_domain;
     /* freshness */
     pk_pred *evidence;  /* what counts as evidence; NULL = any event */
     int64_t max_gap_ms; /* longest allowed time without it */
@@ -162,6 +168,9 @@ typedef struct pk_clause {
     char currency[8];                      /* spend currency; "" = no spend limits */
     double per_action;                     /* largest amount of one event; 0 = none */
     double per_window;                     /* largest total over window_ms; 0 = none */
+    double approval_above; /* authorize: a larger amount needs a person's approval; 0 = none */
+    /* a violation only peers reported moves the agent at most one tier down, unless this */
+    bool peers_can_contain;
 } pk_clause;
 
 /* What a tier allows, as the pact's governance section writes it. */
@@ -184,6 +193,7 @@ typedef struct pk_reentry {
     bool no_open_dispute;   /* no dispute may be open */
     bool operator_ack;      /* an operator acknowledged the agent since it entered */
     uint32_t min_lower_ppm; /* the score's lower bound, at least */
+    int64_t dwell_ms;       /* after re-entry, no promotion above `to` for this long */
 } pk_reentry;
 
 typedef struct pk_governance {
@@ -194,9 +204,14 @@ typedef struct pk_governance {
     uint32_t trusted_ppm;          /* lower bound for trusted */
     uint32_t standard_ppm;         /* ... for standard */
     uint32_t watch_ppm;            /* ... for watch (below: restricted) */
+    uint32_t margin_ppm;           /* a promotion needs the bound this far above the threshold */
+    int64_t dwell_ms;              /* and this long in the current tier (0: no wait) */
+    int64_t after_demotion_ms;     /* and, after a demotion by score, this long before any */
     pk_tier_scope tiers[PK_TIERS]; /* by tier */
     pk_reentry reentry[PK_TIERS];  /* by tier left; from == 0: no criteria (no automatic exit) */
 } pk_governance;
+
+#define PK_COUNTERPARTIES_MAX 32
 
 typedef struct pk_pact {
     char *id;           /* pact id */
@@ -205,6 +220,11 @@ typedef struct pk_pact {
     pk_clause *clauses; /* n_clauses clauses */
     size_t n_clauses;
     pk_governance gov; /* governance section, or the defaults */
+    /* agents that may report about the agent and dispute its verdicts (with its owner) */
+    char *counterparties[PK_COUNTERPARTIES_MAX];
+    size_t n_counterparties;
+    int64_t review_by_ms; /* after this (Unix ms) the pact is due for review; 0: never */
+    int review_cap;       /* the best tier (Pactum__V1__Tier) while it is overdue */
 } pk_pact;
 
 /* The defaults that apply when a pact has no governance section (docs/scoring.md). */
@@ -234,11 +254,17 @@ bool pk_op_holds(pk_op op, double observed, double threshold);
 /* Does name match one of the patterns (exact, "prefix*", or "*")? */
 bool pk_patterns_match(const pk_patterns *ps, const char *name);
 
-/* The quantile of a percentile aggregate (0.5 for p50), or 0 for others. */
-double pk_aggregate_quantile(pk_aggregate a);
+/* The quantile of a clause's percentile aggregate (0.5 for p50), or 0 for others. */
+double pk_clause_quantile(const pk_clause *c);
+
+/* Does a forbidden clause judge ev (its `when`, else its domain)? Other kinds: `when`. */
+bool pk_clause_applies(const pk_clause *c, const pk_event_msg *ev);
+
+/* Is id one of the pact's counterparties? */
+bool pk_pact_counterparty(const pk_pact *p, const char *id);
 
 const char *pk_clause_kind_name(pk_clause_kind k);
-const char *pk_aggregate_name(pk_aggregate a);
+const char *pk_aggregate_name(pk_aggregate a); /* of the clause: c->agg_name */
 const char *pk_op_name(pk_op op);
 const char *pk_consequence_name(pk_consequence c);
 
