@@ -47,13 +47,12 @@ static pk_status history(void *ctx, const char *agent, uint64_t before_seq, pk_i
 static pk_status apply(replay *r, MDB_txn *txn, natsMsg *m, uint64_t seq)
 {
     const char *subject = natsMsg_GetSubject(m);
-    char agent[PK_ID_MAX + 1];
-    bool is_gov;
+    char agent[PK_ID_MAX + 1], kind;
     int64_t ts = 0;
     pk_applied a;
     pk_status st;
 
-    if (r->limited && pk_scoring_subject_agent(subject, agent, sizeof(agent), &is_gov) &&
+    if (r->limited && pk_scoring_subject_agent(subject, agent, sizeof(agent), &kind) &&
         seq > r->upto[pk_partition_of(agent, r->partitions)])
         return PK_OK; /* the live scorer has not applied it yet */
     if (pk_msg_meta(m, NULL, NULL, &ts) != PK_OK)

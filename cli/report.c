@@ -234,6 +234,16 @@ void cli_report_print(const Pactum__V1__TrustReport *r)
         print_overrides(r);
     if (r->n_disputes)
         print_disputes(r);
+    if (r->n_reentry) {
+        printf("re-entry        (held: what it takes to leave %s, and where it stands)\n",
+               r->state ? pk_tier_name(r->state->tier) : "?");
+        for (size_t i = 0; i < r->n_reentry; i++)
+            printf("  %-3s %-18s %s, needs %s\n", r->reentry[i]->met ? "ok" : "no",
+                   r->reentry[i]->name, r->reentry[i]->actual, r->reentry[i]->required);
+    }
+    if (r->review_pact && *r->review_pact)
+        printf("review          pact %s was due for review; until it is, the tier is capped\n",
+               r->review_pact);
     if (r->n_tier_history)
         print_tier_history(r);
     if (r->message && *r->message)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "oracle.h"
+#include "pk/tiers.h"
 #include "pk/answer.h"
 #include "pk/authorize.h"
 #include "pk/clock.h"
@@ -130,6 +131,10 @@ typedef struct report_parts {
     Pactum__V1__SeverityCount *w_ptrs[3][PK_SEVERITIES];
     uint8_t *head;               /* the signed tree head */
     const pk_compiled *gov_held; /* the governance pact, held */
+    const pk_compiled *held[16]; /* the pacts in force, held while the report is built */
+    size_t n_held;
+    pk_trust_effect crit; /* re-entry criteria, where they stand */
+    Pactum__V1__Criterion c[PK_CRITERIA_MAX], *cp[PK_CRITERIA_MAX];
 } report_parts;
 
 static void parts_free(oracle *o, report_parts *p)
@@ -138,6 +143,8 @@ static void parts_free(oracle *o, report_parts *p)
     oracle_pacts_free(p->refs, p->n_refs);
     free(p->head);
     pk_pact_cache_release(o->pacts, p->gov_held);
+    for (size_t i = 0; i < p->n_held; i++)
+        pk_pact_cache_release(o->pacts, p->held[i]);
     memset(p, 0, sizeof(*p));
 }
 
@@ -160,12 +167,54 @@ static void add_history(oracle *o, MDB_txn *txn, uint32_t history, Pactum__V1__T
     rep->n_overrides = p->col.n_ov;
     rep->disputes = p->col.disp;
     rep->n_disputes = p->col.n_disp;
-    /* what the agent may do now: the overrides in force, then the tier's scope */
+    /* the pacts in force: the governance section that applies from registration on, and a
+     * pact overdue for review */
+    for (size_t i = 0; i < p->n_refs && p->n_held < 16; i++) {
+        if (pk_pact_cache_get(o->pacts, txn, p->refs[i]->pact_id, p->refs[i]->version,
+                              &p->held[p->n_held]) == PK_OK)
+            p->n_held++;
+    }
+    gov = oracle_governance_of(o, txn, rep->state, &p->gov_held);
+    for (size_t i = 0; i < p->n_held; i++) {
+        const pk_pact *pact = p->held[i]->pact;
+        if (!p->gov_held && pact->gov.present)
+            gov = &pact->gov;
+        if (pact->review_by_ms && rep->answered_ms > pact->review_by_ms &&
+            (!rep->review_pact[0] || pact->review_by_ms < rep->review_by_ms)) {
+            rep->review_pact = pact->id;
+            rep->review_by_ms = pact->review_by_ms;
+        }
+    }
+    /* what the agent may do now: the overrides in force, capped while a pact is overdue,
+     * then the tier's scope */
     rep->effective_tier = pk_effective_tier(rep->state, rep->answered_ms, &by);
     rep->effective_by = (Pactum__V1__Override *)by;
-    gov = oracle_governance_of(o, txn, rep->state, &p->gov_held);
+    for (size_t i = 0; i < p->n_held; i++) {
+        const pk_pact *pact = p->held[i]->pact;
+        if (pact->review_by_ms && rep->answered_ms > pact->review_by_ms &&
+            (int)rep->effective_tier < pact->review_cap)
+            rep->effective_tier = (Pactum__V1__Tier)pact->review_cap;
+    }
     pk_scope_view_build(&p->view, gov, rep->state, rep->effective_tier, rep->answered_ms);
     rep->scope = &p->view.scope;
+    /* a held agent: each re-entry criterion and where it stands now */
+    if (rep->state && rep->state->held) {
+        static _Thread_local pk_trust t;
+        pk_trust_from_msg(&t, rep->state);
+        if (rep->answered_ms > t.clock_ms)
+            t.clock_ms = rep->answered_ms;
+        pk_tiers_reentry(&t, gov, &p->crit);
+        for (int i = 0; i < p->crit.n_crit; i++) {
+            pactum__v1__criterion__init(&p->c[i]);
+            p->c[i].name = p->crit.crit[i].name;
+            p->c[i].required = p->crit.crit[i].required;
+            p->c[i].actual = p->crit.crit[i].actual;
+            p->c[i].met = p->crit.crit[i].met;
+            p->cp[i] = &p->c[i];
+        }
+        rep->reentry = p->cp;
+        rep->n_reentry = (size_t)p->crit.n_crit;
+    }
 }
 
 /* Violations over the last day, week and month; the log's head and the report's leaf. */

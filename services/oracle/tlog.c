@@ -230,7 +230,8 @@ static Pactum__V1__LeafKind kind_of(const char *stream, const char *subject)
         return PACTUM__V1__LEAF_KIND__LEAF_EVENT;
     if (strcmp(stream, PK_STREAM_VERDICTS) == 0)
         return n > 2 && strcmp(subject + n - 2, ".g") == 0 ? PACTUM__V1__LEAF_KIND__LEAF_GOVERNANCE
-                                                           : PACTUM__V1__LEAF_KIND__LEAF_VERDICT;
+               : n > 2 && strcmp(subject + n - 2, ".t") == 0 ? PACTUM__V1__LEAF_KIND__LEAF_TICK
+                                                             : PACTUM__V1__LEAF_KIND__LEAF_VERDICT;
     if (strcmp(stream, PK_STREAM_TRUST) == 0)
         return PACTUM__V1__LEAF_KIND__LEAF_TRUST_CHANGE;
     if (strcmp(stream, PK_STREAM_REGISTRY) == 0)

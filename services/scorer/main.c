@@ -14,14 +14,21 @@ static const pk_cfg_opt options[] = {
      "partitions served by this instance: all, or a list like 0,1 or 2-3"},
     {"batch", "PACTUM_SCORER_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(scorer_cfg, batch),
      "verdicts fetched and committed together"},
+    {"tick", "PACTUM_SCORER_TICK", PK_CFG_DURATION, "1s", 100, 60000,
+     offsetof(scorer_cfg, tick_every_ms),
+     "how often to look for silent agents whose time has come (a clean window ends, "
+     "forgetting lowers the bound)"},
 };
 
 /* Partitions, databases, registry copy, pact cache, the digest and one worker per partition. */
 static int start(void *ctx)
 {
     scorer *sc = ctx;
-    const pk_dbi_spec dbs[] = {
-        {"agents", 0, &sc->agents}, {"tiers", 0, &sc->tiers}, {"meta", 0, &sc->meta}};
+    const pk_dbi_spec dbs[] = {{"agents", 0, &sc->agents},
+                               {"tiers", 0, &sc->tiers},
+                               {"meta", 0, &sc->meta},
+                               {"wake", 0, &sc->wake},
+                               {"wake_of", 0, &sc->wake_of}};
     uint64_t owned = 0;
 
     if (pk_partitions_parse(sc->cfg->owned, sc->partitions, &owned) != PK_OK)
@@ -38,6 +45,7 @@ static int start(void *ctx)
                                 .tail = ">",
                                 .batch = (int)sc->cfg->batch,
                                 .process = scorer_process,
+                                .idle = scorer_idle,
                                 .ctx_size = sizeof(score_worker),
                                 .ctx_init = scorer_worker_init,
                                 .ctx_free = scorer_worker_free,
@@ -72,4 +80,4 @@ static void stop(void *ctx)
 
 PK_SERVICE_MAIN(scorer, scorer_cfg, scorer_metrics_init, .name = "scorer",
                 .summary = "Keeps reputation and tier per agent; publishes trust changes.",
-                .max_dbs = 8)
+                .max_dbs = 16)

@@ -28,6 +28,130 @@ static pk_status history(void *ctx, const char *agent, uint64_t before_seq, pk_i
     return pk_scoring_read_history(w->pw->bus, w->s->partitions, agent, before_seq, each, each_ctx);
 }
 
+/* --- the clock --------------------------------------------------------------------- */
+
+static size_t wake_key(uint8_t *buf, uint32_t partition, int64_t ms, const char *agent)
+{
+    size_t n = strlen(agent);
+
+    pk_be32_put(buf, partition);
+    pk_be64_put(buf + 4, (uint64_t)(ms < 0 ? 0 : ms));
+    memcpy(buf + 12, agent, n);
+    return 12 + n;
+}
+
+/* Keep agent's place in the wake index: when the scorer should tick it (0: never). */
+static pk_status on_store(void *ctx, MDB_txn *txn, pk_wset *ws, const pk_trust *t, int64_t wake)
+{
+    score_worker *w = ctx;
+    scorer *s = w->s;
+    uint8_t key[12 + PK_ID_MAX], val[8];
+    MDB_val v;
+    int64_t old = 0;
+    pk_status st;
+
+    if (pk_wset_get(ws, txn, s->wake_of, t->agent_id, strlen(t->agent_id), &v) == PK_OK &&
+        v.mv_size == 8)
+        old = (int64_t)pk_be64_get(v.mv_data);
+    if (old == wake)
+        return PK_OK;
+    if (old && (st = pk_wset_del(ws, s->wake, key,
+                                 wake_key(key, w->pw->partition, old, t->agent_id))) != PK_OK)
+        return st;
+    if (!wake)
+        return pk_wset_del(ws, s->wake_of, t->agent_id, strlen(t->agent_id));
+    pk_be64_put(val, (uint64_t)wake);
+    if ((st = pk_wset_put(ws, s->wake, key, wake_key(key, w->pw->partition, wake, t->agent_id), "",
+                          0)) != PK_OK)
+        return st;
+    return pk_wset_put(ws, s->wake_of, t->agent_id, strlen(t->agent_id), val, sizeof(val));
+}
+
+#define TICKS_MAX 512 /* agents ticked per look */
+
+pk_status scorer_idle(pk_pworker *pw, bool caught_up)
+{
+    score_worker *w = pw->ctx;
+    scorer *s = w->s;
+    static _Thread_local char agents[TICKS_MAX][PK_ID_MAX + 1];
+    int64_t mono = pk_mono_ms(), now = pk_now_ms();
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t from[12];
+    int n = 0, rc;
+    pk_status st = PK_OK;
+
+    /* time is judged only once the inputs that may already be waiting are applied */
+    if (!caught_up || mono < w->next_tick)
+        return PK_OK;
+    w->next_tick = mono + s->cfg->tick_every_ms;
+    if ((st = pk_txn_begin(s->store, false, &txn)) != PK_OK)
+        return st;
+    pk_be32_put(from, pw->partition);
+    pk_be64_put(from + 4, 0);
+    k.mv_size = sizeof(from);
+    k.mv_data = from;
+    if ((rc = mdb_cursor_open(txn, s->wake, &cur)) != 0) {
+        pk_txn_abort(txn);
+        return pk_store_err(rc, "wake cursor");
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n < TICKS_MAX;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= 12 || k.mv_size > 12 + PK_ID_MAX ||
+            pk_be32_get(k.mv_data) != pw->partition ||
+            (int64_t)pk_be64_get((const uint8_t *)k.mv_data + 4) > now)
+            break;
+        memcpy(agents[n], (const uint8_t *)k.mv_data + 12, k.mv_size - 12);
+        agents[n++][k.mv_size - 12] = '\0';
+    }
+    mdb_cursor_close(cur);
+    pk_txn_abort(txn);
+    if (n == 0)
+        return PK_OK;
+    /* the ticks are inputs like the verdicts: they come back through the agent's own
+     * order, and a replay meets them at the same place */
+    pk_bus_publish_reset(pw->bus);
+    for (int i = 0; i < n && st == PK_OK; i++) {
+        Pactum__V1__Tick tick = PACTUM__V1__TICK__INIT;
+        char subject[160], msg_id[PK_ID_MAX + 32];
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        tick.partition = pw->partition;
+        tick.at_ms = now;
+        if ((st = pk_pack(&tick.base, &buf, &len)) != PK_OK)
+            break;
+        snprintf(subject, sizeof(subject), PK_SUBJ_TICK, pw->partition, agents[i]);
+        snprintf(msg_id, sizeof(msg_id), "tick:%s:%lld", agents[i], (long long)now);
+        st = pk_bus_publish_async(pw->bus, subject, buf, len, msg_id);
+        free(buf);
+    }
+    if (st == PK_OK)
+        st = pk_bus_publish_wait(pw->bus, 10000);
+    if (st != PK_OK)
+        return st;
+    pk_metric_add(&s->m[SM_TICKS], n);
+    /* out of the index until the tick is applied (which puts the agent back in) */
+    pk_wset_clear(w->ws);
+    if ((st = pk_txn_begin(s->store, false, &txn)) != PK_OK)
+        return st;
+    for (int i = 0; i < n && st == PK_OK; i++) {
+        uint8_t key[12 + PK_ID_MAX];
+        if (pk_wset_get(w->ws, txn, s->wake_of, agents[i], strlen(agents[i]), &v) == PK_OK &&
+            v.mv_size == 8) {
+            int64_t at = (int64_t)pk_be64_get(v.mv_data);
+            st = pk_wset_del(w->ws, s->wake, key, wake_key(key, pw->partition, at, agents[i]));
+            if (st == PK_OK)
+                st = pk_wset_del(w->ws, s->wake_of, agents[i], strlen(agents[i]));
+        }
+    }
+    pk_txn_abort(txn);
+    if (st == PK_OK)
+        st = pk_wset_commit(w->ws, s->store);
+    pk_wset_clear(w->ws);
+    return st;
+}
+
 pk_status scorer_worker_init(pk_pworker *pw)
 {
     score_worker *w = pw->ctx;
@@ -36,6 +160,8 @@ pk_status scorer_worker_init(pk_pworker *pw)
     w->s = s;
     w->pw = pw;
     pk_scoring_init(&w->scoring, s->reg, s->pacts, s->agents, history, w);
+    w->scoring.on_store = on_store;
+    w->scoring.on_store_ctx = w;
     return pk_wset_create(&w->ws);
 }
 
@@ -227,13 +353,12 @@ static pk_status apply_one(score_worker *w, MDB_txn *txn, natsMsg *msg, uint64_t
 {
     scorer *s = w->s;
     const char *subject = natsMsg_GetSubject(msg);
-    char agent[PK_ID_MAX + 1];
-    bool is_gov = false;
+    char agent[PK_ID_MAX + 1], kind = 0;
     pk_applied a;
     pk_status st;
 
-    if (pk_scoring_subject_agent(subject, agent, sizeof(agent), &is_gov))
-        pk_metric_add(&s->m[is_gov ? SM_GOVERNANCE : SM_VERDICTS], 1);
+    if (pk_scoring_subject_agent(subject, agent, sizeof(agent), &kind) && kind != 't')
+        pk_metric_add(&s->m[kind == 'g' ? SM_GOVERNANCE : SM_VERDICTS], 1);
     st = pk_scoring_step(&w->scoring, txn, subject, (const uint8_t *)natsMsg_GetData(msg),
                          (size_t)natsMsg_GetDataLength(msg), seq, ts, &a);
     if (st == PK_EINVAL || st == PK_EDECODE)
@@ -242,7 +367,7 @@ static pk_status apply_one(score_worker *w, MDB_txn *txn, natsMsg *msg, uint64_t
         return st;
     if (a.changed)
         st = publish_change(w, txn, &a);
-    else if (!a.gov)
+    else if (!a.gov && !a.ticked)
         pk_metric_add(&s->m[SM_DUPLICATES], 1);
     pk_applied_free(&a);
     return st;

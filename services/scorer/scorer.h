@@ -28,9 +28,10 @@
 #include "pk/wset.h"
 
 typedef struct scorer_cfg {
-    pk_common_cfg common; /* shared options */
-    const char *owned;    /* partitions served: "all", "0,2", "0-3" */
-    long long batch;      /* inputs fetched per batch */
+    pk_common_cfg common;  /* shared options */
+    const char *owned;     /* partitions served: "all", "0,2", "0-3" */
+    long long batch;       /* inputs fetched per batch */
+    int64_t tick_every_ms; /* how often the clock looks for agents whose time has come */
 } scorer_cfg;
 
 /* Its own metrics (metrics.def). */
@@ -49,6 +50,7 @@ typedef struct score_worker {
     pk_pworker *pw;     /* its worker */
     pk_scoring scoring; /* the input step and the batch's states */
     pk_wset *ws;        /* the batch's writes */
+    int64_t next_tick;  /* monotonic ms of the next look at the clock */
 } score_worker;
 
 struct scorer {
@@ -62,6 +64,8 @@ struct scorer {
     MDB_dbi agents;        /* agent -> TrustState */
     MDB_dbi tiers;         /* agent \0 be64 change_seq -> TierChange */
     MDB_dbi meta;          /* "inputs_p<N>" -> last PACTUM_VERDICTS sequence applied */
+    MDB_dbi wake;          /* be32 partition be64 wake_ms agent -> "": when to tick an agent */
+    MDB_dbi wake_of;       /* agent -> be64 wake_ms (its entry in wake) */
     pk_pworkers workers;   /* one per owned partition, each with a score_worker */
     pk_responders answers; /* pactum.scorer.digest */
     pk_metric m[SM_COUNT]; /* counters */
@@ -74,6 +78,9 @@ pk_status scorer_worker_init(pk_pworker *w) PK_MUST_CHECK;
 
 /* Release it (pk_pworkers.ctx_free). */
 void scorer_worker_free(pk_pworker *w);
+
+/* Tick the agents whose time has come (a pk_pworkers idle hook). */
+pk_status scorer_idle(pk_pworker *w, bool caught_up) PK_MUST_CHECK;
 
 /* Apply one fetched batch of inputs (a pk_pbatch_fn; w->ctx is a score_worker). */
 pk_status scorer_process(pk_pworker *w, natsMsgList *list) PK_MUST_CHECK;

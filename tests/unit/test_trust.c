@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pk/tiers.h"
+#include "pk/scoring.h"
 #include "pk/trust.h"
 
 #define SEV_CRIT PACTUM__V1__SEVERITY__SEVERITY_CRITICAL
@@ -22,6 +23,12 @@ static Pactum__V1__EvidenceRef *refp[1] = {&ref};
 static void init(void)
 {
     pk_governance_defaults(&gov);
+    /* most tests below measure the mechanics without the promotion margin and the dwell
+     * after a re-entry; those have tests of their own, with the defaults */
+    gov.margin_ppm = 0;
+    gov.after_demotion_ms = 0;
+    for (int t = 0; t < PK_TIERS; t++)
+        gov.reentry[t].dwell_ms = 0;
 }
 
 TestSuite(score, .init = init);
@@ -175,10 +182,27 @@ Test(score, old_evidence_is_forgotten_and_confidence_drops)
     v = good(++vseq, at + 10 * HOUR);
     pk_trust_apply(&t, &v, &gov, &fx);
     cr_assert_lt(t.lower, lower_then / 2, "lower %u then %u", t.lower, lower_then);
-    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_RESTRICTED,
-                 "a day of silence leaves too little confidence to trust");
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH,
+                 "a day of silence leaves too little confidence to trust, and nothing bad was "
+                 "seen: watch, not restricted");
     cr_assert_lt(fx.decay_ppm, 1000, "about 1/1024 of the weight is left");
     cr_assert_eq(t.evidence, 61, "the count of evaluations is not forgotten");
+}
+
+Test(score, thin_evidence_that_all_passes_is_watch_not_restricted)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+
+    pk_trust_init(&t, "bot", 0);
+    /* the agent's own word, weighed 0.05: 25 passes are little evidence, none of it bad */
+    for (uint64_t i = 1; i <= 25; i++) {
+        pk_verdict_msg v = verdict_at(i, (int64_t)i * 1000, "latency", SEV_MED, PASS, 1, 0, false,
+                                      "demote", PACTUM__V1__SOURCE__SOURCE_SELF, 50000);
+        pk_trust_apply(&t, &v, &gov, &fx);
+    }
+    cr_assert_lt(t.lower, gov.watch_ppm, "the bound is low (%u): the test tests nothing", t.lower);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "restricted for keeping every promise");
 }
 
 Test(score, one_source_cannot_carry_more_than_its_cap)
@@ -410,7 +434,8 @@ Test(score, demote_holds_until_its_reentry_criteria)
     pk_trust_init(&t, "bot", 0);
     feed_good(&t, &vseq, 60, &at, 1000);
     cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
-    v = verdict_at(++vseq, at += 1000, "lat", SEV_HIGH, FAIL, 0, 1, true, "demote",
+    /* a medium clause: a high one failing would cap the tier at watch on its own */
+    v = verdict_at(++vseq, at += 1000, "lat", SEV_MED, FAIL, 0, 1, true, "demote",
                    PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
     pk_trust_apply(&t, &v, &gov, &fx);
     cr_assert_eq(fx.to_tier, PACTUM__V1__TIER__TIER_STANDARD);
@@ -438,11 +463,12 @@ Test(score, falling_scores_demote_step_by_step_and_rising_ones_promote_back)
     feed_good(&t, &vseq, 60, &at, 1000);
     cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
     last = t.tier;
-    /* failed evaluations that are not violations: only the score speaks */
+    /* failed evaluations that are not violations, of medium clauses (a high one failing
+     * caps the tier at once: see its own test): only the score speaks */
     for (int i = 0; i < 200 && t.tier != PACTUM__V1__TIER__TIER_RESTRICTED; i++) {
         pk_verdict_msg v =
-            verdict_at(++vseq, at += 1000, i % 2 ? "pii" : "lat", i % 2 ? SEV_CRIT : SEV_HIGH, FAIL,
-                       0, 1, false, "demote", PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+            verdict_at(++vseq, at += 1000, i % 2 ? "pii" : "lat", SEV_MED, FAIL, 0, 1, false,
+                       "demote", PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
         pk_trust_apply(&t, &v, &gov, &fx);
         if (fx.to_tier != fx.from_tier) {
             cr_assert_eq(fx.to_tier, last + 1, "one step at a time: %d -> %d", last, fx.to_tier);
@@ -508,7 +534,7 @@ static int64_t hold_at(pk_trust *t, int tier, uint64_t *vseq, int64_t *at)
         const char *cons = tier == PACTUM__V1__TIER__TIER_CONTAINED    ? "contain"
                            : tier == PACTUM__V1__TIER__TIER_RESTRICTED ? "restrict"
                                                                        : "demote";
-        v = verdict_at(++*vseq, *at += 1000, "lat", SEV_HIGH, FAIL, 0, 1, true, cons,
+        v = verdict_at(++*vseq, *at += 1000, "lat", SEV_MED, FAIL, 0, 1, true, cons,
                        PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
         pk_trust_apply(t, &v, &gov, &fx);
     }
@@ -787,4 +813,132 @@ Test(score, wire_form_round_trips)
     cr_assert(memcmp(b1, b2, l1) == 0, "read back, written again: the same bytes");
     free(b1);
     free(b2);
+}
+
+/* --- honest tiers ------------------------------------------------------------------- */
+
+Test(score, a_serious_clause_failing_all_the_time_is_never_promoted_past_watch)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+
+    pk_governance_defaults(&gov);
+    pk_trust_init(&t, "bot", 0);
+    /* a data-age promise (high) broken on every answer, hidden among 300 good evaluations
+     * of three other clauses */
+    for (int i = 0; i < 300; i++) {
+        static const char *const others[] = {"a", "b", "c"};
+        pk_verdict_msg v =
+            verdict_at(++vseq, at += 1000, others[i % 3], SEV_CRIT, PASS, 1, 0, false, "contain",
+                       PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+        pk_trust_apply(&t, &v, &gov, &fx);
+        v = verdict_at(++vseq, at += 1000, "data-age", SEV_HIGH, FAIL, 0, 1, false, "notify",
+                       PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+        pk_trust_apply(&t, &v, &gov, &fx);
+        cr_assert_geq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "promoted past watch at %d", i);
+    }
+    cr_assert_gt(t.lower, gov.standard_ppm, "the composite alone would say standard or better");
+}
+
+Test(score, the_first_samples_do_not_make_the_tier_flap)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+    int moves = 0;
+
+    pk_governance_defaults(&gov);
+    gov.min_evidence = 1;
+    pk_trust_init(&t, "bot", 0);
+    /* good, bad, good, good ... around the standard threshold */
+    for (int i = 0; i < 60; i++) {
+        bool ok = i % 7 != 3;
+        pk_verdict_msg v =
+            verdict_at(++vseq, at += 1000, "lat", SEV_MED, ok ? PASS : FAIL, ok, !ok, false,
+                       "notify", PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+        pk_trust_apply(&t, &v, &gov, &fx);
+        moves += fx.to_tier != fx.from_tier;
+    }
+    /* promotion needs the bound 0.02 above a threshold and, after a demotion, ten
+     * minutes; demotion only the bound below it: a bound hovering at a threshold moves
+     * the tier once, not back and forth */
+    cr_assert_leq(moves, 1, "%d tier moves in 60 evaluations", moves);
+}
+
+Test(score, reentry_to_watch_is_a_cap_for_an_hour)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+
+    pk_governance_defaults(&gov);
+    gov.reentry[PACTUM__V1__TIER__TIER_CONTAINED].clean_ms = 2000;
+    gov.reentry[PACTUM__V1__TIER__TIER_CONTAINED].min_samples = 5;
+    gov.reentry[PACTUM__V1__TIER__TIER_CONTAINED].no_open_dispute = false;
+    gov.reentry[PACTUM__V1__TIER__TIER_CONTAINED].operator_ack = false;
+    pk_trust_init(&t, "bot", 0);
+    feed_good(&t, &vseq, 100, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    {
+        pk_verdict_msg v = verdict_at(++vseq, at += 1000, "pii", SEV_CRIT, FAIL, 0, 1, true,
+                                      "contain", PACTUM__V1__SOURCE__SOURCE_EVALUATOR, 1000000);
+        pk_trust_apply(&t, &v, &gov, &fx);
+    }
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_CONTAINED);
+    cr_assert_eq(t.contained_ms, at, "a new incident is dated");
+    feed_good(&t, &vseq, 10, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "re-entry to watch");
+    cr_assert_eq(t.promote_after_ms, t.tier_since_ms + HOUR);
+    /* a fine score for 76 s (and for the rest of the hour) does not lift it past watch */
+    feed_good(&t, &vseq, 200, &at, HOUR / 220);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_WATCH, "climbed before the dwell ended");
+    feed_good(&t, &vseq, 40, &at, 60000);
+    cr_assert_lt(t.tier, PACTUM__V1__TIER__TIER_WATCH, "the normal rules after the hour");
+}
+
+Test(score, a_peers_word_alone_moves_an_agent_one_tier_at_most)
+{
+    pk_trust t;
+    pk_trust_effect fx;
+    uint64_t vseq = 0;
+    int64_t at = 0;
+    pk_verdict_msg v;
+
+    pk_governance_defaults(&gov);
+    pk_trust_init(&t, "bot", 0);
+    feed_good(&t, &vseq, 120, &at, 1000);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    v = verdict_at(++vseq, at += 1000, "pii", SEV_CRIT, FAIL, 0, 1, true, "contain",
+                   PACTUM__V1__SOURCE__SOURCE_PEER, 800000);
+    v.peer_report = true;
+    pk_trust_apply(&t, &v, &gov, &fx);
+    cr_assert_lt(t.tier, PACTUM__V1__TIER__TIER_CONTAINED, "a peer contained the agent");
+    cr_assert_str_eq(fx.rule, "consequence demote");
+}
+
+Test(score, the_clock_wakes_a_silent_agent)
+{
+    pk_trust t;
+    uint64_t vseq = 0;
+    int64_t at = 0, wake;
+    pk_trust_effect fx;
+
+    pk_governance_defaults(&gov);
+    gov.half_life_ms = 60000; /* a minute */
+    pk_trust_init(&t, "bot", 0);
+    feed_good(&t, &vseq, 120, &at, 100);
+    cr_assert_eq(t.tier, PACTUM__V1__TIER__TIER_TRUSTED);
+    wake = pk_scoring_wake(&t, &gov);
+    cr_assert_eq(wake, t.clock_ms + 60000 / 16, "forgetting is looked at every 1/16 half-life");
+    /* three silent minutes: what the scorer does on its ticks */
+    for (int i = 0; i < 48 && t.tier == PACTUM__V1__TIER__TIER_TRUSTED; i++) {
+        t.clock_ms = pk_scoring_wake(&t, &gov);
+        pk_trust_recompute(&t, &gov);
+        pk_tiers_decide(&t, &gov, NULL, 0, &fx);
+    }
+    cr_assert_gt(t.tier, PACTUM__V1__TIER__TIER_TRUSTED, "still trusted after 3 silent minutes");
 }

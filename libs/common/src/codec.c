@@ -89,7 +89,7 @@ pk_status pk_envelope_open(const uint8_t *buf, size_t len, pk_signed_msg **out)
                       PK_PUBKEY_BYTES, PK_SIG_BYTES, kl, sl);
     }
     if (env->type <= PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED ||
-        env->type > PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_FIGURES) {
+        env->type > PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_APPROVAL) {
         int t = (int)env->type;
         pactum__v1__signed__free_unpacked(env, NULL);
         return PK_ERR(PK_EDECODE, "envelope payload type %d is unknown", t);
@@ -266,13 +266,14 @@ static const char *const outcome_names[] = {"unspecified", "pass", "fail", "insu
 static const char *const tier_names[] = {"unspecified", "trusted",   "standard", "watch",
                                          "restricted",  "contained", "suspended"};
 static const char *const reason_names[] = {
-    "unspecified",      "malformed",      "oversized", "bad_signature", "unknown_signer",
-    "subject_mismatch", "invalid_field",  "duplicate", "too_old",       "too_new",
-    "unknown_agent",    "not_authorized", "bad_pact",  "conflict",      "unsupported_version",
-    "internal",         "rate_limited"};
+    "unspecified",    "malformed",         "oversized",           "bad_signature",
+    "unknown_signer", "subject_mismatch",  "invalid_field",       "duplicate",
+    "too_old",        "too_new",           "unknown_agent",       "not_authorized",
+    "bad_pact",       "conflict",          "unsupported_version", "internal",
+    "rate_limited",   "too_many_disputes", "too_many_overrides",  "no_such_dispute"};
 
 _Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) ==
-                   PACTUM__V1__REASON__REASON_RATE_LIMITED + 1,
+                   PACTUM__V1__REASON__REASON_NO_SUCH_DISPUTE + 1,
                "a name for every Reason");
 
 static const char *const role_names[] = {"unspecified", "agent", "operator", "arbiter",

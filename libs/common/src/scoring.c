@@ -11,6 +11,7 @@
 
 #include "pk/clock.h"
 #include "pk/log.h"
+#include "pk/tiers.h"
 
 void pk_scoring_init(pk_scoring *s, pk_registry *reg, pk_pact_cache *pacts, MDB_dbi agents,
                      pk_history_fn history, void *history_ctx)
@@ -82,9 +83,9 @@ const pk_governance *pk_scoring_governance(pk_scoring *s, MDB_txn *txn, const pk
     return &s->defaults;
 }
 
-bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, bool *is_governance)
+bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, char *kind)
 {
-    /* pactum.verdicts.<p>.<agent>.<v|g> */
+    /* pactum.verdicts.<p>.<agent>.<v|g|t> */
     const char *p = subject, *agent, *end;
     int dots = 0;
 
@@ -100,8 +101,8 @@ bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, bool *
         return false;
     memcpy(buf, agent, (size_t)(end - agent));
     buf[end - agent] = '\0';
-    *is_governance = end[1] == 'g';
-    return end[1] == 'g' || end[1] == 'v';
+    *kind = end[1];
+    return end[1] == 'g' || end[1] == 'v' || end[1] == 't';
 }
 
 /* --- applying one input to a state ------------------------------------------------------- */
@@ -215,10 +216,44 @@ static pk_status apply_verdict(pk_scoring *s, MDB_txn *txn, pk_trust *t, const c
     }
     if (pk_trust_overturned(t, out->verdict)) {
         t->last_vseq = out->verdict->vseq > t->last_vseq ? out->verdict->vseq : t->last_vseq;
+        /* taken out for its event: named by its own sequence too, so that the ruling's
+         * effect, the report and the figures all count it */
+        if (!overturned_has(t, out->verdict->vseq) && t->n_overturned < PK_OVERTURNED_MAX)
+            t->overturned[t->n_overturned++] = out->verdict->vseq;
         return PK_OK; /* a ruling took it out: it never counts */
     }
     pk_trust_apply(t, out->verdict, pk_scoring_governance(s, txn, t), &out->fx);
     out->changed = out->fx.applied;
+    return PK_OK;
+}
+
+/* The scorer's clock for a silent agent: forgetting, clean windows and dwell times. */
+static pk_status apply_tick(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *subject,
+                            const uint8_t *data, size_t len, pk_applied *out)
+{
+    Pactum__V1__Tick *tick = pactum__v1__tick__unpack(NULL, len, data);
+    uint32_t score = t->score, lower = t->lower;
+
+    if (!tick)
+        return PK_ERR(PK_EDECODE, "tick on %s does not decode", subject);
+    memset(&out->fx, 0, sizeof(out->fx));
+    out->fx.from_tier = out->fx.to_tier = t->tier;
+    out->fx.decay_ppm = PK_PPM;
+    if (tick->at_ms > t->clock_ms)
+        t->clock_ms = tick->at_ms;
+    pactum__v1__tick__free_unpacked(tick, NULL);
+    pk_trust_recompute(t, pk_scoring_governance(s, txn, t));
+    pk_tiers_decide(t, pk_scoring_governance(s, txn, t), NULL, 0, &out->fx);
+    out->fx.score_delta = (int64_t)t->score - (int64_t)score;
+    if (out->fx.to_tier != out->fx.from_tier && !out->fx.cause[0])
+        pk_tiers_explain(t, NULL, &out->fx);
+    if (!out->fx.cause[0])
+        snprintf(out->fx.cause, sizeof(out->fx.cause), "time passed: clock at %lld",
+                 (long long)t->clock_ms);
+    out->fx.applied = true;
+    out->ticked = true;
+    /* a change is published only when the clock moved something anyone can see */
+    out->changed = t->score != score || t->lower != lower || out->fx.to_tier != out->fx.from_tier;
     return PK_OK;
 }
 
@@ -248,16 +283,19 @@ static pk_status apply_overturn(pk_scoring *s, MDB_txn *txn, pk_trust *t, uint64
 static pk_status apply(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *subject,
                        const uint8_t *data, size_t len, uint64_t seq, pk_applied *out)
 {
-    char agent[PK_ID_MAX + 1];
-    bool is_gov = false;
+    char agent[PK_ID_MAX + 1], kind = 0;
+    bool is_gov;
     pk_status st;
 
     memset(out, 0, sizeof(*out));
     out->t = t;
-    if (!pk_scoring_subject_agent(subject, agent, sizeof(agent), &is_gov) ||
+    if (!pk_scoring_subject_agent(subject, agent, sizeof(agent), &kind) ||
         strcmp(agent, t->agent_id) != 0)
         return PK_ERR(PK_EDECODE, "input on %s is not about %s", subject, t->agent_id);
-    if (!is_gov) {
+    is_gov = kind == 'g';
+    if (kind == 't') {
+        st = apply_tick(s, txn, t, subject, data, len, out);
+    } else if (!is_gov) {
         st = apply_verdict(s, txn, t, agent, subject, data, len, out);
     } else if (!(out->gov = pactum__v1__governance_record__unpack(NULL, len, data)) ||
                out->gov->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD__NOT_SET) {
@@ -321,13 +359,12 @@ static pk_status state_of(pk_scoring *s, MDB_txn *txn, const char *agent, int64_
 pk_status pk_scoring_step(pk_scoring *s, MDB_txn *txn, const char *subject, const uint8_t *data,
                           size_t len, uint64_t seq, int64_t ts_ms, pk_applied *out)
 {
-    char agent[PK_ID_MAX + 1];
-    bool is_gov = false;
+    char agent[PK_ID_MAX + 1], kind = 0;
     pk_trust *t = NULL;
     pk_status st;
 
     memset(out, 0, sizeof(*out));
-    if (!pk_scoring_subject_agent(subject, agent, sizeof(agent), &is_gov) ||
+    if (!pk_scoring_subject_agent(subject, agent, sizeof(agent), &kind) ||
         pk_id_check("agent id", agent) != PK_OK)
         return PK_ERR(PK_EINVAL, "input on an unexpected subject %s", subject);
     if ((st = state_of(s, txn, agent, ts_ms, &t)) != PK_OK)
@@ -339,6 +376,40 @@ pk_status pk_scoring_step(pk_scoring *s, MDB_txn *txn, const char *subject, cons
     return PK_OK;
 }
 
+/* The earliest of *best and at, if at is after now. */
+static void earliest(int64_t *best, int64_t at, int64_t now)
+{
+    if (at > now && (*best == 0 || at < *best))
+        *best = at;
+}
+
+int64_t pk_scoring_wake(const pk_trust *t, const pk_governance *g)
+{
+    int64_t wake = 0, now = t->clock_ms;
+    bool mass = false;
+
+    if (t->tier >= PACTUM__V1__TIER__TIER_CONTAINED || t->held) {
+        const pk_reentry *r = &g->reentry[(unsigned)t->tier < PK_TIERS ? t->tier : 0];
+        if (r->from)
+            earliest(&wake,
+                     (t->last_violation_ms > t->tier_since_ms ? t->last_violation_ms
+                                                              : t->tier_since_ms) +
+                         r->clean_ms,
+                     now);
+    }
+    earliest(&wake, t->promote_after_ms, now);
+    if (g->dwell_ms)
+        earliest(&wake, t->tier_since_ms + g->dwell_ms, now);
+    for (size_t i = 0; i < t->n && !mass; i++) {
+        for (int src = 0; src < PK_SOURCES; src++)
+            mass |= t->c[i].pass_m[src] || t->c[i].fail_m[src];
+    }
+    /* forgetting lowers the bound a little at a time: look again every 1/16 half-life */
+    if (mass)
+        earliest(&wake, now + (g->half_life_ms / 16 > 1000 ? g->half_life_ms / 16 : 1000), now);
+    return wake;
+}
+
 pk_status pk_scoring_store(pk_scoring *s, MDB_txn *txn, pk_wset *ws)
 {
     static _Thread_local pk_trust_msg_storage storage;
@@ -346,9 +417,12 @@ pk_status pk_scoring_store(pk_scoring *s, MDB_txn *txn, pk_wset *ws)
 
     for (size_t i = 0; i < s->n_batch && st == PK_OK; i++) {
         const pk_trust *t = s->batch[i];
+        const pk_governance *g = pk_scoring_governance(s, txn, t);
         Pactum__V1__TrustState m;
-        pk_trust_to_msg(t, pk_scoring_governance(s, txn, t), &m, &storage);
+        pk_trust_to_msg(t, g, &m, &storage);
         st = pk_wset_put_msg(ws, s->agents, t->agent_id, strlen(t->agent_id), &m.base);
+        if (st == PK_OK && s->on_store)
+            st = s->on_store(s->on_store_ctx, txn, ws, t, pk_scoring_wake(t, g));
     }
     if (st == PK_OK)
         pk_scoring_reset(s);

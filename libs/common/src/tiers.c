@@ -15,17 +15,58 @@
 #define T_CONTAINED  PACTUM__V1__TIER__TIER_CONTAINED
 #define T_SUSPENDED  PACTUM__V1__TIER__TIER_SUSPENDED
 
-int pk_tier_from_score(const pk_trust *t, const pk_governance *g)
+/*
+ * The tier the bound gives with each threshold raised by margin (ppm). Below watch the
+ * score itself must say so: a bound that is low only because the evidence is thin (a new
+ * agent, or one gone quiet) is watch, not restricted.
+ */
+static int tier_of_bound(const pk_trust *t, const pk_governance *g, uint32_t margin)
 {
-    if (t->evidence < g->min_evidence || t->score == 0)
-        return T_WATCH;
-    if (t->lower >= g->trusted_ppm)
+    if (t->lower >= g->trusted_ppm + margin)
         return T_TRUSTED;
-    if (t->lower >= g->standard_ppm)
+    if (t->lower >= g->standard_ppm + margin)
         return T_STANDARD;
-    if (t->lower >= g->watch_ppm)
+    if (t->lower >= g->watch_ppm + margin || t->score >= g->watch_ppm + margin)
         return T_WATCH;
     return T_RESTRICTED;
+}
+
+/* A high or critical clause whose last verdict failed (or went stale), or NULL. */
+static const pk_clause_score *failing_serious(const pk_trust *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const pk_clause_score *c = &t->c[i];
+        if (c->severity >= PACTUM__V1__SEVERITY__SEVERITY_HIGH &&
+            (c->last_outcome == PACTUM__V1__OUTCOME__OUTCOME_FAIL ||
+             c->last_outcome == PACTUM__V1__OUTCOME__OUTCOME_STALE))
+            return c;
+    }
+    return NULL;
+}
+
+int pk_tier_from_score(const pk_trust *t, const pk_governance *g)
+{
+    int tier;
+
+    if (t->evidence < g->min_evidence || t->score == 0)
+        return T_WATCH;
+    tier = tier_of_bound(t, g, 0);
+    /* a serious promise broken now caps the tier, whatever the composite says */
+    return failing_serious(t) && tier < T_WATCH ? T_WATCH : tier;
+}
+
+/* The better tier a promotion may reach now: the bound a margin above the threshold, a
+ * dwell in the current tier, no serious clause failing; else cur. */
+static int promotion(const pk_trust *t, const pk_governance *g, int cur)
+{
+    int tier;
+
+    if (t->evidence < g->min_evidence || t->score == 0 || failing_serious(t))
+        return cur;
+    if (t->clock_ms < t->promote_after_ms || t->clock_ms - t->tier_since_ms < g->dwell_ms)
+        return cur;
+    tier = tier_of_bound(t, g, g->margin_ppm);
+    return tier < cur ? tier : cur;
 }
 
 /* Record criterion name: required "<op><req>", actual "<act>". */
@@ -79,6 +120,14 @@ static bool reentry_met(const pk_trust *t, const pk_reentry *r, pk_trust_effect 
     return ok;
 }
 
+bool pk_tiers_reentry(const pk_trust *t, const pk_governance *g, pk_trust_effect *fx)
+{
+    fx->n_crit = 0;
+    if (!(t->held || t->tier >= T_CONTAINED) || (unsigned)t->tier >= PK_TIERS)
+        return false;
+    return reentry_met(t, &g->reentry[t->tier], fx);
+}
+
 static int worse(int a, int b)
 {
     return a > b ? a : b;
@@ -93,12 +142,22 @@ static void set_rule(pk_trust_effect *fx, const char *rule)
 static void move(pk_trust *t, int to, bool held, pk_trust_effect *fx)
 {
     if (to != t->tier) {
+        if (to >= T_CONTAINED && held)
+            t->contained_ms = t->clock_ms; /* a new incident: older overrides lapse */
         t->tier = to;
         t->tier_since_ms = t->clock_ms;
         t->evaluations_in_tier = 0;
     }
     t->held = held;
     fx->to_tier = to;
+}
+
+/* Leave a held tier: at most to r->to (a cap: the score may say worse), and no climbing
+ * past it for r->dwell_ms. */
+static void reenter(pk_trust *t, const pk_reentry *r, int score_tier, pk_trust_effect *fx)
+{
+    move(t, worse(r->to, score_tier), false, fx);
+    t->promote_after_ms = t->clock_ms + r->dwell_ms;
 }
 
 /*
@@ -124,7 +183,7 @@ void pk_tiers_decide(pk_trust *t, const pk_governance *g, const char *consequenc
         /* contained or suspended: only the re-entry criteria (or an override) lead out */
         if (reentry_met(t, &g->reentry[cur], fx)) {
             set_rule(fx, PK_RULE_REENTRY);
-            move(t, worse(g->reentry[cur].to, score_tier), false, fx);
+            reenter(t, &g->reentry[cur], score_tier, fx);
         }
     } else if (violation && strcmp(consequence, "restrict") == 0) {
         set_rule(fx, "consequence restrict");
@@ -135,16 +194,19 @@ void pk_tiers_decide(pk_trust *t, const pk_governance *g, const char *consequenc
     } else if (score_tier > cur) {
         set_rule(fx, "score");
         move(t, score_tier, t->held, fx); /* a held tier stays held when the score drops */
+        /* no climbing straight back: a bound hovering at a threshold would flap */
+        if (t->clock_ms + g->after_demotion_ms > t->promote_after_ms)
+            t->promote_after_ms = t->clock_ms + g->after_demotion_ms;
     } else if (t->held) {
         if (reentry_met(t, &g->reentry[cur], fx)) {
             set_rule(fx, PK_RULE_REENTRY);
-            move(t, worse(g->reentry[cur].to, score_tier), false, fx);
+            reenter(t, &g->reentry[cur], score_tier, fx);
         } else {
             fx->n_crit = 0; /* criteria are recorded only when they let the agent out */
         }
-    } else if (score_tier != cur) {
+    } else if (promotion(t, g, cur) < cur) {
         set_rule(fx, "score");
-        move(t, score_tier, false, fx);
+        move(t, promotion(t, g, cur), false, fx);
     }
 }
 

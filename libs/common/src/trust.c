@@ -1,5 +1,6 @@
 #include "pk/trust.h"
 
+#include "pk/log.h"
 #include "pk/tiers.h"
 
 #include <stdio.h>
@@ -264,7 +265,10 @@ void pk_trust_apply(pk_trust *t, const pk_verdict_msg *v, const pk_governance *g
     }
     pk_trust_recompute(t, g);
     out->score_delta = (int64_t)t->score - (int64_t)old_score;
-    pk_tiers_decide(t, g, consequence, (int)v->severity, out);
+    if (consequence && v->peer_report) /* peers alone move an agent one tier down at most */
+        pk_tiers_decide(t, g, "demote", PACTUM__V1__SEVERITY__SEVERITY_MEDIUM, out);
+    else
+        pk_tiers_decide(t, g, consequence, (int)v->severity, out);
     pk_tiers_explain(t, v, out);
 }
 
@@ -288,11 +292,19 @@ static void add_override(pk_trust *t, const Pactum__V1__Override *o)
             return; /* already recorded */
     }
     if (t->n_ov == PK_OVERRIDES_MAX) {
-        /* drop the one that expired first, if any has; else the oldest */
-        int victim = 0;
-        for (int i = 1; i < t->n_ov; i++) {
-            if (t->ov[i].expires_ms < t->ov[victim].expires_ms)
+        /* make room only from an override no longer in force (expired, or written before
+         * a newer containment); one in force is never dropped (ingest refuses a record
+         * that would need it) */
+        int victim = -1;
+        for (int i = 0; i < t->n_ov; i++) {
+            bool gone = t->ov[i].expires_ms <= t->clock_ms || t->ov[i].created_ms < t->contained_ms;
+            if (gone && (victim < 0 || t->ov[i].expires_ms < t->ov[victim].expires_ms))
                 victim = i;
+        }
+        if (victim < 0) {
+            PK_WARN("%s: override %s not kept: %d overrides in force", t->agent_id, o->override_id,
+                    t->n_ov);
+            return;
         }
         memmove(&t->ov[victim], &t->ov[victim + 1],
                 (size_t)(t->n_ov - victim - 1) * sizeof(t->ov[0]));
@@ -315,8 +327,12 @@ static void add_dispute(pk_trust *t, const Pactum__V1__Dispute *d)
 {
     pk_dispute *slot;
 
-    if (pk_trust_dispute(t, d->dispute_id) || t->n_disp == PK_DISPUTES_MAX)
+    if (pk_trust_dispute(t, d->dispute_id))
         return;
+    if (t->n_disp == PK_DISPUTES_MAX) { /* ingest refuses the record that would need it */
+        PK_WARN("%s: dispute %s not kept: %d disputes open", t->agent_id, d->dispute_id, t->n_disp);
+        return;
+    }
     slot = &t->disp[t->n_disp++];
     memset(slot, 0, sizeof(*slot));
     snprintf(slot->id, sizeof(slot->id), "%s", d->dispute_id);
@@ -451,6 +467,8 @@ static Pactum__V1__ClauseScore *clause_to_msg(const pk_clause_score *c, const pk
     X(last_violation_ms, last_violation_ms)                                                        \
     X(evaluations_in_tier, evaluations_in_tier)                                                    \
     X(acked_ms, acked_ms)                                                                          \
+    X(contained_ms, contained_ms)                                                                  \
+    X(promote_after_ms, promote_after_ms)                                                          \
     X(gov_version, governance_version)
 
 void pk_trust_to_msg(const pk_trust *t, const pk_governance *g, Pactum__V1__TrustState *m,

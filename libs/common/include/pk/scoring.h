@@ -1,8 +1,8 @@
 /*
  * pk/scoring.h - what the scorer does with each input of PACTUM_VERDICTS (a
  * verdict on pactum.verdicts.<p>.<agent>.v, a governance record on
- * ...<agent>.g): read the agent's state, apply the input under the
- * governance in force, number the change, and keep the state for writing.
+ * ...<agent>.g, the scorer's tick on ...<agent>.t): read the agent's state, apply the input under
+ * the governance in force, number the change, and keep the state for writing.
  *
  * The scorer service and `pactum replay` both run every input through
  * pk_scoring_step and write the states with pk_scoring_store, so a replay is
@@ -40,6 +40,9 @@ typedef struct pk_scoring {
     bool rebuilding;             /* inside a ruling's rebuild: rulings only do bookkeeping */
     pk_trust **batch;            /* states read or changed since the last store or reset */
     size_t n_batch, cap_batch;   /* their count and room */
+    /* optional: called by pk_scoring_store for each state stored, with its wake time */
+    pk_status (*on_store)(void *ctx, MDB_txn *txn, pk_wset *ws, const pk_trust *t, int64_t wake);
+    void *on_store_ctx;
 } pk_scoring;
 
 /* What one input did, for publishing. */
@@ -50,6 +53,7 @@ typedef struct pk_applied {
     pk_verdict_msg *verdict;             /* the input, if a verdict (owned) */
     Pactum__V1__GovernanceRecord *gov;   /* the input, if a governance record (owned) */
     bool ruling_recomputed;              /* an overturning ruling rebuilt the state */
+    bool ticked;                         /* the input was the scorer's tick */
     uint32_t score_before, lower_before; /* ... and these were the values before */
     int tier_before;
     uint64_t violations_before[PK_SEVERITIES];
@@ -89,8 +93,18 @@ void pk_scoring_reset(pk_scoring *s);
  * until the next call on s. */
 const pk_governance *pk_scoring_governance(pk_scoring *s, MDB_txn *txn, const pk_trust *t);
 
-/* The agent named in an input subject (pactum.verdicts.<p>.<agent>.<v|g>), into buf. */
-bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, bool *is_governance);
+/*
+ * The agent named in an input subject (pactum.verdicts.<p>.<agent>.<v|g|t>),
+ * into buf; *kind: 'v' a verdict, 'g' a governance record, 't' a tick.
+ */
+bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, char *kind);
+
+/*
+ * When time alone may next change t under g (a clean window or a dwell ends,
+ * forgetting lowers the bound), as an input time; 0: never. The scorer sends
+ * the agent a Tick then.
+ */
+int64_t pk_scoring_wake(const pk_trust *t, const pk_governance *g);
 
 /* Read agent's inputs below before_seq from PACTUM_VERDICTS on bus, in order (bounded: 60 s). */
 pk_status pk_scoring_read_history(pk_bus *bus, uint32_t partitions, const char *agent,

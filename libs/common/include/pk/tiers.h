@@ -23,6 +23,13 @@ int pk_tier_from_score(const pk_trust *t, const pk_governance *g);
 void pk_tiers_decide(pk_trust *t, const pk_governance *g, const char *consequence, int severity,
                      pk_trust_effect *fx);
 
+/*
+ * The re-entry criteria of t's held tier under g, each with what it needs
+ * and its value (measured at t's clock), into fx->crit; whether all are met.
+ * False with no criteria when the tier is not held or has none.
+ */
+bool pk_tiers_reentry(const pk_trust *t, const pk_governance *g, pk_trust_effect *fx);
+
 /* The cause sentence of fx after verdict v (NULL: a governance record). */
 void pk_tiers_explain(const pk_trust *t, const pk_verdict_msg *v, pk_trust_effect *fx);
 

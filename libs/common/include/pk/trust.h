@@ -78,6 +78,8 @@ typedef struct pk_trust {
     int64_t last_violation_ms;          /* newest violation */
     uint64_t evaluations_in_tier;       /* evaluations since the tier was entered */
     int64_t acked_ms;                   /* newest operator acknowledgement */
+    int64_t contained_ms;               /* newest containment or suspension (a new incident) */
+    int64_t promote_after_ms;           /* after a re-entry: no promotion before this time */
     char gov_pact[PK_ID_MAX + 1];       /* pact whose governance applies; "" = defaults */
     uint32_t gov_version;
     size_t n; /* clauses */
