@@ -239,3 +239,59 @@ int cmd_dispute_rule(const cli_call *c)
     return cli_submit_with_key(PK_SUBJ_GOV_SUBMIT, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING,
                                &u.base, cli_get(c, "arbiter"), cli_get(c, "key"));
 }
+
+int cmd_approve(const cli_call *c)
+{
+    const char *key = cli_get(c, "key"), *out = cli_get(c, "out");
+    Pactum__V1__Approval a = PACTUM__V1__APPROVAL__INIT;
+    char idbuf[32];
+    uint8_t *payload = NULL, *env = NULL;
+    size_t plen = 0, elen = 0;
+    int64_t ttl = 15 * 60000;
+    pk_keypair kp;
+    FILE *f;
+    int fd, code = CLI_OK;
+
+    if ((code = cli_get_duration(c, "expires", 1000, 86400000, &ttl)) != CLI_OK)
+        return code;
+    if ((code = cli_get_double(c, "amount", 0, &a.amount)) != CLI_OK)
+        return code;
+    a.approval_id = (char *)id_or_random(cli_get(c, "id"), "appr", idbuf, sizeof(idbuf));
+    a.decision_id = (char *)cli_get(c, "decision");
+    a.agent_id = (char *)cli_get(c, "agent");
+    a.action = (char *)cli_get(c, "action");
+    a.resource = (char *)(cli_has(c, "resource") ? cli_get(c, "resource") : "");
+    a.tool = (char *)(cli_has(c, "tool") ? cli_get(c, "tool") : "");
+    a.currency = (char *)(cli_has(c, "currency") ? cli_get(c, "currency") : "");
+    a.approver_id = (char *)cli_get(c, "approver");
+    a.note = (char *)(cli_has(c, "note") ? cli_get(c, "note") : "");
+    a.signed_ms = pk_now_ms();
+    a.expires_ms = a.signed_ms + ttl;
+    if (pk_id_check("approval id", a.approval_id) != PK_OK ||
+        pk_signer_id_check("approver", a.approver_id) != PK_OK)
+        return cli_usage_error("%s", pk_error_msg());
+    if (pk_key_load(key, &kp) != PK_OK)
+        return cli_error(CLI_IO, "%s", pk_error_msg());
+    if (pk_pack(&a.base, &payload, &plen) != PK_OK ||
+        pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_APPROVAL, payload, plen, a.approver_id,
+                         &kp, &env, &elen) != PK_OK)
+        code = cli_error(CLI_IO, "%s", pk_error_msg());
+    pk_keypair_wipe(&kp);
+    free(payload);
+    if (code != CLI_OK)
+        return code;
+    /* the approval travels with the request it approves: a file the asker passes on */
+    fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || !(f = fdopen(fd, "wb")) || fwrite(env, 1, elen, f) != elen || fclose(f) != 0)
+        code = cli_error(CLI_IO, "cannot write the approval to %s", out);
+    else if (cli.json)
+        cli_print_json(json_pack("{s:s, s:s, s:I}", "approval", a.approval_id, "file", out,
+                                 "expires_ms", (json_int_t)a.expires_ms));
+    else
+        printf("approval %s of %s for %s by %s, until %lld ms, in %s (pass it with "
+               "pactum authorize --approval %s)\n",
+               a.approval_id, a.action, a.agent_id, a.approver_id, (long long)a.expires_ms, out,
+               out);
+    free(env);
+    return code;
+}

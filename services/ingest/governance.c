@@ -29,6 +29,7 @@
 
 typedef struct gov_ctx {
     ingest_req r;                          /* the request and its outcome */
+    MDB_txn *txn;                          /* registry reads while checking */
     Pactum__V1__GovernanceReceipt receipt; /* the answer */
     char id[PK_ID_MAX + 1];                /* record id */
 } gov_ctx;
@@ -170,11 +171,14 @@ static bool dispute_check(gov_ctx *c, const pk_signed_msg *env,
         *who = "owner";
         return true;
     }
+    /* a counterparty is one the agent's pact names, not any registered agent */
     if (signer && signer->role == PACTUM__V1__ROLE__ROLE_AGENT &&
-        strcmp(env->signer_id, d->agent_id) != 0)
+        strcmp(env->signer_id, d->agent_id) != 0 &&
+        pk_pact_cache_counterparty(c->r.in->pacts, c->r.in->reg, c->txn, d->agent_id,
+                                   env->signer_id))
         return true;
     refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
-           "dispute %s: only the owner of %s or a registered counterparty may open it",
+           "dispute %s: only the owner of %s or a counterparty its pact names may open it",
            d->dispute_id, d->agent_id);
     return false;
 }
@@ -316,9 +320,14 @@ static bool signer_of(gov_ctx *c, MDB_txn *txn, const pk_signed_msg *env,
     return true;
 }
 
-/* Put the accepted record in its agent's verdict order. */
-static void store(gov_ctx *c, const gov_kind *k, Pactum__V1__GovernanceRecord *rec,
-                  const char *agent)
+/*
+ * Put the accepted record in its agent's verdict order, if the agent's last
+ * record is still the one at last_seq: PK_ECONFLICT (nothing stored, nothing
+ * said) if another record came first; otherwise the receipt says what
+ * happened and *seq is where it went.
+ */
+static pk_status store(gov_ctx *c, const gov_kind *k, Pactum__V1__GovernanceRecord *rec,
+                       const char *agent, uint64_t last_seq, uint64_t *stored)
 {
     ingest *in = c->r.in;
     char subject[160], msg_id[2 * PK_ID_MAX + 16];
@@ -332,22 +341,117 @@ static void store(gov_ctx *c, const gov_kind *k, Pactum__V1__GovernanceRecord *r
     rec->submission.len = c->r.len;
     if ((st = pk_pack(&rec->base, &buf, &len)) != PK_OK) {
         refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "%s", pk_error_msg());
-        return;
+        return st;
     }
     snprintf(subject, sizeof(subject), PK_SUBJ_GOVERNANCE, pk_partition_of(agent, in->partitions),
              agent);
     /* the same record submitted twice is stored once */
     snprintf(msg_id, sizeof(msg_id), "%s:%s:%s", k->name, agent, c->id);
-    st = pk_bus_publish_sync(in->bus, subject, buf, len, msg_id, false, 0, &seq, &dup);
+    st = pk_bus_publish_sync(in->bus, subject, buf, len, msg_id, true, last_seq, &seq, &dup);
     free(buf);
+    if (st == PK_ECONFLICT)
+        return st;
     if (st != PK_OK) {
         refuse(c, PACTUM__V1__REASON__REASON_INTERNAL, "could not store the record: %s",
                pk_error_msg());
-        return;
+        return st;
     }
     c->receipt.seq = seq;
+    *stored = dup ? 0 : seq;
     ingest_accept(&c->r, "%s %s for agent %s %s (PACTUM_VERDICTS #%llu)", k->name, c->id, agent,
                   dup ? "was already recorded" : "recorded", (unsigned long long)seq);
+    return PK_OK;
+}
+
+/* Does the ledger leave room for the record? Refuses (with the reason) if not. */
+static bool ledger_admits(gov_ctx *c, const Pactum__V1__GovernanceRecord *rec,
+                          const Pactum__V1__GovLedger *l, const char *agent)
+{
+    const char *by;
+
+    switch (rec->record_case) {
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE:
+        by = rec->dispute->opened_by;
+        if (ledger_find(l->disputes, l->n_disputes, rec->dispute->dispute_id) >= 0)
+            return true; /* the same dispute again: stored once */
+        if (ledger_count_by(l->disputes, l->n_disputes, by) >= LEDGER_DISPUTES_PER_OPENER) {
+            refuse(c, PACTUM__V1__REASON__REASON_TOO_MANY_DISPUTES,
+                   "dispute %s: %s already has %d disputes open about %s (a ruling closes one)",
+                   rec->dispute->dispute_id, by, LEDGER_DISPUTES_PER_OPENER, agent);
+            return false;
+        }
+        if (l->n_disputes >= LEDGER_DISPUTES_MAX) {
+            refuse(c, PACTUM__V1__REASON__REASON_TOO_MANY_DISPUTES,
+                   "dispute %s: %s has %d disputes open, as many as it may",
+                   rec->dispute->dispute_id, agent, LEDGER_DISPUTES_MAX);
+            return false;
+        }
+        return true;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING:
+        if (ledger_find(l->disputes, l->n_disputes, rec->ruling->dispute_id) >= 0)
+            return true;
+        refuse(c, PACTUM__V1__REASON__REASON_NO_SUCH_DISPUTE,
+               "ruling on dispute %s: %s has no open dispute of that id", rec->ruling->dispute_id,
+               agent);
+        return false;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE:
+        by = rec->override->operator_id;
+        if (ledger_find(l->overrides, l->n_overrides, rec->override->override_id) >= 0)
+            return true;
+        if (ledger_count_by(l->overrides, l->n_overrides, by) >= LEDGER_OVERRIDES_PER_OP) {
+            refuse(c, PACTUM__V1__REASON__REASON_TOO_MANY_OVERRIDES,
+                   "override %s: %s already has %d overrides in force on %s (none is ever "
+                   "evicted; wait for one to expire)",
+                   rec->override->override_id, by, LEDGER_OVERRIDES_PER_OP, agent);
+            return false;
+        }
+        if (l->n_overrides >= LEDGER_OVERRIDES_MAX) {
+            refuse(c, PACTUM__V1__REASON__REASON_TOO_MANY_OVERRIDES,
+                   "override %s: %s has %d overrides in force, as many as it may",
+                   rec->override->override_id, agent, LEDGER_OVERRIDES_MAX);
+            return false;
+        }
+        return true;
+    default:
+        return true;
+    }
+}
+
+/*
+ * Admit and store the record: the agent's ledger, caught up with every
+ * instance's records, must leave room for it, and the record is stored only
+ * if no other came in between (else read again and decide again).
+ */
+static void admit(gov_ctx *c, const gov_kind *k, Pactum__V1__GovernanceRecord *rec,
+                  const char *agent)
+{
+    ingest *in = c->r.in;
+    pk_status st = PK_ECONFLICT;
+
+    pthread_mutex_lock(&in->gov_lock);
+    for (int attempt = 0; attempt < 5 && st == PK_ECONFLICT; attempt++) {
+        Pactum__V1__GovLedger *l = NULL;
+        uint64_t seq = 0;
+        if ((st = ledger_load(in, agent, &l)) != PK_OK) {
+            refuse(c, PACTUM__V1__REASON__REASON_INTERNAL,
+                   "the agent's governance records cannot be read now: %s", pk_error_msg());
+            break;
+        }
+        ledger_prune(l, pk_now_ms());
+        if (!ledger_admits(c, rec, l, agent)) {
+            ledger_free(l);
+            break;
+        }
+        st = store(c, k, rec, agent, l->subject_seq, &seq);
+        if (st == PK_OK && seq && ledger_apply(l, rec, seq) && ledger_store(in, agent, l) != PK_OK)
+            PK_WARN("ledger of %s not kept (it is read again from the stream): %s", agent,
+                    pk_error_msg());
+        ledger_free(l);
+    }
+    if (st == PK_ECONFLICT)
+        refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+               "other records for %s kept arriving first; submit it again", agent);
+    pthread_mutex_unlock(&in->gov_lock);
 }
 
 static void handle(gov_ctx *c, const pk_signed_msg *env, const gov_kind *k)
@@ -373,13 +477,15 @@ static void handle(gov_ctx *c, const pk_signed_msg *env, const gov_kind *k)
         protobuf_c_message_free_unpacked(m, NULL);
         return;
     }
+    c->txn = txn;
     ok = signer_of(c, txn, env, &signer) &&
          check_record(c, txn, env, k, signer, m, &agent, &filled, &filled_was);
+    c->txn = NULL;
     pk_txn_abort(txn); /* not held over the round trip below */
     if (ok) {
         rec.record_case = k->rcase;
         rec.override = (Pactum__V1__Override *)m; /* the oneof's members share one pointer */
-        store(c, k, &rec, agent);
+        admit(c, k, &rec, agent);
     }
     /* the filled-in field points into env or a static string: give back the request's own */
     if (filled)

@@ -14,17 +14,19 @@
 #define PRUNE_MAX       10000           /* entries pruned per pass */
 
 static const char *const reason_labels[] = {
-    "reason=\"malformed\"",        "reason=\"oversized\"",
-    "reason=\"bad_signature\"",    "reason=\"unknown_signer\"",
-    "reason=\"subject_mismatch\"", "reason=\"invalid_field\"",
-    "reason=\"duplicate\"",        "reason=\"too_old\"",
-    "reason=\"too_new\"",          "reason=\"unknown_agent\"",
-    "reason=\"not_authorized\"",   "reason=\"bad_pact\"",
-    "reason=\"conflict\"",         "reason=\"unsupported_version\"",
-    "reason=\"internal\"",         "reason=\"rate_limited\""};
+    "reason=\"malformed\"",         "reason=\"oversized\"",
+    "reason=\"bad_signature\"",     "reason=\"unknown_signer\"",
+    "reason=\"subject_mismatch\"",  "reason=\"invalid_field\"",
+    "reason=\"duplicate\"",         "reason=\"too_old\"",
+    "reason=\"too_new\"",           "reason=\"unknown_agent\"",
+    "reason=\"not_authorized\"",    "reason=\"bad_pact\"",
+    "reason=\"conflict\"",          "reason=\"unsupported_version\"",
+    "reason=\"internal\"",          "reason=\"rate_limited\"",
+    "reason=\"too_many_disputes\"", "reason=\"too_many_overrides\"",
+    "reason=\"no_such_dispute\""};
 _Static_assert(sizeof(reason_labels) / sizeof(reason_labels[0]) == INGEST_REASONS,
                "a label for every counted reason");
-_Static_assert(PACTUM__V1__REASON__REASON_RATE_LIMITED == INGEST_REASONS,
+_Static_assert(PACTUM__V1__REASON__REASON_NO_SUCH_DISPUTE == INGEST_REASONS,
                "every Reason has a counter");
 
 void ingest_metrics_init(ingest *in)
@@ -221,6 +223,14 @@ static bool set_source(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_e
         pk_bytes_equal(subject_agent->owner_key.data, signer->owner_key.data, PK_PUBKEY_BYTES))
         ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
     pactum__v1__agent_record__free_unpacked(subject_agent, NULL);
+    /* another agent's word about this one counts only if its pact names that agent */
+    if (ev->source == PACTUM__V1__SOURCE__SOURCE_PEER &&
+        !pk_pact_cache_counterparty(in->pacts, in->reg, txn, ev->agent_id, e->signer)) {
+        *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
+                     ev->event_id, "%s is not a counterparty named by the pact of %s", e->signer,
+                     ev->agent_id);
+        return false;
+    }
     if (ev->source == PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED) {
         *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
                      ev->event_id, "%s may not report evidence about other agents", e->signer);

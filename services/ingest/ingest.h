@@ -8,9 +8,12 @@
 #ifndef INGEST_H
 #define INGEST_H
 
+#include <pthread.h>
+
 #include "pk/bus.h"
 #include "pk/buspolicy.h"
 #include "pk/ratelimit.h"
+#include "pk/pactcache.h"
 #include "pk/registry.h"
 #include "pk/responder.h"
 #include "pk/runner.h"
@@ -32,7 +35,7 @@ typedef struct ingest_cfg {
 } ingest_cfg;
 
 /* Refusals are counted by reason: one counter per Reason value. */
-#define INGEST_REASONS 16
+#define INGEST_REASONS 19
 
 /* Counters (metrics.def, then the refusals); order matters only for the exposition. */
 enum {
@@ -52,27 +55,48 @@ typedef struct ingest_issuer {
 } ingest_issuer;
 
 typedef struct ingest {
-    const ingest_cfg *cfg; /* borrowed configuration */
-    pk_service svc;        /* health, metrics, instance */
-    pk_bus *bus;           /* owned connection */
-    pk_store *store;       /* owned LMDB environment */
-    pk_registry *reg;      /* owned registry copy */
-    uint32_t partitions;   /* partitions of PACTUM_EVENTS */
-    MDB_dbi dedup;         /* agent \0 event id -> be64 raw seq || be64 ts || be32 index */
-    MDB_dbi dedup_time;    /* be64 ts || agent \0 event id -> "" (for pruning) */
-    pk_consumer raw;       /* durable consumer of PACTUM_RAW */
-    pk_runner runner;      /* its loop */
-    pk_wset *ws;           /* the batch's writes */
-    pk_responders answers; /* registration and governance requests */
-    ingest_issuer issuer;  /* bus identities for registrations */
-    pk_ratelimit *rate;    /* events per signer */
-    pk_ratelimit *notes;   /* rate-limit dead letters per signer: one a second */
-    uint8_t admin_pk[32];  /* the admin key */
-    bool have_admin;       /* an admin key is configured */
-    int64_t next_prune_ms; /* when to prune the dedup table next */
-    int verify_threads;    /* threads checking a batch's signatures (>= 1) */
-    pk_metric m[M_COUNT];  /* counters */
+    const ingest_cfg *cfg;    /* borrowed configuration */
+    pk_service svc;           /* health, metrics, instance */
+    pk_bus *bus;              /* owned connection */
+    pk_store *store;          /* owned LMDB environment */
+    pk_registry *reg;         /* owned registry copy */
+    uint32_t partitions;      /* partitions of PACTUM_EVENTS */
+    MDB_dbi dedup;            /* agent \0 event id -> be64 raw seq || be64 ts || be32 index */
+    MDB_dbi dedup_time;       /* be64 ts || agent \0 event id -> "" (for pruning) */
+    MDB_dbi ledger;           /* agent -> GovLedger: its open disputes and live overrides */
+    pk_pact_cache *pacts;     /* compiled pacts: counterparties */
+    pthread_mutex_t gov_lock; /* governance records are admitted one at a time */
+    pk_consumer raw;          /* durable consumer of PACTUM_RAW */
+    pk_runner runner;         /* its loop */
+    pk_wset *ws;              /* the batch's writes */
+    pk_responders answers;    /* registration and governance requests */
+    ingest_issuer issuer;     /* bus identities for registrations */
+    pk_ratelimit *rate;       /* events per signer */
+    pk_ratelimit *notes;      /* rate-limit dead letters per signer: one a second */
+    uint8_t admin_pk[32];     /* the admin key */
+    bool have_admin;          /* an admin key is configured */
+    int64_t next_prune_ms;    /* when to prune the dedup table next */
+    int verify_threads;       /* threads checking a batch's signatures (>= 1) */
+    pk_metric m[M_COUNT];     /* counters */
 } ingest;
+
+/* --- governance records: limits (ledger.c) --------------------------------------------- */
+
+#define LEDGER_DISPUTES_PER_OPENER 4  /* open disputes of one opener about one agent */
+#define LEDGER_DISPUTES_MAX        32 /* open disputes about one agent (the scorer keeps 32) */
+#define LEDGER_OVERRIDES_PER_OP    4  /* live overrides of one operator on one agent */
+#define LEDGER_OVERRIDES_MAX       16 /* live overrides on one agent (the scorer keeps 16) */
+
+/* agent's ledger: the cached one, caught up with the stream. Caller frees (ledger_free). */
+pk_status ledger_load(ingest *in, const char *agent, Pactum__V1__GovLedger **out) PK_MUST_CHECK;
+pk_status ledger_store(ingest *in, const char *agent, const Pactum__V1__GovLedger *l) PK_MUST_CHECK;
+void ledger_free(Pactum__V1__GovLedger *l);
+/* A record stored at seq (false: out of memory). */
+bool ledger_apply(Pactum__V1__GovLedger *l, const Pactum__V1__GovernanceRecord *rec, uint64_t seq);
+/* Drop overrides expired at now. */
+void ledger_prune(Pactum__V1__GovLedger *l, int64_t now);
+int ledger_find(Pactum__V1__LedgerEntry *const *list, size_t n, const char *id);
+size_t ledger_count_by(Pactum__V1__LedgerEntry *const *list, size_t n, const char *by);
 
 /* Set up the metric table. */
 void ingest_metrics_init(ingest *in);

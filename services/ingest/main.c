@@ -60,15 +60,18 @@ static int start(void *ctx)
     }
     if (issuer_load(&in->issuer, cfg->issuer) != PK_OK)
         return pk_service_failed(PK_EXIT_CONFIG);
+    pthread_mutex_init(&in->gov_lock, NULL);
     in->verify_threads = (int)cfg->verify_threads;
     if (in->verify_threads == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         in->verify_threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
     }
-    const pk_dbi_spec dbs[] = {{"dedup", 0, &in->dedup}, {"dedup_time", 0, &in->dedup_time}};
+    const pk_dbi_spec dbs[] = {
+        {"dedup", 0, &in->dedup}, {"dedup_time", 0, &in->dedup_time}, {"ledger", 0, &in->ledger}};
 
     if (pk_store_dbis(in->store, dbs, PK_NELEM(dbs)) != PK_OK ||
         pk_registry_open(&in->reg, in->store, in->bus) != PK_OK ||
+        pk_pact_cache_create(&in->pacts, in->reg, 256) != PK_OK ||
         pk_wset_create(&in->ws) != PK_OK ||
         pk_ratelimit_create(&in->rate, (uint64_t)cfg->rate, (uint64_t)cfg->burst, 65536) != PK_OK ||
         pk_ratelimit_create(&in->notes, 1, 1, 65536) != PK_OK)
@@ -103,6 +106,7 @@ static void stop(void *ctx)
 
     pk_responders_stop(&in->answers);
     pk_consumer_close(&in->raw);
+    pk_pact_cache_destroy(in->pacts);
     pk_registry_close(in->reg);
     pk_wset_destroy(in->ws);
     pk_ratelimit_destroy(in->rate);

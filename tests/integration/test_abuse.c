@@ -24,8 +24,10 @@ static h_env h;
 static pk_keypair agent, owner;
 
 static const char *pact =
-    "{\"pactum\":1,\"id\":\"abuse-pact\",\"agent\":\"target-bot\",\"clauses\":["
-    "{\"id\":\"no-pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\","
+    "{\"pactum\":1,\"id\":\"abuse-pact\",\"agent\":\"target-bot\","
+    "\"counterparties\":[\"peer-bot\"],\"clauses\":["
+    "{\"id\":\"no-pii\",\"promise\":\"no "
+    "leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\",\"window\":\"1d\","
     "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}}]}";
 
 static void setup(void)
@@ -232,7 +234,8 @@ Test(abuse, one_agents_flood_does_not_delay_anothers_containment)
         snprintf(doc, sizeof(doc),
                  "{\"pactum\":1,\"id\":\"%s-pact\",\"agent\":\"%s\",\"clauses\":[{\"id\":"
                  "\"no-pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":"
-                 "\"forbidden\",\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}}]}",
+                 "\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":\"labels.pii\",\"eq\":"
+                 "\"leaked\"}}]}",
                  victims[v], victims[v]);
         cr_assert(h_agent_with_pact(&h, victims[v], (uint8_t)(80 + 2 * v), &vk[v], &vo[v], doc),
                   "%s", h.why);

@@ -65,7 +65,8 @@ static const char *pact =
     "{\"id\":\"latency\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","
     "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"1h\",\"op\":\"<=\","
     "\"threshold\":2000,\"min_samples\":3},"
-    "{\"id\":\"no-pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\","
+    "{\"id\":\"no-pii\",\"promise\":\"no "
+    "leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\",\"window\":\"1d\","
     "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}}],"
     "\"governance\":{\"tiers\":{\"watch\":{\"actions\":[\"reply\"],\"approval\":[\"kb.*\"]}},"
     "\"reentry\":[{\"from\":\"contained\",\"to\":\"watch\",\"clean\":\"2s\",\"min_samples\":5,"
@@ -208,8 +209,9 @@ Test(governance, containment_dispute_reentry_override_ruling_and_replay)
     r = wait_tier(PACTUM__V1__TIER__TIER_CONTAINED);
     v2 = r->last_violation->vseq;
     cr_assert_neq(v1, v2);
-    cr_assert_eq(r->effective_tier, PACTUM__V1__TIER__TIER_TRUSTED,
-                 "the override is still in force");
+    cr_assert_eq(r->effective_tier, PACTUM__V1__TIER__TIER_CONTAINED,
+                 "a new incident: the override set before it lapses");
+    cr_assert_null(r->effective_by, "no override is in force over a new containment");
     cr_assert_eq(r->n_containments, 2);
     cr_assert(h_containment_timed(&h, r->containments[0], 30000), "%s", h.why);
     pactum__v1__trust_report__free_unpacked(r, NULL);

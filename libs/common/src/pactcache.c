@@ -153,3 +153,26 @@ void pk_pact_cache_release(pk_pact_cache *c, const pk_compiled *p)
         e->refs--;
     pthread_mutex_unlock(&c->lock);
 }
+
+bool pk_pact_cache_counterparty(pk_pact_cache *c, pk_registry *reg, MDB_txn *txn, const char *agent,
+                                const char *who)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    bool named = false;
+
+    if (pk_registry_agent_pacts(reg, txn, agent, &ids, &n) != PK_OK)
+        return false;
+    for (size_t i = 0; i < n && !named; i++) {
+        uint32_t version = 0;
+        const pk_compiled *p = NULL;
+        if (pk_registry_pact_version(reg, txn, ids[i], pk_registry_seq(reg), &version, NULL) !=
+                PK_OK ||
+            pk_pact_cache_get(c, txn, ids[i], version, &p) != PK_OK)
+            continue;
+        named = strcmp(p->pact->agent, agent) == 0 && pk_pact_counterparty(p->pact, who);
+        pk_pact_cache_release(c, p);
+    }
+    pk_registry_ids_free(ids, n);
+    return named;
+}

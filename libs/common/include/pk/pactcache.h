@@ -50,4 +50,11 @@ pk_status pk_pact_cache_get(pk_pact_cache *c, MDB_txn *txn, const char *id, uint
 /* Give back an entry from pk_pact_cache_get; NULL is a no-op. */
 void pk_pact_cache_release(pk_pact_cache *c, const pk_compiled *p);
 
+/*
+ * Does a pact in force for agent (its newest version of each) name who as a
+ * counterparty, one that may report about it and dispute its verdicts?
+ */
+bool pk_pact_cache_counterparty(pk_pact_cache *c, pk_registry *reg, MDB_txn *txn, const char *agent,
+                                const char *who);
+
 #endif
