@@ -198,6 +198,7 @@ int cmd_pact_history(const cli_call *c);
 int cmd_pact_show(const cli_call *c);
 int cmd_event_publish(const cli_call *c);
 int cmd_trust(const cli_call *c);
+int cmd_approve(const cli_call *c);
 int cmd_health(const cli_call *c);
 int cmd_metrics(const cli_call *c);
 int cmd_principal_register(const cli_call *c);

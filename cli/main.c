@@ -170,17 +170,39 @@ static const cli_opt replay_opts[] = {
     {"keep", 0, "DIR", "keep the rebuilt state in DIR (a folder that does not exist yet)", 0},
     {NULL, 0, NULL, NULL, 0}};
 
-static const cli_opt authorize_opts[] = {{"agent", 0, "AGENT", "the agent", CLI_REQ},
-                                         {"action", 0, "A", "the action it wants to take", CLI_REQ},
-                                         {"resource", 0, "R", "the resource", 0},
-                                         {"tool", 0, "T", "the tool", 0},
-                                         {"amount", 0, "X", "the amount", 0},
-                                         {"currency", 0, "C", "its currency", 0},
-                                         {"token", 0, "TOKEN",
-                                          "the API client's token (PACTUM_TOKEN): a decision is "
-                                          "recorded, so one is needed",
-                                          0},
-                                         {NULL, 0, NULL, NULL, 0}};
+static const cli_opt authorize_opts[] = {
+    {"agent", 0, "AGENT", "the agent", CLI_REQ},
+    {"action", 0, "A", "the action it wants to take", CLI_REQ},
+    {"resource", 0, "R", "the resource", 0},
+    {"tool", 0, "T", "the tool", 0},
+    {"amount", 0, "X", "the amount", 0},
+    {"currency", 0, "C", "its currency", 0},
+    {"kind", 0, "KIND", "the kind of event it would be (default: the action)", 0},
+    {"approval", 0, "FILE",
+     "a person's approval of this request (pactum approve), "
+     "used once",
+     0},
+    {"token", 0, "TOKEN",
+     "the API client's token (PACTUM_TOKEN): a decision is "
+     "recorded, so one is needed",
+     0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt approve_opts[] = {
+    {"decision", 0, "ID", "the decision that needed the approval", CLI_REQ},
+    {"agent", 0, "AGENT", "the agent", CLI_REQ},
+    {"action", 0, "A", "the action approved", CLI_REQ},
+    {"resource", 0, "R", "the resource, as in the request", 0},
+    {"tool", 0, "T", "the tool, as in the request", 0},
+    {"amount", 0, "X", "the amount, as in the request", 0},
+    {"currency", 0, "C", "its currency", 0},
+    {"approver", 0, "@ID", "the approving operator or human reviewer", CLI_REQ},
+    {"key", 0, "KEY", "the approver's key file (signs the approval)", CLI_REQ},
+    {"expires", 0, "DUR", "how long it may be used (default 15m, at most 24h)", 0},
+    {"note", 0, "TEXT", "a note", 0},
+    {"id", 0, "ID", "the approval id (default: made up)", 0},
+    {"out", 'o', "FILE", "where the signed approval goes (mode 0600)", CLI_REQ},
+    {NULL, 0, NULL, NULL, 0}};
 
 static const cli_opt evidence_opts[] = {
     {"from", 0, "N", "the first leaf to list", 0},
@@ -278,6 +300,9 @@ static const cli_cmd commands[] = {
      replay_opts, NULL, NULL, cmd_replay},
     {"authorize", NULL, 0, 0, "may the agent do it now? (exit 0 allow, 1 otherwise)",
      authorize_opts, NULL, NULL, cmd_authorize},
+    {"approve", NULL, 0, 0,
+     "a person approves, once, a request that needed approval (a signed file for authorize)",
+     approve_opts, NULL, NULL, cmd_approve},
     {"evidence", "AGENT", 1, 1, "the agent's logged records with inclusion proofs (checked)",
      evidence_opts, NULL, NULL, cmd_evidence},
     {"attest", "AGENT", 1, 1, "a signed statement of the agent's standing, with its proof", no_opts,

@@ -238,6 +238,8 @@ static void print_decision(const Pactum__V1__AuthorizeDecision *d)
         printf("pact in force   %s v%u sha256:%s...\n", d->pacts[i]->pact_id, d->pacts[i]->version,
                h);
     }
+    if (d->approval_id && *d->approval_id)
+        printf("approved        by %s (approval %s, now used)\n", d->approved_by, d->approval_id);
     printf("because\n");
     for (size_t i = 0; i < d->n_reasons; i++)
         printf("  - %s\n", d->reasons[i]);
@@ -259,6 +261,18 @@ int cmd_authorize(const cli_call *c)
     q.client_token = (char *)(cli_has(c, "token")      ? cli_get(c, "token")
                               : getenv("PACTUM_TOKEN") ? getenv("PACTUM_TOKEN")
                                                        : "");
+    q.kind = (char *)(cli_has(c, "kind") ? cli_get(c, "kind") : "");
+    if (cli_has(c, "approval")) {
+        FILE *f = fopen(cli_get(c, "approval"), "rb");
+        static uint8_t buf[65536];
+        size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+        if (f)
+            fclose(f);
+        if (!n)
+            return cli_error(CLI_IO, "cannot read the approval %s", cli_get(c, "approval"));
+        q.approval.data = buf;
+        q.approval.len = n;
+    }
     code = cli_ask_checked(PK_SUBJ_ORACLE_AUTHORIZE, &q.base,
                            PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION, (ProtobufCMessage **)&d);
     if (code != CLI_OK)

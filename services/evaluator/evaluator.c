@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pk/authorize.h"
 #include "pk/clause.h"
 #include "pk/clock.h"
 #include "pk/log.h"
@@ -261,13 +262,14 @@ static void describe(char *buf, size_t len, const pk_clause *c, const pk_judgeme
     switch (c->kind) {
     case PK_CLAUSE_OBJECTIVE:
         if (j->outcome == PACTUM__V1__OUTCOME__OUTCOME_INSUFFICIENT)
-            snprintf(buf, len, "%s(%s) over %s: %llu of %u samples needed",
-                     pk_aggregate_name(c->aggregate), c->metric ? c->metric : "events", win,
+            snprintf(buf, len, "%s(%s%s%s) over %s: %llu of %u samples needed", c->agg_name,
+                     c->metric ? c->metric : "events", c->of ? " / " : "", c->of ? c->of : "", win,
                      (unsigned long long)j->samples, c->min_samples);
         else
-            snprintf(buf, len, "%s(%s) over %s = %g, promised %s %g (%llu samples)",
-                     pk_aggregate_name(c->aggregate), c->metric ? c->metric : "events", win,
-                     j->observed, pk_op_name(c->op), c->threshold, (unsigned long long)j->samples);
+            snprintf(buf, len, "%s(%s%s%s) over %s = %g, promised %s %g (%llu samples)",
+                     c->agg_name, c->metric ? c->metric : "events", c->of ? " / " : "",
+                     c->of ? c->of : "", win, j->observed, pk_op_name(c->op), c->threshold,
+                     (unsigned long long)j->samples);
         break;
     case PK_CLAUSE_FORBIDDEN:
         snprintf(buf, len, "%s: %g occurrence%s in %s, allowed %u", c->id, j->observed,
@@ -335,7 +337,12 @@ static void clause_verdict(Pactum__V1__Verdict *v, const verdict_spec *sp,
     const pk_clause *c = sp->c;
     size_t nt = 0;
 
-    describe(detail, len, c, sp->j);
+    if (!sp->ev && sp->j->outcome != PACTUM__V1__OUTCOME__OUTCOME_STALE)
+        snprintf(detail, len, "%s: %llu evaluation%s since the last verdict, each %s", c->id,
+                 (unsigned long long)sp->j->samples, sp->j->samples == 1 ? "" : "s",
+                 pk_outcome_name(sp->j->outcome));
+    else
+        describe(detail, len, c, sp->j);
     for (int src = 1; src < PK_SOURCES; src++) {
         if (!sp->s->h.pass[src] && !sp->s->h.fail[src])
             continue;
@@ -351,6 +358,9 @@ static void clause_verdict(Pactum__V1__Verdict *v, const verdict_spec *sp,
     v->tally = tp;
     v->violation = sp->j->violation || (sp->j->outcome == PACTUM__V1__OUTCOME__OUTCOME_FAIL &&
                                         sp->s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_FAIL);
+    /* a peer's word alone moves an agent one tier down at most, unless the pact says */
+    v->peer_report = v->violation && sp->ev && sp->ev->source == PACTUM__V1__SOURCE__SOURCE_PEER &&
+                     !c->peers_can_contain;
 }
 
 static void count_verdict(evaluator *e, Pactum__V1__Outcome outcome)
@@ -396,7 +406,7 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
     v.observed = j->observed;
     v.threshold = j->threshold;
     v.op = (char *)(c->kind == PK_CLAUSE_OBJECTIVE ? pk_op_name(c->op) : "<=");
-    v.aggregate = (char *)(c->kind == PK_CLAUSE_OBJECTIVE   ? pk_aggregate_name(c->aggregate)
+    v.aggregate = (char *)(c->kind == PK_CLAUSE_OBJECTIVE   ? c->agg_name
                            : c->kind == PK_CLAUSE_FRESHNESS ? "gap_ms"
                                                             : "count");
     v.metric = c->metric ? c->metric : "";
@@ -462,6 +472,11 @@ static pk_status judge_clause(batch *b, const pk_event_msg *ev, uint64_t seq, co
             return st;
     }
     sp.burn = NULL;
+    if (j.relevant && !j.verdict_due && s->h.since_verdict == 1 && c->kind != PK_CLAUSE_FRESHNESS)
+        /* the first evaluation not reported: report it by --report-after at the latest */
+        return move_deadline(
+            e, b->w->ws, NULL, b->pw->partition, ev->agent_id, ps->pact->id, c->id, 0,
+            (ev->received_ms ? ev->received_ms : ev->ts_ms) + e->cfg->report_after_ms);
     if (!j.relevant || !j.verdict_due)
         return PK_OK;
     sp.vseq = (seq << PK_VSEQ_SHIFT) | (*ordinal)++;
@@ -471,8 +486,89 @@ static pk_status judge_clause(batch *b, const pk_event_msg *ev, uint64_t seq, co
     return PK_OK;
 }
 
+/* Does approval a (the oracle's record of it) cover ev exactly? */
+static bool approval_covers(const Pactum__V1__Approval *a, const pk_event_msg *ev)
+{
+    return strcmp(a->agent_id, ev->agent_id) == 0 && strcmp(a->action, ev->action) == 0 &&
+           strcmp(a->tool, ev->tool) == 0 && strcmp(a->resource, ev->resource) == 0 &&
+           a->amount == ev->amount && strcmp(a->currency, ev->currency) == 0;
+}
+
+/*
+ * Claim the approval for ev: the oracle's record of it, seq, is republished
+ * with the event's id, expecting seq to be the last on its subject, so only
+ * one event ever carries it. The event itself again (redelivered) keeps it.
+ */
+static bool approval_claim(batch *b, Pactum__V1__Approval *a, uint64_t seq, const char *subject,
+                           const pk_event_msg *ev)
+{
+    char *unused = a->used_by_event; /* protobuf-c's own empty string: put back before freeing */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pk_status st;
+
+    if (unused[0])
+        return strcmp(unused, ev->event_id) == 0;
+    a->used_by_event = ev->event_id;
+    st = pk_pack(&a->base, &buf, &len);
+    a->used_by_event = unused;
+    if (st == PK_OK)
+        st = pk_bus_publish_sync(b->pw->bus, subject, buf, len, NULL, true, seq, NULL, NULL);
+    free(buf);
+    if (st != PK_OK && st != PK_ECONFLICT)
+        PK_WARN("approval on %s not claimed for event %s: %s", subject, ev->event_id,
+                pk_error_msg());
+    return st == PK_OK;
+}
+
+/*
+ * An event labelled `approval` claims a person approved it: believed only if
+ * the oracle granted and used that approval for exactly this action and the
+ * event is the only one that names it; otherwise the label is renamed
+ * approval_claimed and counted.
+ */
+static void check_approval(batch *b, pk_event_msg *ev)
+{
+    const char *id = pk_event_label(ev, "approval");
+    char subject[128];
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    jsOptions jo;
+    Pactum__V1__Approval *a = NULL;
+    bool ok = false;
+
+    if (!id)
+        return;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    snprintf(subject, sizeof(subject), PK_SUBJ_APPROVAL_USED, id);
+    if (pk_id_check("approval id", id) == PK_OK &&
+        js_GetLastMsg(&m, b->pw->bus->js, PK_STREAM_APPROVALS, subject, &jo, &jerr) == NATS_OK &&
+        (a = pactum__v1__approval__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                          (const uint8_t *)natsMsg_GetData(m))))
+        ok = approval_covers(a, ev) && approval_claim(b, a, natsMsg_GetSequence(m), subject, ev);
+    if (a)
+        pactum__v1__approval__free_unpacked(a, NULL);
+    natsMsg_Destroy(m);
+    if (ok)
+        return;
+    pk_metric_add(&b->w->ev->m[EM_FALSE_APPROVALS], 1);
+    for (size_t i = 0; i < ev->n_labels; i++) {
+        char *claimed;
+        if (strcmp(ev->labels[i]->name, "approval") != 0)
+            continue;
+        /* kept for the record, not believed (out of memory: unbelieved all the same) */
+        if (!(claimed = strdup("approval_claimed"))) {
+            ev->labels[i]->name[0] = '_';
+            continue;
+        }
+        free(ev->labels[i]->name); /* the event's own allocation */
+        ev->labels[i]->name = claimed;
+    }
+}
+
 /* Judge one event against every clause of every pact in force for its agent. */
-static pk_status judge_event(batch *b, const pk_event_msg *ev, uint64_t seq)
+static pk_status judge_event(batch *b, pk_event_msg *ev, uint64_t seq)
 {
     evaluator *e = b->w->ev;
     const pk_compiled *pacts[MAX_PACTS];
@@ -482,6 +578,8 @@ static pk_status judge_event(batch *b, const pk_event_msg *ev, uint64_t seq)
 
     if (n == 0)
         pk_metric_add(&e->m[EM_NO_PACT], 1);
+    else
+        check_approval(b, ev);
     for (size_t i = 0; i < n && st == PK_OK; i++) {
         const pk_pact *p = pacts[i]->pact;
         for (size_t k = 0; k < p->n_clauses && st == PK_OK; k++)
@@ -670,7 +768,7 @@ static pk_status due_deadlines(evaluator *e, MDB_txn *txn, uint32_t partition, i
     return PK_OK;
 }
 
-/* The freshness clause a deadline key names, if it is still in force. */
+/* The clause a deadline key names (a freshness deadline, or a report due), if in force. */
 static const pk_clause *clause_in_force(evaluator *e, MDB_txn *txn, const char *agent,
                                         const char *pact_id, const char *clause_id,
                                         const pk_compiled **pacts, size_t *n,
@@ -685,7 +783,7 @@ static const pk_clause *clause_in_force(evaluator *e, MDB_txn *txn, const char *
             c = pk_pact_clause(pacts[i]->pact, clause_id);
         }
     }
-    return c && c->kind == PK_CLAUSE_FRESHNESS ? c : NULL;
+    return c;
 }
 
 /* One due deadline: a stale verdict if the clause went silent, else the right deadline. */
@@ -708,7 +806,20 @@ static pk_status handle_deadline(batch *b, const due_key *dk, int64_t now_ms, ui
     if (!split_key(dk->key + 12, dk->len - 12, ids, &agent, &pact_id, &clause_id))
         return PK_OK;
     c = clause_in_force(e, b->txn, agent, pact_id, clause_id, pacts, &n, &ps);
-    if (c && (st = state_get(b, agent, ps, c, &s)) == PK_OK) {
+    if (c && c->kind != PK_CLAUSE_FRESHNESS) {
+        /* evaluations waiting for a verdict: report them now, with the outcome they had
+         * (a change of outcome would have been reported at once) */
+        if ((st = state_get(b, agent, ps, c, &s)) == PK_OK && s->h.since_verdict > 0) {
+            pk_judgement j = {.relevant = true, .outcome = (Pactum__V1__Outcome)s->h.last_outcome};
+            verdict_spec sp = {.ps = ps, .c = c, .j = &j, .agent = agent, .s = s};
+            if (!j.outcome)
+                j.outcome = PACTUM__V1__OUTCOME__OUTCOME_PASS;
+            j.samples = s->h.since_verdict;
+            sp.vseq = (applied << PK_VSEQ_SHIFT) | (*ordinal)++;
+            if ((st = publish_verdict(b, &sp)) == PK_OK)
+                pk_clause_state_reported(s, j.outcome);
+        }
+    } else if (c && (st = state_get(b, agent, ps, c, &s)) == PK_OK) {
         deadline = pk_freshness_deadline(c, s);
         if (deadline > now_ms) {
             /* evidence came in, or the pact changed: keep the right deadline */
@@ -782,4 +893,111 @@ pk_status evaluator_idle(pk_pworker *pw, bool caught_up)
     if ((st = evaluator_tick(pw, pk_now_ms())) != PK_OK)
         return PK_WRAP(st, "clock work");
     return PK_OK;
+}
+
+/* --- probes ------------------------------------------------------------------------ */
+
+typedef struct probe_ctx {
+    evaluator *e;
+    MDB_txn *txn;
+    const char *agent;
+} probe_ctx;
+
+/* The committed state of a clause (a pk_clause_state_fn). */
+static void probe_state(void *ctx, const pk_pact *pact, const pk_clause *c, pk_clause_state *s)
+{
+    probe_ctx *pc = ctx;
+    uint8_t key[KEY_MAX];
+    MDB_val v;
+
+    if (pk_get(pc->txn, pc->e->states, key, state_key(key, pc->agent, pact->id, c->id), &v) !=
+        PK_OK)
+        return;
+    pk_clause_state_release(s);
+    if (pk_clause_state_read(s, v.mv_data, v.mv_size) != PK_OK ||
+        s->h.fingerprint != pk_clause_fingerprint(c)) {
+        pk_clause_state_release(s);
+        pk_clause_state_init(s, c, 0);
+    }
+}
+
+pk_status evaluator_probe(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)
+{
+    evaluator *e = ctx;
+    Pactum__V1__ProbeRequest *q = pactum__v1__probe_request__unpack(NULL, len, req);
+    Pactum__V1__ProbeAnswer a = PACTUM__V1__PROBE_ANSWER__INIT;
+    static _Thread_local pk_authz_finding f[PK_AUTHZ_FINDINGS];
+    static _Thread_local Pactum__V1__ProbeFinding pf[PK_AUTHZ_FINDINGS];
+    Pactum__V1__ProbeFinding *pfp[PK_AUTHZ_FINDINGS];
+    const pk_compiled *ps[MAX_PACTS];
+    pk_pact *pacts[MAX_PACTS];
+    char applied_key[32];
+    probe_ctx pc = {.e = e};
+    size_t n = 0, nf = 0;
+    uint32_t partition;
+    pk_status st;
+
+    a.status = PACTUM__V1__QUERY_STATUS__QUERY_OK;
+    if (!q || !q->event || pk_id_check("agent id", q->event->agent_id) != PK_OK) {
+        a.status = PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
+        a.message = "not a ProbeRequest with an agent's event";
+    } else if (!(e->owned &
+                 (1ull << (partition = pk_partition_of(q->event->agent_id, e->partitions))))) {
+        a.status = PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
+        a.message = "this evaluator does not serve the agent's partition";
+    } else if ((q->event->registry_seq > pk_registry_seq(e->reg)
+                    ? pk_registry_sync(e->reg, q->event->registry_seq)
+                    : pk_registry_sync_if_dirty(e->reg)) != PK_OK ||
+               pk_txn_begin(e->store, false, &pc.txn) != PK_OK) {
+        a.status = PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
+        a.message = "the clause states cannot be read now";
+    } else {
+        pc.agent = q->event->agent_id;
+        n = pacts_in_force(e, pc.txn, pc.agent, pk_registry_seq(e->reg), ps);
+        for (size_t i = 0; i < n; i++)
+            pacts[i] = ps[i]->pact;
+        q->event->n_labels = 0; /* an imagined event claims no approval: the oracle asks */
+        nf = pk_authz_findings(pacts, n, q->event, probe_state, &pc, f, PK_AUTHZ_FINDINGS);
+        for (size_t i = 0; i < nf; i++) {
+            pactum__v1__probe_finding__init(&pf[i]);
+            pf[i].pact_id = (char *)f[i].pact_id;
+            pf[i].clause_id = (char *)f[i].clause_id;
+            for (size_t k = 0; k < n; k++) {
+                if (strcmp(ps[k]->pact->id, f[i].pact_id) == 0)
+                    pf[i].pact_version = ps[k]->version;
+            }
+            pf[i].violation = f[i].violation;
+            pf[i].needs_approval = f[i].needs_approval;
+            pf[i].why = f[i].why;
+            pfp[i] = &pf[i];
+        }
+        a.findings = pfp;
+        a.n_findings = nf;
+        a.pacts = (uint32_t)n;
+        snprintf(applied_key, sizeof(applied_key), "events_p%u", partition);
+        if (pk_get_u64(pc.txn, e->meta, applied_key, &a.events_applied) != PK_OK)
+            a.events_applied = 0;
+    }
+    st = pk_pack(&a.base, out, outlen);
+    release_pacts(e, ps, n);
+    pk_txn_abort(pc.txn);
+    if (q)
+        pactum__v1__probe_request__free_unpacked(q, NULL);
+    pk_metric_add(&e->m[EM_PROBES], 1);
+    return st;
+}
+
+pk_status evaluator_probes_start(evaluator *e)
+{
+    pk_route routes[PK_PARTITIONS_MAX];
+    size_t n = 0;
+
+    for (uint32_t p = 0; p < e->partitions; p++) {
+        if (!(e->owned & (1ull << p)))
+            continue;
+        snprintf(e->probe_subjects[n], sizeof(e->probe_subjects[n]), PK_SUBJ_EVALUATOR_PROBE, p);
+        routes[n] = (pk_route){e->probe_subjects[n], "evaluator", 1, evaluator_probe};
+        n++;
+    }
+    return pk_responders_start(&e->probes, e->bus, routes, n, e);
 }

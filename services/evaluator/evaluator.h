@@ -22,15 +22,17 @@
 #include "pk/pactcache.h"
 #include "pk/wset.h"
 #include "pk/registry.h"
+#include "pk/responder.h"
 #include "pk/service.h"
 #include "pk/store.h"
 #include "pk/workers.h"
 
 typedef struct evaluator_cfg {
-    pk_common_cfg common;   /* shared options */
-    const char *owned;      /* partitions this instance serves: "all", "0,2", "0-3" */
-    long long report_every; /* evaluations of a clause between verdicts */
-    long long batch;        /* events fetched per batch */
+    pk_common_cfg common;    /* shared options */
+    const char *owned;       /* partitions this instance serves: "all", "0,2", "0-3" */
+    long long report_every;  /* evaluations of a clause between verdicts */
+    int64_t report_after_ms; /* ... or at most this long after the first unreported one */
+    long long batch;         /* events fetched per batch */
 } evaluator_cfg;
 
 /* Its own metrics (metrics.def). */
@@ -75,7 +77,9 @@ struct evaluator {
     MDB_dbi deadlines;        /* be32 partition || be64 ms || state key -> "" (freshness) */
     uint64_t owned;           /* partitions served, as a bitmap */
     pk_pworkers workers;      /* one per owned partition, each with an eval_worker */
-    pk_metric m[EM_COUNT];    /* counters */
+    pk_responders probes;     /* pactum.evaluator.probe.<owned partition> */
+    char probe_subjects[PK_PARTITIONS_MAX][40];
+    pk_metric m[EM_COUNT]; /* counters */
 };
 
 void evaluator_metrics_init(evaluator *e);
@@ -95,6 +99,16 @@ pk_status evaluator_idle(pk_pworker *w, bool caught_up) PK_MUST_CHECK;
 
 /* The same clock work at now_ms, whatever the time since the last (tests, benchmarks). */
 pk_status evaluator_tick(pk_pworker *w, int64_t now_ms) PK_MUST_CHECK;
+
+/*
+ * Answer pactum.evaluator.probe.<p>: what the imagined event of an authorize
+ * request would do to the scope and forbidden clauses in force for its agent,
+ * judged on the clause states as committed (a pk_handler_fn; ctx: evaluator).
+ */
+pk_status evaluator_probe(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen);
+
+/* Start answering probes for the owned partitions. */
+pk_status evaluator_probes_start(evaluator *e) PK_MUST_CHECK;
 
 /* Registry hook: start the freshness clock of each new pact's clauses. */
 pk_status evaluator_on_registry(void *ctx, MDB_txn *txn, const Pactum__V1__RegistryRecord *rec,

@@ -17,6 +17,10 @@ static const pk_cfg_opt options[] = {
     {"report-every", "PACTUM_EVALUATOR_REPORT_EVERY", PK_CFG_INT, "10", 1, 100000,
      offsetof(evaluator_cfg, report_every),
      "evaluations of a clause between verdicts when its outcome does not change"},
+    {"report-after", "PACTUM_EVALUATOR_REPORT_AFTER", PK_CFG_DURATION, "1s", 100, 3600000,
+     offsetof(evaluator_cfg, report_after_ms),
+     "an evaluation not yet reported is reported at most this long after it (so a tier "
+     "moves when its evidence is in, not ten events later)"},
     {"batch", "PACTUM_EVALUATOR_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(evaluator_cfg, batch),
      "events fetched and committed together"},
 };
@@ -57,6 +61,8 @@ static int start(void *ctx)
         return pk_service_failed(PK_EXIT_BUS);
     if (pk_pworkers_start(&ev->workers) != PK_OK)
         return pk_service_failed(PK_EXIT_RUNTIME);
+    if (evaluator_probes_start(ev) != PK_OK)
+        return pk_service_failed(PK_EXIT_BUS);
     PK_INFO("ready: serving %zu of %u partitions, registry at #%llu", ev->workers.n, ev->partitions,
             (unsigned long long)pk_registry_seq(ev->reg));
     return PK_EXIT_OK;
@@ -71,6 +77,7 @@ static void stop(void *ctx)
 {
     evaluator *ev = ctx;
 
+    pk_responders_stop(&ev->probes);
     pk_pworkers_close(&ev->workers);
     pk_pact_cache_destroy(ev->pacts);
     pk_registry_close(ev->reg);

@@ -91,24 +91,192 @@ static const char *request_problem(const Pactum__V1__AuthorizeRequest *q, char *
     return NULL;
 }
 
+/* The findings of the evaluator's probe, and the ids they name (owned here). */
+typedef struct probe_result {
+    pk_authz_finding f[PK_AUTHZ_FINDINGS];
+    char ids[PK_AUTHZ_FINDINGS][2][PK_ID_MAX + 1];
+    size_t n;
+} probe_result;
+
+#define PROBE_WAIT_MS 2000
+
+/*
+ * Ask the evaluator that serves the agent's partition what the imagined event
+ * would do to the scope and forbidden clauses in force, from the windows it has
+ * (the spend and the occurrences so far). False, with why, if it cannot tell.
+ */
+static bool probe(oracle *o, const pk_event_msg *ev, size_t n_pacts, probe_result *pr, char *why,
+                  size_t len)
+{
+    Pactum__V1__ProbeRequest q = PACTUM__V1__PROBE_REQUEST__INIT;
+    Pactum__V1__ProbeAnswer *a = NULL;
+    natsMsg *reply = NULL;
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    char subject[64];
+    pk_status st;
+
+    pr->n = 0;
+    q.event = (pk_event_msg *)ev;
+    snprintf(subject, sizeof(subject), PK_SUBJ_EVALUATOR_PROBE,
+             pk_partition_of(ev->agent_id, o->partitions));
+    if ((st = pk_pack(&q.base, &buf, &blen)) == PK_OK)
+        st = pk_bus_request(o->bus, subject, buf, blen, PROBE_WAIT_MS, &reply);
+    free(buf);
+    if (st != PK_OK) {
+        snprintf(why, len, "the evaluator did not answer on %s: %s", subject, pk_error_msg());
+        return false;
+    }
+    a = pactum__v1__probe_answer__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                         (const uint8_t *)natsMsg_GetData(reply));
+    natsMsg_Destroy(reply);
+    if (!a || a->status != PACTUM__V1__QUERY_STATUS__QUERY_OK) {
+        snprintf(why, len, "the evaluator could not judge the request: %s",
+                 a ? a->message : "its answer does not decode");
+        if (a)
+            pactum__v1__probe_answer__free_unpacked(a, NULL);
+        return false;
+    }
+    if (a->pacts < n_pacts) {
+        snprintf(why, len, "the evaluator knows %u of the agent's %zu pacts in force", a->pacts,
+                 n_pacts);
+        pactum__v1__probe_answer__free_unpacked(a, NULL);
+        return false;
+    }
+    for (size_t i = 0; i < a->n_findings && pr->n < PK_AUTHZ_FINDINGS; i++) {
+        const Pactum__V1__ProbeFinding *f = a->findings[i];
+        pk_authz_finding *out = &pr->f[pr->n];
+        snprintf(pr->ids[pr->n][0], PK_ID_MAX + 1, "%s", f->pact_id);
+        snprintf(pr->ids[pr->n][1], PK_ID_MAX + 1, "%s", f->clause_id);
+        *out = (pk_authz_finding){.pact_id = pr->ids[pr->n][0],
+                                  .clause_id = pr->ids[pr->n][1],
+                                  .violation = f->violation,
+                                  .needs_approval = f->needs_approval};
+        snprintf(out->why, sizeof(out->why), "%s", f->why);
+        pr->n++;
+    }
+    pactum__v1__probe_answer__free_unpacked(a, NULL);
+    return true;
+}
+
+/*
+ * The approval the request carries, if it is one: signed by a registered
+ * operator or human reviewer with the key it registered, for exactly this
+ * request, and not expired. *out: the approval (caller frees); false with why.
+ */
+static bool approval_of(oracle *o, MDB_txn *txn, const Pactum__V1__AuthorizeRequest *q, int64_t now,
+                        Pactum__V1__Approval **out, char *why, size_t len)
+{
+    pk_signed_msg *env = NULL;
+    Pactum__V1__Approval *a = NULL;
+    Pactum__V1__AgentRecord *who = NULL;
+    bool ok = false;
+
+    *out = NULL;
+    if (pk_envelope_open(q->approval.data, q->approval.len, &env) != PK_OK ||
+        env->type != PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_APPROVAL ||
+        !(a = pactum__v1__approval__unpack(NULL, env->payload.len, env->payload.data)))
+        snprintf(why, len, "the approval is not a signed Approval");
+    else if (pk_registry_agent(o->reg, txn, env->signer_id, &who, NULL) != PK_OK ||
+             (who->role != PACTUM__V1__ROLE__ROLE_OPERATOR &&
+              who->role != PACTUM__V1__ROLE__ROLE_HUMAN) ||
+             who->agent_key.len != PK_PUBKEY_BYTES ||
+             !pk_bytes_equal(who->agent_key.data, env->signer_key.data, PK_PUBKEY_BYTES) ||
+             pk_envelope_verify(env, env->signer_key.data) != PK_OK ||
+             strcmp(a->approver_id, env->signer_id) != 0)
+        snprintf(why, len,
+                 "the approval is not signed by a registered operator or human reviewer with "
+                 "the key they registered");
+    else if (pk_id_check("approval id", a->approval_id) != PK_OK)
+        snprintf(why, len, "%s", pk_error_msg());
+    else if (strcmp(a->agent_id, q->agent_id) != 0 || strcmp(a->action, q->action) != 0 ||
+             strcmp(a->resource, q->resource) != 0 || strcmp(a->tool, q->tool) != 0 ||
+             a->amount != q->amount || strcmp(a->currency, q->currency) != 0)
+        snprintf(why, len,
+                 "approval %s approves another request (agent, action, resource, "
+                 "tool, amount or currency differ)",
+                 a->approval_id);
+    else if (a->expires_ms <= now || a->signed_ms > now + 300000 ||
+             a->expires_ms - a->signed_ms > 86400000)
+        snprintf(why, len, "approval %s has expired (or lasts more than a day)", a->approval_id);
+    else if (a->used_by_event[0])
+        snprintf(why, len, "approval %s names an event: only the evaluator writes that",
+                 a->approval_id);
+    else
+        ok = true;
+    if (who)
+        pactum__v1__agent_record__free_unpacked(who, NULL);
+    if (env)
+        pactum__v1__signed__free_unpacked(env, NULL);
+    if (ok)
+        *out = a;
+    else if (a)
+        pactum__v1__approval__free_unpacked(a, NULL);
+    return ok;
+}
+
+/* Use the approval: once, across every oracle instance (the stream keeps one per id). */
+static bool approval_use(oracle *o, const Pactum__V1__Approval *a, char *why, size_t len)
+{
+    char subject[128];
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    pk_status st = pk_pack(&a->base, &buf, &blen);
+
+    snprintf(subject, sizeof(subject), PK_SUBJ_APPROVAL_USED, a->approval_id);
+    if (st == PK_OK)
+        st = pk_bus_publish_sync(o->bus, subject, buf, blen, NULL, true, 0, NULL, NULL);
+    free(buf);
+    if (st == PK_ECONFLICT)
+        snprintf(why, len, "approval %s was already used", a->approval_id);
+    else if (st != PK_OK)
+        snprintf(why, len, "approval %s could not be marked used: %s", a->approval_id,
+                 pk_error_msg());
+    return st == PK_OK;
+}
+
+/* The governance that applies: the state's, else (from registration on) the pact's that has
+ * a governance section, else the defaults. */
+static const pk_governance *governance(oracle *o, MDB_txn *txn, const Pactum__V1__TrustState *s,
+                                       pk_pact *const *pacts, size_t n, const pk_compiled **held)
+{
+    const pk_governance *g = oracle_governance_of(o, txn, s, held);
+
+    if (*held)
+        return g;
+    for (size_t i = 0; i < n; i++) {
+        if (pacts[i]->gov.present)
+            return &pacts[i]->gov;
+    }
+    return g;
+}
+
 /*
  * Decide q for its agent under txn: its state, governance and pacts in force
- * (every one compiled from the shared cache, held while deciding). Fills the
- * decision's tier and position; *refs receives the pacts in force (free with
- * oracle_pacts_free).
+ * (every one compiled from the shared cache, held while deciding), what the
+ * evaluator says the request would do to the clauses in force, and an
+ * approval if it carries one. Fills the decision's tier and position; *refs
+ * receives the pacts in force (free with oracle_pacts_free). False (and r
+ * says why) if it cannot be decided.
  */
-static void decide(oracle *o, MDB_txn *txn, const Pactum__V1__AuthorizeRequest *q,
+static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
                    Pactum__V1__AuthorizeDecision *d, pk_authz *a, Pactum__V1__PactRef **refs,
-                   size_t *n_refs, size_t *n_read)
+                   size_t *n_refs, size_t *n_read, oracle_reply *r)
 {
     Pactum__V1__TrustReport *stored = oracle_stored_report(o, txn, q->agent_id);
     Pactum__V1__TrustState initial;
     const Pactum__V1__TrustState *s = oracle_state_of(stored, &initial, q->agent_id);
     const pk_compiled *held[PK_PACTS_PER_AGENT_MAX], *gov_held = NULL;
     pk_pact *pacts[PK_PACTS_PER_AGENT_MAX];
-    pk_authz_input in = {.state = s, .req = q, .now_ms = d->decided_ms};
+    static _Thread_local probe_result pr;
+    static _Thread_local char approval_id[PK_ID_MAX + 1], approved_by[PK_ID_MAX + 1];
+    Pactum__V1__Approval *approval = NULL;
+    pk_authz_input in = {
+        .state = s, .req = q, .now_ms = d->decided_ms, .unbound = (pk_unbound_policy)o->unbound};
+    pk_event_msg ev;
+    char why[256] = "";
+    bool ok = true;
 
-    in.gov = oracle_governance_of(o, txn, s, &gov_held);
     *n_refs = oracle_pacts_of(o, txn, q->agent_id, refs, PK_PACTS_PER_AGENT_MAX);
     *n_read = 0;
     for (size_t i = 0; i < *n_refs; i++) {
@@ -118,9 +286,43 @@ static void decide(oracle *o, MDB_txn *txn, const Pactum__V1__AuthorizeRequest *
             (*n_read)++;
         }
     }
-    in.pacts = pacts;
+    in.gov = governance(o, txn, s, pacts, *n_read, &gov_held);
     in.n_pacts = *n_read;
-    pk_authorize(&in, a);
+    for (size_t i = 0; i < *n_read; i++) {
+        if (pacts[i]->review_by_ms && d->decided_ms > pacts[i]->review_by_ms &&
+            (!in.review_cap || pacts[i]->review_cap > in.review_cap)) {
+            in.review_cap = pacts[i]->review_cap;
+            in.review_pact = pacts[i]->id;
+        }
+    }
+    pk_authz_event(q, d->decided_ms, &ev);
+    ev.registry_seq = pk_registry_seq(o->reg); /* the evaluator must know these pacts */
+    if (in.n_pacts && !probe(o, &ev, in.n_pacts, &pr, why, sizeof(why)))
+        ok = oracle_refuse(o, r, Q_UNAVAILABLE,
+                           "the pact's clauses cannot be checked now, so nothing is allowed: %s",
+                           why);
+    if (ok) {
+        in.findings = pr.f;
+        in.n_findings = in.n_pacts ? pr.n : 0;
+        pk_authorize(&in, a);
+        /* an approval turns "needs approval" into allow, once */
+        if (a->permit == PACTUM__V1__PERMIT__PERMIT_NEEDS_APPROVAL && q->approval.len) {
+            if (approval_of(o, txn, q, d->decided_ms, &approval, why, sizeof(why)) &&
+                approval_use(o, approval, why, sizeof(why))) {
+                in.approved_by = approval->approver_id;
+                in.approval_id = approval->approval_id;
+                pk_authorize(&in, a);
+                snprintf(approval_id, sizeof(approval_id), "%s", approval->approval_id);
+                snprintf(approved_by, sizeof(approved_by), "%s", approval->approver_id);
+                d->approval_id = approval_id;
+                d->approved_by = approved_by;
+            } else if (a->n_reasons < PK_AUTHZ_REASONS) {
+                snprintf(a->reasons[a->n_reasons++], PK_AUTHZ_REASON_LEN, "%s", why);
+            }
+        }
+    }
+    if (approval)
+        pactum__v1__approval__free_unpacked(approval, NULL);
     for (size_t i = 0; i < *n_read; i++)
         pk_pact_cache_release(o->pacts, held[i]);
     pk_pact_cache_release(o->pacts, gov_held);
@@ -129,6 +331,7 @@ static void decide(oracle *o, MDB_txn *txn, const Pactum__V1__AuthorizeRequest *
     d->trust_seq = stored ? stored->trust_seq : 0;
     if (stored)
         pactum__v1__trust_report__free_unpacked(stored, NULL);
+    return ok;
 }
 
 /* Record the decision in PACTUM_AUDIT; false (and a denial saying why) if it cannot be. */
@@ -182,8 +385,8 @@ pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uin
     if (problem) {
         oracle_refuse(o, &r, Q_BAD, "%s", problem);
     } else if (client_of(o, token, client, sizeof(client), &r) &&
-               oracle_agent_txn(o, &r, NULL, q->agent_id, &txn)) {
-        decide(o, txn, q, &d, &a, refs, &n_refs, &n_read);
+               oracle_agent_txn(o, &r, NULL, q->agent_id, &txn) &&
+               decide(o, txn, q, &d, &a, refs, &n_refs, &n_read, &r)) {
         d.permit = a.permit;
         d.effective_tier = a.effective_tier;
         d.override_id = a.override_id;

@@ -212,6 +212,7 @@ bool oracle_authorize_body(const char *body, size_t len, char *agent,
                        : strcmp(key, "resource") == 0 ? &q->resource
                        : strcmp(key, "tool") == 0     ? &q->tool
                        : strcmp(key, "currency") == 0 ? &q->currency
+                       : strcmp(key, "kind") == 0     ? &q->kind
                                                       : NULL;
         why[0] = '\0';
         if (field) {
@@ -224,9 +225,24 @@ bool oracle_authorize_body(const char *body, size_t len, char *agent,
                 snprintf(why, wlen, "amount: expected a number");
             else
                 q->amount = json_number_value(v);
+        } else if (strcmp(key, "approval") == 0) {
+            /* the signed approval (pactum approve) as hex; decided in this thread, so the
+             * bytes may live here until the answer is sent */
+            static _Thread_local uint8_t approval[8192];
+            size_t n = 0;
+            if (!json_is_string(v) ||
+                sodium_hex2bin(approval, sizeof(approval), json_string_value(v),
+                               json_string_length(v), NULL, &n, NULL) != 0 ||
+                n == 0)
+                snprintf(why, wlen,
+                         "approval: expected the signed approval in hex (at most "
+                         "8192 bytes)");
+            q->approval.data = approval;
+            q->approval.len = n;
         } else if (strcmp(key, "agent_id") != 0) {
             snprintf(why, wlen,
-                     "%.64s: unknown field (expected action, resource, tool, amount, currency)",
+                     "%.64s: unknown field (expected action, resource, tool, amount, currency, "
+                     "kind, approval)",
                      key);
         }
         if (why[0]) {

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -41,6 +42,10 @@ static const pk_cfg_opt options[] = {
     {"authorize-rate", "PACTUM_ORACLE_AUTHORIZE_RATE", PK_CFG_INT, "100", 0, 10000000,
      offsetof(oracle_cfg, authorize_rate),
      "authorize decisions a second one API client may ask for (twice that at once); 0: no limit"},
+    {"unbound", "PACTUM_ORACLE_UNBOUND", PK_CFG_STR, "approval", 0, 0,
+     offsetof(oracle_cfg, unbound),
+     "what authorize answers for an agent no pact binds: approval (a person's, for "
+     "every action), deny or allow"},
     {"http-rate", "PACTUM_ORACLE_HTTP_RATE", PK_CFG_INT, "200", 0, 10000000,
      offsetof(oracle_cfg, http_rate),
      "HTTP requests a second from one address (twice that at once); 0: no limit"},
@@ -144,7 +149,19 @@ static int start_queries(oracle *o)
 static int start(void *ctx)
 {
     oracle *o = ctx;
-    int rc = open_state(o, o->cfg);
+    int rc;
+
+    if (strcmp(o->cfg->unbound, "approval") == 0)
+        o->unbound = PK_UNBOUND_APPROVAL;
+    else if (strcmp(o->cfg->unbound, "deny") == 0)
+        o->unbound = PK_UNBOUND_DENY;
+    else if (strcmp(o->cfg->unbound, "allow") == 0)
+        o->unbound = PK_UNBOUND_ALLOW;
+    else {
+        PK_ERROR("--unbound: expected approval, deny or allow, got '%s'", o->cfg->unbound);
+        return pk_service_failed(PK_EXIT_CONFIG);
+    }
+    rc = open_state(o, o->cfg);
 
     return rc == PK_EXIT_OK ? start_queries(o) : rc;
 }

@@ -50,6 +50,7 @@ typedef struct oracle_cfg {
     int64_t reuse_ms;      /* a signed trust answer is sent again for this long; 0: never */
     long long authorize_rate; /* decisions a second per API client; 0: no limit */
     long long http_rate;      /* HTTP requests a second per client address; 0: no limit */
+    const char *unbound;      /* agents no pact binds: "approval", "deny" or "allow" */
 } oracle_cfg;
 
 /* Its own metrics (metrics.def). */
@@ -72,6 +73,7 @@ typedef struct oracle {
     pk_registry *reg;      /* registry copy */
     pk_pact_cache *pacts;  /* compiled pacts (authorize, governance sections) */
     uint32_t partitions;   /* partitions of the streams */
+    int unbound;           /* pk_unbound_policy of cfg->unbound */
     MDB_dbi reports;       /* agent -> TrustReport (state, last violation, seq) */
     MDB_dbi tiers;         /* agent \0 be64 change_seq -> TierChange */
     MDB_dbi governance;    /* agent \0 be64 change_seq -> GovernanceEntry */

@@ -272,6 +272,8 @@ static const stream_def streams[] = {
     {PK_STREAM_AUDIT, "pactum.audit.*", 0, 600000, 64 * 1024, true},
     /* the transparency log's leaves, in order */
     {PK_STREAM_LOG, "pactum.log.leaves", 0, 600000, 1024 * 1024, true},
+    /* approvals used (one message per approval, never twice); approvals last a day at most */
+    {PK_STREAM_APPROVALS, "pactum.approvals.*", 2LL * 86400000, 120000, 64 * 1024, true},
 };
 
 pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)

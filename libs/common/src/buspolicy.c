@@ -174,6 +174,7 @@ static void ingest(perms *p, uint32_t partitions)
     pub(p, "pactum.registry.agent.*");
     pub(p, "pactum.registry.pact.*");
     pub(p, "pactum.ingest.receipt.*");
+    pub(p, "$JS.API.DIRECT.GET.%s", PK_STREAM_VERDICTS); /* an agent's governance records */
     own_consumer(p, PK_STREAM_RAW, "ingest");
 }
 
@@ -182,6 +183,9 @@ static void evaluator(perms *p, uint32_t partitions)
     char name[32];
 
     pub(p, "pactum.verdicts.*.*.v");
+    sub(p, "pactum.evaluator.probe.*"); /* the oracle asks what a request would do */
+    pub(p, "$JS.API.STREAM.MSG.GET.%s", PK_STREAM_APPROVALS); /* is an approval real? */
+    pub(p, "pactum.approvals.*"); /* ... and claimed by one event only */
     for (uint32_t i = 0; i < partitions; i++) {
         snprintf(name, sizeof(name), "evaluator-p%u", i);
         own_consumer(p, PK_STREAM_EVENTS, name);
@@ -194,6 +198,7 @@ static void scorer(perms *p, uint32_t partitions)
 
     sub(p, PK_SUBJ_SCORER_DIGEST);
     pub(p, "pactum.trust.*");
+    pub(p, "pactum.verdicts.*.*.t"); /* its clock: a silent agent's tick */
     for (uint32_t i = 0; i < partitions; i++) {
         snprintf(name, sizeof(name), "scorer-p%u", i);
         own_consumer(p, PK_STREAM_VERDICTS, name);
@@ -211,6 +216,8 @@ static void oracle(perms *p, uint32_t partitions)
 
     sub(p, "pactum.oracle.>");
     pub(p, "pactum.audit.*");
+    pub(p, "pactum.evaluator.probe.*"); /* what a request would do to the clauses in force */
+    pub(p, "pactum.approvals.*");       /* an approval, used once */
     pub(p, PK_SUBJ_LOG_LEAVES);
     pub(p, PK_SUBJ_LOG_HEAD);
     for (size_t i = 0; i < sizeof(logged) / sizeof(logged[0]); i++) {

@@ -18,14 +18,15 @@
 #include "pk/status.h"
 
 /* Streams. */
-#define PK_STREAM_REGISTRY "PACTUM_REGISTRY"
-#define PK_STREAM_RAW      "PACTUM_RAW"
-#define PK_STREAM_EVENTS   "PACTUM_EVENTS"
-#define PK_STREAM_VERDICTS "PACTUM_VERDICTS"
-#define PK_STREAM_TRUST    "PACTUM_TRUST"
-#define PK_STREAM_REJECTED "PACTUM_REJECTED"
-#define PK_STREAM_AUDIT    "PACTUM_AUDIT"
-#define PK_STREAM_LOG      "PACTUM_LOG"
+#define PK_STREAM_REGISTRY  "PACTUM_REGISTRY"
+#define PK_STREAM_RAW       "PACTUM_RAW"
+#define PK_STREAM_EVENTS    "PACTUM_EVENTS"
+#define PK_STREAM_VERDICTS  "PACTUM_VERDICTS"
+#define PK_STREAM_TRUST     "PACTUM_TRUST"
+#define PK_STREAM_REJECTED  "PACTUM_REJECTED"
+#define PK_STREAM_AUDIT     "PACTUM_AUDIT"
+#define PK_STREAM_LOG       "PACTUM_LOG"
+#define PK_STREAM_APPROVALS "PACTUM_APPROVALS"
 
 /* Subjects (printf formats take agent ids, partitions, reasons). */
 #define PK_SUBJ_RAW              "pactum.raw.%s"           /* agent publishes Signed EventBatch */
@@ -51,6 +52,9 @@
 #define PK_SUBJ_LOG_LEAVES       "pactum.log.leaves"        /* oracle publishes LogBatch */
 #define PK_SUBJ_LOG_HEAD         "pactum.log.head"          /* oracle publishes Signed TreeHead */
 #define PK_SUBJ_HEALTH           "pactum.health.%s"         /* request: empty; reply JSON */
+#define PK_SUBJ_EVALUATOR_PROBE  "pactum.evaluator.probe.%u" /* request: ProbeRequest */
+#define PK_SUBJ_APPROVAL_USED    "pactum.approvals.%s" /* oracle publishes the Approval it used */
+#define PK_SUBJ_TICK             "pactum.verdicts.%u.%s.t" /* scorer: an agent's Tick */
 #define PK_SUBJ_METRICS          "pactum.metrics.%s" /* request: empty; reply Prometheus text */
 
 #define PK_PARTITIONS_DEFAULT 4
