@@ -33,7 +33,8 @@ static const char *pact =
     "{\"id\":\"latency\",\"promise\":\"fast\",\"severity\":\"high\",\"kind\":\"objective\","
     "\"metric\":\"latency_ms\",\"aggregate\":\"mean\",\"window\":\"1h\",\"op\":\"<=\","
     "\"threshold\":2000,\"min_samples\":1},"
-    "{\"id\":\"no-pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\","
+    "{\"id\":\"no-pii\",\"promise\":\"no "
+    "leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\",\"window\":\"1d\","
     "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}}]}";
 
 /* every evaluation reported at once, so the counts can be compared exactly */

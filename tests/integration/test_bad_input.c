@@ -17,8 +17,12 @@ static natsSubscription *rejections;
 
 static const char *pact_a =
     "{\"pactum\":1,\"id\":\"bot-a-pact\",\"agent\":\"bot-a\",\"clauses\":[{\"id\":\"no-errors\","
-    "\"promise\":\"never errors\",\"severity\":\"low\",\"kind\":\"forbidden\",\"match\":{\"field\":"
-    "\"kind\",\"eq\":\"error\"}}]}";
+    "\"promise\":\"never "
+    "errors\",\"severity\":\"low\",\"kind\":\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":"
+    "\"kind\",\"eq\":\"error\"}},"
+    /* a forbidden kind judges only that kind: something must judge every event */
+    "{\"id\":\"alive\",\"promise\":\"keeps reporting\",\"severity\":\"low\","
+    "\"kind\":\"freshness\",\"max_gap\":\"1d\"}]}";
 
 static void setup(void)
 {
@@ -287,10 +291,11 @@ Test(bad_input, bad_registrations_are_refused_with_reasons)
     pactum__v1__registry_receipt__free_unpacked(r, NULL);
     free(big);
 
-    r = h_register_pact(&h, &ka,
-                        "{\"pactum\":1,\"id\":\"x\",\"agent\":\"nobody\",\"clauses\":"
-                        "[{\"id\":\"c\",\"promise\":\"p\",\"severity\":\"low\",\"kind\":"
-                        "\"forbidden\",\"match\":{\"field\":\"kind\",\"eq\":\"e\"}}]}");
+    r = h_register_pact(
+        &h, &ka,
+        "{\"pactum\":1,\"id\":\"x\",\"agent\":\"nobody\",\"clauses\":"
+        "[{\"id\":\"c\",\"promise\":\"p\",\"severity\":\"low\",\"kind\":"
+        "\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":\"kind\",\"eq\":\"e\"}}]}");
     cr_assert_not_null(r);
     cr_assert_eq(r->reason, PACTUM__V1__REASON__REASON_UNKNOWN_AGENT);
     pactum__v1__registry_receipt__free_unpacked(r, NULL);

@@ -29,7 +29,8 @@ static const char *pact =
     "{\"id\":\"scope\",\"promise\":\"replies and refunds up to 100 USD\",\"severity\":\"critical\","
     "\"kind\":\"scope\",\"actions\":[\"reply\",\"refund.*\"],"
     "\"spend\":{\"currency\":\"USD\",\"per_action\":100}},"
-    "{\"id\":\"no-pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\","
+    "{\"id\":\"no-pii\",\"promise\":\"no "
+    "leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\",\"window\":\"1d\","
     "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}}],"
     "\"governance\":{\"tiers\":{\"standard\":{\"approval\":[\"refund.*\"]}}}}";
 
@@ -251,7 +252,9 @@ Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
     d = authorize("shop-bot", "refund.issue", 500);
     cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_DENY);
-    cr_assert(strstr(d->reasons[d->n_reasons - 1], "above the pact's 100.00 per action"));
+    cr_assert(strstr(d->reasons[d->n_reasons - 1],
+                     "shop/scope: spends 500 USD in one action; the limit is 100"),
+              "%s", d->reasons[d->n_reasons - 1]);
     audit[2] = d->audit_seq;
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
     cr_assert(audit[0] && audit[1] == audit[0] + 1 && audit[2] == audit[1] + 1,

@@ -31,8 +31,12 @@ static char out[65536];
 
 static const char pact_a[] =
     "{\"pactum\":1,\"id\":\"a\",\"agent\":\"bot-a\",\"clauses\":[{\"id\":\"c\","
-    "\"promise\":\"never leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\","
-    "\"match\":{\"field\":\"kind\",\"eq\":\"leak\"}}]}";
+    "\"promise\":\"never "
+    "leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\",\"window\":\"1d\","
+    "\"match\":{\"field\":\"kind\",\"eq\":\"leak\"}},"
+    /* a forbidden kind judges only that kind: something must judge every event */
+    "{\"id\":\"alive\",\"promise\":\"keeps reporting\",\"severity\":\"low\","
+    "\"kind\":\"freshness\",\"max_gap\":\"1d\"}]}";
 
 static void write_file(const char *name, const char *text)
 {
