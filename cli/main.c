@@ -19,7 +19,10 @@
 cli_globals cli;
 
 const cli_opt cli_global_opts[] = {
-    {"server", 0, "URL", "NATS server (PACTUM_NATS_URL, default nats://127.0.0.1:4222)", 0},
+    {"server", 0, "URL[,URL...]",
+     "NATS server, or a seed list of a cluster's servers (PACTUM_NATS_URL, default "
+     "nats://127.0.0.1:4222)",
+     0},
     {"user", 0, "U", "NATS user (PACTUM_NATS_USER)", 0},
     {"password", 0, "P", "NATS password (PACTUM_NATS_PASSWORD)", 0},
     {"creds", 0, "FILE", "connect as the NATS user of a .creds file (PACTUM_NATS_CREDS)", 0},
@@ -251,6 +254,10 @@ static const cli_opt setup_init_opts[] = {
 
 static const cli_opt setup_streams_opts[] = {
     {"partitions", 0, "N", "partitions of the event streams (default 4; fixed once created)", 0},
+    {"replicas", 0, "N",
+     "replicas of every stream, 1 to 5 (PACTUM_STREAM_REPLICAS, default 1; 3 on a cluster); "
+     "existing streams with fewer are raised",
+     0},
     {NULL, 0, NULL, NULL, 0},
 };
 

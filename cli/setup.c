@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pk/lease.h"
 #include "pk/buspolicy.h"
 #include "pk/natsauth.h"
 
@@ -259,10 +260,20 @@ int cmd_setup_streams(const cli_call *c)
 
     if ((code = cli_get_u64(c, "partitions", 1, PK_PARTITIONS_MAX, &want)) != CLI_OK)
         return code;
+    if (cli_get(c, "replicas")) {
+        uint64_t replicas = 1;
+        char text[8];
+        if ((code = cli_get_u64(c, "replicas", 1, 5, &replicas)) != CLI_OK)
+            return code;
+        snprintf(text, sizeof(text), "%u", (unsigned)replicas);
+        setenv("PACTUM_STREAM_REPLICAS", text, 1); /* what pk_streams_ensure reads */
+    }
     if (!(bus = cli_connect()))
         return CLI_BUS;
     partitions = (uint32_t)want;
     st = pk_streams_ensure(bus, &partitions);
+    if (st == PK_OK)
+        st = pk_leases_bucket(bus); /* where evaluators and scorers hold their partitions */
     pk_bus_close(bus);
     if (st != PK_OK)
         return cli_error(CLI_BUS, "cannot create the streams: %s", pk_error_msg());

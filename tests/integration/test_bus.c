@@ -6,8 +6,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
+#include "pk/clock.h"
 #include "pk/bus.h"
 #include "pk/log.h"
 
@@ -160,5 +162,56 @@ Test(bus, a_consumer_someone_else_changes_or_deletes_is_made_again_from_our_posi
     cr_assert(pk_incident_recent(60000, why, sizeof(why)));
     cr_assert(strstr(why, "deleted") != NULL, "%s", why);
     pk_consumer_close(&c);
+    h_stop(&h);
+}
+
+Test(bus, a_seed_list_connects_through_a_dead_first_seed, .timeout = 60)
+{
+    h_env h;
+    char seeds[300];
+    pk_bus *bus;
+
+    cr_assert(h_start(&h, false), "nats-server did not start (logs in %s)", h.dir);
+    /* the first seed listens nowhere; the second is the server */
+    snprintf(seeds, sizeof(seeds), "nats://127.0.0.1:%d, %s", h_free_port(), h.url);
+    bus = h_connect(seeds, "seeds", true);
+    cr_assert_not_null(bus, "a client with a seed list could not connect: %s", pk_error_msg());
+    pk_bus_close(bus);
+    cr_assert_null(h_connect("nats://127.0.0.1:1,,", "bad", true),
+                   "a list naming no usable server connected");
+    h_stop(&h);
+}
+
+Test(bus, a_partition_is_served_by_one_instance_and_a_second_pin_is_refused, .timeout = 120)
+{
+    h_env h;
+    char cmd[600], out[4096] = "";
+    const char *const pinned[] = {"PACTUM_EVALUATOR_PARTITIONS=all", "PACTUM_INSTANCE=first", NULL};
+    const char *const second[] = {"PACTUM_EVALUATOR_PARTITIONS=1-2", "PACTUM_INSTANCE=second",
+                                  NULL};
+    int slot, status = -1;
+    FILE *f;
+
+    cr_assert(h_start(&h, false), "nats-server did not start (logs in %s)", h.dir);
+    cr_assert(h_start_service(&h, 1, pinned), "the first evaluator did not start");
+    slot = h_start_instance(&h, 1, "second", second);
+    cr_assert_geq(slot, 0);
+    /* bounded: the second exits by itself, refused */
+    for (int i = 0; i < 200 && status < 0; i++) {
+        int st;
+        if (waitpid(h.extra_pid[slot], &st, WNOHANG) == h.extra_pid[slot])
+            status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        else
+            pk_sleep_ms(50);
+    }
+    if (status >= 0)
+        h.extra_pid[slot] = 0;
+    cr_assert_eq(status, 2, "a second instance pinned to served partitions was not refused");
+    snprintf(cmd, sizeof(cmd), "%s/second.log", h.dir);
+    f = fopen(cmd, "r");
+    cr_assert_not_null(f);
+    cr_assert_gt(fread(out, 1, sizeof(out) - 1, f), 0);
+    fclose(f);
+    cr_assert(strstr(out, "is served by first") != NULL, "%s", out);
     h_stop(&h);
 }

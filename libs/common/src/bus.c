@@ -138,6 +138,39 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
     natsMsg_Destroy(msg);
 }
 
+#define SEEDS_MAX 16
+
+/*
+ * The servers of a seed list, "nats://a:4222,nats://b:4222" (spaces around the
+ * commas allowed): the client tries them in turn and reconnects to any of them,
+ * and to the cluster's other members it learns from the server.
+ */
+static natsStatus set_servers(natsOptions *no, const char *list)
+{
+    char buf[2048], *seeds[SEEDS_MAX], *save = NULL;
+    int n = 0;
+
+    if (!list || strlen(list) >= sizeof(buf))
+        return NATS_INVALID_ARG;
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        while (*t == ' ' || *t == '\t')
+            t++;
+        end = t + strlen(t);
+        while (end > t && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (!*t)
+            continue;
+        if (n == SEEDS_MAX)
+            return NATS_INVALID_ARG;
+        seeds[n++] = t;
+    }
+    if (n == 0)
+        return NATS_INVALID_ARG;
+    return natsOptions_SetServers(no, (const char **)seeds, n);
+}
+
 pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
 {
     pk_bus *bus = calloc(1, sizeof(*bus));
@@ -151,8 +184,18 @@ pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
     if (!bus)
         return PK_ERR(PK_ENOMEM, "cannot allocate bus");
     snprintf(bus->name, sizeof(bus->name), "%s", o->name ? o->name : "pactum");
-    if ((s = natsOptions_Create(&no)) != NATS_OK ||
-        (s = natsOptions_SetURL(no, o->url)) != NATS_OK ||
+    if ((s = natsOptions_Create(&no)) != NATS_OK) {
+        st = pk_nats_err(s, 0, "NATS options");
+        goto fail;
+    }
+    if (set_servers(no, o->url) != NATS_OK) {
+        st = PK_ERR(PK_EINVAL,
+                    "'%s' is not a NATS server URL or a comma-separated list of at most %d of "
+                    "them",
+                    o->url ? o->url : "", SEEDS_MAX);
+        goto fail;
+    }
+    if ((s = natsOptions_SetNoRandomize(no, false)) != NATS_OK ||
         (s = natsOptions_SetName(no, bus->name)) != NATS_OK ||
         (s = natsOptions_SetMaxReconnect(no, -1)) != NATS_OK ||
         (s = natsOptions_SetReconnectWait(no, 250)) != NATS_OK ||
@@ -276,11 +319,69 @@ static const stream_def streams[] = {
     {PK_STREAM_APPROVALS, "pactum.approvals.*", 2LL * 86400000, 120000, 64 * 1024, true},
 };
 
+/* The replicas asked for each stream: PACTUM_STREAM_REPLICAS (1 to 5; default 1). */
+static pk_status replicas_asked(int64_t *out)
+{
+    const char *v = getenv("PACTUM_STREAM_REPLICAS");
+    char *end = NULL;
+    long n;
+
+    *out = 1;
+    if (!v || !*v)
+        return PK_OK;
+    n = strtol(v, &end, 10);
+    if (*end || n < 1 || n > 5)
+        return PK_ERR(PK_EINVAL, "PACTUM_STREAM_REPLICAS: expected 1 to 5, got '%s'", v);
+    *out = n;
+    return PK_OK;
+}
+
+/*
+ * A JetStream answer worth asking again: the server or the cluster is not
+ * ready yet (timed out, no responders, no leader, not enough peers), or
+ * another service creating the same stream at this moment ("name in use",
+ * "subjects overlap").
+ */
+static bool transient(natsStatus s, jsErrCode jerr)
+{
+    return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || jerr == JSClusterNotAvailErr ||
+           jerr == JSClusterNoPeersErr || jerr == JSInsufficientResourcesErr ||
+           jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr;
+}
+
+/* An existing stream with fewer replicas than asked: raise them, or say who can. */
+static void reconcile_replicas(pk_bus *bus, const jsStreamInfo *si, int64_t asked)
+{
+    jsStreamInfo *after = NULL;
+    jsStreamConfig sc;
+    jsErrCode jerr = 0;
+    natsStatus s;
+
+    if (si->Config->Replicas >= asked)
+        return;
+    sc = *si->Config;
+    sc.Replicas = asked;
+    s = js_UpdateStream(&after, bus->js, &sc, NULL, &jerr);
+    jsStreamInfo_Destroy(after);
+    if (s == NATS_OK)
+        PK_INFO("stream %s now has %lld replicas (had %lld)", sc.Name, (long long)asked,
+                (long long)si->Config->Replicas);
+    else
+        PK_WARN("stream %s has %lld replica%s, %lld asked (PACTUM_STREAM_REPLICAS), and could "
+                "not be changed here (%s): run 'pactum setup streams' with the setup user",
+                sc.Name, (long long)si->Config->Replicas, si->Config->Replicas == 1 ? "" : "s",
+                (long long)asked, natsStatus_GetText(s));
+}
+
 pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
 {
     char desc[64];
+    int64_t replicas, give_up = pk_mono_ms() + 60000;
     int attempt = 0; /* tries of the stream at hand */
+    pk_status st = replicas_asked(&replicas);
 
+    if (st != PK_OK)
+        return st;
     for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
         const stream_def *d = &streams[i];
         jsStreamInfo *si = NULL;
@@ -299,12 +400,22 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
                     *partitions = p;
                 }
             }
+            reconcile_replicas(bus, si, replicas);
             jsStreamInfo_Destroy(si);
             attempt = 0;
             continue;
         }
-        if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
+        if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+            if (transient(s, jerr) && pk_mono_ms() < give_up) {
+                if (attempt++ == 0)
+                    PK_WARN("JetStream is not ready for %s yet (%s); retrying", d->name,
+                            natsStatus_GetText(s));
+                pk_sleep_ms(attempt < 10 ? 50 * attempt : 500);
+                i--;
+                continue;
+            }
             return pk_nats_err(s, jerr, d->name);
+        }
         jsStreamConfig_Init(&sc);
         sc.Name = d->name;
         sc.Subjects = subjects;
@@ -317,6 +428,7 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
         sc.DenyDelete = d->deny_delete;
         sc.DenyPurge = d->deny_delete;
         sc.AllowDirect = true;
+        sc.Replicas = replicas;
         if (strcmp(d->name, PK_STREAM_EVENTS) == 0) {
             snprintf(desc, sizeof(desc), "pactum partitions=%u", *partitions);
             sc.Description = desc;
@@ -325,14 +437,15 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
         s = js_AddStream(&si, bus->js, &sc, NULL, &jerr);
         jsStreamInfo_Destroy(si);
         if (s == NATS_OK) {
-            PK_INFO("created stream %s (%s)", d->name, d->subject);
+            PK_INFO("created stream %s (%s, %lld replica%s)", d->name, d->subject,
+                    (long long)replicas, replicas == 1 ? "" : "s");
             attempt = 0;
             continue;
         }
-        /* Another service creating the same stream at the same moment makes the server answer
-         * "name in use" or "subjects overlap": read the stream it made instead. */
-        if ((jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr) && attempt < 10) {
-            pk_sleep_ms(10 * ++attempt);
+        /* Not ready, or another service made it at this moment: look again (and then read
+         * the stream it made). A timed-out create may have worked: the lookup says. */
+        if (transient(s, jerr) && pk_mono_ms() < give_up) {
+            pk_sleep_ms(attempt < 10 ? 10 * ++attempt : 500);
             i--;
             continue;
         }
@@ -351,6 +464,40 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
  * delivers, its limits once we had set them, or, for an ordered reader,
  * messages acknowledged that the reader never applied), else "".
  */
+/*
+ * Is there a message of c's filter in (from, to] of its stream? A filtered consumer's
+ * acknowledged floor may stand past our last message on a message of another filter (after a
+ * change of consumer leader, the floor is counted in stream sequences): that is no gap. When
+ * the stream cannot be asked, assume there is.
+ */
+static bool filtered_between(const pk_consumer *c, uint64_t from, uint64_t to)
+{
+    jsDirectGetMsgOptions dg;
+    jsOptions jo;
+    natsMsg *m = NULL;
+    uint64_t seq = 0;
+    natsStatus s;
+
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.Sequence = from + 1;
+    dg.NextBySubject = c->filter;
+    s = js_DirectGetMsg(&m, c->bus->js, c->stream, &jo, &dg);
+    if (s == NATS_NOT_FOUND)
+        return false;
+    if (s != NATS_OK)
+        return true;
+    seq = pk_msg_seq(m);
+    if (!seq) { /* a direct get carries its sequence in a header */
+        const char *v = NULL;
+        if (natsMsgHeader_Get(m, "Nats-Sequence", &v) == NATS_OK && v)
+            seq = strtoull(v, NULL, 10);
+    }
+    natsMsg_Destroy(m);
+    return seq == 0 || seq <= to;
+}
+
 static void tampered(const pk_consumer *c, const jsConsumerInfo *ci, bool have_own, uint64_t own,
                      char *why, size_t len)
 {
@@ -370,7 +517,7 @@ static void tampered(const pk_consumer *c, const jsConsumerInfo *ci, bool have_o
               (c->ack_wait_ms > 0 && ci->Config->AckWait != c->ack_wait_ms * 1000000)))
         snprintf(why, len, "its limits were changed (%lld unacknowledged, %lld ms ack wait)",
                  (long long)ci->Config->MaxAckPending, (long long)(ci->Config->AckWait / 1000000));
-    else if (have_own && ci->AckFloor.Stream > own)
+    else if (have_own && ci->AckFloor.Stream > own && filtered_between(c, own, ci->AckFloor.Stream))
         snprintf(why, len, "it has %s #%llu acknowledged, but this reader applied only up to #%llu",
                  c->stream, (unsigned long long)ci->AckFloor.Stream, (unsigned long long)own);
 }
@@ -420,12 +567,24 @@ static natsStatus bind_durable(pk_consumer *c, jsErrCode *jerr)
     if (have_own)
         start = own + 1;
     s = js_GetConsumerInfo(&ci, c->bus->js, c->stream, c->durable, NULL, jerr);
+    /* only a consumer that is not there is made anew: one that cannot be looked at now (a node
+     * lost, a leader being elected) is bound later, or it would be taken over where it stands */
+    if (s != NATS_OK && s != NATS_NOT_FOUND && *jerr != JSConsumerNotFoundErr)
+        return s;
     if (s != NATS_OK && c->bound)
         pk_incident("consumer %s of %s was deleted by someone else; made again from %s #%llu",
                     c->durable, c->stream, c->stream, (unsigned long long)(start ? start : 1));
     if (s == NATS_OK) {
         tampered(c, ci, have_own, own, why, sizeof(why));
-        if (why[0])
+        /* acknowledged past our position by the instance that held the partition before: a
+         * handover, not tampering (the lease said how far it got) */
+        if (why[0] && have_own && c->handover_seq > 0 && ci->AckFloor.Stream > own &&
+            strncmp(why, "it has ", 7) == 0)
+            PK_INFO("consumer %s: taking over from the previous holder (at %s #%llu); reading "
+                    "again from %s #%llu",
+                    c->durable, c->stream, (unsigned long long)c->handover_seq, c->stream,
+                    (unsigned long long)start);
+        else if (why[0])
             pk_incident("consumer %s of %s was changed by someone else (%s); made again from %s "
                         "#%llu",
                         c->durable, c->stream, why, c->stream,
@@ -471,6 +630,7 @@ static pk_status consumer_bind(pk_consumer *c)
 
     jsSubOptions_Init(&so);
     so.Stream = c->stream;
+    c->delivered_ms = pk_mono_ms(); /* a stall is counted from here */
     if (c->durable[0]) {
         if ((s = bind_durable(c, &jerr)) != NATS_OK)
             return pk_nats_err(s, jerr, c->durable);
@@ -525,7 +685,18 @@ pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stre
                                    int64_t ack_wait_ms,
                                    pk_status (*position)(void *ctx, uint64_t *applied), void *ctx)
 {
+    return pk_consumer_take_over(c, bus, stream, durable, filter, max_ack_pending, ack_wait_ms,
+                                 position, ctx, 0);
+}
+
+pk_status pk_consumer_take_over(pk_consumer *c, pk_bus *bus, const char *stream,
+                                const char *durable, const char *filter, int max_ack_pending,
+                                int64_t ack_wait_ms,
+                                pk_status (*position)(void *ctx, uint64_t *applied), void *ctx,
+                                uint64_t handover_seq)
+{
     memset(c, 0, sizeof(*c));
+    c->handover_seq = handover_seq;
     c->bus = bus;
     snprintf(c->stream, sizeof(c->stream), "%s", stream);
     snprintf(c->durable, sizeof(c->durable), "%s", durable);
@@ -567,6 +738,21 @@ static bool still_ours(pk_consumer *c)
     c->checked_ms = pk_mono_ms();
     if (s == NATS_OK)
         tampered(c, ci, have_own, own, why, sizeof(why));
+    /*
+     * Stalled: messages wait for it, yet nothing came for a while (after a node loss a
+     * consumer can be left without a leader, or bound to a subscription that no longer
+     * receives): bind again.
+     */
+    if (s == NATS_OK && !why[0] && ci->NumPending > 0 &&
+        pk_mono_ms() - c->delivered_ms > PK_STALL_MS) {
+        c->stalls++;
+        PK_WARN("consumer %s on %s: %llu messages waiting, none delivered for %lld ms; binding "
+                "again",
+                c->durable, c->stream, (unsigned long long)ci->NumPending,
+                (long long)(pk_mono_ms() - c->delivered_ms));
+        c->delivered_ms = pk_mono_ms();
+        why[0] = 's';
+    }
     jsConsumerInfo_Destroy(ci);
     return !(s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || why[0]);
 }
@@ -604,6 +790,7 @@ pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_
     s = c->durable[0] ? natsSubscription_Fetch(list, c->sub, batch, timeout_ms, &jerr)
                       : next_msgs(c->sub, list, batch, timeout_ms);
     if (s == NATS_OK) {
+        c->delivered_ms = pk_mono_ms();
         if (!c->durable[0] && list->Count > 0) {
             uint64_t seq = 0;
             if (pk_msg_meta(list->Msgs[list->Count - 1], &seq, NULL, NULL) == PK_OK)
@@ -704,36 +891,59 @@ pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms)
     return PK_OK;
 }
 
+/* A reply inbox of our own: under bus->inbox (the only prefix a JWT user may read), else random. */
+static bool reply_inbox(pk_bus *bus, char *inbox, size_t len)
+{
+    natsInbox *generated = NULL;
+    uint8_t rnd[12];
+
+    randombytes_buf(rnd, sizeof(rnd));
+    if (bus->inbox[0]) {
+        snprintf(inbox, len, "%s.r%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x", bus->inbox,
+                 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9],
+                 rnd[10], rnd[11]);
+        return true;
+    }
+    if (natsInbox_Create(&generated) != NATS_OK)
+        return false;
+    snprintf(inbox, len, "%s", generated);
+    natsInbox_Destroy(generated);
+    return true;
+}
+
+/* Subscribe to a fresh inbox (at most max replies; 0: any number) and send the request. */
+static pk_status send_request(pk_bus *bus, const char *subject, const void *data, size_t len,
+                              int max, natsSubscription **sub)
+{
+    char inbox[160];
+    natsStatus s;
+
+    *sub = NULL;
+    if (!reply_inbox(bus, inbox, sizeof(inbox)))
+        return PK_ERR(PK_ENOMEM, "no inbox for a request on %s", subject);
+    if ((s = natsConnection_SubscribeSync(sub, bus->nc, inbox)) != NATS_OK ||
+        (max > 0 && (s = natsSubscription_AutoUnsubscribe(*sub, max)) != NATS_OK) ||
+        (s = natsConnection_PublishRequest(bus->nc, subject, inbox, data, (int)len)) != NATS_OK) {
+        natsSubscription_Destroy(*sub);
+        *sub = NULL;
+        return pk_nats_err(s, 0, subject);
+    }
+    natsConnection_Flush(bus->nc); /* a refusal comes back before the flush's answer */
+    return PK_OK;
+}
+
 pk_status pk_bus_request(pk_bus *bus, const char *subject, const void *data, size_t len,
                          int64_t timeout_ms, natsMsg **reply)
 {
     unsigned long before = atomic_load(&bus->denials);
     natsSubscription *sub = NULL;
-    natsInbox *generated = NULL;
-    char inbox[160];
-    uint8_t rnd[12];
     int64_t deadline = pk_mono_ms() + timeout_ms;
     natsStatus s = NATS_TIMEOUT;
+    pk_status st;
 
     *reply = NULL;
-    randombytes_buf(rnd, sizeof(rnd));
-    if (bus->inbox[0]) /* our own prefix, the only one we may read */
-        snprintf(inbox, sizeof(inbox), "%s.r%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
-                 bus->inbox, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8],
-                 rnd[9], rnd[10], rnd[11]);
-    else if (natsInbox_Create(&generated) == NATS_OK) {
-        snprintf(inbox, sizeof(inbox), "%s", generated);
-        natsInbox_Destroy(generated);
-    } else
-        return PK_ERR(PK_ENOMEM, "no inbox for a request on %s", subject);
-    if ((s = natsConnection_SubscribeSync(&sub, bus->nc, inbox)) != NATS_OK ||
-        (s = natsSubscription_AutoUnsubscribe(sub, 1)) != NATS_OK ||
-        (s = natsConnection_PublishRequest(bus->nc, subject, inbox, data, (int)len)) != NATS_OK) {
-        natsSubscription_Destroy(sub);
-        return pk_nats_err(s, 0, subject);
-    }
-    natsConnection_Flush(bus->nc); /* a refusal comes back before the flush's answer */
-    s = NATS_TIMEOUT;
+    if ((st = send_request(bus, subject, data, len, 1, &sub)) != PK_OK)
+        return st;
     while (pk_mono_ms() < deadline && atomic_load(&bus->denials) == before) {
         int64_t left = deadline - pk_mono_ms();
         s = natsSubscription_NextMsg(reply, sub, left < 50 ? (left > 0 ? left : 1) : 50);
@@ -754,6 +964,45 @@ pk_status pk_bus_request(pk_bus *bus, const char *subject, const void *data, siz
         return PK_ERR(PK_ETIMEOUT, "no answer on %s within %lld ms", subject,
                       (long long)timeout_ms);
     return pk_nats_err(s, 0, subject);
+}
+
+pk_status pk_bus_gather(pk_bus *bus, const char *subject, const void *data, size_t len,
+                        int64_t timeout_ms, int64_t quiet_ms, int max,
+                        bool (*each)(void *ctx, natsMsg *reply), void *ctx, int *n)
+{
+    unsigned long before = atomic_load(&bus->denials);
+    natsSubscription *sub = NULL;
+    int64_t deadline = pk_mono_ms() + timeout_ms, quiet_until = deadline;
+    pk_status st;
+
+    *n = 0;
+    if ((st = send_request(bus, subject, data, len, 0, &sub)) != PK_OK)
+        return st;
+    while (*n < max && pk_mono_ms() < deadline && pk_mono_ms() < quiet_until &&
+           atomic_load(&bus->denials) == before) {
+        natsMsg *m = NULL;
+        int64_t left = (quiet_until < deadline ? quiet_until : deadline) - pk_mono_ms();
+        natsStatus s = natsSubscription_NextMsg(&m, sub, left < 50 ? (left > 0 ? left : 1) : 50);
+        bool more = true;
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s != NATS_OK)
+            break;
+        if (!natsMsg_IsNoResponders(m)) {
+            (*n)++;
+            quiet_until = pk_mono_ms() + quiet_ms;
+            more = each(ctx, m);
+        }
+        natsMsg_Destroy(m);
+        if (!more)
+            break;
+    }
+    natsSubscription_Destroy(sub);
+    if (atomic_load(&bus->denials) != before)
+        return PK_ERR(PK_EPERM, "permission denied: %s", bus->denial);
+    return *n ? PK_OK
+              : PK_ERR(PK_ETIMEOUT, "no answer on %s within %lld ms", subject,
+                       (long long)timeout_ms);
 }
 
 pk_status pk_bus_publish_sync(pk_bus *bus, const char *subject, const void *data, size_t len,

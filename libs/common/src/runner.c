@@ -19,8 +19,9 @@ void pk_pause_ms(int64_t ms)
  * reader whose state depends on order (max ack pending = batch) is handed
  * nothing newer meanwhile, and the others lose nothing by waiting.
  */
-pk_status pk_batch_until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
-                              pk_metric *retries)
+/* Retry fn on list until it is applied, the map is full, or (stop or) shutdown. */
+static pk_status until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
+                            pk_metric *retries, const atomic_bool *stop)
 {
     int64_t backoff = 100;
     pk_status st;
@@ -30,12 +31,18 @@ pk_status pk_batch_until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, cons
             pk_metric_add(retries, 1);
         PK_WARN("%s: batch of %d not applied, retrying: %s", what, list->Count, pk_error_msg());
         pk_pause_ms(backoff);
-        if (pk_shutdown)
+        if (pk_shutdown || (stop && atomic_load(stop)))
             return PK_ESHUTDOWN;
         pk_msgs_in_progress(list);
         backoff = backoff < 3200 ? backoff * 2 : 5000;
     }
     return st;
+}
+
+pk_status pk_batch_until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
+                              pk_metric *retries)
+{
+    return until_done(fn, ctx, list, what, retries, NULL);
 }
 
 /* Messages still waiting after the last one of the batch. */
@@ -61,7 +68,7 @@ void pk_runner_loop(pk_runner *r)
      */
     bool caught_up = false;
 
-    while (!pk_shutdown) {
+    while (!pk_shutdown && !(r->stop && atomic_load(r->stop))) {
         natsMsgList list;
         long long pending;
         pk_status st;
@@ -69,6 +76,15 @@ void pk_runner_loop(pk_runner *r)
         if (r->idle && r->idle(r->ctx, caught_up) != PK_OK)
             PK_WARN("%s: %s; trying again later", r->what, pk_error_msg());
         st = pk_consumer_fetch(r->consumer, &list, r->batch, r->wait_ms);
+        if (r->consumer->stalls != r->stalls) { /* found stalled, and bound again */
+            if (r->svc)
+                pk_metric_add(&r->svc->common[PK_SM_STALLS],
+                              (long long)(r->consumer->stalls - r->stalls));
+            pk_incident("%s: its consumer stalled (messages waiting, none delivered) and was "
+                        "bound again",
+                        r->what);
+            r->stalls = r->consumer->stalls;
+        }
         if (st == PK_ETIMEOUT) {
             caught_up = true; /* nothing was waiting */
             continue;
@@ -85,13 +101,13 @@ void pk_runner_loop(pk_runner *r)
         r->pending = pending;
         if (r->gather_ms > 0 && list.Count < r->batch)
             pk_pause_ms(r->gather_ms);
-        st = pk_batch_until_done(r->process, r->ctx, &list, r->what, retries);
+        st = until_done(r->process, r->ctx, &list, r->what, retries, r->stop);
         natsMsgList_Destroy(&list);
         if (st == PK_ESTORE_FULL) {
             PK_ERROR("%s: %s; stopped consuming", r->what, pk_error_msg());
             if (r->svc)
                 pk_service_set_health(r->svc, false, pk_error_msg());
-            while (!pk_shutdown)
+            while (!pk_shutdown && !(r->stop && atomic_load(r->stop)))
                 pk_pause_ms(200);
         }
     }

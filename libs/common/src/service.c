@@ -88,6 +88,10 @@ static void common_metrics_init(pk_service *svc)
         (pk_metric){"pactum_lmdb_used_bytes", NULL, "LMDB pages in use, in bytes", PK_GAUGE, 0};
     m[PK_SM_LMDB_MAP] =
         (pk_metric){"pactum_lmdb_map_bytes", NULL, "LMDB map size, in bytes", PK_GAUGE, 0};
+    m[PK_SM_STALLS] = (pk_metric){"pactum_consumer_stalls_total", svc->lag_label,
+                                  "Times a consumer had messages waiting, delivered none for "
+                                  "10 s, and was bound again",
+                                  PK_COUNTER, 0};
 }
 
 pk_bus_opts pk_common_bus_opts(const pk_common_cfg *c, const char *name)
@@ -273,9 +277,15 @@ json_t *pk_service_health_json(pk_service *svc)
         ok = false;
     else if (ok && !jetstream_ok(svc, detail, sizeof(detail)))
         ok = false;
-    return json_pack("{s:s, s:s, s:b, s:b, s:s, s:I}", "service", svc->name, "instance",
-                     svc->instance, "healthy", ok, "bus_connected", bus_ok, "detail",
-                     ok ? "" : detail, "uptime_ms", (json_int_t)(pk_now_ms() - svc->started_ms));
+    json_t *doc =
+        json_pack("{s:s, s:s, s:b, s:b, s:s, s:I, s:I, s:I}", "service", svc->name, "instance",
+                  svc->instance, "healthy", ok, "bus_connected", bus_ok, "detail", ok ? "" : detail,
+                  "uptime_ms", (json_int_t)(pk_now_ms() - svc->started_ms), "consumer_pending",
+                  (json_int_t)pk_metric_get(&svc->common[PK_SM_LAG]), "consumer_stalls",
+                  (json_int_t)pk_metric_get(&svc->common[PK_SM_STALLS]));
+    if (doc && svc->health_extra)
+        svc->health_extra(svc->health_extra_ctx, doc);
+    return doc;
 }
 
 static pk_status answer_text(char *text, uint8_t **out, size_t *len)
@@ -382,4 +392,20 @@ pk_status pk_reject_publish(pk_bus *bus, const char *service, const pk_rejection
         st = pk_bus_publish_async(bus, subj, buf, len, msg_id);
     free(buf);
     return st;
+}
+
+void pk_stable_name(const pk_common_cfg *c, const char *service, char *out, size_t len)
+{
+    char host[64] = "host";
+    uint32_t h = 2166136261u;
+    const char *dir = c->data_dir ? c->data_dir : "";
+
+    if (c->instance && c->instance[0]) {
+        snprintf(out, len, "%s", c->instance);
+        return;
+    }
+    gethostname(host, sizeof(host) - 1);
+    for (const unsigned char *p = (const unsigned char *)dir; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    snprintf(out, len, "%s-%.32s-%08x", service, host, h);
 }

@@ -112,6 +112,8 @@ pk_status pk_nats_err(natsStatus s, jsErrCode jerr, const char *what) PK_MUST_CH
  */
 pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions) PK_MUST_CHECK;
 
+#define PK_STALL_MS 10000 /* a consumer with messages waiting and none delivered this long */
+
 /* A pull consumer: durable (name given) or ephemeral starting at start_seq. */
 typedef struct pk_consumer {
     pk_bus *bus;         /* borrowed */
@@ -128,6 +130,10 @@ typedef struct pk_consumer {
     void *position_ctx;
     bool bound;            /* it was bound once: missing now means someone deleted it */
     int64_t checked_ms;    /* when the durable was last seen to be as we made it */
+    int64_t delivered_ms;  /* when a fetch last brought messages (or the consumer was bound) */
+    uint64_t handover_seq; /* taken over from an instance that had applied up to here (0: no) */
+    unsigned long stalls;  /* times it was found stalled (messages waiting, none delivered
+                            * for PK_STALL_MS) and bound again */
     natsSubscription *sub; /* bound pull subscription */
 } pk_consumer;
 
@@ -156,6 +162,17 @@ pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stre
                                    int64_t ack_wait_ms,
                                    pk_status (*position)(void *ctx, uint64_t *applied),
                                    void *ctx) PK_MUST_CHECK;
+
+/*
+ * The same for a partition taken over from another instance that had applied
+ * up to handover_seq (0: none): the consumer acknowledged past our own
+ * position is then the handover, not tampering.
+ */
+pk_status pk_consumer_take_over(pk_consumer *c, pk_bus *bus, const char *stream,
+                                const char *durable, const char *filter, int max_ack_pending,
+                                int64_t ack_wait_ms,
+                                pk_status (*position)(void *ctx, uint64_t *applied), void *ctx,
+                                uint64_t handover_seq) PK_MUST_CHECK;
 
 /* Tell the server the messages are still being worked on (resets their ack timer). */
 void pk_msgs_in_progress(natsMsgList *list);
@@ -199,6 +216,16 @@ pk_status pk_bus_publish_sync(pk_bus *bus, const char *subject, const void *data
  */
 pk_status pk_bus_request(pk_bus *bus, const char *subject, const void *data, size_t len,
                          int64_t timeout_ms, natsMsg **reply) PK_MUST_CHECK;
+
+/*
+ * Ask everyone who answers on subject (every instance of a service): each
+ * reply goes to each(ctx, reply) (return false to stop), until max replies,
+ * quiet_ms with no new reply after one came, or timeout_ms in all. *n: the
+ * replies seen; PK_ETIMEOUT if none came.
+ */
+pk_status pk_bus_gather(pk_bus *bus, const char *subject, const void *data, size_t len,
+                        int64_t timeout_ms, int64_t quiet_ms, int max,
+                        bool (*each)(void *ctx, natsMsg *reply), void *ctx, int *n) PK_MUST_CHECK;
 
 /* Partition of an agent id (FNV-1a 32 modulo partitions). */
 uint32_t pk_partition_of(const char *agent_id, uint32_t partitions);

@@ -10,6 +10,7 @@
 #ifndef PK_RUNNER_H
 #define PK_RUNNER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,22 +32,24 @@ typedef pk_status (*pk_batch_fn)(void *ctx, natsMsgList *list);
 typedef pk_status (*pk_idle_fn)(void *ctx, bool caught_up);
 
 typedef struct pk_runner {
-    const char *what;      /* names the reader in logs: "ingest", "scorer partition 2" */
-    pk_consumer *consumer; /* borrowed: what is read */
-    pk_service *svc;       /* borrowed: counts retries; unhealthy when the map is full */
-    int batch;             /* messages per fetch, at most */
-    int64_t wait_ms;       /* longest wait of a fetch */
-    int64_t gather_ms;     /* a batch short of `batch` waits this long before it is
-                            * applied, so what comes meanwhile joins the next (0: never) */
-    pk_batch_fn process;   /* applies a batch */
-    pk_idle_fn idle;       /* optional work between fetches */
-    void *ctx;             /* for both */
-    pk_metric *lag;        /* optional gauge: messages waiting, summed over the runners
-                            * that share it */
-    long long pending;     /* messages waiting at this runner's last fetch */
+    const char *what;        /* names the reader in logs: "ingest", "scorer partition 2" */
+    pk_consumer *consumer;   /* borrowed: what is read */
+    pk_service *svc;         /* borrowed: counts retries; unhealthy when the map is full */
+    int batch;               /* messages per fetch, at most */
+    int64_t wait_ms;         /* longest wait of a fetch */
+    int64_t gather_ms;       /* a batch short of `batch` waits this long before it is
+                              * applied, so what comes meanwhile joins the next (0: never) */
+    pk_batch_fn process;     /* applies a batch */
+    pk_idle_fn idle;         /* optional work between fetches */
+    void *ctx;               /* for both */
+    pk_metric *lag;          /* optional gauge: messages waiting, summed over the runners
+                              * that share it */
+    long long pending;       /* messages waiting at this runner's last fetch */
+    const atomic_bool *stop; /* optional: set to stop this runner alone (a partition let go) */
+    unsigned long stalls;    /* the consumer's stalls already counted */
 } pk_runner;
 
-/* Run until pk_shutdown is set. */
+/* Run until pk_shutdown (or r->stop) is set. */
 void pk_runner_loop(pk_runner *r);
 
 /*

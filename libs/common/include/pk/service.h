@@ -57,7 +57,7 @@ typedef struct pk_common_cfg {
      0,                                                                                            \
      0,                                                                                            \
      offsetof(type, common.nats_url),                                                              \
-     "NATS server to connect to"},                                                                 \
+     "NATS server, or a comma-separated seed list of a cluster's servers"},                        \
         {"nats-user",                                                                              \
          "PACTUM_NATS_USER",                                                                       \
          PK_CFG_STR,                                                                               \
@@ -166,6 +166,7 @@ enum {
     PK_SM_RETRIES,   /* pactum_<service>_batch_retries_total: failed batch attempts */
     PK_SM_LMDB_USED, /* pactum_lmdb_used_bytes (read at each request) */
     PK_SM_LMDB_MAP,  /* pactum_lmdb_map_bytes (read at each request) */
+    PK_SM_STALLS,    /* pactum_consumer_stalls_total{consumer="<service>"}: bound again */
     PK_SM_COUNT
 };
 
@@ -179,17 +180,28 @@ typedef struct pk_service {
     size_t n_metrics;              /* its length */
     int64_t started_ms;            /* start time */
     atomic_bool healthy;           /* the service's own view of its health */
-    char detail[256];              /* why, when unhealthy */
-    char lag_label[64];            /* consumer="<name>" */
-    char retries_name[64];         /* pactum_<name>_batch_retries_total */
-    char health_subject[96];       /* pactum.health.<name> */
-    char metrics_subject[96];      /* pactum.metrics.<name> */
-    pk_responders ops;             /* health and metrics responders */
-    bool buffered;                 /* set before boot: the bus buffers writes (see pk_bus_opts) */
+    /* optional: more members of the health answer (the partitions served ...) */
+    void (*health_extra)(void *ctx, json_t *doc);
+    void *health_extra_ctx;
+    char detail[256];         /* why, when unhealthy */
+    char lag_label[64];       /* consumer="<name>" */
+    char retries_name[64];    /* pactum_<name>_batch_retries_total */
+    char health_subject[96];  /* pactum.health.<name> */
+    char metrics_subject[96]; /* pactum.metrics.<name> */
+    pk_responders ops;        /* health and metrics responders */
+    bool buffered;            /* set before boot: the bus buffers writes (see pk_bus_opts) */
 } pk_service;
 
 /* Bus options from the common configuration: URL, credentials, TLS; name is kept by pointer. */
 pk_bus_opts pk_common_bus_opts(const pk_common_cfg *c, const char *name);
+
+/*
+ * A name for this instance of service that stays the same across restarts:
+ * --instance if given, else "<service>-<host>-<hash of the data folder>". Used
+ * where the bus must recognise a restarted instance (its leases, its durable
+ * consumers).
+ */
+void pk_stable_name(const pk_common_cfg *c, const char *service, char *out, size_t len);
 
 /*
  * Set up the shared parts of a service: logging, libsodium, the data folder
