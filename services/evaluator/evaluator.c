@@ -226,7 +226,7 @@ pk_status evaluator_on_registry(void *ctx, MDB_txn *txn, const Pactum__V1__Regis
         return PK_OK;
     p = rec->pact;
     partition = pk_partition_of(p->agent_id, e->partitions);
-    if (!(e->owned & (1ull << partition)))
+    if (!(atomic_load(&e->workers.serving) & (1ull << partition)))
         return PK_OK; /* another instance keeps this agent's clocks */
     if (pk_pact_parse((const char *)p->document.data, p->document.len, &pact, &lint) != PK_OK) {
         pk_lint_free(&lint);
@@ -391,6 +391,8 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
     size_t len = 0;
     pk_status st;
 
+    if (sp->seq && sp->seq <= b->pw->quiet_until)
+        return PK_OK; /* a previous holder of the partition published it */
     v.agent_id = (char *)sp->agent;
     v.vseq = sp->vseq;
     v.pact_id = sp->ps->pact->id;
@@ -635,6 +637,8 @@ static pk_status dead_letter(batch *b, natsMsg *m, uint64_t seq)
 
     snprintf(id, sizeof(id), "evaluator:%llu", (unsigned long long)seq);
     pk_metric_add(&b->w->ev->m[EM_MALFORMED], 1);
+    if (seq <= b->pw->quiet_until)
+        return PK_OK; /* a previous holder of the partition dead-lettered it */
     return pk_reject_publish(b->pw->bus, "evaluator", &r, id, false);
 }
 
@@ -941,10 +945,13 @@ pk_status evaluator_probe(void *ctx, const uint8_t *req, size_t len, uint8_t **o
     if (!q || !q->event || pk_id_check("agent id", q->event->agent_id) != PK_OK) {
         a.status = PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
         a.message = "not a ProbeRequest with an agent's event";
-    } else if (!(e->owned &
+    } else if (!(atomic_load(&e->workers.serving) &
                  (1ull << (partition = pk_partition_of(q->event->agent_id, e->partitions))))) {
-        a.status = PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
-        a.message = "this evaluator does not serve the agent's partition";
+        /* every evaluator hears every probe; the one serving the partition answers */
+        pactum__v1__probe_request__free_unpacked(q, NULL);
+        *out = NULL;
+        *outlen = 0;
+        return PK_OK;
     } else if ((q->event->registry_seq > pk_registry_seq(e->reg)
                     ? pk_registry_sync(e->reg, q->event->registry_seq)
                     : pk_registry_sync_if_dirty(e->reg)) != PK_OK ||
@@ -989,15 +996,8 @@ pk_status evaluator_probe(void *ctx, const uint8_t *req, size_t len, uint8_t **o
 
 pk_status evaluator_probes_start(evaluator *e)
 {
-    pk_route routes[PK_PARTITIONS_MAX];
-    size_t n = 0;
+    /* no queue group: the instance serving the partition answers, the others keep quiet */
+    static const pk_route routes[] = {{"pactum.evaluator.probe.*", NULL, 2, evaluator_probe}};
 
-    for (uint32_t p = 0; p < e->partitions; p++) {
-        if (!(e->owned & (1ull << p)))
-            continue;
-        snprintf(e->probe_subjects[n], sizeof(e->probe_subjects[n]), PK_SUBJ_EVALUATOR_PROBE, p);
-        routes[n] = (pk_route){e->probe_subjects[n], "evaluator", 1, evaluator_probe};
-        n++;
-    }
-    return pk_responders_start(&e->probes, e->bus, routes, n, e);
+    return pk_responders_start(&e->probes, e->bus, routes, 1, e);
 }

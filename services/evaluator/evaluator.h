@@ -29,7 +29,7 @@
 
 typedef struct evaluator_cfg {
     pk_common_cfg common;    /* shared options */
-    const char *owned;       /* partitions this instance serves: "all", "0,2", "0-3" */
+    const char *owned;       /* partitions served: "auto" (by lease), or pinned "all", "0-3" */
     long long report_every;  /* evaluations of a clause between verdicts */
     int64_t report_after_ms; /* ... or at most this long after the first unreported one */
     long long batch;         /* events fetched per batch */
@@ -75,11 +75,9 @@ struct evaluator {
     MDB_dbi meta;             /* "events_p<N>" -> last PACTUM_EVENTS sequence applied;
                                  "ticks_p<N>" -> be64 applied || be32 tick ordinal */
     MDB_dbi deadlines;        /* be32 partition || be64 ms || state key -> "" (freshness) */
-    uint64_t owned;           /* partitions served, as a bitmap */
     pk_pworkers workers;      /* one per owned partition, each with an eval_worker */
-    pk_responders probes;     /* pactum.evaluator.probe.<owned partition> */
-    char probe_subjects[PK_PARTITIONS_MAX][40];
-    pk_metric m[EM_COUNT]; /* counters */
+    pk_responders probes;     /* pactum.evaluator.probe.* (answered for the partitions served) */
+    pk_metric m[EM_COUNT];    /* counters */
 };
 
 void evaluator_metrics_init(evaluator *e);

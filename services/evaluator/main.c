@@ -11,9 +11,10 @@
 
 static const pk_cfg_opt options[] = {
     PK_COMMON_OPTS(evaluator_cfg),
-    {"owned", "PACTUM_EVALUATOR_PARTITIONS", PK_CFG_STR, "all", 0, 0,
+    {"owned", "PACTUM_EVALUATOR_PARTITIONS", PK_CFG_STR, "auto", 0, 0,
      offsetof(evaluator_cfg, owned),
-     "partitions served by this instance: all, or a list like 0,1 or 2-3"},
+     "partitions served: auto (a fair share of them, by lease, moving with the live "
+     "instances), or pinned: all, or a list like 0,1 or 2-3"},
     {"report-every", "PACTUM_EVALUATOR_REPORT_EVERY", PK_CFG_INT, "10", 1, 100000,
      offsetof(evaluator_cfg, report_every),
      "evaluations of a clause between verdicts when its outcome does not change"},
@@ -32,7 +33,11 @@ static int start(void *ctx)
     const pk_dbi_spec dbs[] = {
         {"states", 0, &ev->states}, {"meta", 0, &ev->meta}, {"deadlines", 0, &ev->deadlines}};
 
-    if (pk_partitions_parse(ev->cfg->owned, ev->partitions, &ev->owned) != PK_OK)
+    uint64_t pinned = 0;
+    pk_status st;
+
+    if (strcmp(ev->cfg->owned, "auto") != 0 &&
+        pk_partitions_parse(ev->cfg->owned, ev->partitions, &pinned) != PK_OK)
         return pk_service_failed(PK_EXIT_CONFIG);
     if (pk_store_dbis(ev->store, dbs, PK_NELEM(dbs)) != PK_OK ||
         pk_registry_open(&ev->reg, ev->store, ev->bus) != PK_OK ||
@@ -57,13 +62,12 @@ static int start(void *ctx)
     ev->reg->hook = evaluator_on_registry;
     ev->reg->hook_ctx = ev;
     if (pk_registry_watch(ev->reg) != PK_OK || pk_registry_sync(ev->reg, 0) != PK_OK ||
-        pk_pworkers_open(&ev->workers, ev->partitions, ev->owned) != PK_OK)
+        evaluator_probes_start(ev) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
-    if (pk_pworkers_start(&ev->workers) != PK_OK)
-        return pk_service_failed(PK_EXIT_RUNTIME);
-    if (evaluator_probes_start(ev) != PK_OK)
-        return pk_service_failed(PK_EXIT_BUS);
-    PK_INFO("ready: serving %zu of %u partitions, registry at #%llu", ev->workers.n, ev->partitions,
+    if ((st = pk_pworkers_serve(&ev->workers, ev->bus, ev->cfg->owned, ev->partitions)) != PK_OK)
+        return pk_service_failed(st == PK_ECONFLICT ? PK_EXIT_CONFIG : PK_EXIT_BUS);
+    PK_INFO("ready: serving %d of %u partitions (%s), registry at #%llu",
+            __builtin_popcountll(atomic_load(&ev->workers.serving)), ev->partitions, ev->cfg->owned,
             (unsigned long long)pk_registry_seq(ev->reg));
     return PK_EXIT_OK;
 }

@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pk/clock.h"
 #include "pk/log.h"
@@ -10,8 +11,9 @@
 
 static const pk_cfg_opt options[] = {
     PK_COMMON_OPTS(scorer_cfg),
-    {"owned", "PACTUM_SCORER_PARTITIONS", PK_CFG_STR, "all", 0, 0, offsetof(scorer_cfg, owned),
-     "partitions served by this instance: all, or a list like 0,1 or 2-3"},
+    {"owned", "PACTUM_SCORER_PARTITIONS", PK_CFG_STR, "auto", 0, 0, offsetof(scorer_cfg, owned),
+     "partitions served: auto (a fair share of them, by lease, moving with the live "
+     "instances), or pinned: all, or a list like 0,1 or 2-3"},
     {"batch", "PACTUM_SCORER_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(scorer_cfg, batch),
      "verdicts fetched and committed together"},
     {"tick", "PACTUM_SCORER_TICK", PK_CFG_DURATION, "1s", 100, 60000,
@@ -30,8 +32,10 @@ static int start(void *ctx)
                                {"wake", 0, &sc->wake},
                                {"wake_of", 0, &sc->wake_of}};
     uint64_t owned = 0;
+    pk_status st;
 
-    if (pk_partitions_parse(sc->cfg->owned, sc->partitions, &owned) != PK_OK)
+    if (strcmp(sc->cfg->owned, "auto") != 0 &&
+        pk_partitions_parse(sc->cfg->owned, sc->partitions, &owned) != PK_OK)
         return pk_service_failed(PK_EXIT_CONFIG);
     if (pk_store_dbis(sc->store, dbs, PK_NELEM(dbs)) != PK_OK ||
         pk_registry_open(&sc->reg, sc->store, sc->bus) != PK_OK ||
@@ -54,12 +58,13 @@ static int start(void *ctx)
                                 .meta = sc->meta,
                                 .position_key = "inputs_p"};
     if (pk_registry_watch(sc->reg) != PK_OK || pk_registry_sync(sc->reg, 0) != PK_OK ||
-        scorer_answers_start(sc) != PK_OK ||
-        pk_pworkers_open(&sc->workers, sc->partitions, owned) != PK_OK)
+        scorer_answers_start(sc) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
-    if (pk_pworkers_start(&sc->workers) != PK_OK)
-        return pk_service_failed(PK_EXIT_RUNTIME);
-    PK_INFO("ready: serving %zu of %u partitions", sc->workers.n, sc->partitions);
+    if ((st = pk_pworkers_serve(&sc->workers, sc->bus, sc->cfg->owned, sc->partitions)) != PK_OK)
+        return pk_service_failed(st == PK_ECONFLICT ? PK_EXIT_CONFIG : PK_EXIT_BUS);
+    PK_INFO("ready: serving %d of %u partitions (%s)",
+            __builtin_popcountll(atomic_load(&sc->workers.serving)), sc->partitions,
+            sc->cfg->owned);
     return PK_EXIT_OK;
 }
 

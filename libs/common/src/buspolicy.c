@@ -14,6 +14,8 @@
  */
 #include "pk/buspolicy.h"
 
+#include "pk/lease.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -178,6 +180,15 @@ static void ingest(perms *p, uint32_t partitions)
     own_consumer(p, PK_STREAM_RAW, "ingest");
 }
 
+/* Partition leases (pk/lease.h): read the bucket, write only the service's own keys. */
+static void leases(perms *p, const char *service)
+{
+    pub(p, "$JS.API.STREAM.INFO.KV_%s", PK_LEASE_BUCKET);
+    pub(p, "$JS.API.STREAM.MSG.GET.KV_%s", PK_LEASE_BUCKET);
+    pub(p, "$JS.API.DIRECT.GET.KV_%s.$KV.%s.%s.>", PK_LEASE_BUCKET, PK_LEASE_BUCKET, service);
+    pub(p, "$KV.%s.%s.>", PK_LEASE_BUCKET, service);
+}
+
 static void evaluator(perms *p, uint32_t partitions)
 {
     char name[32];
@@ -186,6 +197,8 @@ static void evaluator(perms *p, uint32_t partitions)
     sub(p, "pactum.evaluator.probe.*"); /* the oracle asks what a request would do */
     pub(p, "$JS.API.STREAM.MSG.GET.%s", PK_STREAM_APPROVALS); /* is an approval real? */
     pub(p, "pactum.approvals.*"); /* ... and claimed by one event only */
+    leases(p, "evaluator");
+    pub(p, "$JS.API.DIRECT.GET.%s", PK_STREAM_EVENTS); /* is a gap in its consumer real? */
     for (uint32_t i = 0; i < partitions; i++) {
         snprintf(name, sizeof(name), "evaluator-p%u", i);
         own_consumer(p, PK_STREAM_EVENTS, name);
@@ -199,6 +212,8 @@ static void scorer(perms *p, uint32_t partitions)
     sub(p, PK_SUBJ_SCORER_DIGEST);
     pub(p, "pactum.trust.*");
     pub(p, "pactum.verdicts.*.*.t"); /* its clock: a silent agent's tick */
+    leases(p, "scorer");
+    pub(p, "$JS.API.DIRECT.GET.%s", PK_STREAM_VERDICTS); /* is a gap in its consumer real? */
     for (uint32_t i = 0; i < partitions; i++) {
         snprintf(name, sizeof(name), "scorer-p%u", i);
         own_consumer(p, PK_STREAM_VERDICTS, name);
@@ -224,8 +239,11 @@ static void oracle(perms *p, uint32_t partitions)
         own_consumer(p, logged[i][0], logged[i][1]);
         pub(p, "$JS.API.STREAM.MSG.GET.%s", logged[i][0]); /* records, for proofs */
     }
-    ordered_reader(p, PK_STREAM_TRUST, partitions); /* the read model, from its own position */
-    ordered_reader(p, PK_STREAM_LOG, partitions);   /* the log, from its own size */
+    /* the read model: a durable of each instance's own, named after it (oracle-model-<hash>) */
+    own_consumer(p, PK_STREAM_TRUST, "*");
+    pub(p, "$JS.API.DIRECT.GET.%s", PK_STREAM_TRUST); /* is a gap in its consumer real? */
+    ordered_reader(p, PK_STREAM_TRUST, partitions);
+    ordered_reader(p, PK_STREAM_LOG, partitions); /* the log, from its own size */
 }
 
 json_t *pk_policy_service(const char *service, uint32_t partitions, const char *inbox)

@@ -22,9 +22,10 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
 
     if (reply) {
         if (b->fn(b->ctx, (const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
-                  &out, &len) == PK_OK)
-            natsConnection_Publish(nc, reply, out, (int)len);
-        else
+                  &out, &len) == PK_OK) {
+            if (out) /* none: not this instance's to answer */
+                natsConnection_Publish(nc, reply, out, (int)len);
+        } else
             PK_WARN("no answer on %s: %s", natsMsg_GetSubject(msg), pk_error_msg());
     }
     free(out);

@@ -1,10 +1,12 @@
 #include "pk/workers.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pk/clock.h"
+#include "pk/lease.h"
 #include "pk/log.h"
 
 pk_status pk_partitions_parse(const char *text, uint32_t n, uint64_t *mask)
@@ -76,44 +78,67 @@ static pk_status position_of(void *ctx, uint64_t *applied)
     return st == PK_ENOTFOUND ? PK_OK : st; /* nothing applied yet: 0 */
 }
 
-pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
+pk_status pk_pworkers_init(pk_pworkers *g, uint32_t partitions)
 {
     g->w = calloc(partitions, sizeof(*g->w));
     g->n = 0;
     if (!g->w)
         return PK_ERR(PK_ENOMEM, "cannot allocate workers");
     for (uint32_t p = 0; p < partitions; p++) {
-        pk_pworker *w;
-        char name[96], durable[48], filter[96];
-        pk_bus_opts bo;
-        pk_status st;
+        g->w[p].group = g;
+        g->w[p].partition = p;
+    }
+    g->n = partitions;
+    return PK_OK;
+}
 
-        if (!(mask & (1ull << p)))
-            continue;
-        snprintf(name, sizeof(name), "%s-p%u", g->svc->instance, p);
-        bo = pk_common_bus_opts(g->common, name);
-        bo.send_asap = true;
-        bo.connect_wait_ms = 10000;
-        bo.stop = (volatile int *)&pk_shutdown;
-        w = &g->w[g->n++];
-        w->group = g;
-        w->partition = p;
-        snprintf(w->what, sizeof(w->what), "%s partition %u", g->prefix, p);
-        snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
-        snprintf(filter, sizeof(filter), "%s.%u.%s", g->subject, p, g->tail ? g->tail : "*");
-        if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
-            (st = pk_consumer_open_ordered(&w->consumer, w->bus, g->stream, durable, filter,
-                                           g->batch, 10000, position_of, w)) != PK_OK)
-            return PK_WRAP(st, "partition %u", p);
-        w->runner = (pk_runner){.what = w->what,
-                                .consumer = &w->consumer,
-                                .svc = g->svc,
-                                .batch = g->batch,
-                                .wait_ms = 500,
-                                .process = call_process,
-                                .idle = g->idle ? call_idle : NULL,
-                                .ctx = w,
-                                .lag = &g->svc->common[PK_SM_LAG]};
+/* Connect partition p's worker and bind its consumer (not started yet). */
+static pk_status prepare(pk_pworkers *g, uint32_t p)
+{
+    pk_pworker *w = &g->w[p];
+    char name[96], durable[48], filter[96];
+    pk_bus_opts bo;
+    pk_status st;
+
+    snprintf(name, sizeof(name), "%s-p%u", g->svc->instance, p);
+    bo = pk_common_bus_opts(g->common, name);
+    bo.send_asap = true;
+    bo.connect_wait_ms = 10000;
+    bo.stop = (volatile int *)&pk_shutdown;
+    snprintf(w->what, sizeof(w->what), "%s partition %u", g->prefix, p);
+    snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
+    snprintf(filter, sizeof(filter), "%s.%u.%s", g->subject, p, g->tail ? g->tail : "*");
+    atomic_store(&w->stop, false);
+    if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
+        (st = pk_consumer_take_over(&w->consumer, w->bus, g->stream, durable, filter, g->batch,
+                                    10000, position_of, w, w->quiet_until)) != PK_OK) {
+        pk_bus_close(w->bus);
+        w->bus = NULL;
+        return PK_WRAP(st, "partition %u", p);
+    }
+    w->runner = (pk_runner){.what = w->what,
+                            .consumer = &w->consumer,
+                            .svc = g->svc,
+                            .batch = g->batch,
+                            .wait_ms = 500,
+                            .process = call_process,
+                            .idle = g->idle ? call_idle : NULL,
+                            .ctx = w,
+                            .lag = &g->svc->common[PK_SM_LAG],
+                            .stop = &w->stop};
+    w->prepared = true;
+    return PK_OK;
+}
+
+pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask)
+{
+    pk_status st;
+
+    if ((st = pk_pworkers_init(g, partitions)) != PK_OK)
+        return st;
+    for (uint32_t p = 0; p < partitions; p++) {
+        if ((mask & (1ull << p)) && (st = prepare(g, p)) != PK_OK)
+            return st;
     }
     return PK_OK;
 }
@@ -126,39 +151,167 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-pk_status pk_pworkers_start(pk_pworkers *g)
+/* Make a prepared worker's data and start its thread. */
+static pk_status launch(pk_pworkers *g, pk_pworker *w)
 {
-    for (size_t i = 0; i < g->n && g->ctx_size; i++) {
-        pk_status st;
-        if (!(g->w[i].ctx = calloc(1, g->ctx_size)))
-            return PK_ERR(PK_ENOMEM, "cannot allocate the data of partition %u", g->w[i].partition);
-        if (g->ctx_init && (st = g->ctx_init(&g->w[i])) != PK_OK)
+    pk_status st;
+
+    if (g->ctx_size) {
+        if (!(w->ctx = calloc(1, g->ctx_size)))
+            return PK_ERR(PK_ENOMEM, "cannot allocate the data of partition %u", w->partition);
+        if (g->ctx_init && (st = g->ctx_init(w)) != PK_OK)
             return st;
     }
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return PK_ERR(PK_ENOMEM, "cannot start the thread of partition %u", w->partition);
+    w->started = true;
+    atomic_store(&w->active, true);
+    atomic_fetch_or(&g->serving, 1ull << w->partition);
+    return PK_OK;
+}
+
+pk_status pk_pworkers_start(pk_pworkers *g)
+{
     for (size_t i = 0; i < g->n; i++) {
-        if (pthread_create(&g->w[i].thread, NULL, worker_main, &g->w[i]) != 0)
-            return PK_ERR(PK_ENOMEM, "cannot start the thread of partition %u", g->w[i].partition);
-        g->w[i].started = true;
+        pk_status st;
+        if (g->w[i].prepared && !g->w[i].started && (st = launch(g, &g->w[i])) != PK_OK)
+            return st;
     }
+    return PK_OK;
+}
+
+pk_status pk_pworker_start(pk_pworkers *g, uint32_t p, uint64_t quiet_until)
+{
+    pk_pworker *w;
+    pk_status st;
+
+    if (p >= g->n)
+        return PK_ERR(PK_EINVAL, "no partition %u", p);
+    w = &g->w[p];
+    if (w->started)
+        return PK_OK;
+    w->quiet_until = quiet_until;
+    if ((st = prepare(g, p)) != PK_OK || (st = launch(g, w)) != PK_OK) {
+        pk_pworker_stop(g, p);
+        return st;
+    }
+    return PK_OK;
+}
+
+void pk_pworker_stop(pk_pworkers *g, uint32_t p)
+{
+    pk_pworker *w;
+
+    if (p >= g->n)
+        return;
+    w = &g->w[p];
+    atomic_fetch_and(&g->serving, ~(1ull << p));
+    atomic_store(&w->active, false);
+    atomic_store(&w->stop, true);
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    w->started = false;
+    if (g->ctx_size) { /* the group made it */
+        if (w->ctx && g->ctx_free)
+            g->ctx_free(w);
+        free(w->ctx);
+        w->ctx = NULL;
+    }
+    if (w->prepared)
+        pk_consumer_close(&w->consumer);
+    pk_bus_close(w->bus);
+    w->bus = NULL;
+    w->prepared = false;
+    w->quiet_until = 0;
+}
+
+uint64_t pk_pworker_position(pk_pworker *w)
+{
+    uint64_t applied = 0;
+
+    return position_of(w, &applied) == PK_OK ? applied : 0;
+}
+
+static pk_status lease_start(void *ctx, uint32_t p, uint64_t applied)
+{
+    return pk_pworker_start(ctx, p, applied);
+}
+
+static void lease_stop(void *ctx, uint32_t p)
+{
+    pk_pworker_stop(ctx, p);
+}
+
+static uint64_t lease_position(void *ctx, uint32_t p)
+{
+    pk_pworkers *g = ctx;
+
+    return p < g->n ? pk_pworker_position(&g->w[p]) : 0;
+}
+
+static json_t *bits(uint64_t mask, uint32_t n)
+{
+    json_t *a = json_array();
+
+    for (uint32_t p = 0; p < n && a; p++) {
+        if (mask & (1ull << p))
+            json_array_append_new(a, json_integer(p));
+    }
+    return a;
+}
+
+/* Health: the partitions served here, those nobody serves, the live instances. */
+static void serving_health(void *ctx, json_t *doc)
+{
+    pk_pworkers *g = ctx;
+
+    json_object_set_new(doc, "partitions_served", bits(atomic_load(&g->serving), (uint32_t)g->n));
+    json_object_set_new(doc, "partitions_unowned",
+                        bits(pk_leases_unowned(g->leases), (uint32_t)g->n));
+    json_object_set_new(doc, "instances", json_integer(pk_leases_members(g->leases)));
+}
+
+pk_status pk_pworkers_serve(pk_pworkers *g, pk_bus *bus, const char *owned, uint32_t partitions)
+{
+    char holder[64];
+    uint64_t pinned = 0;
+    pk_lease_cfg lc;
+    pk_status st;
+
+    if (strcmp(owned, "auto") != 0 &&
+        (st = pk_partitions_parse(owned, partitions, &pinned)) != PK_OK)
+        return st;
+    if ((st = pk_pworkers_init(g, partitions)) != PK_OK)
+        return st;
+    pk_stable_name(g->common, g->prefix, holder, sizeof(holder));
+    lc = (pk_lease_cfg){.service = g->prefix,
+                        .instance = holder,
+                        .partitions = partitions,
+                        .pinned = pinned,
+                        .ttl_ms = 8000,
+                        .start = lease_start,
+                        .stop = lease_stop,
+                        .position = lease_position,
+                        .ctx = g};
+    if ((st = pk_leases_start(&g->leases, bus, &lc)) != PK_OK)
+        return st;
+    g->svc->health_extra_ctx = g;
+    g->svc->health_extra = serving_health;
     return PK_OK;
 }
 
 void pk_pworkers_close(pk_pworkers *g)
 {
+    if (g->svc)
+        g->svc->health_extra = NULL;
+    pk_leases_stop(g->leases); /* stops the partitions it started, and lets the leases go */
+    g->leases = NULL;
     for (size_t i = 0; i < g->n; i++) {
         if (g->w[i].started)
-            pthread_join(g->w[i].thread, NULL);
+            atomic_store(&g->w[i].stop, true); /* all at once, then wait for each */
     }
-    for (size_t i = 0; i < g->n; i++) {
-        if (g->ctx_size) { /* the group made it */
-            if (g->w[i].ctx && g->ctx_free)
-                g->ctx_free(&g->w[i]);
-            free(g->w[i].ctx);
-            g->w[i].ctx = NULL;
-        }
-        pk_consumer_close(&g->w[i].consumer);
-        pk_bus_close(g->w[i].bus);
-    }
+    for (size_t i = 0; i < g->n; i++)
+        pk_pworker_stop(g, (uint32_t)i);
     free(g->w);
     g->w = NULL;
     g->n = 0;

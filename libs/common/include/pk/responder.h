@@ -16,7 +16,8 @@
 /*
  * Answer a request: req (len bytes, borrowed) in, *out (malloc'd, the
  * caller frees) out. PK_OK whenever there is an answer to send, refusals
- * included; otherwise nothing is sent and the failure is logged.
+ * included; otherwise nothing is sent and the failure is logged. PK_OK with
+ * *out left NULL: not this instance's to answer (another instance will).
  */
 typedef pk_status (*pk_handler_fn)(void *ctx, const uint8_t *req, size_t len, uint8_t **out,
                                    size_t *outlen);

@@ -9,6 +9,7 @@
 #define PK_WORKERS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +36,11 @@ struct pk_pworker {
     char what[64];        /* "<prefix> partition <N>", for logs */
     pthread_t thread;     /* the thread, once started */
     bool started;         /* thread is running */
+    bool prepared;        /* connected, consumer bound */
+    atomic_bool active;   /* serving its partition (for readers on other threads) */
+    atomic_bool stop;     /* set to stop this partition alone */
+    uint64_t quiet_until; /* inputs up to here are applied without publishing what they make:
+                           * a previous holder of the partition published it already */
     void *ctx;            /* service-specific per-worker data */
 };
 
@@ -55,15 +61,42 @@ struct pk_pworkers {
     pk_store *store;          /* where the service keeps what it applied ... */
     MDB_dbi meta;             /* ... in this database ... */
     const char *position_key; /* ... under this key and the partition ("events_p3"), a be64 */
-    pk_pworker *w;            /* workers, one per owned partition */
-    size_t n;                 /* their count */
+    pk_pworker *w;            /* workers, one per partition (w[p]); active: served here */
+    size_t n;                 /* partitions */
+    _Atomic uint64_t serving; /* partitions served now, as a bitmap */
+    struct pk_leases *leases; /* set by pk_pworkers_serve */
 };
 
 /* Parse "all", "1,3" or "0-2" into a bitmap of partitions below n. */
 pk_status pk_partitions_parse(const char *text, uint32_t n, uint64_t *mask) PK_MUST_CHECK;
 
-/* Connect a worker for each partition in mask; g's fields must be set. */
+/* One (idle) worker slot per partition; g's fields must be set. */
+pk_status pk_pworkers_init(pk_pworkers *g, uint32_t partitions) PK_MUST_CHECK;
+
+/* pk_pworkers_init, then connect a worker for each partition in mask. */
 pk_status pk_pworkers_open(pk_pworkers *g, uint32_t partitions, uint64_t mask) PK_MUST_CHECK;
+
+/*
+ * Serve partition p from now on (connect, bind its consumer, make its data,
+ * start its thread); inputs up to quiet_until are applied without publishing.
+ */
+pk_status pk_pworker_start(pk_pworkers *g, uint32_t p, uint64_t quiet_until) PK_MUST_CHECK;
+
+/* Stop serving partition p: its thread ends after the batch at hand; its data is released. */
+void pk_pworker_stop(pk_pworkers *g, uint32_t p);
+
+/* The last input sequence partition w applied, from the service's store (0: none). */
+uint64_t pk_pworker_position(pk_pworker *w);
+
+/*
+ * Serve partitions by lease (pk/lease.h) on bus: owned "auto" takes a fair
+ * share of the partitions and moves with the live instances; "all" or a list
+ * ("0,2", "1-3") pins those, and is refused (PK_ECONFLICT) if another live
+ * instance serves one of them. g's fields must be set; pk_pworkers_close
+ * lets the leases go.
+ */
+pk_status pk_pworkers_serve(pk_pworkers *g, pk_bus *bus, const char *owned,
+                            uint32_t partitions) PK_MUST_CHECK;
 
 /* Make each worker's ctx (ctx_size, ctx_init), then start the threads; they run until pk_shutdown.
  */
