@@ -131,32 +131,76 @@ static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *w)
     return remove(p);
 }
 
-/* The live scorer's digest and agent count, as JSON. */
-static json_t *live_digest(pk_bus *bus)
-{
-    natsMsg *reply = NULL;
-    json_t *doc = NULL;
+/* What every live scorer said: each owned partition's digest, agents and position. */
+typedef struct live_view {
+    uint64_t mask; /* partitions some scorer owns */
+    uint8_t digest[PK_PARTITIONS_MAX][32];
+    uint64_t agents[PK_PARTITIONS_MAX];
+    uint64_t applied[PK_PARTITIONS_MAX];
+    char owner[PK_PARTITIONS_MAX][64]; /* the instance that said so */
+    char conflict[256];                /* two owners of one partition that disagree */
+    int instances;                     /* scorers that answered */
+} live_view;
 
-    if (pk_bus_request(bus, PK_SUBJ_SCORER_DIGEST, "", 0, cli.timeout_ms, &reply) == PK_OK) {
-        doc = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
-        natsMsg_Destroy(reply);
+static bool take_digest(void *ctx, natsMsg *m)
+{
+    live_view *v = ctx;
+    json_t *doc = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    json_t *parts = json_object_get(doc, "partitions"), *e;
+    const char *key, *who = json_string_value(json_object_get(doc, "instance"));
+
+    v->instances++;
+    json_object_foreach(parts, key, e)
+    {
+        unsigned long p = strtoul(key, NULL, 10);
+        const char *hex = json_string_value(json_object_get(e, "digest"));
+        uint8_t d[32];
+        if (p >= PK_PARTITIONS_MAX || !hex || pk_hex_decode(hex, d, 32) != PK_OK)
+            continue;
+        if ((v->mask & (1ull << p)) && memcmp(v->digest[p], d, 32) != 0 && !v->conflict[0])
+            snprintf(v->conflict, sizeof(v->conflict),
+                     "partition %lu is owned by two scorers that disagree (%s and %s)", p,
+                     v->owner[p], who ? who : "?");
+        v->mask |= 1ull << p;
+        memcpy(v->digest[p], d, 32);
+        v->agents[p] = (uint64_t)json_integer_value(json_object_get(e, "agents"));
+        v->applied[p] =
+            (uint64_t)json_integer_value(json_object_get(json_object_get(doc, "applied"), key));
+        snprintf(v->owner[p], sizeof(v->owner[p]), "%s", who ? who : "?");
     }
-    return doc;
+    json_decref(doc);
+    return true;
 }
 
-/* Replay exactly what the live scorer has applied, partition by partition. */
-static void limit_to(replay *r, json_t *live)
+/* Every live scorer's digests (each answers for the partitions it owns); false if none did. */
+static bool live_digests(pk_bus *bus, live_view *v)
 {
-    json_t *applied = json_object_get(live, "applied"), *v;
-    const char *p;
+    int n = 0;
 
+    memset(v, 0, sizeof(*v));
+    return pk_bus_gather(bus, PK_SUBJ_SCORER_DIGEST, "", 0, cli.timeout_ms, 500, PK_PARTITIONS_MAX,
+                         take_digest, v, &n) == PK_OK;
+}
+
+/* One digest for the live partitions: SHA-256 over their digests in partition order. */
+static void live_digest_of(const live_view *v, char hex[65], uint64_t *agents)
+{
+    pk_digests d;
+    uint8_t all[32];
+
+    memset(&d, 0, sizeof(d));
+    memcpy(d.part, v->digest, sizeof(d.part));
+    memcpy(d.agents, v->agents, sizeof(d.agents));
+    pk_scoring_digest_of(&d, v->mask, all, agents);
+    pk_hex_encode(all, 32, hex);
+}
+
+/* Replay exactly what the live scorers have applied, partition by partition. */
+static void limit_to(replay *r, const live_view *v)
+{
     r->limited = true;
-    json_object_foreach(applied, p, v)
-    {
-        unsigned long n = strtoul(p, NULL, 10);
-        if (n < PK_PARTITIONS_MAX)
-            r->upto[n] = (uint64_t)json_integer_value(v);
-    }
+    for (uint32_t p = 0; p < PK_PARTITIONS_MAX; p++)
+        r->upto[p] = (v->mask & (1ull << p)) ? v->applied[p] : 0;
 }
 
 /* The fresh store, its registry copy, and the scorer's input step over them. */
@@ -174,23 +218,31 @@ static int open_replay(replay *r, const char *dir)
     return CLI_OK;
 }
 
-/* Print the digest (and compare it with the live one); the exit code. */
-static int report(replay *r, const char *dir, json_t *live_before, json_t *live_after)
+/* Print the digest (and compare it with the live scorers'); the exit code. */
+static int report(replay *r, const char *dir, const live_view *before, const live_view *after)
 {
+    static pk_digests d;
+    uint64_t all_mask = r->partitions >= 64 ? ~0ull : ((1ull << r->partitions) - 1);
     uint8_t digest[32];
-    char hex[65];
-    uint64_t n_agents = 0;
-    const char *ld, *lb;
+    char hex[65], lhex[65], lhex_after[65];
+    uint64_t n_agents = 0, n_live = 0;
+    int differ = 0;
 
-    if (pk_scoring_digest(r->store, r->agents, digest, &n_agents) != PK_OK)
+    if (pk_scoring_digests(r->store, r->agents, r->partitions, &d) != PK_OK)
         return cli_error(CLI_IO, "%s", pk_error_msg());
+    pk_scoring_digest_of(&d, before ? before->mask : all_mask, digest, &n_agents);
     pk_hex_encode(digest, 32, hex);
+    if (before) {
+        live_digest_of(before, lhex, &n_live);
+        if (after)
+            live_digest_of(after, lhex_after, &n_live);
+    }
     if (cli.json) {
         json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:s}", "digest", hex, "agents",
                               (json_int_t)n_agents, "inputs", (json_int_t)r->inputs, "last_seq",
                               (json_int_t)r->last, "folder", dir);
-        if (live_before)
-            json_object_set(o, "live", live_after ? live_after : json_null());
+        if (before)
+            json_object_set_new(o, "live", after ? json_string(lhex_after) : json_null());
         cli_print_json(o);
     } else {
         printf("replayed %llu input%s (PACTUM_VERDICTS #1..#%llu) for %llu agent%s into %s\n",
@@ -199,43 +251,60 @@ static int report(replay *r, const char *dir, json_t *live_before, json_t *live_
                dir);
         printf("digest   %s\n", hex);
     }
-    if (!live_before)
+    if (!before)
         return CLI_OK;
-    ld = live_after ? json_string_value(json_object_get(live_after, "digest")) : NULL;
-    lb = json_string_value(json_object_get(live_before, "digest"));
-    if (!ld || !lb || strcmp(ld, lb) != 0)
-        return cli_error(CLI_FAIL, "the live scorer changed during the replay; run it again "
+    if (before->conflict[0])
+        return cli_error(CLI_FAIL, "%s", before->conflict);
+    if (!after || strcmp(lhex, lhex_after) != 0)
+        return cli_error(CLI_FAIL, "the live scorers changed during the replay; run it again "
                                    "when no input is arriving");
-    if (strcmp(ld, hex) != 0) {
+    for (uint32_t p = 0; p < r->partitions; p++) {
+        char ph[65];
+        if (!(before->mask & (1ull << p))) {
+            if (!cli.json)
+                printf("partition %u: no scorer owns it\n", p);
+            differ++;
+            continue;
+        }
+        if (memcmp(before->digest[p], d.part[p], 32) == 0)
+            continue;
+        pk_hex_encode(before->digest[p], 32, ph);
         if (!cli.json)
-            printf("live     %s\n", ld);
-        return cli_error(CLI_FAIL, "the replayed state differs from the live scorer's");
+            printf("partition %u: %s says %s\n", p, before->owner[p], ph);
+        differ++;
     }
     if (!cli.json)
-        printf("live     %s (the same)\n", ld);
+        printf("live     %s (%d scorer%s)%s\n", lhex, before->instances,
+               before->instances == 1 ? "" : "s", differ ? "" : " (the same)");
+    if (differ)
+        return cli_error(CLI_FAIL,
+                         "the replayed state differs from the live scorers' in %d "
+                         "partition%s",
+                         differ, differ == 1 ? "" : "s");
     return CLI_OK;
 }
 
 static int replay_into(const char *dir, bool compare)
 {
     replay r = {.partitions = PK_PARTITIONS_DEFAULT};
-    json_t *live_before = NULL, *live_after = NULL;
+    static live_view before, after;
+    bool have_after = false;
     int code;
 
     if (!(r.bus = cli_connect()))
         return CLI_BUS;
-    if (compare && !(live_before = live_digest(r.bus))) {
-        code = cli_error(CLI_BUS, "the scorer does not answer on %s: %s", PK_SUBJ_SCORER_DIGEST,
+    if (compare && !live_digests(r.bus, &before)) {
+        code = cli_error(CLI_BUS, "no scorer answers on %s: %s", PK_SUBJ_SCORER_DIGEST,
                          pk_error_msg());
         goto out;
     }
     if (compare)
-        limit_to(&r, live_before);
+        limit_to(&r, &before);
     if ((code = open_replay(&r, dir)) != CLI_OK || (code = run(&r)) != CLI_OK)
         goto out;
     if (compare)
-        live_after = live_digest(r.bus);
-    code = report(&r, dir, live_before, live_after);
+        have_after = live_digests(r.bus, &after);
+    code = report(&r, dir, compare ? &before : NULL, have_after ? &after : NULL);
 out:
     if (r.scoring_ready)
         pk_scoring_free(&r.scoring);
@@ -244,8 +313,6 @@ out:
     pk_registry_close(r.reg);
     pk_store_close(r.store);
     pk_bus_close(r.bus);
-    json_decref(live_before);
-    json_decref(live_after);
     return code;
 }
 

@@ -294,8 +294,13 @@ static pk_status add_tier_change(score_worker *w, Pactum__V1__TrustChange *ch, c
                            &tc->base);
 }
 
-/* Publish the change an input made (numbered a->t->change_seq), and keep tier changes. */
-static pk_status publish_change(score_worker *w, MDB_txn *txn, const pk_applied *a)
+/*
+ * Publish the change the input at PACTUM_VERDICTS seq made (numbered a->t->change_seq), and
+ * keep tier changes. Its message id names the input alone, so whoever applies that input again
+ * (a restart, another instance taking the partition over) publishes a duplicate the stream
+ * drops, never a new change under an id already used.
+ */
+static pk_status publish_change(score_worker *w, MDB_txn *txn, const pk_applied *a, uint64_t seq)
 {
     static _Thread_local pk_trust_msg_storage storage;
     static _Thread_local change_parts parts;
@@ -324,8 +329,10 @@ static pk_status publish_change(score_worker *w, MDB_txn *txn, const pk_applied 
     if ((st = pk_pack(&ch.base, &buf, &len)) != PK_OK)
         return st;
     snprintf(subject, sizeof(subject), PK_SUBJ_TRUST, t->agent_id);
-    snprintf(msg_id, sizeof(msg_id), "%s:%llu", t->agent_id, (unsigned long long)t->change_seq);
-    st = pk_bus_publish_async(w->pw->bus, subject, buf, len, msg_id);
+    snprintf(msg_id, sizeof(msg_id), "verdicts:%llu", (unsigned long long)seq);
+    /* an input a previous holder of the partition applied: it published the change */
+    st = seq <= w->pw->quiet_until ? PK_OK
+                                   : pk_bus_publish_async(w->pw->bus, subject, buf, len, msg_id);
     free(buf);
     if (st == PK_OK)
         pk_metric_add(&w->s->m[SM_CHANGES], 1);
@@ -345,6 +352,8 @@ static pk_status dead_letter(pk_pworker *w, natsMsg *msg, uint64_t seq, const ch
 
     snprintf(id, sizeof(id), "scorer:%llu", (unsigned long long)seq);
     pk_metric_add(&s->m[SM_MALFORMED], 1);
+    if (seq <= w->quiet_until)
+        return PK_OK; /* a previous holder of the partition dead-lettered it */
     return pk_reject_publish(w->bus, "scorer", &r, id, false);
 }
 
@@ -366,7 +375,7 @@ static pk_status apply_one(score_worker *w, MDB_txn *txn, natsMsg *msg, uint64_t
     if (st != PK_OK)
         return st;
     if (a.changed)
-        st = publish_change(w, txn, &a);
+        st = publish_change(w, txn, &a, seq);
     else if (!a.gov && !a.ticked)
         pk_metric_add(&s->m[SM_DUPLICATES], 1);
     pk_applied_free(&a);
@@ -436,30 +445,50 @@ retry:
 
 /* --- the digest ---------------------------------------------------------------------- */
 
+/*
+ * The digest of each partition this instance owns, with the last input it applied there,
+ * so that `pactum replay --compare` can gather every partition from whichever instance
+ * owns it: {"instance", "digest" (of the owned partitions), "agents", "applied": {"<p>":
+ * seq}, "partitions": {"<p>": {"digest", "agents"}}}.
+ */
 static json_t *digest_json(scorer *s)
 {
-    uint8_t d[32];
+    static _Thread_local pk_digests d;
+    uint8_t all[32];
     char hex[65];
-    uint64_t n = 0;
-    json_t *applied;
+    uint64_t n = 0, mask = 0;
+    json_t *applied, *parts;
     MDB_txn *txn = NULL;
 
-    if (pk_scoring_digest(s->store, s->agents, d, &n) != PK_OK)
+    if (pk_scoring_digests(s->store, s->agents, s->partitions, &d) != PK_OK)
         return json_pack("{s:s}", "error", pk_error_msg());
-    pk_hex_encode(d, 32, hex);
     applied = json_object();
+    parts = json_object();
     if (pk_txn_begin(s->store, false, &txn) == PK_OK) {
+        uint64_t serving = atomic_load(&s->workers.serving);
         for (size_t i = 0; i < s->workers.n; i++) {
+            uint32_t part = s->workers.w[i].partition;
+            if (!(serving & (1ull << part)))
+                continue;
             char key[32], p[16];
             uint64_t seq = 0;
-            snprintf(key, sizeof(key), "inputs_p%u", s->workers.w[i].partition);
-            snprintf(p, sizeof(p), "%u", s->workers.w[i].partition);
-            if (pk_get_u64(txn, s->meta, key, &seq) == PK_OK)
-                json_object_set_new(applied, p, json_integer((json_int_t)seq));
+            snprintf(key, sizeof(key), "inputs_p%u", part);
+            snprintf(p, sizeof(p), "%u", part);
+            if (pk_get_u64(txn, s->meta, key, &seq) != PK_OK)
+                seq = 0;
+            json_object_set_new(applied, p, json_integer((json_int_t)seq));
+            pk_hex_encode(d.part[part], 32, hex);
+            json_object_set_new(
+                parts, p,
+                json_pack("{s:s, s:I}", "digest", hex, "agents", (json_int_t)d.agents[part]));
+            mask |= 1ull << part;
         }
         pk_txn_abort(txn);
     }
-    return json_pack("{s:s, s:I, s:o}", "digest", hex, "agents", (json_int_t)n, "applied", applied);
+    pk_scoring_digest_of(&d, mask, all, &n);
+    pk_hex_encode(all, 32, hex);
+    return json_pack("{s:s, s:s, s:I, s:o, s:o}", "instance", s->svc.instance, "digest", hex,
+                     "agents", (json_int_t)n, "applied", applied, "partitions", parts);
 }
 
 static pk_status on_digest(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)

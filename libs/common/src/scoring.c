@@ -486,17 +486,20 @@ pk_status pk_scoring_read_history(pk_bus *bus, uint32_t partitions, const char *
     return st;
 }
 
-pk_status pk_scoring_digest(pk_store *store, MDB_dbi agents, uint8_t out[32], uint64_t *n_agents)
+pk_status pk_scoring_digests(pk_store *store, MDB_dbi agents, uint32_t partitions, pk_digests *out)
 {
-    crypto_hash_sha256_state h;
+    static _Thread_local crypto_hash_sha256_state h[PK_PARTITIONS_MAX];
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     pk_status st;
     int rc;
 
-    *n_agents = 0;
-    crypto_hash_sha256_init(&h);
+    if (partitions == 0 || partitions > PK_PARTITIONS_MAX)
+        return PK_ERR(PK_EINVAL, "digests: %u partitions", partitions);
+    memset(out, 0, sizeof(*out));
+    for (uint32_t p = 0; p < partitions; p++)
+        crypto_hash_sha256_init(&h[p]);
     if ((st = pk_txn_begin(store, false, &txn)) != PK_OK)
         return st;
     if ((rc = mdb_cursor_open(txn, agents, &cur)) != 0) {
@@ -505,16 +508,36 @@ pk_status pk_scoring_digest(pk_store *store, MDB_dbi agents, uint8_t out[32], ui
     }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        char id[PK_ID_MAX + 1];
         uint8_t lens[8];
+        uint32_t p;
+        snprintf(id, sizeof(id), "%.*s", (int)k.mv_size, (const char *)k.mv_data);
+        p = pk_partition_of(id, partitions);
         pk_be32_put(lens, (uint32_t)k.mv_size);
         pk_be32_put(lens + 4, (uint32_t)v.mv_size);
-        crypto_hash_sha256_update(&h, lens, 8);
-        crypto_hash_sha256_update(&h, k.mv_data, k.mv_size);
-        crypto_hash_sha256_update(&h, v.mv_data, v.mv_size);
-        (*n_agents)++;
+        crypto_hash_sha256_update(&h[p], lens, 8);
+        crypto_hash_sha256_update(&h[p], k.mv_data, k.mv_size);
+        crypto_hash_sha256_update(&h[p], v.mv_data, v.mv_size);
+        out->agents[p]++;
     }
     mdb_cursor_close(cur);
     pk_txn_abort(txn);
-    crypto_hash_sha256_final(&h, out);
+    for (uint32_t p = 0; p < partitions; p++)
+        crypto_hash_sha256_final(&h[p], out->part[p]);
     return PK_OK;
+}
+
+void pk_scoring_digest_of(const pk_digests *d, uint64_t mask, uint8_t out[32], uint64_t *n_agents)
+{
+    crypto_hash_sha256_state h;
+
+    *n_agents = 0;
+    crypto_hash_sha256_init(&h);
+    for (uint32_t p = 0; p < PK_PARTITIONS_MAX; p++) {
+        if (!(mask & (1ull << p)))
+            continue;
+        crypto_hash_sha256_update(&h, d->part[p], 32);
+        *n_agents += d->agents[p];
+    }
+    crypto_hash_sha256_final(&h, out);
 }

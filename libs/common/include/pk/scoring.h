@@ -111,11 +111,25 @@ pk_status pk_scoring_read_history(pk_bus *bus, uint32_t partitions, const char *
                                   uint64_t before_seq, pk_input_fn each,
                                   void *each_ctx) PK_MUST_CHECK;
 
+/* The digest of each partition's agents, as `pactum replay --compare` compares them. */
+typedef struct pk_digests {
+    uint8_t part[PK_PARTITIONS_MAX][32]; /* SHA-256 over the partition's agents, in key order */
+    uint64_t agents[PK_PARTITIONS_MAX];  /* how many agents each holds */
+} pk_digests;
+
 /*
- * SHA-256 over every agent's stored state in key order, the digest that
- * `pactum replay` compares; *n_agents receives the number of agents.
+ * The digest of every partition below partitions: SHA-256 over each stored
+ * agent state of that partition, in key order (a partition without agents has
+ * the digest of nothing).
  */
-pk_status pk_scoring_digest(pk_store *store, MDB_dbi agents, uint8_t out[32],
-                            uint64_t *n_agents) PK_MUST_CHECK;
+pk_status pk_scoring_digests(pk_store *store, MDB_dbi agents, uint32_t partitions,
+                             pk_digests *out) PK_MUST_CHECK;
+
+/*
+ * One digest for the partitions in mask: SHA-256 over their digests in
+ * partition order; *n_agents receives their agents. The same partitions give
+ * the same digest on every instance and in a replay.
+ */
+void pk_scoring_digest_of(const pk_digests *d, uint64_t mask, uint8_t out[32], uint64_t *n_agents);
 
 #endif
