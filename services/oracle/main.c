@@ -112,22 +112,41 @@ static int open_state(oracle *o, const oracle_cfg *cfg)
     return PK_EXIT_OK;
 }
 
-/* The read model's consumer from where it stopped, the log, the responders, HTTP. */
-static int start_queries(oracle *o)
+/* The last PACTUM_TRUST sequence the read model applied, from its LMDB. */
+static pk_status model_position(void *ctx, uint64_t *applied)
 {
+    oracle *o = ctx;
     MDB_txn *txn = NULL;
-    uint64_t applied = 0;
     pk_status st;
 
-    if ((st = pk_txn_begin(o->store, false, &txn)) == PK_OK) {
-        st = pk_get_u64(txn, o->meta, "trust_seq", &applied);
-        pk_txn_abort(txn);
-    }
-    if (st != PK_OK && st != PK_ENOTFOUND)
+    *applied = 0;
+    if ((st = pk_txn_begin(o->store, false, &txn)) != PK_OK)
+        return st;
+    st = pk_get_u64(txn, o->meta, "trust_seq", applied);
+    pk_txn_abort(txn);
+    return st == PK_ENOTFOUND ? PK_OK : st;
+}
+
+/*
+ * The read model's consumer: a durable of this instance's own (named after its stable name,
+ * so it is found again after a restart and kept, replicated, through the loss of a node),
+ * from where the model stopped; the log, the responders, HTTP.
+ */
+static int start_queries(oracle *o)
+{
+    uint64_t applied = 0;
+    char name[96], durable[48];
+    uint32_t h = 2166136261u;
+
+    if (model_position(o, &applied) != PK_OK)
         return pk_service_failed(PK_EXIT_STORE);
+    pk_stable_name(&o->cfg->common, "oracle", name, sizeof(name));
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    snprintf(durable, sizeof(durable), "oracle-model-%08x", h);
     if (pk_registry_watch(o->reg) != PK_OK || pk_registry_sync(o->reg, 0) != PK_OK ||
-        pk_consumer_open(&o->trust, o->bus, PK_STREAM_TRUST, NULL, "pactum.trust.*", applied + 1,
-                         1024, 30000) != PK_OK ||
+        pk_consumer_open_ordered(&o->trust, o->bus, PK_STREAM_TRUST, durable, "pactum.trust.*", 512,
+                                 30000, model_position, o) != PK_OK ||
         tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
     if (oracle_http_start(o) != PK_OK)
@@ -141,8 +160,8 @@ static int start_queries(oracle *o)
                            .idle = oracle_model_idle,
                            .ctx = o,
                            .lag = &o->svc.common[PK_SM_LAG]};
-    PK_INFO("ready: read model at PACTUM_TRUST #%llu, registry at #%llu",
-            (unsigned long long)applied, (unsigned long long)pk_registry_seq(o->reg));
+    PK_INFO("ready: read model at PACTUM_TRUST #%llu (consumer %s), registry at #%llu",
+            (unsigned long long)applied, durable, (unsigned long long)pk_registry_seq(o->reg));
     return PK_EXIT_OK;
 }
 

@@ -120,8 +120,11 @@ pk_status oracle_apply(void *ctx, natsMsgList *list)
         pk_txn_abort(txn);
         return st;
     }
-    if ((st = pk_txn_commit(txn)) == PK_OK)
+    if ((st = pk_txn_commit(txn)) == PK_OK) {
         oracle_reuse_forget(o, changed); /* after the commit: see reuse.c */
+        for (int i = 0; i < list->Count; i++)
+            natsMsg_Ack(list->Msgs[i], NULL); /* applied and stored: the durable moves on */
+    }
     return st;
 }
 

@@ -79,7 +79,7 @@ typedef struct oracle {
     MDB_dbi governance;    /* agent \0 be64 change_seq -> GovernanceEntry */
     MDB_dbi meta;          /* trust_seq (and the log's keys, see tlog.h) */
     MDB_dbi violations;    /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
-    pk_consumer trust;     /* ephemeral consumer of PACTUM_TRUST */
+    pk_consumer trust;     /* the read model's durable consumer of PACTUM_TRUST */
     pk_runner model;       /* the read model's loop */
     pk_keypair kp;         /* signs answers and tree heads */
     tlog log;              /* the transparency log */
