@@ -13,6 +13,9 @@
  *             (baseline: the bare pipeline).
  *   memory    the largest resident anonymous memory (RssAnon: heap and stacks,
  *             not the LMDB map or other files) of each service during e2e.
+ *   cluster   e2e on a 3-node nats-server cluster with every stream on three
+ *             replicas; baseline: the bare pipeline on the same cluster, three
+ *             replicas too.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -58,7 +61,8 @@ static long verdicts_for(long k)
     return k > 0 ? 1 + (k - 1) / 10 : 0;
 }
 
-static int e2e_round(const bench_opts *o, double *fig, double *base, long peak[H_SERVICES])
+static int e2e_round(const bench_opts *o, int nodes, double *fig, double *base,
+                     long peak[H_SERVICES])
 {
     bu_suite s;
     uint8_t **envs = NULL;
@@ -70,7 +74,7 @@ static int e2e_round(const bench_opts *o, double *fig, double *base, long peak[H
     int64_t t0, deadline;
     int rc = -1;
 
-    if (bu_start(&s, AGENTS, NULL) != 0) {
+    if (bu_start_on(&s, nodes, AGENTS, NULL) != 0) {
         fprintf(stderr, "bench: the suite did not start\n");
         goto out;
     }
@@ -177,6 +181,9 @@ int bench_pipeline(const bench_opts *o)
                                   "Ed25519 verify, one core", ">= 0.8 x baseline", true);
     bench_figure *bat = bench_add("ingest, signed batches of 64", "events/s",
                                   "bare JetStream, same 3 hops", ">= 0.5 x baseline", true);
+    bench_figure *clu =
+        bench_add("end to end on a 3-node cluster, 3 replicas", "events/s",
+                  "bare JetStream, same 3 hops, 3 replicas", ">= 0.5 x baseline", true);
     bench_figure *mem[H_SERVICES];
     long n_one = o->quick ? 2000 : 24000;
 
@@ -188,7 +195,7 @@ int bench_pipeline(const bench_opts *o)
     for (int r = 0; r < o->rounds; r++) {
         double fig = 0, base = 0, v = 0, vb;
         long peak[H_SERVICES] = {0};
-        if (e2e_round(o, &fig, &base, peak) != 0)
+        if (e2e_round(o, 0, &fig, &base, peak) != 0)
             return -1;
         e2e->v[e2e->n++] = fig;
         e2e->b[e2e->nb++] = base;
@@ -198,6 +205,18 @@ int bench_pipeline(const bench_opts *o)
                "ingest %.1f, evaluator %.1f, scorer %.1f, oracle %.1f MiB\n",
                r + 1, fig, base, peak[0] / 1024.0, peak[1] / 1024.0, peak[2] / 1024.0,
                peak[3] / 1024.0);
+        fflush(stdout);
+        {
+            double cfig = 0, cbase = 0;
+            long cpeak[H_SERVICES] = {0};
+            if (e2e_round(o, 3, &cfig, &cbase, cpeak) != 0)
+                return -1;
+            clu->v[clu->n++] = cfig;
+            clu->b[clu->nb++] = cbase;
+            printf("  end to end on a 3-node cluster, round %d: %.0f events/s (bare pipeline, 3 "
+                   "replicas, %.0f msg/s)\n",
+                   r + 1, cfig, cbase);
+        }
         fflush(stdout);
         /* the machine's speed drifts: the baseline is taken just before and just after */
         vb = verify_rate(10000);

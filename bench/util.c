@@ -24,8 +24,14 @@ const char *const bu_oracle_env[] = {"PACTUM_ORACLE_AUTHORIZE_RATE=0", "PACTUM_O
 
 int bu_start(bu_suite *s, int n_agents, const char *const *eval_env)
 {
+    return bu_start_on(s, 0, n_agents, eval_env);
+}
+
+int bu_start_on(bu_suite *s, int nodes, int n_agents, const char *const *eval_env)
+{
     memset(s, 0, sizeof(*s));
-    if (n_agents > BU_AGENTS_MAX || !h_start(&s->h, false))
+    if (n_agents > BU_AGENTS_MAX ||
+        !(nodes ? h_start_cluster(&s->h, nodes) : h_start(&s->h, false)))
         return -1;
     for (int i = 0; i < H_SERVICES; i++) {
         if (!h_start_service(&s->h, i,
@@ -216,6 +222,7 @@ static int bare_streams(h_env *h, int hops)
         sc.Subjects = subjects;
         sc.SubjectsLen = 1;
         sc.Storage = js_FileStorage;
+        sc.Replicas = h->nodes > 0 ? h->nodes : 1; /* as many as the suite's streams */
         if (js_AddStream(&si, h->bus->js, &sc, NULL, &jerr) != NATS_OK &&
             jerr != JSStreamNameExistErr)
             return -1;

@@ -13,7 +13,7 @@
 # container); the paths written into nats.conf stay the containers'.
 set -euo pipefail
 r=${1:-}
-pactum-tls "$r/keys/tls" nats >/dev/null
+pactum-tls "$r/keys/tls" nats nats2 nats3 >/dev/null
 pactum setup init --dir "$r/keys/auth" --tls-dir /nats-conf --store /data >/dev/null
 install -m 0600 "$r/keys/auth/nats.conf" "$r/keys/tls/server.key" "$r/nats-conf/"
 install -m 0644 "$r/keys/tls/server.pem" "$r/nats-conf/"

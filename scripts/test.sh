@@ -23,13 +23,13 @@ cmake -S . -B "$dir" "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$(nproc)"
 cd "$dir"
 # Everything but the suites that print figures; then those, with their figures
-# shown (the fault suite: events sent, lost, duplicated; the bad-input corpus:
-# inputs tried by category).
-figures='^(faults|integration_bad_input)$'
+# shown (the fault and cluster suites: events sent, lost, duplicated, stalls; the
+# bad-input corpus: inputs tried by category).
+figures='^(faults|cluster|integration_bad_input)$'
 ctest --output-on-failure --timeout 900 -E "$figures"
 rc=0
 ctest --output-on-failure --timeout 900 -V -R "$figures" >figures.log 2>&1 || rc=$?
-grep -E '^[0-9]+: (fault |         |events:|digests:|log:|lmdb:|stream:|bad input)' figures.log |
+grep -E '^[0-9]+: (fault |         |events:|digests:|log:|lmdb:|stream:|stall:|takeover:|bad input)' figures.log |
   sed 's/^[0-9]*: //' || true
 if [ "$rc" -ne 0 ]; then
   tail -n 80 figures.log

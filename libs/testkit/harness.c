@@ -128,27 +128,36 @@ int h_stop_pid(pid_t pid, int sig, int timeout_ms)
     return -1;
 }
 
-bool h_start_service(h_env *h, int which, const char *const *extra)
+/*
+ * Spawn service `which` with its data under var (a folder name in h->dir),
+ * its log in <dir>/<log>.log and the harness's defaults unless extra sets
+ * them; its pid, or -1.
+ */
+static pid_t spawn_service(h_env *h, int which, const char *var, const char *logname,
+                           const char *const *extra)
 {
     char path[512], log[512];
-    static _Thread_local char url_env[96], dir_env[320], http_env[96], admin_env[96];
-    static _Thread_local char creds_env[400], ca_env[400], issuer_env[400];
+    static _Thread_local char url_env[300], dir_env[320], http_env[96], admin_env[96];
+    static _Thread_local char creds_env[400], ca_env[400], issuer_env[400], replicas_env[64];
     const char *env[32];
     size_t n = 0;
     char *argv[2];
 
     snprintf(path, sizeof(path), "%s/services/%s/pactum-%s", PK_BUILD_DIR, h_service_names[which],
              h_service_names[which]);
-    snprintf(log, sizeof(log), "%s/%s.log", h->dir, h_service_names[which]);
+    snprintf(log, sizeof(log), "%s/%s.log", h->dir, logname);
     snprintf(url_env, sizeof(url_env), "PACTUM_NATS_URL=%s", h->url);
-    snprintf(dir_env, sizeof(dir_env), "PACTUM_DATA_DIR=%s/var", h->dir);
+    snprintf(dir_env, sizeof(dir_env), "PACTUM_DATA_DIR=%s/%s", h->dir, var);
+    snprintf(replicas_env, sizeof(replicas_env), "PACTUM_STREAM_REPLICAS=%d",
+             h->nodes > 0 ? h->nodes : 1);
     {
         /* defaults, each unless the caller's environment sets it itself */
-        const char *defaults[4] = {url_env, dir_env, "PACTUM_LMDB_MAP_MB=64", admin_env};
+        const char *defaults[5] = {url_env, dir_env, "PACTUM_LMDB_MAP_MB=64", admin_env,
+                                   replicas_env};
         char hex[65];
         pk_hex_encode(h->admin.pk, 32, hex);
         snprintf(admin_env, sizeof(admin_env), "PACTUM_ADMIN_KEY=%s", hex);
-        for (int d = 0; d < 4; d++) {
+        for (int d = 0; d < 5; d++) {
             size_t nl = (size_t)(strchr(defaults[d], '=') - defaults[d]) + 1;
             bool own = false;
             for (size_t i = 0; extra && extra[i]; i++)
@@ -158,9 +167,10 @@ bool h_start_service(h_env *h, int which, const char *const *extra)
         }
     }
     if (strcmp(h_service_names[which], "oracle") == 0) {
-        if (!h->http_port)
-            h->http_port = h_free_port();
-        snprintf(http_env, sizeof(http_env), "PACTUM_ORACLE_HTTP=127.0.0.1:%d", h->http_port);
+        int port = strcmp(var, "var") == 0
+                       ? (h->http_port ? h->http_port : (h->http_port = h_free_port()))
+                       : h_free_port();
+        snprintf(http_env, sizeof(http_env), "PACTUM_ORACLE_HTTP=127.0.0.1:%d", port);
         env[n++] = http_env;
     }
     if (h->secure) { /* each service as its own bus user, over TLS */
@@ -178,10 +188,29 @@ bool h_start_service(h_env *h, int which, const char *const *extra)
     env[n] = NULL;
     argv[0] = path;
     argv[1] = NULL;
-    h->svc_pid[which] = spawn(path, argv, log, env);
+    return spawn(path, argv, log, env);
+}
+
+bool h_start_service(h_env *h, int which, const char *const *extra)
+{
+    h->svc_pid[which] = spawn_service(h, which, "var", h_service_names[which], extra);
     if (h->svc_pid[which] < 0)
         return false;
     return h_wait_healthy(h, h_service_names[which], 20000);
+}
+
+int h_start_instance(h_env *h, int which, const char *name, const char *const *extra)
+{
+    char var[96];
+    int slot = 0;
+
+    while (slot < H_EXTRA && h->extra_pid[slot] > 0)
+        slot++;
+    if (slot == H_EXTRA)
+        return -1;
+    snprintf(var, sizeof(var), "var-%s", name);
+    h->extra_pid[slot] = spawn_service(h, which, var, name, extra);
+    return h->extra_pid[slot] > 0 ? slot : -1;
 }
 
 bool h_wait_healthy(h_env *h, const char *service, int timeout_ms)
@@ -253,6 +282,99 @@ static bool start_nats(h_env *h)
             pk_sleep_ms(100);
     }
     return h->nats_pid != 0;
+}
+
+/* --- a cluster of nats-servers ------------------------------------------------------ */
+
+static int route_port[H_NODES];
+
+/* Write node i's configuration (ports fixed at the first start) and start it. */
+bool h_start_node(h_env *h, int i)
+{
+    char conf[400], log[320], routes[512] = "";
+    char *argv[4];
+    FILE *f;
+    int64_t deadline;
+
+    for (int k = 0; k < h->nodes; k++) {
+        char one[64];
+        if (k == i)
+            continue;
+        snprintf(one, sizeof(one), "%snats-route://127.0.0.1:%d", routes[0] ? ", " : "",
+                 route_port[k]);
+        strncat(routes, one, sizeof(routes) - strlen(routes) - 1);
+    }
+    snprintf(conf, sizeof(conf), "%s/node-%d.conf", h->dir, i);
+    snprintf(log, sizeof(log), "%s/nats-%d.log", h->dir, i);
+    if (!(f = fopen(conf, "w")))
+        return false;
+    fprintf(f,
+            "server_name: n%d\nlisten: 127.0.0.1:%d\n"
+            "jetstream { store_dir: \"%s/js-%d\" }\n"
+            "cluster { name: pactum-test, listen: 127.0.0.1:%d, routes: [%s] }\n",
+            i, h->node_port[i], h->dir, i, route_port[i], routes);
+    fclose(f);
+    argv[0] = (char *)PK_NATS_SERVER;
+    argv[1] = "-c";
+    argv[2] = conf;
+    argv[3] = NULL;
+    h->node_pid[i] = spawn(PK_NATS_SERVER, argv, log, NULL);
+    deadline = pk_mono_ms() + 15000;
+    while (h->node_pid[i] > 0 && pk_mono_ms() < deadline && !port_open(h->node_port[i]))
+        pk_sleep_ms(20);
+    return h->node_pid[i] > 0 && port_open(h->node_port[i]);
+}
+
+void h_stop_node(h_env *h, int i, int sig)
+{
+    if (h->node_pid[i] > 0)
+        h_stop_pid(h->node_pid[i], sig, 15000);
+    h->node_pid[i] = 0;
+}
+
+bool h_start_cluster(h_env *h, int nodes)
+{
+    pk_bus_opts bo = {0};
+    int64_t deadline;
+    size_t off = 0;
+
+    memset(h, 0, sizeof(*h));
+    if (nodes < 1 || nodes > H_NODES || pk_crypto_init() != PK_OK)
+        return false;
+    h_keypair(&h->admin, 0xad);
+    snprintf(h->dir, sizeof(h->dir), "/tmp/pactum-test-XXXXXX");
+    if (!mkdtemp(h->dir))
+        return false;
+    h->nodes = nodes;
+    for (int i = 0; i < nodes; i++) {
+        h->node_port[i] = h_free_port();
+        route_port[i] = h_free_port();
+        off += (size_t)snprintf(h->url + off, sizeof(h->url) - off, "%snats://127.0.0.1:%d",
+                                i ? "," : "", h->node_port[i]);
+    }
+    h->port = h->node_port[0];
+    for (int i = 0; i < nodes; i++) {
+        if (!h_start_node(h, i))
+            return false;
+    }
+    bo.url = h->url;
+    bo.name = "pactum-test";
+    bo.send_asap = true;
+    bo.connect_wait_ms = 10000;
+    if (pk_bus_connect(&h->bus, &bo) != PK_OK)
+        return false;
+    /* the cluster is ready when its JetStream answers (it has elected a leader) */
+    deadline = pk_mono_ms() + 30000;
+    while (pk_mono_ms() < deadline) {
+        jsAccountInfo *ai = NULL;
+        jsErrCode jerr = 0;
+        if (js_GetAccountInfo(&ai, h->bus->js, NULL, &jerr) == NATS_OK) {
+            jsAccountInfo_Destroy(ai);
+            return true;
+        }
+        pk_sleep_ms(200);
+    }
+    return false;
 }
 
 bool h_start_with(h_env *h, bool with_services, const char *nats_conf, const char *user,
@@ -490,11 +612,18 @@ char *h_source_file(const char *relative)
 void h_stop(h_env *h)
 {
     h_stop_services(h);
+    for (int i = 0; i < H_EXTRA; i++) {
+        if (h->extra_pid[i] > 0)
+            h_stop_pid(h->extra_pid[i], SIGTERM, 15000);
+        h->extra_pid[i] = 0;
+    }
     pk_bus_close(h->bus);
     h->bus = NULL;
     if (h->nats_pid > 0)
         h_stop_pid(h->nats_pid, SIGTERM, 5000);
     h->nats_pid = 0;
+    for (int i = 0; i < h->nodes; i++)
+        h_stop_node(h, i, SIGTERM);
     if (h->dir[0] && !getenv("PK_KEEP_TEST_DIR"))
         nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

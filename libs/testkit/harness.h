@@ -15,11 +15,13 @@
 #include "pk/crypto.h"
 
 #define H_SERVICES 4
+#define H_NODES    3 /* nats-servers of a cluster (h_start_cluster) */
+#define H_EXTRA    8 /* service instances started by h_start_instance */
 
 typedef struct h_env {
     char dir[256];             /* temporary folder: js/, var/, logs */
     int port;                  /* nats-server port on 127.0.0.1 */
-    char url[64];              /* nats://127.0.0.1:<port> */
+    char url[256];             /* nats://127.0.0.1:<port>, or a cluster's seed list */
     pid_t nats_pid;            /* nats-server */
     pid_t svc_pid[H_SERVICES]; /* ingest, evaluator, scorer, oracle (0 = not running) */
     pk_bus *bus;               /* client connection */
@@ -30,6 +32,10 @@ typedef struct h_env {
     bool secure;               /* h_start_secure: TLS and a user per part */
     char auth[300];            /* its pactum setup folder: nats.conf, creds/, issuer.json */
     char ca[300];              /* the CA the bus's certificate is checked against */
+    int nodes;                 /* cluster nodes (0: one nats-server, nats_pid) */
+    pid_t node_pid[H_NODES];   /* each node's nats-server (0 = stopped) */
+    int node_port[H_NODES];    /* its client port */
+    pid_t extra_pid[H_EXTRA];  /* more service instances (0 = none) */
 } h_env;
 
 extern const char *const h_service_names[H_SERVICES];
@@ -73,6 +79,26 @@ pk_bus *h_connect_jwt(h_env *h, const char *jwt, const pk_keypair *kp, const cha
  */
 pk_bus *h_connect_agent(h_env *h, const char *id, const pk_keypair *agent, const pk_keypair *owner,
                         bool as_owner);
+
+/*
+ * Start a cluster of `nodes` nats-servers (at most H_NODES) on free loopback
+ * ports, each with JetStream and its own store, routed to each other; h->url
+ * is the seed list of all of them, and services started after this create
+ * their streams with as many replicas (PACTUM_STREAM_REPLICAS). Waits until
+ * the cluster has a JetStream leader. No services are started.
+ */
+bool h_start_cluster(h_env *h, int nodes);
+
+/* Stop one cluster node with sig (its store is kept); start it again on the same ports. */
+void h_stop_node(h_env *h, int node, int sig);
+bool h_start_node(h_env *h, int node);
+
+/*
+ * Start one more instance of service `which`, named name, with a data folder
+ * and log of its own (<dir>/var-<name>, <dir>/<name>.log) and extra
+ * KEY=VALUE environment; its index in h->extra_pid, or -1.
+ */
+int h_start_instance(h_env *h, int which, const char *name, const char *const *extra);
 
 /* Stop nats-server with sig; start it again on the same port and store. */
 void h_stop_nats(h_env *h, int sig);
