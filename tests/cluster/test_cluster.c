@@ -85,8 +85,11 @@ static void setup(void)
     }
 }
 
+static void stop_threads(void);
+
 static void teardown(void)
 {
+    stop_threads();
     h_stop(&h);
 }
 
@@ -100,6 +103,7 @@ typedef struct stream {
     atomic_int dup_acks; /* publishes JetStream recognised as duplicates */
     atomic_bool failed;  /* an event could not be stored within its bound */
     atomic_bool done;    /* the publisher finished */
+    atomic_bool stop;    /* the test ended early: stop publishing */
 } stream;
 
 /* Publish EVENTS events round the agents, one per envelope, each retried until stored. */
@@ -108,7 +112,7 @@ static void *publisher(void *arg)
     stream *s = arg;
     pk_bus *bus = h_connect(h.url, "cluster-publisher", true);
 
-    for (int i = 0; bus && i < EVENTS; i++) {
+    for (int i = 0; bus && i < EVENTS && !atomic_load(&s->stop); i++) {
         Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT;
         pk_event_msg ev, *evp = &ev;
         int a = i % AGENTS;
@@ -125,7 +129,7 @@ static void *publisher(void *arg)
         snprintf(msg_id, sizeof(msg_id), "%s:%s:1", name[a], id);
         snprintf(subject, sizeof(subject), "pactum.raw.%s", name[a]);
         /* bounded: 60 s of retries per event (a node may be down a while) */
-        for (int attempt = 0; attempt < 600 && !stored; attempt++) {
+        for (int attempt = 0; attempt < 600 && !stored && !atomic_load(&s->stop); attempt++) {
             bool dup = false;
             if (pk_bus_publish_sync(bus, subject, env, len, msg_id, false, 0, NULL, &dup) ==
                 PK_OK) {
@@ -341,7 +345,7 @@ static int64_t kill_and_take_over(stream *s, int which, int slot, const char *in
     t0 = pk_mono_ms();
     h_stop_pid(h.extra_pid[slot], SIGKILL, 5000);
     h.extra_pid[slot] = 0;
-    took = wait_served(h_service_names[which], other, 4, 20000);
+    took = wait_served(h_service_names[which], other, 4, 60000);
     printf("fault   %-12s at %4d events sent (t=%.1f s), killed: %s served all 4 partitions "
            "%lld ms later\n",
            inst, at, (double)(t0 - t_start) / 1000, other, (long long)took);
@@ -349,33 +353,53 @@ static int64_t kill_and_take_over(stream *s, int which, int slot, const char *in
     snprintf(cmd, sizeof(cmd), "rm -rf '%s/var-%s'", h.dir, inst);
     cr_assert_eq(system(cmd), 0);
     cr_assert_eq(h_start_instance(&h, which, inst, env), slot);
-    cr_assert_geq(wait_served(h_service_names[which], inst, 2, 30000), 0,
+    cr_assert_geq(wait_served(h_service_names[which], inst, 2, 60000), 0,
                   "%s did not get its share back", inst);
     return took;
 }
 
+/* The threads' state: at file scope, so that a test ending early (a failed assertion) leaves
+ * nothing pointing into its frame; teardown stops and joins them. */
+static stream S;
+static watch W;
+static pthread_t pub_thread, mon_thread;
+static bool pub_started, mon_started;
+
+static void stop_threads(void)
+{
+    atomic_store(&S.stop, true);
+    atomic_store(&W.stop, true);
+    if (pub_started)
+        pthread_join(pub_thread, NULL);
+    if (mon_started)
+        pthread_join(mon_thread, NULL);
+    pub_started = mon_started = false;
+}
+
 Test(cluster, nothing_lost_through_node_kills_and_instances_rebuilt_from_the_streams)
 {
-    stream s = {0};
-    watch w = {.s = &s};
-    pthread_t pub, mon;
     int foreign = 0, lost = 0, twice = 0, accepted = 0;
     int64_t t_scorer, t_eval, t_all, longest = 0;
     int worst = 0;
 
     t_start = pk_mono_ms();
-    cr_assert_eq(pthread_create(&pub, NULL, publisher, &s), 0);
-    cr_assert_eq(pthread_create(&mon, NULL, watcher, &w), 0);
-    node_fault(&s, 0, 300);
-    node_fault(&s, 1, 700);
-    node_fault(&s, 2, 1100);
-    t_scorer = kill_and_take_over(&s, 2, slot_scorer_b, "scorer-b", "scorer-a", scorer_b, 1400);
-    t_eval = kill_and_take_over(&s, 1, slot_eval_b, "evaluator-b", "evaluator-a", eval_b, 1800);
-    pthread_join(pub, NULL);
-    cr_assert_not(atomic_load(&s.failed), "an event could not be stored");
+    W.s = &S;
+    cr_assert_eq(pthread_create(&pub_thread, NULL, publisher, &S), 0);
+    pub_started = true;
+    cr_assert_eq(pthread_create(&mon_thread, NULL, watcher, &W), 0);
+    mon_started = true;
+    node_fault(&S, 0, 300);
+    node_fault(&S, 1, 700);
+    node_fault(&S, 2, 1100);
+    t_scorer = kill_and_take_over(&S, 2, slot_scorer_b, "scorer-b", "scorer-a", scorer_b, 1400);
+    t_eval = kill_and_take_over(&S, 1, slot_eval_b, "evaluator-b", "evaluator-a", eval_b, 1800);
+    pthread_join(pub_thread, NULL);
+    pub_started = false;
+    cr_assert_not(atomic_load(&S.failed), "an event could not be stored");
     t_all = scored_all(180000);
-    atomic_store(&w.stop, true);
-    pthread_join(mon, NULL);
+    atomic_store(&W.stop, true);
+    pthread_join(mon_thread, NULL);
+    mon_started = false;
     if (!t_all) { /* say what is missing before failing */
         for (int a = 0; a < AGENTS; a++) {
             printf("not scored: %s (partition %u) evidence", name[a], pk_partition_of(name[a], 4));
@@ -401,17 +425,17 @@ Test(cluster, nothing_lost_through_node_kills_and_instances_rebuilt_from_the_str
         twice += seen[i] > 1;
     }
     for (int a = 0; a < AGENTS; a++) {
-        if (w.longest_ms[a] > longest) {
-            longest = w.longest_ms[a];
+        if (W.longest_ms[a] > longest) {
+            longest = W.longest_ms[a];
             worst = a;
         }
     }
     printf("events: sent %d, accepted %d, rejected 0, lost %d, accepted twice %d (%d publish "
            "retries, %d duplicate publishes dropped by the stream)\n",
-           atomic_load(&s.sent), accepted, lost, twice, atomic_load(&s.retries),
-           atomic_load(&s.dup_acks));
+           atomic_load(&S.sent), accepted, lost, twice, atomic_load(&S.retries),
+           atomic_load(&S.dup_acks));
     printf("stall:  longest of any partition %lld ms (partition %u, from t=%.1f s)\n",
-           (long long)longest, pk_partition_of(name[worst], 4), (double)w.longest_at[worst] / 1000);
+           (long long)longest, pk_partition_of(name[worst], 4), (double)W.longest_at[worst] / 1000);
     printf("takeover: a killed scorer's partitions served again after %lld ms, a killed "
            "evaluator's after %lld ms (lease 8 s)\n",
            (long long)t_scorer, (long long)t_eval);
