@@ -619,6 +619,8 @@ static pk_status batch_end(batch *b, pk_status st)
     if (st == PK_OK)
         st = pk_bus_publish_wait(b->pw->bus, 5000);
     if (st == PK_OK)
+        st = pk_pworker_still_held(b->pw);
+    if (st == PK_OK)
         st = pk_wset_commit(b->w->ws, b->w->ev->store);
     if (st != PK_OK)
         pk_wset_clear(b->w->ws);

@@ -427,6 +427,8 @@ pk_status scorer_process(pk_pworker *pw, natsMsgList *list)
     if (st == PK_OK)
         st = pk_bus_publish_wait(pw->bus, 10000);
     if (st == PK_OK)
+        st = pk_pworker_still_held(pw);
+    if (st == PK_OK)
         st = pk_wset_commit(w->ws, s->store);
     if (st != PK_OK)
         goto retry;

@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "pk/clock.h"
 #include "pk/bus.h"
+#include "pk/lease.h"
 #include "pk/log.h"
 
 #define STARTERS 6 /* services starting at once */
@@ -162,6 +163,171 @@ Test(bus, a_consumer_someone_else_changes_or_deletes_is_made_again_from_our_posi
     cr_assert(pk_incident_recent(60000, why, sizeof(why)));
     cr_assert(strstr(why, "deleted") != NULL, "%s", why);
     pk_consumer_close(&c);
+    h_stop(&h);
+}
+
+/* --- a reader whose lease lapsed, and the instance that takes the partition over ------- */
+
+static uint64_t next_applied; /* the next holder's own position */
+
+static pk_status next_position(void *ctx, uint64_t *out)
+{
+    (void)ctx;
+    *out = next_applied;
+    return PK_OK;
+}
+
+Test(bus, a_reader_whose_lease_lapsed_reads_nothing_more_and_the_next_holder_misses_nothing,
+     .timeout = 120)
+{
+    const char *subj[] = {"test.lease"};
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    pk_consumer old_holder, next_holder;
+    _Atomic int64_t old_until = INT64_MAX, next_until = INT64_MAX;
+    natsMsgList list;
+    h_env h;
+
+    cr_assert(h_start(&h, false), "nats-server did not start");
+    jsStreamConfig_Init(&sc);
+    sc.Name = "TEST_LEASE";
+    sc.Subjects = subj;
+    sc.SubjectsLen = 1;
+    cr_assert_eq(js_AddStream(&si, h.bus->js, &sc, NULL, &jerr), NATS_OK);
+    jsStreamInfo_Destroy(si);
+    for (int i = 0; i < 30; i++)
+        cr_assert(h_publish(&h, "test.lease", (const uint8_t *)"m", 1));
+    applied = 0;
+    cr_assert_eq(pk_consumer_take_over(&old_holder, h.bus, "TEST_LEASE", "part", "test.lease", 4,
+                                       30000, position, NULL, 0, &old_until),
+                 PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(take(&old_holder, 4), 1);
+    cr_assert_not(pk_consumer_fenced(&old_holder));
+
+    /* its lease is not renewed in time (the bucket was slow): past its deadline ... */
+    atomic_store(&old_until, pk_mono_ms() - 1);
+    cr_assert(pk_consumer_fenced(&old_holder));
+    /* ... another instance takes the partition over, from its own (empty) position */
+    next_applied = 0;
+    cr_assert_eq(pk_consumer_take_over(&next_holder, h.bus, "TEST_LEASE", "part", "test.lease", 4,
+                                       30000, next_position, NULL, applied, &next_until),
+                 PK_OK, "%s", pk_error_msg());
+    /* the old holder, still running, must not take a share of the new holder's consumer */
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(pk_consumer_fetch(&old_holder, &list, 4, 200), PK_ECONFLICT,
+                     "a reader past its lease fetched");
+        cr_assert_eq(list.Count, 0);
+    }
+    /* the new holder sees every message, in order, none missing */
+    for (int i = 0; i < 50 && next_applied < 30; i++) {
+        if (pk_consumer_fetch(&next_holder, &list, 4, 500) != PK_OK)
+            continue;
+        for (int k = 0; k < list.Count; k++) {
+            uint64_t seq = pk_msg_seq(list.Msgs[k]);
+            cr_assert_eq(seq, next_applied + 1, "the new holder got #%llu after #%llu",
+                         (unsigned long long)seq, (unsigned long long)next_applied);
+            next_applied = seq;
+            natsMsg_Ack(list.Msgs[k], NULL);
+        }
+        natsMsgList_Destroy(&list);
+        /* the old holder keeps trying all along */
+        cr_assert_neq(pk_consumer_fetch(&old_holder, &list, 4, 50), PK_OK);
+    }
+    cr_assert_eq(next_applied, 30);
+    pk_consumer_close(&old_holder);
+    pk_consumer_close(&next_holder);
+    h_stop(&h);
+}
+
+/* --- a lease that cannot be renewed ------------------------------------------------------ */
+
+typedef struct lease_probe {
+    _Atomic int64_t until;    /* the last deadline the leases gave (0 not counted) */
+    atomic_int starts, stops; /* partition 0 started, stopped */
+    atomic_bool blind_start;  /* started with no deadline ahead */
+    atomic_bool fenced_off;   /* given deadline 0 (let go) */
+} lease_probe;
+
+static pk_status probe_start(void *ctx, uint32_t p, uint64_t from)
+{
+    lease_probe *lp = ctx;
+
+    (void)p;
+    (void)from;
+    if (atomic_load(&lp->until) <= pk_mono_ms())
+        atomic_store(&lp->blind_start, true);
+    atomic_fetch_add(&lp->starts, 1);
+    return PK_OK;
+}
+
+static void probe_stop(void *ctx, uint32_t p)
+{
+    (void)p;
+    atomic_fetch_add(&((lease_probe *)ctx)->stops, 1);
+}
+
+static uint64_t probe_position(void *ctx, uint32_t p)
+{
+    (void)ctx;
+    (void)p;
+    return 0;
+}
+
+static void probe_fence(void *ctx, uint32_t p, int64_t until)
+{
+    lease_probe *lp = ctx;
+
+    (void)p;
+    if (until)
+        atomic_store(&lp->until, until);
+    else
+        atomic_store(&lp->fenced_off, true);
+}
+
+Test(bus, a_lease_that_cannot_be_renewed_stops_its_partition_before_it_could_expire, .timeout = 120)
+{
+    lease_probe lp = {0};
+    pk_lease_cfg cfg = {.service = "tester",
+                        .instance = "one",
+                        .partitions = 1,
+                        .ttl_ms = 8000,
+                        .start = probe_start,
+                        .stop = probe_stop,
+                        .position = probe_position,
+                        .fence = probe_fence,
+                        .ctx = &lp};
+    pk_leases *l = NULL;
+    int64_t first, renewed, cut, last;
+    h_env h;
+
+    cr_assert(h_start(&h, false), "nats-server did not start");
+    cr_assert_eq(pk_leases_start(&l, h.bus, &cfg), PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(atomic_load(&lp.starts), 1, "the only instance did not take the partition");
+    cr_assert_not(atomic_load(&lp.blind_start), "started before its deadline was set");
+    first = atomic_load(&lp.until);
+    cr_assert_geq(first - pk_mono_ms(), 8000 - PK_LEASE_MARGIN_MS - 1000,
+                  "the deadline is not the lease's ttl less the margin");
+    cr_assert_leq(first - pk_mono_ms(), 8000 - PK_LEASE_MARGIN_MS);
+    pk_sleep_ms(2500);
+    renewed = atomic_load(&lp.until);
+    cr_assert_geq(renewed - first, 1500, "renewals did not move the deadline");
+
+    /* the bucket goes away: nothing can be renewed any more */
+    cr_assert_eq(js_DeleteKeyValue(h.bus->js, PK_LEASE_BUCKET), NATS_OK);
+    cut = pk_mono_ms();
+    for (int i = 0; i < 200 && !atomic_load(&lp.stops); i++)
+        pk_sleep_ms(50);
+    last = pk_mono_ms();
+    cr_assert_eq(atomic_load(&lp.stops), 1, "the partition was still served 10 s later");
+    cr_assert(atomic_load(&lp.fenced_off), "stopped without its deadline being withdrawn");
+    /* the deadline never moved past the last renewal, and the partition stopped by then */
+    cr_assert_leq(atomic_load(&lp.until), cut + 8000 - PK_LEASE_MARGIN_MS,
+                  "the deadline moved without a renewal");
+    cr_assert_leq(last, cut + 8000 - PK_LEASE_MARGIN_MS + 1200,
+                  "stopped %lld ms after the last renewal could have been",
+                  (long long)(last - cut));
+    pk_leases_stop(l);
     h_stop(&h);
 }
 

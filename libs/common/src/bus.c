@@ -596,6 +596,12 @@ static natsStatus bind_durable(pk_consumer *c, jsErrCode *jerr)
                     (unsigned long long)(have_own ? start : ci->AckFloor.Stream + 1));
         if (!why[0] && c->ordered && ci->NumAckPending > 0 && !have_own)
             start = ci->AckFloor.Stream + 1;
+        /* looking took a while: a lease that lapsed meanwhile may mean that this consumer is
+         * another instance's now, and not ours to delete */
+        if (pk_consumer_fenced(c)) {
+            jsConsumerInfo_Destroy(ci);
+            return NATS_ILLEGAL_STATE;
+        }
         if (why[0] || (c->ordered && ci->NumAckPending > 0)) {
             jsConsumerInfo_Destroy(ci);
             ci = NULL;
@@ -622,18 +628,32 @@ static natsStatus bind_durable(pk_consumer *c, jsErrCode *jerr)
     return s;
 }
 
+bool pk_consumer_fenced(const pk_consumer *c)
+{
+    return c->serve_until && pk_mono_ms() >= atomic_load(c->serve_until);
+}
+
+static pk_status fenced_err(const pk_consumer *c)
+{
+    return PK_ERR(PK_ECONFLICT,
+                  "consumer %s: its lease may have lapsed; reading nothing until it is renewed",
+                  c->durable);
+}
+
 static pk_status consumer_bind(pk_consumer *c)
 {
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
 
+    if (pk_consumer_fenced(c))
+        return fenced_err(c);
     jsSubOptions_Init(&so);
     so.Stream = c->stream;
     c->delivered_ms = pk_mono_ms(); /* a stall is counted from here */
     if (c->durable[0]) {
         if ((s = bind_durable(c, &jerr)) != NATS_OK)
-            return pk_nats_err(s, jerr, c->durable);
+            return pk_consumer_fenced(c) ? fenced_err(c) : pk_nats_err(s, jerr, c->durable);
         so.Consumer = c->durable;
         jerr = 0;
         s = js_PullSubscribe(&c->sub, c->bus->js, c->filter, c->durable, NULL, &so, &jerr);
@@ -686,17 +706,18 @@ pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stre
                                    pk_status (*position)(void *ctx, uint64_t *applied), void *ctx)
 {
     return pk_consumer_take_over(c, bus, stream, durable, filter, max_ack_pending, ack_wait_ms,
-                                 position, ctx, 0);
+                                 position, ctx, 0, NULL);
 }
 
 pk_status pk_consumer_take_over(pk_consumer *c, pk_bus *bus, const char *stream,
                                 const char *durable, const char *filter, int max_ack_pending,
                                 int64_t ack_wait_ms,
                                 pk_status (*position)(void *ctx, uint64_t *applied), void *ctx,
-                                uint64_t handover_seq)
+                                uint64_t handover_seq, const _Atomic int64_t *serve_until)
 {
     memset(c, 0, sizeof(*c));
     c->handover_seq = handover_seq;
+    c->serve_until = serve_until;
     c->bus = bus;
     snprintf(c->stream, sizeof(c->stream), "%s", stream);
     snprintf(c->durable, sizeof(c->durable), "%s", durable);
@@ -782,6 +803,12 @@ pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_
 
     list->Msgs = NULL;
     list->Count = 0;
+    if (pk_consumer_fenced(c)) {
+        /* what was fetched and not acknowledged is read again from our position, in order,
+         * if the lease is renewed: bind again then */
+        pk_consumer_close(c);
+        return fenced_err(c);
+    }
     if (!c->sub) {
         pk_status st = consumer_bind(c);
         if (st != PK_OK)

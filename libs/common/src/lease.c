@@ -19,6 +19,7 @@ struct pk_leases {
     pk_lease_cfg cfg;
     char service[32], instance[64];
     pk_bus *bus;
+    jsCtx *js; /* of its own: a lease call waits at most a round (the service's waits longer) */
     kvStore *kv;
     pthread_t thread;
     bool started;
@@ -84,6 +85,12 @@ static bool parse(const char *v, char *who, size_t wlen, int64_t *expires, uint6
     return true;
 }
 
+/* The bucket did not answer at all (a node lost, a leader being elected, the bucket gone). */
+static bool unanswered(natsStatus s)
+{
+    return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS;
+}
+
 /* Refresh this instance's line in "<service>.members"; the live instances (at least 1). */
 static int refresh_members(pk_leases *l)
 {
@@ -128,6 +135,8 @@ static int refresh_members(pk_leases *l)
             atomic_store(&l->members, live);
             return live;
         }
+        if (unanswered(s))
+            break; /* the bucket does not answer: next round (only a lost race is retried) */
     }
     return atomic_load(&l->members) > 0 ? atomic_load(&l->members) : 1;
 }
@@ -145,15 +154,24 @@ static natsStatus write_lease(pk_leases *l, uint32_t p, uint64_t rev, int64_t ex
                : kvStore_CreateString(nrev, l->kv, key, value);
 }
 
+/* p's lease was written at t0 (monotonic, taken before the write): it may be served until */
+static void held_from(pk_leases *l, uint32_t p, uint64_t nrev, int64_t t0)
+{
+    l->rev[p] = nrev;
+    l->renewed_ms[p] = t0;
+    if (l->cfg.fence)
+        l->cfg.fence(l->cfg.ctx, p, t0 + l->cfg.ttl_ms - PK_LEASE_MARGIN_MS);
+}
+
 /* Take p at revision rev (0: a new key); start serving it. */
 static bool take(pk_leases *l, uint32_t p, uint64_t rev, uint64_t applied)
 {
     uint64_t nrev = 0;
+    int64_t t0 = pk_mono_ms();
 
     if (write_lease(l, p, rev, pk_now_ms() + l->cfg.ttl_ms, applied, &nrev) != NATS_OK)
         return false; /* someone else was quicker */
-    l->rev[p] = nrev;
-    l->renewed_ms[p] = pk_mono_ms();
+    held_from(l, p, nrev, t0);
     if (l->cfg.start(l->cfg.ctx, p, applied) != PK_OK) {
         PK_WARN("%s partition %u: cannot start serving it: %s", l->service, p, pk_error_msg());
         write_lease(l, p, nrev, 0, applied, &nrev); /* let it go at once */
@@ -165,16 +183,18 @@ static bool take(pk_leases *l, uint32_t p, uint64_t rev, uint64_t applied)
     return true;
 }
 
-/* Stop serving p and let its lease go at once. */
+/* Stop serving p (the batch at hand is left, not written) and let its lease go at once. */
 static void let_go(pk_leases *l, uint32_t p, bool write)
 {
     uint64_t nrev = 0;
-    uint64_t applied = l->cfg.position(l->cfg.ctx, p);
 
     atomic_fetch_and(&l->held, ~(1ull << p));
+    if (l->cfg.fence)
+        l->cfg.fence(l->cfg.ctx, p, 0);
     l->cfg.stop(l->cfg.ctx, p);
+    /* where it stopped, exactly: the next holder publishes from there */
     if (write)
-        write_lease(l, p, l->rev[p], 0, applied, &nrev);
+        write_lease(l, p, l->rev[p], 0, l->cfg.position(l->cfg.ctx, p), &nrev);
 }
 
 /* Who holds p's lease now, read from the bucket; false if it cannot be read. */
@@ -199,15 +219,15 @@ static void renew(pk_leases *l, uint32_t p)
 {
     uint64_t nrev = 0, rev = 0;
     char who[64];
+    int64_t t0 = pk_mono_ms();
     natsStatus s = write_lease(l, p, l->rev[p], pk_now_ms() + l->cfg.ttl_ms,
                                l->cfg.position(l->cfg.ctx, p), &nrev);
 
     if (s == NATS_OK) {
-        l->rev[p] = nrev;
-        l->renewed_ms[p] = pk_mono_ms();
+        held_from(l, p, nrev, t0);
         return;
     }
-    if (holder_of(l, p, who, sizeof(who), &rev)) {
+    if (!unanswered(s) && holder_of(l, p, who, sizeof(who), &rev)) {
         /* someone else holds it now (ours had expired): stop at once */
         if (strcmp(who, l->instance) != 0) {
             PK_WARN("%s partition %u: %s holds it now: stopped serving it", l->service, p, who);
@@ -215,16 +235,16 @@ static void renew(pk_leases *l, uint32_t p)
             return;
         }
         /* still ours, at another revision (a write whose answer was lost): go on from it */
+        t0 = pk_mono_ms();
         if (rev != l->rev[p] && write_lease(l, p, rev, pk_now_ms() + l->cfg.ttl_ms,
                                             l->cfg.position(l->cfg.ctx, p), &nrev) == NATS_OK) {
-            l->rev[p] = nrev;
-            l->renewed_ms[p] = pk_mono_ms();
+            held_from(l, p, nrev, t0);
             return;
         }
     }
     /* the bucket cannot be written now (a node lost, a leader being elected): keep serving,
-     * but stop two rounds before the lease could expire and another instance start */
-    if (pk_mono_ms() - l->renewed_ms[p] > l->cfg.ttl_ms - 2 * ROUND_MS) {
+     * but stop PK_LEASE_MARGIN_MS before the lease could expire and another instance start */
+    if (pk_mono_ms() - l->renewed_ms[p] >= l->cfg.ttl_ms - PK_LEASE_MARGIN_MS) {
         PK_WARN("%s partition %u: lease not renewed for %lld ms (%s): stopped serving it",
                 l->service, p, (long long)(pk_mono_ms() - l->renewed_ms[p]), natsStatus_GetText(s));
         let_go(l, p, false);
@@ -265,14 +285,16 @@ static void try_take(pk_leases *l, uint32_t p, char *holder, size_t hlen, int64_
 static void round_once(pk_leases *l)
 {
     uint32_t P = l->cfg.partitions;
-    int live = refresh_members(l);
-    int fair =
-        l->cfg.pinned ? popcount(l->cfg.pinned) : (int)((P + (uint32_t)live - 1) / (uint32_t)live);
+    int live, fair;
 
+    /* renewals first: a round held up by a slow bucket must not keep them waiting */
     for (uint32_t p = 0; p < P; p++) {
         if (atomic_load(&l->held) & (1ull << p))
             renew(l, p);
     }
+    live = refresh_members(l);
+    fair =
+        l->cfg.pinned ? popcount(l->cfg.pinned) : (int)((P + (uint32_t)live - 1) / (uint32_t)live);
     /* more than our share: let the highest go, so newcomers get theirs */
     for (uint32_t p = P; p-- > 0 && !l->cfg.pinned && popcount(atomic_load(&l->held)) > fair;) {
         if (atomic_load(&l->held) & (1ull << p)) {
@@ -328,6 +350,7 @@ static void *lease_main(void *arg)
 pk_status pk_leases_start(pk_leases **out, pk_bus *bus, const pk_lease_cfg *cfg)
 {
     pk_leases *l = calloc(1, sizeof(*l));
+    jsOptions jo;
     natsStatus s;
     pk_status st;
 
@@ -341,9 +364,13 @@ pk_status pk_leases_start(pk_leases **out, pk_bus *bus, const pk_lease_cfg *cfg)
     l->cfg.instance = l->instance;
     l->bus = bus;
     atomic_store(&l->members, 1);
+    jsOptions_Init(&jo);
+    jo.Wait = ROUND_MS;
     if ((st = pk_leases_bucket(bus)) != PK_OK ||
-        ((s = js_KeyValue(&l->kv, bus->js, PK_LEASE_BUCKET)) != NATS_OK &&
+        (((s = natsConnection_JetStream(&l->js, bus->nc, &jo)) != NATS_OK ||
+          (s = js_KeyValue(&l->kv, l->js, PK_LEASE_BUCKET)) != NATS_OK) &&
          (st = pk_nats_err(s, 0, "the bucket " PK_LEASE_BUCKET)) != PK_OK)) {
+        jsCtx_Destroy(l->js);
         free(l);
         return st;
     }
@@ -399,5 +426,6 @@ void pk_leases_stop(pk_leases *l)
             let_go(l, p, true);
     }
     kvStore_Destroy(l->kv);
+    jsCtx_Destroy(l->js);
     free(l);
 }

@@ -19,14 +19,20 @@ void pk_pause_ms(int64_t ms)
  * reader whose state depends on order (max ack pending = batch) is handed
  * nothing newer meanwhile, and the others lose nothing by waiting.
  */
-/* Retry fn on list until it is applied, the map is full, or (stop or) shutdown. */
+/*
+ * Retry fn on list until it is applied, the map is full, (stop or) shutdown,
+ * or (consumer) its lease may have lapsed: PK_ECONFLICT, left unacknowledged.
+ */
 static pk_status until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
-                            pk_metric *retries, const atomic_bool *stop)
+                            pk_metric *retries, const atomic_bool *stop,
+                            const pk_consumer *consumer)
 {
     int64_t backoff = 100;
     pk_status st;
 
     while ((st = fn(ctx, list)) != PK_OK && st != PK_ESTORE_FULL) {
+        if (consumer && pk_consumer_fenced(consumer))
+            return PK_ECONFLICT;
         if (retries)
             pk_metric_add(retries, 1);
         PK_WARN("%s: batch of %d not applied, retrying: %s", what, list->Count, pk_error_msg());
@@ -42,7 +48,7 @@ static pk_status until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const 
 pk_status pk_batch_until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
                               pk_metric *retries)
 {
-    return until_done(fn, ctx, list, what, retries, NULL);
+    return until_done(fn, ctx, list, what, retries, NULL, NULL);
 }
 
 /* Messages still waiting after the last one of the batch. */
@@ -71,8 +77,16 @@ void pk_runner_loop(pk_runner *r)
     while (!pk_shutdown && !(r->stop && atomic_load(r->stop))) {
         natsMsgList list;
         long long pending;
+        int count;
         pk_status st;
 
+        /* a lease that may have lapsed: nothing is read, judged by the clock or written
+         * until it is renewed (or the partition is let go) */
+        if (pk_consumer_fenced(r->consumer)) {
+            pk_consumer_close(r->consumer);
+            pk_pause_ms(100);
+            continue;
+        }
         if (r->idle && r->idle(r->ctx, caught_up) != PK_OK)
             PK_WARN("%s: %s; trying again later", r->what, pk_error_msg());
         st = pk_consumer_fetch(r->consumer, &list, r->batch, r->wait_ms);
@@ -101,8 +115,15 @@ void pk_runner_loop(pk_runner *r)
         r->pending = pending;
         if (r->gather_ms > 0 && list.Count < r->batch)
             pk_pause_ms(r->gather_ms);
-        st = until_done(r->process, r->ctx, &list, r->what, retries, r->stop);
+        count = list.Count;
+        st = until_done(r->process, r->ctx, &list, r->what, retries, r->stop, r->consumer);
         natsMsgList_Destroy(&list);
+        if (st == PK_ECONFLICT) {
+            /* left unacknowledged: if the lease is renewed, read again from our position */
+            PK_WARN("%s: lease not renewed in time; a batch of %d left for the next reader",
+                    r->what, count);
+            pk_consumer_close(r->consumer);
+        }
         if (st == PK_ESTORE_FULL) {
             PK_ERROR("%s: %s; stopped consuming", r->what, pk_error_msg());
             if (r->svc)

@@ -87,6 +87,7 @@ pk_status pk_pworkers_init(pk_pworkers *g, uint32_t partitions)
     for (uint32_t p = 0; p < partitions; p++) {
         g->w[p].group = g;
         g->w[p].partition = p;
+        atomic_store(&g->w[p].serve_until, INT64_MAX); /* no lease: no limit */
     }
     g->n = partitions;
     return PK_OK;
@@ -111,7 +112,8 @@ static pk_status prepare(pk_pworkers *g, uint32_t p)
     atomic_store(&w->stop, false);
     if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
         (st = pk_consumer_take_over(&w->consumer, w->bus, g->stream, durable, filter, g->batch,
-                                    10000, position_of, w, w->quiet_until)) != PK_OK) {
+                                    10000, position_of, w, w->quiet_until, &w->serve_until)) !=
+            PK_OK) {
         pk_bus_close(w->bus);
         w->bus = NULL;
         return PK_WRAP(st, "partition %u", p);
@@ -225,6 +227,13 @@ void pk_pworker_stop(pk_pworkers *g, uint32_t p)
     w->quiet_until = 0;
 }
 
+pk_status pk_pworker_still_held(const pk_pworker *w)
+{
+    if (pk_mono_ms() < atomic_load(&w->serve_until))
+        return PK_OK;
+    return PK_ERR(PK_ECONFLICT, "%s: its lease was not renewed in time", w->what);
+}
+
 uint64_t pk_pworker_position(pk_pworker *w)
 {
     uint64_t applied = 0;
@@ -240,6 +249,14 @@ static pk_status lease_start(void *ctx, uint32_t p, uint64_t applied)
 static void lease_stop(void *ctx, uint32_t p)
 {
     pk_pworker_stop(ctx, p);
+}
+
+static void lease_fence(void *ctx, uint32_t p, int64_t until_mono_ms)
+{
+    pk_pworkers *g = ctx;
+
+    if (p < g->n)
+        atomic_store(&g->w[p].serve_until, until_mono_ms);
 }
 
 static uint64_t lease_position(void *ctx, uint32_t p)
@@ -292,6 +309,7 @@ pk_status pk_pworkers_serve(pk_pworkers *g, pk_bus *bus, const char *owned, uint
                         .start = lease_start,
                         .stop = lease_stop,
                         .position = lease_position,
+                        .fence = lease_fence,
                         .ctx = g};
     if ((st = pk_leases_start(&g->leases, bus, &lc)) != PK_OK)
         return st;

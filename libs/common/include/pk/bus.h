@@ -134,6 +134,10 @@ typedef struct pk_consumer {
     uint64_t handover_seq; /* taken over from an instance that had applied up to here (0: no) */
     unsigned long stalls;  /* times it was found stalled (messages waiting, none delivered
                             * for PK_STALL_MS) and bound again */
+    /* optional: the monotonic time (pk_mono_ms) after which this reader may no longer read,
+     * because its lease on the partition may lapse and another instance take it over; past
+     * it nothing is fetched, bound or made again (NULL: no limit) */
+    const _Atomic int64_t *serve_until;
     natsSubscription *sub; /* bound pull subscription */
 } pk_consumer;
 
@@ -166,13 +170,22 @@ pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stre
 /*
  * The same for a partition taken over from another instance that had applied
  * up to handover_seq (0: none): the consumer acknowledged past our own
- * position is then the handover, not tampering.
+ * position is then the handover, not tampering. serve_until (optional) is
+ * the reader's lease deadline, kept up to date by whoever renews the lease.
  */
 pk_status pk_consumer_take_over(pk_consumer *c, pk_bus *bus, const char *stream,
                                 const char *durable, const char *filter, int max_ack_pending,
                                 int64_t ack_wait_ms,
                                 pk_status (*position)(void *ctx, uint64_t *applied), void *ctx,
-                                uint64_t handover_seq) PK_MUST_CHECK;
+                                uint64_t handover_seq,
+                                const _Atomic int64_t *serve_until) PK_MUST_CHECK;
+
+/*
+ * The reader's lease may have lapsed (see serve_until): what it fetched must
+ * be neither applied nor acknowledged, since another instance may be reading
+ * the partition now. Fetching returns PK_ECONFLICT meanwhile.
+ */
+bool pk_consumer_fenced(const pk_consumer *c);
 
 /* Tell the server the messages are still being worked on (resets their ack timer). */
 void pk_msgs_in_progress(natsMsgList *list);

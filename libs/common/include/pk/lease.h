@@ -11,8 +11,10 @@
  * instance, renewed the same way) and each takes its fair share,
  * ceil(partitions / live instances), releasing extras so that a newcomer
  * gets its share. A partition whose holder died is taken over once its lease
- * expires (ttl, 8 s for evaluators and scorers); one a holder cannot renew is stopped before
- * its lease expires, so two instances never serve it at once.
+ * expires (ttl, 8 s for evaluators and scorers); one a holder cannot renew is stopped
+ * PK_LEASE_MARGIN_MS before its lease could expire (by the worker itself, through the fence,
+ * whatever the lease thread is doing), so two instances never serve it at once, provided the
+ * machines' clocks agree to within that margin.
  */
 #ifndef PK_LEASE_H
 #define PK_LEASE_H
@@ -31,6 +33,16 @@ typedef pk_status (*pk_lease_start_fn)(void *ctx, uint32_t p, uint64_t applied);
 typedef void (*pk_lease_stop_fn)(void *ctx, uint32_t p);
 /* The last input sequence applied in partition p (for the lease, and the next holder). */
 typedef uint64_t (*pk_lease_position_fn)(void *ctx, uint32_t p);
+/*
+ * Until this monotonic time (pk_mono_ms) partition p may be served: PK_LEASE_MARGIN_MS
+ * before its lease could expire, counted from before the write that took or renewed it.
+ * Called before start and at each renewal; the worker itself stops reading and writing
+ * past it, even if the thread keeping the leases is held up (a slow bucket).
+ */
+typedef void (*pk_lease_fence_fn)(void *ctx, uint32_t p, int64_t until_mono_ms);
+
+/* How long before a lease could expire its holder stops serving the partition. */
+#define PK_LEASE_MARGIN_MS 2000
 
 typedef struct pk_lease_cfg {
     const char *service;  /* "evaluator", "scorer" */
@@ -41,7 +53,8 @@ typedef struct pk_lease_cfg {
     pk_lease_start_fn start;
     pk_lease_stop_fn stop;
     pk_lease_position_fn position;
-    void *ctx; /* for the three functions */
+    pk_lease_fence_fn fence;
+    void *ctx; /* for the four functions */
 } pk_lease_cfg;
 
 typedef struct pk_leases pk_leases;

@@ -28,20 +28,22 @@ typedef pk_status (*pk_pbatch_fn)(pk_pworker *w, natsMsgList *list);
 typedef pk_status (*pk_pidle_fn)(pk_pworker *w, bool caught_up);
 
 struct pk_pworker {
-    pk_pworkers *group;   /* the group this worker belongs to */
-    uint32_t partition;   /* partition served */
-    pk_bus *bus;          /* own connection */
-    pk_consumer consumer; /* durable consumer of the partition */
-    pk_runner runner;     /* its loop */
-    char what[64];        /* "<prefix> partition <N>", for logs */
-    pthread_t thread;     /* the thread, once started */
-    bool started;         /* thread is running */
-    bool prepared;        /* connected, consumer bound */
-    atomic_bool active;   /* serving its partition (for readers on other threads) */
-    atomic_bool stop;     /* set to stop this partition alone */
-    uint64_t quiet_until; /* inputs up to here are applied without publishing what they make:
-                           * a previous holder of the partition published it already */
-    void *ctx;            /* service-specific per-worker data */
+    pk_pworkers *group;          /* the group this worker belongs to */
+    uint32_t partition;          /* partition served */
+    pk_bus *bus;                 /* own connection */
+    pk_consumer consumer;        /* durable consumer of the partition */
+    pk_runner runner;            /* its loop */
+    char what[64];               /* "<prefix> partition <N>", for logs */
+    pthread_t thread;            /* the thread, once started */
+    bool started;                /* thread is running */
+    bool prepared;               /* connected, consumer bound */
+    atomic_bool active;          /* serving its partition (for readers on other threads) */
+    atomic_bool stop;            /* set to stop this partition alone */
+    uint64_t quiet_until;        /* inputs up to here are applied without publishing what they make:
+                                  * a previous holder of the partition published it already */
+    _Atomic int64_t serve_until; /* pk_mono_ms after which the lease may have lapsed: nothing
+                                  * more is read or written until it is renewed */
+    void *ctx;                   /* service-specific per-worker data */
 };
 
 struct pk_pworkers {
@@ -84,6 +86,13 @@ pk_status pk_pworker_start(pk_pworkers *g, uint32_t p, uint64_t quiet_until) PK_
 
 /* Stop serving partition p: its thread ends after the batch at hand; its data is released. */
 void pk_pworker_stop(pk_pworkers *g, uint32_t p);
+
+/*
+ * PK_OK while w's lease is surely still held; otherwise PK_ECONFLICT, and what
+ * its batch made must be neither written nor acknowledged (another instance
+ * may be serving the partition by now).
+ */
+pk_status pk_pworker_still_held(const pk_pworker *w) PK_MUST_CHECK;
 
 /* The last input sequence partition w applied, from the service's store (0: none). */
 uint64_t pk_pworker_position(pk_pworker *w);
