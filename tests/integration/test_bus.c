@@ -166,6 +166,66 @@ Test(bus, a_consumer_someone_else_changes_or_deletes_is_made_again_from_our_posi
     h_stop(&h);
 }
 
+/* --- a delivery lost on its way (the connection dropped with a node) --------------------- */
+
+Test(bus, a_delivery_lost_on_its_way_is_read_again_before_anything_newer, .timeout = 120)
+{
+    const char *subj[] = {"test.lost"};
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    pk_consumer c;
+    natsMsgList list;
+    h_env h;
+
+    cr_assert(h_start(&h, false), "nats-server did not start");
+    jsStreamConfig_Init(&sc);
+    sc.Name = "TEST_LOST";
+    sc.Subjects = subj;
+    sc.SubjectsLen = 1;
+    cr_assert_eq(js_AddStream(&si, h.bus->js, &sc, NULL, &jerr), NATS_OK);
+    jsStreamInfo_Destroy(si);
+    for (int i = 0; i < 12; i++)
+        cr_assert(h_publish(&h, "test.lost", (const uint8_t *)"m", 1));
+    applied = 0;
+    cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_LOST", "reader", "test.lost", 4, 30000,
+                                          position, NULL),
+                 PK_OK, "%s", pk_error_msg());
+    cr_assert_eq(take(&c, 2), 1);
+    cr_assert_eq(applied, 2);
+    /* #3 is handed out on a pull request whose connection is gone: it never arrives, and the
+     * server will hand it out again only after the ack wait (30 s), while newer ones flow */
+    {
+        natsSubscription *sub = NULL;
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = "TEST_LOST";
+        so.Consumer = "reader";
+        cr_assert_eq(js_PullSubscribe(&sub, h.bus->js, "test.lost", "reader", NULL, &so, &jerr),
+                     NATS_OK);
+        cr_assert_eq(natsSubscription_Fetch(&list, sub, 1, 2000, &jerr), NATS_OK);
+        cr_assert_eq(pk_msg_seq(list.Msgs[0]), 3);
+        natsMsgList_Destroy(&list); /* not acknowledged */
+        natsSubscription_Destroy(sub);
+    }
+    /* the reader applies every message in order: #3 before #4, none skipped */
+    for (int i = 0; i < 40 && applied < 12; i++) {
+        if (pk_consumer_fetch(&c, &list, 4, 500) != PK_OK)
+            continue;
+        for (int k = 0; k < list.Count; k++) {
+            uint64_t seq = pk_msg_seq(list.Msgs[k]);
+            cr_assert_eq(seq, applied + 1, "the reader was handed #%llu after #%llu",
+                         (unsigned long long)seq, (unsigned long long)applied);
+            applied = seq;
+            natsMsg_Ack(list.Msgs[k], NULL);
+        }
+        natsMsgList_Destroy(&list);
+    }
+    cr_assert_eq(applied, 12);
+    pk_consumer_close(&c);
+    h_stop(&h);
+}
+
 /* --- a reader whose lease lapsed, and the instance that takes the partition over ------- */
 
 static uint64_t next_applied; /* the next holder's own position */

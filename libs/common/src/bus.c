@@ -651,6 +651,7 @@ static pk_status consumer_bind(pk_consumer *c)
     jsSubOptions_Init(&so);
     so.Stream = c->stream;
     c->delivered_ms = pk_mono_ms(); /* a stall is counted from here */
+    c->last_dseq = 0;
     if (c->durable[0]) {
         if ((s = bind_durable(c, &jerr)) != NATS_OK)
             return pk_consumer_fenced(c) ? fenced_err(c) : pk_nats_err(s, jerr, c->durable);
@@ -796,6 +797,62 @@ static natsStatus next_msgs(natsSubscription *sub, natsMsgList *list, int batch,
     return NATS_OK;
 }
 
+/*
+ * An ordered reader must see every message of its filter after its own position, in order.
+ * A delivery can be lost on its way (handed to a pull request whose connection went down
+ * with a node): the server hands it out again only after the ack wait, newer ones first.
+ * Deliveries are numbered without gaps, so where the numbering jumps (or at the first
+ * delivery since binding), ask the stream whether a message of the filter lies between what
+ * we applied and what came: if so the batch is refused and the consumer made again from
+ * our position.
+ */
+static bool delivery_seqs(natsMsg *m, uint64_t *dseq, uint64_t *sseq)
+{
+    jsMsgMetaData *meta = NULL;
+
+    if (natsMsg_GetMetaData(&meta, m) != NATS_OK)
+        return false;
+    *dseq = meta->Sequence.Consumer;
+    *sseq = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+    return true;
+}
+
+static bool delivery_missing(pk_consumer *c, natsMsgList *list)
+{
+    uint64_t own = 0, prev_seq = 0, first, last, unused;
+
+    if (!c->ordered || !c->position)
+        return false;
+    /* the usual case, cheaply: this batch follows the last delivery without a gap */
+    if (c->last_dseq && delivery_seqs(list->Msgs[0], &first, &unused) &&
+        delivery_seqs(list->Msgs[list->Count - 1], &last, &unused) && first == c->last_dseq + 1 &&
+        last - first == (uint64_t)list->Count - 1) {
+        c->last_dseq = last;
+        return false;
+    }
+    if (c->position(c->position_ctx, &own) != PK_OK)
+        return false;
+    prev_seq = own;
+    for (int i = 0; i < list->Count; i++) {
+        uint64_t dseq, sseq;
+        if (!delivery_seqs(list->Msgs[i], &dseq, &sseq))
+            return false;
+        if ((c->last_dseq == 0 || dseq != c->last_dseq + 1) && sseq > prev_seq + 1 &&
+            filtered_between(c, prev_seq, sseq - 1)) {
+            PK_WARN("consumer %s on %s: #%llu came, but a message after #%llu was not delivered "
+                    "(lost on its way); reading again from #%llu",
+                    c->durable, c->stream, (unsigned long long)sseq, (unsigned long long)prev_seq,
+                    (unsigned long long)own + 1);
+            return true;
+        }
+        c->last_dseq = dseq;
+        if (sseq > prev_seq)
+            prev_seq = sseq;
+    }
+    return false;
+}
+
 pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_t timeout_ms)
 {
     jsErrCode jerr = 0;
@@ -816,6 +873,15 @@ pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_
     }
     s = c->durable[0] ? natsSubscription_Fetch(list, c->sub, batch, timeout_ms, &jerr)
                       : next_msgs(c->sub, list, batch, timeout_ms);
+    if (s == NATS_OK && c->durable[0] && list->Count > 0 && delivery_missing(c, list)) {
+        natsMsgList_Destroy(list);
+        list->Msgs = NULL;
+        list->Count = 0;
+        natsSubscription_Destroy(c->sub); /* bound again: unacknowledged, so from our position */
+        c->sub = NULL;
+        return PK_ERR(PK_EBUS, "consumer %s: a delivery was lost on its way; reading again",
+                      c->durable);
+    }
     if (s == NATS_OK) {
         c->delivered_ms = pk_mono_ms();
         if (!c->durable[0] && list->Count > 0) {

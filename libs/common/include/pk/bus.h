@@ -132,6 +132,7 @@ typedef struct pk_consumer {
     int64_t checked_ms;    /* when the durable was last seen to be as we made it */
     int64_t delivered_ms;  /* when a fetch last brought messages (or the consumer was bound) */
     uint64_t handover_seq; /* taken over from an instance that had applied up to here (0: no) */
+    uint64_t last_dseq;    /* ordered: consumer sequence of the last delivery since binding */
     unsigned long stalls;  /* times it was found stalled (messages waiting, none delivered
                             * for PK_STALL_MS) and bound again */
     /* optional: the monotonic time (pk_mono_ms) after which this reader may no longer read,
