@@ -27,6 +27,8 @@ struct pk_leases {
     _Atomic uint64_t held;
     _Atomic uint64_t unowned; /* partitions nobody held at the last round */
     atomic_int members;
+    int64_t soonest; /* wall-clock ms: the soonest another instance's member line or lease
+                      * runs out (0: none seen), to look again right then, not a round later */
     uint64_t rev[PK_PARTITIONS_MAX];       /* revision of each lease we hold */
     int64_t renewed_ms[PK_PARTITIONS_MAX]; /* monotonic time of its last renewal */
 };
@@ -123,6 +125,8 @@ static int refresh_members(pk_leases *l)
             if (sscanf(line, "%63s %lld", who, &exp) != 2 || exp <= now ||
                 strcmp(who, l->instance) == 0 || off + strlen(line) + 2 >= cap)
                 continue;
+            if (!l->soonest || exp < l->soonest)
+                l->soonest = exp;
             off += (size_t)snprintf(buf + off, cap - off, "%s\n", line);
             live++;
         }
@@ -292,6 +296,7 @@ static void round_once(pk_leases *l)
         if (atomic_load(&l->held) & (1ull << p))
             renew(l, p);
     }
+    l->soonest = 0;
     live = refresh_members(l);
     fair =
         l->cfg.pinned ? popcount(l->cfg.pinned) : (int)((P + (uint32_t)live - 1) / (uint32_t)live);
@@ -310,6 +315,8 @@ static void round_once(pk_leases *l)
             (l->cfg.pinned && !(l->cfg.pinned & (1ull << p))))
             continue;
         try_take(l, p, holder, sizeof(holder), &until);
+        if (until && (!l->soonest || until < l->soonest))
+            l->soonest = until;
     }
     /* what nobody serves now (for health): no lease, or an expired one */
     {
@@ -339,10 +346,14 @@ static void *lease_main(void *arg)
     pk_leases *l = arg;
 
     while (!atomic_load(&l->stop)) {
-        int64_t next = pk_mono_ms() + ROUND_MS;
+        int64_t next = pk_mono_ms() + ROUND_MS, left;
         round_once(l);
+        /* a dead instance's line and leases run out between two rounds: look just after */
+        left = l->soonest ? l->soonest + 50 - pk_now_ms() : ROUND_MS;
+        if (left < ROUND_MS)
+            next = pk_mono_ms() + (left > 50 ? left : 50);
         while (!atomic_load(&l->stop) && pk_mono_ms() < next)
-            pk_sleep_ms(50);
+            pk_sleep_ms(left < 50 ? 10 : 50);
     }
     return NULL;
 }
