@@ -288,6 +288,46 @@ static bool start_nats(h_env *h)
 
 static int route_port[H_NODES];
 
+/* Every stream has node i as its leader or as a current replica (the streams' own view). */
+static bool streams_current_on(h_env *h, int i)
+{
+    jsStreamInfoList *list = NULL;
+    jsErrCode jerr = 0;
+    char name[16];
+    bool ok = true;
+
+    snprintf(name, sizeof(name), "n%d", i);
+    if (js_Streams(&list, h->bus->js, NULL, &jerr) != NATS_OK)
+        return false;
+    for (int k = 0; k < list->Count && ok; k++) {
+        const jsClusterInfo *c = list->List[k]->Cluster;
+        bool here = false;
+        if (!c)
+            continue; /* one replica, elsewhere */
+        if (c->Leader && strcmp(c->Leader, name) == 0)
+            continue;
+        for (int r = 0; r < c->ReplicasLen; r++) {
+            if (strcmp(c->Replicas[r]->Name, name) == 0)
+                here = c->Replicas[r]->Current && !c->Replicas[r]->Offline;
+        }
+        ok = here && c->Leader; /* no leader: nothing is current anywhere yet */
+    }
+    jsStreamInfoList_Destroy(list);
+    return ok;
+}
+
+int64_t h_node_current(h_env *h, int i, int64_t bound_ms)
+{
+    int64_t t0 = pk_mono_ms();
+
+    while (pk_mono_ms() - t0 < bound_ms) {
+        if (streams_current_on(h, i))
+            return pk_mono_ms() - t0;
+        pk_sleep_ms(200);
+    }
+    return -1;
+}
+
 /* Write node i's configuration (ports fixed at the first start) and start it. */
 bool h_start_node(h_env *h, int i)
 {

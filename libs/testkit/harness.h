@@ -94,6 +94,14 @@ void h_stop_node(h_env *h, int node, int sig);
 bool h_start_node(h_env *h, int node);
 
 /*
+ * Wait (at most bound_ms) until every replicated stream has a leader and node
+ * is that leader or a current replica (caught up, as the stream info says):
+ * the ms it took, or -1. Consumers are not looked at: under traffic a
+ * consumer's followers are always a little behind.
+ */
+int64_t h_node_current(h_env *h, int node, int64_t bound_ms);
+
+/*
  * Start one more instance of service `which`, named name, with a data folder
  * and log of its own (<dir>/var-<name>, <dir>/<name>.log) and extra
  * KEY=VALUE environment; its index in h->extra_pid, or -1.

@@ -2,13 +2,12 @@
  * A cluster: three nats-servers with every stream on three replicas, two
  * evaluators and two scorers sharing the partitions by lease, two oracles.
  * While a steady stream of signed events flows, each nats node is killed
- * (SIGKILL) and brought back in turn; then a scorer and an evaluator are
- * killed, the other instance takes their partitions over, and they are
- * started again from empty folders (their share rebuilt from the retained
- * streams without publishing twice). Afterwards nothing may be lost or
- * counted twice, every partition's live state must equal a replay gathered
- * from both scorers, and the figures are printed: events, the longest stall
- * of any partition, the takeover times.
+ * (SIGKILL) and brought back in turn, the next once the last has caught up; then a scorer and an
+ * evaluator are killed, the other instance takes their partitions over, and they are started again
+ * from empty folders (their share rebuilt from the retained streams without publishing twice).
+ * Afterwards nothing may be lost or counted twice, every partition's live state must equal a replay
+ * gathered from both scorers, and the figures are printed: events, the longest stall of any
+ * partition, the takeover times.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -315,17 +314,25 @@ static int64_t scored_all(int64_t timeout_ms)
     return 0;
 }
 
+/*
+ * Kill node with SIGKILL, start it again 3 s later, and wait until it has caught up (every
+ * stream current on it again), as a rolling restart would before touching the next node.
+ */
 static void node_fault(stream *s, int node, int at)
 {
-    int64_t t0;
+    int64_t t0, down, current;
 
     wait_sent(s, at);
     t0 = pk_mono_ms();
     h_stop_node(&h, node, SIGKILL);
     pk_sleep_ms(3000);
     cr_assert(h_start_node(&h, node), "node %d did not come back", node);
-    printf("fault   nats node %d    at %4d events sent (t=%.1f s), down %lld ms\n", node, at,
-           (double)(t0 - t_start) / 1000, (long long)(pk_mono_ms() - t0));
+    down = pk_mono_ms() - t0;
+    current = h_node_current(&h, node, 60000);
+    printf("fault   nats node %d    at %4d events sent (t=%.1f s), down %lld ms, caught up %lld "
+           "ms later\n",
+           node, at, (double)(t0 - t_start) / 1000, (long long)down, (long long)current);
+    cr_assert_geq(current, 0, "node %d did not catch up within 60 s", node);
 }
 
 /*
