@@ -181,6 +181,7 @@ int main(int argc, char **argv)
         int (*fn)(const bench_opts *o); /* the benchmark */
     } all[] = {{"pipeline", bench_pipeline},
                {"latency", bench_latency},
+               {"flood", bench_flood},
                {"evaluator", bench_evaluator},
                {"scale", bench_scale}};
     bench_opts o = {.rounds = 3, .events = 20000};

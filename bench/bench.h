@@ -48,6 +48,7 @@ void bench_report(const char *json_path, const bench_opts *o);
 int bench_evaluator(const bench_opts *o);
 int bench_pipeline(const bench_opts *o);
 int bench_latency(const bench_opts *o);
+int bench_flood(const bench_opts *o);
 int bench_scale(const bench_opts *o);
 
 #endif

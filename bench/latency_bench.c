@@ -6,6 +6,10 @@
  *                 idle, and while other agents publish at half the end-to-end
  *                 rate. Baseline: a bare JetStream pipeline of 3 hops, one
  *                 message at a time, received by a plain subscriber.
+ *   to deny       the same violation -> the first authorize answer that denies, asked
+ *                 again and again by a caller as an agent's gateway would; idle and
+ *                 under the same load. Baseline: the 3 bare hops plus one bare
+ *                 request-reply, measured alongside.
  *   oracle        trust queries over NATS, one client and 8 concurrent ones;
  *                 baseline: request-reply to a responder that does nothing.
  *   authorize     decisions per second with 8 concurrent clients (each decision
@@ -29,8 +33,12 @@
 #include "pk/clock.h"
 #include "util.h"
 
-#define AGENTS  96
-#define CLIENTS 8
+/* agents: 0.. containment idle, 32.. under load, 64.. to deny idle, 96.. to deny under
+ * load (at most 30 each); QUERY_AGENT; LOAD_FROM.. the load */
+#define AGENTS      160
+#define LOAD_FROM   128
+#define QUERY_AGENT 127 /* asked about by the oracle, authorize and HTTP figures */
+#define CLIENTS     8
 
 /* --- containment ------------------------------------------------------------------ */
 
@@ -41,7 +49,7 @@ typedef struct loader {
     long sent;
 } loader;
 
-/* Publish signed batches of good events for agents 64.. at the loader's rate. */
+/* Publish signed batches of good events for agents LOAD_FROM.. at the loader's rate. */
 static void *load_main(void *p)
 {
     loader *l = p;
@@ -57,7 +65,7 @@ static void *load_main(void *p)
             pk_event_msg evs[32], *evp[32];
             Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
             char ids[32][40], subject[64];
-            int a = 64 + (int)(k % (AGENTS - 64));
+            int a = LOAD_FROM + (int)(k % (AGENTS - LOAD_FROM));
             uint8_t *env;
             size_t len;
             m.name = "latency_ms";
@@ -190,6 +198,110 @@ static int contain(bu_suite *s, int from, int to, double *ms, double (*hops)[HOP
     }
     natsSubscription_Destroy(sub);
     return got == to - from ? 0 : -1;
+}
+
+/* The permit of a signed authorize answer (PERMIT_UNSPECIFIED if it cannot be read). */
+static Pactum__V1__Permit permit_of(natsMsg *reply)
+{
+    Pactum__V1__Signed *env = pactum__v1__signed__unpack(NULL, (size_t)natsMsg_GetDataLength(reply),
+                                                         (const uint8_t *)natsMsg_GetData(reply));
+    Pactum__V1__AuthorizeDecision *d =
+        env ? pactum__v1__authorize_decision__unpack(NULL, env->payload.len, env->payload.data)
+            : NULL;
+    Pactum__V1__Permit p = d && d->status == PACTUM__V1__QUERY_STATUS__QUERY_OK
+                               ? d->permit
+                               : PACTUM__V1__PERMIT__PERMIT_UNSPECIFIED;
+
+    if (d)
+        pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    if (env)
+        pactum__v1__signed__free_unpacked(env, NULL);
+    return p;
+}
+
+/*
+ * Containment as a caller sees it: agent a publishes a violating event, and a caller asks
+ * authorize whether the agent may act, again and again (as an agent's gateway asks before
+ * each action), until the answer is deny: the milliseconds into *ms. An agent denied before
+ * its violation is an error (the figure would mean nothing).
+ */
+static int deny_one(bu_suite *s, const char *token, int a, double *ms)
+{
+    Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
+    pk_event_msg ev, *evp = &ev;
+    char id[32], subject[64];
+    uint8_t *env, *req = NULL;
+    size_t len, rlen = 0;
+    natsMsg *m = NULL;
+    int64_t t0, deadline;
+    int rc = -1;
+
+    q.agent_id = s->ids[a];
+    q.action = "reply";
+    q.client_token = (char *)token;
+    if (pk_pack(&q.base, &req, &rlen) != PK_OK)
+        return -1;
+    if (natsConnection_Request(&m, s->h.bus->nc, PK_SUBJ_ORACLE_AUTHORIZE, req, (int)rlen, 5000) !=
+            NATS_OK ||
+        permit_of(m) == PACTUM__V1__PERMIT__PERMIT_DENY) {
+        fprintf(stderr, "containment to deny: %s denied (or no answer) before its violation\n",
+                s->ids[a]);
+        natsMsg_Destroy(m);
+        free(req);
+        return -1;
+    }
+    natsMsg_Destroy(m);
+    snprintf(id, sizeof(id), "deny-%d", a);
+    h_event_init(&ev, id, s->ids[a], "leak", NULL, NULL);
+    env = h_envelope(s->ids[a], &s->keys[a], &evp, 1, &len);
+    snprintf(subject, sizeof(subject), PK_SUBJ_RAW, s->ids[a]);
+    t0 = pk_mono_ns();
+    if (!env ||
+        pk_bus_publish_sync(s->h.bus, subject, env, len, NULL, false, 0, NULL, NULL) != PK_OK) {
+        free(env);
+        free(req);
+        return -1;
+    }
+    free(env);
+    deadline = pk_mono_ms() + 10000;
+    while (rc != 0 && pk_mono_ms() < deadline) {
+        m = NULL;
+        if (natsConnection_Request(&m, s->h.bus->nc, PK_SUBJ_ORACLE_AUTHORIZE, req, (int)rlen,
+                                   5000) != NATS_OK)
+            continue;
+        if (permit_of(m) == PACTUM__V1__PERMIT__PERMIT_DENY) {
+            *ms = (double)(pk_mono_ns() - t0) / 1e6;
+            rc = 0;
+        }
+        natsMsg_Destroy(m);
+    }
+    free(req);
+    return rc;
+}
+
+/* deny_one for each agent in [from, to), one at a time: ms[0 .. to - from). */
+static int contain_to_deny(bu_suite *s, const char *token, int from, int to, double *ms)
+{
+    for (int a = from; a < to; a++) {
+        if (deny_one(s, token, a, &ms[a - from]) != 0)
+            return -1;
+        pk_sleep_ms(20);
+    }
+    return 0;
+}
+
+/* Bare request-reply latencies, one client, in order (ms[n]). */
+static int bare_requests(bu_suite *s, int n, double *ms)
+{
+    for (int i = 0; i < n; i++) {
+        natsMsg *m = NULL;
+        int64_t t0 = pk_mono_ns();
+        if (natsConnection_Request(&m, s->h.bus->nc, "bench.echo", "", 0, 5000) != NATS_OK)
+            return -1;
+        ms[i] = (double)(pk_mono_ns() - t0) / 1e6;
+        natsMsg_Destroy(m);
+    }
+    return 0;
 }
 
 /* --- request-reply clients ---------------------------------------------------------- */
@@ -390,6 +502,18 @@ int bench_latency(const bench_opts *o)
                                   "bare JetStream 3 hops, p50", "reported", false);
     bench_figure *l99 = bench_add("containment p99, half of max load", "ms",
                                   "bare JetStream 3 hops, p99", "reported", false);
+    bench_figure *d50 =
+        bench_add("containment to deny p50, idle", "ms",
+                  "bare JetStream 3 hops + bare request-reply, p50", "<= 2.5 x baseline", false);
+    bench_figure *d99 =
+        bench_add("containment to deny p99, idle", "ms",
+                  "bare JetStream 3 hops + bare request-reply, p99", "reported", false);
+    bench_figure *dl50 = bench_add("containment to deny p50, half of max load", "ms",
+                                   "bare JetStream 3 hops + bare request-reply, p50, same load",
+                                   "<= 3 x baseline", false);
+    bench_figure *dl99 = bench_add("containment to deny p99, half of max load", "ms",
+                                   "bare JetStream 3 hops + bare request-reply, p99, same load",
+                                   "<= 5 x baseline", false);
     bench_figure *q50 = bench_add("oracle trust query p50, one client", "ms",
                                   "bare NATS request-reply, p50", "<= 1.3 x baseline", false);
     bench_figure *q99 = bench_add("oracle trust query p99, one client", "ms",
@@ -416,7 +540,9 @@ int bench_latency(const bench_opts *o)
 
     for (int r = 0; r < o->rounds; r++) {
         bu_suite s;
-        double *ms = calloc((size_t)nq, sizeof(double)), *bms = calloc((size_t)nq, sizeof(double));
+        double *ms = calloc((size_t)nq, sizeof(double)), *bms = calloc((size_t)nq, sizeof(double)),
+               *rr = calloc((size_t)nq, sizeof(double));
+        char deny_token[128];
         double(*hops)[HOPS] = calloc((size_t)samples, sizeof(*hops)), hv[64];
         double per_s = 0, bper_s = 0, anew_s = 0, rate;
         long long reused = 0, reused_anew = 0;
@@ -428,7 +554,7 @@ int bench_latency(const bench_opts *o)
         char path[96];
         int rc = -1;
 
-        if (!ms || !bms || !hops || bu_start(&s, AGENTS, NULL) != 0)
+        if (!ms || !bms || !rr || !hops || bu_start(&s, AGENTS, NULL) != 0)
             goto round_out;
         /* every agent has a state (and its pact) before containment is timed */
         for (int a = 0; a < AGENTS; a++) {
@@ -487,7 +613,7 @@ int bench_latency(const bench_opts *o)
         natsConnection_Flush(s.h.bus->nc);
         {
             Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
-            q.agent_id = s.ids[70];
+            q.agent_id = s.ids[QUERY_AGENT];
             if (pk_pack(&q.base, &req, &len) != PK_OK)
                 goto round_out;
         }
@@ -498,7 +624,8 @@ int bench_latency(const bench_opts *o)
         add_rounds(q99, bu_pct(ms, nq, 99), bu_pct(bms, nq, 99));
         add_rounds(qt, per_s, bper_s);
         reused = h_metric(&s.h, "oracle", "pactum_oracle_answers_reused_total");
-        if (requests(s.h.url, PK_SUBJ_ORACLE_TRUST, req, len, s.ids[70], nq, ms, &anew_s) != 0)
+        if (requests(s.h.url, PK_SUBJ_ORACLE_TRUST, req, len, s.ids[QUERY_AGENT], nq, ms,
+                     &anew_s) != 0)
             goto round_out;
         add_rounds(n50, bu_pct(ms, nq, 50), bu_pct(bms, nq, 50));
         add_rounds(nt, anew_s, bper_s);
@@ -510,7 +637,7 @@ int bench_latency(const bench_opts *o)
             char token[128];
             if (!h_client(&s.h, "@bench", token, sizeof(token)))
                 goto round_out;
-            q.agent_id = s.ids[70];
+            q.agent_id = s.ids[QUERY_AGENT];
             q.action = "reply";
             q.client_token = token;
             if (pk_pack(&q.base, &req, &len) != PK_OK ||
@@ -525,7 +652,7 @@ int bench_latency(const bench_opts *o)
                r + 1, q50->v[q50->n - 1], q50->b[q50->nb - 1], qt->v[qt->n - 1], bper_s, reused,
                n50->v[n50->n - 1], nt->v[nt->n - 1], reused_anew, az->v[az->n - 1]);
         /* HTTP */
-        snprintf(path, sizeof(path), "/v1/agents/%s/trust", s.ids[70]);
+        snprintf(path, sizeof(path), "/v1/agents/%s/trust", s.ids[QUERY_AGENT]);
         if (http_requests(s.h.http_port, "/v1/health", nq, bms, &bper_s) != 0 ||
             http_requests(s.h.http_port, path, nq, ms, &per_s) != 0)
             goto round_out;
@@ -535,6 +662,49 @@ int bench_latency(const bench_opts *o)
                "%.0f/s)\n",
                r + 1, h50->v[h50->n - 1], h50->b[h50->nb - 1], per_s, bper_s);
         fflush(stdout);
+        /* last, since every question a caller asks is recorded and logged: containment to deny,
+         * idle, against 3 bare hops and one bare request-reply measured alongside ... */
+        if (!h_client(&s.h, "@deny", deny_token, sizeof(deny_token)) ||
+            bu_bare_latency(&s.h, 3, samples, bms) != 0 || bare_requests(&s, samples, rr) != 0 ||
+            contain_to_deny(&s, deny_token, 64, 64 + samples, ms) != 0)
+            goto round_out;
+        add_rounds(d50, bu_pct(ms, samples, 50),
+                   bu_pct(bms, samples, 50) + bu_pct(rr, samples, 50));
+        add_rounds(d99, bu_pct(ms, samples, 99),
+                   bu_pct(bms, samples, 99) + bu_pct(rr, samples, 99));
+        printf("  containment to deny, round %d, idle: p50 %.2f p99 %.2f ms (bare hops + "
+               "request-reply p50 %.2f ms)\n",
+               r + 1, d50->v[d50->n - 1], d99->v[d99->n - 1], d50->b[d50->nb - 1]);
+        /* ... and under the same load as above, with its baseline */
+        ld = (loader){.s = &s, .rate = rate};
+        pthread_create(&lt, NULL, load_main, &ld);
+        pk_sleep_ms(1000);
+        {
+            double *dms = calloc((size_t)samples, sizeof(double)),
+                   *lb = calloc((size_t)samples, sizeof(double));
+            rc = 0;
+            if ((!dms || !lb || bu_bare_latency(&s.h, 3, samples, lb) != 0 ||
+                 bare_requests(&s, samples, rr) != 0 ||
+                 contain_to_deny(&s, deny_token, 96, 96 + samples, dms) != 0))
+                rc = -1;
+            if (rc == 0) {
+                add_rounds(dl50, bu_pct(dms, samples, 50),
+                           bu_pct(lb, samples, 50) + bu_pct(rr, samples, 50));
+                add_rounds(dl99, bu_pct(dms, samples, 99),
+                           bu_pct(lb, samples, 99) + bu_pct(rr, samples, 99));
+                printf("  containment to deny, round %d, at %.0f events/s: p50 %.2f p99 %.2f ms "
+                       "(bare hops + request-reply under the same load p50 %.2f ms)\n",
+                       r + 1, rate, dl50->v[dl50->n - 1], dl99->v[dl99->n - 1],
+                       dl50->b[dl50->nb - 1]);
+            }
+            free(dms);
+            free(lb);
+        }
+        ld.stop = true;
+        pthread_join(lt, NULL);
+        if (rc != 0)
+            goto round_out;
+        fflush(stdout);
         rc = 0;
     round_out:
         if (echo)
@@ -542,7 +712,135 @@ int bench_latency(const bench_opts *o)
         free(req);
         free(ms);
         free(bms);
+        free(rr);
         free(hops);
+        bu_stop(&s);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* --- the victim of a flood ----------------------------------------------------------- */
+
+#define FLOOD_AGENTS 64
+#define FLOOD_EVENTS 100000
+
+typedef struct flooder {
+    bu_suite *s;
+    int agent;
+    volatile bool stop;
+    volatile long sent;
+} flooder;
+
+/* Agent f->agent publishes FLOOD_EVENTS good events in signed batches of 64, as fast as the
+ * server takes them. */
+static void *flood_main(void *p)
+{
+    flooder *f = p;
+    pk_bus *bus = h_connect(f->s->h.url, "bench-flood", false);
+    Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
+    char subject[64];
+
+    if (!bus)
+        return NULL;
+    m.name = "latency_ms";
+    m.value = 600;
+    snprintf(subject, sizeof(subject), PK_SUBJ_RAW, f->s->ids[f->agent]);
+    for (long k = 0; f->sent < FLOOD_EVENTS && !f->stop; k++) {
+        pk_event_msg evs[64], *evp[64];
+        char ids[64][40];
+        uint8_t *env;
+        size_t len;
+        for (int i = 0; i < 64; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "flood-%ld-%d", k, i);
+            h_event_init(&evs[i], ids[i], f->s->ids[f->agent], "reply", &m, NULL);
+            evs[i].metrics = mp;
+            evs[i].n_metrics = 1;
+            evp[i] = &evs[i];
+        }
+        if (!(env = h_envelope(f->s->ids[f->agent], &f->s->keys[f->agent], evp, 64, &len)))
+            break;
+        if (pk_bus_publish_async(bus, subject, env, len, NULL) == PK_OK)
+            f->sent += 64;
+        free(env);
+        if (k % 256 == 255 && pk_bus_publish_wait(bus, 10000) != PK_OK)
+            fprintf(stderr, "flood: %s\n", pk_error_msg());
+    }
+    if (pk_bus_publish_wait(bus, 10000) != PK_OK)
+        fprintf(stderr, "flood: %s\n", pk_error_msg());
+    pk_bus_close(bus);
+    return NULL;
+}
+
+/*
+ * One agent floods its partition with 100,000 events while ingest limits each signer to its
+ * default rate (1,000 events a second, the rest refused); meanwhile other agents of the same
+ * partition violate their pacts one at a time, and a caller polls authorize for each until
+ * it denies.
+ */
+int bench_flood(const bench_opts *o)
+{
+    bench_figure *f50 =
+        bench_add("containment to deny p50, victim of a flood", "ms", "", "<= 50 ms", false);
+    bench_figure *f99 =
+        bench_add("containment to deny p99, victim of a flood", "ms", "", "reported", false);
+    int want = o->quick ? 5 : 15;
+
+    for (int r = 0; r < o->rounds; r++) {
+        bu_suite s;
+        flooder fl = {0};
+        pthread_t ft;
+        double ms[FLOOD_AGENTS];
+        int victims[FLOOD_AGENTS], n = 0, got = 0, rc = -1;
+        uint32_t parts = 0, p;
+        char token[128];
+        bool flooding = false;
+
+        if (bu_start_limited(&s, FLOOD_AGENTS) != 0 ||
+            pk_streams_ensure(s.h.bus, &parts) != PK_OK || parts == 0 ||
+            !h_client(&s.h, "@flood", token, sizeof(token)))
+            goto round_out;
+        p = pk_partition_of(s.ids[0], parts);
+        for (int a = 1; a < FLOOD_AGENTS && n < want; a++) {
+            if (pk_partition_of(s.ids[a], parts) == p)
+                victims[n++] = a;
+        }
+        /* every victim has a state before it is timed */
+        for (int i = 0; i < n; i++) {
+            char pre[16];
+            snprintf(pre, sizeof(pre), "warm-%d", i);
+            if (!h_publish_events(&s.h, s.ids[victims[i]], &s.keys[victims[i]], pre, 1, "reply",
+                                  "latency_ms", 500, NULL, NULL))
+                goto round_out;
+        }
+        if (h_wait_metric(&s.h, "scorer", "pactum_scorer_verdicts_total", n * BU_CLAUSES, 60000) <
+            n * BU_CLAUSES)
+            goto round_out;
+        fl = (flooder){.s = &s, .agent = 0};
+        if (pthread_create(&ft, NULL, flood_main, &fl) != 0)
+            goto round_out;
+        flooding = true;
+        for (int i = 0; i < 200 && fl.sent < FLOOD_EVENTS / 10; i++)
+            pk_sleep_ms(10);
+        for (int i = 0; i < n; i++) {
+            if (deny_one(&s, token, victims[i], &ms[got]) == 0)
+                got++;
+        }
+        rc = got == n && n > 0 ? 0 : -1;
+        if (rc == 0) {
+            add_rounds(f50, bu_pct(ms, got, 50), -1);
+            add_rounds(f99, bu_pct(ms, got, 99), -1);
+            printf("  containment to deny, round %d, %d victims of a flood (%ld events sent by "
+                   "then, rate limit on): p50 %.2f p99 %.2f ms\n",
+                   r + 1, got, fl.sent, f50->v[f50->n - 1], f99->v[f99->n - 1]);
+            fflush(stdout);
+        }
+    round_out:
+        if (flooding) {
+            fl.stop = true;
+            pthread_join(ft, NULL);
+        }
         bu_stop(&s);
         if (rc != 0)
             return -1;

@@ -27,7 +27,21 @@ int bu_start(bu_suite *s, int n_agents, const char *const *eval_env)
     return bu_start_on(s, 0, n_agents, eval_env);
 }
 
+static int start_suite(bu_suite *s, int nodes, int n_agents, const char *const *ingest_env,
+                       const char *const *eval_env);
+
 int bu_start_on(bu_suite *s, int nodes, int n_agents, const char *const *eval_env)
+{
+    return start_suite(s, nodes, n_agents, bu_ingest_env, eval_env);
+}
+
+int bu_start_limited(bu_suite *s, int n_agents)
+{
+    return start_suite(s, 0, n_agents, NULL, NULL);
+}
+
+static int start_suite(bu_suite *s, int nodes, int n_agents, const char *const *ingest_env,
+                       const char *const *eval_env)
 {
     memset(s, 0, sizeof(*s));
     if (n_agents > BU_AGENTS_MAX ||
@@ -35,7 +49,7 @@ int bu_start_on(bu_suite *s, int nodes, int n_agents, const char *const *eval_en
         return -1;
     for (int i = 0; i < H_SERVICES; i++) {
         if (!h_start_service(&s->h, i,
-                             i == 0   ? bu_ingest_env
+                             i == 0   ? ingest_env
                              : i == 1 ? eval_env
                              : i == 3 ? bu_oracle_env
                                       : NULL))

@@ -31,6 +31,9 @@ int bu_start(bu_suite *s, int n_agents, const char *const *eval_env);
 /* The same on a cluster of nodes nats-servers (0: one), every stream on as many replicas. */
 int bu_start_on(bu_suite *s, int nodes, int n_agents, const char *const *eval_env);
 
+/* bu_start with ingest's default per-signer rate limit on (the others run without it). */
+int bu_start_limited(bu_suite *s, int n_agents);
+
 /* The ingest's environment in the benchmarks: no per-signer rate limit. */
 extern const char *const bu_ingest_env[];
 extern const char *const bu_oracle_env[];
