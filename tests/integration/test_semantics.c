@@ -380,6 +380,7 @@ Test(semantics, peers_cannot_contain_and_strangers_cannot_report)
     cr_assert_neq(cli("dispute open --agent re-bot --key stranger-bot.key --as stranger-bot "
                       "--verdict last --reason 'I say so'"),
                   0, "%s", out);
+    cr_assert(strstr(out, "not_authorized") != NULL, "refused for another reason: %s", out);
     replay_agrees();
 }
 
