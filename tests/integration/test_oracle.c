@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "harness.h"
 #include "pk/answer.h"
 #include "pk/clock.h"
@@ -477,6 +479,39 @@ Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
                  0, "%s", out);
     snprintf(saved, sizeof(saved), "%s", out);
     cr_assert(strstr(saved, "all 8 answers verified") != NULL, "%s", saved);
+    /* what is shown is what is signed: an answer edited beside an intact "signed" fails */
+    {
+        char path[600];
+        json_t *doc, *tier;
+        snprintf(path, sizeof(path), "%s/trust.json", h.dir);
+        doc = json_load_file(path, 0, NULL);
+        cr_assert_not_null(doc);
+        tier = json_object_get(json_object_get(json_object_get(doc, "answer"), "state"), "tier");
+        cr_assert(json_is_string(tier), "no answer.state.tier in %s", path);
+        json_string_set(tier, strcmp(json_string_value(tier), "trusted") ? "trusted" : "watch");
+        snprintf(path, sizeof(path), "%s/edited.json", h.dir);
+        cr_assert_eq(json_dump_file(doc, path, 0), 0);
+        json_decref(doc);
+        /* the answer back as it was, the type changed instead */
+        snprintf(path, sizeof(path), "%s/trust.json", h.dir);
+        doc = json_load_file(path, 0, NULL);
+        cr_assert_not_null(doc);
+        json_object_set_new(doc, "type", json_string("attestation"));
+        snprintf(path, sizeof(path), "%s/retyped.json", h.dir);
+        cr_assert_eq(json_dump_file(doc, path, 0), 0);
+        json_decref(doc);
+    }
+    cr_assert_neq(cli("verify --key %s edited.json", key_pub), 0, "an edited answer verified: %s",
+                  out);
+    cr_assert(strstr(out, "\"answer\" is not what \"signed\" says") != NULL, "%s", out);
+    cr_assert_neq(cli("verify --key %s retyped.json", key_pub), 0, "a retyped answer verified: %s",
+                  out);
+    cr_assert(strstr(out, "\"type\" is not what \"signed\" says") != NULL, "%s", out);
+    /* pacts that do not exist, or not at that version: not_found, not unknown_agent */
+    cr_assert_eq(http("GET", "/v1/pacts/no-such-pact", NULL, NULL), 404, "%.300s", out);
+    cr_assert(strstr(out, "\"status\":\"not_found\"") != NULL, "%.300s", out);
+    cr_assert_eq(http("GET", "/v1/pacts/shop?version=9", NULL, NULL), 404, "%.300s", out);
+    cr_assert(strstr(out, "\"status\":\"not_found\"") != NULL, "%.300s", out);
 
     /* refusals: 404 for unknown agents and routes, 400 for malformed queries, 405 for methods */
     cr_assert_eq(http("GET", "/v1/agents/nobody/trust", NULL, NULL), 404, "%s", out);

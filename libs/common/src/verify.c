@@ -322,8 +322,56 @@ int pk_verify_answer(pk_verifier *v, const uint8_t *buf, size_t len)
     return v->failures - before;
 }
 
+/*
+ * What a JSON answer shows beside "signed" must be what "signed" says: "answer" equal to
+ * the signed payload as the oracle renders it, "type" its payload type, "key" its signer.
+ * A reader of "answer" could otherwise be shown an edit while the signature still checks.
+ */
+static pk_status shown_is_signed(json_t *doc, const uint8_t *env_buf, size_t env_len)
+{
+    json_t *shown = json_object_get(doc, "answer"), *type = json_object_get(doc, "type"),
+           *key = json_object_get(doc, "key"), *rendered = NULL;
+    pk_signed_msg *env = NULL;
+    const ProtobufCMessageDescriptor *d;
+    ProtobufCMessage *m = NULL;
+    char hex[65] = "";
+    pk_status st = PK_OK;
+
+    if (!shown && !type && !key)
+        return PK_OK; /* only "signed": nothing else is shown */
+    if (pk_envelope_open(env_buf, env_len, &env) != PK_OK)
+        return PK_ERR(PK_EDECODE, "\"signed\" is not a signed answer");
+    d = pk_answer_descriptor(env->type);
+    if (env->signer_key.len == 32)
+        sodium_bin2hex(hex, sizeof(hex), env->signer_key.data, 32);
+    if (type && (!json_is_string(type) ||
+                 strcmp(json_string_value(type), pk_answer_type_name(env->type)) != 0))
+        st = PK_ERR(PK_EBADSIG,
+                    "\"type\" is not what \"signed\" says (%s); only \"signed\" "
+                    "counts",
+                    pk_answer_type_name(env->type));
+    else if (key && (!json_is_string(key) || strcmp(json_string_value(key), hex) != 0))
+        st = PK_ERR(PK_EBADSIG,
+                    "\"key\" is not the key that signed \"signed\" (%s); only "
+                    "\"signed\" counts",
+                    hex);
+    else if (shown &&
+             (!d ||
+              !(m = protobuf_c_message_unpack(d, NULL, env->payload.len, env->payload.data)) ||
+              !(rendered = pk_pb_json(m)) || !json_equal(shown, rendered)))
+        st = PK_ERR(PK_EBADSIG, "\"answer\" is not what \"signed\" says (edited?); only "
+                                "\"signed\" counts");
+    json_decref(rendered);
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+    pactum__v1__signed__free_unpacked(env, NULL);
+    return st;
+}
+
 pk_status pk_verify_unwrap(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen)
 {
+    pk_status st;
+
     json_t *doc;
     const char *b64;
     size_t bl;
@@ -349,6 +397,10 @@ pk_status pk_verify_unwrap(const uint8_t *buf, size_t len, uint8_t **out, size_t
         json_decref(doc);
         return PK_ERR(PK_EDECODE, "\"signed\" is not base64");
     }
+    if ((st = shown_is_signed(doc, *out, *outlen)) != PK_OK) {
+        free(*out);
+        *out = NULL;
+    }
     json_decref(doc);
-    return PK_OK;
+    return st;
 }
