@@ -398,8 +398,8 @@ pk_status oracle_answer_pact(void *ctx, const uint8_t *req, size_t len, uint8_t 
         rep.versions = &vp[n - 1];
         rep.n_versions = 1;
     }
-    if (n == 0) { /* the status an unknown agent has, but not counted as one */
-        r.status = Q_UNKNOWN;
+    if (n == 0) {
+        r.status = Q_NOT_FOUND;
         snprintf(r.msg, sizeof(r.msg), "unknown pact: '%s'%s is not registered", q->pact_id,
                  q->version ? " at that version" : "");
     }
