@@ -11,6 +11,7 @@ PACKAGES=(
   liblmdb-dev libsodium-dev libjansson-dev libmicrohttpd-dev
   curl openssl
   libcriterion-dev
+  python3 python3-nacl
 )
 # Extra packages named on the command line (e.g. docker-compose for CI).
 PACKAGES+=("$@")

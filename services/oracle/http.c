@@ -24,6 +24,7 @@
 #include "pk/answer.h"
 #include "pk/clock.h"
 #include "pk/log.h"
+#include "pk/note.h"
 #include "pk/pbjson.h"
 
 #define BODY_MAX (64 * 1024)
@@ -306,6 +307,50 @@ static enum MHD_Result get_health(route_req *r)
     return send_json(r->c, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, doc, r->o);
 }
 
+/*
+ * The log's latest checkpoint as a C2SP signed note (pk/note.h), for standard
+ * transparency-log tools; the same tree as GET /v1/log/head at that size.
+ */
+static enum MHD_Result get_checkpoint(route_req *r)
+{
+    oracle *o = r->o;
+    MDB_txn *txn = NULL;
+    uint8_t root[PK_HASH];
+    char name[96], *note = malloc(PK_NOTE_MAX);
+    uint64_t size;
+
+    if (!note || pk_txn_begin(o->store, false, &txn) != PK_OK ||
+        tlog_root(&o->log, txn, size = tlog_size(&o->log, txn), root) != PK_OK) {
+        pk_txn_abort(txn);
+        free(note);
+        return refuse(r->c, o, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "the log: %s",
+                      pk_error_msg());
+    }
+    pk_txn_abort(txn);
+    pk_note_origin(o->kp.pk, name, sizeof(name));
+    if (pk_checkpoint_note(&o->kp, name, size, root, note, PK_NOTE_MAX) != PK_OK) {
+        free(note);
+        return refuse(r->c, o, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "%s", pk_error_msg());
+    }
+    return send_text(r->c, MHD_HTTP_OK, note, "text/plain; charset=utf-8", o);
+}
+
+/* The log's key, to pin: its id, the Ed25519 public key, and its signed-note name and key. */
+static enum MHD_Result get_log_key(route_req *r)
+{
+    oracle *o = r->o;
+    char name[96], vkey[256], hex[2 * PK_PUBKEY_BYTES + 1];
+
+    pk_note_origin(o->kp.pk, name, sizeof(name));
+    sodium_bin2hex(hex, sizeof(hex), o->kp.pk, PK_PUBKEY_BYTES);
+    if (pk_note_verifier_key(name, o->kp.pk, vkey, sizeof(vkey)) != PK_OK)
+        return refuse(r->c, o, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "%s", pk_error_msg());
+    return send_json(r->c, MHD_HTTP_OK,
+                     json_pack("{s:s, s:s, s:s, s:s}", "log_id", o->log.log_id, "key", hex,
+                               "note_key_name", name, "note_verifier_key", vkey),
+                     o);
+}
+
 static enum MHD_Result get_metrics(route_req *r)
 {
     return send_text(r->c, MHD_HTTP_OK, pk_service_metrics_text(&r->o->svc),
@@ -436,6 +481,8 @@ static const struct {
     {"GET", "/metrics", get_metrics, "metrics takes GET"},
     {"GET", "/v1/figures", get_figures, "figures takes GET"},
     {"GET", "/v1/log/head", get_log_head, "log head takes GET"},
+    {"GET", "/v1/log/key", get_log_key, "log key takes GET"},
+    {"GET", "/checkpoint", get_checkpoint, "checkpoint takes GET"},
     {"GET", "/v1/log/inclusion", get_log_inclusion, "log inclusion takes GET"},
     {"GET", "/v1/log/consistency", get_log_consistency, "log consistency takes GET"},
     {"GET", "/v1/pacts/*", get_pact, "pacts take GET"},

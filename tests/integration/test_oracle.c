@@ -507,6 +507,38 @@ Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
     cr_assert_neq(cli("verify --key %s retyped.json", key_pub), 0, "a retyped answer verified: %s",
                   out);
     cr_assert(strstr(out, "\"type\" is not what \"signed\" says") != NULL, "%s", out);
+    /* the checkpoint, checked by an independent implementation of the C2SP specifications
+     * (Python and PyNaCl) against the key and the signed tree head of the same tree */
+    cr_assert_eq(http("GET", "/v1/log/key", NULL, "logkey.json"), 200, "%.300s", out);
+    {
+        bool same = false;
+        for (int i = 0; i < 50 && !same; i++) {
+            char first[64] = "";
+            cr_assert_eq(http("GET", "/v1/log/head", NULL, "cphead.json"), 200, "%.300s", out);
+            snprintf(first, sizeof(first), "%.60s",
+                     strstr(out, "\"size\"") ? strstr(out, "\"size\"") : "");
+            cr_assert_eq(http("GET", "/checkpoint", NULL, "checkpoint.txt"), 200, "%.300s", out);
+            cr_assert(strstr(out, "\n\n\xe2\x80\x94 pactum.log/") != NULL, "%s", out);
+            cr_assert_eq(http("GET", "/v1/log/head", NULL, NULL), 200, "%.300s", out);
+            same = strstr(out, "\"size\"") &&
+                   strncmp(first, strstr(out, "\"size\""), strlen(first)) == 0;
+        }
+        cr_assert(same, "the log kept growing; no quiet moment to compare");
+    }
+    {
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd),
+                 "cd %s && /usr/bin/python3 %s/tests/tools/checkpoint_check.py checkpoint.txt "
+                 "logkey.json cphead.json --same",
+                 h.dir, PK_SOURCE_DIR);
+        cr_assert_eq(system(cmd), 0, "the checkpoint did not pass the independent check");
+        /* and it can fail: a checkpoint whose size was changed */
+        snprintf(cmd, sizeof(cmd),
+                 "cd %s && sed '2s/^/1/' checkpoint.txt >forged.txt && /usr/bin/python3 "
+                 "%s/tests/tools/checkpoint_check.py forged.txt logkey.json cphead.json >/dev/null",
+                 h.dir, PK_SOURCE_DIR);
+        cr_assert_neq(system(cmd), 0, "a forged checkpoint passed the independent check");
+    }
     /* pacts that do not exist, or not at that version: not_found, not unknown_agent */
     cr_assert_eq(http("GET", "/v1/pacts/no-such-pact", NULL, NULL), 404, "%.300s", out);
     cr_assert(strstr(out, "\"status\":\"not_found\"") != NULL, "%.300s", out);
