@@ -335,6 +335,153 @@ static enum MHD_Result get_checkpoint(route_req *r)
     return send_text(r->c, MHD_HTTP_OK, note, "text/plain; charset=utf-8", o);
 }
 
+/*
+ * Tiles (C2SP tlog-tiles): /tile/<L>/<N>[.p/<W>] holds the hashes of the perfect subtrees of
+ * 2^(8L) leaves numbered N*256 ... (256 of them, or the first W), each 32 bytes;
+ * /tile/entries/<N>[.p/<W>] holds the leaves themselves (each a big-endian 16-bit length and
+ * the LogLeaf bytes whose RFC 6962 leaf hash is the level-0 hash). N is written in groups of
+ * three digits, all but the last prefixed with 'x' ("x001/x234/067"). What a tile holds never
+ * changes once it exists, so tiles are served as immutable.
+ */
+#define TILE_WIDTH 256
+
+/* Parse the tile index and width of p ("x001/234.p/7"); false if not the canonical form. */
+static bool parse_tile_index(const char *p, uint64_t *n, unsigned *width)
+{
+    uint64_t v = 0;
+    bool first = true;
+
+    *width = TILE_WIDTH;
+    for (;;) {
+        bool more = *p == 'x';
+        if (more)
+            p++;
+        if (!(p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+              p[2] <= '9'))
+            return false;
+        if (more && first && p[0] == '0' && p[1] == '0' && p[2] == '0')
+            return false; /* "x000/..." would be a second name for the same tile */
+        if (v > UINT64_MAX / 1000 - 1)
+            return false;
+        v = v * 1000 + (uint64_t)((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0'));
+        p += 3;
+        first = false;
+        if (more) {
+            if (*p++ != '/')
+                return false;
+            continue;
+        }
+        break;
+    }
+    *n = v;
+    if (!*p)
+        return true;
+    if (strncmp(p, ".p/", 3) != 0 || p[3] < '1' || p[3] > '9')
+        return false;
+    *width = 0;
+    for (p += 3; *p; p++) {
+        if (*p < '0' || *p > '9' || *width >= TILE_WIDTH)
+            return false;
+        *width = *width * 10 + (unsigned)(*p - '0');
+    }
+    return *width >= 1 && *width < TILE_WIDTH;
+}
+
+static enum MHD_Result send_tile(struct MHD_Connection *c, oracle *o, uint8_t *buf, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret;
+
+    if (!r) {
+        free(buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(r, "Cache-Control", "public, max-age=31536000, immutable");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    pk_metric_add(&o->m[OM_HTTP], 1);
+    return ret;
+}
+
+static enum MHD_Result get_tile(struct MHD_Connection *c, oracle *o, const char *url)
+{
+    const char *p = url + strlen("/tile/");
+    bool entries = strncmp(p, "entries/", 8) == 0;
+    unsigned level = 0, width, have;
+    uint64_t n, count;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    MDB_txn *txn = NULL;
+    pk_status st = PK_OK;
+
+    if (entries) {
+        p += 8;
+    } else {
+        if (!(*p >= '0' && *p <= '9'))
+            return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found", "no tile %s", url);
+        for (; *p >= '0' && *p <= '9' && level < 100; p++)
+            level = level * 10 + (unsigned)(*p - '0');
+        if (*p++ != '/' || level > 7 || (level && url[6] == '0'))
+            return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found", "no tile %s", url);
+    }
+    if (!parse_tile_index(p, &n, &width))
+        return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found",
+                      "no tile %s: see C2SP tlog-tiles for the path", url);
+    if (pk_txn_begin(o->store, false, &txn) != PK_OK)
+        return refuse(c, o, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "the log: %s",
+                      pk_error_msg());
+    /* perfect subtrees at this level, and how many of them this tile would hold */
+    count = tlog_size(&o->log, txn) >> (8 * level);
+    have =
+        n > count / TILE_WIDTH
+            ? 0
+            : (unsigned)(count - n * TILE_WIDTH < TILE_WIDTH ? count - n * TILE_WIDTH : TILE_WIDTH);
+    if (have < width) {
+        pk_txn_abort(txn);
+        return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found",
+                      "tile %s: the log holds %u of its entries yet", url, have);
+    }
+    if (!entries) {
+        if (!(buf = malloc((size_t)width * PK_HASH)))
+            st = PK_ERR(PK_ENOMEM, "out of memory");
+        for (unsigned i = 0; i < width && st == PK_OK; i++)
+            st = tlog_node(&o->log, txn, 8 * level, n * TILE_WIDTH + i, buf + (size_t)i * PK_HASH);
+        len = (size_t)width * PK_HASH;
+    } else {
+        size_t cap = 0;
+        for (unsigned i = 0; i < width && st == PK_OK; i++) {
+            MDB_val leaf;
+            if ((st = tlog_leaf(&o->log, txn, n * TILE_WIDTH + i, &leaf)) != PK_OK)
+                break;
+            if (leaf.mv_size > 0xffff) {
+                st = PK_ERR(PK_ETOOBIG, "leaf %llu is too long for an entry bundle",
+                            (unsigned long long)(n * TILE_WIDTH + i));
+                break;
+            }
+            if (len + 2 + leaf.mv_size > cap) {
+                uint8_t *nb = realloc(buf, cap = (len + 2 + leaf.mv_size) * 2);
+                if (!nb) {
+                    st = PK_ERR(PK_ENOMEM, "out of memory");
+                    break;
+                }
+                buf = nb;
+            }
+            buf[len] = (uint8_t)(leaf.mv_size >> 8);
+            buf[len + 1] = (uint8_t)leaf.mv_size;
+            memcpy(buf + len + 2, leaf.mv_data, leaf.mv_size);
+            len += 2 + leaf.mv_size;
+        }
+    }
+    pk_txn_abort(txn);
+    if (st != PK_OK) {
+        free(buf);
+        return refuse(c, o, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "tile %s: %s", url,
+                      pk_error_msg());
+    }
+    return send_tile(c, o, buf, len);
+}
+
 /* The log's key, to pin: its id, the Ed25519 public key, and its signed-note name and key. */
 static enum MHD_Result get_log_key(route_req *r)
 {
@@ -520,6 +667,11 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char 
     route_req r = {.c = c, .o = o, .rq = rq, .url = url};
     const char *wrong = NULL;
 
+    if (strncmp(url, "/tile/", 6) == 0) {
+        if (strcmp(method, "GET") != 0)
+            return refuse(c, o, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request", "tiles take GET");
+        return get_tile(c, o, url);
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         r.id[0] = '\0';
         if (!match(routes[i].pattern, url, r.id, sizeof(r.id)))

@@ -80,6 +80,13 @@ pk_status tlog_root(tlog *l, MDB_txn *txn, uint64_t size, uint8_t root[PK_HASH])
     return pk_merkle_root(&io, size, root);
 }
 
+pk_status tlog_node(tlog *l, MDB_txn *txn, unsigned level, uint64_t index, uint8_t h[PK_HASH])
+{
+    node_io nio = {txn, l->nodes};
+
+    return node_get(&nio, level, index, h);
+}
+
 pk_status tlog_path(tlog *l, MDB_txn *txn, uint64_t index, uint64_t size, uint8_t path[][PK_HASH],
                     size_t *n)
 {

@@ -116,6 +116,10 @@ pk_status tlog_root(tlog *l, MDB_txn *txn, uint64_t size, uint8_t root[PK_HASH])
 /* A signed tree head of the first `size` leaves. *out: caller frees. */
 pk_status tlog_head(tlog *l, MDB_txn *txn, uint64_t size, uint8_t **out, size_t *len) PK_MUST_CHECK;
 
+/* The hash of the perfect subtree of 2^level leaves starting at leaf index * 2^level. */
+pk_status tlog_node(tlog *l, MDB_txn *txn, unsigned level, uint64_t index,
+                    uint8_t h[PK_HASH]) PK_MUST_CHECK;
+
 pk_status tlog_path(tlog *l, MDB_txn *txn, uint64_t index, uint64_t size, uint8_t path[][PK_HASH],
                     size_t *n) PK_MUST_CHECK;
 

@@ -539,6 +539,33 @@ Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
                  h.dir, PK_SOURCE_DIR);
         cr_assert_neq(system(cmd), 0, "a forged checkpoint passed the independent check");
     }
+    /* tiles: the level-0 hashes and the entries of the checkpoint's tree, checked by an
+     * independent computation of the leaf hashes and the root */
+    {
+        char cmd[1200], tile[64], bundle[64];
+        long size = 0;
+        cr_assert_eq(http("GET", "/checkpoint", NULL, "checkpoint.txt"), 200, "%.300s", out);
+        size = strtol(strchr(out, '\n') + 1, NULL, 10);
+        cr_assert(size > 0 && size < 256, "a test log of %ld leaves", size);
+        snprintf(tile, sizeof(tile), "/tile/0/000.p/%ld", size);
+        snprintf(bundle, sizeof(bundle), "/tile/entries/000.p/%ld", size);
+        cr_assert_eq(http("GET", tile, NULL, "tile0.bin"), 200, "%.300s", out);
+        cr_assert_eq(http("GET", bundle, NULL, "entries0.bin"), 200, "%.300s", out);
+        snprintf(cmd, sizeof(cmd),
+                 "cd %s && /usr/bin/python3 %s/tests/tools/tiles_check.py checkpoint.txt tile0.bin "
+                 "entries0.bin",
+                 h.dir, PK_SOURCE_DIR);
+        cr_assert_eq(system(cmd), 0, "the tiles did not pass the independent check");
+        /* a wider tile than the log holds, the full tile, other names for it: not found */
+        snprintf(tile, sizeof(tile), "/tile/0/000.p/%ld", size + 1);
+        cr_assert_eq(http("GET", tile, NULL, NULL), 404, "%.300s", out);
+        cr_assert_eq(http("GET", "/tile/0/000", NULL, NULL), 404, "%.300s", out);
+        cr_assert_eq(http("GET", "/tile/0/x000/000.p/1", NULL, NULL), 404, "%.300s", out);
+        cr_assert_eq(http("GET", "/tile/0/00.p/1", NULL, NULL), 404, "%.300s", out);
+        cr_assert_eq(http("GET", "/tile/1/000.p/1", NULL, NULL), 404, "%.300s", out);
+        cr_assert_eq(http("GET", "/tile/0/000.p/0", NULL, NULL), 404, "%.300s", out);
+        cr_assert_eq(http("GET", "/tile/0/000.p/1", NULL, "one.bin"), 200, "%.300s", out);
+    }
     /* pacts that do not exist, or not at that version: not_found, not unknown_agent */
     cr_assert_eq(http("GET", "/v1/pacts/no-such-pact", NULL, NULL), 404, "%.300s", out);
     cr_assert(strstr(out, "\"status\":\"not_found\"") != NULL, "%.300s", out);
