@@ -14,6 +14,7 @@
 #   6. the scorer's state is rebuilt from the recorded history and matches the live one
 #   7. the oracle attests the agent's standing; the attestation, with its proof from the
 #      transparency log, is checked offline with nothing but the log's public key
+#   8. the log's key, to pin, and its latest checkpoint as a C2SP signed note (HTTP)
 #
 # Everything started is stopped at the end (or on Ctrl-C); the data stays in
 # var/ for inspection (the next run starts afresh).
@@ -100,6 +101,13 @@ run --as "$PACTUM_VAR/keys/ops.key" replay --compare
 step "an attestation of its standing, checked offline against the transparency log"
 run --save "$PACTUM_VAR/attestation.bin" attest "$AGENT"
 run verify --key "$PACTUM_VAR/oracle/oracle.key.pub" "$PACTUM_VAR/attestation.bin"
+
+step "the log's key, to pin, and its latest checkpoint (a C2SP signed note, for standard tools)"
+echo "\$ curl http://127.0.0.1:7480/v1/log/key"
+curl -fsS http://127.0.0.1:7480/v1/log/key
+echo
+echo "\$ curl http://127.0.0.1:7480/checkpoint"
+curl -fsS http://127.0.0.1:7480/checkpoint
 
 "$PACTUM" --json trust "$AGENT" >"$PACTUM_VAR/final-report.json"
 step "done: contained by a leak, then trusted again once the leak was overturned"
