@@ -127,7 +127,7 @@ Test(pacts, a_new_version_takes_effect_without_a_restart_and_every_version_stays
     pactum__v1__pact_report__free_unpacked(hist, NULL);
 
     hist = history(3, false);
-    cr_assert_eq(hist->status, PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT);
+    cr_assert_eq(hist->status, PACTUM__V1__QUERY_STATUS__QUERY_NOT_FOUND);
     pactum__v1__pact_report__free_unpacked(hist, NULL);
     pactum__v1__registry_receipt__free_unpacked(r1, NULL);
     pactum__v1__registry_receipt__free_unpacked(r2, NULL);
