@@ -418,11 +418,13 @@ static enum MHD_Result get_tile(struct MHD_Connection *c, oracle *o, const char 
     if (entries) {
         p += 8;
     } else {
+        const char *digits = p;
         if (!(*p >= '0' && *p <= '9'))
             return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found", "no tile %s", url);
         for (; *p >= '0' && *p <= '9' && level < 100; p++)
             level = level * 10 + (unsigned)(*p - '0');
-        if (*p++ != '/' || level > 7 || (level && url[6] == '0'))
+        /* one spelling per level: no leading zeros */
+        if (*p++ != '/' || level > 7 || (digits[0] == '0' && digits[1] != '/'))
             return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found", "no tile %s", url);
     }
     if (!parse_tile_index(p, &n, &width))

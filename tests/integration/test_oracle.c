@@ -563,6 +563,7 @@ Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
         cr_assert_eq(http("GET", "/tile/0/x000/000.p/1", NULL, NULL), 404, "%.300s", out);
         cr_assert_eq(http("GET", "/tile/0/00.p/1", NULL, NULL), 404, "%.300s", out);
         cr_assert_eq(http("GET", "/tile/1/000.p/1", NULL, NULL), 404, "%.300s", out);
+        cr_assert_eq(http("GET", "/tile/00/000.p/1", NULL, NULL), 404, "%.300s", out);
         cr_assert_eq(http("GET", "/tile/0/000.p/0", NULL, NULL), 404, "%.300s", out);
         cr_assert_eq(http("GET", "/tile/0/000.p/1", NULL, "one.bin"), 200, "%.300s", out);
     }
