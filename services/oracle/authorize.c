@@ -52,7 +52,18 @@ static bool client_of(oracle *o, const char *token, char *id, size_t idlen, orac
     if (pk_registry_sync_if_dirty(o->reg) != PK_OK)
         PK_WARN("registry sync: %s", pk_error_msg());
     if (pk_txn_begin(o->store, false, &txn) == PK_OK &&
-        pk_registry_agent(o->reg, txn, id, &rec, NULL) == PK_OK)
+        pk_registry_agent(o->reg, txn, id, &rec, NULL) == PK_ENOTFOUND) {
+        /* registered so recently that its notice has not come yet: read the registry up to
+         * its end once (one request when nothing is new; the callers are rate-limited) */
+        pk_txn_abort(txn);
+        txn = NULL;
+        if (pk_registry_sync(o->reg, 0) != PK_OK)
+            PK_WARN("registry sync: %s", pk_error_msg());
+        if (pk_txn_begin(o->store, false, &txn) != PK_OK ||
+            pk_registry_agent(o->reg, txn, id, &rec, NULL) != PK_OK)
+            rec = NULL;
+    }
+    if (rec)
         ok = rec->role == PACTUM__V1__ROLE__ROLE_CLIENT && rec->token_hash.len == PK_HASH_BYTES &&
              sodium_memcmp(rec->token_hash.data, hash, PK_HASH_BYTES) == 0;
     pk_txn_abort(txn);
