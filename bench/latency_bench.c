@@ -487,6 +487,21 @@ static void add_rounds(bench_figure *f, double v, double b)
         f->b[f->nb++] = b;
 }
 
+/*
+ * Containment to deny for agents [from, from + n) into f50 and f99, against the bare 3 hops
+ * plus one bare request-reply measured just before (ms, bare, rr: n entries of scratch).
+ */
+static int deny_figures(bu_suite *s, const char *token, int from, int n, double *ms, double *bare,
+                        double *rr, bench_figure *f50, bench_figure *f99)
+{
+    if (bu_bare_latency(&s->h, 3, n, bare) != 0 || bare_requests(s, n, rr) != 0 ||
+        contain_to_deny(s, token, from, from + n, ms) != 0)
+        return -1;
+    add_rounds(f50, bu_pct(ms, n, 50), bu_pct(bare, n, 50) + bu_pct(rr, n, 50));
+    add_rounds(f99, bu_pct(ms, n, 99), bu_pct(bare, n, 99) + bu_pct(rr, n, 99));
+    return 0;
+}
+
 int bench_latency(const bench_opts *o)
 {
     bench_figure *c50 = bench_add("containment p50, idle", "ms", "bare JetStream 3 hops, p50",
@@ -665,13 +680,8 @@ int bench_latency(const bench_opts *o)
         /* last, since every question a caller asks is recorded and logged: containment to deny,
          * idle, against 3 bare hops and one bare request-reply measured alongside ... */
         if (!h_client(&s.h, "@deny", deny_token, sizeof(deny_token)) ||
-            bu_bare_latency(&s.h, 3, samples, bms) != 0 || bare_requests(&s, samples, rr) != 0 ||
-            contain_to_deny(&s, deny_token, 64, 64 + samples, ms) != 0)
+            deny_figures(&s, deny_token, 64, samples, ms, bms, rr, d50, d99) != 0)
             goto round_out;
-        add_rounds(d50, bu_pct(ms, samples, 50),
-                   bu_pct(bms, samples, 50) + bu_pct(rr, samples, 50));
-        add_rounds(d99, bu_pct(ms, samples, 99),
-                   bu_pct(bms, samples, 99) + bu_pct(rr, samples, 99));
         printf("  containment to deny, round %d, idle: p50 %.2f p99 %.2f ms (bare hops + "
                "request-reply p50 %.2f ms)\n",
                r + 1, d50->v[d50->n - 1], d99->v[d99->n - 1], d50->b[d50->nb - 1]);
@@ -679,27 +689,11 @@ int bench_latency(const bench_opts *o)
         ld = (loader){.s = &s, .rate = rate};
         pthread_create(&lt, NULL, load_main, &ld);
         pk_sleep_ms(1000);
-        {
-            double *dms = calloc((size_t)samples, sizeof(double)),
-                   *lb = calloc((size_t)samples, sizeof(double));
-            rc = 0;
-            if ((!dms || !lb || bu_bare_latency(&s.h, 3, samples, lb) != 0 ||
-                 bare_requests(&s, samples, rr) != 0 ||
-                 contain_to_deny(&s, deny_token, 96, 96 + samples, dms) != 0))
-                rc = -1;
-            if (rc == 0) {
-                add_rounds(dl50, bu_pct(dms, samples, 50),
-                           bu_pct(lb, samples, 50) + bu_pct(rr, samples, 50));
-                add_rounds(dl99, bu_pct(dms, samples, 99),
-                           bu_pct(lb, samples, 99) + bu_pct(rr, samples, 99));
-                printf("  containment to deny, round %d, at %.0f events/s: p50 %.2f p99 %.2f ms "
-                       "(bare hops + request-reply under the same load p50 %.2f ms)\n",
-                       r + 1, rate, dl50->v[dl50->n - 1], dl99->v[dl99->n - 1],
-                       dl50->b[dl50->nb - 1]);
-            }
-            free(dms);
-            free(lb);
-        }
+        rc = deny_figures(&s, deny_token, 96, samples, ms, bms, rr, dl50, dl99);
+        if (rc == 0)
+            printf("  containment to deny, round %d, at %.0f events/s: p50 %.2f p99 %.2f ms (bare "
+                   "hops + request-reply under the same load p50 %.2f ms)\n",
+                   r + 1, rate, dl50->v[dl50->n - 1], dl99->v[dl99->n - 1], dl50->b[dl50->nb - 1]);
         ld.stop = true;
         pthread_join(lt, NULL);
         if (rc != 0)

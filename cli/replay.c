@@ -320,22 +320,30 @@ out:
     return code;
 }
 
+/* The folder to replay into: keep (which must not exist yet), or a new temporary one. */
+static int make_folder(const char *keep, char *dir, size_t len)
+{
+    if (keep) {
+        if (mkdir(keep, 0700) != 0)
+            return cli_error(CLI_IO, "--keep %s: %s (give a folder that does not exist yet)", keep,
+                             strerror(errno));
+        snprintf(dir, len, "%s", keep);
+        return CLI_OK;
+    }
+    snprintf(dir, len, "/tmp/pactum-replay-XXXXXX"); /* mkdtemp's template */
+    if (!mkdtemp(dir))
+        return cli_error(CLI_IO, "cannot make a temporary folder: %s", strerror(errno));
+    return CLI_OK;
+}
+
 int cmd_replay(const cli_call *c)
 {
     const char *keep = cli_get(c, "keep");
     char dir[512];
     int code;
 
-    if (keep) {
-        if (mkdir(keep, 0700) != 0)
-            return cli_error(CLI_IO, "--keep %s: %s (give a folder that does not exist yet)", keep,
-                             strerror(errno));
-        snprintf(dir, sizeof(dir), "%s", keep);
-    } else {
-        snprintf(dir, sizeof(dir), "/tmp/pactum-replay-XXXXXX");
-        if (!mkdtemp(dir))
-            return cli_error(CLI_IO, "cannot make a temporary folder: %s", strerror(errno));
-    }
+    if ((code = make_folder(keep, dir, sizeof(dir))) != CLI_OK)
+        return code;
     /* an agent whose time has come gets a tick every second or so: a comparison that met one
      * is made again, a few times, before it is given up */
     for (int attempt = 1;; attempt++) {
@@ -348,8 +356,8 @@ int cmd_replay(const cli_call *c)
                 attempt + 1, REPLAY_TRIES);
         nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
         pk_sleep_ms(300 * attempt);
-        if (keep ? mkdir(dir, 0700) != 0 : !mkdtemp(strcpy(dir, "/tmp/pactum-replay-XXXXXX")))
-            return cli_error(CLI_IO, "cannot make the folder again: %s", strerror(errno));
+        if ((code = make_folder(keep, dir, sizeof(dir))) != CLI_OK)
+            return code;
     }
     if (code == REPLAY_MOVED)
         code = cli_error(CLI_FAIL,

@@ -807,6 +807,27 @@ uint8_t *h_envelope(const char *signer, const pk_keypair *kp, pk_event_msg **evs
     return env;
 }
 
+bool h_test_stream(h_env *h, const char *name, const char *subject, int n)
+{
+    const char *subj[] = {subject};
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+
+    jsStreamConfig_Init(&sc);
+    sc.Name = name;
+    sc.Subjects = subj;
+    sc.SubjectsLen = 1;
+    if (js_AddStream(&si, h->bus->js, &sc, NULL, &jerr) != NATS_OK)
+        return false;
+    jsStreamInfo_Destroy(si);
+    for (int i = 0; i < n; i++) {
+        if (!h_publish(h, subject, (const uint8_t *)"m", 1))
+            return false;
+    }
+    return true;
+}
+
 bool h_publish(h_env *h, const char *subject, const uint8_t *data, size_t len)
 {
     return pk_bus_publish_sync(h->bus, subject, data, len, NULL, false, 0, NULL, NULL) == PK_OK;

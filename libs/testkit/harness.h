@@ -189,6 +189,9 @@ uint8_t *h_envelope(const char *signer, const pk_keypair *kp, pk_event_msg **evs
 /* Publish bytes on a subject through JetStream (waits for the stream's ack). */
 bool h_publish(h_env *h, const char *subject, const uint8_t *data, size_t len);
 
+/* A stream of the test's own, name on subject alone, holding n messages "m" (#1 .. #n). */
+bool h_test_stream(h_env *h, const char *name, const char *subject, int n);
+
 /* Publish n events with ids <prefix>-<i>, one per envelope, metric name=value, label name=value. */
 bool h_publish_events(h_env *h, const char *agent, const pk_keypair *kp, const char *prefix, int n,
                       const char *kind, const char *metric, double value, const char *label,

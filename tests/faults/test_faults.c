@@ -477,20 +477,9 @@ static uint64_t first_seq(pk_consumer *c, int n, int ack)
 
 Test(faults, a_reader_restarted_mid_batch_reads_again_from_the_first_unacknowledged)
 {
-    jsStreamConfig sc;
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
     pk_consumer c;
-    const char *subj[] = {"test.order"};
 
-    jsStreamConfig_Init(&sc);
-    sc.Name = "TEST_ORDER";
-    sc.Subjects = subj;
-    sc.SubjectsLen = 1;
-    cr_assert_eq(js_AddStream(&si, h.bus->js, &sc, NULL, &jerr), NATS_OK);
-    jsStreamInfo_Destroy(si);
-    for (int i = 0; i < 10; i++)
-        cr_assert(h_publish(&h, "test.order", (const uint8_t *)"m", 1));
+    cr_assert(h_test_stream(&h, "TEST_ORDER", "test.order", 10));
 
     /* a reader takes 4, applies and acknowledges 2, and dies */
     cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_ORDER", "reader", "test.order", 8, 30000,

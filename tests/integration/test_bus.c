@@ -93,10 +93,7 @@ static uint64_t take(pk_consumer *c, int n)
 Test(bus, a_consumer_someone_else_changes_or_deletes_is_made_again_from_our_position,
      .timeout = 120)
 {
-    const char *subj[] = {"test.tamper"};
-    jsStreamConfig sc;
     jsConsumerConfig cc;
-    jsStreamInfo *si = NULL;
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     pk_consumer c;
@@ -104,14 +101,7 @@ Test(bus, a_consumer_someone_else_changes_or_deletes_is_made_again_from_our_posi
     h_env h;
 
     cr_assert(h_start(&h, false), "nats-server did not start");
-    jsStreamConfig_Init(&sc);
-    sc.Name = "TEST_TAMPER";
-    sc.Subjects = subj;
-    sc.SubjectsLen = 1;
-    cr_assert_eq(js_AddStream(&si, h.bus->js, &sc, NULL, &jerr), NATS_OK);
-    jsStreamInfo_Destroy(si);
-    for (int i = 0; i < 20; i++)
-        cr_assert(h_publish(&h, "test.tamper", (const uint8_t *)"m", 1));
+    cr_assert(h_test_stream(&h, "TEST_TAMPER", "test.tamper", 20));
     applied = 0;
     cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_TAMPER", "reader", "test.tamper", 4,
                                           30000, position, NULL),
@@ -166,27 +156,37 @@ Test(bus, a_consumer_someone_else_changes_or_deletes_is_made_again_from_our_posi
     h_stop(&h);
 }
 
+/* Fetch and acknowledge until *pos reaches last, each message the one after *pos. */
+static void read_in_order(pk_consumer *c, uint64_t *pos, uint64_t last)
+{
+    natsMsgList list;
+
+    for (int i = 0; i < 50 && *pos < last; i++) {
+        if (pk_consumer_fetch(c, &list, 4, 500) != PK_OK)
+            continue;
+        for (int k = 0; k < list.Count; k++) {
+            uint64_t seq = pk_msg_seq(list.Msgs[k]);
+            cr_assert_eq(seq, *pos + 1, "handed #%llu after #%llu", (unsigned long long)seq,
+                         (unsigned long long)*pos);
+            *pos = seq;
+            natsMsg_Ack(list.Msgs[k], NULL);
+        }
+        natsMsgList_Destroy(&list);
+    }
+    cr_assert_eq(*pos, last);
+}
+
 /* --- a delivery lost on its way (the connection dropped with a node) --------------------- */
 
 Test(bus, a_delivery_lost_on_its_way_is_read_again_before_anything_newer, .timeout = 120)
 {
-    const char *subj[] = {"test.lost"};
-    jsStreamConfig sc;
-    jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     pk_consumer c;
     natsMsgList list;
     h_env h;
 
     cr_assert(h_start(&h, false), "nats-server did not start");
-    jsStreamConfig_Init(&sc);
-    sc.Name = "TEST_LOST";
-    sc.Subjects = subj;
-    sc.SubjectsLen = 1;
-    cr_assert_eq(js_AddStream(&si, h.bus->js, &sc, NULL, &jerr), NATS_OK);
-    jsStreamInfo_Destroy(si);
-    for (int i = 0; i < 12; i++)
-        cr_assert(h_publish(&h, "test.lost", (const uint8_t *)"m", 1));
+    cr_assert(h_test_stream(&h, "TEST_LOST", "test.lost", 12));
     applied = 0;
     cr_assert_eq(pk_consumer_open_ordered(&c, h.bus, "TEST_LOST", "reader", "test.lost", 4, 30000,
                                           position, NULL),
@@ -209,19 +209,7 @@ Test(bus, a_delivery_lost_on_its_way_is_read_again_before_anything_newer, .timeo
         natsSubscription_Destroy(sub);
     }
     /* the reader applies every message in order: #3 before #4, none skipped */
-    for (int i = 0; i < 40 && applied < 12; i++) {
-        if (pk_consumer_fetch(&c, &list, 4, 500) != PK_OK)
-            continue;
-        for (int k = 0; k < list.Count; k++) {
-            uint64_t seq = pk_msg_seq(list.Msgs[k]);
-            cr_assert_eq(seq, applied + 1, "the reader was handed #%llu after #%llu",
-                         (unsigned long long)seq, (unsigned long long)applied);
-            applied = seq;
-            natsMsg_Ack(list.Msgs[k], NULL);
-        }
-        natsMsgList_Destroy(&list);
-    }
-    cr_assert_eq(applied, 12);
+    read_in_order(&c, &applied, 12);
     pk_consumer_close(&c);
     h_stop(&h);
 }
@@ -240,24 +228,13 @@ static pk_status next_position(void *ctx, uint64_t *out)
 Test(bus, a_reader_whose_lease_lapsed_reads_nothing_more_and_the_next_holder_misses_nothing,
      .timeout = 120)
 {
-    const char *subj[] = {"test.lease"};
-    jsStreamConfig sc;
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
     pk_consumer old_holder, next_holder;
     _Atomic int64_t old_until = INT64_MAX, next_until = INT64_MAX;
     natsMsgList list;
     h_env h;
 
     cr_assert(h_start(&h, false), "nats-server did not start");
-    jsStreamConfig_Init(&sc);
-    sc.Name = "TEST_LEASE";
-    sc.Subjects = subj;
-    sc.SubjectsLen = 1;
-    cr_assert_eq(js_AddStream(&si, h.bus->js, &sc, NULL, &jerr), NATS_OK);
-    jsStreamInfo_Destroy(si);
-    for (int i = 0; i < 30; i++)
-        cr_assert(h_publish(&h, "test.lease", (const uint8_t *)"m", 1));
+    cr_assert(h_test_stream(&h, "TEST_LEASE", "test.lease", 30));
     applied = 0;
     cr_assert_eq(pk_consumer_take_over(&old_holder, h.bus, "TEST_LEASE", "part", "test.lease", 4,
                                        30000, position, NULL, 0, &old_until),
@@ -279,22 +256,9 @@ Test(bus, a_reader_whose_lease_lapsed_reads_nothing_more_and_the_next_holder_mis
                      "a reader past its lease fetched");
         cr_assert_eq(list.Count, 0);
     }
-    /* the new holder sees every message, in order, none missing */
-    for (int i = 0; i < 50 && next_applied < 30; i++) {
-        if (pk_consumer_fetch(&next_holder, &list, 4, 500) != PK_OK)
-            continue;
-        for (int k = 0; k < list.Count; k++) {
-            uint64_t seq = pk_msg_seq(list.Msgs[k]);
-            cr_assert_eq(seq, next_applied + 1, "the new holder got #%llu after #%llu",
-                         (unsigned long long)seq, (unsigned long long)next_applied);
-            next_applied = seq;
-            natsMsg_Ack(list.Msgs[k], NULL);
-        }
-        natsMsgList_Destroy(&list);
-        /* the old holder keeps trying all along */
-        cr_assert_neq(pk_consumer_fetch(&old_holder, &list, 4, 50), PK_OK);
-    }
-    cr_assert_eq(next_applied, 30);
+    /* the new holder sees every message, in order, none missing; the old one tries again */
+    read_in_order(&next_holder, &next_applied, 30);
+    cr_assert_neq(pk_consumer_fetch(&old_holder, &list, 4, 50), PK_OK);
     pk_consumer_close(&old_holder);
     pk_consumer_close(&next_holder);
     h_stop(&h);

@@ -229,7 +229,8 @@ void pk_pworker_stop(pk_pworkers *g, uint32_t p)
 
 pk_status pk_pworker_still_held(const pk_pworker *w)
 {
-    if (pk_mono_ms() < atomic_load(&w->serve_until))
+    /* the worker's consumer carries the same deadline (see prepare) */
+    if (!pk_consumer_fenced(&w->consumer))
         return PK_OK;
     return PK_ERR(PK_ECONFLICT, "%s: its lease was not renewed in time", w->what);
 }
