@@ -18,7 +18,7 @@ pk_status pk_store_err(int rc, const char *what)
     return PK_ERR(PK_ESTORE, "%s: %s", what, mdb_strerror(rc));
 }
 
-static pk_status mkdir_p(const char *dir)
+pk_status pk_mkdir_p(const char *dir)
 {
     char buf[4096];
     size_t n = strlen(dir);
@@ -46,7 +46,7 @@ pk_status pk_store_open(pk_store **out, const char *dir, size_t map_mb, unsigned
 
     if (!s)
         return PK_ERR(PK_ENOMEM, "cannot allocate store");
-    if ((st = mkdir_p(dir)) != PK_OK)
+    if ((st = pk_mkdir_p(dir)) != PK_OK)
         goto fail;
     snprintf(s->path, sizeof(s->path), "%s", dir);
     s->map_bytes = map_mb * 1024 * 1024;

@@ -31,6 +31,9 @@ typedef struct pk_store {
 pk_status pk_store_open(pk_store **out, const char *dir, size_t map_mb,
                         unsigned max_dbs) PK_MUST_CHECK;
 
+/* Make folder dir and its parents (mode 0700) where missing. */
+pk_status pk_mkdir_p(const char *dir) PK_MUST_CHECK;
+
 /* Close the environment; NULL is a no-op. No transaction may be open. */
 void pk_store_close(pk_store *s);
 
