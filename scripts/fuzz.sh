@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 secs=${1:-30}
-targets=(envelope pact proofs oracle)
+targets=(envelope pact proofs oracle witness)
 
 scripts/deps.sh clang libclang-rt-14-dev
 mkdir -p build-fuzz

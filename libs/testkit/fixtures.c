@@ -48,3 +48,40 @@ void h_remove_tree(const char *dir)
     if (dir && dir[0])
         nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+static pk_status tree_get(void *ctx, unsigned level, uint64_t index, uint8_t out[PK_HASH])
+{
+    h_tree *t = ctx;
+
+    if (level >= 10 || index >= H_TREE_LEAVES)
+        return PK_ERR(PK_ENOTFOUND, "node %u/%llu", level, (unsigned long long)index);
+    memcpy(out, t->nodes[level][index], PK_HASH);
+    return PK_OK;
+}
+
+static pk_status tree_put(void *ctx, unsigned level, uint64_t index, const uint8_t h[PK_HASH])
+{
+    h_tree *t = ctx;
+
+    if (level >= 10 || index >= H_TREE_LEAVES)
+        return PK_ERR(PK_ETOOBIG, "node %u/%llu", level, (unsigned long long)index);
+    memcpy(t->nodes[level][index], h, PK_HASH);
+    return PK_OK;
+}
+
+void h_tree_reset(h_tree *t)
+{
+    t->size = 0;
+    t->io = (pk_merkle_io){tree_get, tree_put, t};
+}
+
+void h_tree_add(h_tree *t, const void *leaf, size_t len, uint8_t *hash)
+{
+    uint8_t h[PK_HASH];
+
+    pk_merkle_leaf_hash(leaf, len, h);
+    if (t->size < H_TREE_LEAVES && pk_merkle_append(&t->io, t->size, h) == PK_OK)
+        t->size++;
+    if (hash)
+        memcpy(hash, h, PK_HASH);
+}

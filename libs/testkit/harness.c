@@ -60,12 +60,10 @@ static bool port_open(int port)
 }
 
 /*
- * fork + exec with output to log and KEY=VALUE pairs added to the
- * environment. The environment is built before fork: the child only calls
- * async-signal-safe functions, since the parent has other threads.
+ * The environment is built before fork: the child only calls async-signal-safe functions,
+ * since the parent has other threads.
  */
-static pid_t spawn(const char *path, char *const argv[], const char *log,
-                   const char *const *env_pairs)
+pid_t h_spawn(const char *path, char *const argv[], const char *log, const char *const *env_pairs)
 {
     extern char **environ;
     size_t n_env = 0, n_pairs = 0, k = 0;
@@ -188,7 +186,7 @@ static pid_t spawn_service(h_env *h, int which, const char *var, const char *log
     env[n] = NULL;
     argv[0] = path;
     argv[1] = NULL;
-    return spawn(path, argv, log, env);
+    return h_spawn(path, argv, log, env);
 }
 
 bool h_start_service(h_env *h, int which, const char *const *extra)
@@ -265,7 +263,7 @@ static bool start_nats(h_env *h)
             argv[n++] = js;
         }
         argv[n] = NULL;
-        h->nats_pid = spawn(PK_NATS_SERVER, argv, log, NULL);
+        h->nats_pid = h_spawn(PK_NATS_SERVER, argv, log, NULL);
         deadline = pk_mono_ms() + 10000;
         while (pk_mono_ms() < deadline && !port_open(h->port)) {
             if (waitpid(h->nats_pid, NULL, WNOHANG) == h->nats_pid) {
@@ -358,7 +356,7 @@ bool h_start_node(h_env *h, int i)
     argv[1] = "-c";
     argv[2] = conf;
     argv[3] = NULL;
-    h->node_pid[i] = spawn(PK_NATS_SERVER, argv, log, NULL);
+    h->node_pid[i] = h_spawn(PK_NATS_SERVER, argv, log, NULL);
     deadline = pk_mono_ms() + 15000;
     while (h->node_pid[i] > 0 && pk_mono_ms() < deadline && !port_open(h->node_port[i]))
         pk_sleep_ms(20);

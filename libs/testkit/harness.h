@@ -43,6 +43,9 @@ extern const char *const h_service_names[H_SERVICES];
 /* A free TCP port on 127.0.0.1. */
 int h_free_port(void);
 
+/* fork + exec path with argv, output to log, and KEY=VALUE pairs added to the environment. */
+pid_t h_spawn(const char *path, char *const argv[], const char *log, const char *const *env_pairs);
+
 /* A connection of its own to url named name (a few seconds to connect); NULL on failure. */
 pk_bus *h_connect(const char *url, const char *name, bool send_asap);
 

@@ -3,6 +3,7 @@
  * of what each decoder reads, so fuzzing starts from inputs that go deep.
  * Pact seeds are the example pacts, copied by scripts/fuzz.sh.
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "fixtures.h"
 #include "pk/answer.h"
 #include "pk/merkle.h"
+#include "pk/note.h"
 
 static void put(const char *dir, const char *target, const char *name, const uint8_t *d, size_t n)
 {
@@ -179,6 +181,37 @@ int main(int argc, char **argv)
         lq.size = 13;
         put_query(dir, "consistency", 6, &lq.base);
         put(dir, "oracle", "http-body", (const uint8_t *)body, sizeof(body) - 1);
+    }
+    /* witness: a log's first checkpoint, and a request from size 3 to 5 with its proof */
+    {
+        char origin[PK_NOTE_NAME_MAX], note[PK_NOTE_MAX], req[2048];
+        uint8_t leaves[5][PK_HASH], r3[PK_HASH], r5[PK_HASH], a[PK_HASH], b[PK_HASH];
+        int n;
+        for (int i = 0; i < 5; i++)
+            pk_merkle_leaf_hash((const uint8_t *)&i, sizeof(i), leaves[i]);
+        /* MTH of 3: H(H(l0,l1), l2); of 5: H(H(H(l0,l1),H(l2,l3)), l4) */
+        pk_merkle_node_hash(leaves[0], leaves[1], a);
+        pk_merkle_node_hash(a, leaves[2], r3);
+        pk_merkle_node_hash(leaves[2], leaves[3], b);
+        pk_merkle_node_hash(a, b, b);
+        pk_merkle_node_hash(b, leaves[4], r5);
+        pk_note_origin(kp.pk, origin, sizeof(origin));
+        if (pk_checkpoint_note(&kp, origin, 3, r3, note, sizeof(note)) != PK_OK)
+            return 1;
+        n = snprintf(req, sizeof(req), "old 0\n\n%s", note);
+        put(dir, "witness", "first", (const uint8_t *)req, (size_t)n);
+        if (pk_checkpoint_note(&kp, origin, 5, r5, note, sizeof(note)) != PK_OK)
+            return 1;
+        {
+            char h1[64], h2[64], h3[64], h4[64];
+            sodium_bin2base64(h1, sizeof(h1), leaves[2], PK_HASH, sodium_base64_VARIANT_ORIGINAL);
+            sodium_bin2base64(h2, sizeof(h2), leaves[3], PK_HASH, sodium_base64_VARIANT_ORIGINAL);
+            sodium_bin2base64(h3, sizeof(h3), a, PK_HASH, sodium_base64_VARIANT_ORIGINAL);
+            sodium_bin2base64(h4, sizeof(h4), leaves[4], PK_HASH, sodium_base64_VARIANT_ORIGINAL);
+            /* RFC 9162 2.1.4.1: SUBPROOF(3, D[0:5]) = l2, l3, MTH(l0, l1), l4 */
+            n = snprintf(req, sizeof(req), "old 3\n%s\n%s\n%s\n%s\n\n%s", h1, h2, h3, h4, note);
+        }
+        put(dir, "witness", "grow", (const uint8_t *)req, (size_t)n);
     }
     pk_keypair_wipe(&kp);
     printf("seeds written to %s\n", dir);
