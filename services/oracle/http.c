@@ -13,7 +13,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "pk/answer.h"
 #include "pk/clock.h"
 #include "pk/log.h"
+#include "pk/net.h"
 #include "pk/note.h"
 #include "pk/pbjson.h"
 
@@ -316,10 +316,13 @@ static enum MHD_Result get_checkpoint(route_req *r)
     oracle *o = r->o;
     MDB_txn *txn = NULL;
     uint8_t root[PK_HASH];
-    char name[96], *note = malloc(PK_NOTE_MAX);
+    char name[96], *note;
     uint64_t size;
 
-    if (!note || pk_txn_begin(o->store, false, &txn) != PK_OK ||
+    /* with witnesses: the latest checkpoint they were asked to cosign, with their cosignatures */
+    if ((note = oracle_witnessed_checkpoint(o)))
+        return send_text(r->c, MHD_HTTP_OK, note, "text/plain; charset=utf-8", o);
+    if (!(note = malloc(PK_NOTE_MAX)) || pk_txn_begin(o->store, false, &txn) != PK_OK ||
         tlog_root(&o->log, txn, size = tlog_size(&o->log, txn), root) != PK_OK) {
         pk_txn_abort(txn);
         free(note);
@@ -492,7 +495,7 @@ static enum MHD_Result get_log_key(route_req *r)
 
     pk_note_origin(o->kp.pk, name, sizeof(name));
     sodium_bin2hex(hex, sizeof(hex), o->kp.pk, PK_PUBKEY_BYTES);
-    if (pk_note_verifier_key(name, o->kp.pk, vkey, sizeof(vkey)) != PK_OK)
+    if (pk_note_verifier_key(name, PK_NOTE_ED25519, o->kp.pk, vkey, sizeof(vkey)) != PK_OK)
         return refuse(r->c, o, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "%s", pk_error_msg());
     return send_json(r->c, MHD_HTTP_OK,
                      json_pack("{s:s, s:s, s:s, s:s}", "log_id", o->log.log_id, "key", hex,
@@ -631,6 +634,7 @@ static const struct {
     {"GET", "/v1/figures", get_figures, "figures takes GET"},
     {"GET", "/v1/log/head", get_log_head, "log head takes GET"},
     {"GET", "/v1/log/key", get_log_key, "log key takes GET"},
+    {"GET", "/.well-known/pactum-log-key", get_log_key, "log key takes GET"},
     {"GET", "/checkpoint", get_checkpoint, "checkpoint takes GET"},
     {"GET", "/v1/log/inclusion", get_log_inclusion, "log inclusion takes GET"},
     {"GET", "/v1/log/consistency", get_log_consistency, "log consistency takes GET"},
@@ -758,30 +762,15 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 pk_status oracle_http_start(oracle *o)
 {
     const char *spec = o->cfg->http;
-    char host[256];
-    const char *colon;
-    struct addrinfo hints = {0}, *res = NULL;
     struct sockaddr_in sa;
-    unsigned long port;
-    int rc;
+    pk_status st;
+    unsigned port;
 
     if (!spec || !*spec || strcmp(spec, "off") == 0)
         return PK_OK;
-    colon = strrchr(spec, ':');
-    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host))
-        return PK_ERR(PK_EINVAL, "--http: expected host:port like 127.0.0.1:7480, got '%s'", spec);
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    port = strtoul(colon + 1, NULL, 10);
-    if (port == 0 || port > 65535)
-        return PK_ERR(PK_EINVAL, "--http: bad port in '%s'", spec);
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0 || !res)
-        return PK_ERR(PK_EINVAL, "--http: cannot resolve '%s': %s", host, gai_strerror(rc));
-    memcpy(&sa, res->ai_addr, sizeof(sa));
-    freeaddrinfo(res);
-    sa.sin_port = htons((uint16_t)port);
+    if ((st = pk_listen_addr(spec, "--http", &sa)) != PK_OK)
+        return st;
+    port = ntohs(sa.sin_port);
     /* epoll: thousands of open connections cost little; the caps keep slow or idle clients
      * from taking every slot (per address), and the timeout closes those that stop sending */
     o->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,

@@ -53,6 +53,12 @@ static const pk_cfg_opt options[] = {
      offsetof(oracle_cfg, reuse_ms),
      "send a signed trust answer again for this long when the same query comes and nothing "
      "changed; 0 makes every answer anew"},
+    {"witnesses", "PACTUM_ORACLE_WITNESSES", PK_CFG_STR, "", 0, 0, offsetof(oracle_cfg, witnesses),
+     "witnesses that cosign the log's checkpoints (C2SP tlog-witness): \"<URL> <verifier "
+     "key>\" entries separated by commas; GET /checkpoint then serves the cosigned one"},
+    {"witness-every", "PACTUM_ORACLE_WITNESS_EVERY", PK_CFG_DURATION, "1s", 100, 3600000,
+     offsetof(oracle_cfg, witness_every_ms),
+     "how often the grown log's checkpoint is sent to the witnesses"},
 };
 
 /* Load the signing key, or make it on first start when no path is configured. */
@@ -149,7 +155,7 @@ static int start_queries(oracle *o)
                                  30000, model_position, o) != PK_OK ||
         tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
-    if (oracle_http_start(o) != PK_OK)
+    if (oracle_http_start(o) != PK_OK || oracle_witnesses_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_CONFIG);
     o->model = (pk_runner){.what = "read model",
                            .consumer = &o->trust,
@@ -194,6 +200,7 @@ static void stop(void *ctx)
 {
     oracle *o = ctx;
 
+    oracle_witnesses_stop(o);
     oracle_http_stop(o);
     pk_responders_stop(&o->answers);
     tlog_close(&o->log);

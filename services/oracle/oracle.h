@@ -51,6 +51,8 @@ typedef struct oracle_cfg {
     long long authorize_rate; /* decisions a second per API client; 0: no limit */
     long long http_rate;      /* HTTP requests a second per client address; 0: no limit */
     const char *unbound;      /* agents no pact binds: "approval", "deny" or "allow" */
+    const char *witnesses;    /* "<URL> <verifier key>,...": witnesses asked to cosign */
+    int64_t witness_every_ms; /* how often the grown log's checkpoint goes to them */
 } oracle_cfg;
 
 /* Its own metrics (metrics.def). */
@@ -64,32 +66,44 @@ enum {
 #define ORACLE_REUSE_SLOTS 512 /* agents whose last trust answer is kept */
 
 typedef struct oracle_reuse oracle_reuse;
+typedef struct oracle_witnesses oracle_witnesses;
 
 typedef struct oracle {
-    const oracle_cfg *cfg; /* borrowed configuration */
-    pk_service svc;        /* health, metrics */
-    pk_bus *bus;           /* connection */
-    pk_store *store;       /* read model and log */
-    pk_registry *reg;      /* registry copy */
-    pk_pact_cache *pacts;  /* compiled pacts (authorize, governance sections) */
-    uint32_t partitions;   /* partitions of the streams */
-    int unbound;           /* pk_unbound_policy of cfg->unbound */
-    MDB_dbi reports;       /* agent -> TrustReport (state, last violation, seq) */
-    MDB_dbi tiers;         /* agent \0 be64 change_seq -> TierChange */
-    MDB_dbi governance;    /* agent \0 be64 change_seq -> GovernanceEntry */
-    MDB_dbi meta;          /* trust_seq (and the log's keys, see tlog.h) */
-    MDB_dbi violations;    /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
-    pk_consumer trust;     /* the read model's durable consumer of PACTUM_TRUST */
-    pk_runner model;       /* the read model's loop */
-    pk_keypair kp;         /* signs answers and tree heads */
-    tlog log;              /* the transparency log */
-    pk_responders answers; /* pactum.oracle.* */
-    void *http;            /* struct MHD_Daemon */
-    pk_metric m[OM_COUNT]; /* counters */
-    oracle_reuse *reuse;   /* signed trust answers kept for reuse, or NULL */
-    pk_ratelimit *clients; /* authorize decisions per API client */
-    pk_ratelimit *readers; /* HTTP requests per client address */
+    const oracle_cfg *cfg;       /* borrowed configuration */
+    pk_service svc;              /* health, metrics */
+    pk_bus *bus;                 /* connection */
+    pk_store *store;             /* read model and log */
+    pk_registry *reg;            /* registry copy */
+    pk_pact_cache *pacts;        /* compiled pacts (authorize, governance sections) */
+    uint32_t partitions;         /* partitions of the streams */
+    int unbound;                 /* pk_unbound_policy of cfg->unbound */
+    MDB_dbi reports;             /* agent -> TrustReport (state, last violation, seq) */
+    MDB_dbi tiers;               /* agent \0 be64 change_seq -> TierChange */
+    MDB_dbi governance;          /* agent \0 be64 change_seq -> GovernanceEntry */
+    MDB_dbi meta;                /* trust_seq (and the log's keys, see tlog.h) */
+    MDB_dbi violations;          /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
+    pk_consumer trust;           /* the read model's durable consumer of PACTUM_TRUST */
+    pk_runner model;             /* the read model's loop */
+    pk_keypair kp;               /* signs answers and tree heads */
+    tlog log;                    /* the transparency log */
+    pk_responders answers;       /* pactum.oracle.* */
+    void *http;                  /* struct MHD_Daemon */
+    pk_metric m[OM_COUNT];       /* counters */
+    oracle_reuse *reuse;         /* signed trust answers kept for reuse, or NULL */
+    pk_ratelimit *clients;       /* authorize decisions per API client */
+    pk_ratelimit *readers;       /* HTTP requests per client address */
+    oracle_witnesses *witnesses; /* cosignatures of checkpoints, or NULL without witnesses */
 } oracle;
+
+/*
+ * Witnesses (witnesses.c): with --witnesses, a thread sends the grown log's checkpoint to each
+ * and keeps the cosignatures that verify. oracle_witnessed_checkpoint returns (caller frees)
+ * the latest checkpoint sent with the cosignatures it got, or NULL without witnesses or
+ * before the first round.
+ */
+pk_status oracle_witnesses_start(oracle *o) PK_MUST_CHECK;
+void oracle_witnesses_stop(oracle *o);
+char *oracle_witnessed_checkpoint(oracle *o);
 
 /* --- the read model (model.c) --- */
 
