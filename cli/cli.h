@@ -215,6 +215,18 @@ int cmd_log_head(const cli_call *c);
 int cmd_log_prove(const cli_call *c);
 int cmd_log_consistency(const cli_call *c);
 int cmd_verify(const cli_call *c);
+int cmd_log_monitor(const cli_call *c);
+int cmd_log_key(const cli_call *c);
+
+/* Does buf hold a signed note that names a Pactum log (a checkpoint)? */
+bool cli_is_note(const uint8_t *buf, size_t len);
+
+/*
+ * Check a checkpoint offline: signed by the log of pk, and cosigned by at least needed of the
+ * witnesses (their verifier keys); what was checked is printed. CLI_OK or CLI_FAIL.
+ */
+int cli_verify_checkpoint(const uint8_t *buf, size_t len, const uint8_t pk[32],
+                          const char *const *witnesses, size_t n_witnesses, size_t needed);
 int cmd_setup_init(const cli_call *c);
 int cmd_client_register(const cli_call *c);
 int cmd_setup_streams(const cli_call *c);

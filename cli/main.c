@@ -232,6 +232,26 @@ static const cli_opt log_consistency_opts[] = {
 
 static const cli_opt verify_opts[] = {
     {"key", 0, "LOG.pub", "the log's public key (a .pub file or hex; or PACTUM_ORACLE_KEY)", 0},
+    {"witness", 0, "VKEY",
+     "a witness's verifier key; a checkpoint (GET /checkpoint) must carry its cosignature",
+     CLI_MANY},
+    {"witnesses", 0, "N", "how many of the --witness keys must have cosigned (default: all)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt log_key_opts[] = {
+    {"key", 0, "LOG.pub", "the log's public key (a .pub file or hex; or PACTUM_ORACLE_KEY)", 0},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt log_monitor_opts[] = {
+    {"url", 0, "URL", "the oracle's HTTP address (default http://127.0.0.1:7480)", 0},
+    {"key", 0, "LOG.pub", "the log's public key (a .pub file or hex; or PACTUM_ORACLE_KEY)", 0},
+    {"state", 0, "FILE",
+     "what was verified so far, read at the start and kept after each round (default: none; "
+     "the whole log is read)",
+     0},
+    {"every", 0, "DURATION", "time between rounds (default 5s)", 0},
+    {"rounds", 0, "N", "stop after N rounds (default: until interrupted)", 0},
+    {"once", 0, NULL, "one round (the same as --rounds 1)", 0},
     {NULL, 0, NULL, NULL, 0}};
 
 static const cli_opt no_opts[] = {{NULL, 0, NULL, NULL, 0}};
@@ -322,8 +342,16 @@ static const cli_cmd commands[] = {
      cmd_log_prove},
     {"log consistency", NULL, 0, 0, "a consistency proof (checked)", log_consistency_opts, NULL,
      NULL, cmd_log_consistency},
-    {"verify", "FILE...", 1, -1, "check saved answers (--save, or HTTP bodies) offline",
-     verify_opts, NULL, NULL, cmd_verify},
+    {"log key", NULL, 0, 0,
+     "the log's id, key and note verifier key, from its public key (offline, to pin or compare)",
+     log_key_opts, NULL, NULL, cmd_log_key},
+    {"log monitor", NULL, 0, 0,
+     "follow the log by its checkpoints and tiles; exit 1 with the two checkpoints if it "
+     "contradicts itself",
+     log_monitor_opts, NULL, NULL, cmd_log_monitor},
+    {"verify", "FILE...", 1, -1,
+     "check saved answers (--save, or HTTP bodies) and checkpoints offline", verify_opts, NULL,
+     NULL, cmd_verify},
     {"setup init", NULL, 0, 0,
      "make the bus's keys, JWTs, credentials and nats.conf (operator mode)", setup_init_opts, NULL,
      NULL, cmd_setup_init},

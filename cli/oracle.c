@@ -116,12 +116,12 @@ static void say(void *ctx, bool ok, const char *text)
 /* --- verify ------------------------------------------------------------------------ */
 
 /* A saved answer: the envelope's bytes, or JSON with "signed" (base64). */
-static int read_answer(const char *path, uint8_t **out, size_t *len)
+/* The whole file, at most 64 MiB (caller frees). */
+static int read_whole(const char *path, uint8_t **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     uint8_t *buf = NULL;
     size_t cap = 0, n = 0;
-    pk_status st;
 
     if (!f)
         return cli_error(CLI_IO, "%s: %s", path, strerror(errno));
@@ -143,17 +143,24 @@ static int read_answer(const char *path, uint8_t **out, size_t *len)
             break;
     }
     fclose(f);
-    st = pk_verify_unwrap(buf, n, out, len);
-    free(buf);
-    return st == PK_OK ? CLI_OK : cli_error(CLI_FAIL, "%s: %s", path, pk_error_msg());
+    *out = buf;
+    *len = n;
+    return CLI_OK;
 }
 
 int cmd_verify(const cli_call *c)
 {
     const char *key = cli_get(c, "key");
+    const char *const *witnesses = NULL;
+    size_t n_witnesses = cli_get_all(c, "witness", &witnesses);
+    uint64_t needed = n_witnesses;
     uint8_t pk[32];
-    int failures = 0;
+    int failures = 0, checkpoints = 0;
 
+    if (cli_get_u64(c, "witnesses", 1, n_witnesses ? n_witnesses : 1, &needed) != CLI_OK)
+        return CLI_USAGE;
+    if (cli_has(c, "witnesses") && !n_witnesses)
+        return cli_usage_error("--witnesses counts the --witness keys: give them");
     if (key) {
         if (pk_pubkey_load(key, pk) != PK_OK)
             return cli_error(CLI_IO, "--key: %s", pk_error_msg());
@@ -166,21 +173,37 @@ int cmd_verify(const cli_call *c)
     for (int i = 0; i < c->n_args; i++) {
         say_ctx sc = {.file = NULL};
         pk_verifier v = {.key = pk, .say = say, .say_ctx = &sc};
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        if (read_answer(c->args[i], &buf, &len) != CLI_OK) {
+        uint8_t *buf = NULL, *answer = NULL;
+        size_t len = 0, alen = 0;
+        if (read_whole(c->args[i], &buf, &len) != CLI_OK) {
             failures++;
             continue;
         }
         printf("%s\n", c->args[i]);
-        if (pk_verify_answer(&v, buf, len))
+        if (cli_is_note(buf, len)) {
+            checkpoints++;
+            failures += cli_verify_checkpoint(buf, len, pk, witnesses, n_witnesses,
+                                              (size_t)needed) != CLI_OK;
+        } else if (pk_verify_unwrap(buf, len, &answer, &alen) != PK_OK) {
+            cli_error(CLI_FAIL, "%s: %s", c->args[i], pk_error_msg());
             failures++;
+        } else {
+            failures += pk_verify_answer(&v, answer, alen) != 0;
+            free(answer);
+        }
         free(buf);
     }
+    if (n_witnesses && !checkpoints)
+        return cli_error(CLI_FAIL, "--witness checks checkpoints, and none was given (save one "
+                                   "from GET /checkpoint)");
     if (failures)
-        return cli_error(CLI_FAIL, "%d of %d answer%s did not verify", failures, c->n_args,
+        return cli_error(CLI_FAIL, "%d of %d file%s did not verify", failures, c->n_args,
                          c->n_args == 1 ? "" : "s");
-    printf("all %d answer%s verified\n", c->n_args, c->n_args == 1 ? "" : "s");
+    if (checkpoints)
+        printf("all %d file%s verified (%d checkpoint%s)\n", c->n_args, c->n_args == 1 ? "" : "s",
+               checkpoints, checkpoints == 1 ? "" : "s");
+    else
+        printf("all %d answer%s verified\n", c->n_args, c->n_args == 1 ? "" : "s");
     return CLI_OK;
 }
 
