@@ -14,7 +14,9 @@
 #   6. the scorer's state is rebuilt from the recorded history and matches the live one
 #   7. the oracle attests the agent's standing; the attestation, with its proof from the
 #      transparency log, is checked offline with nothing but the log's public key
-#   8. the log's key, to pin, and its latest checkpoint as a C2SP signed note (HTTP)
+#   8. the log's key, to pin, and its latest checkpoint as a C2SP signed note (HTTP),
+#      cosigned by a witness that checked it extends what it cosigned before; checked
+#      offline with the log's key and the witness's
 #
 # Everything started is stopped at the end (or on Ctrl-C); the data stays in
 # var/ for inspection (the next run starts afresh).
@@ -102,12 +104,19 @@ step "an attestation of its standing, checked offline against the transparency l
 run --save "$PACTUM_VAR/attestation.bin" attest "$AGENT"
 run verify --key "$PACTUM_VAR/oracle/oracle.key.pub" "$PACTUM_VAR/attestation.bin"
 
-step "the log's key, to pin, and its latest checkpoint (a C2SP signed note, for standard tools)"
+step "the log's key, to pin, and its latest checkpoint (a C2SP signed note, for standard tools), cosigned by a witness"
 echo "\$ curl http://127.0.0.1:7480/v1/log/key"
 curl -fsS http://127.0.0.1:7480/v1/log/key
 echo
 echo "\$ curl http://127.0.0.1:7480/checkpoint"
-curl -fsS http://127.0.0.1:7480/checkpoint
+for _ in $(seq 1 50); do
+  curl -fsS http://127.0.0.1:7480/checkpoint >"$PACTUM_VAR/checkpoint.txt"
+  grep -q "^— pactum.witness/" "$PACTUM_VAR/checkpoint.txt" && break
+  sleep 0.2
+done
+cat "$PACTUM_VAR/checkpoint.txt"
+run verify --key "$PACTUM_VAR/oracle/oracle.key.pub" --witness "$PACTUM_WITNESS_VKEY" \
+  "$PACTUM_VAR/checkpoint.txt"
 
 "$PACTUM" --json trust "$AGENT" >"$PACTUM_VAR/final-report.json"
 step "done: contained by a leak, then trusted again once the leak was overturned"

@@ -8,7 +8,7 @@ PACKAGES=(
   gcc make cmake pkg-config
   nats-server
   libnats-dev libprotobuf-c-dev protobuf-c-compiler
-  liblmdb-dev libsodium-dev libjansson-dev libmicrohttpd-dev
+  liblmdb-dev libsodium-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
   curl openssl
   libcriterion-dev
   python3 python3-nacl

@@ -27,7 +27,7 @@ suite_build() {
   "$ROOT/scripts/deps.sh"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$BUILD" -j "$(nproc)" --target pactum pactum-ingest pactum-evaluator \
-    pactum-scorer pactum-oracle >/dev/null
+    pactum-scorer pactum-oracle pactum-witness >/dev/null
 }
 
 # Wait (bounded) until a service answers its health check (as the monitor user).
@@ -81,6 +81,34 @@ suite_start() {
   fi
   export PACTUM_ADMIN_KEY="$PACTUM_VAR/keys/admin.key.pub"
   echo "admin key     $PACTUM_VAR/keys/admin.key (registers operators, arbiters and API clients)"
+  # A witness with a key of its own follows the log: the log's key is made here on the first
+  # run (the oracle would make it on its first start), so the witness can be told which log
+  # to follow, and the oracle which witness to ask.
+  mkdir -p -m 0700 "$PACTUM_VAR/oracle"
+  if [ ! -e "$PACTUM_VAR/oracle/oracle.key" ]; then
+    "$BUILD/cli/pactum" keygen -o "$PACTUM_VAR/oracle/oracle.key" >/dev/null
+  fi
+  local log_vkey wport
+  log_vkey=$("$BUILD/cli/pactum" log key --key "$PACTUM_VAR/oracle/oracle.key.pub" |
+    awk '/^note verifier key/ {print $4}')
+  wport=$(free_port "${PACTUM_WITNESS_PORT:-7490}")
+  rm -f "$PACTUM_VAR/witness/witness.vkey"
+  "$BUILD/services/witness/pactum-witness" --listen "127.0.0.1:$wport" \
+    --dir "$PACTUM_VAR/witness" --logs "$log_vkey" >"$PACTUM_VAR/logs/witness.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 50); do
+    [ -s "$PACTUM_VAR/witness/witness.vkey" ] && break
+    sleep 0.1
+  done
+  if [ ! -s "$PACTUM_VAR/witness/witness.vkey" ]; then
+    echo "pactum: the witness did not start; see $PACTUM_VAR/logs/witness.log" >&2
+    return 1
+  fi
+  PACTUM_WITNESS_VKEY=$(cat "$PACTUM_VAR/witness/witness.vkey")
+  export PACTUM_WITNESS_VKEY
+  export PACTUM_ORACLE_WITNESSES="http://127.0.0.1:$wport $PACTUM_WITNESS_VKEY"
+  echo "witness       http://127.0.0.1:$wport/add-checkpoint (key $PACTUM_VAR/witness/witness.key;"
+  echo "              verifier key $PACTUM_WITNESS_VKEY)"
   # each service on its own credentials; ingest signs new users' JWTs (issuer.json)
   for svc in "${SERVICES[@]}"; do
     PACTUM_NATS_CREDS="$PACTUM_AUTH/creds/$svc.creds" \

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,9 @@
 #include "harness.h"
 #include "pk/answer.h"
 #include "pk/clock.h"
+#include "fixtures.h"
 #include "pk/merkle.h"
+#include "pk/note.h"
 
 static h_env h;
 static pk_keypair agent, owner;
@@ -592,6 +595,262 @@ Test(oracle, every_http_route_answers_signed_json_or_a_clear_refusal)
     cr_assert_eq(http("GET", "/v1/agents/shop-bot/authorize", NULL, NULL), 405, "%s", out);
     cr_assert_eq(http("GET", "/v1/nothing", NULL, NULL), 404, "%s", out);
     cr_assert_geq(h_metric(&h, "oracle", "pactum_oracle_http_refused_total"), 9);
+    cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
+}
+
+/* Write a file in the test folder (made with its parents). */
+static void put_file(const char *name, const void *data, size_t len)
+{
+    char path[900], cmd[1000];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", h.dir, name);
+    snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\"", path);
+    cr_assert_eq(system(cmd), 0);
+    f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* POST a file of the test folder to the witness; its status, its answer in out. */
+static int post_witness(int port, const char *name)
+{
+    char cmd[1200], code[8] = "";
+    FILE *f;
+    size_t n;
+
+    snprintf(cmd, sizeof(cmd),
+             "curl -s -m 10 -o %s/witness-reply.txt -w '%%{http_code}' --data-binary @%s/%s "
+             "http://127.0.0.1:%d/add-checkpoint",
+             h.dir, h.dir, name, port);
+    f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    n = fread(code, 1, sizeof(code) - 1, f);
+    code[n] = '\0';
+    pclose(f);
+    snprintf(cmd, sizeof(cmd), "%s/witness-reply.txt", h.dir);
+    out[0] = '\0';
+    if ((f = fopen(cmd, "rb"))) {
+        n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    return atoi(code);
+}
+
+/*
+ * Another history of the log: n leaves "forked <i>", its checkpoint signed with the log's own
+ * (stolen) key into note, and, when old > 0, an add-checkpoint request from old in request.
+ */
+static void forked_log(h_tree *t, const pk_keypair *log_kp, uint64_t old, uint64_t n, char *note,
+                       char *request, size_t cap)
+{
+    char origin[PK_NOTE_NAME_MAX];
+    uint8_t root[PK_HASH], proof[PK_MERKLE_PATH_MAX][PK_HASH];
+    size_t np = 0, at;
+
+    h_tree_reset(t);
+    for (uint64_t i = 0; i < n; i++) {
+        char leaf[32];
+        int len = snprintf(leaf, sizeof(leaf), "forked %llu", (unsigned long long)i);
+        h_tree_add(t, leaf, (size_t)len, NULL);
+    }
+    cr_assert_eq(t->size, n);
+    pk_note_origin(log_kp->pk, origin, sizeof(origin));
+    cr_assert_eq(pk_merkle_root(&t->io, n, root), PK_OK);
+    cr_assert_eq(pk_checkpoint_note(log_kp, origin, n, root, note, PK_NOTE_MAX), PK_OK);
+    if (!request)
+        return;
+    if (old > 0 && old < n)
+        cr_assert_eq(pk_merkle_consistency(&t->io, old, n, proof, &np), PK_OK);
+    at = (size_t)snprintf(request, cap, "old %llu\n", (unsigned long long)old);
+    for (size_t i = 0; i < np; i++) {
+        sodium_bin2base64(request + at, cap - at, proof[i], PK_HASH,
+                          sodium_base64_VARIANT_ORIGINAL);
+        at += strlen(request + at);
+        request[at++] = '\n';
+    }
+    snprintf(request + at, cap - at, "\n%s", note);
+}
+
+/* The tree size on the second line of a checkpoint. */
+static uint64_t checkpoint_size(const char *note)
+{
+    const char *nl = strchr(note, '\n');
+
+    cr_assert_not_null(nl, "not a checkpoint: %s", note);
+    return strtoull(nl + 1, NULL, 10);
+}
+
+Test(oracle, witnesses_cosign_the_log_refuse_a_fork_and_a_monitor_catches_one)
+{
+    static h_tree fork;
+    char wdir[600], listen[64], vkey[256] = "", wvkey[256] = "", stranger[256], env_w[800];
+    char note[PK_NOTE_MAX], request[8192], path[900], cmd[1600];
+    int wport = h_free_port();
+    pid_t wpid;
+    pk_keypair log_kp, other;
+    uint64_t head_size, cosigned_size = 0, s, m;
+    bool cosigned = false;
+
+    good("w", 3);
+    head_size = wait_log(4);
+    cr_assert_eq(http("GET", "/v1/log/key", NULL, "logkey.json"), 200, "%.300s", out);
+    {
+        json_t *doc = json_loads(out, 0, NULL);
+        cr_assert_not_null(doc, "%s", out);
+        snprintf(vkey, sizeof(vkey), "%s",
+                 json_string_value(json_object_get(doc, "note_verifier_key")));
+        json_decref(doc);
+    }
+    cr_assert_eq(http("GET", "/.well-known/pactum-log-key", NULL, NULL), 200, "%.300s", out);
+    cr_assert(strstr(out, vkey) != NULL, "the well-known path shows another key: %s", out);
+    cr_assert_eq(cli("log key --key %s", key_pub), 0, "%s", out);
+    cr_assert(strstr(out, vkey) != NULL, "pactum log key computes another key: %s", out);
+    /* a witness of its own key, following this log */
+    snprintf(wdir, sizeof(wdir), "%s/witness", h.dir);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", wport);
+    snprintf(path, sizeof(path), "%s/witness.log", h.dir);
+    {
+        char *argv[] = {PK_BUILD_DIR "/services/witness/pactum-witness",
+                        "--listen",
+                        listen,
+                        "--dir",
+                        wdir,
+                        "--logs",
+                        vkey,
+                        NULL};
+        wpid = h_spawn(argv[0], argv, path, NULL);
+        cr_assert_gt(wpid, 0);
+    }
+    snprintf(path, sizeof(path), "%s/witness.vkey", wdir);
+    for (int i = 0; i < 100 && !wvkey[0]; i++) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(wvkey, sizeof(wvkey), f))
+                wvkey[0] = '\0';
+            fclose(f);
+            wvkey[strcspn(wvkey, "\n")] = '\0';
+        }
+        if (!wvkey[0])
+            pk_sleep_ms(100);
+    }
+    cr_assert(wvkey[0], "the witness wrote no verifier key (see %s/witness.log)", h.dir);
+    cr_assert(strncmp(wvkey, "pactum.witness/", 15) == 0, "%s", wvkey);
+
+    /* the oracle asks it to cosign; /checkpoint then carries its cosignature */
+    snprintf(env_w, sizeof(env_w), "PACTUM_ORACLE_WITNESSES=http://127.0.0.1:%d %s", wport, wvkey);
+    {
+        const char *env[] = {env_w, "PACTUM_ORACLE_WITNESS_EVERY=200ms", NULL};
+        cr_assert(h_restart_service(&h, 3, SIGTERM, env), "the oracle did not come back");
+    }
+    cr_assert_eq(http("GET", "/v1/log/head", NULL, "cphead.json"), 200, "%.300s", out);
+    for (int i = 0; i < 100 && !cosigned; i++) {
+        cr_assert_eq(http("GET", "/checkpoint", NULL, "checkpoint.txt"), 200, "%.300s", out);
+        cosigned = strstr(out, "\n\xe2\x80\x94 pactum.witness/") != NULL &&
+                   checkpoint_size(out) >= head_size;
+        if (!cosigned)
+            pk_sleep_ms(100);
+    }
+    cr_assert(cosigned, "no cosigned checkpoint: %s", out);
+    cosigned_size = checkpoint_size(out);
+    cr_assert_eq(cli("verify --key %s --witness %s checkpoint.txt", key_pub, wvkey), 0, "%s", out);
+    cr_assert(strstr(out, "cosigned by witness pactum.witness/") != NULL, "%s", out);
+    /* a witness that did not cosign it */
+    h_keypair(&other, 0x77);
+    cr_assert_eq(pk_note_verifier_key("pactum.witness/other", PK_NOTE_COSIG, other.pk, stranger,
+                                      sizeof(stranger)),
+                 PK_OK);
+    cr_assert_eq(
+        cli("verify --key %s --witness %s --witness %s checkpoint.txt", key_pub, wvkey, stranger),
+        1, "%s", out);
+    cr_assert(strstr(out, "1 of the 2 witnesses cosigned; 2 needed") != NULL, "%s", out);
+    cr_assert_eq(cli("verify --key %s --witness %s --witness %s --witnesses 1 checkpoint.txt",
+                     key_pub, wvkey, stranger),
+                 0, "%s", out);
+    /* the cosignature, checked by the independent implementation (Python and PyNaCl) */
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && /usr/bin/python3 %s/tests/tools/checkpoint_check.py checkpoint.txt "
+             "logkey.json cphead.json --witness '%s'",
+             h.dir, PK_SOURCE_DIR, wvkey);
+    cr_assert_eq(system(cmd), 0, "the cosignature did not pass the independent check");
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && /usr/bin/python3 %s/tests/tools/checkpoint_check.py checkpoint.txt "
+             "logkey.json cphead.json --witness '%s' >/dev/null",
+             h.dir, PK_SOURCE_DIR, stranger);
+    cr_assert_neq(system(cmd), 0, "a witness that did not cosign passed the independent check");
+
+    /* someone with the log's key shows the witness another history: refused (the oracle goes
+     * on without witnesses, so that the witness's record stays where it is) */
+    cr_assert_eq(h_stop_pid(h.svc_pid[3], SIGTERM, 15000), 0, "the oracle did not stop cleanly");
+    h.svc_pid[3] = 0;
+    cr_assert(h_start_service(&h, 3, NULL), "the oracle did not come back");
+    snprintf(path, sizeof(path), "%s/var/oracle/oracle.key", h.dir);
+    cr_assert_eq(pk_key_load(path, &log_kp), PK_OK, "%s", pk_error_msg());
+    forked_log(&fork, &log_kp, 0, 1, note, request, sizeof(request));
+    put_file("fork-0.txt", request, strlen(request));
+    cr_assert_eq(post_witness(wport, "fork-0.txt"), 409, "%s", out);
+    s = strtoull(out, NULL, 10); /* the size it cosigned last */
+    cr_assert_geq(s, cosigned_size, "%s", out);
+    forked_log(&fork, &log_kp, s, s, note, request, sizeof(request));
+    put_file("fork-same.txt", request, strlen(request));
+    cr_assert_eq(post_witness(wport, "fork-same.txt"), 409, "another tree of the same size: %s",
+                 out);
+    forked_log(&fork, &log_kp, s, s + 3, note, request, sizeof(request));
+    put_file("fork-longer.txt", request, strlen(request));
+    cr_assert_eq(post_witness(wport, "fork-longer.txt"), 422, "a longer tree off the cosigned: %s",
+                 out);
+    snprintf(cmd, sizeof(cmd), "grep -q 'a split view' %s/witness.log", h.dir);
+    cr_assert_eq(system(cmd), 0, "the witness did not log the split view");
+
+    /* a monitor follows the log ... */
+    cr_assert_eq(cli("log monitor --url http://127.0.0.1:%d --key %s --state %s/mon.state --once",
+                     h.http_port, key_pub, h.dir),
+                 0, "%s", out);
+    cr_assert(strstr(out, "verified, consistent with 0") != NULL, "%s", out);
+    m = strtoull(strstr(out, "checkpoint ") + 11, NULL, 10);
+    good("w2", 2);
+    wait_log(m + 2);
+    cr_assert_eq(cli("log monitor --url http://127.0.0.1:%d --key %s --state %s/mon.state --once",
+                     h.http_port, key_pub, h.dir),
+                 0, "%s", out);
+    snprintf(cmd, sizeof(cmd), "verified, consistent with %llu", (unsigned long long)m);
+    cr_assert(strstr(out, cmd) != NULL, "%s", out);
+    m = strtoull(strstr(out, "checkpoint ") + 11, NULL, 10);
+    cr_assert_lt(m, 250, "a test log of %llu leaves", (unsigned long long)m);
+    /* ... and catches one that forked (served from files: its checkpoint and tiles) */
+    forked_log(&fork, &log_kp, 0, m + 2, note, NULL, 0);
+    put_file("fork/checkpoint", note, strlen(note));
+    {
+        uint8_t hashes[256 * PK_HASH], entries[256 * 34];
+        size_t at = 0;
+        char name[64];
+        for (uint64_t i = 0; i < m + 2; i++) {
+            char leaf[32];
+            int len = snprintf(leaf, sizeof(leaf), "forked %llu", (unsigned long long)i);
+            pk_merkle_leaf_hash((const uint8_t *)leaf, (size_t)len, hashes + i * PK_HASH);
+            entries[at++] = 0;
+            entries[at++] = (uint8_t)len;
+            memcpy(entries + at, leaf, (size_t)len);
+            at += (size_t)len;
+        }
+        snprintf(name, sizeof(name), "fork/tile/0/000.p/%llu", (unsigned long long)(m + 2));
+        put_file(name, hashes, (m + 2) * PK_HASH);
+        snprintf(name, sizeof(name), "fork/tile/entries/000.p/%llu", (unsigned long long)(m + 2));
+        put_file(name, entries, at);
+    }
+    cr_assert_eq(cli("log monitor --url file://%s/fork --key %s --state %s/mon.state --once", h.dir,
+                     key_pub, h.dir),
+                 1, "%s", out);
+    cr_assert(strstr(out, "INCONSISTENT: the tree of") != NULL, "%s", out);
+    cr_assert(strstr(out, "--- the earlier checkpoint") != NULL, "%s", out);
+    cr_assert(strstr(out, note) != NULL, "the forked checkpoint is not shown: %s", out);
+    /* what it verified is kept: the honest log still follows from it */
+    cr_assert_eq(cli("log monitor --url http://127.0.0.1:%d --key %s --state %s/mon.state --once",
+                     h.http_port, key_pub, h.dir),
+                 0, "%s", out);
+    cr_assert_eq(h_stop_pid(wpid, SIGTERM, 5000), 0, "the witness did not stop cleanly");
     cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
 }
 

@@ -2,13 +2,15 @@
 """An independent check of a Pactum checkpoint, written from the C2SP specifications
 (signed-note, tlog-checkpoint) with PyNaCl, sharing no code with Pactum:
 
-    checkpoint_check.py CHECKPOINT KEY_JSON HEAD_JSON [--same]
+    checkpoint_check.py CHECKPOINT KEY_JSON HEAD_JSON [--same] [--witness VKEY ...]
 
 CHECKPOINT is the body of GET /checkpoint, KEY_JSON that of GET /v1/log/key (the verifier
 key is taken from it, but its public key must equal the one pinned in HEAD_JSON's "key"),
 HEAD_JSON that of GET /v1/log/head. Exit 0 if the note's signature verifies under the
 verifier key, the key id is right, and the checkpoint names the head's tree (size and root;
-with --same, exactly that tree, else that or a later one); 1 otherwise, saying why."""
+with --same, exactly that tree, else that or a later one), and, for each --witness verifier
+key, the note carries a valid cosignature/v1 (C2SP tlog-cosignature) by that witness; 1
+otherwise, saying why."""
 import base64
 import hashlib
 import json
@@ -75,6 +77,37 @@ def main():
     if int(size) == int(answer["size"]) and base64.b64decode(root64).hex() != answer["root"]:
         fail("the checkpoint's root is not the head's, at the same size")
     print("checkpoint %s: tree size %s, root %s, signed by %s" % (origin, size, root64, key_id_hex))
+
+    # witnesses: "\u2014 <name> base64(key id || 8-byte big-endian time || signature)", the key
+    # id SHA-256(name, newline, 0x04, key)[:4], the signature over "cosignature/v1\ntime <t>\n"
+    # followed by the checkpoint's text
+    args = sys.argv[4:]
+    for i, a in enumerate(args):
+        if a != "--witness":
+            continue
+        w_name, w_id_hex, w_enc64 = args[i + 1].split("+", 2)
+        w_enc = base64.b64decode(w_enc64)
+        if len(w_enc) != 33 or w_enc[0] != 0x04:
+            fail("not a cosignature/v1 verifier key: " + args[i + 1])
+        w_id = hashlib.sha256(w_name.encode() + b"\n" + w_enc).digest()[:4]
+        if w_id.hex() != w_id_hex:
+            fail("the witness key's id is not SHA-256(name, newline, 0x04, key)[:4]")
+        good = None
+        for line in sigs.splitlines():
+            sig_name, sig64 = line[2:].split(" ")
+            raw = base64.b64decode(sig64)
+            if sig_name != w_name or raw[:4] != w_id or len(raw) != 4 + 8 + 64:
+                continue
+            when = int.from_bytes(raw[4:12], "big")
+            msg = b"cosignature/v1\ntime %d\n" % when + text.encode()
+            try:
+                nacl.signing.VerifyKey(w_enc[1:]).verify(msg, raw[12:])
+                good = when
+            except nacl.exceptions.BadSignatureError:
+                fail("the cosignature of %s does not verify" % w_name)
+        if good is None:
+            fail("no cosignature by witness " + w_name)
+        print("cosigned by %s at %d" % (w_name, good))
 
 
 main()
