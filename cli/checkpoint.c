@@ -38,8 +38,7 @@ static bool log_signed(const char *note, size_t len, const uint8_t pk[32], size_
         return false;
     }
     if (strcmp(origin, want) != 0) {
-        printf("FAIL  a checkpoint of %s, not of the log whose key is pinned (%s)\n", origin,
-               want);
+        printf("FAIL  a checkpoint of %s, not of the log whose key is pinned (%s)\n", origin, want);
         return false;
     }
     if (!pk_note_signed_by(note, *text_len, note + *sigs_at, len - *sigs_at, want, pk)) {
@@ -91,19 +90,12 @@ int cli_verify_checkpoint(const uint8_t *buf, size_t len, const uint8_t pk[32],
 
 int cmd_log_key(const cli_call *c)
 {
-    const char *key = cli_get(c, "key");
     uint8_t pk[32];
+    int rc;
     char id[PK_LOG_ID_LEN + 1], hex[65], name[PK_NOTE_NAME_MAX], vkey[256];
 
-    if (key) {
-        if (pk_pubkey_load(key, pk) != PK_OK)
-            return cli_error(CLI_IO, "--key: %s", pk_error_msg());
-    } else if (cli.have_oracle_key) {
-        memcpy(pk, cli.oracle_key, 32);
-    } else {
-        return cli_usage_error("log key needs the log's public key: --key FILE.pub or HEX (or "
-                               "PACTUM_ORACLE_KEY)");
-    }
+    if ((rc = cli_log_key_arg(c, pk)) != CLI_OK)
+        return rc;
     pk_log_id(pk, id);
     pk_hex_encode(pk, 32, hex);
     pk_note_origin(pk, name, sizeof(name));
@@ -274,8 +266,7 @@ static int state_save(const char *path, const monitor_state *s)
     ok = fprintf(f, "%llu\n", (unsigned long long)s->size) > 0;
     for (size_t i = 0; i < s->n_range; i++) {
         char b64[sodium_base64_ENCODED_LEN(PK_HASH, sodium_base64_VARIANT_ORIGINAL)];
-        sodium_bin2base64(b64, sizeof(b64), s->range[i], PK_HASH,
-                          sodium_base64_VARIANT_ORIGINAL);
+        sodium_bin2base64(b64, sizeof(b64), s->range[i], PK_HASH, sodium_base64_VARIANT_ORIGINAL);
         ok = ok && fprintf(f, "%s\n", b64) > 0;
     }
     ok = ok && fprintf(f, "\n%s", s->note ? s->note : "") >= 0;
@@ -301,8 +292,8 @@ static int inconsistent(const monitor_state *s, const char *note, const char *wh
  * log's level-0 hash tile, and add it to the right edge. CLI_OK, CLI_FAIL with the reason in
  * why (the log's own files disagree), or another printed error.
  */
-static int read_leaves(CURL *curl, const char *base, monitor_state *s, uint64_t size,
-                       char *why, size_t whylen)
+static int read_leaves(CURL *curl, const char *base, monitor_state *s, uint64_t size, char *why,
+                       size_t whylen)
 {
     while (s->size < size) {
         uint64_t tile = s->size / 256, first = tile * 256;
@@ -385,8 +376,7 @@ static int monitor_round(CURL *curl, const char *base, const uint8_t pk[32], mon
         snprintf(why, sizeof(why), "the log shrank from %llu to %llu leaves",
                  (unsigned long long)s->size, (unsigned long long)size);
     } else if (size == s->size && memcmp(root, s->root, PK_HASH) != 0 && s->note) {
-        snprintf(why, sizeof(why), "two different trees of %llu leaves",
-                 (unsigned long long)size);
+        snprintf(why, sizeof(why), "two different trees of %llu leaves", (unsigned long long)size);
     } else if (size > s->size) {
         monitor_state next = *s;
         if ((rc = read_leaves(curl, base, &next, size, why, sizeof(why))) == CLI_OK) {
@@ -426,7 +416,7 @@ static int monitor_round(CURL *curl, const char *base, const uint8_t pk[32], mon
 int cmd_log_monitor(const cli_call *c)
 {
     const char *url = cli_get(c, "url") ? cli_get(c, "url") : "http://127.0.0.1:7480";
-    const char *state = cli_get(c, "state"), *key = cli_get(c, "key");
+    const char *state = cli_get(c, "state");
     uint64_t rounds = cli_has(c, "once") ? 1 : 0;
     int64_t every_ms = 5000;
     monitor_state s;
@@ -438,15 +428,8 @@ int cmd_log_monitor(const cli_call *c)
     if (cli_get_u64(c, "rounds", 1, 1000000000, &rounds) != CLI_OK ||
         cli_get_duration(c, "every", 100, 86400000, &every_ms) != CLI_OK)
         return CLI_USAGE;
-    if (key) {
-        if (pk_pubkey_load(key, pk) != PK_OK)
-            return cli_error(CLI_IO, "--key: %s", pk_error_msg());
-    } else if (cli.have_oracle_key) {
-        memcpy(pk, cli.oracle_key, 32);
-    } else {
-        return cli_usage_error("log monitor needs the log's public key: --key FILE.pub or HEX "
-                               "(or PACTUM_ORACLE_KEY), obtained from the operator");
-    }
+    if ((rc = cli_log_key_arg(c, pk)) != CLI_OK)
+        return rc;
     snprintf(base, sizeof(base), "%s", url);
     while (*base && base[strlen(base) - 1] == '/')
         base[strlen(base) - 1] = '\0';

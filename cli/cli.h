@@ -218,6 +218,9 @@ int cmd_verify(const cli_call *c);
 int cmd_log_monitor(const cli_call *c);
 int cmd_log_key(const cli_call *c);
 
+/* The log's public key from --key, or else --oracle-key (PACTUM_ORACLE_KEY); a printed error. */
+int cli_log_key_arg(const cli_call *c, uint8_t pk[32]);
+
 /* Does buf hold a signed note that names a Pactum log (a checkpoint)? */
 bool cli_is_note(const uint8_t *buf, size_t len);
 

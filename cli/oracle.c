@@ -148,28 +148,37 @@ static int read_whole(const char *path, uint8_t **out, size_t *len)
     return CLI_OK;
 }
 
-int cmd_verify(const cli_call *c)
+int cli_log_key_arg(const cli_call *c, uint8_t pk[32])
 {
     const char *key = cli_get(c, "key");
-    const char *const *witnesses = NULL;
-    size_t n_witnesses = cli_get_all(c, "witness", &witnesses);
-    uint64_t needed = n_witnesses;
-    uint8_t pk[32];
-    int failures = 0, checkpoints = 0;
 
-    if (cli_get_u64(c, "witnesses", 1, n_witnesses ? n_witnesses : 1, &needed) != CLI_OK)
-        return CLI_USAGE;
-    if (cli_has(c, "witnesses") && !n_witnesses)
-        return cli_usage_error("--witnesses counts the --witness keys: give them");
     if (key) {
         if (pk_pubkey_load(key, pk) != PK_OK)
             return cli_error(CLI_IO, "--key: %s", pk_error_msg());
     } else if (cli.have_oracle_key) {
         memcpy(pk, cli.oracle_key, 32);
     } else {
-        return cli_usage_error("verify needs the log's public key: --key FILE.pub or HEX (or "
-                               "PACTUM_ORACLE_KEY)");
+        return cli_usage_error("%s needs the log's public key: --key FILE.pub or HEX (or "
+                               "PACTUM_ORACLE_KEY), obtained from the operator",
+                               c->cmd->path);
     }
+    return CLI_OK;
+}
+
+int cmd_verify(const cli_call *c)
+{
+    const char *const *witnesses = NULL;
+    size_t n_witnesses = cli_get_all(c, "witness", &witnesses);
+    uint64_t needed = n_witnesses;
+    uint8_t pk[32];
+    int failures = 0, checkpoints = 0, rc;
+
+    if (cli_get_u64(c, "witnesses", 1, n_witnesses ? n_witnesses : 1, &needed) != CLI_OK)
+        return CLI_USAGE;
+    if (cli_has(c, "witnesses") && !n_witnesses)
+        return cli_usage_error("--witnesses counts the --witness keys: give them");
+    if ((rc = cli_log_key_arg(c, pk)) != CLI_OK)
+        return rc;
     for (int i = 0; i < c->n_args; i++) {
         say_ctx sc = {.file = NULL};
         pk_verifier v = {.key = pk, .say = say, .say_ctx = &sc};

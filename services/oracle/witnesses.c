@@ -26,12 +26,12 @@
 #define REPLY_MAX     4096
 
 typedef struct witness_peer {
-    char url[512];                 /* <submission prefix>/add-checkpoint */
-    char name[PK_NOTE_NAME_MAX];   /* its cosigner name */
-    uint8_t pk[PK_PUBKEY_BYTES];   /* its key */
-    uint64_t size;                 /* the size it last cosigned, as far as known */
-    long last_status;              /* of the last request, to log changes only */
-    CURL *curl;                    /* kept: one connection per witness */
+    char url[512];               /* <submission prefix>/add-checkpoint */
+    char name[PK_NOTE_NAME_MAX]; /* its cosigner name */
+    uint8_t pk[PK_PUBKEY_BYTES]; /* its key */
+    uint64_t size;               /* the size it last cosigned, as far as known */
+    long last_status;            /* of the last request, to log changes only */
+    CURL *curl;                  /* kept: one connection per witness */
 } witness_peer;
 
 struct oracle_witnesses {
@@ -179,8 +179,7 @@ static bool ask(oracle *o, MDB_txn *txn, witness_peer *w, const char *note, size
         }
         w->size = size;
         if (w->last_status != 200)
-            PK_INFO("witness %s cosigned the log at size %llu", w->name,
-                    (unsigned long long)size);
+            PK_INFO("witness %s cosigned the log at size %llu", w->name, (unsigned long long)size);
         w->last_status = 200;
         return true;
     }

@@ -188,8 +188,8 @@ int main(int argc, char **argv)
         witness_close(&w);
         return pk_service_failed(PK_EXIT_CONFIG);
     }
-    PK_INFO("witness %s on http://%s/add-checkpoint, following %zu log%s; verifier key %s",
-            w.name, cfg.listen, w.n_logs, w.n_logs == 1 ? "" : "s", vkey);
+    PK_INFO("witness %s on http://%s/add-checkpoint, following %zu log%s; verifier key %s", w.name,
+            cfg.listen, w.n_logs, w.n_logs == 1 ? "" : "s", vkey);
     while (!pk_shutdown)
         usleep(100 * 1000);
     MHD_stop_daemon(d);

@@ -103,8 +103,8 @@ static bool parse_request(const char *body, size_t len, request *rq, witness_rep
     const char *p = body, *end = body + len, *nl;
 
     nl = memchr(p, '\n', len);
-    if (!nl || nl - p < 5 || memcmp(p, "old ", 4) != 0 || !decimal(p + 4, (size_t)(nl - p - 4),
-                                                                    &rq->old)) {
+    if (!nl || nl - p < 5 || memcmp(p, "old ", 4) != 0 ||
+        !decimal(p + 4, (size_t)(nl - p - 4), &rq->old)) {
         reply(r, 400, "the first line must be \"old <size>\"\n");
         return false;
     }
@@ -115,8 +115,9 @@ static bool parse_request(const char *body, size_t len, request *rq, witness_rep
             sodium_base642bin(buf, sizeof(buf), p, (size_t)(nl - p), NULL, &n, NULL,
                               sodium_base64_VARIANT_ORIGINAL) != 0 ||
             n != PK_HASH) {
-            reply(r, 400, "proof line %zu: expected a base64 hash (at most %d lines), then an "
-                          "empty line\n",
+            reply(r, 400,
+                  "proof line %zu: expected a base64 hash (at most %d lines), then an "
+                  "empty line\n",
                   rq->n_proof + 1, WITNESS_PROOF_MAX);
             return false;
         }
@@ -132,8 +133,7 @@ static bool parse_request(const char *body, size_t len, request *rq, witness_rep
 }
 
 /* Keep a request the log signed but the witness refused: proof of the log's misbehaviour. */
-static void keep_evidence(witness *w, MDB_txn *txn, const char *body, size_t len,
-                          uint64_t now_s)
+static void keep_evidence(witness *w, MDB_txn *txn, const char *body, size_t len, uint64_t now_s)
 {
     uint8_t key[16];
     uint64_t n = 0;
@@ -173,8 +173,8 @@ void witness_add(witness *w, const char *body, size_t len, uint64_t now_s, witne
         reply(r, 404, "unknown log %s\n", origin);
         return;
     }
-    if (!pk_note_signed_by(rq.note, text_len, rq.note + sigs_at, rq.note_len - sigs_at,
-                           log->origin, log->pk)) {
+    if (!pk_note_signed_by(rq.note, text_len, rq.note + sigs_at, rq.note_len - sigs_at, log->origin,
+                           log->pk)) {
         reply(r, 403, "the checkpoint is not signed by the key of %s\n", origin);
         return;
     }

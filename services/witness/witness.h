@@ -19,9 +19,9 @@
 #include "pk/status.h"
 #include "pk/store.h"
 
-#define WITNESS_LOGS_MAX 32  /* logs one witness follows */
+#define WITNESS_LOGS_MAX  32 /* logs one witness follows */
 #define WITNESS_PROOF_MAX 63 /* consistency proof lines in a request (the specification's cap) */
-#define WITNESS_BODY_MAX 16384
+#define WITNESS_BODY_MAX  16384
 
 typedef struct witness_log {
     char origin[PK_NOTE_NAME_MAX]; /* its origin line, which is also its key's name */
@@ -29,12 +29,12 @@ typedef struct witness_log {
 } witness_log;
 
 typedef struct witness {
-    pk_keypair kp;                          /* signs cosignatures */
-    char name[PK_NOTE_NAME_MAX];            /* the cosigner's name */
-    witness_log logs[WITNESS_LOGS_MAX];     /* the logs it follows */
-    size_t n_logs;                          /* ... and how many */
-    pk_store *store;                        /* its state */
-    MDB_dbi state, evidence;                /* origin -> size || root; refused requests */
+    pk_keypair kp;                      /* signs cosignatures */
+    char name[PK_NOTE_NAME_MAX];        /* the cosigner's name */
+    witness_log logs[WITNESS_LOGS_MAX]; /* the logs it follows */
+    size_t n_logs;                      /* ... and how many */
+    pk_store *store;                    /* its state */
+    MDB_dbi state, evidence;            /* origin -> size || root; refused requests */
 } witness;
 
 /* What an add-checkpoint request gets: an HTTP status, its body and content type. */

@@ -47,9 +47,9 @@ static void setup(void)
     h_keypair(&witness_kp, 0x20);
     h_keypair(&stranger_kp, 0x30);
     pk_note_origin(log_kp.pk, origin, sizeof(origin));
-    cr_assert_eq(pk_note_verifier_key(origin, PK_NOTE_ED25519, log_kp.pk, log_vkey,
-                                      sizeof(log_vkey)),
-                 PK_OK);
+    cr_assert_eq(
+        pk_note_verifier_key(origin, PK_NOTE_ED25519, log_kp.pk, log_vkey, sizeof(log_vkey)),
+        PK_OK);
     cr_assert_eq(witness_open(&w, dir, &witness_kp, "witness.test/w1", log_vkey), PK_OK, "%s",
                  pk_error_msg());
     grow(&good, &good_io, 'a', LEAVES);
