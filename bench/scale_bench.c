@@ -13,6 +13,8 @@
  * and asked about random agents.
  */
 #include <lmdb.h>
+#include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,19 +22,31 @@
 #include <sys/stat.h>
 
 #include "bench.h"
+#include "pk/answer.h"
 #include "pk/clock.h"
 #include "pk/store.h"
 #include "util.h"
 
 typedef struct copy_spec {
     const char *service; /* LMDB folder */
-    const char *dbs[3];  /* per-agent databases */
+    const char *dbs[4];  /* per-agent databases */
+    unsigned flags[4];   /* ... opened with these flags */
 } copy_spec;
 
 static const copy_spec specs[] = {
-    {"evaluator", {"states", NULL}},
-    {"scorer", {"agents", NULL}},
-    {"oracle", {"reports", "reg_agents", NULL}},
+    {"evaluator", {"states", NULL}, {0}},
+    {"scorer", {"agents", NULL}, {0}},
+    {"oracle", {"reports", "reg_agents", NULL}, {0}},
+};
+
+/*
+ * For the questions about many agents: the oracle's read model of each. Their registrations
+ * and pacts (a pact binds one agent) go into the registry stream (bu_registry_load), which
+ * the oracle and the evaluator read at their start; the evaluator's clause states start
+ * empty.
+ */
+static const copy_spec query_specs[] = {
+    {"oracle", {"reports", NULL}, {0}},
 };
 
 #define N_SPECS (sizeof(specs) / sizeof(specs[0]))
@@ -69,8 +83,8 @@ static int replicate(const char *src_dir, const char *dst_dir, const copy_spec *
             size_t kl, vl;
         } recs[64];
         int nr = 0;
-        if (pk_store_dbi(src, sp->dbs[d], 0, &sdb) != PK_OK ||
-            pk_store_dbi(dst, sp->dbs[d], 0, &ddb) != PK_OK)
+        if (pk_store_dbi(src, sp->dbs[d], sp->flags[d], &sdb) != PK_OK ||
+            pk_store_dbi(dst, sp->dbs[d], sp->flags[d], &ddb) != PK_OK)
             goto out;
         /* a read transaction sees only the databases opened before it began */
         pk_txn_abort(rt);
@@ -190,6 +204,253 @@ out:
     return p50;
 }
 
+/* --- queries about many agents, spread by a Zipf law -------------------------------- */
+
+#define ZIPF_AGENTS  100000 /* 10,000 in a quick run */
+#define ZIPF_CLIENTS 8
+
+static long zipf_agents = ZIPF_AGENTS;
+
+typedef struct zipf_client {
+    const char *url;
+    const double *cdf; /* cdf[i]: the chance that an agent of rank <= i is asked about */
+    const char *token; /* the API client's, for authorize */
+    const char *echo;  /* NULL: ask the oracle; else a bare responder's subject */
+    int n;             /* requests */
+    unsigned seed;
+    int ok; /* answered, with status ok */
+} zipf_client;
+
+static long zipf_rank(const double *cdf, unsigned *seed)
+{
+    double u = (double)rand_r(seed) / ((double)RAND_MAX + 1.0);
+    long lo = 0, hi = zipf_agents - 1;
+
+    while (lo < hi) {
+        long mid = (lo + hi) / 2;
+        if (cdf[mid] < u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Is m a signed answer (of a trust report, or of a decision) whose status is ok? */
+static bool answered_ok(natsMsg *m, bool authorize)
+{
+    Pactum__V1__Signed *env = pactum__v1__signed__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                         (const uint8_t *)natsMsg_GetData(m));
+    bool ok = false;
+
+    if (!env)
+        return false;
+    if (authorize) {
+        Pactum__V1__AuthorizeDecision *d =
+            pactum__v1__authorize_decision__unpack(NULL, env->payload.len, env->payload.data);
+        ok = d && d->status == PACTUM__V1__QUERY_STATUS__QUERY_OK;
+        if (d)
+            pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    } else {
+        Pactum__V1__TrustReport *t =
+            pactum__v1__trust_report__unpack(NULL, env->payload.len, env->payload.data);
+        ok = t && t->status == PACTUM__V1__QUERY_STATUS__QUERY_OK;
+        if (t)
+            pactum__v1__trust_report__free_unpacked(t, NULL);
+    }
+    pactum__v1__signed__free_unpacked(env, NULL);
+    return ok;
+}
+
+/* One client: n questions, one at a time; one in ten an authorize, the rest trust reports. */
+static void *zipf_main(void *p)
+{
+    zipf_client *c = p;
+    pk_bus *bus = h_connect(c->url, "bench-zipf", true);
+
+    if (!bus)
+        return NULL;
+    for (int i = 0; i < c->n; i++) {
+        char id[16];
+        bool authorize = i % 10 == 0;
+        uint8_t *req = NULL;
+        size_t len = 0;
+        natsMsg *m = NULL;
+        pk_status st;
+        snprintf(id, sizeof(id), "s%07ld", zipf_rank(c->cdf, &c->seed));
+        if (authorize) {
+            Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
+            q.agent_id = id;
+            q.action = "reply";
+            q.client_token = (char *)c->token;
+            st = pk_pack(&q.base, &req, &len);
+        } else {
+            Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
+            q.agent_id = id;
+            st = pk_pack(&q.base, &req, &len);
+        }
+        if (st != PK_OK)
+            break;
+        if (natsConnection_Request(&m, bus->nc,
+                                   c->echo     ? c->echo
+                                   : authorize ? PK_SUBJ_ORACLE_AUTHORIZE
+                                               : PK_SUBJ_ORACLE_TRUST,
+                                   req, (int)len, 5000) == NATS_OK &&
+            (c->echo || answered_ok(m, authorize)))
+            c->ok++;
+        natsMsg_Destroy(m);
+        free(req);
+    }
+    pk_bus_close(bus);
+    return NULL;
+}
+
+static void on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)sub, (void)closure;
+    if (natsMsg_GetReply(msg))
+        natsConnection_Publish(nc, natsMsg_GetReply(msg), "", 0);
+    natsMsg_Destroy(msg);
+}
+
+/* ZIPF_CLIENTS clients of n questions each; questions a second, or -1 if one went unanswered. */
+static double zipf_rate(h_env *h, const double *cdf, const char *token, const char *echo, int n)
+{
+    zipf_client c[ZIPF_CLIENTS];
+    pthread_t th[ZIPF_CLIENTS];
+    int64_t t0 = pk_mono_ns();
+    int ok = 0;
+
+    for (int i = 0; i < ZIPF_CLIENTS; i++) {
+        c[i] = (zipf_client){h->url, cdf, token, echo, n, 1000u + (unsigned)i, 0};
+        pthread_create(&th[i], NULL, zipf_main, &c[i]);
+    }
+    for (int i = 0; i < ZIPF_CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        ok += c[i].ok;
+    }
+    if (ok != ZIPF_CLIENTS * n) {
+        fprintf(stderr, "bench: %d of %d questions about %ld agents unanswered\n",
+                ZIPF_CLIENTS * n - ok, ZIPF_CLIENTS * n, zipf_agents);
+        return -1;
+    }
+    return ok / ((double)(pk_mono_ns() - t0) / 1e9);
+}
+
+/* Until the evaluator answers for every partition: an authorize about 64 agents answered. */
+static bool zipf_ready(h_env *h, const char *token)
+{
+    int64_t deadline = pk_mono_ms() + 60000;
+
+    for (long a = 0; a < 64 && pk_mono_ms() < deadline;) {
+        Pactum__V1__AuthorizeRequest q = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
+        char id[16];
+        uint8_t *req = NULL;
+        size_t len = 0;
+        natsMsg *m = NULL;
+        bool ok = false;
+        snprintf(id, sizeof(id), "s%07ld", a);
+        q.agent_id = id;
+        q.action = "reply";
+        q.client_token = (char *)token;
+        if (pk_pack(&q.base, &req, &len) == PK_OK &&
+            natsConnection_Request(&m, h->bus->nc, PK_SUBJ_ORACLE_AUTHORIZE, req, (int)len, 5000) ==
+                NATS_OK)
+            ok = answered_ok(m, true);
+        natsMsg_Destroy(m);
+        free(req);
+        if (ok)
+            a++;
+        else
+            pk_sleep_ms(100);
+    }
+    if (pk_mono_ms() >= deadline)
+        fprintf(stderr, "bench: the evaluator and the oracle did not answer for every agent\n");
+    return pk_mono_ms() < deadline;
+}
+
+/*
+ * zipf_agents agents registered (their pacts in the registry stream) with their state in a
+ * fresh folder, an evaluator and an oracle on it; then each round, ZIPF_CLIENTS clients
+ * asking about agents chosen by a Zipf law (s = 1.1), and the same clients asking a bare
+ * responder, one right after the other.
+ */
+static int zipf_figure(bu_suite *s, const char *token, const bench_opts *o, bench_figure *f)
+{
+    static double cdf[ZIPF_AGENTS];
+    char dir[600], env_dir[700], cmd[700];
+    const char *extra[] = {env_dir, "PACTUM_LMDB_MAP_MB=16384", "PACTUM_ORACLE_AUTHORIZE_RATE=0",
+                           NULL};
+    natsSubscription *echo = NULL;
+    int n = o->quick ? 200 : 2000, rc = -1;
+    uint64_t seq = 0;
+    double sum = 0;
+
+    zipf_agents = o->quick ? 10000 : ZIPF_AGENTS;
+    for (long i = 0; i < zipf_agents; i++)
+        cdf[i] = (sum += 1.0 / pow((double)(i + 1), 1.1));
+    for (long i = 0; i < zipf_agents; i++)
+        cdf[i] /= sum;
+    if (bu_registry_load(&s->h, zipf_agents, "s", 7, bu_pact_doc, NULL, &seq) != 0) {
+        fprintf(stderr, "bench: could not register %ld agents: %s\n", zipf_agents, pk_error_msg());
+        return -1;
+    }
+    snprintf(dir, sizeof(dir), "%s/zipf", s->h.dir);
+    mkdir(dir, 0700);
+    for (size_t i = 0; i < sizeof(query_specs) / sizeof(query_specs[0]); i++) {
+        char src[600], dst[700];
+        uint64_t used = 0;
+        snprintf(src, sizeof(src), "%s/var/%s", s->h.dir, query_specs[i].service);
+        snprintf(dst, sizeof(dst), "%s/%s", dir, query_specs[i].service);
+        if (replicate(src, dst, &query_specs[i], s->ids[0], zipf_agents, &used) != 0) {
+            fprintf(stderr, "bench: could not copy the %s state: %s\n", query_specs[i].service,
+                    pk_error_msg());
+            return -1;
+        }
+    }
+    snprintf(env_dir, sizeof(env_dir), "PACTUM_DATA_DIR=%s", dir);
+    /* each reads the registry of all those agents and pacts at its start: give it time */
+    for (int i = 1; i <= 3; i += 2) {
+        int64_t t0 = pk_mono_ms();
+        if (!h_start_service(&s->h, i, extra) &&
+            (s->h.svc_pid[i] <= 0 || !h_wait_healthy(&s->h, h_service_names[i], 180000))) {
+            fprintf(stderr, "bench: the %s did not start with %ld agents\n", h_service_names[i],
+                    zipf_agents);
+            goto out;
+        }
+        printf("  zipf: the %s started with %ld agents in %.1f s\n", h_service_names[i],
+               zipf_agents, (double)(pk_mono_ms() - t0) / 1000);
+    }
+    if (!zipf_ready(&s->h, token) ||
+        natsConnection_Subscribe(&echo, s->h.bus->nc, "bench.zipf.echo", on_echo, NULL) !=
+            NATS_OK ||
+        natsConnection_Flush(s->h.bus->nc) != NATS_OK)
+        goto out;
+    for (int r = 0; r < o->rounds; r++) {
+        double fig, bare;
+        if ((fig = zipf_rate(&s->h, cdf, token, NULL, n)) < 0 ||
+            (bare = zipf_rate(&s->h, cdf, token, "bench.zipf.echo", n)) < 0)
+            goto out;
+        f->v[f->n++] = fig;
+        f->b[f->nb++] = bare;
+        printf("  zipf, round %d: %.0f questions/s about %ld agents (bare %.0f/s)\n", r + 1, fig,
+               zipf_agents, bare);
+        fflush(stdout);
+    }
+    rc = 0;
+out:
+    natsSubscription_Destroy(echo);
+    for (int i = 3; i >= 1; i -= 2) {
+        if (s->h.svc_pid[i] > 0)
+            h_stop_pid(s->h.svc_pid[i], SIGTERM, 15000);
+        s->h.svc_pid[i] = 0;
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", dir);
+    return rc;
+}
+
 int bench_scale(const bench_opts *o)
 {
     bench_figure *q1k = bench_add("trust query p50, 1,000 agents", "ms", "", "", false);
@@ -197,8 +458,11 @@ int bench_scale(const bench_opts *o)
                                   "trust query p50, 1,000 agents", "<= 1.2 x baseline", false);
     bench_figure *bytes =
         bench_add("LMDB bytes per agent at 1,000,000 agents", "bytes", "", "<= 2048", false);
+    bench_figure *zipf = bench_add("oracle queries, 100,000 agents, zipf, 8 clients", "queries/s",
+                                   "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
     bench_figure *per[N_SPECS];
     long big = o->quick ? 20000 : 1000000;
+    char token[128];
     bu_suite s;
     char base[512], dir[600];
     int rc = -1;
@@ -211,7 +475,8 @@ int bench_scale(const bench_opts *o)
     if (bu_start(&s, 1, NULL) != 0 ||
         !h_publish_events(&s.h, s.ids[0], &s.keys[0], "scale", 40, "reply", "latency_ms", 700, NULL,
                           NULL) ||
-        h_wait_metric(&s.h, "scorer", "pactum_scorer_verdicts_total", 2, 30000) < 2)
+        h_wait_metric(&s.h, "scorer", "pactum_scorer_verdicts_total", 2, 30000) < 2 ||
+        !h_client(&s.h, "@bench", token, sizeof(token)))
         goto out;
     pk_sleep_ms(1000);
     for (int i = H_SERVICES - 1; i >= 0; i--) {
@@ -259,6 +524,8 @@ int bench_scale(const bench_opts *o)
                r + 1, p50[0], p50[1], big, (double)total / (double)big);
         fflush(stdout);
     }
+    if (zipf_figure(&s, token, o, zipf) != 0)
+        goto out;
     rc = 0;
 out:
     bu_stop(&s);

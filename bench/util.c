@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pk/clock.h"
+#include "pk/pact.h"
 
 #define PACT_FMT                                                                                   \
     "{\"pactum\":1,\"id\":\"%s-pact\",\"agent\":\"%s\",\"clauses\":["                              \
@@ -379,4 +380,83 @@ int bu_ack_all(natsMsgList *list)
         natsMsg_Ack(list->Msgs[i], NULL);
     natsMsgList_Destroy(list);
     return n;
+}
+
+/* Pack rr and publish it to subject: asynchronously, or (last) synchronously for its sequence. */
+static int registry_record(h_env *h, const char *subject, Pactum__V1__RegistryRecord *rr, bool last,
+                           uint64_t *seq)
+{
+    uint8_t *buf;
+    size_t len;
+    pk_status st;
+
+    if (pk_pack(&rr->base, &buf, &len) != PK_OK)
+        return -1;
+    st = last ? pk_bus_publish_sync(h->bus, subject, buf, len, NULL, false, 0, seq, NULL)
+              : pk_bus_publish_async(h->bus, subject, buf, len, NULL);
+    free(buf);
+    return st == PK_OK ? 0 : -1;
+}
+
+void bu_pact_doc(char *buf, size_t len, const char *agent, void *ctx)
+{
+    (void)ctx;
+    snprintf(buf, len, PACT_FMT, agent, agent);
+}
+
+int bu_registry_load(h_env *h, long n, const char *prefix, int width, bu_doc_fn doc, void *ctx,
+                     uint64_t *last_seq)
+{
+    static char text[65536];
+
+    pk_bus_publish_reset(h->bus);
+    for (long a = 0; a < n; a++) {
+        char agent[32], subject[128], pact_id[64];
+        Pactum__V1__AgentRecord ar = PACTUM__V1__AGENT_RECORD__INIT;
+        Pactum__V1__PactRecord pr = PACTUM__V1__PACT_RECORD__INIT;
+        Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
+        pk_pact *pact = NULL;
+        uint8_t key[32] = {1}, hash[32];
+
+        snprintf(agent, sizeof(agent), "%s%0*ld", prefix, width, a);
+        ar.agent_id = agent;
+        ar.agent_key.data = key;
+        ar.agent_key.len = 32;
+        ar.role = PACTUM__V1__ROLE__ROLE_AGENT;
+        rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
+        rr.agent = &ar;
+        snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, agent);
+        if (registry_record(h, subject, &rr, false, NULL) != 0)
+            return -1;
+        doc(text, sizeof(text), agent, ctx);
+        {
+            pk_lint lint = {0};
+            pk_status st = pk_pact_parse(text, strlen(text), &pact, &lint);
+            pk_lint_free(&lint);
+            if (st != PK_OK)
+                return -1;
+        }
+        snprintf(pact_id, sizeof(pact_id), "%s", pact->id);
+        pr.clauses = (uint32_t)pact->n_clauses;
+        pk_pact_free(pact);
+        pk_sha256(text, strlen(text), hash);
+        pr.pact_id = pact_id;
+        pr.version = 1;
+        pr.hash.data = hash;
+        pr.hash.len = 32;
+        pr.agent_id = agent;
+        pr.registered_ms = pk_now_ms();
+        pr.document.data = (uint8_t *)text;
+        pr.document.len = strlen(text);
+        rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_PACT;
+        rr.pact = &pr;
+        snprintf(subject, sizeof(subject), PK_SUBJ_REG_PACT, pact_id);
+        if (a == n - 1 && pk_bus_publish_wait(h->bus, 60000) != PK_OK)
+            return -1;
+        if (registry_record(h, subject, &rr, a == n - 1, last_seq) != 0)
+            return -1;
+        if (a % 4096 == 4095 && pk_bus_publish_wait(h->bus, 60000) != PK_OK)
+            return -1;
+    }
+    return 0;
 }

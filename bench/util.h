@@ -75,6 +75,20 @@ double bu_bare_pipeline(h_env *h, long n, int hops, const size_t *sizes);
  */
 int bu_bare_latency(h_env *h, int hops, int samples, double *ms);
 
+/* Write agent's pact document into buf. */
+typedef void (*bu_doc_fn)(char *buf, size_t len, const char *agent, void *ctx);
+
+/* The pact bu_start registers (a latency objective and a forbidden leak), for agent. */
+void bu_pact_doc(char *buf, size_t len, const char *agent, void *ctx);
+
+/*
+ * Put n agents (ids: prefix and the index in width digits) and a pact each (doc) straight into
+ * the registry stream, as the registrar writes them, without ingest: for benchmarks of many
+ * agents. *last_seq: the stream sequence of the last record.
+ */
+int bu_registry_load(h_env *h, long n, const char *prefix, int width, bu_doc_fn doc, void *ctx,
+                     uint64_t *last_seq);
+
 /* p-th percentile (0..100) of v (sorted in place). */
 double bu_pct(double *v, int n, double p);
 

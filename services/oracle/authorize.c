@@ -308,14 +308,22 @@ static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
     }
     pk_authz_event(q, d->decided_ms, &ev);
     ev.registry_seq = pk_registry_seq(o->reg); /* the evaluator must know these pacts */
-    if (in.n_pacts && !probe(o, &ev, in.n_pacts, &pr, why, sizeof(why)))
-        ok = oracle_refuse(o, r, Q_UNAVAILABLE,
-                           "the pact's clauses cannot be checked now, so nothing is allowed: %s",
-                           why);
+    /* a contained agent, a deny override: decided without the clauses, so without asking the
+     * evaluator (a denial reaches the caller one request-reply sooner) */
+    pk_authorize(&in, a);
+    if (!a->before_clauses && in.n_pacts) {
+        if (!probe(o, &ev, in.n_pacts, &pr, why, sizeof(why))) {
+            ok = oracle_refuse(o, r, Q_UNAVAILABLE,
+                               "the pact's clauses cannot be checked now, so nothing is allowed: "
+                               "%s",
+                               why);
+        } else {
+            in.findings = pr.f;
+            in.n_findings = pr.n;
+            pk_authorize(&in, a);
+        }
+    }
     if (ok) {
-        in.findings = pr.f;
-        in.n_findings = in.n_pacts ? pr.n : 0;
-        pk_authorize(&in, a);
         /* an approval turns "needs approval" into allow, once */
         if (a->permit == PACTUM__V1__PERMIT__PERMIT_NEEDS_APPROVAL && q->approval.len) {
             if (approval_of(o, txn, q, d->decided_ms, &approval, why, sizeof(why)) &&

@@ -117,6 +117,41 @@ Test(authorize, every_tier_with_the_default_scopes)
     EXPECT(T(SUSPENDED), "reply", 0, "", "", DENY, "suspended: nothing is allowed");
 }
 
+/*
+ * A denial made before the clauses (the tier's scope) is the same with or without the
+ * findings, so the oracle may skip asking the evaluator for them; any answer that depends on
+ * the clauses is never marked so.
+ */
+Test(authorize, only_answers_the_clauses_cannot_change_are_decided_before_them)
+{
+    for (int t = T(TRUSTED); t <= T(SUSPENDED); t++) {
+        static const char *const actions[] = {"reply", "refund.issue", "delete", "kb.read"};
+        for (size_t k = 0; k < 4; k++) {
+            pk_authz with = ask(t, actions[k], k == 1 ? 150 : 0, "USD", "users/1");
+            Pactum__V1__AuthorizeRequest r = PACTUM__V1__AUTHORIZE_REQUEST__INIT;
+            pk_authz_input in = {
+                .state = &state, .gov = &gov, .n_pacts = 1, .req = &r, .now_ms = 1000000};
+            pk_authz without;
+            r.agent_id = "bot";
+            r.action = (char *)actions[k];
+            r.amount = k == 1 ? 150 : 0;
+            r.currency = "USD";
+            r.resource = "users/1";
+            pk_authorize(&in, &without);
+            if (without.before_clauses) {
+                cr_assert_eq(without.permit, with.permit, "%s on %s", actions[k], pk_tier_name(t));
+                cr_assert_eq(without.permit, DENY, "%s on %s", actions[k], pk_tier_name(t));
+            }
+            cr_assert_eq(with.before_clauses, without.before_clauses, "%s on %s", actions[k],
+                         pk_tier_name(t));
+        }
+    }
+    cr_assert(ask(T(CONTAINED), "reply", 0, "", "").before_clauses);
+    cr_assert_not(ask(T(TRUSTED), "reply", 0, "", "").before_clauses);
+    cr_assert_not(ask(T(TRUSTED), "refund.issue", 150, "USD", "").before_clauses,
+                  "a denial by a clause was marked as decided before the clauses");
+}
+
 Test(authorize, a_pact_writes_the_scope_of_a_tier)
 {
     gov.tiers[T(WATCH)].any_action = false;

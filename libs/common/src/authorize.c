@@ -244,6 +244,7 @@ void pk_authorize(const pk_authz_input *in, pk_authz *out)
     }
     if (in->n_pacts == 0) {
         unbound(in, out);
+        out->before_clauses = true;
         return;
     }
     if ((denied = override_covering(in->state, PACTUM__V1__OVERRIDE_KIND__OVERRIDE_DENY, r->action,
@@ -251,7 +252,7 @@ void pk_authorize(const pk_authz_input *in, pk_authz *out)
         snprintf(out->override_id, sizeof(out->override_id), "%s", denied->override_id);
         reason(out, "override %s by %s denies '%s': %s", denied->override_id, denied->operator_id,
                r->action, denied->reason);
-        deny(out);
+        out->before_clauses = deny(out);
         return;
     }
     allow = override_covering(in->state, PACTUM__V1__OVERRIDE_KIND__OVERRIDE_ALLOW, r->action,
@@ -264,7 +265,7 @@ void pk_authorize(const pk_authz_input *in, pk_authz *out)
                 list_text(&ts->actions, list, sizeof(list));
                 reason(out, "%s allows only %s", tier, list);
             }
-            deny(out);
+            out->before_clauses = deny(out);
             return;
         }
         snprintf(out->override_id, sizeof(out->override_id), "%s", allow->override_id);

@@ -88,6 +88,9 @@ typedef struct pk_authz {
     char override_id[PK_ID_MAX + 1]; /* the override that changed the answer, or "" */
     char reasons[PK_AUTHZ_REASONS][PK_AUTHZ_REASON_LEN]; /* every rule that spoke, in order */
     int n_reasons;
+    /* decided by a rule before the clauses' (the unbound policy, a deny override, the tier's
+     * scope): the findings could not change the answer, so they need not be asked for */
+    bool before_clauses;
 } pk_authz;
 
 /*
