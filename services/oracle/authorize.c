@@ -270,6 +270,12 @@ static const pk_governance *governance(oracle *o, MDB_txn *txn, const Pactum__V1
  * receives the pacts in force (free with oracle_pacts_free). False (and r
  * says why) if it cannot be decided.
  */
+/* The state of a clause when none is needed: empty (pk_clause_state_fn). */
+static void no_state(void *ctx, const pk_pact *p, const pk_clause *c, pk_clause_state *s)
+{
+    (void)ctx, (void)p, (void)c, (void)s;
+}
+
 static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
                    Pactum__V1__AuthorizeDecision *d, pk_authz *a, Pactum__V1__PactRef **refs,
                    size_t *n_refs, size_t *n_read, oracle_reply *r)
@@ -309,9 +315,16 @@ static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
     pk_authz_event(q, d->decided_ms, &ev);
     ev.registry_seq = pk_registry_seq(o->reg); /* the evaluator must know these pacts */
     /* a contained agent, a deny override: decided without the clauses, so without asking the
-     * evaluator (a denial reaches the caller one request-reply sooner) */
+     * evaluator (a denial reaches the caller one request-reply sooner); and the evaluator is
+     * asked for its clause states only when they could change the answer */
     pk_authorize(&in, a);
-    if (!a->before_clauses && in.n_pacts) {
+    if (!a->before_clauses && in.n_pacts && !pk_authz_needs_state(pacts, in.n_pacts, &ev)) {
+        /* no clause's stored state could change the findings: judged here, with none */
+        in.findings = pr.f;
+        in.n_findings =
+            pk_authz_findings(pacts, in.n_pacts, &ev, no_state, NULL, pr.f, PK_AUTHZ_FINDINGS);
+        pk_authorize(&in, a);
+    } else if (!a->before_clauses && in.n_pacts) {
         if (!probe(o, &ev, in.n_pacts, &pr, why, sizeof(why))) {
             ok = oracle_refuse(o, r, Q_UNAVAILABLE,
                                "the pact's clauses cannot be checked now, so nothing is allowed: "

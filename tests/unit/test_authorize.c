@@ -403,7 +403,7 @@ static void state_of(void *ctx, const pk_pact *p, const pk_clause *c, pk_clause_
 
 Test(authorize, authorize_and_the_evaluator_never_disagree, .timeout = 120)
 {
-    int cases = 0, denied = 0, approval = 0, allowed = 0;
+    int cases = 0, denied = 0, approval = 0, allowed = 0, stateless = 0;
 
     gov.tiers[T(TRUSTED)].any_action = true; /* the tier allows anything: the pact decides */
     for (uint64_t seed = 1; seed <= 10000; seed++) {
@@ -442,6 +442,20 @@ Test(authorize, authorize_and_the_evaluator_never_disagree, .timeout = 120)
         in.now_ms = ts;
         in.findings = f;
         in.n_findings = pk_authz_findings(&p, 1, &ev, state_of, &st, f, PK_AUTHZ_FINDINGS);
+        /* where the states cannot matter, the findings without them are the same */
+        if (!pk_authz_needs_state(&p, 1, &ev)) {
+            pk_authz_finding g[PK_AUTHZ_FINDINGS];
+            size_t ng = pk_authz_findings(&p, 1, &ev, no_state, NULL, g, PK_AUTHZ_FINDINGS);
+            cr_assert_eq(ng, in.n_findings, "case %llu\n%s", (unsigned long long)seed, pdoc);
+            for (size_t i = 0; i < ng; i++) {
+                cr_assert_str_eq(g[i].clause_id, f[i].clause_id);
+                cr_assert_eq(g[i].violation, f[i].violation,
+                             "case %llu, %s: the state changed the finding\n%s",
+                             (unsigned long long)seed, f[i].clause_id, pdoc);
+                cr_assert_eq(g[i].needs_approval, f[i].needs_approval);
+            }
+            stateless++;
+        }
         state.tier = T(TRUSTED);
         state.n_overrides = 0;
         pk_authorize(&in, &a);
@@ -480,7 +494,8 @@ Test(authorize, authorize_and_the_evaluator_never_disagree, .timeout = 120)
     cr_assert_gt(denied, 1000, "%d denied", denied);
     cr_assert_gt(approval, 100, "%d needing approval", approval);
     cr_assert_gt(allowed, 1000, "%d allowed", allowed);
+    cr_assert_gt(stateless, 1000, "%d decided without the states", stateless);
     printf("authorize vs evaluator: %d cases, %d denied, %d needing approval, %d allowed, "
-           "no disagreement\n",
-           cases, denied, approval, allowed);
+           "no disagreement; %d needed no clause state\n",
+           cases, denied, approval, allowed, stateless);
 }

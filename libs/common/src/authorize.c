@@ -200,6 +200,20 @@ size_t pk_authz_findings(pk_pact *const *pacts, size_t n_pacts, const pk_event_m
     return n;
 }
 
+bool pk_authz_needs_state(pk_pact *const *pacts, size_t n_pacts, const pk_event_msg *ev)
+{
+    for (size_t p = 0; p < n_pacts; p++) {
+        for (size_t i = 0; i < pacts[p]->n_clauses; i++) {
+            const pk_clause *c = &pacts[p]->clauses[i];
+            if (c->kind == PK_CLAUSE_FORBIDDEN && pk_pred_eval(c->match, ev))
+                return true;
+            if (c->kind == PK_CLAUSE_SCOPE && c->per_window > 0 && ev->amount > 0)
+                return true;
+        }
+    }
+    return false;
+}
+
 void pk_authz_event(const Pactum__V1__AuthorizeRequest *req, int64_t now_ms, pk_event_msg *ev)
 {
     pactum__v1__event__init(ev);

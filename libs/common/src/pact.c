@@ -155,16 +155,18 @@ static void check_keys(const json_t *obj, const char *path, const char *const *a
     {
         bool ok = false;
         char list[384] = "";
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = strcmp(allowed[i], key) == 0;
+        if (ok)
+            continue;
+        /* the list of what is allowed is written only for a key that is not */
         for (size_t i = 0; allowed[i]; i++) {
-            if (strcmp(allowed[i], key) == 0)
-                ok = true;
             strncat(list, allowed[i], sizeof(list) - strlen(list) - 1);
             if (allowed[i + 1])
                 strncat(list, ", ", sizeof(list) - strlen(list) - 1);
         }
-        if (!ok)
-            pk_lint_add(l, "%s%s%s: unknown field (expected one of %s)", path, *path ? "." : "",
-                        key, list);
+        pk_lint_add(l, "%s%s%s: unknown field (expected one of %s)", path, *path ? "." : "", key,
+                    list);
     }
 }
 

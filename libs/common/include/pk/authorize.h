@@ -116,6 +116,14 @@ typedef void (*pk_clause_state_fn)(void *ctx, const pk_pact *pact, const pk_clau
                                    pk_clause_state *s);
 
 /*
+ * Could the findings on ev depend on the clauses' stored states? Only where ev matches a
+ * forbidden clause's pattern (the count in the window decides), or spends in the currency of
+ * a scope clause with a limit per window (the sum decides). When false, the findings with
+ * empty states are the findings: the oracle need not ask the evaluator for its states.
+ */
+bool pk_authz_needs_state(pk_pact *const *pacts, size_t n_pacts, const pk_event_msg *ev);
+
+/*
  * Judge ev with every scope and forbidden clause of the pacts (pk_clause_probe
  * on each clause's state from get): the findings of the clauses it is about,
  * at most max; how many.
