@@ -281,8 +281,9 @@ static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
                    size_t *n_refs, size_t *n_read, oracle_reply *r)
 {
     Pactum__V1__TrustReport *stored = oracle_stored_report(o, txn, q->agent_id);
-    Pactum__V1__TrustState initial;
+    Pactum__V1__TrustState initial, *coming;
     const Pactum__V1__TrustState *s = oracle_state_of(stored, &initial, q->agent_id);
+    uint64_t trust_seq = stored ? stored->trust_seq : 0;
     const pk_compiled *held[PK_PACTS_PER_AGENT_MAX], *gov_held = NULL;
     pk_pact *pacts[PK_PACTS_PER_AGENT_MAX];
     static _Thread_local probe_result pr;
@@ -294,6 +295,9 @@ static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
     char why[256] = "";
     bool ok = true;
 
+    /* a containment stored in PACTUM_TRUST that the read model is still committing */
+    if ((coming = oracle_held_state(o, q->agent_id, s->change_seq, &trust_seq)))
+        in.state = s = coming;
     *n_refs = oracle_pacts_of(o, txn, q->agent_id, refs, PK_PACTS_PER_AGENT_MAX);
     *n_read = 0;
     for (size_t i = 0; i < *n_refs; i++) {
@@ -360,9 +364,11 @@ static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
     pk_pact_cache_release(o->pacts, gov_held);
     d->tier = s->tier;
     d->lower_ppm = s->lower_ppm;
-    d->trust_seq = stored ? stored->trust_seq : 0;
+    d->trust_seq = trust_seq;
     if (stored)
         pactum__v1__trust_report__free_unpacked(stored, NULL);
+    if (coming)
+        pactum__v1__trust_state__free_unpacked(coming, NULL);
     return ok;
 }
 

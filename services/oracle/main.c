@@ -186,6 +186,7 @@ static int start(void *ctx)
         PK_ERROR("--unbound: expected approval, deny or allow, got '%s'", o->cfg->unbound);
         return pk_service_failed(PK_EXIT_CONFIG);
     }
+    oracle_held_init(o);
     rc = open_state(o, o->cfg);
 
     return rc == PK_EXIT_OK ? start_queries(o) : rc;
@@ -211,6 +212,7 @@ static void stop(void *ctx)
     pk_ratelimit_destroy(o->clients);
     pk_ratelimit_destroy(o->readers);
     pk_keypair_wipe(&o->kp);
+    oracle_held_free(o);
 }
 
 PK_SERVICE_MAIN(oracle, oracle_cfg, oracle_metrics_init, .name = "oracle",

@@ -85,6 +85,89 @@ static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustCh
     return st;
 }
 
+void oracle_held_init(oracle *o)
+{
+    pthread_mutex_init(&o->held_mu, NULL);
+    memset(o->held, 0, sizeof(o->held));
+}
+
+void oracle_held_free(oracle *o)
+{
+    for (size_t i = 0; i < ORACLE_HELD_SLOTS; i++)
+        free(o->held[i].state);
+    memset(o->held, 0, sizeof(o->held));
+    pthread_mutex_destroy(&o->held_mu);
+}
+
+void oracle_hold(oracle *o, const Pactum__V1__TrustChange *ch, uint64_t seq)
+{
+    oracle_held *slot = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    if (!ch->state ||
+        (ch->state->tier != PACTUM__V1__TIER__TIER_CONTAINED &&
+         ch->state->tier != PACTUM__V1__TIER__TIER_SUSPENDED) ||
+        strlen(ch->agent_id) > PK_ID_MAX || pk_pack(&ch->state->base, &buf, &len) != PK_OK)
+        return;
+    pthread_mutex_lock(&o->held_mu);
+    for (size_t i = 0; i < ORACLE_HELD_SLOTS; i++) {
+        oracle_held *h = &o->held[i];
+        if (strcmp(h->agent, ch->agent_id) == 0) {
+            slot = h->change_seq < ch->change_seq ? h : NULL;
+            if (!slot) {
+                free(buf);
+                buf = NULL;
+            }
+            break;
+        }
+        if (!slot && !h->agent[0])
+            slot = h;
+    }
+    if (slot && buf) {
+        free(slot->state);
+        snprintf(slot->agent, sizeof(slot->agent), "%s", ch->agent_id);
+        slot->trust_seq = seq;
+        slot->change_seq = ch->change_seq;
+        slot->state = buf;
+        slot->len = len;
+        buf = NULL;
+    }
+    pthread_mutex_unlock(&o->held_mu);
+    free(buf);
+}
+
+void oracle_release_held(oracle *o, uint64_t upto)
+{
+    pthread_mutex_lock(&o->held_mu);
+    for (size_t i = 0; i < ORACLE_HELD_SLOTS; i++) {
+        oracle_held *h = &o->held[i];
+        if (h->agent[0] && h->trust_seq <= upto) {
+            free(h->state);
+            memset(h, 0, sizeof(*h));
+        }
+    }
+    pthread_mutex_unlock(&o->held_mu);
+}
+
+Pactum__V1__TrustState *oracle_held_state(oracle *o, const char *agent, uint64_t change_seq,
+                                          uint64_t *trust_seq)
+{
+    Pactum__V1__TrustState *s = NULL;
+
+    pthread_mutex_lock(&o->held_mu);
+    for (size_t i = 0; i < ORACLE_HELD_SLOTS; i++) {
+        const oracle_held *h = &o->held[i];
+        if (h->agent[0] && strcmp(h->agent, agent) == 0 && h->change_seq > change_seq) {
+            s = pactum__v1__trust_state__unpack(NULL, h->len, h->state);
+            *trust_seq = h->trust_seq;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&o->held_mu);
+    return s;
+}
+
 pk_status oracle_apply(void *ctx, natsMsgList *list)
 {
     oracle *o = ctx;
@@ -106,6 +189,7 @@ pk_status oracle_apply(void *ctx, natsMsgList *list)
         if (!ch) {
             PK_WARN("trust change at #%llu does not decode; skipped", (unsigned long long)seq);
         } else {
+            oracle_hold(o, ch, seq); /* authorize denies from now, not from the commit */
             st = apply_change(o, txn, ch, seq, changed);
             pactum__v1__trust_change__free_unpacked(ch, NULL);
             if (st != PK_OK)
@@ -121,6 +205,7 @@ pk_status oracle_apply(void *ctx, natsMsgList *list)
         return st;
     }
     if ((st = pk_txn_commit(txn)) == PK_OK) {
+        oracle_release_held(o, last);
         oracle_reuse_forget(o, changed); /* after the commit: see reuse.c */
         for (int i = 0; i < list->Count; i++)
             natsMsg_Ack(list->Msgs[i], NULL); /* applied and stored: the durable moves on */

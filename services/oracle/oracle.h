@@ -68,6 +68,17 @@ enum {
 typedef struct oracle_reuse oracle_reuse;
 typedef struct oracle_witnesses oracle_witnesses;
 
+#define ORACLE_HELD_SLOTS 64 /* containments decoded and not yet committed, at once */
+
+/* A containment the read model has decoded and is committing (see oracle_held_state). */
+typedef struct oracle_held {
+    char agent[PK_ID_MAX + 1]; /* "" when the slot is free */
+    uint64_t trust_seq;        /* its PACTUM_TRUST sequence */
+    uint64_t change_seq;       /* the agent's change number */
+    uint8_t *state;            /* the new TrustState, packed */
+    size_t len;
+} oracle_held;
+
 typedef struct oracle {
     const oracle_cfg *cfg;       /* borrowed configuration */
     pk_service svc;              /* health, metrics */
@@ -93,6 +104,8 @@ typedef struct oracle {
     pk_ratelimit *clients;       /* authorize decisions per API client */
     pk_ratelimit *readers;       /* HTTP requests per client address */
     oracle_witnesses *witnesses; /* cosignatures of checkpoints, or NULL without witnesses */
+    pthread_mutex_t held_mu;     /* guards held */
+    oracle_held held[ORACLE_HELD_SLOTS];
 } oracle;
 
 /*
@@ -114,6 +127,22 @@ pk_status oracle_open_dbs(oracle *o) PK_MUST_CHECK;
 
 /* Apply a batch of trust changes to the read model (a pk_batch_fn; ctx: the oracle). */
 pk_status oracle_apply(void *ctx, natsMsgList *list) PK_MUST_CHECK;
+
+/*
+ * Containments on their way into the read model: oracle_apply holds each change that contains
+ * or suspends an agent from the moment it is decoded (it is stored in PACTUM_TRUST already)
+ * until its batch is committed, so that authorize denies without waiting for the commit.
+ * oracle_held_state returns (caller frees) the held state of agent if its change is newer
+ * than change_seq, with its sequence in *trust_seq; else NULL.
+ */
+void oracle_held_init(oracle *o);
+void oracle_held_free(oracle *o);
+/* Hold ch if it contains or suspends its agent (a full table only loses the head start). */
+void oracle_hold(oracle *o, const Pactum__V1__TrustChange *ch, uint64_t trust_seq);
+/* Everything up to trust_seq is committed: what was held for it is in LMDB now. */
+void oracle_release_held(oracle *o, uint64_t trust_seq);
+Pactum__V1__TrustState *oracle_held_state(oracle *o, const char *agent, uint64_t change_seq,
+                                          uint64_t *trust_seq);
 
 /* Between batches: bring the registry copy up to date (a pk_idle_fn). */
 pk_status oracle_model_idle(void *ctx, bool caught_up) PK_MUST_CHECK;
