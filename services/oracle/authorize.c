@@ -262,20 +262,21 @@ static const pk_governance *governance(oracle *o, MDB_txn *txn, const Pactum__V1
     return g;
 }
 
-/*
- * Decide q for its agent under txn: its state, governance and pacts in force
- * (every one compiled from the shared cache, held while deciding), what the
- * evaluator says the request would do to the clauses in force, and an
- * approval if it carries one. Fills the decision's tier and position; *refs
- * receives the pacts in force (free with oracle_pacts_free). False (and r
- * says why) if it cannot be decided.
- */
 /* The state of a clause when none is needed: empty (pk_clause_state_fn). */
 static void no_state(void *ctx, const pk_pact *p, const pk_clause *c, pk_clause_state *s)
 {
     (void)ctx, (void)p, (void)c, (void)s;
 }
 
+/*
+ * Decide q for its agent under txn: its state (or a containment the read
+ * model holds), governance and pacts in force (every one compiled from the
+ * shared cache, held while deciding), what the request would do to the
+ * clauses in force (judged here when no stored window could matter, else
+ * asked of the evaluator), and an approval if it carries one. Fills the decision's tier and
+ * position; *refs receives the pacts in force (free with oracle_pacts_free). False (and r says why)
+ * if it cannot be decided.
+ */
 static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
                    Pactum__V1__AuthorizeDecision *d, pk_authz *a, Pactum__V1__PactRef **refs,
                    size_t *n_refs, size_t *n_read, oracle_reply *r)
