@@ -104,7 +104,12 @@ typedef struct oracle {
     pk_ratelimit *clients;       /* authorize decisions per API client */
     pk_ratelimit *readers;       /* HTTP requests per client address */
     oracle_witnesses *witnesses; /* cosignatures of checkpoints, or NULL without witnesses */
-    pthread_mutex_t held_mu;     /* guards held */
+    pthread_mutex_t http_mu;     /* guards the last HTTP answer rendered */
+    uint8_t *http_signed;        /* its signed bytes, *http_signed_len of them */
+    size_t http_signed_len;
+    char *http_text;         /* its JSON body */
+    unsigned http_status;    /* its HTTP status */
+    pthread_mutex_t held_mu; /* guards held */
     oracle_held held[ORACLE_HELD_SLOTS];
 } oracle;
 
