@@ -379,13 +379,6 @@ static int requests(const char *url, const char *subject, const uint8_t *req, si
     return total == CLIENTS * n ? 0 : -1;
 }
 
-static void on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-    if (natsMsg_GetReply(msg))
-        natsConnection_Publish(nc, natsMsg_GetReply(msg), "", 0);
-    natsMsg_Destroy(msg);
-}
-
 /* --- HTTP keep-alive client ---------------------------------------------------------- */
 
 typedef struct http_client {
@@ -623,7 +616,7 @@ int bench_latency(const bench_opts *o)
                l99->v[l99->n - 1], c50->b[c50->nb - 1]);
         fflush(stdout);
         /* oracle queries, against the bare responder */
-        if (natsConnection_Subscribe(&echo, s.h.bus->nc, "bench.echo", on_echo, NULL) != NATS_OK)
+        if (natsConnection_Subscribe(&echo, s.h.bus->nc, "bench.echo", bu_on_echo, NULL) != NATS_OK)
             goto round_out;
         natsConnection_Flush(s.h.bus->nc);
         {

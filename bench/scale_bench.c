@@ -30,13 +30,12 @@
 typedef struct copy_spec {
     const char *service; /* LMDB folder */
     const char *dbs[4];  /* per-agent databases */
-    unsigned flags[4];   /* ... opened with these flags */
 } copy_spec;
 
 static const copy_spec specs[] = {
-    {"evaluator", {"states", NULL}, {0}},
-    {"scorer", {"agents", NULL}, {0}},
-    {"oracle", {"reports", "reg_agents", NULL}, {0}},
+    {"evaluator", {"states", NULL}},
+    {"scorer", {"agents", NULL}},
+    {"oracle", {"reports", "reg_agents", NULL}},
 };
 
 /*
@@ -46,7 +45,7 @@ static const copy_spec specs[] = {
  * empty.
  */
 static const copy_spec query_specs[] = {
-    {"oracle", {"reports", NULL}, {0}},
+    {"oracle", {"reports", NULL}},
 };
 
 #define N_SPECS (sizeof(specs) / sizeof(specs[0]))
@@ -83,8 +82,8 @@ static int replicate(const char *src_dir, const char *dst_dir, const copy_spec *
             size_t kl, vl;
         } recs[64];
         int nr = 0;
-        if (pk_store_dbi(src, sp->dbs[d], sp->flags[d], &sdb) != PK_OK ||
-            pk_store_dbi(dst, sp->dbs[d], sp->flags[d], &ddb) != PK_OK)
+        if (pk_store_dbi(src, sp->dbs[d], 0, &sdb) != PK_OK ||
+            pk_store_dbi(dst, sp->dbs[d], 0, &ddb) != PK_OK)
             goto out;
         /* a read transaction sees only the databases opened before it began */
         pk_txn_abort(rt);
@@ -305,14 +304,6 @@ static void *zipf_main(void *p)
     return NULL;
 }
 
-static void on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-    (void)sub, (void)closure;
-    if (natsMsg_GetReply(msg))
-        natsConnection_Publish(nc, natsMsg_GetReply(msg), "", 0);
-    natsMsg_Destroy(msg);
-}
-
 /* ZIPF_CLIENTS clients of n questions each; questions a second, or -1 if one went unanswered. */
 static double zipf_rate(h_env *h, const double *cdf, const char *token, const char *echo, int n)
 {
@@ -422,7 +413,7 @@ static int zipf_figure(bu_suite *s, const char *token, const bench_opts *o, benc
                zipf_agents, (double)(pk_mono_ms() - t0) / 1000);
     }
     if (!zipf_ready(&s->h, token) ||
-        natsConnection_Subscribe(&echo, s->h.bus->nc, "bench.zipf.echo", on_echo, NULL) !=
+        natsConnection_Subscribe(&echo, s->h.bus->nc, "bench.zipf.echo", bu_on_echo, NULL) !=
             NATS_OK ||
         natsConnection_Flush(s->h.bus->nc) != NATS_OK)
         goto out;

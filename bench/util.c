@@ -460,3 +460,11 @@ int bu_registry_load(h_env *h, long n, const char *prefix, int width, bu_doc_fn 
     }
     return 0;
 }
+
+void bu_on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)sub, (void)closure;
+    if (natsMsg_GetReply(msg))
+        natsConnection_Publish(nc, natsMsg_GetReply(msg), "", 0);
+    natsMsg_Destroy(msg);
+}

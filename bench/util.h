@@ -89,6 +89,9 @@ void bu_pact_doc(char *buf, size_t len, const char *agent, void *ctx);
 int bu_registry_load(h_env *h, long n, const char *prefix, int width, bu_doc_fn doc, void *ctx,
                      uint64_t *last_seq);
 
+/* A bare responder for baselines: answers every request with an empty message. */
+void bu_on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+
 /* p-th percentile (0..100) of v (sorted in place). */
 double bu_pct(double *v, int n, double p);
 

@@ -797,7 +797,6 @@ pk_status oracle_http_start(oracle *o)
     pk_status st;
     unsigned port;
 
-    pthread_mutex_init(&o->http_mu, NULL);
     if (!spec || !*spec || strcmp(spec, "off") == 0)
         return PK_OK;
     if ((st = pk_listen_addr(spec, "--http", &sa)) != PK_OK)

@@ -187,6 +187,7 @@ static int start(void *ctx)
         return pk_service_failed(PK_EXIT_CONFIG);
     }
     oracle_held_init(o);
+    pthread_mutex_init(&o->http_mu, NULL);
     rc = open_state(o, o->cfg);
 
     return rc == PK_EXIT_OK ? start_queries(o) : rc;
@@ -213,6 +214,7 @@ static void stop(void *ctx)
     pk_ratelimit_destroy(o->readers);
     pk_keypair_wipe(&o->kp);
     oracle_held_free(o);
+    pthread_mutex_destroy(&o->http_mu);
 }
 
 PK_SERVICE_MAIN(oracle, oracle_cfg, oracle_metrics_init, .name = "oracle",

@@ -264,7 +264,6 @@ pk_status oracle_witnesses_start(oracle *o)
         ws->n = 0;
         return PK_ERR(PK_EIO, "cannot start the witnesses' thread");
     }
-    ws->stop = false;
     PK_INFO("checkpoints go to %zu witness%s every %lld ms", ws->n, ws->n == 1 ? "" : "es",
             (long long)o->cfg->witness_every_ms);
     return PK_OK;
