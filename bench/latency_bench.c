@@ -154,46 +154,15 @@ static int contain(bu_suite *s, int from, int to, double *ms, double (*hops)[HOP
         return -1;
     natsConnection_Flush(s->h.bus->nc);
     for (int a = from; a < to; a++) {
-        pk_event_msg ev, *evp = &ev;
-        char id[32], subject[64];
-        uint8_t *env;
-        size_t len;
-        int64_t t0, deadline, wall0 = wall_ns();
-        bool seen = false;
-
+        char id[32];
+        int64_t wall0 = wall_ns();
         snprintf(id, sizeof(id), "leak-%d", a);
-        h_event_init(&ev, id, s->ids[a], "leak", NULL, NULL);
-        env = h_envelope(s->ids[a], &s->keys[a], &evp, 1, &len);
-        snprintf(subject, sizeof(subject), PK_SUBJ_RAW, s->ids[a]);
-        t0 = pk_mono_ns();
-        if (pk_bus_publish_sync(s->h.bus, subject, env, len, NULL, false, 0, NULL, NULL) != PK_OK) {
-            free(env);
+        ms[got] = bu_contain_one(&s->h, sub, s->ids[a], &s->keys[a], id);
+        if (ms[got] < 0)
             break;
-        }
-        free(env);
-        deadline = pk_mono_ms() + 10000;
-        while (!seen && pk_mono_ms() < deadline) {
-            natsMsg *m = NULL;
-            Pactum__V1__TrustChange *tc;
-            if (natsSubscription_NextMsg(&m, sub, 1000) != NATS_OK)
-                continue;
-            tc = pactum__v1__trust_change__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                  (const uint8_t *)natsMsg_GetData(m));
-            if (tc && strcmp(tc->agent_id, s->ids[a]) == 0 && tc->tier_change &&
-                tc->tier_change->to == PACTUM__V1__TIER__TIER_CONTAINED) {
-                int64_t took = pk_mono_ns() - t0;
-                ms[got] = (double)took / 1e6;
-                if (hops)
-                    hop_times(s, s->ids[a], wall0, wall0 + took, hops[got]);
-                got++;
-                seen = true;
-            }
-            if (tc)
-                pactum__v1__trust_change__free_unpacked(tc, NULL);
-            natsMsg_Destroy(m);
-        }
-        if (!seen)
-            break;
+        if (hops)
+            hop_times(s, s->ids[a], wall0, wall0 + (int64_t)(ms[got] * 1e6), hops[got]);
+        got++;
         pk_sleep_ms(20);
     }
     natsSubscription_Destroy(sub);

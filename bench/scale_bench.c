@@ -11,6 +11,10 @@
  * tier histories, ingest's duplicate table) are not counted; their sizes are
  * in docs/operations.md. An oracle is then started on each synthetic folder
  * and asked about random agents.
+ *
+ * Then 100,000 agents in the registry stream and the whole suite on them:
+ * questions spread by a Zipf law, events from all of them, containment and
+ * memory (docs/performance.md says what each figure measures).
  */
 #include <lmdb.h>
 #include <math.h>
@@ -360,18 +364,133 @@ static bool zipf_ready(h_env *h, const char *token)
     return pk_mono_ms() < deadline;
 }
 
+/* --- the whole pipeline with many agents registered ---------------------------------- */
+
+/* Verdicts the evaluator has published, whatever their outcome (-1 if it did not say). */
+static long long verdicts_published(h_env *h)
+{
+    static const char *const outcomes[] = {"pass", "fail", "insufficient", "stale"};
+    long long sum = 0;
+
+    for (int i = 0; i < 4; i++) {
+        char series[96];
+        long long v;
+        snprintf(series, sizeof(series), "pactum_evaluator_verdicts_total{outcome=\"%s\"}",
+                 outcomes[i]);
+        if ((v = h_metric(h, "evaluator", series)) < 0)
+            return -1;
+        sum += v;
+    }
+    return sum;
+}
+
+/*
+ * n events, kind reply, from the registered agents [0, senders), as evenly as they go, each
+ * envelope one agent's events (at most 64), signed with the registry's key; then events a
+ * second from the first publish until the evaluator has taken them all and the scorer has
+ * committed every verdict it published. -1 if that did not happen within 5 minutes.
+ */
+static double wide_e2e(h_env *h, long senders, long n, const char *prefix)
+{
+    const pk_keypair *kp = bu_registry_key();
+    long per = n / senders, n_envs = 0, cap = senders * ((per + 63) / 64 + 1);
+    uint8_t **envs = calloc((size_t)cap, sizeof(*envs));
+    size_t *lens = calloc((size_t)cap, sizeof(*lens));
+    char **subjects = calloc((size_t)cap, sizeof(*subjects));
+    pk_event_msg evs[64], *evp[64];
+    char ids[64][48];
+    Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
+    long long events0 = h_metric(h, "evaluator", "pactum_evaluator_events_total");
+    int64_t t0, deadline;
+    double rate = -1;
+
+    m.name = "latency_ms";
+    m.value = 700;
+    for (long a = 0; envs && lens && subjects && a < senders; a++) {
+        char agent[32];
+        long mine = per + (a < n % senders);
+        snprintf(agent, sizeof(agent), "s%07ld", a);
+        for (long done = 0; done < mine;) {
+            int k = 0;
+            for (; k < 64 && done < mine; k++, done++) {
+                snprintf(ids[k], sizeof(ids[k]), "%s-%ld-%ld", prefix, a, done);
+                h_event_init(&evs[k], ids[k], agent, "reply", &m, NULL);
+                evs[k].metrics = mp;
+                evs[k].n_metrics = 1;
+                evp[k] = &evs[k];
+            }
+            envs[n_envs] = h_envelope(agent, kp, evp, (size_t)k, &lens[n_envs]);
+            subjects[n_envs] = malloc(64);
+            if (!envs[n_envs] || !subjects[n_envs])
+                goto out;
+            snprintf(subjects[n_envs], 64, PK_SUBJ_RAW, agent);
+            n_envs++;
+        }
+    }
+    if (events0 < 0)
+        goto out;
+    t0 = pk_mono_ns();
+    if (bu_publish_all(h->bus, envs, lens, subjects, n_envs) != 0)
+        goto out;
+    deadline = pk_mono_ms() + 300000;
+    while (pk_mono_ms() < deadline) {
+        long long ev = h_metric(h, "evaluator", "pactum_evaluator_events_total");
+        long long pub = ev >= events0 + n ? verdicts_published(h) : -1;
+        if (pub >= 0 && h_metric(h, "scorer", "pactum_scorer_verdicts_total") >= pub) {
+            rate = (double)n / ((double)(pk_mono_ns() - t0) / 1e9);
+            break;
+        }
+        pk_sleep_ms(5);
+    }
+out:
+    bu_envelopes_free(envs, lens, subjects, n_envs);
+    return rate;
+}
+
+/* Containment p50 (ms) of `samples` registered agents, from the far end of the registry. */
+static double wide_containment(h_env *h, int samples, int round)
+{
+    natsSubscription *sub = NULL;
+    double *ms = calloc((size_t)samples, sizeof(*ms)), p50 = -1;
+    int got = 0;
+
+    if (!ms || natsConnection_SubscribeSync(&sub, h->bus->nc, "pactum.trust.*") != NATS_OK ||
+        natsConnection_Flush(h->bus->nc) != NATS_OK)
+        goto out;
+    for (; got < samples; got++) {
+        char agent[32], id[48];
+        snprintf(agent, sizeof(agent), "s%07ld", zipf_agents - 1 - (long)round * samples - got);
+        snprintf(id, sizeof(id), "wide-leak-%d-%d", round, got);
+        if ((ms[got] = bu_contain_one(h, sub, agent, bu_registry_key(), id)) < 0)
+            goto out;
+        pk_sleep_ms(20);
+    }
+    p50 = bu_pct(ms, samples, 50);
+out:
+    natsSubscription_Destroy(sub);
+    free(ms);
+    return p50;
+}
+
 /*
  * zipf_agents agents registered (their pacts in the registry stream) with their state in a
- * fresh folder, an evaluator and an oracle on it; then each round, ZIPF_CLIENTS clients
- * asking about agents chosen by a Zipf law (s = 1.1), and the same clients asking a bare
- * responder, one right after the other.
+ * fresh folder, the four services on it; then each round, ZIPF_CLIENTS clients asking about
+ * agents chosen by a Zipf law (s = 1.1), and the same clients asking a bare responder, one
+ * right after the other; then the rounds of the whole pipeline with those agents.
  */
-static int zipf_figure(bu_suite *s, const char *token, const bench_opts *o, bench_figure *f)
+typedef struct wide_figures {
+    bench_figure *zipf;    /* questions */
+    bench_figure *e2e;     /* events from every agent, against events from 1,000 of them */
+    bench_figure *contain; /* containment p50 */
+    bench_figure *rss;     /* the largest service's anonymous RSS after end to end */
+} wide_figures;
+
+static int zipf_figure(bu_suite *s, const char *token, const bench_opts *o, wide_figures *w)
 {
     static double cdf[ZIPF_AGENTS];
     char dir[600], env_dir[700], cmd[700];
     const char *extra[] = {env_dir, "PACTUM_LMDB_MAP_MB=16384", "PACTUM_ORACLE_AUTHORIZE_RATE=0",
-                           NULL};
+                           "PACTUM_INGEST_RATE=0", NULL};
     natsSubscription *echo = NULL;
     int n = o->quick ? 200 : 2000, rc = -1;
     uint64_t seq = 0;
@@ -401,7 +520,7 @@ static int zipf_figure(bu_suite *s, const char *token, const bench_opts *o, benc
     }
     snprintf(env_dir, sizeof(env_dir), "PACTUM_DATA_DIR=%s", dir);
     /* each reads the registry of all those agents and pacts at its start: give it time */
-    for (int i = 1; i <= 3; i += 2) {
+    for (int i = 0; i < H_SERVICES; i++) {
         int64_t t0 = pk_mono_ms();
         if (!h_start_service(&s->h, i, extra) &&
             (s->h.svc_pid[i] <= 0 || !h_wait_healthy(&s->h, h_service_names[i], 180000))) {
@@ -422,16 +541,44 @@ static int zipf_figure(bu_suite *s, const char *token, const bench_opts *o, benc
         if ((fig = zipf_rate(&s->h, cdf, token, NULL, n)) < 0 ||
             (bare = zipf_rate(&s->h, cdf, token, "bench.zipf.echo", n)) < 0)
             goto out;
-        f->v[f->n++] = fig;
-        f->b[f->nb++] = bare;
+        w->zipf->v[w->zipf->n++] = fig;
+        w->zipf->b[w->zipf->nb++] = bare;
         printf("  zipf, round %d: %.0f questions/s about %ld agents (bare %.0f/s)\n", r + 1, fig,
                zipf_agents, bare);
+        fflush(stdout);
+    }
+    for (int r = 0; r < o->rounds; r++) {
+        char p1[16], p2[16];
+        double all, some, p50;
+        long kib = 0, each[H_SERVICES];
+        snprintf(p1, sizeof(p1), "all%d", r);
+        snprintf(p2, sizeof(p2), "some%d", r);
+        if ((all = wide_e2e(&s->h, zipf_agents, zipf_agents, p1)) < 0 ||
+            (some = wide_e2e(&s->h, 1000, zipf_agents, p2)) < 0 ||
+            (p50 = wide_containment(&s->h, o->quick ? 5 : 20, r)) < 0) {
+            fprintf(stderr, "bench: the pipeline with %ld agents did not finish\n", zipf_agents);
+            goto out;
+        }
+        for (int i = 0; i < H_SERVICES; i++) {
+            each[i] = bu_rss_anon_kib(s->h.svc_pid[i]);
+            kib = each[i] > kib ? each[i] : kib;
+        }
+        w->e2e->v[w->e2e->n++] = all;
+        w->e2e->b[w->e2e->nb++] = some;
+        w->contain->v[w->contain->n++] = p50;
+        w->rss->v[w->rss->n++] = (double)kib / 1024;
+        printf(
+            "  %ld agents, round %d: end to end %.0f events/s with one event from each, %.0f "
+            "with as many from 1,000 of them; containment p50 %.2f ms; RSS ingest %.1f, evaluator "
+            "%.1f, scorer %.1f, oracle %.1f MiB\n",
+            zipf_agents, r + 1, all, some, p50, (double)each[0] / 1024, (double)each[1] / 1024,
+            (double)each[2] / 1024, (double)each[3] / 1024);
         fflush(stdout);
     }
     rc = 0;
 out:
     natsSubscription_Destroy(echo);
-    for (int i = 3; i >= 1; i -= 2) {
+    for (int i = H_SERVICES - 1; i >= 0; i--) {
         if (s->h.svc_pid[i] > 0)
             h_stop_pid(s->h.svc_pid[i], SIGTERM, 15000);
         s->h.svc_pid[i] = 0;
@@ -449,8 +596,15 @@ int bench_scale(const bench_opts *o)
                                   "trust query p50, 1,000 agents", "<= 1.2 x baseline", false);
     bench_figure *bytes =
         bench_add("LMDB bytes per agent at 1,000,000 agents", "bytes", "", "<= 2048", false);
-    bench_figure *zipf = bench_add("oracle queries, 100,000 agents, zipf, 8 clients", "queries/s",
-                                   "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
+    wide_figures wide = {
+        bench_add("oracle queries, 100,000 agents, zipf, 8 clients", "queries/s",
+                  "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true),
+        bench_add("end to end, 100,000 agents, one event from each", "events/s",
+                  "end to end, 100,000 agents, as many events from 1,000 of them", "", true),
+        bench_add("containment p50, idle, 100,000 agents", "ms", "", "", false),
+        bench_add("RSS of the largest service after end to end, 100,000 agents", "MiB", "", "",
+                  false),
+    };
     bench_figure *per[N_SPECS];
     long big = o->quick ? 20000 : 1000000;
     char token[128];
@@ -515,7 +669,7 @@ int bench_scale(const bench_opts *o)
                r + 1, p50[0], p50[1], big, (double)total / (double)big);
         fflush(stdout);
     }
-    if (zipf_figure(&s, token, o, zipf) != 0)
+    if (zipf_figure(&s, token, o, &wide) != 0)
         goto out;
     rc = 0;
 out:

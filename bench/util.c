@@ -404,10 +404,29 @@ void bu_pact_doc(char *buf, size_t len, const char *agent, void *ctx)
     snprintf(buf, len, PACT_FMT, agent, agent);
 }
 
+static pk_keypair registry_kp;
+
+static void registry_key_make(void)
+{
+    static const uint8_t seed[32] = {0x72, 0x65, 0x67}; /* "reg" */
+
+    if (pk_keypair_from_seed(&registry_kp, seed) != PK_OK)
+        abort();
+}
+
+const pk_keypair *bu_registry_key(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, registry_key_make);
+    return &registry_kp;
+}
+
 int bu_registry_load(h_env *h, long n, const char *prefix, int width, bu_doc_fn doc, void *ctx,
                      uint64_t *last_seq)
 {
     static char text[65536];
+    const pk_keypair *kp = bu_registry_key();
 
     pk_bus_publish_reset(h->bus);
     for (long a = 0; a < n; a++) {
@@ -416,11 +435,11 @@ int bu_registry_load(h_env *h, long n, const char *prefix, int width, bu_doc_fn 
         Pactum__V1__PactRecord pr = PACTUM__V1__PACT_RECORD__INIT;
         Pactum__V1__RegistryRecord rr = PACTUM__V1__REGISTRY_RECORD__INIT;
         pk_pact *pact = NULL;
-        uint8_t key[32] = {1}, hash[32];
+        uint8_t hash[32];
 
         snprintf(agent, sizeof(agent), "%s%0*ld", prefix, width, a);
         ar.agent_id = agent;
-        ar.agent_key.data = key;
+        ar.agent_key.data = (uint8_t *)kp->pk;
         ar.agent_key.len = 32;
         ar.role = PACTUM__V1__ROLE__ROLE_AGENT;
         rr.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
@@ -459,6 +478,45 @@ int bu_registry_load(h_env *h, long n, const char *prefix, int width, bu_doc_fn 
             return -1;
     }
     return 0;
+}
+
+double bu_contain_one(h_env *h, natsSubscription *sub, const char *agent, const pk_keypair *key,
+                      const char *event_id)
+{
+    pk_event_msg ev, *evp = &ev;
+    char subject[64];
+    size_t len;
+    uint8_t *env;
+    int64_t t0, deadline;
+
+    h_event_init(&ev, event_id, agent, "leak", NULL, NULL);
+    if (!(env = h_envelope(agent, key, &evp, 1, &len)))
+        return -1;
+    snprintf(subject, sizeof(subject), PK_SUBJ_RAW, agent);
+    t0 = pk_mono_ns();
+    if (pk_bus_publish_sync(h->bus, subject, env, len, NULL, false, 0, NULL, NULL) != PK_OK) {
+        free(env);
+        return -1;
+    }
+    free(env);
+    deadline = pk_mono_ms() + 10000;
+    while (pk_mono_ms() < deadline) {
+        natsMsg *m = NULL;
+        Pactum__V1__TrustChange *tc;
+        bool seen;
+        if (natsSubscription_NextMsg(&m, sub, 1000) != NATS_OK)
+            continue;
+        tc = pactum__v1__trust_change__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                              (const uint8_t *)natsMsg_GetData(m));
+        seen = tc && strcmp(tc->agent_id, agent) == 0 && tc->tier_change &&
+               tc->tier_change->to == PACTUM__V1__TIER__TIER_CONTAINED;
+        if (tc)
+            pactum__v1__trust_change__free_unpacked(tc, NULL);
+        natsMsg_Destroy(m);
+        if (seen)
+            return (double)(pk_mono_ns() - t0) / 1e6;
+    }
+    return -1;
 }
 
 void bu_on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)

@@ -84,10 +84,21 @@ void bu_pact_doc(char *buf, size_t len, const char *agent, void *ctx);
 /*
  * Put n agents (ids: prefix and the index in width digits) and a pact each (doc) straight into
  * the registry stream, as the registrar writes them, without ingest: for benchmarks of many
- * agents. *last_seq: the stream sequence of the last record.
+ * agents. Every one of them has bu_registry_key()'s public key, so that envelopes signed
+ * with it pass ingest. *last_seq: the stream sequence of the last record.
  */
 int bu_registry_load(h_env *h, long n, const char *prefix, int width, bu_doc_fn doc, void *ctx,
                      uint64_t *last_seq);
+const pk_keypair *bu_registry_key(void);
+
+/*
+ * Containment of one agent, as a subscriber to its trust changes sees it: a critical leak
+ * signed with key is published to PACTUM_RAW, and the milliseconds until a change to
+ * CONTAINED for agent arrives on sub (subscribed to pactum.trust.*). -1 if none came
+ * within 10 s.
+ */
+double bu_contain_one(h_env *h, natsSubscription *sub, const char *agent, const pk_keypair *key,
+                      const char *event_id);
 
 /* A bare responder for baselines: answers every request with an empty message. */
 void bu_on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
