@@ -38,7 +38,7 @@ int cmd_principal_register(const cli_call *c)
 
     pr.role = pk_role_parse(role);
     if (pr.role == PACTUM__V1__ROLE__ROLE_UNSPECIFIED || pr.role == PACTUM__V1__ROLE__ROLE_AGENT)
-        return cli_usage_error("--role must be operator, arbiter, evaluator or human");
+        return cli_usage_error("--role must be operator, arbiter, evaluator, human or telemetry");
     if (pk_key_load(key, &kp) != PK_OK)
         return cli_error(CLI_IO, "%s", pk_error_msg());
     if (pk_key_load(admin, &akp) != PK_OK) {

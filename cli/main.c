@@ -118,7 +118,7 @@ static const cli_opt trust_opts[] = {
 
 static const cli_opt principal_opts[] = {
     {"id", 0, "ID", "the principal's id", CLI_REQ},
-    {"role", 0, "ROLE", "operator, arbiter, evaluator or human", CLI_REQ},
+    {"role", 0, "ROLE", "operator, arbiter, evaluator, human or telemetry", CLI_REQ},
     {"key", 0, "KEY", "the principal's key file", CLI_REQ},
     {"admin-key", 0, "ADMIN_KEY", "the admin key file (signs the registration)", CLI_REQ},
     {"name", 0, "TEXT", "a display name", 0},

@@ -180,7 +180,8 @@ static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
     static const Pactum__V1__Source sources[] = {
         [PACTUM__V1__ROLE__ROLE_AGENT] = PACTUM__V1__SOURCE__SOURCE_PEER,
         [PACTUM__V1__ROLE__ROLE_EVALUATOR] = PACTUM__V1__SOURCE__SOURCE_EVALUATOR,
-        [PACTUM__V1__ROLE__ROLE_HUMAN] = PACTUM__V1__SOURCE__SOURCE_HUMAN};
+        [PACTUM__V1__ROLE__ROLE_HUMAN] = PACTUM__V1__SOURCE__SOURCE_HUMAN,
+        [PACTUM__V1__ROLE__ROLE_TELEMETRY] = PACTUM__V1__SOURCE__SOURCE_TELEMETRY};
 
     /* unlisted roles are 0: PACTUM__V1__SOURCE__SOURCE_UNSPECIFIED */
     return (unsigned)role < PK_NELEM(sources) ? sources[role]

@@ -64,6 +64,7 @@ static void give_credentials(submit_ctx *c, const Pactum__V1__AgentRecord *rec)
         break;
     case PACTUM__V1__ROLE__ROLE_EVALUATOR:
     case PACTUM__V1__ROLE__ROLE_HUMAN:
+    case PACTUM__V1__ROLE__ROLE_TELEMETRY:
         give_credential(c, PK_BUS_REPORTER, rec->agent_key.data, rec->agent_id);
         break;
     default:
@@ -443,10 +444,10 @@ static void register_principal(submit_ctx *c, const pk_signed_msg *env, Protobuf
     }
     if (pr->role != PACTUM__V1__ROLE__ROLE_OPERATOR && pr->role != PACTUM__V1__ROLE__ROLE_ARBITER &&
         pr->role != PACTUM__V1__ROLE__ROLE_EVALUATOR && pr->role != PACTUM__V1__ROLE__ROLE_HUMAN &&
-        pr->role != PACTUM__V1__ROLE__ROLE_CLIENT) {
+        pr->role != PACTUM__V1__ROLE__ROLE_CLIENT && pr->role != PACTUM__V1__ROLE__ROLE_TELEMETRY) {
         refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
-               "principal %s: role must be operator, arbiter, evaluator, human or client (agents "
-               "register with an agent registration)",
+               "principal %s: role must be operator, arbiter, evaluator, human, telemetry or "
+               "client (agents register with an agent registration)",
                pr->id);
         goto done;
     }

@@ -143,6 +143,32 @@ Test(clause, sources_with_no_weight_do_not_count)
     cr_assert_eq(s.h.pass[PACTUM__V1__SOURCE__SOURCE_EVALUATOR], 1);
 }
 
+Test(clause, telemetry_counts_with_its_weight_and_by_default)
+{
+    pk_clause_state s;
+    pk_judgement j;
+    pk_event_msg ev;
+
+    /* weighed by the pact, and by the default (0.5) when the pact does not say */
+    load("{\"id\":\"rm\",\"promise\":\"no rm\",\"severity\":\"critical\",\"kind\":"
+         "\"forbidden\",\"window\":\"1d\",\"sources\":{\"telemetry\":1},\"match\":{"
+         "\"field\":\"kind\",\"eq\":\"rm\"}}," LATENCY("<=", 1));
+    cr_assert_float_eq(pact->clauses[0].weight[PACTUM__V1__SOURCE__SOURCE_TELEMETRY], 1, 1e-12);
+    cr_assert_float_eq(pact->clauses[1].weight[PACTUM__V1__SOURCE__SOURCE_TELEMETRY], 0.5, 1e-12);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    ev = event(1000, "rm", NULL, 0, NULL);
+    ev.source = PACTUM__V1__SOURCE__SOURCE_TELEMETRY;
+    pk_clause_judge(&pact->clauses[0], &s, &ev, 1, 10, &j);
+    cr_assert(j.relevant, "telemetry is looked at");
+    cr_assert(j.violation);
+    pk_clause_state_release(&s);
+    pk_clause_state_init(&s, &pact->clauses[0], 0);
+    ev.source = PACTUM__V1__SOURCE__SOURCE_SELF;
+    pk_clause_judge(&pact->clauses[0], &s, &ev, 2, 10, &j);
+    cr_assert_not(j.relevant, "the agent's own word does not count for this clause");
+    pk_clause_state_release(&s);
+}
+
 #define NO_PII(extra)                                                                              \
     "{\"id\":\"pii\",\"promise\":\"no leaks\",\"severity\":\"critical\",\"kind\":\"forbidden\","   \
     "\"match\":{\"field\":\"labels.pii\",\"eq\":\"leaked\"}" extra "}"

@@ -396,7 +396,7 @@ static judge_fn *const judges[] = {[PK_CLAUSE_OBJECTIVE] = judge_objective,
 void pk_clause_judge(const pk_clause *c, pk_clause_state *s, const pk_event_msg *ev, uint64_t seq,
                      uint32_t report_every, pk_judgement *out)
 {
-    unsigned src = (unsigned)ev->source < 5 ? (unsigned)ev->source : 0;
+    unsigned src = (unsigned)ev->source < PK_SOURCES ? (unsigned)ev->source : 0;
     bool relevant = false;
 
     memset(out, 0, sizeof(*out));

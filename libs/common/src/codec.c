@@ -259,7 +259,8 @@ const char *pk_event_label(const pk_event_msg *ev, const char *name)
     return NULL;
 }
 
-static const char *const source_names[] = {"unspecified", "self", "peer", "evaluator", "human"};
+static const char *const source_names[] = {"unspecified", "self",  "peer",
+                                           "evaluator",   "human", "telemetry"};
 static const char *const severity_names[] = {"unspecified", "info", "low",
                                              "medium",      "high", "critical"};
 static const char *const outcome_names[] = {"unspecified", "pass", "fail", "insufficient", "stale"};
@@ -277,8 +278,8 @@ _Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) ==
                "a name for every Reason");
 
 static const char *const role_names[] = {"unspecified", "agent", "operator", "arbiter",
-                                         "evaluator",   "human", "client"};
-_Static_assert(sizeof(role_names) / sizeof(role_names[0]) == PACTUM__V1__ROLE__ROLE_CLIENT + 1,
+                                         "evaluator",   "human", "client",   "telemetry"};
+_Static_assert(sizeof(role_names) / sizeof(role_names[0]) == PACTUM__V1__ROLE__ROLE_TELEMETRY + 1,
                "a name for every Role");
 
 #define NAME_OF(table, v)                                                                          \

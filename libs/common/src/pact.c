@@ -74,7 +74,8 @@ static const name_val sev_names[] = {{"info", PACTUM__V1__SEVERITY__SEVERITY_INF
 static const name_val source_names[] = {{"self", PACTUM__V1__SOURCE__SOURCE_SELF},
                                         {"peer", PACTUM__V1__SOURCE__SOURCE_PEER},
                                         {"evaluator", PACTUM__V1__SOURCE__SOURCE_EVALUATOR},
-                                        {"human", PACTUM__V1__SOURCE__SOURCE_HUMAN}};
+                                        {"human", PACTUM__V1__SOURCE__SOURCE_HUMAN},
+                                        {"telemetry", PACTUM__V1__SOURCE__SOURCE_TELEMETRY}};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -780,8 +781,9 @@ static void parse_window(const json_t *c, const char *path, bool required, pk_cl
 
 static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_lint *l)
 {
-    /* peers count only where the pact says so (and names them as counterparties) */
-    static const double defaults[PK_SOURCES] = {0, 0.5, 0, 1.0, 1.0};
+    /* peers count only where the pact says so (and names them as counterparties); telemetry
+     * comes from the agent's own runtime, instrumented by its operator: as much as self */
+    static const double defaults[PK_SOURCES] = {0, 0.5, 0, 1.0, 1.0, 0.5};
     json_t *s = json_object_get(c, "sources");
     const char *key;
     json_t *v;
@@ -812,8 +814,13 @@ static void parse_sources(const json_t *c, const char *path, pk_clause *cl, pk_l
         }
         cl->weight[src] = json_number_value(v);
     }
-    if (cl->weight[1] + cl->weight[2] + cl->weight[3] + cl->weight[4] <= 0)
-        pk_lint_add(l, "%s.sources: every weight is 0, so no evidence would ever count", path);
+    {
+        double sum = 0;
+        for (int src = 1; src < PK_SOURCES; src++)
+            sum += cl->weight[src];
+        if (sum <= 0)
+            pk_lint_add(l, "%s.sources: every weight is 0, so no evidence would ever count", path);
+    }
 }
 
 static pk_consequence default_consequence(Pactum__V1__Severity s);

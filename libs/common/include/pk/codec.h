@@ -32,11 +32,13 @@ typedef Pactum__V1__TrustChange pk_trust_change_msg;
 
 /* Arrays indexed by a protobuf enum are sized by these, checked against the enum. */
 #define PK_SEVERITIES 6 /* Pactum__V1__Severity: unspecified, info .. critical */
-#define PK_SOURCES    5 /* Pactum__V1__Source: unspecified, self, peer, evaluator, human */
-#define PK_TIERS      7 /* Pactum__V1__Tier: unspecified, trusted .. suspended */
+#define PK_SOURCES                                                                                 \
+    6              /* Pactum__V1__Source: unspecified, self, peer, evaluator, human, telemetry     \
+                    */
+#define PK_TIERS 7 /* Pactum__V1__Tier: unspecified, trusted .. suspended */
 _Static_assert(PACTUM__V1__SEVERITY__SEVERITY_CRITICAL + 1 == PK_SEVERITIES,
                "PK_SEVERITIES follows Pactum__V1__Severity");
-_Static_assert(PACTUM__V1__SOURCE__SOURCE_HUMAN + 1 == PK_SOURCES,
+_Static_assert(PACTUM__V1__SOURCE__SOURCE_TELEMETRY + 1 == PK_SOURCES,
                "PK_SOURCES follows Pactum__V1__Source");
 _Static_assert(PACTUM__V1__TIER__TIER_SUSPENDED + 1 == PK_TIERS,
                "PK_TIERS follows Pactum__V1__Tier");
