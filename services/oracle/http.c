@@ -22,6 +22,7 @@
 #include "oracle.h"
 #include "pk/answer.h"
 #include "pk/clock.h"
+#include "pk/http.h"
 #include "pk/log.h"
 #include "pk/net.h"
 #include "pk/note.h"
@@ -29,11 +30,7 @@
 
 #define BODY_MAX (64 * 1024)
 
-typedef struct request {
-    char *body; /* POST body so far */
-    size_t len;
-    bool too_big;
-} request;
+typedef pk_http_body request;
 
 /* Send text (taken: freed here) as the response, uncached, and count it. */
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *text,
@@ -300,7 +297,7 @@ static enum MHD_Result route_authorize(struct MHD_Connection *c, oracle *o, char
                       "the body is larger than %d bytes", BODY_MAX);
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 
-    if (!oracle_authorize_body(rq->body, rq->len, agent, &q, &doc, why, sizeof(why)))
+    if (!oracle_authorize_body(rq->buf, rq->len, agent, &q, &doc, why, sizeof(why)))
         return refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
     /* the client's token: "Authorization: Bearer <client id>:<secret>" */
     if (auth && strncmp(auth, "Bearer ", 7) == 0)
@@ -729,17 +726,9 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char 
 /* Anonymous readers are limited per client address (--http-rate). */
 static bool within_rate(struct MHD_Connection *c, oracle *o)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char addr[INET6_ADDRSTRLEN] = "?";
+    char addr[64];
 
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
-    }
+    pk_http_client(c, addr, sizeof(addr));
     return pk_ratelimit_take(o->readers, addr, 1, pk_mono_ms());
 }
 
@@ -748,46 +737,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **con_cls)
 {
     oracle *o = cls;
-    request *rq = *con_cls;
+    bool fail;
 
-    if (!rq) {
-        if (!(rq = calloc(1, sizeof(*rq))))
-            return MHD_NO;
-        *con_cls = rq;
+    (void)version;
+    if (pk_http_gather(con_cls, upload_data, upload_size, BODY_MAX, &fail))
         return MHD_YES;
-    }
-    if (*upload_size) {
-        if (rq->len + *upload_size > BODY_MAX) {
-            rq->too_big = true;
-        } else {
-            char *b = realloc(rq->body, rq->len + *upload_size + 1);
-            if (!b)
-                return MHD_NO;
-            memcpy(b + rq->len, upload_data, *upload_size);
-            rq->body = b;
-            rq->len += *upload_size;
-            rq->body[rq->len] = '\0';
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    if (fail)
+        return MHD_NO;
     if (!within_rate(c, o) && (oracle_count(o, OM_RATE_LIMITED), true))
         return refuse(c, o, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_requests",
                       "more than %lld requests a second from this address; ask again shortly",
                       o->cfg->http_rate);
-    return dispatch(c, o, method, url, rq);
-}
-
-static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
-                    enum MHD_RequestTerminationCode code)
-{
-    request *rq = *con_cls;
-
-    if (rq) {
-        free(rq->body);
-        free(rq);
-    }
-    *con_cls = NULL;
+    return dispatch(c, o, method, url, *con_cls);
 }
 
 pk_status oracle_http_start(oracle *o)
@@ -811,7 +772,7 @@ pk_status oracle_http_start(oracle *o)
                                MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                (unsigned)o->cfg->http_per_client, MHD_OPTION_CONNECTION_TIMEOUT,
                                (unsigned)((o->cfg->http_timeout_ms + 999) / 1000),
-                               MHD_OPTION_NOTIFY_COMPLETED, on_done, o, MHD_OPTION_END);
+                               MHD_OPTION_NOTIFY_COMPLETED, pk_http_done, o, MHD_OPTION_END);
     if (!o->http)
         return PK_ERR(PK_EIO, "cannot listen for HTTP on %s (is the port taken?)", spec);
     PK_INFO("HTTP on http://%s/v1/", spec);

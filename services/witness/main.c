@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "pk/answer.h"
+#include "pk/http.h"
 #include "pk/log.h"
 #include "pk/net.h"
 #include "pk/service.h"
@@ -40,26 +41,10 @@ static const pk_cfg_opt options[] = {
      "the logs it follows: their note verifier keys (GET /v1/log/key), comma-separated"},
 };
 
-typedef struct body {
-    char *buf;
-    size_t len;
-    bool too_big;
-} body;
-
 static enum MHD_Result send_reply(struct MHD_Connection *c, unsigned status, const char *type,
                                   const char *text)
 {
-    struct MHD_Response *res =
-        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
-    enum MHD_Result rc;
-
-    if (!res)
-        return MHD_NO;
-    MHD_add_response_header(res, "Content-Type", type);
-    MHD_add_response_header(res, "Cache-Control", "no-store");
-    rc = MHD_queue_response(c, status, res);
-    MHD_destroy_response(res);
-    return rc;
+    return pk_http_send(c, status, type, text, strlen(text));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -67,30 +52,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **con_cls)
 {
     witness *w = cls;
-    body *b = *con_cls;
+    pk_http_body *b;
     witness_reply r;
+    bool fail;
 
     (void)version;
-    if (!b) {
-        if (!(b = calloc(1, sizeof(*b))))
-            return MHD_NO;
-        *con_cls = b;
+    if (pk_http_gather(con_cls, upload, upload_size, WITNESS_BODY_MAX, &fail))
         return MHD_YES;
-    }
-    if (*upload_size) {
-        if (b->len + *upload_size > WITNESS_BODY_MAX) {
-            b->too_big = true;
-        } else {
-            char *nb = realloc(b->buf, b->len + *upload_size);
-            if (!nb)
-                return MHD_NO;
-            memcpy(nb + b->len, upload, *upload_size);
-            b->buf = nb;
-            b->len += *upload_size;
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    if (fail)
+        return MHD_NO;
+    b = *con_cls;
     if (strcmp(url, "/add-checkpoint") != 0)
         return send_reply(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8",
                           "this witness answers POST /add-checkpoint (C2SP tlog-witness)\n");
@@ -104,19 +75,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r.status != 200)
         PK_INFO("add-checkpoint refused (%u): %s", r.status, r.body);
     return send_reply(c, r.status, r.type, r.body);
-}
-
-static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
-                    enum MHD_RequestTerminationCode code)
-{
-    body *b = *con_cls;
-
-    (void)cls, (void)c, (void)code;
-    if (b) {
-        free(b->buf);
-        free(b);
-    }
-    *con_cls = NULL;
 }
 
 /* Its key from --key, or <dir>/witness.key, made on first start. */
@@ -182,7 +140,7 @@ int main(int argc, char **argv)
                          ntohs(sa.sin_port), NULL, NULL, on_request, &w, MHD_OPTION_SOCK_ADDR,
                          (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 256u,
                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
-                         10u, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
+                         10u, MHD_OPTION_NOTIFY_COMPLETED, pk_http_done, NULL, MHD_OPTION_END);
     if (!d) {
         PK_ERR(PK_EIO, "cannot listen on %s (is the port taken?)", cfg.listen);
         witness_close(&w);
