@@ -23,8 +23,9 @@
 #include "pk/buspolicy.h"
 #include "pk/natsauth.h"
 
-#define SERVICES 4
-static const char *const services[SERVICES] = {"ingest", "evaluator", "scorer", "oracle"};
+#define SERVICES 5
+static const char *const services[SERVICES] = {"ingest", "evaluator", "scorer", "oracle",
+                                               "gateway"};
 
 /* Write text to path, readable by its owner only (replacing what was there). */
 static int write_private(const char *path, const char *text)

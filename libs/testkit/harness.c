@@ -131,8 +131,8 @@ int h_stop_pid(pid_t pid, int sig, int timeout_ms)
  * its log in <dir>/<log>.log and the harness's defaults unless extra sets
  * them; its pid, or -1.
  */
-static pid_t spawn_service(h_env *h, int which, const char *var, const char *logname,
-                           const char *const *extra)
+static pid_t spawn_named(h_env *h, const char *name, const char *var, const char *logname,
+                         const char *const *extra)
 {
     char path[512], log[512];
     static _Thread_local char url_env[300], dir_env[320], http_env[96], admin_env[96];
@@ -141,8 +141,7 @@ static pid_t spawn_service(h_env *h, int which, const char *var, const char *log
     size_t n = 0;
     char *argv[2];
 
-    snprintf(path, sizeof(path), "%s/services/%s/pactum-%s", PK_BUILD_DIR, h_service_names[which],
-             h_service_names[which]);
+    snprintf(path, sizeof(path), "%s/services/%s/pactum-%s", PK_BUILD_DIR, name, name);
     snprintf(log, sizeof(log), "%s/%s.log", h->dir, logname);
     snprintf(url_env, sizeof(url_env), "PACTUM_NATS_URL=%s", h->url);
     snprintf(dir_env, sizeof(dir_env), "PACTUM_DATA_DIR=%s/%s", h->dir, var);
@@ -164,7 +163,7 @@ static pid_t spawn_service(h_env *h, int which, const char *var, const char *log
                 env[n++] = defaults[d];
         }
     }
-    if (strcmp(h_service_names[which], "oracle") == 0) {
+    if (strcmp(name, "oracle") == 0) {
         int port = strcmp(var, "var") == 0
                        ? (h->http_port ? h->http_port : (h->http_port = h_free_port()))
                        : h_free_port();
@@ -173,12 +172,12 @@ static pid_t spawn_service(h_env *h, int which, const char *var, const char *log
     }
     if (h->secure) { /* each service as its own bus user, over TLS */
         snprintf(creds_env, sizeof(creds_env), "PACTUM_NATS_CREDS=%s/creds/%s.creds", h->auth,
-                 h_service_names[which]);
+                 name);
         snprintf(ca_env, sizeof(ca_env), "PACTUM_NATS_CA=%s", h->ca);
         snprintf(issuer_env, sizeof(issuer_env), "PACTUM_INGEST_ISSUER=%s/issuer.json", h->auth);
         env[n++] = creds_env;
         env[n++] = ca_env;
-        if (which == 0)
+        if (strcmp(name, "ingest") == 0)
             env[n++] = issuer_env;
     }
     for (size_t i = 0; extra && extra[i] && n < 30; i++)
@@ -187,6 +186,36 @@ static pid_t spawn_service(h_env *h, int which, const char *var, const char *log
     argv[0] = path;
     argv[1] = NULL;
     return h_spawn(path, argv, log, env);
+}
+
+static pid_t spawn_service(h_env *h, int which, const char *var, const char *logname,
+                           const char *const *extra)
+{
+    return spawn_named(h, h_service_names[which], var, logname, extra);
+}
+
+bool h_start_gateway(h_env *h, const char *const *extra, int *http_port, int *otlp_port)
+{
+    static _Thread_local char http_env[64], otlp_env[64];
+    const char *env[24];
+    size_t n = 0;
+    int slot = 0;
+
+    while (slot < H_EXTRA && h->extra_pid[slot] > 0)
+        slot++;
+    if (slot == H_EXTRA)
+        return false;
+    *http_port = h_free_port();
+    *otlp_port = h_free_port();
+    snprintf(http_env, sizeof(http_env), "PACTUM_GATEWAY_HTTP=127.0.0.1:%d", *http_port);
+    snprintf(otlp_env, sizeof(otlp_env), "PACTUM_GATEWAY_OTLP=127.0.0.1:%d", *otlp_port);
+    env[n++] = http_env;
+    env[n++] = otlp_env;
+    for (size_t i = 0; extra && extra[i] && n < 23; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    h->extra_pid[slot] = spawn_named(h, "gateway", "var", "gateway", env);
+    return h->extra_pid[slot] > 0 && h_wait_healthy(h, "gateway", 20000);
 }
 
 bool h_start_service(h_env *h, int which, const char *const *extra)

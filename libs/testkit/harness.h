@@ -130,6 +130,13 @@ int h_stop_services(h_env *h);
 /* Read a file of the source tree (e.g. "examples/pacts/support-bot.json"); caller frees. */
 char *h_source_file(const char *relative);
 
+/*
+ * Start pactum-gateway (as an extra instance: h_stop stops it) with its HTTP API and its
+ * OTLP receiver on free loopback ports (*http_port, *otlp_port) and extra KEY=VALUE
+ * environment; true once it is healthy.
+ */
+bool h_start_gateway(h_env *h, const char *const *extra, int *http_port, int *otlp_port);
+
 /* Start one service (index into h_service_names) with extra KEY=VALUE environment. */
 bool h_start_service(h_env *h, int which, const char *const *extra_env);
 

@@ -9,7 +9,8 @@ build=${1:?usage: hardening.sh BUILD_DIR ON|OFF}
 fortify=${2:-ON}
 bins=("$build/services/ingest/pactum-ingest" "$build/services/evaluator/pactum-evaluator"
   "$build/services/scorer/pactum-scorer" "$build/services/oracle/pactum-oracle"
-  "$build/services/witness/pactum-witness" "$build/cli/pactum")
+  "$build/services/witness/pactum-witness" "$build/services/gateway/pactum-gateway"
+  "$build/cli/pactum")
 bad=0
 for b in "${bins[@]}"; do
   if [ ! -x "$b" ]; then

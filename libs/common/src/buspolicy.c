@@ -246,13 +246,30 @@ static void oracle(perms *p, uint32_t partitions)
     ordered_reader(p, PK_STREAM_LOG, partitions); /* the log, from its own size */
 }
 
+/*
+ * The HTTP gateway: envelopes it has authenticated (their signature checked under the
+ * signer's registered key, as the bus would check the subject) onto the raw stream, the
+ * receipts ingest sends for them, and owner-signed registrations. Ingest judges all of it
+ * as it judges what comes over the bus.
+ */
+static void gateway(perms *p, uint32_t partitions)
+{
+    (void)partitions;
+    pub(p, "pactum.raw.*");
+    sub(p, "pactum.ingest.receipt.*");
+    pub(p, PK_SUBJ_REG_SUBMIT);
+}
+
 json_t *pk_policy_service(const char *service, uint32_t partitions, const char *inbox)
 {
     static const struct {
         const char *name;
         void (*fill)(perms *p, uint32_t partitions);
-    } services[] = {
-        {"ingest", ingest}, {"evaluator", evaluator}, {"scorer", scorer}, {"oracle", oracle}};
+    } services[] = {{"ingest", ingest},
+                    {"evaluator", evaluator},
+                    {"scorer", scorer},
+                    {"oracle", oracle},
+                    {"gateway", gateway}};
     perms p;
 
     for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
