@@ -105,12 +105,12 @@ run --save "$PACTUM_VAR/attestation.bin" attest "$AGENT"
 run verify --key "$PACTUM_VAR/oracle/oracle.key.pub" "$PACTUM_VAR/attestation.bin"
 
 step "the log's key, to pin, and its latest checkpoint (a C2SP signed note, for standard tools), cosigned by a witness"
-echo "\$ curl http://127.0.0.1:7480/v1/log/key"
-curl -fsS http://127.0.0.1:7480/v1/log/key
+echo "\$ curl $PACTUM_ORACLE_URL/v1/log/key"
+curl -fsS "$PACTUM_ORACLE_URL/v1/log/key"
 echo
-echo "\$ curl http://127.0.0.1:7480/checkpoint"
+echo "\$ curl $PACTUM_ORACLE_URL/checkpoint"
 for _ in $(seq 1 50); do
-  curl -fsS http://127.0.0.1:7480/checkpoint >"$PACTUM_VAR/checkpoint.txt"
+  curl -fsS "$PACTUM_ORACLE_URL/checkpoint" >"$PACTUM_VAR/checkpoint.txt"
   grep -q "^— pactum.witness/" "$PACTUM_VAR/checkpoint.txt" && break
   sleep 0.2
 done

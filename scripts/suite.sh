@@ -1,6 +1,7 @@
 # Shared by scripts/demo.sh and scripts/up.sh: start and stop a local
-# nats-server (JetStream, TLS, operator mode) and the four services, all data
-# under $PACTUM_VAR.
+# nats-server (JetStream, TLS, operator mode), the four services and the HTTP
+# gateway, all data under $PACTUM_VAR. suite_start writes $PACTUM_VAR/suite.env
+# (the URLs and files a client needs, as KEY=VALUE lines) once all is healthy.
 # Source it; it defines suite_start and suite_stop.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +28,7 @@ suite_build() {
   "$ROOT/scripts/deps.sh"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$BUILD" -j "$(nproc)" --target pactum pactum-ingest pactum-evaluator \
-    pactum-scorer pactum-oracle pactum-witness >/dev/null
+    pactum-scorer pactum-oracle pactum-witness pactum-gateway >/dev/null
 }
 
 # Wait (bounded) until a service answers its health check (as the monitor user).
@@ -46,6 +47,7 @@ wait_healthy() {
 
 suite_start() {
   mkdir -p "$PACTUM_VAR/logs" "$PACTUM_VAR/nats"
+  rm -f "$PACTUM_VAR/suite.env"
   local port
   port=$(free_port "${PACTUM_NATS_PORT:-4222}")
   export PACTUM_NATS_URL="nats://127.0.0.1:$port"
@@ -109,6 +111,15 @@ suite_start() {
   export PACTUM_ORACLE_WITNESSES="http://127.0.0.1:$wport $PACTUM_WITNESS_VKEY"
   echo "witness       http://127.0.0.1:$wport/add-checkpoint (key $PACTUM_VAR/witness/witness.key;"
   echo "              verifier key $PACTUM_WITNESS_VKEY)"
+  # HTTP listeners on the usual ports, or the next free ones
+  local oport gport tport
+  oport=$(free_port "${PACTUM_HTTP_PORT:-7480}")
+  gport=$(free_port $((oport == 7480 ? 7481 : oport + 1)))
+  tport=$(free_port "${PACTUM_OTLP_PORT:-4318}")
+  export PACTUM_ORACLE_HTTP="127.0.0.1:$oport"
+  export PACTUM_ORACLE_URL="http://127.0.0.1:$oport"
+  export PACTUM_GATEWAY_URL="http://127.0.0.1:$gport"
+  export PACTUM_OTLP_URL="http://127.0.0.1:$tport"
   # each service on its own credentials; ingest signs new users' JWTs (issuer.json)
   for svc in "${SERVICES[@]}"; do
     PACTUM_NATS_CREDS="$PACTUM_AUTH/creds/$svc.creds" \
@@ -120,6 +131,35 @@ suite_start() {
     wait_healthy "$svc"
     printf '%-13s healthy (log %s)\n' "$svc" "$PACTUM_VAR/logs/$svc.log"
   done
+  # The gateway: HTTP in for agents and owners, and OpenTelemetry traces in, signed as the
+  # telemetry reporter @otel (registered with the admin key; registering again is accepted).
+  if [ ! -e "$PACTUM_VAR/keys/otel.key" ]; then
+    "$BUILD/cli/pactum" keygen -o "$PACTUM_VAR/keys/otel.key" >/dev/null
+  fi
+  "$BUILD/cli/pactum" principal register --id @otel --role telemetry \
+    --key "$PACTUM_VAR/keys/otel.key" --admin-key "$PACTUM_VAR/keys/admin.key" \
+    >"$PACTUM_VAR/logs/otel-register.log" 2>&1 ||
+    { cat "$PACTUM_VAR/logs/otel-register.log" >&2; return 1; }
+  PACTUM_NATS_CREDS="$PACTUM_AUTH/creds/gateway.creds" \
+    PACTUM_GATEWAY_HTTP="127.0.0.1:$gport" PACTUM_GATEWAY_OTLP="127.0.0.1:$tport" \
+    PACTUM_GATEWAY_OTLP_KEY="$PACTUM_VAR/keys/otel.key" \
+    "$BUILD/services/gateway/pactum-gateway" >"$PACTUM_VAR/logs/gateway.log" 2>&1 &
+  PIDS+=($!)
+  wait_healthy gateway
+  printf '%-13s healthy (log %s)\n' gateway "$PACTUM_VAR/logs/gateway.log"
+  echo "oracle HTTP   $PACTUM_ORACLE_URL/v1/  gateway $PACTUM_GATEWAY_URL/v1/  OTLP $PACTUM_OTLP_URL/v1/traces"
+  cat >"$PACTUM_VAR/suite.env.tmp" <<ENV
+PACTUM_NATS_URL=$PACTUM_NATS_URL
+PACTUM_NATS_CA=$PACTUM_NATS_CA
+PACTUM_NATS_CREDS=$PACTUM_NATS_CREDS
+PACTUM_ORACLE_URL=$PACTUM_ORACLE_URL
+PACTUM_GATEWAY_URL=$PACTUM_GATEWAY_URL
+PACTUM_OTLP_URL=$PACTUM_OTLP_URL
+PACTUM_LOG_KEY=$PACTUM_VAR/oracle/oracle.key.pub
+PACTUM_ADMIN_KEY_FILE=$PACTUM_VAR/keys/admin.key
+PACTUM_CLI=$BUILD/cli/pactum
+ENV
+  mv "$PACTUM_VAR/suite.env.tmp" "$PACTUM_VAR/suite.env"
 }
 
 # Stop everything started, services first, by PID; bounded waits.
