@@ -11,7 +11,7 @@ PACKAGES=(
   liblmdb-dev libsodium-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
   curl openssl
   libcriterion-dev
-  python3 python3-nacl
+  python3 python3-nacl python3-protobuf python3-pytest protobuf-compiler
 )
 # Extra packages named on the command line (e.g. docker-compose for CI).
 PACKAGES+=("$@")
@@ -22,6 +22,12 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node.js and npm for the TypeScript SDK and its tests (any install will do: Debian's, or one
+# already on the PATH).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

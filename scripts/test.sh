@@ -37,3 +37,12 @@ if [ "$rc" -ne 0 ]; then
   exit "$rc"
 fi
 echo "the fault suite and the bad-input corpus passed (full output in $dir/figures.log)"
+cd ..
+# The SDKs, each against a suite of its own (scripts/up.sh on free ports, data in a temporary
+# folder), with the release build; the sanitizer run covers the C code only.
+if [ "$dir" = build ]; then
+  echo "== Python SDK (sdk/python)"
+  /usr/bin/python3 -m pytest -q sdk/python
+  echo "== TypeScript SDK and the OpenTelemetry exporter (sdk/js)"
+  (cd sdk/js && npm ci --no-audit --no-fund --loglevel=error && npm test)
+fi
