@@ -18,18 +18,18 @@
 
 typedef struct gateway_cfg {
     pk_common_cfg common;
-    const char *http;          /* API listen address, or off */
-    const char *otlp;          /* OTLP/HTTP listen address, or off */
-    const char *otlp_key;      /* the telemetry principal's secret key file */
-    const char *otlp_id;       /* its registered id */
-    const char *otlp_agents;   /* service.name=agent pairs, comma-separated */
-    long long wait_ms;         /* how long to wait for ingest's receipt */
-    long long rate;            /* requests a second from one address */
-    long long max_bytes;       /* largest envelope or registration */
-    long long otlp_max_bytes;  /* largest OTLP request */
-    long long connections;     /* connections open at once, each listener */
-    long long per_client;      /* connections open at once from one address */
-    long long timeout_ms;      /* idle connection timeout */
+    const char *http;         /* API listen address, or off */
+    const char *otlp;         /* OTLP/HTTP listen address, or off */
+    const char *otlp_key;     /* the telemetry principal's secret key file */
+    const char *otlp_id;      /* its registered id */
+    const char *otlp_agents;  /* service.name=agent pairs, comma-separated */
+    long long wait_ms;        /* how long to wait for ingest's receipt */
+    long long rate;           /* requests a second from one address */
+    long long max_bytes;      /* largest envelope or registration */
+    long long otlp_max_bytes; /* largest OTLP request */
+    long long connections;    /* connections open at once, each listener */
+    long long per_client;     /* connections open at once from one address */
+    long long timeout_ms;     /* idle connection timeout */
 } gateway_cfg;
 
 enum {

@@ -249,8 +249,7 @@ static enum MHD_Result post_registration(gateway *g, struct MHD_Connection *c,
         return refuse(g, c, status, status == MHD_HTTP_BAD_REQUEST ? "malformed" : "bad_request",
                       "%s", why);
     if (env->type != want) {
-        ret = refuse(g, c, MHD_HTTP_BAD_REQUEST, "invalid_field",
-                     "this route takes a signed %s",
+        ret = refuse(g, c, MHD_HTTP_BAD_REQUEST, "invalid_field", "this route takes a signed %s",
                      want == PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION
                          ? "AgentRegistration (type agent_registration)"
                          : "PactRegistration (type pact_registration)");
@@ -361,8 +360,8 @@ static enum MHD_Result on_otlp(void *cls, struct MHD_Connection *c, const char *
     if (!is_json(type) && !is_protobuf(type))
         return refuse(g, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "bad_request",
                       "Content-Type must be application/x-protobuf or application/json (OTLP)");
-    status = gw_otlp_traces(g, (const uint8_t *)(b->buf ? b->buf : ""), b->len, is_json(type),
-                            &out, &olen);
+    status = gw_otlp_traces(g, (const uint8_t *)(b->buf ? b->buf : ""), b->len, is_json(type), &out,
+                            &olen);
     ret = pk_http_send(c, status,
                        is_json(type) || status != MHD_HTTP_OK ? "application/json"
                                                               : "application/x-protobuf",
@@ -380,14 +379,13 @@ static struct MHD_Daemon *listen_on(gateway *g, const char *spec, const char *fl
 
     if ((*st = pk_listen_addr(spec, flag, &sa)) != PK_OK)
         return NULL;
-    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                             MHD_USE_ERROR_LOG,
-                         ntohs(sa.sin_port), NULL, NULL, fn, g, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)g->cfg->connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                         (unsigned)g->cfg->per_client, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)((g->cfg->timeout_ms + 999) / 1000), MHD_OPTION_NOTIFY_COMPLETED,
-                         pk_http_done, NULL, MHD_OPTION_END);
+    d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+        ntohs(sa.sin_port), NULL, NULL, fn, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)g->cfg->connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)g->cfg->per_client,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((g->cfg->timeout_ms + 999) / 1000),
+        MHD_OPTION_NOTIFY_COMPLETED, pk_http_done, NULL, MHD_OPTION_END);
     if (!d)
         *st = PK_ERR(PK_EIO, "%s: cannot listen on %s (is the port taken?)", flag, spec);
     return d;

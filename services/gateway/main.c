@@ -24,7 +24,8 @@ static const pk_cfg_opt options[] = {
      offsetof(gateway_cfg, otlp_agents),
      "service.name=agent-id pairs, comma-separated, for services whose name is not their "
      "agent's id (a span's gen_ai.agent.id names the agent itself)"},
-    {"wait", "PACTUM_GATEWAY_WAIT", PK_CFG_DURATION, "5s", 10, 60000, offsetof(gateway_cfg, wait_ms),
+    {"wait", "PACTUM_GATEWAY_WAIT", PK_CFG_DURATION, "5s", 10, 60000,
+     offsetof(gateway_cfg, wait_ms),
      "how long a request waits for ingest's judgement (or the registrar's answer)"},
     {"rate", "PACTUM_GATEWAY_RATE", PK_CFG_INT, "200", 0, 10000000, offsetof(gateway_cfg, rate),
      "requests a second from one address (twice that at once); 0: no limit"},
@@ -65,8 +66,7 @@ static int start(void *ctx)
         g->have_otel = true;
         snprintf(g->otel_id, sizeof(g->otel_id), "%s", cfg->otlp_id);
     }
-    if (pk_ratelimit_create(&g->rate, (uint64_t)cfg->rate, (uint64_t)cfg->rate * 2, 65536) !=
-        PK_OK)
+    if (pk_ratelimit_create(&g->rate, (uint64_t)cfg->rate, (uint64_t)cfg->rate * 2, 65536) != PK_OK)
         return pk_service_failed(PK_EXIT_CONFIG);
     if (pk_registry_open(&g->reg, g->store, g->bus) != PK_OK)
         return pk_service_failed(PK_EXIT_STORE);

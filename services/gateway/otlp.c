@@ -251,8 +251,8 @@ static void take_span(batch *bt, const span_in *sp, const resource_in *r)
     snprintf(b->id, sizeof(b->id), "otel-%s-%s", sp->trace[0] ? sp->trace : "0", sp->span);
     snprintf(b->kind, sizeof(b->kind), "%s",
              sp->op && strcmp(sp->op, "execute_tool") == 0 ? "tool_call"
-             : sp->op                                        ? sp->op
-                                                             : "span");
+             : sp->op                                      ? sp->op
+                                                           : "span");
     snprintf(b->action, sizeof(b->action), "%s", sp->action ? sp->action : sp->op ? sp->op : "");
     snprintf(b->tool, sizeof(b->tool), "%s", sp->tool ? sp->tool : "");
     snprintf(b->resource, sizeof(b->resource), "%s", sp->resource ? sp->resource : "");
@@ -503,7 +503,8 @@ unsigned gw_otlp_traces(gateway *g, const uint8_t *body, size_t len, bool json, 
     batch bt = {.g = g};
     char why[256];
     bool ok;
-    Pactum__Otlp__ExportTraceServiceResponse resp = PACTUM__OTLP__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
+    Pactum__Otlp__ExportTraceServiceResponse resp =
+        PACTUM__OTLP__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
     Pactum__Otlp__ExportTracePartialSuccess partial =
         PACTUM__OTLP__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
     json_t *doc;

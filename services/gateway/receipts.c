@@ -184,8 +184,10 @@ bool gw_authenticate(gateway *g, const pk_signed_msg *env, Pactum__V1__Reason *r
     if (st != PK_OK) {
         *reason = st == PK_ENOTFOUND ? PACTUM__V1__REASON__REASON_UNKNOWN_SIGNER
                                      : PACTUM__V1__REASON__REASON_INTERNAL;
-        snprintf(why, wlen, st == PK_ENOTFOUND ? "%s is not registered" : "%s: cannot read the "
-                                                                          "registry",
+        snprintf(why, wlen,
+                 st == PK_ENOTFOUND ? "%s is not registered"
+                                    : "%s: cannot read the "
+                                      "registry",
                  env->signer_id);
         return false;
     }

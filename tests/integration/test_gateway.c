@@ -198,8 +198,8 @@ Test(gateway, events_over_http_are_judged_per_event_and_forgeries_never_reach_th
         refused = json_object_get(doc, "refused");
         cr_assert_eq(json_integer_value(json_object_get(doc, "accepted")), 1, "%s", out);
         cr_assert_eq(json_array_size(refused), 1, "%s", out);
-        cr_assert_str_eq(
-            json_string_value(json_object_get(json_array_get(refused, 0), "event_id")), "old-0");
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(refused, 0), "event_id")),
+                         "old-0");
         cr_assert_str_eq(json_string_value(json_object_get(json_array_get(refused, 0), "reason")),
                          "too_old", "%s", out);
         json_decref(doc);
@@ -338,14 +338,14 @@ Test(gateway, agents_and_pacts_register_over_http_owner_signed)
     pr.document = (ProtobufCBinaryData){strlen(doc2), (uint8_t *)doc2};
     pr.ts_ms = pk_now_ms();
     cr_assert_eq(pk_pack(&pr.base, &payload, &plen), PK_OK);
-    cr_assert_eq(pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, payload, plen,
-                                  "", &thief, &env, &len),
+    cr_assert_eq(pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, payload,
+                                  plen, "", &thief, &env, &len),
                  PK_OK);
     cr_assert_eq(post(api_port, "/v1/pacts", "application/x-protobuf", env, len), 403, "%s", out);
     cr_assert(strstr(out, "not_authorized"), "%s", out);
     free(env);
-    cr_assert_eq(pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, payload, plen,
-                                  "", &o2, &env, &len),
+    cr_assert_eq(pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PACT_REGISTRATION, payload,
+                                  plen, "", &o2, &env, &len),
                  PK_OK);
     cr_assert_eq(post(api_port, "/v1/pacts", "application/x-protobuf", env, len), 200, "%s", out);
     doc = json_out();
@@ -452,10 +452,11 @@ Test(gateway, opentelemetry_spans_become_signed_telemetry_evidence_that_moves_th
         Pactum__Otlp__Resource res = PACTUM__OTLP__RESOURCE__INIT;
         Pactum__Otlp__ScopeSpans ss = PACTUM__OTLP__SCOPE_SPANS__INIT, *ssp = &ss;
         Pactum__Otlp__Span sp = PACTUM__OTLP__SPAN__INIT, *spp = &sp;
-        Pactum__Otlp__KeyValue kv[3] = {PACTUM__OTLP__KEY_VALUE__INIT, PACTUM__OTLP__KEY_VALUE__INIT,
+        Pactum__Otlp__KeyValue kv[3] = {PACTUM__OTLP__KEY_VALUE__INIT,
+                                        PACTUM__OTLP__KEY_VALUE__INIT,
                                         PACTUM__OTLP__KEY_VALUE__INIT},
-                               *kvp[3] = {&kv[0], &kv[1], &kv[2]}, rkv = PACTUM__OTLP__KEY_VALUE__INIT,
-                               *rkvp = &rkv;
+                               *kvp[3] = {&kv[0], &kv[1], &kv[2]},
+                               rkv = PACTUM__OTLP__KEY_VALUE__INIT, *rkvp = &rkv;
         Pactum__Otlp__AnyValue v[3] = {PACTUM__OTLP__ANY_VALUE__INIT, PACTUM__OTLP__ANY_VALUE__INIT,
                                        PACTUM__OTLP__ANY_VALUE__INIT},
                                rv = PACTUM__OTLP__ANY_VALUE__INIT;
@@ -501,12 +502,13 @@ Test(gateway, opentelemetry_spans_become_signed_telemetry_evidence_that_moves_th
     if (r->state->tier != PACTUM__V1__TIER__TIER_CONTAINED) {
         seen_event se = {0};
         h_read_stream(&h, PK_STREAM_EVENTS, "pactum.events.*.gw-bot", dump_event, &se);
-        fprintf(stderr, "evaluator events %lld fail %lld pass %lld insufficient %lld no pact %lld\n",
-                h_metric(&h, "evaluator", "pactum_evaluator_events_total"),
-                h_metric(&h, "evaluator", "pactum_evaluator_verdicts_total{outcome=\"fail\"}"),
-                h_metric(&h, "evaluator", "pactum_evaluator_verdicts_total{outcome=\"pass\"}"),
-                h_metric(&h, "evaluator", "pactum_evaluator_verdicts_total{outcome=\"insufficient\"}"),
-                h_metric(&h, "evaluator", "pactum_evaluator_events_without_pact_total"));
+        fprintf(
+            stderr, "evaluator events %lld fail %lld pass %lld insufficient %lld no pact %lld\n",
+            h_metric(&h, "evaluator", "pactum_evaluator_events_total"),
+            h_metric(&h, "evaluator", "pactum_evaluator_verdicts_total{outcome=\"fail\"}"),
+            h_metric(&h, "evaluator", "pactum_evaluator_verdicts_total{outcome=\"pass\"}"),
+            h_metric(&h, "evaluator", "pactum_evaluator_verdicts_total{outcome=\"insufficient\"}"),
+            h_metric(&h, "evaluator", "pactum_evaluator_events_without_pact_total"));
         for (size_t i = 0; i < r->n_tier_history; i++)
             fprintf(stderr, "tier change to %s: %s\n", pk_tier_name(r->tier_history[i]->to),
                     r->tier_history[i]->cause);
@@ -519,8 +521,8 @@ Test(gateway, opentelemetry_spans_become_signed_telemetry_evidence_that_moves_th
      * measures */
     {
         seen_event se = {0};
-        cr_assert(h_read_stream(&h, PK_STREAM_EVENTS, "pactum.events.*.gw-bot", telemetry_event,
-                                &se));
+        cr_assert(
+            h_read_stream(&h, PK_STREAM_EVENTS, "pactum.events.*.gw-bot", telemetry_event, &se));
         cr_assert(se.seen, "the telemetry event is stored");
         cr_assert_eq(se.why[0], '\0', "%s", se.why);
     }
