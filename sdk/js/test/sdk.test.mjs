@@ -3,6 +3,7 @@
 // tampered proof refused.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -144,4 +145,15 @@ test("RFC 6962 proofs on a tree built here", () => {
   const p3 = [root(leaves.slice(2, 3)), root(leaves.slice(3, 4)), root(leaves.slice(0, 2)), root(leaves.slice(4))];
   assert.ok(verifyConsistency(3, 7, root(leaves.slice(0, 3)), r, p3));
   assert.ok(!verifyConsistency(3, 7, root(leaves.slice(0, 3)), r, p3.slice(0, 3)));
+});
+
+test("the example agents keep and break their pact", () => {
+  for (const [mode, tier] of [["keep", "tier trusted"], ["break", "tier contained"]]) {
+    const out = execFileSync("npx", ["tsx", "../../examples/agents/ts_agent.mts", mode], {
+      encoding: "utf8",
+      timeout: 120000,
+      env: { ...process.env, PACTUM_ENV: join(suite.env.PACTUM_VAR, "suite.env") },
+    });
+    assert.match(out, new RegExp(tier), out);
+  }
 });

@@ -195,3 +195,16 @@ def test_the_generated_protobuf_module_is_the_protocols():
             fresh = f.read()
     with open(os.path.join(here, "..", "pactum", "_gen", "pactum_pb2.py"), "rb") as f:
         assert f.read() == fresh, "run: protoc -I proto/pactum/v1 --python_out sdk/python/pactum/_gen pactum.proto"
+
+
+@pytest.mark.parametrize("mode,tier", [("keep", "tier trusted"), ("break", "tier contained")])
+def test_the_example_agents_keep_and_break_their_pact(suite, mode, tier):
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    example = os.path.join(here, "..", "..", "..", "examples", "agents", "python_agent.py")
+    r = subprocess.run([sys.executable, example, mode, "--env",
+                        os.path.join(suite["PACTUM_VAR"], "suite.env")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert tier in r.stdout, r.stdout
