@@ -17,7 +17,8 @@
 #include "pk/clock.h"
 #include "pk/log.h"
 
-#define SPANS_MAX 8192 /* spans taken from one request; more are refused */
+#define SPANS_MAX    8192 /* spans taken from one request; more are refused */
+#define PER_ENVELOPE 256  /* events signed together (a request holds this many in memory) */
 
 /* What one span says, whichever encoding it came in (strings borrowed from the request). */
 typedef struct span_in {
@@ -133,7 +134,7 @@ typedef struct ev_buf {
 
 typedef struct batch {
     gateway *g;
-    ev_buf *evs; /* up to PK_BATCH_MAX */
+    ev_buf *evs; /* up to PER_ENVELOPE */
     size_t n;
     long accepted, rejected, pending;
     char first_error[256];
@@ -284,7 +285,7 @@ static void take_span(batch *bt, const span_in *sp, const resource_in *r)
     add_label(b, "operation", sp->op);
     add_label(b, "span_name", sp->name);
     add_label(b, "trace_id", sp->trace);
-    if (++bt->n == PK_BATCH_MAX)
+    if (++bt->n == PER_ENVELOPE)
         flush(bt);
 }
 
@@ -511,7 +512,7 @@ unsigned gw_otlp_traces(gateway *g, const uint8_t *body, size_t len, bool json, 
 
     *out = NULL;
     *olen = 0;
-    if (!(bt.evs = calloc(PK_BATCH_MAX, sizeof(*bt.evs)))) {
+    if (!(bt.evs = calloc(PER_ENVELOPE, sizeof(*bt.evs)))) {
         doc = json_pack("{s:s, s:s}", "status", "internal", "message", "out of memory");
         ok = false;
     } else {
