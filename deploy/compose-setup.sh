@@ -17,7 +17,7 @@ pactum-tls "$r/keys/tls" nats nats2 nats3 >/dev/null
 pactum setup init --dir "$r/keys/auth" --tls-dir /nats-conf --store /data >/dev/null
 install -m 0600 "$r/keys/auth/nats.conf" "$r/keys/tls/server.key" "$r/nats-conf/"
 install -m 0644 "$r/keys/tls/server.pem" "$r/nats-conf/"
-for name in ingest evaluator scorer oracle setup enroll monitor; do
+for name in ingest evaluator scorer oracle gateway setup enroll monitor; do
   mkdir -p "$r/bus/$name"
   install -m 0600 "$r/keys/auth/creds/$name.creds" "$r/bus/$name/bus.creds"
   install -m 0644 "$r/keys/tls/ca.pem" "$r/bus/$name/ca.pem"
