@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 secs=${1:-30}
-targets=(envelope pact proofs oracle witness)
+targets=(envelope pact proofs oracle witness gateway)
 
 scripts/deps.sh clang libclang-rt-14-dev
 mkdir -p build-fuzz
@@ -30,7 +30,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 printf '%-10s %12s %10s %8s\n' target executions "per s" corpus
 for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t
-  mkdir -p "$corpus"
+  mkdir -p "$corpus" build-fuzz/seeds/"$t"
   log=build-fuzz/fuzz-$t.log
   if ! build-fuzz/tests/fuzz/fuzz_"$t" "$corpus" build-fuzz/seeds/"$t" tests/fuzz/regressions/"$t" \
       -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \

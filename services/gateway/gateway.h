@@ -84,13 +84,16 @@ bool gw_authenticate(gateway *g, const pk_signed_msg *env, Pactum__V1__Reason *r
 pk_status gw_http_start(gateway *g) PK_MUST_CHECK;
 void gw_http_stop(gateway *g);
 
-/* A Signed envelope from its binary or JSON form; NULL and a sentence in why if neither. */
-pk_signed_msg *gw_signed_from_body(const char *type, const char *body, size_t len, char *why,
-                                   size_t wlen);
+/*
+ * The protobuf bytes of a Signed envelope from its JSON form (docs/http-api.md), a new
+ * buffer the caller frees; NULL and a sentence in why if it is not one.
+ */
+uint8_t *gw_signed_from_json(const char *body, size_t len, size_t *olen, char *why, size_t wlen);
 
 /*
  * OTLP/HTTP: an ExportTraceServiceRequest (protobuf, or JSON when json) turned
- * into events signed as the telemetry reporter. The answer's HTTP status and
+ * into events signed as the telemetry reporter (without a bus, g->bus NULL,
+ * they are made and counted but go nowhere: the fuzz target). The answer's HTTP status and
  * body (*out, caller frees; an ExportTraceServiceResponse in the request's
  * encoding, or a JSON refusal).
  */

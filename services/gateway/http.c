@@ -85,7 +85,7 @@ static bool hex_field(json_t *doc, const char *name, ProtobufCBinaryData *out, s
 }
 
 /* The JSON form: the fields of Signed, bytes in hex, type by name or number (pk/pbjson.h). */
-static uint8_t *signed_from_json(const char *body, size_t len, size_t *olen, char *why, size_t wlen)
+uint8_t *gw_signed_from_json(const char *body, size_t len, size_t *olen, char *why, size_t wlen)
 {
     Pactum__V1__Signed s = PACTUM__V1__SIGNED__INIT;
     json_error_t err;
@@ -139,7 +139,7 @@ static bool signed_body(struct MHD_Connection *c, const pk_http_body *b, uint8_t
     *env = NULL;
     *status = MHD_HTTP_BAD_REQUEST;
     if (is_json(type)) {
-        if (!(*bytes = signed_from_json(b->buf ? b->buf : "", b->len, len, why, wlen)))
+        if (!(*bytes = gw_signed_from_json(b->buf ? b->buf : "", b->len, len, why, wlen)))
             return false;
     } else if (is_protobuf(type)) {
         if (!(*bytes = malloc(b->len ? b->len : 1)))

@@ -192,6 +192,12 @@ static void flush(batch *bt)
 
     if (bt->n == 0)
         return;
+    if (!g->bus) { /* nowhere to send them */
+        pk_metric_add(&g->m[GM_SPAN_EVENTS], (long long)bt->n);
+        bt->pending += (long)bt->n;
+        bt->n = 0;
+        return;
+    }
     if (!(evp = calloc(bt->n, sizeof(*evp)))) {
         bt->rejected += (long)bt->n;
         bt->n = 0;
