@@ -93,8 +93,9 @@ void gw_receipts_stop(gw_receipts *r)
 {
     if (!r)
         return;
-    if (r->sub) {
-        natsSubscription_Unsubscribe(r->sub);
+    if (r->sub) { /* drained, so that no callback still runs when r is freed (bounded: 2 s) */
+        natsSubscription_DrainTimeout(r->sub, 2000);
+        natsSubscription_WaitForDrainCompletion(r->sub, 2000);
         natsSubscription_Destroy(r->sub);
     }
     for (size_t i = 0; i < EARLY; i++) {
