@@ -43,7 +43,7 @@ if [ -e "$PACTUM_VAR" ]; then
 fi
 mkdir -p "$PACTUM_VAR/keys"
 
-step "start nats-server and the four services"
+step "start nats-server, the four services and the HTTP gateway"
 suite_start
 
 step "keys: one for the agent's owner, one for the agent"
