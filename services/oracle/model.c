@@ -18,13 +18,42 @@ void oracle_metrics_init(oracle *o)
 
 pk_status oracle_open_dbs(oracle *o)
 {
-    const pk_dbi_spec dbs[] = {{"reports", 0, &o->reports},
-                               {"tiers", 0, &o->tiers},
-                               {"governance", 0, &o->governance},
-                               {"meta", 0, &o->meta},
-                               {"violations", 0, &o->violations}};
+    const pk_dbi_spec dbs[] = {{"reports", 0, &o->reports},       {"tiers", 0, &o->tiers},
+                               {"governance", 0, &o->governance}, {"meta", 0, &o->meta},
+                               {"violations", 0, &o->violations}, {"series", 0, &o->series}};
 
     return pk_store_dbis(o->store, dbs, PK_NELEM(dbs));
+}
+
+static bool stops_agent(Pactum__V1__Tier t)
+{
+    return t == PACTUM__V1__TIER__TIER_CONTAINED || t == PACTUM__V1__TIER__TIER_SUSPENDED;
+}
+
+/* The point of the agent's score series a change makes (oracle.h, ORACLE_POINT_*). */
+static void series_point(const Pactum__V1__TrustChange *ch, uint8_t v[ORACLE_POINT_BYTES])
+{
+    const Pactum__V1__TierChange *tc = ch->tier_change;
+    int64_t at = ch->state->clock_ms ? ch->state->clock_ms : ch->published_ms;
+    uint8_t mark = 0;
+
+    if (ch->cause && ch->cause->violation)
+        mark |= ORACLE_MARK_VIOLATION;
+    if (tc && stops_agent(tc->to) && !stops_agent(tc->from))
+        mark |= ORACLE_MARK_CONTAINMENT;
+    if (tc && stops_agent(tc->from) && !stops_agent(tc->to))
+        mark |= ORACLE_MARK_REENTRY;
+    if (ch->governance &&
+        ch->governance->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE)
+        mark |= ORACLE_MARK_OVERRIDE;
+    if (ch->governance &&
+        (ch->governance->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE ||
+         ch->governance->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING))
+        mark |= ORACLE_MARK_DISPUTE;
+    pk_be64_put(v, (uint64_t)at);
+    pk_be64_put(v + 8, ((uint64_t)ch->state->score_ppm << 32) | ch->state->lower_ppm);
+    v[16] = (uint8_t)ch->state->tier;
+    v[17] = mark;
 }
 
 /* Apply one trust change; duplicates (change_seq not newer) are skipped. */
@@ -66,6 +95,12 @@ static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustCh
         size_t vl = pk_key_id_u64(vk, agent, (uint64_t)at);
         pk_be64_put(vk + vl, ch->cause->vseq);
         st = pk_put(txn, o->violations, vk, vl + 8, &sev, 1, 0);
+    }
+    if (st == PK_OK) {
+        uint8_t v[ORACLE_POINT_BYTES];
+        series_point(ch, v);
+        st =
+            pk_put(txn, o->series, key, pk_key_id_u64(key, agent, ch->change_seq), v, sizeof(v), 0);
     }
     if (st == PK_OK && ch->governance) {
         Pactum__V1__GovernanceEntry e = PACTUM__V1__GOVERNANCE_ENTRY__INIT;

@@ -70,6 +70,17 @@ typedef struct oracle_witnesses oracle_witnesses;
 
 #define ORACLE_HELD_SLOTS 64 /* containments decoded and not yet committed, at once */
 
+/*
+ * A point of an agent's score series, one per trust change (the agent page's chart): be64
+ * time (bus clock, ms), be32 score_ppm, be32 lower_ppm, the tier, and what happened.
+ */
+#define ORACLE_POINT_BYTES      18
+#define ORACLE_MARK_VIOLATION   1
+#define ORACLE_MARK_CONTAINMENT 2
+#define ORACLE_MARK_REENTRY     4
+#define ORACLE_MARK_OVERRIDE    8
+#define ORACLE_MARK_DISPUTE     16
+
 /* A containment the read model has decoded and is committing (see oracle_held_state). */
 typedef struct oracle_held {
     char agent[PK_ID_MAX + 1]; /* "" when the slot is free */
@@ -93,6 +104,7 @@ typedef struct oracle {
     MDB_dbi governance;          /* agent \0 be64 change_seq -> GovernanceEntry */
     MDB_dbi meta;                /* trust_seq (and the log's keys, see tlog.h) */
     MDB_dbi violations;          /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
+    MDB_dbi series;              /* agent \0 be64 change_seq -> a point (ORACLE_POINT_BYTES) */
     pk_consumer trust;           /* the read model's durable consumer of PACTUM_TRUST */
     pk_runner model;             /* the read model's loop */
     pk_keypair kp;               /* signs answers and tree heads */
@@ -266,6 +278,18 @@ pk_status oracle_seal(oracle *o, Pactum__V1__PayloadType type, const ProtobufCMe
 
 /* Count a refused question (bad, unknown agent). */
 void oracle_count(oracle *o, int metric);
+
+/* --- pages (pages.c) --- */
+
+/*
+ * The HTML page for url ("/", "/log", "/agents/<id>"; leaf: the /log page's leaf query, or
+ * NULL): its HTTP status and body (*out, caller frees; NULL on failure with 500).
+ */
+unsigned oracle_page(oracle *o, const char *url, const char *leaf, char **out, size_t *len);
+
+/* The pages' stylesheet and script (web/, embedded at build time). */
+extern const unsigned char oracle_web_css[], oracle_web_js[];
+extern const unsigned long oracle_web_css_len, oracle_web_js_len;
 
 /* --- HTTP (http.c) --- */
 

@@ -454,9 +454,32 @@ static pk_status maybe_publish_head(void *ctx, bool caught_up)
         l->published_mono_ms = now;
         if (l->cfg.m_heads)
             pk_metric_add(l->cfg.m_heads, 1);
+        pthread_mutex_lock(&l->head_lock);
+        free(l->recent[l->recent_next]);
+        l->recent[l->recent_next] = buf; /* kept for the log page */
+        l->recent_len[l->recent_next] = len;
+        l->recent_next = (l->recent_next + 1) % TLOG_RECENT_HEADS;
+        pthread_mutex_unlock(&l->head_lock);
+        return PK_OK;
     }
     free(buf);
     return PK_OK;
+}
+
+int tlog_recent_heads(tlog *l, uint8_t **heads, size_t *lens, int max)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&l->head_lock);
+    for (unsigned k = 1; k <= TLOG_RECENT_HEADS && n < max; k++) {
+        unsigned slot = (l->recent_next + TLOG_RECENT_HEADS - k) % TLOG_RECENT_HEADS;
+        if (!l->recent[slot] || !(heads[n] = malloc(l->recent_len[slot])))
+            continue;
+        memcpy(heads[n], l->recent[slot], l->recent_len[slot]);
+        lens[n++] = l->recent_len[slot];
+    }
+    pthread_mutex_unlock(&l->head_lock);
+    return n;
 }
 
 /* --- starting and stopping ------------------------------------------------------------ */
@@ -584,5 +607,9 @@ void tlog_close(tlog *l)
     pk_consumer_close(&l->reader);
     free(l->head);
     l->head = NULL;
+    for (int i = 0; i < TLOG_RECENT_HEADS; i++) {
+        free(l->recent[i]);
+        l->recent[i] = NULL;
+    }
     pthread_mutex_destroy(&l->head_lock);
 }

@@ -36,6 +36,8 @@
 
 #define TLOG_SOURCES 5
 
+#define TLOG_RECENT_HEADS 32 /* heads published that are kept, for the log page */
+
 typedef struct tlog_source {
     const char *stream;  /* source stream */
     const char *filter;  /* subject filter */
@@ -68,24 +70,27 @@ typedef struct tlog_appender {
 } tlog_appender;
 
 struct tlog {
-    tlog_cfg cfg;                          /* settings (copied) */
-    pk_service *svc;                       /* borrowed: health, retries */
-    pk_bus *bus;                           /* borrowed: records are read, heads published */
-    pk_store *store;                       /* borrowed: the tree lives here */
-    const pk_keypair *kp;                  /* borrowed: signs tree heads */
-    char log_id[PK_LOG_ID_LEN + 1];        /* hex id of the key (pk_log_id) */
-    MDB_dbi meta;                          /* log_size, log_seq, hw_<stream> */
-    MDB_dbi nodes;                         /* level (1 byte) be64 index -> perfect subtree hash */
-    MDB_dbi leaves;                        /* be64 index -> LogLeaf bytes */
-    MDB_dbi refs;                          /* stream \0 be64 seq -> be64 index */
-    MDB_dbi by_agent;                      /* agent \0 be64 index -> "" */
-    atomic_ullong size;                    /* leaves committed */
-    pthread_mutex_t head_lock;             /* guards the head cache */
-    uint64_t head_size;                    /* size of the cached head */
-    uint8_t *head;                         /* the last head signed (signing costs more than
-                                            * the answer, so it is reused while the log has
-                                            * not grown) */
-    size_t head_len;                       /* its length */
+    tlog_cfg cfg;                       /* settings (copied) */
+    pk_service *svc;                    /* borrowed: health, retries */
+    pk_bus *bus;                        /* borrowed: records are read, heads published */
+    pk_store *store;                    /* borrowed: the tree lives here */
+    const pk_keypair *kp;               /* borrowed: signs tree heads */
+    char log_id[PK_LOG_ID_LEN + 1];     /* hex id of the key (pk_log_id) */
+    MDB_dbi meta;                       /* log_size, log_seq, hw_<stream> */
+    MDB_dbi nodes;                      /* level (1 byte) be64 index -> perfect subtree hash */
+    MDB_dbi leaves;                     /* be64 index -> LogLeaf bytes */
+    MDB_dbi refs;                       /* stream \0 be64 seq -> be64 index */
+    MDB_dbi by_agent;                   /* agent \0 be64 index -> "" */
+    atomic_ullong size;                 /* leaves committed */
+    pthread_mutex_t head_lock;          /* guards the head cache */
+    uint64_t head_size;                 /* size of the cached head */
+    uint8_t *head;                      /* the last head signed (signing costs more than
+                                         * the answer, so it is reused while the log has
+                                         * not grown) */
+    size_t head_len;                    /* its length */
+    uint8_t *recent[TLOG_RECENT_HEADS]; /* heads published, a ring (under head_lock) */
+    size_t recent_len[TLOG_RECENT_HEADS];
+    unsigned recent_next;                  /* the slot the next one takes */
     uint64_t published_size;               /* size of the last head published */
     int64_t published_mono_ms;             /* when */
     tlog_appender appenders[TLOG_SOURCES]; /* one per source */
@@ -115,6 +120,12 @@ pk_status tlog_root(tlog *l, MDB_txn *txn, uint64_t size, uint8_t root[PK_HASH])
 
 /* A signed tree head of the first `size` leaves. *out: caller frees. */
 pk_status tlog_head(tlog *l, MDB_txn *txn, uint64_t size, uint8_t **out, size_t *len) PK_MUST_CHECK;
+
+/*
+ * The signed heads this instance published lately, newest first: copies into heads[] (the
+ * caller frees each), at most max of them (TLOG_RECENT_HEADS are kept); how many.
+ */
+int tlog_recent_heads(tlog *l, uint8_t **heads, size_t *lens, int max);
 
 /* The hash of the perfect subtree of 2^level leaves starting at leaf index * 2^level. */
 pk_status tlog_node(tlog *l, MDB_txn *txn, unsigned level, uint64_t index,
