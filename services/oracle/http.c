@@ -695,11 +695,75 @@ static bool match(const char *pattern, const char *url, char *id, size_t idlen)
     return true;
 }
 
+/* A page, the stylesheet or the script, with headers that keep the page to its own origin. */
+static enum MHD_Result send_page(struct MHD_Connection *c, oracle *o, unsigned status,
+                                 const char *type, const void *body, size_t len, bool cache)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", cache ? "max-age=300" : "no-store");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; "
+                            "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                            "form-action 'self'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    pk_metric_add(&o->m[OM_HTTP], 1);
+    return ret;
+}
+
+/* The pages for people (pages.c): /, /log, /agents/<id>, and their two static files. */
+static bool page_route(struct MHD_Connection *c, oracle *o, const char *method, const char *url,
+                       enum MHD_Result *ret)
+{
+    char *body = NULL;
+    size_t len = 0;
+    unsigned status;
+    const char *rest = strncmp(url, "/agents/", 8) == 0 ? url + 8 : NULL;
+
+    if (strcmp(url, "/static/pactum.css") == 0 || strcmp(url, "/static/verify.js") == 0) {
+        bool css = url[8] == 'p';
+        if (strcmp(method, "GET") != 0)
+            return false;
+        *ret = send_page(c, o, MHD_HTTP_OK,
+                         css ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8",
+                         css ? oracle_web_css : oracle_web_js,
+                         css ? oracle_web_css_len : oracle_web_js_len, true);
+        return true;
+    }
+    if (strcmp(url, "/") != 0 && strcmp(url, "/log") != 0 && !(rest && *rest && !strchr(rest, '/')))
+        return false;
+    if (strcmp(method, "GET") != 0) {
+        *ret = refuse(c, o, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request", "pages take GET");
+        return true;
+    }
+    status = oracle_page(o, url, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "leaf"),
+                         &body, &len);
+    if (!body)
+        *ret =
+            refuse(c, o, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "the page could not be made");
+    else
+        *ret = send_page(c, o, status, "text/html; charset=utf-8", body, len, false);
+    free(body);
+    return true;
+}
+
 static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char *method,
                                 const char *url, request *rq)
 {
     route_req r = {.c = c, .o = o, .rq = rq, .url = url};
     const char *wrong = NULL;
+    enum MHD_Result page;
+
+    if (page_route(c, o, method, url, &page))
+        return page;
 
     if (strncmp(url, "/tile/", 6) == 0) {
         if (strcmp(method, "GET") != 0)
