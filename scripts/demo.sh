@@ -19,8 +19,19 @@
 #      offline with the log's key and the witness's
 #
 # Everything started is stopped at the end (or on Ctrl-C); the data stays in
-# var/ for inspection (the next run starts afresh).
+# var/ for inspection (the next run starts afresh). With --keep, the suite keeps
+# running after the scenario and the agent's page is printed to open in a
+# browser; Ctrl-C stops it.
 set -euo pipefail
+keep=false
+case "${1:-}" in
+  --keep) keep=true ;;
+  "") ;;
+  *)
+    echo "usage: scripts/demo.sh [--keep]" >&2
+    exit 2
+    ;;
+esac
 source "$(dirname "$0")/suite.sh"
 
 PACTUM="$BUILD/cli/pactum"
@@ -122,3 +133,14 @@ run verify --key "$PACTUM_VAR/oracle/oracle.key.pub" --witness "$PACTUM_WITNESS_
 step "done: contained by a leak, then trusted again once the leak was overturned"
 echo "final answer as JSON: $PACTUM_VAR/final-report.json"
 echo "logs: $PACTUM_VAR/logs/   LMDB files: $PACTUM_VAR/{ingest,evaluator,scorer,oracle}/"
+echo "the agent's page: $PACTUM_ORACLE_URL/agents/$AGENT"
+if $keep; then
+  trap 'echo; exit 0' INT TERM
+  echo
+  echo "the suite keeps running (--keep): open $PACTUM_ORACLE_URL/agents/$AGENT in a browser;"
+  echo "all agents at $PACTUM_ORACLE_URL/ and the log at $PACTUM_ORACLE_URL/log. Ctrl-C stops it."
+  while true; do
+    sleep 1 &
+    wait $! || true
+  done
+fi

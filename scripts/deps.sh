@@ -12,6 +12,7 @@ PACKAGES=(
   curl openssl
   libcriterion-dev
   python3 python3-nacl python3-protobuf python3-pytest protobuf-compiler
+  chromium
 )
 # Extra packages named on the command line (e.g. docker-compose for CI).
 PACKAGES+=("$@")
