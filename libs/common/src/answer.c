@@ -32,6 +32,8 @@ static const struct {
      &pactum__v1__log_answer__descriptor},
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_FIGURES, "figures",
      &pactum__v1__governance_figures__descriptor},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_CHANGE_NOTICE, "change_notice",
+     &pactum__v1__change_notice__descriptor},
 };
 
 #define N_ANSWERS (sizeof(answers) / sizeof(answers[0]))

@@ -274,6 +274,23 @@ static void check_decision(pk_verifier *v, const ProtobufCMessage *m)
          d->request ? d->request->action : "?", d->request ? d->request->agent_id : "?");
 }
 
+/* A streamed change: the TrustChange it carries decodes and is about the agent it names. */
+static void check_change_notice(pk_verifier *v, const ProtobufCMessage *m)
+{
+    const Pactum__V1__ChangeNotice *n = (const Pactum__V1__ChangeNotice *)m;
+    Pactum__V1__TrustChange *tc =
+        pactum__v1__trust_change__unpack(NULL, n->change.len, n->change.data);
+
+    if (!tc || !tc->state || strcmp(tc->agent_id, n->agent_id) != 0)
+        step(v, false, "the change it carries is not a trust change of %s", n->agent_id);
+    else
+        step(v, true, "PACTUM_TRUST #%llu: %s, change %llu, tier %s, score %.4f",
+             (unsigned long long)n->trust_seq, n->agent_id, (unsigned long long)tc->change_seq,
+             pk_tier_name(tc->state->tier), tc->state->score_ppm / 1e6);
+    if (tc)
+        pactum__v1__trust_change__free_unpacked(tc, NULL);
+}
+
 static void check_figures(pk_verifier *v, const ProtobufCMessage *m)
 {
     check_carried_head(v, &((const Pactum__V1__GovernanceFigures *)m)->log_head);
@@ -290,6 +307,7 @@ static const struct {
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TRUST_REPORT, check_trust_report},
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION, check_decision},
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_FIGURES, check_figures},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_CHANGE_NOTICE, check_change_notice},
 };
 
 int pk_verify_answer(pk_verifier *v, const uint8_t *buf, size_t len)

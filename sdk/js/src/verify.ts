@@ -69,6 +69,7 @@ const ANSWERS: Record<string, string> = {
   PAYLOAD_LOG_ANSWER: "LogAnswer",
   PAYLOAD_DECISION: "AuthorizeDecision",
   PAYLOAD_FIGURES: "GovernanceFigures",
+  PAYLOAD_CHANGE_NOTICE: "ChangeNotice",
 };
 
 /** A checked answer: its type ("trust_report" ...), the decoded payload, the steps that passed. */

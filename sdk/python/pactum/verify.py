@@ -18,6 +18,7 @@ ANSWERS = {
     PT.Value("PAYLOAD_LOG_ANSWER"): pb.LogAnswer,
     PT.Value("PAYLOAD_DECISION"): pb.AuthorizeDecision,
     PT.Value("PAYLOAD_FIGURES"): pb.GovernanceFigures,
+    PT.Value("PAYLOAD_CHANGE_NOTICE"): pb.ChangeNotice,
 }
 
 OK = pb.QueryStatus.Value("QUERY_OK")
