@@ -755,6 +755,51 @@ static bool page_route(struct MHD_Connection *c, oracle *o, const char *method, 
     return true;
 }
 
+/* GET /v1/changes and /v1/agents/<id>/changes: live streams (changes.c). */
+static bool changes_route(struct MHD_Connection *c, oracle *o, const char *method, const char *url,
+                          enum MHD_Result *ret)
+{
+    char agent[PK_ID_MAX + 1] = "";
+    const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+    const char *after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+    struct MHD_Response *r;
+    unsigned long long from = 0;
+    char *end = NULL;
+    size_t n = strlen(url);
+
+    if (strcmp(url, "/v1/changes") != 0) {
+        if (strncmp(url, "/v1/agents/", 11) != 0 || n < 11 + 8 ||
+            strcmp(url + n - 8, "/changes") != 0 || n - 19 > PK_ID_MAX)
+            return false;
+        memcpy(agent, url + 11, n - 19);
+        agent[n - 19] = '\0';
+        if (pk_id_check("agent id", agent) != PK_OK) {
+            *ret = refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", pk_error_msg());
+            return true;
+        }
+    }
+    if (strcmp(method, "GET") != 0) {
+        *ret = refuse(c, o, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request", "changes take GET");
+        return true;
+    }
+    if (!last)
+        last = after;
+    if (last && *last && ((from = strtoull(last, &end, 10)), !end || *end)) {
+        *ret = refuse(c, o, MHD_HTTP_BAD_REQUEST, "bad_request",
+                      "Last-Event-ID (or after) must be the sequence of a change");
+        return true;
+    }
+    if (!(r = oracle_changes_response(o, c, agent, from, !last || !*last))) {
+        *ret = refuse(c, o, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                      "too many streams are open; try again later");
+        return true;
+    }
+    *ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    pk_metric_add(&o->m[OM_HTTP], 1);
+    return true;
+}
+
 static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char *method,
                                 const char *url, request *rq)
 {
@@ -763,6 +808,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char 
     enum MHD_Result page;
 
     if (page_route(c, o, method, url, &page))
+        return page;
+    if (changes_route(c, o, method, url, &page))
         return page;
 
     if (strncmp(url, "/tile/", 6) == 0) {
@@ -829,7 +876,8 @@ pk_status oracle_http_start(oracle *o)
     port = ntohs(sa.sin_port);
     /* epoll: thousands of open connections cost little; the caps keep slow or idle clients
      * from taking every slot (per address), and the timeout closes those that stop sending */
-    o->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+    o->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                                   MHD_ALLOW_SUSPEND_RESUME,
                                (uint16_t)port, NULL, NULL, on_request, o, MHD_OPTION_SOCK_ADDR,
                                (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, 4u,
                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->cfg->http_connections,

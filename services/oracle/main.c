@@ -155,7 +155,8 @@ static int start_queries(oracle *o)
                                  30000, model_position, o) != PK_OK ||
         tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
-    if (oracle_http_start(o) != PK_OK || oracle_witnesses_start(o) != PK_OK)
+    if (oracle_changes_open(o) != PK_OK || oracle_http_start(o) != PK_OK ||
+        oracle_witnesses_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_CONFIG);
     o->model = (pk_runner){.what = "read model",
                            .consumer = &o->trust,
@@ -203,7 +204,9 @@ static void stop(void *ctx)
     oracle *o = ctx;
 
     oracle_witnesses_stop(o);
+    oracle_changes_close_streams(o);
     oracle_http_stop(o);
+    oracle_changes_free(o);
     pk_responders_stop(&o->answers);
     tlog_close(&o->log);
     pk_consumer_close(&o->trust);

@@ -225,6 +225,8 @@ pk_status oracle_apply(void *ctx, natsMsgList *list)
             PK_WARN("trust change at #%llu does not decode; skipped", (unsigned long long)seq);
         } else {
             oracle_hold(o, ch, seq); /* authorize denies from now, not from the commit */
+            oracle_changes_add(o, seq, ch->agent_id, natsMsg_GetData(m),
+                               (size_t)natsMsg_GetDataLength(m)); /* live streams: it is stored */
             st = apply_change(o, txn, ch, seq, changed);
             pactum__v1__trust_change__free_unpacked(ch, NULL);
             if (st != PK_OK)

@@ -66,6 +66,9 @@ enum {
 #define ORACLE_REUSE_SLOTS 512 /* agents whose last trust answer is kept */
 
 typedef struct oracle_reuse oracle_reuse;
+typedef struct oracle_changes oracle_changes;
+
+#define ORACLE_CHANGES_KEPT 4096 /* the newest trust changes a live stream can resume from */
 typedef struct oracle_witnesses oracle_witnesses;
 
 #define ORACLE_HELD_SLOTS 64 /* containments decoded and not yet committed, at once */
@@ -121,6 +124,7 @@ typedef struct oracle {
     size_t http_signed_len;
     char *http_text;         /* its JSON body */
     unsigned http_status;    /* its HTTP status */
+    oracle_changes *changes; /* live streams of trust changes (changes.c) */
     pthread_mutex_t held_mu; /* guards held */
     oracle_held held[ORACLE_HELD_SLOTS];
 } oracle;
@@ -278,6 +282,22 @@ pk_status oracle_seal(oracle *o, Pactum__V1__PayloadType type, const ProtobufCMe
 
 /* Count a refused question (bad, unknown agent). */
 void oracle_count(oracle *o, int metric);
+
+/* --- live streams (changes.c) --- */
+
+pk_status oracle_changes_open(oracle *o) PK_MUST_CHECK;
+/* Every stream ends (before the HTTP server stops); then free. */
+void oracle_changes_close_streams(oracle *o);
+void oracle_changes_free(oracle *o);
+/* A change the read model decoded (the bytes as stored, at seq in PACTUM_TRUST). */
+void oracle_changes_add(oracle *o, uint64_t seq, const char *agent, const void *data, size_t len);
+/*
+ * A Server-Sent Events response of the changes of agent (NULL or "": every agent) after
+ * sequence `after`, or from now on; NULL if too many streams are open.
+ */
+struct MHD_Connection;
+struct MHD_Response *oracle_changes_response(oracle *o, struct MHD_Connection *c, const char *agent,
+                                             uint64_t after, bool from_now);
 
 /* --- pages (pages.c) --- */
 

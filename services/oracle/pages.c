@@ -70,12 +70,23 @@ static void sb_text(sb *b, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '<': sb_add(b, "&lt;", 4); break;
-        case '>': sb_add(b, "&gt;", 4); break;
-        case '&': sb_add(b, "&amp;", 5); break;
-        case '"': sb_add(b, "&quot;", 6); break;
-        case '\'': sb_add(b, "&#39;", 5); break;
-        default: sb_add(b, s, 1);
+        case '<':
+            sb_add(b, "&lt;", 4);
+            break;
+        case '>':
+            sb_add(b, "&gt;", 4);
+            break;
+        case '&':
+            sb_add(b, "&amp;", 5);
+            break;
+        case '"':
+            sb_add(b, "&quot;", 6);
+            break;
+        case '\'':
+            sb_add(b, "&#39;", 5);
+            break;
+        default:
+            sb_add(b, s, 1);
         }
     }
 }
@@ -155,8 +166,9 @@ static void verify_box(sb *b, oracle *o, const char *page, const char *agent,
     char hex[2 * PK_PUBKEY_BYTES + 1];
 
     pk_hex_encode(o->kp.pk, PK_PUBKEY_BYTES, hex);
-    sb_printf(b, "<section id=\"verify\" aria-labelledby=\"verify-h\" data-page=\"%s\" "
-                 "data-log-key=\"%s\"",
+    sb_printf(b,
+              "<section id=\"verify\" aria-labelledby=\"verify-h\" data-page=\"%s\" "
+              "data-log-key=\"%s\"",
               page, hex);
     if (agent) {
         sb_add(b, " data-agent=\"", strlen(" data-agent=\""));
@@ -168,14 +180,15 @@ static void verify_box(sb *b, oracle *o, const char *page, const char *agent,
         sb_base64(b, signed_bytes, signed_len);
         sb_add(b, "\"", 1);
     }
-    sb_printf(b, "><h2 id=\"verify-h\">Verified in your browser</h2>"
-                 "<p id=\"verify-result\" aria-live=\"polite\">Not checked: this needs JavaScript. "
-                 "Save the answers from <code>/v1/</code> and run <code>pactum verify</code>.</p>"
-                 "<p><button id=\"verify-button\" type=\"button\" hidden>Verify again</button></p>"
-                 "<p class=\"muted\">Against the log %s, key <code>%s</code>. Check this key "
-                 "independently: it is what <code>pactum log key</code> prints for the log's "
-                 "public key, the log id is the first 16 bytes of its SHA-256, and witnesses "
-                 "cosign its checkpoints (<a href=\"/checkpoint\">/checkpoint</a>).</p></section>",
+    sb_printf(b,
+              "><h2 id=\"verify-h\">Verified in your browser</h2>"
+              "<p id=\"verify-result\" aria-live=\"polite\">Not checked: this needs JavaScript. "
+              "Save the answers from <code>/v1/</code> and run <code>pactum verify</code>.</p>"
+              "<p><button id=\"verify-button\" type=\"button\" hidden>Verify again</button></p>"
+              "<p class=\"muted\">Against the log %s, key <code>%s</code>. Check this key "
+              "independently: it is what <code>pactum log key</code> prints for the log's "
+              "public key, the log id is the first 16 bytes of its SHA-256, and witnesses "
+              "cosign its checkpoints (<a href=\"/checkpoint\">/checkpoint</a>).</p></section>",
               o->log.log_id, hex);
 }
 
@@ -257,9 +270,10 @@ static void chart(sb *b, const point *p, int n)
     }
 #define X(i) (L + (W - L - R) * (n > 1 ? (double)(i) / (double)(n - 1) : 0.5))
 #define Y(v) (T + (H - T - B) * (1.0 - (v)))
-    sb_printf(b, "<svg class=\"chart\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
-                 "aria-labelledby=\"chart-t chart-d\"><title id=\"chart-t\">Score and lower "
-                 "bound, one step per trust change</title><desc id=\"chart-d\">%d trust changes from ",
+    sb_printf(b,
+              "<svg class=\"chart\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
+              "aria-labelledby=\"chart-t chart-d\"><title id=\"chart-t\">Score and lower "
+              "bound, one step per trust change</title><desc id=\"chart-d\">%d trust changes from ",
               W, H, n);
     sb_time(b, p[0].at);
     sb_printf(b, " to ");
@@ -271,14 +285,15 @@ static void chart(sb *b, const point *p, int n)
         while (j + 1 < n && p[j + 1].tier == p[i].tier)
             j++;
         double x0 = i ? (X(i - 1) + X(i)) / 2 : L, x1 = j + 1 < n ? (X(j) + X(j + 1)) / 2 : W - R;
-        sb_printf(b, "<rect class=\"band-%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">"
-                     "<title>%s</title></rect>",
+        sb_printf(b,
+                  "<rect class=\"band-%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">"
+                  "<title>%s</title></rect>",
                   tier_name(p[i].tier), x0, T, x1 - x0 > 0.5 ? x1 - x0 : 0.5, H - T - B,
                   tier_name(p[i].tier));
         i = j + 1;
     }
-    sb_printf(b, "<line class=\"axis\" x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/>", L,
-              Y(0), W - R, Y(0));
+    sb_printf(b, "<line class=\"axis\" x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/>", L, Y(0),
+              W - R, Y(0));
     sb_printf(b, "<line class=\"axis\" x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/>", L, T, L,
               Y(0));
     for (int k = 0; k <= 2; k++)
@@ -385,8 +400,9 @@ static void pacts_table(sb *b, const Pactum__V1__TrustReport *r)
                 continue;
             sb_printf(b, "<tr><td><code>");
             sb_text(b, cs->clause_id);
-            sb_printf(b, "</code></td><td>%s</td><td>%s</td><td>%.3f</td><td>%.3f</td>"
-                         "<td>%llu pass, %llu fail</td></tr>",
+            sb_printf(b,
+                      "</code></td><td>%s</td><td>%s</td><td>%.3f</td><td>%.3f</td>"
+                      "<td>%llu pass, %llu fail</td></tr>",
                       pk_severity_name(cs->severity),
                       cs->last_outcome ? outcome_name(cs->last_outcome) : "no evidence yet",
                       cs->score_ppm / 1e6, cs->lower_ppm / 1e6, (unsigned long long)cs->passes,
@@ -402,8 +418,9 @@ static void timeline(sb *b, const Pactum__V1__TrustReport *r)
         sb_printf(b, "<p class=\"muted\">The tier has not moved.</p>");
         return;
     }
-    sb_printf(b, "<div class=\"scroll\"><table id=\"timeline\"><thead><tr><th scope=\"col\">when"
-                 "</th><th scope=\"col\">tier</th><th scope=\"col\">cause</th></tr></thead><tbody>");
+    sb_printf(b,
+              "<div class=\"scroll\"><table id=\"timeline\"><thead><tr><th scope=\"col\">when"
+              "</th><th scope=\"col\">tier</th><th scope=\"col\">cause</th></tr></thead><tbody>");
     for (size_t i = 0; i < r->n_tier_history; i++) {
         const Pactum__V1__TierChange *tc = r->tier_history[i];
         sb_printf(b, "<tr class=\"change\"><td>");
@@ -500,7 +517,8 @@ static void governance(sb *b, const Pactum__V1__TrustReport *r)
         if (ov->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_TIER)
             sb_printf(b, "tier %s", tier_name(ov->tier));
         else
-            sb_printf(b, "%s", ov->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_ALLOW ? "allow" : "deny");
+            sb_printf(b, "%s",
+                      ov->kind == PACTUM__V1__OVERRIDE_KIND__OVERRIDE_ALLOW ? "allow" : "deny");
         for (size_t a = 0; a < ov->n_actions; a++) {
             sb_printf(b, " <code>");
             sb_text(b, ov->actions[a]);
@@ -536,7 +554,8 @@ static void governance(sb *b, const Pactum__V1__TrustReport *r)
             sb_text(b, g->ruling->dispute_id);
             sb_printf(b, "</code> by ");
             sb_text(b, g->ruling->arbiter_id);
-            sb_printf(b, ": <strong>%s</strong> — ", g->ruling->overturned ? "overturned" : "upheld");
+            sb_printf(b, ": <strong>%s</strong> — ",
+                      g->ruling->overturned ? "overturned" : "upheld");
             sb_text(b, g->ruling->reason);
             sb_printf(b, "</p>");
         }
@@ -592,9 +611,11 @@ static bool agent_page(oracle *o, const char *agent, sb *b)
     }
     sb_printf(b, " <span class=\"muted\">since ");
     sb_time(b, r->state->tier_since_ms);
-    sb_printf(b, "</span></p><div class=\"figures\"><div><b id=\"score\">%.3f</b>score</div>"
-                 "<div><b>%.3f</b>lower confidence bound</div><div><b>%llu</b>evaluations</div>"
-                 "</div>",
+    sb_printf(b,
+              "</span></p><p id=\"live\" class=\"muted\" aria-live=\"polite\"></p><div "
+              "class=\"figures\"><div><b id=\"score\">%.3f</b>score</div>"
+              "<div><b>%.3f</b>lower confidence bound</div><div><b>%llu</b>evaluations</div>"
+              "</div>",
               r->state->score_ppm / 1e6, r->state->lower_ppm / 1e6,
               (unsigned long long)r->state->evidence);
     verify_box(b, o, "agent", agent, out, olen);
@@ -676,9 +697,9 @@ static void head_row(sb *b, const uint8_t *buf, size_t len, const Pactum__V1__Tr
 
 static bool index_page(oracle *o, sb *b)
 {
-    static const int order[] = {PACTUM__V1__TIER__TIER_TRUSTED,    PACTUM__V1__TIER__TIER_STANDARD,
-                                PACTUM__V1__TIER__TIER_WATCH,      PACTUM__V1__TIER__TIER_RESTRICTED,
-                                PACTUM__V1__TIER__TIER_CONTAINED,  PACTUM__V1__TIER__TIER_SUSPENDED};
+    static const int order[] = {PACTUM__V1__TIER__TIER_TRUSTED,   PACTUM__V1__TIER__TIER_STANDARD,
+                                PACTUM__V1__TIER__TIER_WATCH,     PACTUM__V1__TIER__TIER_RESTRICTED,
+                                PACTUM__V1__TIER__TIER_CONTAINED, PACTUM__V1__TIER__TIER_SUSPENDED};
     agent_row *rows = calloc(INDEX_AGENTS, sizeof(*rows));
     MDB_txn *txn = NULL;
     MDB_cursor *c = NULL;
@@ -778,12 +799,13 @@ static bool log_page(oracle *o, const char *leaf, sb *b)
     int n = tlog_recent_heads(&o->log, heads, lens, TLOG_RECENT_HEADS);
 
     head(b, "log");
-    sb_printf(b, "<h1>The transparency log</h1><p>Log <code>%s</code>: every registry record, "
-                 "event, verdict, governance record, trust change and decision is a leaf of an "
-                 "RFC 6962 Merkle tree, and each head below is signed by the log's key.</p>"
-                 "<h2>Heads over time</h2><div class=\"scroll\"><table><thead><tr>"
-                 "<th scope=\"col\">signed</th><th scope=\"col\">leaves</th>"
-                 "<th scope=\"col\">root</th></tr></thead><tbody>",
+    sb_printf(b,
+              "<h1>The transparency log</h1><p>Log <code>%s</code>: every registry record, "
+              "event, verdict, governance record, trust change and decision is a leaf of an "
+              "RFC 6962 Merkle tree, and each head below is signed by the log's key.</p>"
+              "<h2>Heads over time</h2><div class=\"scroll\"><table><thead><tr>"
+              "<th scope=\"col\">signed</th><th scope=\"col\">leaves</th>"
+              "<th scope=\"col\">root</th></tr></thead><tbody>",
               o->log.log_id);
     for (int i = 0; i < n; i++) {
         Pactum__V1__TreeHead *th = NULL;
@@ -820,8 +842,9 @@ static bool log_page(oracle *o, const char *leaf, sb *b)
         if (!end || *end || end == leaf) {
             sb_printf(b, "<p>Not a leaf index.</p>");
         } else {
-            sb_printf(b, "<p data-leaf-index=\"%llu\">Leaf %llu: <a href=\"/v1/log/inclusion?"
-                         "index=%llu\">its record and inclusion proof</a>, checked below.</p>",
+            sb_printf(b,
+                      "<p data-leaf-index=\"%llu\">Leaf %llu: <a href=\"/v1/log/inclusion?"
+                      "index=%llu\">its record and inclusion proof</a>, checked below.</p>",
                       idx, idx, idx);
         }
     }

@@ -51,11 +51,11 @@ grep -q "the suite keeps running" "$out/demo.log" || { tail -40 "$out/demo.log";
 url=$PACTUM_ORACLE_URL
 
 dom() { # URL FILE: the page's DOM once its scripts have run
-  "$browser" --headless=new --no-sandbox --disable-gpu --user-data-dir="$profile" \
+  timeout 60 "$browser" --headless=new --no-sandbox --disable-gpu --user-data-dir="$profile" \
     --virtual-time-budget=10000 --dump-dom "$1" >"$2" 2>/dev/null
 }
 shot() { # URL FILE
-  "$browser" --headless=new --no-sandbox --disable-gpu --user-data-dir="$profile" \
+  timeout 60 "$browser" --headless=new --no-sandbox --disable-gpu --user-data-dir="$profile" \
     --hide-scrollbars --virtual-time-budget=10000 --window-size=1000,2600 \
     --screenshot="$2" "$1" >/dev/null 2>&1
   [ -s "$2" ] || fail "no screenshot of $1"
@@ -66,7 +66,7 @@ has() { # FILE PATTERN WHAT
 
 # --- the demo agent: contained by the leak, back after the ruling -------------------------
 page=$out/support-bot-1.html
-dom "$url/agents/support-bot-1" "$page"
+dom "$url/agents/support-bot-1?live=0" "$page"
 has "$page" '<h1>support-bot-1</h1>' "the page names the agent"
 has "$page" 'id="tier"><span class="badge tier-trusted">trusted</span>' "the tier badge says trusted again"
 has "$page" '<svg class="chart"' "the score chart"
@@ -81,7 +81,7 @@ has "$page" 'overturned' "the ruling"
 echo "agent page: tier, chart with markers, $(grep -o '<tr class="change">' "$page" | wc -l) tier changes, verified in the browser"
 
 tampered=$out/support-bot-1-tampered.html
-dom "$url/agents/support-bot-1?tamper=1" "$tampered"
+dom "$url/agents/support-bot-1?live=0&tamper=1" "$tampered"
 has "$tampered" 'class="failed">✘ verification FAILED: the trust report: the Ed25519 signature does not verify' \
   "a changed answer is refused"
 echo "agent page with one byte of the answer changed: verification FAILED, as it must"
@@ -97,20 +97,51 @@ has "$out/log.html" 'and leaf 3 by its inclusion proof' "the leaf's proof checke
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/agents/nobody-here")" = 404 ] || fail "an unknown agent is not 404"
 echo "index and log pages: listed, heads and a leaf verified"
 
+# --- live streams of changes (Server-Sent Events) ------------------------------------------
+sse=$out/sse-support-bot-1.txt
+curl -sN --max-time 4 -H 'Last-Event-ID: 0' "$url/v1/agents/support-bot-1/changes" >"$sse" || true
+n=$(grep -c '^event: change' "$sse" || true)
+[ "$n" -ge 4 ] || fail "the agent's stream from the start has $n changes"
+grep '^data:' "$sse" | grep -v '"agent_id":"support-bot-1"' | grep -q . && fail "another agent's change in its stream"
+third=$(grep '^id:' "$sse" | sed -n 3p | cut -d' ' -f2)
+curl -sN --max-time 3 -H "Last-Event-ID: $third" "$url/v1/agents/support-bot-1/changes" >"$out/sse-resumed.txt" || true
+first=$(grep '^id:' "$out/sse-resumed.txt" | head -1 | cut -d' ' -f2)
+[ -n "$first" ] && [ "$first" -gt "$third" ] || fail "a stream resumed after $third began at '$first'"
+[ "$(grep -c '^event: change' "$out/sse-resumed.txt")" -eq $((n - 3)) ] || fail "the resumed stream lost or repeated changes"
+grep '^data:' "$sse" | tail -1 | sed 's/^data: //' |
+  /usr/bin/python3 -c 'import sys, json, base64; sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)["signed"]))' \
+    >"$out/notice.bin"
+"$build/cli/pactum" verify --key "$var/oracle/oracle.key.pub" "$out/notice.bin" >"$out/notice.verify" ||
+  { cat "$out/notice.verify"; fail "a streamed change does not verify"; }
+echo "live stream: $n changes of support-bot-1 from the start, resumed after #$third without loss, each signed"
+# from now on, every agent: a change made after the stream opened arrives
+curl -sN --max-time 25 "$url/v1/changes" >"$out/sse-live.txt" &
+live_pid=$!
+sleep 1
+
 # --- three states, for docs/web.md ---------------------------------------------------------
 keep=$(/usr/bin/python3 "$root/examples/agents/python_agent.py" keep --env "$var/suite.env")
 trusted=$(sed -n 's/^registered \([^ ]*\) with.*/\1/p' <<<"$keep")
 leak=$(/usr/bin/python3 "$root/examples/agents/python_agent.py" break --env "$var/suite.env")
 contained=$(sed -n 's/^registered \([^ ]*\) with.*/\1/p' <<<"$leak")
-dom "$url/agents/$trusted" "$out/trusted.html"
+dom "$url/agents/$trusted?live=0" "$out/trusted.html"
 has "$out/trusted.html" 'id="tier"><span class="badge tier-trusted">' "the kept agent is trusted"
-dom "$url/agents/$contained" "$out/contained.html"
+dom "$url/agents/$contained?live=0" "$out/contained.html"
 has "$out/contained.html" 'id="tier"><span class="badge tier-contained">' "the leaking agent is contained"
 has "$out/contained.html" 'Re-entry criteria' "its re-entry criteria"
-shot "$url/agents/$trusted" "$out/agent-trusted.png"
-shot "$url/agents/$contained" "$out/agent-contained.png"
-shot "$url/agents/support-bot-1" "$out/agent-reentered.png"
+shot "$url/agents/$trusted?live=0" "$out/agent-trusted.png"
+shot "$url/agents/$contained?live=0" "$out/agent-contained.png"
+shot "$url/agents/support-bot-1?live=0" "$out/agent-reentered.png"
 echo "screenshots: $out/agent-trusted.png, agent-contained.png, agent-reentered.png"
+for _ in $(seq 1 100); do
+  grep -q "\"agent_id\":\"$contained\".*\"tier\":\"contained\"" "$out/sse-live.txt" && break
+  sleep 0.2
+done
+kill "$live_pid" 2>/dev/null || true
+grep -q "\"agent_id\":\"$contained\".*\"tier\":\"contained\"" "$out/sse-live.txt" ||
+  fail "the live stream did not carry $contained's containment"
+grep -q '^id: 1$' "$out/sse-live.txt" && fail "a stream from now replayed old changes"
+echo "live stream from now: $contained's containment arrived as it happened"
 
 # text from a record is text: an operator's reason with markup is shown, never run
 PACTUM_NATS_URL=$PACTUM_NATS_URL PACTUM_NATS_CA=$PACTUM_NATS_CA PACTUM_NATS_CREDS=$PACTUM_NATS_CREDS \
@@ -118,7 +149,7 @@ PACTUM_NATS_URL=$PACTUM_NATS_URL PACTUM_NATS_CA=$PACTUM_NATS_CA PACTUM_NATS_CRED
   --deny refund.issue --expires 1h --reason '<script>alert(1)</script><b>bold</b>' >"$out/override.log" 2>&1 ||
   { cat "$out/override.log"; fail "the override was refused"; }
 for _ in $(seq 1 50); do
-  dom "$url/agents/support-bot-1" "$out/escaped.html"
+  dom "$url/agents/support-bot-1?live=0" "$out/escaped.html"
   grep -q 'alert(1)' "$out/escaped.html" && break
   sleep 0.2
 done

@@ -198,6 +198,36 @@ async function run() {
   }
 }
 
+// The agent page follows the agent's changes as they happen (GET /v1/agents/<id>/changes,
+// Server-Sent Events): the tier badge and the score move, and a note says what changed;
+// each change is checked like any answer (its notice is signed by the log's key) first.
+function follow() {
+  const el = document.getElementById("verify");
+  if (!el || el.dataset.page !== "agent" || !window.EventSource) return;
+  if (new URLSearchParams(location.search).get("live") === "0") return; /* a still page */
+  const key = unhex(el.dataset.logKey);
+  const live = document.getElementById("live");
+  const es = new EventSource(`/v1/agents/${encodeURIComponent(el.dataset.agent)}/changes`);
+  es.addEventListener("change", async (m) => {
+    try {
+      const doc = JSON.parse(m.data);
+      const n = await openSigned(unbase64(doc.signed), key, "the change");
+      if (n.type !== 18) throw new Error("not a change notice");
+      const f = fields(n.payload);
+      const st = fields(bytes(fields(bytes(f, 3)), 3));
+      const tiers = ["unspecified", "trusted", "standard", "watch", "restricted", "contained", "suspended"];
+      const tier = tiers[num(st, 6)] || "unspecified";
+      const badge = document.querySelector("#tier .badge");
+      if (badge) { badge.className = "badge tier-" + tier; badge.textContent = tier; }
+      const score = document.getElementById("score");
+      if (score) score.textContent = (num(st, 2) / 1e6).toFixed(3);
+      if (live) live.textContent = `changed just now (PACTUM_TRUST #${num(f, 1)}, its signature checked): tier ${tier}; reload for the full page`;
+    } catch (e) {
+      if (live) live.textContent = "a change arrived that does not check: " + e.message;
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const b = document.getElementById("verify-button");
   if (b) {
@@ -205,4 +235,5 @@ document.addEventListener("DOMContentLoaded", () => {
     b.addEventListener("click", run);
   }
   run();
+  follow();
 });
