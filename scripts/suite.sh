@@ -138,10 +138,20 @@ suite_start() {
   if [ ! -e "$PACTUM_VAR/keys/otel.key" ]; then
     "$BUILD/cli/pactum" keygen -o "$PACTUM_VAR/keys/otel.key" >/dev/null
   fi
-  "$BUILD/cli/pactum" principal register --id @otel --role telemetry \
-    --key "$PACTUM_VAR/keys/otel.key" --admin-key "$PACTUM_VAR/keys/admin.key" \
-    >"$PACTUM_VAR/logs/otel-register.log" 2>&1 ||
-    { cat "$PACTUM_VAR/logs/otel-register.log" >&2; return 1; }
+  local tries
+  for tries in 1 2 3 4 5; do # bounded: the registrar answers within seconds once healthy
+    if "$BUILD/cli/pactum" --timeout 5s principal register --id @otel --role telemetry \
+      --key "$PACTUM_VAR/keys/otel.key" --admin-key "$PACTUM_VAR/keys/admin.key" \
+      >"$PACTUM_VAR/logs/otel-register.log" 2>&1; then
+      break
+    fi
+    if [ "$tries" = 5 ]; then
+      echo "pactum: the telemetry reporter @otel could not be registered:" >&2
+      cat "$PACTUM_VAR/logs/otel-register.log" >&2
+      return 1
+    fi
+    sleep 1
+  done
   PACTUM_NATS_CREDS="$PACTUM_AUTH/creds/gateway.creds" \
     PACTUM_GATEWAY_HTTP="127.0.0.1:$gport" PACTUM_GATEWAY_OTLP="127.0.0.1:$tport" \
     PACTUM_GATEWAY_OTLP_KEY="$PACTUM_VAR/keys/otel.key" \
