@@ -8,6 +8,7 @@
  */
 #include <jansson.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,16 +38,15 @@ typedef struct stream {
     char *pending;             /* an event being sent */
     size_t plen, poff;
     int64_t last_write_ms;
-    bool waiting; /* suspended, in the hub's list */
 } stream;
 
 struct oracle_changes {
     pthread_mutex_t mu;
     entry ring[ORACLE_CHANGES_KEPT];
-    uint64_t last; /* the newest sequence in the ring */
-    stream *waiting[WAITING_MAX];
+    uint64_t last;                /* the newest sequence in the ring */
+    stream *waiting[WAITING_MAX]; /* suspended streams (each is in it at most once) */
     int n_waiting;
-    int n_streams; /* open; at most WAITING_MAX, so every one fits in waiting */
+    atomic_int n_streams; /* open; at most WAITING_MAX, so every one fits in waiting */
     bool closing;
     pthread_t ticker;
     bool ticking;
@@ -57,14 +57,24 @@ static entry *slot(oracle_changes *h, uint64_t seq)
     return &h->ring[seq % ORACLE_CHANGES_KEPT];
 }
 
-/* Resume every suspended stream (under h->mu). */
+/*
+ * Resume every suspended stream. Called without h->mu held: MHD takes locks of its own to
+ * resume, and a stream's reader holds h->mu when it suspends. The list is taken under h->mu,
+ * so each suspended stream is resumed exactly once; a suspended connection cannot close (MHD
+ * sees nothing of it until it is resumed), so the pointers stay good until then.
+ */
 static void wake_all(oracle_changes *h)
 {
-    for (int i = 0; i < h->n_waiting; i++) {
-        h->waiting[i]->waiting = false;
-        MHD_resume_connection(h->waiting[i]->c);
-    }
+    static _Thread_local stream *woken[WAITING_MAX];
+    int n;
+
+    pthread_mutex_lock(&h->mu);
+    n = h->n_waiting;
+    memcpy(woken, h->waiting, (size_t)n * sizeof(woken[0]));
     h->n_waiting = 0;
+    pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < n; i++)
+        MHD_resume_connection(woken[i]->c);
 }
 
 static void *tick(void *p)
@@ -81,9 +91,7 @@ static void *tick(void *p)
             }
             pthread_mutex_unlock(&h->mu);
         }
-        pthread_mutex_lock(&h->mu);
         wake_all(h); /* each writes a keep-alive, and finds out if its client left */
-        pthread_mutex_unlock(&h->mu);
     }
 }
 
@@ -111,9 +119,12 @@ void oracle_changes_close_streams(oracle *o)
     if (!h)
         return;
     pthread_mutex_lock(&h->mu);
-    h->closing = true;
-    wake_all(h); /* every stream ends: MHD may not stop with suspended connections */
+    h->closing = true; /* no stream suspends again */
     pthread_mutex_unlock(&h->mu);
+    if (h->ticking) /* its last round of resuming is over */
+        pthread_join(h->ticker, NULL);
+    h->ticking = false;
+    wake_all(h); /* every stream ends: MHD may not stop with suspended connections */
 }
 
 void oracle_changes_free(oracle *o)
@@ -123,8 +134,6 @@ void oracle_changes_free(oracle *o)
     if (!h)
         return;
     oracle_changes_close_streams(o);
-    if (h->ticking)
-        pthread_join(h->ticker, NULL);
     for (size_t i = 0; i < ORACLE_CHANGES_KEPT; i++) {
         free(h->ring[i].data);
         free(h->ring[i].event);
@@ -158,8 +167,8 @@ void oracle_changes_add(oracle *o, uint64_t seq, const char *agent, const void *
     e->len = len;
     e->event = NULL;
     h->last = seq;
-    wake_all(h);
     pthread_mutex_unlock(&h->mu);
+    wake_all(h);
 }
 
 /* The event of e: id, and the signed notice with the change as JSON beside it (under h->mu). */
@@ -238,8 +247,7 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
     oldest = h->last >= ORACLE_CHANGES_KEPT ? h->last - ORACLE_CHANGES_KEPT + 1 : 1;
     if (s->next < oldest && h->last) { /* older than the ring: say so, go on from its start */
         char gap[160];
-        int n = snprintf(gap, sizeof(gap),
-                         "event: gap\ndata: {\"next\":%llu,\"oldest\":%llu}\n\n",
+        int n = snprintf(gap, sizeof(gap), "event: gap\ndata: {\"next\":%llu,\"oldest\":%llu}\n\n",
                          (unsigned long long)s->next, (unsigned long long)oldest);
         s->next = oldest;
         s->pending = strndup(gap, (size_t)n);
@@ -262,8 +270,7 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
     }
     if (!s->pending) {
         h->waiting[h->n_waiting++] = s; /* room for every open stream (n_streams) */
-        s->waiting = true;
-        MHD_suspend_connection(s->c); /* until the next change, or the keep-alive tick */
+        MHD_suspend_connection(s->c);   /* until the next change, or the keep-alive tick */
         pthread_mutex_unlock(&h->mu);
         return 0;
     }
@@ -271,26 +278,18 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
     return copy_pending(s, buf, max);
 }
 
+/* A stream's connection ended: it is not suspended, so not in the waiting list (no lock). */
 static void free_stream(void *cls)
 {
     stream *s = cls;
-    oracle_changes *h = s->o->changes;
 
-    pthread_mutex_lock(&h->mu);
-    for (int i = 0; s->waiting && i < h->n_waiting; i++) {
-        if (h->waiting[i] == s) {
-            h->waiting[i] = h->waiting[--h->n_waiting];
-            break;
-        }
-    }
-    h->n_streams--;
-    pthread_mutex_unlock(&h->mu);
+    atomic_fetch_sub(&s->o->changes->n_streams, 1);
     free(s->pending);
     free(s);
 }
 
-struct MHD_Response *oracle_changes_response(oracle *o, struct MHD_Connection *c,
-                                             const char *agent, uint64_t after, bool from_now)
+struct MHD_Response *oracle_changes_response(oracle *o, struct MHD_Connection *c, const char *agent,
+                                             uint64_t after, bool from_now)
 {
     stream *s = calloc(1, sizeof(*s));
     struct MHD_Response *r;
@@ -302,13 +301,12 @@ struct MHD_Response *oracle_changes_response(oracle *o, struct MHD_Connection *c
     s->o = o;
     s->c = c;
     snprintf(s->agent, sizeof(s->agent), "%s", agent ? agent : "");
-    pthread_mutex_lock(&o->changes->mu);
-    if (o->changes->n_streams >= WAITING_MAX || o->changes->closing) {
-        pthread_mutex_unlock(&o->changes->mu);
+    if (atomic_fetch_add(&o->changes->n_streams, 1) >= WAITING_MAX) {
+        atomic_fetch_sub(&o->changes->n_streams, 1);
         free(s);
         return NULL;
     }
-    o->changes->n_streams++;
+    pthread_mutex_lock(&o->changes->mu);
     s->next = from_now ? o->changes->last + 1 : after + 1;
     pthread_mutex_unlock(&o->changes->mu);
     s->pending = strdup("retry: 2000\n\n");
