@@ -125,10 +125,8 @@ static Pactum__V1__EnvelopeReceipt *await(gw_receipts *r, uint64_t seq, int64_t 
         w.next = r->waiting;
         r->waiting = &w;
         while (!w.got && pk_mono_ms() < deadline) {
-            struct timespec ts;
-            int64_t at = deadline;
-            ts.tv_sec = at / 1000;
-            ts.tv_nsec = (long)(at % 1000) * 1000000L;
+            struct timespec ts = {.tv_sec = deadline / 1000,
+                                  .tv_nsec = (long)(deadline % 1000) * 1000000L};
             pthread_cond_timedwait(&r->cv, &r->mu, &ts);
         }
         for (pp = &r->waiting; *pp; pp = &(*pp)->next) {

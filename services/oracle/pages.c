@@ -103,14 +103,14 @@ static void sb_time(sb *b, int64_t ms)
     sb_text(b, t);
 }
 
+/* A hash as hex (pk_hex_encode); anything longer than a hash is cut to its first 32 bytes. */
 static void sb_hex(sb *b, const ProtobufCBinaryData *d)
 {
-    static const char digits[] = "0123456789abcdef";
+    char hex[2 * PK_HASH_BYTES + 1];
+    size_t n = d->len < PK_HASH_BYTES ? d->len : PK_HASH_BYTES;
 
-    for (size_t i = 0; i < d->len; i++) {
-        char two[2] = {digits[d->data[i] >> 4], digits[d->data[i] & 15]};
-        sb_add(b, two, 2);
-    }
+    pk_hex_encode(d->data, n, hex);
+    sb_add(b, hex, 2 * n);
 }
 
 static void sb_base64(sb *b, const uint8_t *data, size_t len)
