@@ -262,6 +262,10 @@ static enum MHD_Result post_registration(gateway *g, struct MHD_Connection *c,
                      "the registrar did not answer: %s", pk_error_msg());
     } else {
         pk_metric_add(&g->m[GM_REGISTRATIONS], 1);
+        /* Read your writes: once this answer is out, the new agent's events are
+         * authenticated here, so the copy holds the record before it goes. */
+        if (rr->ok && rr->seq && pk_registry_sync(g->reg, rr->seq) != PK_OK)
+            PK_WARN("registry copy behind #%llu: %s", (unsigned long long)rr->seq, pk_error_msg());
         ret = send_json(g, c, rr->ok ? MHD_HTTP_OK : status_of(rr->reason), pk_pb_json(&rr->base));
     }
     if (rr)

@@ -5,7 +5,9 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "harness.h"
@@ -13,6 +15,8 @@
 #include "pk/bus.h"
 #include "pk/lease.h"
 #include "pk/log.h"
+#include "pk/registry.h"
+#include "pk/store.h"
 
 #define STARTERS 6 /* services starting at once */
 #define ROUNDS   8 /* fresh servers */
@@ -403,5 +407,82 @@ Test(bus, a_partition_is_served_by_one_instance_and_a_second_pin_is_refused, .ti
     cr_assert_gt(fread(out, 1, sizeof(out) - 1, f), 0);
     fclose(f);
     cr_assert(strstr(out, "is served by first") != NULL, "%s", out);
+    h_stop(&h);
+}
+
+/* --- a registry record whose notice came before the stream stored it ------------------- */
+
+/* Append an agent record to the registry stream, as the registrar does. */
+static void store_agent(h_env *h, const char *id)
+{
+    Pactum__V1__AgentRecord a = PACTUM__V1__AGENT_RECORD__INIT;
+    Pactum__V1__RegistryRecord r = PACTUM__V1__REGISTRY_RECORD__INIT;
+    uint8_t key[PK_PUBKEY_BYTES], *buf = NULL;
+    char subject[PK_ID_MAX + 32];
+    size_t len = 0;
+
+    memset(key, 7, sizeof(key));
+    a.agent_id = (char *)id;
+    a.agent_key = (ProtobufCBinaryData){.data = key, .len = sizeof(key)};
+    a.role = PACTUM__V1__ROLE__ROLE_AGENT;
+    r.record_case = PACTUM__V1__REGISTRY_RECORD__RECORD_AGENT;
+    r.agent = &a;
+    cr_assert_eq(pk_pack(&r.base, &buf, &len), PK_OK);
+    snprintf(subject, sizeof(subject), PK_SUBJ_REG_AGENT, id);
+    cr_assert_eq(pk_bus_publish_sync(h->bus, subject, buf, len, NULL, false, 0, NULL, NULL), PK_OK,
+                 "%s", pk_error_msg());
+    free(buf);
+}
+
+static bool has_agent(pk_store *store, pk_registry *reg, const char *id)
+{
+    Pactum__V1__AgentRecord *rec = NULL;
+    MDB_txn *txn = NULL;
+    pk_status st;
+
+    cr_assert_eq(pk_txn_begin(store, false, &txn), PK_OK);
+    st = pk_registry_agent(reg, txn, id, &rec, NULL);
+    pk_txn_abort(txn);
+    if (rec)
+        pactum__v1__agent_record__free_unpacked(rec, NULL);
+    return st == PK_OK;
+}
+
+Test(bus, a_registry_record_whose_notice_came_before_the_stream_stored_it_is_still_read,
+     .timeout = 60)
+{
+    uint32_t partitions = 1;
+    pk_store *store = NULL;
+    pk_registry *reg = NULL;
+    char dir[300];
+    h_env h;
+
+    cr_assert(h_start(&h, false), "nats-server did not start");
+    cr_assert_eq(pk_streams_ensure(h.bus, &partitions), PK_OK, "%s", pk_error_msg());
+    snprintf(dir, sizeof(dir), "%s/view", h.dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    cr_assert_eq(pk_store_open(&store, dir, 16, 8), PK_OK);
+    cr_assert_eq(pk_registry_open(&reg, store, h.bus), PK_OK);
+    cr_assert_eq(pk_registry_sync(reg, 0), PK_OK);
+
+    /* the notice arrives, a sync runs at once and finds nothing yet, then the record is stored */
+    pk_registry_notified(reg);
+    cr_assert_eq(pk_registry_sync_if_dirty(reg), PK_OK);
+    cr_assert_not(has_agent(store, reg, "late-bot"));
+    store_agent(&h, "late-bot");
+    /* the next pass of the follower, or a lookup that missed, reads it */
+    cr_assert_eq(pk_registry_sync_if_dirty(reg), PK_OK);
+    cr_assert(has_agent(store, reg, "late-bot"),
+              "the record stored after its notice was never read into the copy");
+
+    /* a notice whose record never comes costs a few reads, not one every pass for ever */
+    pk_registry_notified(reg);
+    cr_assert_eq(pk_registry_sync_if_dirty(reg), PK_OK);
+    pk_sleep_ms(PK_REGISTRY_NOTICE_MS + 100);
+    cr_assert_eq(pk_registry_sync_if_dirty(reg), PK_OK);
+    cr_assert_not(atomic_load(&reg->dirty), "the copy stays dirty after the notice's time");
+
+    pk_registry_close(reg);
+    pk_store_close(store);
     h_stop(&h);
 }

@@ -105,8 +105,9 @@ static long post(int port, const char *path, const char *type, const void *body,
     return status;
 }
 
-/* A signed batch of events of gw-bot (ids prefix-0 ..), asking for a receipt or not. */
-static uint8_t *batch(const char *prefix, int n, int64_t ts_ms, bool receipt, size_t *len)
+/* A signed batch of events of signer (ids prefix-0 ..), asking for a receipt or not. */
+static uint8_t *batch_of(const char *signer, const pk_keypair *kp, const char *prefix, int n,
+                         int64_t ts_ms, bool receipt, size_t *len)
 {
     pk_event_msg evs[8], *evp[8];
     Pactum__V1__Metric m = PACTUM__V1__METRIC__INIT, *mp[1] = {&m};
@@ -119,7 +120,7 @@ static uint8_t *batch(const char *prefix, int n, int64_t ts_ms, bool receipt, si
     m.value = 300;
     for (int i = 0; i < n && i < 8; i++) {
         snprintf(ids[i], sizeof(ids[i]), "%s-%d", prefix, i);
-        h_event_init(&evs[i], ids[i], "gw-bot", "reply", &m, NULL);
+        h_event_init(&evs[i], ids[i], signer, "reply", &m, NULL);
         evs[i].ts_ms = ts_ms;
         evs[i].metrics = mp;
         evs[i].n_metrics = 1;
@@ -130,10 +131,15 @@ static uint8_t *batch(const char *prefix, int n, int64_t ts_ms, bool receipt, si
     b.receipt = receipt;
     cr_assert_eq(pk_pack(&b.base, &payload, &plen), PK_OK);
     cr_assert_eq(pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_EVENT_BATCH, payload, plen,
-                                  "gw-bot", &agent, &env, len),
+                                  signer, kp, &env, len),
                  PK_OK);
     free(payload);
     return env;
+}
+
+static uint8_t *batch(const char *prefix, int n, int64_t ts_ms, bool receipt, size_t *len)
+{
+    return batch_of("gw-bot", &agent, prefix, n, ts_ms, receipt, len);
 }
 
 /* The JSON form of an envelope (docs/http-api.md) from its parts in hex; caller frees. */
@@ -325,6 +331,14 @@ Test(gateway, agents_and_pacts_register_over_http_owner_signed)
     json_decref(doc);
     free(env);
     free(payload);
+    /* and its first events, sent the moment the answer came, are taken: the gateway's copy of
+     * the registry already holds the agent it just answered for */
+    env = batch_of("web-bot", &a2, "first", 1, pk_now_ms(), true, &len);
+    cr_assert_eq(post(api_port, "/v1/events", "application/x-protobuf", env, len), 200, "%s", out);
+    doc = json_out();
+    cr_assert_eq(json_integer_value(json_object_get(doc, "accepted")), 1, "%s", out);
+    json_decref(doc);
+    free(env);
 
     /* an agent registration on the pacts route is refused before the registrar sees it */
     cr_assert_eq(pk_envelope_seal(PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_AGENT_REGISTRATION,

@@ -1,5 +1,6 @@
 #include "pk/registry.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,7 @@ pk_status pk_registry_open(pk_registry **out, pk_store *store, pk_bus *bus)
     if (st != PK_OK && st != PK_ENOTFOUND)
         goto fail;
     atomic_store(&r->applied, applied);
+    atomic_store(&r->notified_ms, INT64_MIN / 2);
     atomic_store(&r->dirty, true);
     *out = r;
     return PK_OK;
@@ -58,10 +60,14 @@ void pk_registry_close(pk_registry *r)
 
 static void on_registry_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    pk_registry *r = closure;
-
-    atomic_store(&r->dirty, true);
+    pk_registry_notified(closure);
     natsMsg_Destroy(msg);
+}
+
+void pk_registry_notified(pk_registry *r)
+{
+    atomic_store(&r->notified_ms, pk_mono_ms());
+    atomic_store(&r->dirty, true);
 }
 
 pk_status pk_registry_watch(pk_registry *r)
@@ -228,15 +234,22 @@ static pk_status sync_locked(pk_registry *r, uint64_t at_least)
 pk_status pk_registry_sync(pk_registry *r, uint64_t at_least)
 {
     pk_status st;
+    uint64_t before;
+    int64_t started;
 
     if (!r->bus)
         return PK_OK;
     if (at_least && at_least <= atomic_load(&r->applied))
         return PK_OK;
     pthread_mutex_lock(&r->lock);
+    before = atomic_load(&r->applied);
+    started = pk_mono_ms();
     atomic_store(&r->dirty, false);
     st = sync_locked(r, at_least);
-    if (st != PK_OK)
+    /* Nothing new although a message was seen just now: the stream may not
+     * have stored it yet, so look again on the next pass. */
+    if (st != PK_OK || (atomic_load(&r->applied) == before &&
+                        started - atomic_load(&r->notified_ms) < PK_REGISTRY_NOTICE_MS))
         atomic_store(&r->dirty, true);
     atomic_store(&r->last_sync_ms, pk_mono_ms());
     pthread_mutex_unlock(&r->lock);

@@ -36,6 +36,7 @@ struct pk_registry {
     atomic_bool dirty;         /* a registry message was seen since the last sync */
     natsSubscription *notify;  /* core subscription that sets dirty */
     atomic_llong last_sync_ms; /* monotonic time the last sync finished */
+    atomic_llong notified_ms;  /* monotonic time the last registry message was seen */
     pk_registry_hook hook;     /* optional per-record hook */
     void *hook_ctx;            /* its context */
 };
@@ -56,6 +57,14 @@ pk_status pk_registry_sync(pk_registry *r, uint64_t at_least) PK_MUST_CHECK;
 
 /* Sync only if a registry message was seen since the last sync. */
 pk_status pk_registry_sync_if_dirty(pk_registry *r) PK_MUST_CHECK;
+
+/*
+ * A registry message was seen (what the watch does for each one). Its notice
+ * can come before the stream has stored it, so the copy stays dirty until a
+ * sync reads something new or PK_REGISTRY_NOTICE_MS have passed since.
+ */
+void pk_registry_notified(pk_registry *r);
+#define PK_REGISTRY_NOTICE_MS 500
 
 /*
  * Sync unless a sync finished less than min_interval_ms ago: for lookups that
