@@ -232,6 +232,10 @@ int cli_verify_checkpoint(const uint8_t *buf, size_t len, const uint8_t pk[32],
                           const char *const *witnesses, size_t n_witnesses, size_t needed);
 int cmd_setup_init(const cli_call *c);
 int cmd_client_register(const cli_call *c);
+int cmd_webhook_add(const cli_call *c);
+int cmd_webhook_cancel(const cli_call *c);
+int cmd_webhook_list(const cli_call *c);
+int cmd_webhook_show(const cli_call *c);
 int cmd_setup_streams(const cli_call *c);
 
 #endif

@@ -73,12 +73,34 @@ int cmd_client_register(const cli_call *c)
     const char *id = cli_get(c, "id"), *admin = cli_get(c, "admin-key"), *out = cli_get(c, "out"),
                *name = cli_has(c, "name") ? cli_get(c, "name") : "";
     Pactum__V1__PrincipalRegistration pr = PACTUM__V1__PRINCIPAL_REGISTRATION__INIT;
-    uint8_t secret[32], hash[PK_HASH_BYTES];
+    const char *key = cli_get(c, "key");
+    uint8_t secret[32], hash[PK_HASH_BYTES], sig[PK_SIG_BYTES];
     char b64[64], token[PK_ID_MAX + 66];
+    pk_keypair kp, akp;
     int code;
 
     if (pk_principal_id_check("client id", id) != PK_OK)
         return cli_usage_error("%s", pk_error_msg());
+    if (key) {
+        /* the client's own key, which signs its webhook subscriptions; proved as a
+         * principal's is, by its signature of the proof-of-possession message */
+        uint8_t *pop = NULL;
+        size_t poplen = 0;
+        pk_status st = pk_key_load(key, &kp);
+
+        if (st == PK_OK && (st = pk_key_load(admin, &akp)) == PK_OK) {
+            if ((st = pk_pop_message(id, akp.pk, &pop, &poplen)) == PK_OK)
+                pk_sign(&kp, pop, poplen, sig);
+            free(pop);
+            pk_keypair_wipe(&akp);
+        }
+        if (st != PK_OK)
+            return cli_error(CLI_IO, "%s", pk_error_msg());
+        pr.key.data = kp.pk;
+        pr.key.len = PK_PUBKEY_BYTES;
+        pr.key_pop.data = sig;
+        pr.key_pop.len = PK_SIG_BYTES;
+    }
     /* the token is made here and shown once; the registry keeps only its hash */
     randombytes_buf(secret, sizeof(secret));
     sodium_bin2base64(b64, sizeof(b64), secret, sizeof(secret),
@@ -95,6 +117,8 @@ int cmd_client_register(const cli_call *c)
     code = cli_submit_with_key(PK_SUBJ_REG_SUBMIT,
                                PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_PRINCIPAL_REGISTRATION, &pr.base,
                                "", admin);
+    if (key)
+        pk_keypair_wipe(&kp);
     if (code == CLI_OK) {
         if (out) {
             FILE *f;

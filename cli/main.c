@@ -260,7 +260,36 @@ static const cli_opt client_register_opts[] = {
     {"id", 0, "@ID", "the client's id (begins with '@')", CLI_REQ},
     {"admin-key", 0, "KEY", "the admin key, which signs the registration", CLI_REQ},
     {"name", 0, "TEXT", "a display name", 0},
+    {"key", 0, "KEY", "the client's own key, which signs its webhook subscriptions", 0},
     {"out", 'o', "FILE", "write the token to FILE (mode 0600) instead of printing it", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static const cli_opt webhook_add_opts[] = {
+    {"client", 0, "@ID", "the API client subscribing", CLI_REQ},
+    {"key", 0, "KEY", "the key the client registered (client register --key)", CLI_REQ},
+    {"url", 0, "URL", "where the changes are POSTed (http:// or https://)", CLI_REQ},
+    {"agent", 0, "AGENT", "only this agent's changes (repeat for more; none: every agent)",
+     CLI_MANY},
+    {"kind", 0, "KIND",
+     "only changes of this kind: tier_changed, contained, violation, dispute_opened, "
+     "dispute_ruled, reentry, override (repeat for more; none: every change)",
+     CLI_MANY},
+    {"oracle", 0, "URL", "the oracle's HTTP address (PACTUM_ORACLE_URL; http://127.0.0.1:7480)", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static const cli_opt webhook_cancel_opts[] = {
+    {"client", 0, "@ID", "the API client", CLI_REQ},
+    {"key", 0, "KEY", "the key the client registered", CLI_REQ},
+    {"url", 0, "URL", "the subscribed URL", CLI_REQ},
+    {"oracle", 0, "URL", "the oracle's HTTP address (PACTUM_ORACLE_URL; http://127.0.0.1:7480)", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static const cli_opt webhook_read_opts[] = {
+    {"token", 0, "TOKEN", "the API client's token (PACTUM_TOKEN)", 0},
+    {"oracle", 0, "URL", "the oracle's HTTP address (PACTUM_ORACLE_URL; http://127.0.0.1:7480)", 0},
     {NULL, 0, NULL, NULL, 0},
 };
 
@@ -345,6 +374,15 @@ static const cli_cmd commands[] = {
     {"log key", NULL, 0, 0,
      "the log's id, key and note verifier key, from its public key (offline, to pin or compare)",
      log_key_opts, NULL, NULL, cmd_log_key},
+    {"webhook add", NULL, 0, 0,
+     "subscribe a URL to trust changes, signed by the API client's key (again: new filters)",
+     webhook_add_opts, NULL, NULL, cmd_webhook_add},
+    {"webhook cancel", NULL, 0, 0, "end the API client's subscription of a URL",
+     webhook_cancel_opts, NULL, NULL, cmd_webhook_cancel},
+    {"webhook list", NULL, 0, 0, "the API client's webhook subscriptions (with its token)",
+     webhook_read_opts, NULL, NULL, cmd_webhook_list},
+    {"webhook show", "ID", 1, 1, "a subscription and its latest deliveries (with its token)",
+     webhook_read_opts, NULL, NULL, cmd_webhook_show},
     {"log monitor", NULL, 0, 0,
      "follow the log by its checkpoints and tiles; exit 1 with the two checkpoints if it "
      "contradicts itself",

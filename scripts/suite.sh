@@ -119,6 +119,8 @@ suite_start() {
   gport=$(free_port $((oport == 7480 ? 7481 : oport + 1)))
   tport=$(free_port "${PACTUM_OTLP_PORT:-4318}")
   export PACTUM_ORACLE_HTTP="127.0.0.1:$oport"
+  # everything here is on loopback, webhook receivers too
+  export PACTUM_ORACLE_WEBHOOK_HOSTS="${PACTUM_ORACLE_WEBHOOK_HOSTS:-any}"
   export PACTUM_ORACLE_URL="http://127.0.0.1:$oport"
   export PACTUM_GATEWAY_URL="http://127.0.0.1:$gport"
   export PACTUM_OTLP_URL="http://127.0.0.1:$tport"

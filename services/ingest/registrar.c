@@ -452,17 +452,17 @@ static void register_principal(submit_ctx *c, const pk_signed_msg *env, Protobuf
         goto done;
     }
     if (pr->role == PACTUM__V1__ROLE__ROLE_CLIENT) {
-        /* an API client holds a token, not a key: only the token's hash is kept */
-        if (pr->token_hash.len != PK_HASH_BYTES || pr->key.len || pr->key_pop.len ||
-            strlen(pr->display_name) > PK_NAME_MAX) {
+        /* an API client holds a token (only its hash is kept), and may register a key too,
+         * which signs its webhook subscriptions and nothing else */
+        if (pr->token_hash.len != PK_HASH_BYTES || strlen(pr->display_name) > PK_NAME_MAX) {
             refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
-                   "client %s: token_hash must be %d bytes, with no key and no key_pop, "
-                   "display_name at most %d",
-                   pr->id, PK_HASH_BYTES, PK_NAME_MAX);
+                   "client %s: token_hash must be %d bytes, display_name at most %d", pr->id,
+                   PK_HASH_BYTES, PK_NAME_MAX);
             goto done;
         }
         rec.token_hash = pr->token_hash;
-        goto store;
+        if (!pr->key.len && !pr->key_pop.len)
+            goto store;
     }
     if (pr->key.len != PK_PUBKEY_BYTES || pr->key_pop.len != PK_SIG_BYTES ||
         strlen(pr->display_name) > PK_NAME_MAX) {

@@ -26,12 +26,7 @@ static bool text_ok(const char *s, size_t max)
     return true;
 }
 
-/*
- * The API client a token "<client id>:<secret>" belongs to, into id; false
- * (the reply refused) when it is not the token of a registered client, or the
- * client asks more often than it may.
- */
-static bool client_of(oracle *o, const char *token, char *id, size_t idlen, oracle_reply *r)
+bool oracle_client_token(oracle *o, const char *token, char *id, size_t idlen)
 {
     const char *colon = token ? strrchr(token, ':') : NULL;
     Pactum__V1__AgentRecord *rec = NULL;
@@ -39,11 +34,10 @@ static bool client_of(oracle *o, const char *token, char *id, size_t idlen, orac
     MDB_txn *txn = NULL;
     bool ok = false;
 
-    if (!colon || (size_t)(colon - token) >= idlen || !colon[1])
-        return oracle_refuse(o, r, Q_UNAUTHORIZED,
-                             "a decision is recorded, so authorize needs the token of a "
-                             "registered API client (client_token, or HTTP Authorization: "
-                             "Bearer; pactum client register makes one)");
+    if (!colon || (size_t)(colon - token) >= idlen || !colon[1]) {
+        id[0] = '\0';
+        return false;
+    }
     memcpy(id, token, (size_t)(colon - token));
     id[colon - token] = '\0';
     crypto_hash_sha256(hash, (const uint8_t *)colon + 1, strlen(colon + 1));
@@ -70,11 +64,25 @@ static bool client_of(oracle *o, const char *token, char *id, size_t idlen, orac
     if (rec)
         pactum__v1__agent_record__free_unpacked(rec, NULL);
     sodium_memzero(hash, sizeof(hash));
-    if (!ok) {
-        id[0] = '\0'; /* a signed refusal does not repeat the id the token claims */
+    if (!ok)
+        id[0] = '\0'; /* a refusal does not repeat the id the token claims */
+    return ok;
+}
+
+/*
+ * The API client a token belongs to, into id; false (the reply refused) when it is not the
+ * token of a registered client, or the client asks more often than it may.
+ */
+static bool client_of(oracle *o, const char *token, char *id, size_t idlen, oracle_reply *r)
+{
+    if (!token || !strrchr(token, ':'))
+        return oracle_refuse(o, r, Q_UNAUTHORIZED,
+                             "a decision is recorded, so authorize needs the token of a "
+                             "registered API client (client_token, or HTTP Authorization: "
+                             "Bearer; pactum client register makes one)");
+    if (!oracle_client_token(o, token, id, idlen))
         return oracle_refuse(o, r, Q_UNAUTHORIZED,
                              "the token is not one of a registered API client");
-    }
     if (!pk_ratelimit_take(o->clients, id, 1, pk_mono_ms()))
         return oracle_refuse(o, r, Q_RATE_LIMITED,
                              "client %s asks more than %lld decisions a second; ask again shortly",

@@ -171,22 +171,20 @@ void oracle_changes_add(oracle *o, uint64_t seq, const char *agent, const void *
     wake_all(h);
 }
 
-/* The event of e: id, and the signed notice with the change as JSON beside it (under h->mu). */
-static const char *event_of(oracle *o, entry *e)
+json_t *oracle_change_doc(oracle *o, uint64_t seq, const char *agent, const uint8_t *data,
+                          size_t len)
 {
     Pactum__V1__ChangeNotice n = PACTUM__V1__CHANGE_NOTICE__INIT;
     Pactum__V1__TrustChange *tc;
     uint8_t *sig = NULL;
     size_t slen = 0, b64len;
-    char *b64, *text;
+    char *b64;
     json_t *doc;
 
-    if (e->event)
-        return e->event;
-    n.trust_seq = e->seq;
-    n.agent_id = e->agent;
-    n.change.data = e->data;
-    n.change.len = e->len;
+    n.trust_seq = seq;
+    n.agent_id = (char *)agent;
+    n.change.data = (uint8_t *)data;
+    n.change.len = len;
     n.sent_ms = pk_now_ms();
     if (oracle_seal(o, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_CHANGE_NOTICE, &n.base, &sig, &slen) !=
         PK_OK)
@@ -198,12 +196,24 @@ static const char *event_of(oracle *o, entry *e)
     }
     sodium_bin2base64(b64, b64len, sig, slen, sodium_base64_VARIANT_ORIGINAL);
     free(sig);
-    tc = pactum__v1__trust_change__unpack(NULL, e->len, e->data);
-    doc = json_pack("{s:I, s:s, s:o, s:s}", "seq", (json_int_t)e->seq, "agent_id", e->agent,
-                    "change", tc ? pk_pb_json(&tc->base) : json_null(), "signed", b64);
+    tc = pactum__v1__trust_change__unpack(NULL, len, data);
+    doc = json_pack("{s:I, s:s, s:o, s:s}", "seq", (json_int_t)seq, "agent_id", agent, "change",
+                    tc ? pk_pb_json(&tc->base) : json_null(), "signed", b64);
     if (tc)
         pactum__v1__trust_change__free_unpacked(tc, NULL);
     free(b64);
+    return doc;
+}
+
+/* The event of e: id, and the signed notice with the change as JSON beside it (under h->mu). */
+static const char *event_of(oracle *o, entry *e)
+{
+    json_t *doc;
+    char *text;
+
+    if (e->event)
+        return e->event;
+    doc = oracle_change_doc(o, e->seq, e->agent, e->data, e->len);
     text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (!text)

@@ -647,6 +647,31 @@ static enum MHD_Result get_attestation(route_req *r)
     return answer(r->c, r->o, oracle_answer_attest, &q.base);
 }
 
+/* POST /v1/webhooks: a Signed WebhookSubscription (protobuf). */
+static enum MHD_Result post_webhook(route_req *r)
+{
+    json_t *doc = NULL;
+    unsigned status;
+
+    if (r->rq->too_big)
+        return refuse(r->c, r->o, MHD_HTTP_CONTENT_TOO_LARGE, "bad_request",
+                      "the body is larger than %d bytes", BODY_MAX);
+    status = oracle_hooks_subscribe(r->o, (const uint8_t *)r->rq->buf, r->rq->len, &doc);
+    return send_json(r->c, status, doc, r->o);
+}
+
+/* GET /v1/webhooks and /v1/webhooks/<id>: the API client's own, with its token. */
+static enum MHD_Result get_webhooks(route_req *r)
+{
+    const char *auth = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Authorization");
+    json_t *doc = NULL;
+    unsigned status =
+        oracle_hooks_list(r->o, auth && strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL,
+                          r->id[0] ? r->id : NULL, &doc);
+
+    return send_json(r->c, status, doc, r->o);
+}
+
 /*
  * The routes: a path pattern ('*' matches one segment and is the route's id),
  * the method it takes, and what a request with another method is told.
@@ -673,6 +698,11 @@ static const struct {
     {"GET", "/v1/agents/*/evidence", get_evidence, "evidence takes GET"},
     {"GET", "/v1/agents/*/attestation", get_attestation, "attestation takes GET"},
     {"GET", "/v1/agents/*/figures", get_figures, "figures takes GET"},
+    {"POST", "/v1/webhooks", post_webhook,
+     "webhooks: POST a signed subscription, or GET your subscriptions with your token"},
+    {"GET", "/v1/webhooks", get_webhooks,
+     "webhooks: POST a signed subscription, or GET your subscriptions with your token"},
+    {"GET", "/v1/webhooks/*", get_webhooks, "a webhook subscription takes GET, with its token"},
 };
 
 /* Does url match pattern? The '*' segment (non-empty, no '/') is copied into id. */

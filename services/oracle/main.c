@@ -59,6 +59,20 @@ static const pk_cfg_opt options[] = {
     {"witness-every", "PACTUM_ORACLE_WITNESS_EVERY", PK_CFG_DURATION, "1s", 100, 3600000,
      offsetof(oracle_cfg, witness_every_ms),
      "how often the grown log's checkpoint is sent to the witnesses"},
+    {"webhooks", "PACTUM_ORACLE_WEBHOOKS", PK_CFG_BOOL, "on", 0, 0, offsetof(oracle_cfg, webhooks),
+     "keep webhook subscriptions and deliver to them (on exactly one instance of a deployment)"},
+    {"webhook-hosts", "PACTUM_ORACLE_WEBHOOK_HOSTS", PK_CFG_STR, "public", 0, 0,
+     offsetof(oracle_cfg, webhook_hosts),
+     "public: deliveries never connect to loopback, private or link-local addresses; any"},
+    {"webhook-backoff", "PACTUM_ORACLE_WEBHOOK_BACKOFF", PK_CFG_DURATION, "1s", 10, 3600000,
+     offsetof(oracle_cfg, webhook_backoff_ms),
+     "wait before the first retry of a failed delivery (doubled at each failure)"},
+    {"webhook-backoff-max", "PACTUM_ORACLE_WEBHOOK_BACKOFF_MAX", PK_CFG_DURATION, "10m", 10,
+     86400000, offsetof(oracle_cfg, webhook_backoff_max),
+     "the longest wait between two attempts at one delivery"},
+    {"webhook-timeout", "PACTUM_ORACLE_WEBHOOK_TIMEOUT", PK_CFG_DURATION, "5s", 100, 60000,
+     offsetof(oracle_cfg, webhook_timeout_ms),
+     "one delivery attempt's bound, the connection included"},
 };
 
 /* Load the signing key, or make it on first start when no path is configured. */
@@ -155,8 +169,8 @@ static int start_queries(oracle *o)
                                  30000, model_position, o) != PK_OK ||
         tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
-    if (oracle_changes_open(o) != PK_OK || oracle_http_start(o) != PK_OK ||
-        oracle_witnesses_start(o) != PK_OK)
+    if (oracle_changes_open(o) != PK_OK || oracle_hooks_start(o) != PK_OK ||
+        oracle_http_start(o) != PK_OK || oracle_witnesses_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_CONFIG);
     o->model = (pk_runner){.what = "read model",
                            .consumer = &o->trust,
@@ -206,6 +220,7 @@ static void stop(void *ctx)
     oracle_witnesses_stop(o);
     oracle_changes_close_streams(o);
     oracle_http_stop(o);
+    oracle_hooks_stop(o);
     oracle_changes_free(o);
     pk_responders_stop(&o->answers);
     tlog_close(&o->log);
@@ -221,4 +236,4 @@ static void stop(void *ctx)
 }
 
 PK_SERVICE_MAIN(oracle, oracle_cfg, oracle_metrics_init, .name = "oracle",
-                .summary = "Answers public trust queries.", .max_dbs = 24)
+                .summary = "Answers public trust queries.", .max_dbs = 28)

@@ -30,25 +30,47 @@ static bool stops_agent(Pactum__V1__Tier t)
     return t == PACTUM__V1__TIER__TIER_CONTAINED || t == PACTUM__V1__TIER__TIER_SUSPENDED;
 }
 
+unsigned oracle_change_kinds(const Pactum__V1__TrustChange *ch)
+{
+    const Pactum__V1__TierChange *tc = ch->tier_change;
+    Pactum__V1__GovernanceRecord__RecordCase gov =
+        ch->governance ? ch->governance->record_case
+                       : PACTUM__V1__GOVERNANCE_RECORD__RECORD__NOT_SET;
+    unsigned k = 0;
+
+    if (tc)
+        k |= ORACLE_KIND_TIER;
+    if (tc && stops_agent(tc->to) && !stops_agent(tc->from))
+        k |= ORACLE_KIND_CONTAINED;
+    if (tc && stops_agent(tc->from) && !stops_agent(tc->to))
+        k |= ORACLE_KIND_REENTRY;
+    if (ch->cause && ch->cause->violation)
+        k |= ORACLE_KIND_VIOLATION;
+    if (gov == PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE)
+        k |= ORACLE_KIND_DISPUTE_OPENED;
+    if (gov == PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING)
+        k |= ORACLE_KIND_DISPUTE_RULED;
+    if (gov == PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE)
+        k |= ORACLE_KIND_OVERRIDE;
+    return k;
+}
+
 /* The point of the agent's score series a change makes (oracle.h, ORACLE_POINT_*). */
 static void series_point(const Pactum__V1__TrustChange *ch, uint8_t v[ORACLE_POINT_BYTES])
 {
-    const Pactum__V1__TierChange *tc = ch->tier_change;
     int64_t at = ch->state->clock_ms ? ch->state->clock_ms : ch->published_ms;
+    unsigned k = oracle_change_kinds(ch);
     uint8_t mark = 0;
 
-    if (ch->cause && ch->cause->violation)
+    if (k & ORACLE_KIND_VIOLATION)
         mark |= ORACLE_MARK_VIOLATION;
-    if (tc && stops_agent(tc->to) && !stops_agent(tc->from))
+    if (k & ORACLE_KIND_CONTAINED)
         mark |= ORACLE_MARK_CONTAINMENT;
-    if (tc && stops_agent(tc->from) && !stops_agent(tc->to))
+    if (k & ORACLE_KIND_REENTRY)
         mark |= ORACLE_MARK_REENTRY;
-    if (ch->governance &&
-        ch->governance->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE)
+    if (k & ORACLE_KIND_OVERRIDE)
         mark |= ORACLE_MARK_OVERRIDE;
-    if (ch->governance &&
-        (ch->governance->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE ||
-         ch->governance->record_case == PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING))
+    if (k & (ORACLE_KIND_DISPUTE_OPENED | ORACLE_KIND_DISPUTE_RULED))
         mark |= ORACLE_MARK_DISPUTE;
     pk_be64_put(v, (uint64_t)at);
     pk_be64_put(v + 8, ((uint64_t)ch->state->score_ppm << 32) | ch->state->lower_ppm);

@@ -48,11 +48,16 @@ typedef struct oracle_cfg {
     long long log_batch;   /* source messages per log batch */
     int64_t log_every_ms;  /* a log batch short of log_batch is appended this long after it came */
     int64_t reuse_ms;      /* a signed trust answer is sent again for this long; 0: never */
-    long long authorize_rate; /* decisions a second per API client; 0: no limit */
-    long long http_rate;      /* HTTP requests a second per client address; 0: no limit */
-    const char *unbound;      /* agents no pact binds: "approval", "deny" or "allow" */
-    const char *witnesses;    /* "<URL> <verifier key>,...": witnesses asked to cosign */
-    int64_t witness_every_ms; /* how often the grown log's checkpoint goes to them */
+    long long authorize_rate;    /* decisions a second per API client; 0: no limit */
+    long long http_rate;         /* HTTP requests a second per client address; 0: no limit */
+    const char *unbound;         /* agents no pact binds: "approval", "deny" or "allow" */
+    const char *witnesses;       /* "<URL> <verifier key>,...": witnesses asked to cosign */
+    int64_t witness_every_ms;    /* how often the grown log's checkpoint goes to them */
+    bool webhooks;               /* this instance keeps subscriptions and delivers to them */
+    const char *webhook_hosts;   /* "public": no loopback or private addresses; "any" */
+    int64_t webhook_backoff_ms;  /* the first retry's wait (doubling, to webhook_backoff_max) */
+    int64_t webhook_backoff_max; /* the longest wait between attempts */
+    int64_t webhook_timeout_ms;  /* one attempt's bound, connection included */
 } oracle_cfg;
 
 /* Its own metrics (metrics.def). */
@@ -70,6 +75,7 @@ typedef struct oracle_changes oracle_changes;
 
 #define ORACLE_CHANGES_KEPT 4096 /* the newest trust changes a live stream can resume from */
 typedef struct oracle_witnesses oracle_witnesses;
+typedef struct oracle_hooks oracle_hooks;
 
 #define ORACLE_HELD_SLOTS 64 /* containments decoded and not yet committed, at once */
 
@@ -83,6 +89,16 @@ typedef struct oracle_witnesses oracle_witnesses;
 #define ORACLE_MARK_REENTRY     4
 #define ORACLE_MARK_OVERRIDE    8
 #define ORACLE_MARK_DISPUTE     16
+
+/* What a trust change is, for webhook filters (bits; names in webhooks.c). */
+#define ORACLE_KIND_TIER           1  /* tier_changed */
+#define ORACLE_KIND_CONTAINED      2  /* contained: into contained or suspended */
+#define ORACLE_KIND_VIOLATION      4  /* violation: a verdict that is a violation */
+#define ORACLE_KIND_DISPUTE_OPENED 8  /* dispute_opened */
+#define ORACLE_KIND_DISPUTE_RULED  16 /* dispute_ruled */
+#define ORACLE_KIND_REENTRY        32 /* reentry: out of contained or suspended */
+#define ORACLE_KIND_OVERRIDE       64 /* override */
+#define ORACLE_KINDS               7
 
 /* A containment the read model has decoded and is committing (see oracle_held_state). */
 typedef struct oracle_held {
@@ -125,6 +141,7 @@ typedef struct oracle {
     char *http_text;         /* its JSON body */
     unsigned http_status;    /* its HTTP status */
     oracle_changes *changes; /* live streams of trust changes (changes.c) */
+    oracle_hooks *hooks;     /* webhook subscriptions and their deliverer, or NULL */
     pthread_mutex_t held_mu; /* guards held */
     oracle_held held[ORACLE_HELD_SLOTS];
 } oracle;
@@ -280,10 +297,37 @@ const pk_governance *oracle_governance_of(oracle *o, MDB_txn *txn, const Pactum_
 pk_status oracle_seal(oracle *o, Pactum__V1__PayloadType type, const ProtobufCMessage *m,
                       uint8_t **out, size_t *len) PK_MUST_CHECK;
 
+/*
+ * Is token ("<client id>:<secret>") the token of a registered API client? Its id into id
+ * ("" when not).
+ */
+bool oracle_client_token(oracle *o, const char *token, char *id, size_t idlen);
+
 /* Count a refused question (bad, unknown agent). */
 void oracle_count(oracle *o, int metric);
 
+/* The kinds of a trust change (ORACLE_KIND_* bits). */
+unsigned oracle_change_kinds(const Pactum__V1__TrustChange *ch);
+
+/* --- webhooks (webhooks.c) --- */
+
+pk_status oracle_hooks_start(oracle *o) PK_MUST_CHECK;
+void oracle_hooks_stop(oracle *o);
+/*
+ * POST /v1/webhooks (a Signed WebhookSubscription), GET /v1/webhooks and GET
+ * /v1/webhooks/<id> (the client's token): the HTTP status and the JSON answer.
+ */
+unsigned oracle_hooks_subscribe(oracle *o, const uint8_t *body, size_t len, json_t **out);
+unsigned oracle_hooks_list(oracle *o, const char *token, const char *id, json_t **out);
+
 /* --- live streams (changes.c) --- */
+
+/*
+ * A change as the streams and webhooks send it: {seq, agent_id, change (JSON), signed (the
+ * ChangeNotice, base64)}; NULL if it cannot be signed. The caller owns it.
+ */
+json_t *oracle_change_doc(oracle *o, uint64_t seq, const char *agent, const uint8_t *data,
+                          size_t len);
 
 pk_status oracle_changes_open(oracle *o) PK_MUST_CHECK;
 /* Every stream ends (before the HTTP server stops); then free. */

@@ -89,7 +89,7 @@ pk_status pk_envelope_open(const uint8_t *buf, size_t len, pk_signed_msg **out)
                       PK_PUBKEY_BYTES, PK_SIG_BYTES, kl, sl);
     }
     if (env->type <= PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED ||
-        env->type > PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_CHANGE_NOTICE) {
+        env->type > PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_WEBHOOK_SUBSCRIPTION) {
         int t = (int)env->type;
         pactum__v1__signed__free_unpacked(env, NULL);
         return PK_ERR(PK_EDECODE, "envelope payload type %d is unknown", t);
