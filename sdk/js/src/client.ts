@@ -5,6 +5,7 @@ import { encode, enumValue, Msg } from "./proto.js";
 import { popMessage, seal, VerificationError } from "./envelope.js";
 import { Key, loadPublic } from "./keys.js";
 import { Verified, verifyAnswer } from "./verify.js";
+import { webhookSubscription } from "./webhook.js";
 
 /** A refusal: the HTTP status, the reason code and the server's sentence. */
 export class PactumError extends Error {
@@ -170,5 +171,24 @@ export class Pactum {
 
   async logHead(): Promise<Verified> {
     return this.verified(await this.call(this.oracle, "GET", "/v1/log/head"));
+  }
+
+  /** Subscribe url to trust changes (of agents, of kinds; none: all), signed by the API client's registered key. */
+  subscribeWebhook(clientId: string, key: Key, url: string, o: { agents?: string[]; kinds?: string[] } = {}): Promise<Msg> {
+    return this.call(this.oracle, "POST", "/v1/webhooks", webhookSubscription(clientId, key, url, o));
+  }
+
+  cancelWebhook(clientId: string, key: Key, url: string): Promise<Msg> {
+    return this.call(this.oracle, "POST", "/v1/webhooks", webhookSubscription(clientId, key, url, { cancel: true }));
+  }
+
+  /** The client's subscriptions (this client's token). */
+  webhooks(): Promise<Msg> {
+    return this.call(this.oracle, "GET", "/v1/webhooks");
+  }
+
+  /** One subscription with its newest delivery attempts (this client's token). */
+  webhook(id: string): Promise<Msg> {
+    return this.call(this.oracle, "GET", `/v1/webhooks/${encodeURIComponent(id)}`);
   }
 }

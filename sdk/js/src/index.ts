@@ -6,6 +6,7 @@ export { verifyAnswer, verifyInclusion, verifyConsistency, leafHash, nodeHash, l
 export type { Verified } from "./verify.js";
 export { Pactum, PactumError, batchEnvelope, agentRegistration, pactRegistration, eventMessage } from "./client.js";
 export type { Event, Receipt, PactumOptions } from "./client.js";
+export { webhookSubscription, verifyWebhook, WEBHOOK_KINDS } from "./webhook.js";
 export { AgentBus } from "./bus.js";
 export type { BusOptions } from "./bus.js";
 export { decode, encode, enumName, enumValue } from "./proto.js";

@@ -4,12 +4,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   AgentBus, Key, Pactum, PactumError, VerificationError, decode, encode, enumName, enumValue,
-  leafHash, logId, nodeHash, seal, verifyAnswer, verifyConsistency, verifyInclusion,
+  leafHash, logId, nodeHash, seal, verifyAnswer, verifyConsistency, verifyInclusion, verifyWebhook,
 } from "../dist/index.js";
 import { startSuite, waitFor } from "./suite.mjs";
 
@@ -145,6 +146,43 @@ test("RFC 6962 proofs on a tree built here", () => {
   const p3 = [root(leaves.slice(2, 3)), root(leaves.slice(3, 4)), root(leaves.slice(0, 2)), root(leaves.slice(4))];
   assert.ok(verifyConsistency(3, 7, root(leaves.slice(0, 3)), r, p3));
   assert.ok(!verifyConsistency(3, 7, root(leaves.slice(0, 3)), r, p3.slice(0, 3)));
+});
+
+test("webhooks bring each change signed, and a tampered one is refused", async () => {
+  const market = Key.generate();
+  const dir = mkdtempSync(join(tmpdir(), "pactum-market-"));
+  market.save(join(dir, "market.key"));
+  suite.cli("client", "register", "--id", "@jsmarket", "--key", join(dir, "market.key"), "--admin-key", suite.env.PACTUM_ADMIN_KEY_FILE, "--out", join(dir, "market.token"));
+  const got = [];
+  const server = createServer((req, res) => {
+    const parts = [];
+    req.on("data", (c) => parts.push(c));
+    req.on("end", () => {
+      got.push({ headers: req.headers, body: Buffer.concat(parts) });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${server.address().port}/hook`;
+  try {
+    await assert.rejects(px.subscribeWebhook("@jsmarket", Key.generate(), url), (e) => e instanceof PactumError && e.status === 403);
+    const sub = (await px.subscribeWebhook("@jsmarket", market, url, { agents: ["js-bot"] })).subscription;
+    await px.publish("js-bot", agent, [0, 1, 2].map((i) => ({ kind: "reply", eventId: `wh-${i}`, metrics: { latency_ms: 250 } })));
+    await waitFor(() => got.length > 0, "a delivery");
+    const { headers, body } = got[0];
+    const doc = verifyWebhook(headers["pactum-signature"], body, px.logKey, { deliveryId: headers["pactum-delivery-id"] });
+    assert.equal(doc.agent_id, "js-bot");
+    assert.equal(doc.delivery_id, `${sub.id}-${doc.seq}`);
+    assert.equal(Number(doc.notice.trustSeq), doc.seq);
+    assert.throws(() => verifyWebhook(headers["pactum-signature"], Buffer.from(body.toString().replace("js-bot", "js-bou")), px.logKey), VerificationError);
+    assert.throws(() => verifyWebhook(headers["pactum-signature"], body, Key.generate().publicKey), VerificationError);
+    const reader = new Pactum({ oracle: suite.env.PACTUM_ORACLE_URL, token: readFileSync(join(dir, "market.token"), "utf8").trim() });
+    assert.deepEqual((await reader.webhooks()).subscriptions.map((x) => x.id), [sub.id]);
+    const ids = got.map((g) => g.headers["pactum-delivery-id"]);
+    assert.equal(new Set(ids).size, ids.length);
+  } finally {
+    server.close();
+  }
 });
 
 test("the example agents keep and break their pact", () => {

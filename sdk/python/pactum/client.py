@@ -14,6 +14,7 @@ from ._gen import pactum_pb2 as pb
 from .envelope import pop_message, seal, VerificationError
 from .keys import load_public
 from .verify import verify_answer, Verified
+from .webhook import webhook_subscription
 
 PT = pb.PayloadType
 
@@ -204,3 +205,25 @@ class Pactum:
     def log_key_info(self) -> dict:
         """What the oracle says its log key is (pin it from a channel you trust)."""
         return self._call(self.oracle, "GET", "/v1/log/key")[1]
+
+    # --- webhooks (oracle) -------------------------------------------------------------
+
+    def subscribe_webhook(self, client_id: str, key, url: str, agents=(), kinds=()) -> dict:
+        """Subscribe url to trust changes (of agents, of kinds; none: all), signed by the API
+        client's registered key; again with other filters to change them."""
+        return self._call(self.oracle, "POST", "/v1/webhooks",
+                          webhook_subscription(client_id, key, url, agents, kinds))[1]
+
+    def cancel_webhook(self, client_id: str, key, url: str) -> dict:
+        return self._call(self.oracle, "POST", "/v1/webhooks",
+                          webhook_subscription(client_id, key, url, cancel=True))[1]
+
+    def webhooks(self) -> dict:
+        """The client's subscriptions (this client's token)."""
+        return self._call(self.oracle, "GET", "/v1/webhooks", auth=self.token)[1]
+
+    def webhook(self, subscription_id: str) -> dict:
+        """One subscription with its newest delivery attempts (this client's token)."""
+        return self._call(self.oracle, "GET",
+                          f"/v1/webhooks/{urllib.parse.quote(subscription_id)}",
+                          auth=self.token)[1]

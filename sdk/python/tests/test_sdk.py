@@ -178,6 +178,68 @@ def test_rfc6962_proofs_on_a_tree_built_here():
     assert not verify_consistency(3, 7, root(leaves[:3]), r, proof3[:-1])
 
 
+def test_webhooks_bring_each_change_signed_and_a_tampered_one_is_refused(world, suite, tmp_path):
+    """A marketplace: an API client with a key subscribes a receiver to py-bot's changes; each
+    delivery checks under the log key, once per idempotency id, and a changed byte does not."""
+    import http.server
+    import socket
+    import threading
+    from pactum import verify_webhook
+
+    px, _, agent = world
+    market = Key.generate()
+    market.save(str(tmp_path / "market.key"))
+    cli(suite, "client", "register", "--id", "@pymarket", "--key", str(tmp_path / "market.key"),
+        "--admin-key", suite["PACTUM_ADMIN_KEY_FILE"], "--out", str(tmp_path / "market.token"))
+    got = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((dict(self.headers), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(PactumError) as e:  # another key cannot subscribe for the client
+            px.subscribe_webhook("@pymarket", Key.generate(), f"http://127.0.0.1:{port}/hook")
+        assert e.value.status == 403
+        sub = px.subscribe_webhook("@pymarket", market, f"http://127.0.0.1:{port}/hook",
+                                   agents=["py-bot"])["subscription"]
+        px.publish("py-bot", agent, [Event(kind="reply", event_id=f"wh-{i}",
+                                           metrics={"latency_ms": 250}) for i in range(3)])
+        wait_for(lambda: got, "a delivery")
+        headers, body = got[0]
+        doc = verify_webhook(headers["Pactum-Signature"], body, px.log_key,
+                             delivery_id=headers["Pactum-Delivery-Id"])
+        assert doc["agent_id"] == "py-bot" and doc["subscription_id"] == sub["id"]
+        assert doc["delivery_id"] == f"{sub['id']}-{doc['seq']}"
+        assert doc["notice"].trust_seq == doc["seq"]
+        with pytest.raises(VerificationError):
+            verify_webhook(headers["Pactum-Signature"], body.replace(b"py-bot", b"py-bou"),
+                           px.log_key)
+        with pytest.raises(VerificationError):
+            verify_webhook(headers["Pactum-Signature"], body, Key.generate().public)
+        reader = Pactum(oracle=suite["PACTUM_ORACLE_URL"],
+                        token=(tmp_path / "market.token").read_text().strip())
+        assert [x["id"] for x in reader.webhooks()["subscriptions"]] == [sub["id"]]
+        shown = wait_for(lambda: (lambda w: w if w["deliveries"] else None)(reader.webhook(sub["id"])),
+                         "the delivery log")
+        assert shown["deliveries"][0]["ok"] and shown["delivered"] >= 1
+        ids = [h["Pactum-Delivery-Id"] for h, _ in got]
+        assert len(ids) == len(set(ids)), ids
+    finally:
+        server.shutdown()
+
+
 def test_the_generated_protobuf_module_is_the_protocols():
     """pactum/_gen/pactum_pb2.py is made by protoc from proto/pactum/v1/pactum.proto; when the
     protocol changes it must be made again (the command is in sdk/python/README.md)."""
