@@ -3,7 +3,8 @@
 # in a temporary folder), then headless Chromium loads /agents/support-bot-1 and checks the
 # DOM (tier, chart, timeline, the in-browser verification against the log), loads it again
 # with the test hook that changes one byte of the answer and checks the page says the check
-# failed, checks / and /log, and saves screenshots of an agent in three states: trusted,
+# failed, checks / and /log, checks that an open page follows its agent live (over the
+# DevTools protocol), and saves screenshots of an agent in three states: trusted,
 # contained, and re-entered after an overturned dispute (docs/web.md shows them).
 #
 #   tests/web/pages_test.sh BUILD_DIR OUT_DIR
@@ -143,11 +144,16 @@ grep -q "\"agent_id\":\"$contained\".*\"tier\":\"contained\"" "$out/sse-live.txt
 grep -q '^id: 1$' "$out/sse-live.txt" && fail "a stream from now replayed old changes"
 echo "live stream from now: $contained's containment arrived as it happened"
 
-# text from a record is text: an operator's reason with markup is shown, never run
-PACTUM_NATS_URL=$PACTUM_NATS_URL PACTUM_NATS_CA=$PACTUM_NATS_CA PACTUM_NATS_CREDS=$PACTUM_NATS_CREDS \
+# the page follows its agent: an override made while it is open (its reason with markup, for
+# the check below) shows on it without a reload, its signature checked in the browser
+note=$(/usr/bin/python3 "$root/tests/web/live_follow.py" "$browser" "$url/agents/support-bot-1" "$profile" -- \
+  env PACTUM_NATS_URL="$PACTUM_NATS_URL" PACTUM_NATS_CA="$PACTUM_NATS_CA" PACTUM_NATS_CREDS="$PACTUM_NATS_CREDS" \
   "$build/cli/pactum" override --operator @ops --key "$var/keys/ops.key" --agent support-bot-1 \
-  --deny refund.issue --expires 1h --reason '<script>alert(1)</script><b>bold</b>' >"$out/override.log" 2>&1 ||
-  { cat "$out/override.log"; fail "the override was refused"; }
+  --deny refund.issue --expires 1h --reason '<script>alert(1)</script><b>bold</b>') ||
+  fail "the open page did not follow its agent"
+echo "the open agent page followed its agent: $note"
+
+# text from a record is text: an operator's reason with markup is shown, never run
 for _ in $(seq 1 50); do
   dom "$url/agents/support-bot-1?live=0" "$out/escaped.html"
   grep -q 'alert(1)' "$out/escaped.html" && break
