@@ -805,6 +805,29 @@ static void finish(oracle_hooks *hs, hook *h, CURLcode rc)
     h->easy = NULL;
 }
 
+/*
+ * Read into the cache, without holding hs->mu, the changes the subscription furthest behind
+ * looks at next (the cache is the deliverer's alone), so that a pass seldom waits on the bus
+ * while it holds the table that subscribing and reading take too.
+ */
+static void prefetch(oracle_hooks *hs, uint64_t last)
+{
+    uint64_t from = UINT64_MAX;
+    int64_t now = pk_now_ms();
+    const cached *c;
+
+    pthread_mutex_lock(&hs->mu);
+    for (int i = 0; i < hs->n; i++) {
+        const hook *h = hs->h[i];
+        if (!h->st.cancelled && !h->easy && h->st.next_try_ms <= now && h->st.next_seq < from)
+            from = h->st.next_seq;
+    }
+    pthread_mutex_unlock(&hs->mu);
+    for (uint64_t seq = from; seq <= last && seq < from + HOOK_SCAN; seq++)
+        if (change_at(hs, seq, &c) < 0)
+            break;
+}
+
 static void *deliver(void *arg)
 {
     oracle_hooks *hs = arg;
@@ -813,9 +836,10 @@ static void *deliver(void *arg)
     while (!atomic_load(&hs->stop) && !pk_shutdown) {
         CURLMsg *m;
         int left;
-        uint64_t last;
+        uint64_t last = model_seq(hs->o);
 
         curl_multi_perform(hs->multi, &running);
+        prefetch(hs, last);
         pthread_mutex_lock(&hs->mu);
         while ((m = curl_multi_info_read(hs->multi, &left)))
             if (m->msg == CURLMSG_DONE) {
@@ -824,7 +848,6 @@ static void *deliver(void *arg)
                 if (h)
                     finish(hs, h, m->data.result);
             }
-        last = model_seq(hs->o);
         for (int i = 0; i < hs->n; i++)
             advance(hs, hs->h[i], last);
         pthread_mutex_unlock(&hs->mu);
