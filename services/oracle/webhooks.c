@@ -15,7 +15,6 @@
  * Each body is signed by the log's key (the Pactum-Signature header), over
  * "pactum-webhook-v1\n" <t> "\n" <body>, t being the header's time in milliseconds.
  */
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -31,6 +30,7 @@
 #include "pk/answer.h"
 #include "pk/clock.h"
 #include "pk/log.h"
+#include "pk/net.h"
 #include "pk/pbjson.h"
 
 #define HOOKS_MAX        1024   /* subscriptions in force, in all */
@@ -575,41 +575,13 @@ static bool wanted(const hook *h, const char *agent, unsigned kinds)
     return false;
 }
 
-/* Addresses a delivery may not connect to unless --webhook-hosts any. */
-static bool private_address(const struct sockaddr *sa, char *text, size_t len)
-{
-    const uint8_t *b;
-
-    if (sa->sa_family == AF_INET) {
-        b = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-        inet_ntop(AF_INET, b, text, (socklen_t)len);
-    } else if (sa->sa_family == AF_INET6) {
-        const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        static const uint8_t zero[15] = {0};
-        inet_ntop(AF_INET6, a, text, (socklen_t)len);
-        if (memcmp(a, mapped, 12) != 0)
-            return (memcmp(a, zero, 15) == 0 && a[15] <= 1)   /* :: and ::1 */
-                   || (a[0] & 0xfe) == 0xfc                   /* unique local fc00::/7 */
-                   || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) /* link-local fe80::/10 */
-                   || a[0] == 0xff;                           /* multicast */
-        b = a + 12;
-    } else {
-        snprintf(text, len, "family %d", sa->sa_family);
-        return true;
-    }
-    return b[0] == 0 || b[0] == 10 || b[0] == 127 || (b[0] == 169 && b[1] == 254) ||
-           (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
-           (b[0] == 100 && (b[1] & 0xc0) == 64) || b[0] >= 224;
-}
-
 static curl_socket_t open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *a)
 {
     hook *h = ctx;
     char text[INET6_ADDRSTRLEN + 16];
 
     (void)purpose;
-    if (private_address(&a->addr, text, sizeof(text))) {
+    if (pk_addr_internal(&a->addr, text, sizeof(text))) {
         snprintf(h->refused, sizeof(h->refused),
                  "refused to connect to %s: a loopback, private or link-local address "
                  "(--webhook-hosts any allows it)",
@@ -695,6 +667,9 @@ static bool start(oracle_hooks *hs, hook *h, const cached *c, const char *agent,
     curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h->easy, CURLOPT_PROXY, ""); /* straight to the receiver, whatever the
+                                                   * environment says: the address check is
+                                                   * on the receiver's own address */
     curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
     curl_easy_setopt(h->easy, CURLOPT_PRIVATE, h);
