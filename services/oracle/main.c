@@ -132,21 +132,6 @@ static int open_state(oracle *o, const oracle_cfg *cfg)
     return PK_EXIT_OK;
 }
 
-/* The last PACTUM_TRUST sequence the read model applied, from its LMDB. */
-static pk_status model_position(void *ctx, uint64_t *applied)
-{
-    oracle *o = ctx;
-    MDB_txn *txn = NULL;
-    pk_status st;
-
-    *applied = 0;
-    if ((st = pk_txn_begin(o->store, false, &txn)) != PK_OK)
-        return st;
-    st = pk_get_u64(txn, o->meta, "trust_seq", applied);
-    pk_txn_abort(txn);
-    return st == PK_ENOTFOUND ? PK_OK : st;
-}
-
 /*
  * The read model's consumer: a durable of this instance's own (named after its stable name,
  * so it is found again after a restart and kept, replicated, through the loss of a node),
@@ -158,7 +143,7 @@ static int start_queries(oracle *o)
     char name[96], durable[48];
     uint32_t h = 2166136261u;
 
-    if (model_position(o, &applied) != PK_OK)
+    if (oracle_model_position(o, &applied) != PK_OK)
         return pk_service_failed(PK_EXIT_STORE);
     pk_stable_name(&o->cfg->common, "oracle", name, sizeof(name));
     for (const unsigned char *c = (const unsigned char *)name; *c; c++)
@@ -166,7 +151,7 @@ static int start_queries(oracle *o)
     snprintf(durable, sizeof(durable), "oracle-model-%08x", h);
     if (pk_registry_watch(o->reg) != PK_OK || pk_registry_sync(o->reg, 0) != PK_OK ||
         pk_consumer_open_ordered(&o->trust, o->bus, PK_STREAM_TRUST, durable, "pactum.trust.*", 512,
-                                 30000, model_position, o) != PK_OK ||
+                                 30000, oracle_model_position, o) != PK_OK ||
         tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
     if (oracle_changes_open(o) != PK_OK || oracle_hooks_start(o) != PK_OK ||

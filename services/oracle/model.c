@@ -279,3 +279,17 @@ pk_status oracle_model_idle(void *ctx, bool caught_up)
 
     return st == PK_OK ? PK_OK : PK_WRAP(st, "registry sync");
 }
+
+pk_status oracle_model_position(void *ctx, uint64_t *applied)
+{
+    oracle *o = ctx;
+    MDB_txn *txn = NULL;
+    pk_status st;
+
+    *applied = 0;
+    if ((st = pk_txn_begin(o->store, false, &txn)) != PK_OK)
+        return st;
+    st = pk_get_u64(txn, o->meta, "trust_seq", applied);
+    pk_txn_abort(txn);
+    return st == PK_ENOTFOUND ? PK_OK : st;
+}

@@ -185,6 +185,9 @@ Pactum__V1__TrustState *oracle_held_state(oracle *o, const char *agent, uint64_t
 /* Between batches: bring the registry copy up to date (a pk_idle_fn). */
 pk_status oracle_model_idle(void *ctx, bool caught_up) PK_MUST_CHECK;
 
+/* The last PACTUM_TRUST sequence the read model applied, from its LMDB (ctx: the oracle). */
+pk_status oracle_model_position(void *ctx, uint64_t *applied) PK_MUST_CHECK;
+
 /*
  * Reuse of signed trust answers (reuse.c). oracle_reuse_get copies the kept
  * answer to a query (the same bytes about the same agent) into *out if it is

@@ -226,19 +226,6 @@ static int in_force(oracle_hooks *hs)
     return n;
 }
 
-/* The last PACTUM_TRUST sequence the read model applied: changes up to it may go out. */
-static uint64_t model_seq(oracle *o)
-{
-    MDB_txn *txn = NULL;
-    uint64_t seq = 0;
-
-    if (pk_txn_begin(o->store, false, &txn) == PK_OK) {
-        seq = pk_get_u64_or(txn, o->meta, "trust_seq", 0);
-        pk_txn_abort(txn);
-    }
-    return seq;
-}
-
 /* --- subscribing ------------------------------------------------------------------------- */
 
 static unsigned refuse(json_t **out, unsigned status, const char *kind, const char *fmt, ...)
@@ -381,6 +368,7 @@ static unsigned apply(oracle_hooks *hs, Pactum__V1__WebhookSubscription *sub, co
     char id[HOOK_ID_LEN + 1];
     hook *h;
     int mine = 0;
+    uint64_t applied = 0;
     bool fresh;
 
     hook_id(sub->client_id, sub->url, id);
@@ -402,6 +390,9 @@ static unsigned apply(oracle_hooks *hs, Pactum__V1__WebhookSubscription *sub, co
                       HOOKS_PER_CLIENT, HOOKS_MAX);
     if (!h && hs->n >= HOOKS_MAX)
         return refuse(out, 429, "too_many", "the oracle keeps at most %d subscriptions", HOOKS_MAX);
+    if (fresh && !sub->cancel && oracle_model_position(hs->o, &applied) != PK_OK)
+        return refuse(out, 503, "unavailable", "the read model cannot be read now: %s",
+                      pk_error_msg());
     if (!h) {
         if (!(h = calloc(1, sizeof(*h))) || !hook_set(h, sub, env, len)) {
             free(h);
@@ -416,7 +407,7 @@ static unsigned apply(oracle_hooks *hs, Pactum__V1__WebhookSubscription *sub, co
     *taken = true;
     if (fresh && !sub->cancel) {
         /* from the next change on; a renewed one starts over */
-        h->st.next_seq = model_seq(hs->o) + 1;
+        h->st.next_seq = applied + 1;
         h->st.attempts = 0;
         h->st.next_try_ms = 0;
         h->st.created_ms = pk_now_ms();
@@ -811,7 +802,10 @@ static void *deliver(void *arg)
     while (!atomic_load(&hs->stop) && !pk_shutdown) {
         CURLMsg *m;
         int left;
-        uint64_t last = model_seq(hs->o);
+        uint64_t last = 0; /* changes up to the read model's position may go out */
+
+        if (oracle_model_position(hs->o, &last) != PK_OK)
+            last = 0; /* none this pass */
 
         curl_multi_perform(hs->multi, &running);
         prefetch(hs, last);
