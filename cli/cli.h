@@ -185,6 +185,13 @@ int cli_refused(Pactum__V1__QueryStatus s, const char *message);
 int cli_trust_ask(pk_bus *bus, const char *agent, uint32_t history, uint8_t **raw, size_t *raw_len,
                   Pactum__V1__TrustReport **out);
 
+/* A pact's versions (with document: the newest, or version N, with its document). */
+int cli_pact_query(const char *id, uint32_t version, bool document, Pactum__V1__PactReport **out,
+                   uint8_t **raw, size_t *raw_len);
+
+/* Why a pact version with its document is not what it claims, or NULL if it is. */
+const char *cli_pact_check(const Pactum__V1__PactVersion *v);
+
 /* The trust report for people (report.c). */
 void cli_report_print(const Pactum__V1__TrustReport *r);
 
@@ -236,6 +243,11 @@ int cmd_webhook_add(const cli_call *c);
 int cmd_webhook_cancel(const cli_call *c);
 int cmd_webhook_list(const cli_call *c);
 int cmd_webhook_show(const cli_call *c);
+int cmd_engagement_open(const cli_call *c);
+int cmd_engagement_accept(const cli_call *c);
+int cmd_engagement_complete(const cli_call *c);
+int cmd_engagement_show(const cli_call *c);
+int cmd_engagement_list(const cli_call *c);
 int cmd_setup_streams(const cli_call *c);
 
 #endif

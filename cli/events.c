@@ -20,6 +20,7 @@ typedef struct event_spec {
     const char *kind;   /* --kind */
     const char *id;     /* --id (with --count > 1: a prefix) */
     const char *action, *tool, *resource, *currency;
+    const char *engagement; /* --engagement */
     double amount;
     int64_t ts_ms;   /* --ts, 0 = now */
     long count;      /* --count */
@@ -90,6 +91,7 @@ static int parse(const cli_call *c, event_spec *s)
     s->action = cli_get(c, "action");
     s->tool = cli_get(c, "tool");
     s->resource = cli_get(c, "resource");
+    s->engagement = cli_get(c, "engagement");
     s->currency = cli_get(c, "currency");
     if ((code = cli_get_double(c, "amount", 0, &s->amount)) != CLI_OK ||
         (code = cli_get_u64(c, "ts", 1, INT64_MAX, &ts)) != CLI_OK ||
@@ -143,6 +145,7 @@ static int fill_events(const event_spec *s, sending *out, long n)
         e->tool = (char *)(s->tool ? s->tool : "");
         e->resource = (char *)(s->resource ? s->resource : "");
         e->currency = (char *)(s->currency ? s->currency : "");
+        e->engagement_id = (char *)(s->engagement ? s->engagement : "");
         e->amount = s->amount;
         e->n_metrics = s->n_metrics;
         e->metrics = (Pactum__V1__Metric **)s->mp;

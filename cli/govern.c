@@ -244,6 +244,7 @@ int cmd_dispute_open(const cli_call *c)
                                    verdict);
     }
     d.event_id = (char *)(event ? event : "");
+    d.engagement_id = (char *)(cli_has(c, "engagement") ? cli_get(c, "engagement") : "");
     d.reason = (char *)reason;
     d.counter_evidence = (char *)(cli_has(c, "evidence") ? cli_get(c, "evidence") : "");
     /* signed by the owner key (no id) or by a registered counterparty (--as) */

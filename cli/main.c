@@ -102,6 +102,7 @@ static const cli_opt event_opts[] = {
     {"resource", 0, "R", "the resource touched", 0},
     {"amount", 0, "X", "an amount spent", 0},
     {"currency", 0, "C", "its currency", 0},
+    {"engagement", 0, "ID", "the engagement the events belong to", 0},
     {"id", 0, "EVENT_ID", "the event id (with --count > 1, a prefix)", 0},
     {"ts", 0, "MS", "the event time, Unix milliseconds (default: now)", 0},
     {"count", 0, "N", "how many events (default 1)", 0},
@@ -152,10 +153,36 @@ static const cli_opt dispute_open_opts[] = {
     {"verdict", 0, "VSEQ|last", "the verdict disputed (last: the agent's last violation)", 0},
     {"event", 0, "ID", "the event disputed", 0},
     {"evidence", 0, "TEXT", "counter-evidence", 0},
-    {"as", 0, "COUNTERPARTY", "open it as this registered counterparty", 0},
+    {"as", 0, "COUNTERPARTY", "open it as this registered counterparty (or buyer)", 0},
+    {"engagement", 0, "ID", "the engagement whose settlement it holds (owner or buyer)", 0},
     {"id", 0, "ID", "the dispute's id (default: a random one)", 0},
     {NULL, 0, NULL, NULL, 0}};
 static const char *const dispute_open_one[] = {"verdict|event", NULL};
+
+static const cli_opt engagement_open_opts[] = {
+    {"buyer", 0, "ID", "the buyer: a registered agent or person, who signs the terms", CLI_REQ},
+    {"key", 0, "KEY", "the buyer's key file", CLI_REQ},
+    {"agent", 0, "AGENT", "the agent hired", CLI_REQ},
+    {"pact", 0, "PACT", "the pact whose consequences are the terms", CLI_REQ},
+    {"version", 0, "N", "its version (default: the newest)", 0},
+    {"price", 0, "AMOUNT", "the price, e.g. 1000.00 (hundredths are the minor unit)", CLI_REQ},
+    {"currency", 0, "CODE", "ISO 4217 code, e.g. USD", CLI_REQ},
+    {"deadline", 0, "DURATION", "from now, e.g. 2h or 7d", CLI_REQ},
+    {"job", 0, "TEXT", "what is to be done", 0},
+    {"id", 0, "ID", "the engagement's id", CLI_REQ},
+    {"out", 0, "FILE", "where the signed terms go (for the owner to accept)", CLI_REQ},
+    {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt engagement_accept_opts[] = {
+    {"key", 0, "KEY", "the owner key of the agent hired", CLI_REQ}, {NULL, 0, NULL, NULL, 0}};
+
+static const cli_opt engagement_complete_opts[] = {
+    {"agent", 0, "AGENT", "the agent", CLI_REQ},
+    {"engagement", 0, "ID", "the engagement done", CLI_REQ},
+    {"key", 0, "KEY", "the owner key (or, with --as, the agent's key)", CLI_REQ},
+    {"as", 0, "AGENT", "sign as the agent itself", 0},
+    {"note", 0, "TEXT", "what was delivered", 0},
+    {NULL, 0, NULL, NULL, 0}};
 
 static const cli_opt dispute_rule_opts[] = {
     {"arbiter", 0, "ID", "the arbiter", CLI_REQ},
@@ -350,6 +377,19 @@ static const cli_cmd commands[] = {
      dispute_open_opts, dispute_open_one, NULL, cmd_dispute_open},
     {"dispute rule", NULL, 0, 0, "an arbiter rules on a dispute", dispute_rule_opts,
      dispute_rule_one, NULL, cmd_dispute_rule},
+    {"engagement open", NULL, 0, 0,
+     "a buyer signs a job's terms for an agent under a pact version (a file for its owner)",
+     engagement_open_opts, NULL, NULL, cmd_engagement_open},
+    {"engagement accept", "FILE", 1, 1,
+     "the agent's owner accepts a buyer's signed terms: the engagement starts",
+     engagement_accept_opts, NULL, NULL, cmd_engagement_accept},
+    {"engagement complete", NULL, 0, 0, "the agent or its owner declares the job done",
+     engagement_complete_opts, NULL, NULL, cmd_engagement_complete},
+    {"engagement show", "AGENT ENGAGEMENT", 2, 2,
+     "an engagement and its settlement statements, with every proof checked", no_opts, NULL, NULL,
+     cmd_engagement_show},
+    {"engagement list", "AGENT", 1, 1, "an agent's engagements, totals and statements", no_opts,
+     NULL, NULL, cmd_engagement_list},
     {"replay", NULL, 0, 0,
      "rebuild the scorer's state from the recorded history and print its "
      "digest",

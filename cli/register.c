@@ -185,8 +185,8 @@ out:
 }
 
 /* Ask the oracle for versions of a pact; *out: caller frees. */
-static int pact_query(const char *id, uint32_t version, bool document, Pactum__V1__PactReport **out,
-                      uint8_t **raw, size_t *raw_len)
+int cli_pact_query(const char *id, uint32_t version, bool document, Pactum__V1__PactReport **out,
+                   uint8_t **raw, size_t *raw_len)
 {
     Pactum__V1__PactQuery q = PACTUM__V1__PACT_QUERY__INIT;
     pk_bus *bus;
@@ -217,7 +217,7 @@ int cmd_pact_history(const cli_call *c)
     size_t raw_len = 0;
     int code;
 
-    if ((code = pact_query(c->args[0], 0, false, &rep, &raw, &raw_len)) != CLI_OK)
+    if ((code = cli_pact_query(c->args[0], 0, false, &rep, &raw, &raw_len)) != CLI_OK)
         return code;
     if (cli.json) {
         cli_print_json(cli_answer_json(raw, raw_len));
@@ -244,7 +244,7 @@ int cmd_pact_history(const cli_call *c)
  * recorded hash, and the owner's signed submission holds this very document,
  * signed by the owner key on record. Returns a sentence, or NULL if it holds.
  */
-static const char *check_version(const Pactum__V1__PactVersion *v)
+const char *cli_pact_check(const Pactum__V1__PactVersion *v)
 {
     uint8_t hash[PK_HASH_BYTES];
     pk_signed_msg *env = NULL;
@@ -285,10 +285,10 @@ int cmd_pact_show(const cli_call *c)
 
     if ((code = cli_get_u64(c, "version", 1, UINT32_MAX, &version)) != CLI_OK)
         return code;
-    if ((code = pact_query(id, (uint32_t)version, true, &rep, &raw, &raw_len)) != CLI_OK)
+    if ((code = cli_pact_query(id, (uint32_t)version, true, &rep, &raw, &raw_len)) != CLI_OK)
         return code;
     pv = rep->versions[rep->n_versions - 1];
-    why = check_version(pv);
+    why = cli_pact_check(pv);
     if (cli.json) {
         json_t *o = cli_answer_json(raw, raw_len);
         json_object_set_new(o, "verified", json_boolean(why == NULL));

@@ -33,7 +33,19 @@ typedef struct replay {
     uint64_t upto[PK_PARTITIONS_MAX]; /* the live scorer's applied positions */
     uint64_t last;                    /* last sequence of PACTUM_VERDICTS when it started */
     uint64_t inputs;                  /* inputs applied */
+    struct issued *issued;            /* settlement statements the replay issued */
+    size_t n_issued, cap_issued;
 } replay;
+
+/* A settlement statement as the replay issued it: agent, engagement, number, and its bytes. */
+typedef struct issued {
+    char agent[PK_ID_MAX + 1];
+    char engagement[PK_ID_MAX + 1];
+    uint32_t number;
+    uint8_t *buf;
+    size_t len;
+    bool matched;
+} issued;
 
 static pk_status history(void *ctx, const char *agent, uint64_t before_seq, pk_input_fn each,
                          void *each_ctx)
@@ -41,6 +53,129 @@ static pk_status history(void *ctx, const char *agent, uint64_t before_seq, pk_i
     replay *r = ctx;
 
     return pk_scoring_read_history(r->bus, r->partitions, agent, before_seq, each, each_ctx);
+}
+
+/* Keep the statements an input issued, packed as the scorer publishes them. */
+static pk_status keep_statements(replay *r, const pk_applied *a)
+{
+    static _Thread_local pk_settlement_storage storage;
+
+    for (int i = 0; i < a->eng.n; i++) {
+        Pactum__V1__Settlement m;
+        issued *s;
+        if (r->n_issued == r->cap_issued) {
+            size_t cap = r->cap_issued ? r->cap_issued * 2 : 16;
+            issued *more = realloc(r->issued, cap * sizeof(*more));
+            if (!more)
+                return PK_ERR(PK_ENOMEM, "out of memory");
+            r->issued = more;
+            r->cap_issued = cap;
+        }
+        s = &r->issued[r->n_issued];
+        memset(s, 0, sizeof(*s));
+        pk_settlement_to_msg(a->t->agent_id, &a->eng.st[i], &m, &storage);
+        if (pk_pack(&m.base, &s->buf, &s->len) != PK_OK)
+            return PK_ERR(PK_ENOMEM, "out of memory");
+        snprintf(s->agent, sizeof(s->agent), "%s", a->t->agent_id);
+        snprintf(s->engagement, sizeof(s->engagement), "%s", a->eng.st[i].eng.id);
+        s->number = a->eng.st[i].head.number;
+        r->n_issued++;
+    }
+    return PK_OK;
+}
+
+/* Mark the statement of one published change that the replay issued too, if it is equal. */
+static void match_change(replay *r, const Pactum__V1__TrustChange *tc, uint64_t seq, char *why,
+                         size_t wlen)
+{
+    for (size_t i = 0; i < tc->n_settlements; i++) {
+        const Pactum__V1__Settlement *s = tc->settlements[i];
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        for (size_t k = 0; k < r->n_issued; k++) {
+            issued *x = &r->issued[k];
+            if (x->number != s->statement || strcmp(x->agent, tc->agent_id) != 0 ||
+                strcmp(x->engagement, s->engagement_id) != 0)
+                continue;
+            if (!buf && pk_pack(&s->base, &buf, &len) != PK_OK)
+                break;
+            if (len == x->len && memcmp(buf, x->buf, len) == 0)
+                x->matched = true;
+            else if (!why[0])
+                snprintf(why, wlen, "statement %u of %s (%s) differs from PACTUM_TRUST #%llu",
+                         s->statement, s->engagement_id, tc->agent_id, (unsigned long long)seq);
+        }
+        free(buf);
+    }
+}
+
+/* Walk agent's changes in PACTUM_TRUST (direct gets: no consumer), matching statements. */
+static bool agent_changes(replay *r, const char *agent, char *why, size_t wlen)
+{
+    char subject[PK_ID_MAX + 24];
+    jsDirectGetMsgOptions dg;
+    jsOptions jo;
+    uint64_t seq = 0;
+
+    snprintf(subject, sizeof(subject), PK_SUBJ_TRUST, agent);
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    for (int i = 0; i < 1000000; i++) {
+        natsMsg *m = NULL;
+        const char *hv = NULL;
+        Pactum__V1__TrustChange *tc;
+        natsStatus s;
+        jsDirectGetMsgOptions_Init(&dg);
+        dg.Sequence = seq + 1;
+        dg.NextBySubject = subject;
+        s = js_DirectGetMsg(&m, r->bus->js, PK_STREAM_TRUST, &jo, &dg);
+        if (s == NATS_NOT_FOUND)
+            return true;
+        if (s != NATS_OK) {
+            snprintf(why, wlen, "cannot read %s: %s", PK_STREAM_TRUST, natsStatus_GetText(s));
+            return false;
+        }
+        if (natsMsgHeader_Get(m, "Nats-Sequence", &hv) != NATS_OK || !hv ||
+            strtoull(hv, NULL, 10) <= seq) {
+            natsMsg_Destroy(m);
+            snprintf(why, wlen, "a change of %s came without its sequence", agent);
+            return false;
+        }
+        seq = strtoull(hv, NULL, 10);
+        tc = pactum__v1__trust_change__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                              (const uint8_t *)natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+        if (tc) {
+            match_change(r, tc, seq, why, wlen);
+            pactum__v1__trust_change__free_unpacked(tc, NULL);
+        }
+    }
+    return true;
+}
+
+/*
+ * Every statement the replay issued is, byte for byte, the one the scorer published in
+ * PACTUM_TRUST; false with why if one differs or is not there.
+ */
+static bool statements_agree(replay *r, char *why, size_t wlen, size_t *matched)
+{
+    *matched = 0;
+    why[0] = '\0';
+    for (size_t k = 0; k < r->n_issued; k++) {
+        bool walked = false;
+        for (size_t j = 0; j < k && !walked; j++)
+            walked = strcmp(r->issued[j].agent, r->issued[k].agent) == 0;
+        if (!walked && !agent_changes(r, r->issued[k].agent, why, wlen))
+            return false;
+    }
+    for (size_t k = 0; k < r->n_issued; k++) {
+        if (r->issued[k].matched)
+            (*matched)++;
+        else if (!why[0])
+            snprintf(why, wlen, "statement %u of %s (%s) is not in PACTUM_TRUST",
+                     r->issued[k].number, r->issued[k].engagement, r->issued[k].agent);
+    }
+    return *matched == r->n_issued;
 }
 
 /* Apply one input the way the scorer does (what the scorer dead-letters is skipped). */
@@ -62,6 +197,7 @@ static pk_status apply(replay *r, MDB_txn *txn, natsMsg *m, uint64_t seq)
     if (st == PK_EINVAL || st == PK_EDECODE)
         return PK_OK;
     if (st == PK_OK) {
+        st = keep_statements(r, &a);
         pk_applied_free(&a);
         r->inputs++;
     }
@@ -258,6 +394,17 @@ static int report(replay *r, const char *dir, const live_view *before, const liv
                dir);
         printf("digest   %s\n", hex);
     }
+    if (r->n_issued) {
+        char why[256];
+        size_t matched = 0;
+        bool same = statements_agree(r, why, sizeof(why), &matched);
+        if (!cli.json)
+            printf("statements %zu issued by the replay, %zu byte for byte the ones in "
+                   "PACTUM_TRUST\n",
+                   r->n_issued, matched);
+        if (!same)
+            return cli_error(CLI_FAIL, "settlement statements: %s", why);
+    }
     if (!before)
         return CLI_OK;
     if (before->conflict[0])
@@ -310,6 +457,9 @@ static int replay_into(const char *dir, bool compare)
         have_after = live_digests(r.bus, &after);
     code = report(&r, dir, compare ? &before : NULL, have_after ? &after : NULL);
 out:
+    for (size_t i = 0; i < r.n_issued; i++)
+        free(r.issued[i].buf);
+    free(r.issued);
     if (r.scoring_ready)
         pk_scoring_free(&r.scoring);
     pk_wset_destroy(r.ws);

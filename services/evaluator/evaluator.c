@@ -428,6 +428,7 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
         v.event_ts_ms = sp->ev->ts_ms;
         v.ingest_ms = sp->ev->accepted_ms;
         v.received_ms = sp->ev->received_ms;
+        v.engagement_id = sp->ev->engagement_id;
     }
     v.evaluated_ms = pk_now_ms();
     if ((st = pk_pack(&v.base, &buf, &len)) != PK_OK)

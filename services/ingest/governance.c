@@ -16,6 +16,7 @@
 
 #include "ingest.h"
 #include "pk/clock.h"
+#include "pk/engagement.h"
 #include "pk/log.h"
 #include "pk/pact.h"
 
@@ -162,7 +163,8 @@ static bool dispute_check(gov_ctx *c, const pk_signed_msg *env,
                "dispute %s names neither a verdict nor an event", d->dispute_id);
         return false;
     }
-    if (d->event_id[0] && pk_event_id_check(d->event_id) != PK_OK) {
+    if ((d->event_id[0] && pk_event_id_check(d->event_id) != PK_OK) ||
+        (d->engagement_id[0] && pk_id_check("engagement id", d->engagement_id) != PK_OK)) {
         refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "%s", pk_error_msg());
         return false;
     }
@@ -171,6 +173,11 @@ static bool dispute_check(gov_ctx *c, const pk_signed_msg *env,
         *who = "owner";
         return true;
     }
+    /* about an engagement: its buyer, an agent or a person (the ledger checks it is the buyer) */
+    if (d->engagement_id[0] && signer && strcmp(env->signer_id, d->agent_id) != 0 &&
+        (signer->role == PACTUM__V1__ROLE__ROLE_AGENT ||
+         signer->role == PACTUM__V1__ROLE__ROLE_HUMAN))
+        return true;
     /* a counterparty is one the agent's pact names, not any registered agent */
     if (signer && signer->role == PACTUM__V1__ROLE__ROLE_AGENT &&
         strcmp(env->signer_id, d->agent_id) != 0 &&
@@ -197,6 +204,187 @@ static void ruling_fields(ProtobufCMessage *m, gov_fields *f)
                       .text_required = {true}};
 }
 
+/* --- engagements ----------------------------------------------------------------------- */
+
+static void accept_fields(ProtobufCMessage *m, gov_fields *f)
+{
+    Pactum__V1__EngagementAcceptance *a = (Pactum__V1__EngagementAcceptance *)m;
+
+    *f = (gov_fields){.id = a->engagement_id,
+                      .agent = a->agent_id,
+                      .signed_ms = a->signed_ms,
+                      .signer = &a->accepted_by,
+                      .stamp = &a->accepted_ms};
+}
+
+/* The buyer: registered with the key that signed the terms, an agent or a person, and not
+ * the agent itself nor another agent of its owner (whose word would be the owner's own). */
+static bool buyer_ok(gov_ctx *c, const pk_signed_msg *oe, const Pactum__V1__Engagement *o,
+                     const Pactum__V1__AgentRecord *subject)
+{
+    Pactum__V1__AgentRecord *b = NULL;
+    bool ok = false;
+
+    if (strcmp(o->buyer_id, oe->signer_id) != 0)
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
+               "engagement %s: buyer_id '%s' is not the signer of the terms ('%s')",
+               o->engagement_id, o->buyer_id, oe->signer_id);
+    else if (strcmp(o->buyer_id, o->agent_id) == 0)
+        refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
+               "engagement %s: an agent cannot hire itself", o->engagement_id);
+    else if (pk_registry_agent(c->r.in->reg, c->txn, o->buyer_id, &b, NULL) != PK_OK)
+        refuse(c, PACTUM__V1__REASON__REASON_UNKNOWN_SIGNER,
+               "engagement %s: buyer '%s' is not registered", o->engagement_id, o->buyer_id);
+    else if (b->agent_key.len != PK_PUBKEY_BYTES ||
+             !pk_bytes_equal(b->agent_key.data, oe->signer_key.data, PK_PUBKEY_BYTES))
+        refuse(c, PACTUM__V1__REASON__REASON_BAD_SIGNATURE,
+               "engagement %s: the terms are signed with a key that is not the registered key "
+               "of '%s'",
+               o->engagement_id, o->buyer_id);
+    else if (b->role != PACTUM__V1__ROLE__ROLE_AGENT && b->role != PACTUM__V1__ROLE__ROLE_HUMAN)
+        refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
+               "engagement %s: a buyer is a registered agent or person", o->engagement_id);
+    else if (b->role == PACTUM__V1__ROLE__ROLE_AGENT && b->owner_key.len == PK_PUBKEY_BYTES &&
+             subject->owner_key.len == PK_PUBKEY_BYTES &&
+             pk_bytes_equal(b->owner_key.data, subject->owner_key.data, PK_PUBKEY_BYTES))
+        refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
+               "engagement %s: %s and %s have the same owner; an owner cannot hire its own agent",
+               o->engagement_id, o->buyer_id, o->agent_id);
+    else
+        ok = true;
+    if (b)
+        pactum__v1__agent_record__free_unpacked(b, NULL);
+    return ok;
+}
+
+/* Price, currency, times and text of the terms. */
+static bool terms_ok(gov_ctx *c, const Pactum__V1__Engagement *o, int64_t now)
+{
+    const char *cur = o->currency;
+    const char *bad = NULL;
+
+    if (o->price <= 0 || o->price > PK_PRICE_MAX)
+        bad = "price must be from 1 to 10^15 minor units of its currency";
+    else if (strlen(cur) != 3 || cur[0] < 'A' || cur[0] > 'Z' || cur[1] < 'A' || cur[1] > 'Z' ||
+             cur[2] < 'A' || cur[2] > 'Z')
+        bad = "currency must be an ISO 4217 code (three capital letters)";
+    else if (o->deadline_ms <= o->start_ms || o->deadline_ms - o->start_ms > PK_ENG_DURATION_MAX)
+        bad = "the deadline must come after the start, and within 366 days of it";
+    else if (o->deadline_ms <= now)
+        bad = "the deadline has passed";
+    else if (o->signed_ms > now + SIGNED_WINDOW_MS)
+        bad = "the terms are signed in the future";
+    else if (strlen(o->job) > TEXT_MAX)
+        bad = "job is longer than 1024 bytes";
+    if (bad)
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "engagement %s: %s", o->engagement_id,
+               bad);
+    return !bad;
+}
+
+/* The pact version named binds the agent, has that hash, and says what a job pays. */
+static bool terms_pact_ok(gov_ctx *c, const Pactum__V1__Engagement *o)
+{
+    const pk_compiled *p = NULL;
+    const char *bad = NULL;
+
+    if (pk_pact_cache_get(c->r.in->pacts, c->txn, o->pact_id, o->pact_version, &p) != PK_OK) {
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
+               "engagement %s: pact %s v%u is not registered (or does not compile)",
+               o->engagement_id, o->pact_id, o->pact_version);
+        return false;
+    }
+    if (!p->pact->agent || strcmp(p->pact->agent, o->agent_id) != 0)
+        bad = "binds another agent";
+    else if (o->pact_hash.len != PK_HASH_BYTES ||
+             !pk_bytes_equal(o->pact_hash.data, p->hash, PK_HASH_BYTES))
+        bad = "has another hash than the terms name";
+    else if (!p->pact->cons.present)
+        bad = "has no consequences section: nothing says what a job pays";
+    if (bad)
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD, "engagement %s: pact %s v%u %s",
+               o->engagement_id, o->pact_id, o->pact_version, bad);
+    pk_pact_cache_release(c->r.in->pacts, p);
+    return !bad;
+}
+
+/* Signed by both: the buyer's terms, verified, inside the owner's acceptance. */
+static bool accept_check(gov_ctx *c, const pk_signed_msg *env,
+                         const Pactum__V1__AgentRecord *signer,
+                         const Pactum__V1__AgentRecord *subject, ProtobufCMessage *m, int64_t now,
+                         const char **who)
+{
+    Pactum__V1__EngagementAcceptance *a = (Pactum__V1__EngagementAcceptance *)m;
+    pk_signed_msg *oe = NULL;
+    Pactum__V1__Engagement *o;
+    bool ok = false;
+
+    (void)signer;
+    if (env->signer_id[0] || subject->owner_key.len != PK_PUBKEY_BYTES ||
+        !pk_bytes_equal(subject->owner_key.data, env->signer_key.data, PK_PUBKEY_BYTES)) {
+        refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
+               "engagement %s: only the owner of %s, with its owner key, accepts a job for it",
+               a->engagement_id, a->agent_id);
+        return false;
+    }
+    if (!(o = ledger_offer(a, &oe))) {
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
+               "engagement %s: offer is not an engagement signed by a buyer", a->engagement_id);
+        return false;
+    }
+    if (pk_envelope_verify(oe, oe->signer_key.data) != PK_OK)
+        refuse(c, PACTUM__V1__REASON__REASON_BAD_SIGNATURE,
+               "engagement %s: the buyer's signature on the terms does not verify",
+               a->engagement_id);
+    else if (strcmp(o->engagement_id, a->engagement_id) != 0 ||
+             strcmp(o->agent_id, a->agent_id) != 0)
+        refuse(c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
+               "the acceptance names engagement %s of %s; the buyer's terms name %s of %s",
+               a->engagement_id, a->agent_id, o->engagement_id, o->agent_id);
+    else
+        ok = buyer_ok(c, oe, o, subject) && terms_ok(c, o, now) && terms_pact_ok(c, o);
+    pactum__v1__engagement__free_unpacked(o, NULL);
+    pactum__v1__signed__free_unpacked(oe, NULL);
+    if (ok)
+        *who = "owner";
+    return ok;
+}
+
+static void complete_fields(ProtobufCMessage *m, gov_fields *f)
+{
+    Pactum__V1__EngagementCompletion *x = (Pactum__V1__EngagementCompletion *)m;
+
+    *f = (gov_fields){.id = x->engagement_id,
+                      .agent = x->agent_id,
+                      .signed_ms = x->signed_ms,
+                      .signer = &x->completed_by,
+                      .stamp = &x->completed_ms,
+                      .texts = {x->note},
+                      .text_names = {"note"}};
+}
+
+/* The job is declared done by the agent itself or by its owner. */
+static bool complete_check(gov_ctx *c, const pk_signed_msg *env,
+                           const Pactum__V1__AgentRecord *signer,
+                           const Pactum__V1__AgentRecord *subject, ProtobufCMessage *m, int64_t now,
+                           const char **who)
+{
+    Pactum__V1__EngagementCompletion *x = (Pactum__V1__EngagementCompletion *)m;
+
+    (void)now;
+    if (!env->signer_id[0] && subject->owner_key.len == PK_PUBKEY_BYTES &&
+        pk_bytes_equal(subject->owner_key.data, env->signer_key.data, PK_PUBKEY_BYTES)) {
+        *who = "owner";
+        return true;
+    }
+    if (signer && strcmp(env->signer_id, x->agent_id) == 0)
+        return true; /* the agent, with its registered key (signer_of checked it) */
+    refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
+           "engagement %s: only %s or its owner may declare the job done", x->engagement_id,
+           x->agent_id);
+    return false;
+}
+
 static const gov_kind kinds[] = {
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_OVERRIDE, "override", &pactum__v1__override__descriptor,
      PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE, PACTUM__V1__ROLE__ROLE_OPERATOR,
@@ -211,6 +399,14 @@ static const gov_kind kinds[] = {
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_RULING, "ruling", &pactum__v1__ruling__descriptor,
      PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING, PACTUM__V1__ROLE__ROLE_ARBITER,
      "rulings must be signed by a registered arbiter", "dispute id", ruling_fields, NULL},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ENGAGEMENT_ACCEPT, "engagement",
+     &pactum__v1__engagement_acceptance__descriptor,
+     PACTUM__V1__GOVERNANCE_RECORD__RECORD_ENGAGEMENT, PACTUM__V1__ROLE__ROLE_UNSPECIFIED, NULL,
+     "engagement id", accept_fields, accept_check},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ENGAGEMENT_COMPLETE, "completion",
+     &pactum__v1__engagement_completion__descriptor,
+     PACTUM__V1__GOVERNANCE_RECORD__RECORD_COMPLETION, PACTUM__V1__ROLE__ROLE_UNSPECIFIED, NULL,
+     "engagement id", complete_fields, complete_check},
 };
 
 /* --- the checks every record gets ------------------------------------------------------ */
@@ -363,6 +559,26 @@ static pk_status store(gov_ctx *c, const gov_kind *k, Pactum__V1__GovernanceReco
     return PK_OK;
 }
 
+/* A dispute about an engagement: the engagement exists, and the owner or its buyer opens it. */
+static bool engagement_party(gov_ctx *c, const Pactum__V1__GovLedger *l,
+                             const Pactum__V1__Dispute *d, const char *agent)
+{
+    int at = ledger_find(l->engagements, l->n_engagements, d->engagement_id);
+
+    if (at < 0) {
+        refuse(c, PACTUM__V1__REASON__REASON_NO_SUCH_ENGAGEMENT,
+               "dispute %s: %s has no engagement %s", d->dispute_id, agent, d->engagement_id);
+        return false;
+    }
+    if (strcmp(d->opened_by, "owner") != 0 && strcmp(d->opened_by, l->engagements[at]->by) != 0) {
+        refuse(c, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED,
+               "dispute %s: only the owner of %s or the buyer of engagement %s (%s) may open it",
+               d->dispute_id, agent, d->engagement_id, l->engagements[at]->by);
+        return false;
+    }
+    return true;
+}
+
 /* Does the ledger leave room for the record? Refuses (with the reason) if not. */
 static bool ledger_admits(gov_ctx *c, const Pactum__V1__GovernanceRecord *rec,
                           const Pactum__V1__GovLedger *l, const char *agent)
@@ -374,6 +590,8 @@ static bool ledger_admits(gov_ctx *c, const Pactum__V1__GovernanceRecord *rec,
         by = rec->dispute->opened_by;
         if (ledger_find(l->disputes, l->n_disputes, rec->dispute->dispute_id) >= 0)
             return true; /* the same dispute again: stored once */
+        if (rec->dispute->engagement_id[0] && !engagement_party(c, l, rec->dispute, agent))
+            return false;
         if (ledger_count_by(l->disputes, l->n_disputes, by) >= LEDGER_DISPUTES_PER_OPENER) {
             refuse(c, PACTUM__V1__REASON__REASON_TOO_MANY_DISPUTES,
                    "dispute %s: %s already has %d disputes open about %s (a ruling closes one)",
@@ -394,6 +612,32 @@ static bool ledger_admits(gov_ctx *c, const Pactum__V1__GovernanceRecord *rec,
                "ruling on dispute %s: %s has no open dispute of that id", rec->ruling->dispute_id,
                agent);
         return false;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ENGAGEMENT:
+        if (ledger_find(l->engagements, l->n_engagements, rec->engagement->engagement_id) >= 0) {
+            refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+                   "engagement %s of %s is already recorded", rec->engagement->engagement_id,
+                   agent);
+            return false;
+        }
+        if (ledger_open_engagements(l, pk_now_ms()) >= LEDGER_ENGAGEMENTS_OPEN) {
+            refuse(c, PACTUM__V1__REASON__REASON_TOO_MANY_ENGAGEMENTS,
+                   "engagement %s: %s already runs %d engagements (one ends on completion or "
+                   "at its deadline)",
+                   rec->engagement->engagement_id, agent, LEDGER_ENGAGEMENTS_OPEN);
+            return false;
+        }
+        return true;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_COMPLETION: {
+        int at = ledger_find(l->engagements, l->n_engagements, rec->completion->engagement_id);
+        if (at < 0)
+            refuse(c, PACTUM__V1__REASON__REASON_NO_SUCH_ENGAGEMENT,
+                   "completion: %s has no engagement %s", agent, rec->completion->engagement_id);
+        else if (l->engagements[at]->done)
+            refuse(c, PACTUM__V1__REASON__REASON_CONFLICT,
+                   "engagement %s of %s is already completed", rec->completion->engagement_id,
+                   agent);
+        return at >= 0 && !l->engagements[at]->done;
+    }
     case PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE:
         by = rec->override->operator_id;
         if (ledger_find(l->overrides, l->n_overrides, rec->override->override_id) >= 0)
@@ -514,7 +758,8 @@ pk_status governance_answer(void *ctx, const uint8_t *req, size_t len, uint8_t *
     }
     if (env && i == sizeof(kinds) / sizeof(kinds[0]))
         refuse(&c, PACTUM__V1__REASON__REASON_INVALID_FIELD,
-               "only overrides, disputes, rulings and acknowledgements are accepted here");
+               "only overrides, disputes, rulings, acknowledgements, engagement acceptances "
+               "and completions are accepted here");
     c.receipt.ok = c.r.ok;
     c.receipt.reason = c.r.reason;
     c.receipt.message = c.r.text;

@@ -189,6 +189,42 @@ static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
 }
 
 /*
+ * An event about an engagement: the agent has it, and the reporter may speak
+ * about it. Besides the agent (and its owner's agents) and the independent
+ * sources (evaluators, telemetry), only the engagement's buyer: no other
+ * peer or person, named by the pact or not. True to go on; false refused (*st).
+ */
+static bool engagement_source(ingest *in, const env_ctx *e, int idx, pk_event_msg *ev,
+                              pk_status *st)
+{
+    char buyer[PK_ID_MAX + 1] = "";
+    pk_status found;
+
+    found = ledger_engagement(in, ev->agent_id, ev->engagement_id, buyer, sizeof(buyer));
+    if (found == PK_ENOTFOUND) {
+        *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NO_SUCH_ENGAGEMENT, ev->agent_id,
+                     ev->event_id, "event %s names engagement %s, which %s does not have",
+                     ev->event_id, ev->engagement_id, ev->agent_id);
+        return false;
+    }
+    if (found != PK_OK) {
+        *st = found; /* the ledger cannot be read now: the envelope is tried again */
+        return false;
+    }
+    if ((ev->source == PACTUM__V1__SOURCE__SOURCE_PEER ||
+         ev->source == PACTUM__V1__SOURCE__SOURCE_HUMAN) &&
+        strcmp(e->signer, buyer) != 0) {
+        *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
+                     ev->event_id,
+                     "%s may not report about engagement %s: besides the agent and independent "
+                     "evaluators, only its buyer (%s) may",
+                     e->signer, ev->engagement_id, buyer);
+        return false;
+    }
+    return true;
+}
+
+/*
  * Where the evidence comes from: the agent itself (or another agent of its
  * owner), a peer, an independent evaluator, a human. True with ev->source
  * set; false when the event was refused (*st: the refusal's publish status)
@@ -206,7 +242,7 @@ static bool set_source(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_e
             return false;
         }
         ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
-        return true;
+        return !ev->engagement_id[0] || engagement_source(in, e, idx, ev, st);
     }
     *st = pk_registry_agent(in->reg, txn, ev->agent_id, &subject_agent, NULL);
     if (*st == PK_ENOTFOUND)
@@ -224,6 +260,8 @@ static bool set_source(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_e
         pk_bytes_equal(subject_agent->owner_key.data, signer->owner_key.data, PK_PUBKEY_BYTES))
         ev->source = PACTUM__V1__SOURCE__SOURCE_SELF;
     pactum__v1__agent_record__free_unpacked(subject_agent, NULL);
+    if (ev->engagement_id[0])
+        return engagement_source(in, e, idx, ev, st);
     /* another agent's word about this one counts only if its pact names that agent */
     if (ev->source == PACTUM__V1__SOURCE__SOURCE_PEER &&
         !pk_pact_cache_counterparty(in->pacts, in->reg, txn, ev->agent_id, e->signer)) {

@@ -86,6 +86,7 @@ typedef struct ingest {
 #define LEDGER_DISPUTES_MAX        32 /* open disputes about one agent (the scorer keeps 32) */
 #define LEDGER_OVERRIDES_PER_OP    4  /* live overrides of one operator on one agent */
 #define LEDGER_OVERRIDES_MAX       16 /* live overrides on one agent (the scorer keeps 16) */
+#define LEDGER_ENGAGEMENTS_OPEN    4 /* engagements running at once per agent (the scorer keeps 8) */
 
 /* agent's ledger: the cached one, caught up with the stream. Caller frees (ledger_free). */
 pk_status ledger_load(ingest *in, const char *agent, Pactum__V1__GovLedger **out) PK_MUST_CHECK;
@@ -97,6 +98,14 @@ bool ledger_apply(Pactum__V1__GovLedger *l, const Pactum__V1__GovernanceRecord *
 void ledger_prune(Pactum__V1__GovLedger *l, int64_t now);
 int ledger_find(Pactum__V1__LedgerEntry *const *list, size_t n, const char *id);
 size_t ledger_count_by(Pactum__V1__LedgerEntry *const *list, size_t n, const char *by);
+/* The buyer's signed terms inside an acceptance (and, if env, the envelope); NULL if none. */
+Pactum__V1__Engagement *ledger_offer(const Pactum__V1__EngagementAcceptance *a,
+                                     pk_signed_msg **env);
+/* Engagements not completed whose deadline is still ahead. */
+size_t ledger_open_engagements(const Pactum__V1__GovLedger *l, int64_t now);
+/* Agent's engagement id, and its buyer: PK_ENOTFOUND if it has none of that id. */
+pk_status ledger_engagement(ingest *in, const char *agent, const char *id, char *buyer,
+                            size_t buyer_len) PK_MUST_CHECK;
 
 /* Set up the metric table. */
 void ingest_metrics_init(ingest *in);

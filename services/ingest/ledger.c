@@ -33,8 +33,9 @@ void ledger_free(Pactum__V1__GovLedger *l)
         return;
     entries_free(l->disputes, l->n_disputes);
     entries_free(l->overrides, l->n_overrides);
-    l->disputes = l->overrides = NULL;
-    l->n_disputes = l->n_overrides = 0;
+    entries_free(l->engagements, l->n_engagements);
+    l->disputes = l->overrides = l->engagements = NULL;
+    l->n_disputes = l->n_overrides = l->n_engagements = 0;
     free(l);
 }
 
@@ -91,6 +92,69 @@ size_t ledger_count_by(Pactum__V1__LedgerEntry *const *list, size_t n, const cha
     return k;
 }
 
+Pactum__V1__Engagement *ledger_offer(const Pactum__V1__EngagementAcceptance *a,
+                                     pk_signed_msg **env_out)
+{
+    pk_signed_msg *env = NULL;
+    Pactum__V1__Engagement *o = NULL;
+
+    if (env_out)
+        *env_out = NULL;
+    if (pk_envelope_open(a->offer.data, a->offer.len, &env) != PK_OK)
+        return NULL;
+    if (env->type == PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ENGAGEMENT)
+        o = pactum__v1__engagement__unpack(NULL, env->payload.len, env->payload.data);
+    if (o && env_out)
+        *env_out = env;
+    else
+        pactum__v1__signed__free_unpacked(env, NULL);
+    return o;
+}
+
+size_t ledger_open_engagements(const Pactum__V1__GovLedger *l, int64_t now)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < l->n_engagements; i++)
+        k += !l->engagements[i]->done && l->engagements[i]->expires_ms > now;
+    return k;
+}
+
+pk_status ledger_engagement(ingest *in, const char *agent, const char *id, char *buyer,
+                            size_t buyer_len)
+{
+    Pactum__V1__GovLedger *l = NULL;
+    MDB_txn *txn = NULL;
+    pk_status st;
+    int at = -1;
+
+    /* the stored ledger first (no bus round trip); a miss reads what was added since */
+    if (pk_txn_begin(in->store, false, &txn) == PK_OK) {
+        if (pk_get_msg(txn, in->ledger, agent, strlen(agent), &pactum__v1__gov_ledger__descriptor,
+                       (ProtobufCMessage **)&l) != PK_OK)
+            l = NULL;
+        pk_txn_abort(txn);
+    }
+    if (l && (at = ledger_find(l->engagements, l->n_engagements, id)) >= 0) {
+        snprintf(buyer, buyer_len, "%s", l->engagements[at]->by);
+        ledger_free(l);
+        return PK_OK;
+    }
+    ledger_free(l);
+    l = NULL;
+    pthread_mutex_lock(&in->gov_lock);
+    st = ledger_load(in, agent, &l);
+    if (st == PK_OK && (at = ledger_find(l->engagements, l->n_engagements, id)) >= 0)
+        snprintf(buyer, buyer_len, "%s", l->engagements[at]->by);
+    if (st == PK_OK && ledger_store(in, agent, l) != PK_OK)
+        PK_WARN("ledger of %s not kept: %s", agent, pk_error_msg());
+    pthread_mutex_unlock(&in->gov_lock);
+    ledger_free(l);
+    if (st == PK_OK && at < 0)
+        return PK_ENOTFOUND;
+    return st;
+}
+
 void ledger_prune(Pactum__V1__GovLedger *l, int64_t now)
 {
     for (size_t i = l->n_overrides; i-- > 0;) {
@@ -119,6 +183,21 @@ bool ledger_apply(Pactum__V1__GovLedger *l, const Pactum__V1__GovernanceRecord *
             return true;
         return add_entry(&l->overrides, &l->n_overrides, rec->override->override_id,
                          rec->override->operator_id, rec->override->expires_ms);
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ENGAGEMENT: {
+        Pactum__V1__Engagement *o = ledger_offer(rec->engagement, NULL);
+        bool ok = true;
+        if (o && ledger_find(l->engagements, l->n_engagements, o->engagement_id) < 0)
+            ok = add_entry(&l->engagements, &l->n_engagements, o->engagement_id, o->buyer_id,
+                           o->deadline_ms);
+        if (o)
+            pactum__v1__engagement__free_unpacked(o, NULL);
+        return ok;
+    }
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_COMPLETION:
+        if ((at = ledger_find(l->engagements, l->n_engagements, rec->completion->engagement_id)) >=
+            0)
+            l->engagements[at]->done = true;
+        return true;
     default:
         return true;
     }

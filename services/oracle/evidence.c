@@ -35,17 +35,9 @@ static uint8_t *copy_of(const MDB_val *v)
 
 #define EVIDENCE_MAX 100
 
-typedef struct entry_store {
-    Pactum__V1__EvidenceEntry e;
-    uint8_t path[PK_MERKLE_PATH_MAX][PK_HASH];
-    ProtobufCBinaryData pathv[PK_MERKLE_PATH_MAX];
-    uint8_t *leaf;
-    uint8_t *record;
-} entry_store;
-
 /* One logged record of the agent with its inclusion proof in a tree of size leaves. */
-static pk_status entry_of(oracle *o, MDB_txn *txn, uint64_t index, uint64_t size,
-                          const MDB_val *leaf, const Pactum__V1__LogLeaf *l, entry_store *e)
+pk_status oracle_entry_of(oracle *o, MDB_txn *txn, uint64_t index, uint64_t size,
+                          const MDB_val *leaf, const Pactum__V1__LogLeaf *l, oracle_entry *e)
 {
     size_t rl = 0;
     pk_status st;
@@ -68,7 +60,7 @@ static pk_status entry_of(oracle *o, MDB_txn *txn, uint64_t index, uint64_t size
 
 /* Up to limit of the agent's leaves from q->from, of q->kind; page->next if more follow. */
 static pk_status collect_entries(oracle *o, MDB_txn *txn, const Pactum__V1__EvidenceQuery *q,
-                                 uint32_t limit, uint64_t size, entry_store *es, size_t *n,
+                                 uint32_t limit, uint64_t size, oracle_entry *es, size_t *n,
                                  Pactum__V1__EvidencePage *page)
 {
     uint8_t key[PK_ID_MAX + 9];
@@ -96,7 +88,7 @@ static pk_status collect_entries(oracle *o, MDB_txn *txn, const Pactum__V1__Evid
                 page->next = index; /* the first entry of the next page */
                 rc = MDB_NOTFOUND;
             } else {
-                st = entry_of(o, txn, index, size, &leaf, l, &es[*n]);
+                st = oracle_entry_of(o, txn, index, size, &leaf, l, &es[*n]);
                 (*n)++;
             }
         }
@@ -114,7 +106,7 @@ pk_status oracle_answer_evidence(void *ctx, const uint8_t *req, size_t len, uint
     oracle *o = ctx;
     Pactum__V1__EvidenceQuery *q = pactum__v1__evidence_query__unpack(NULL, len, req);
     Pactum__V1__EvidencePage page = PACTUM__V1__EVIDENCE_PAGE__INIT;
-    entry_store *es = NULL;
+    oracle_entry *es = NULL;
     Pactum__V1__EvidenceEntry *ptrs[EVIDENCE_MAX];
     oracle_reply r = {.status = Q_OK};
     uint8_t *head = NULL;

@@ -647,6 +647,15 @@ static enum MHD_Result get_attestation(route_req *r)
     return answer(r->c, r->o, oracle_answer_attest, &q.base);
 }
 
+static enum MHD_Result get_engagements(route_req *r)
+{
+    Pactum__V1__EngagementQuery q = PACTUM__V1__ENGAGEMENT_QUERY__INIT;
+
+    q.agent_id = r->id;
+    q.engagement_id = (char *)param(r->c, "engagement");
+    return answer(r->c, r->o, oracle_answer_engagements, &q.base);
+}
+
 /* POST /v1/webhooks: a Signed WebhookSubscription (protobuf). */
 static enum MHD_Result post_webhook(route_req *r)
 {
@@ -697,6 +706,7 @@ static const struct {
     {"GET", "/v1/agents/*/trust", get_trust, "trust takes GET"},
     {"GET", "/v1/agents/*/evidence", get_evidence, "evidence takes GET"},
     {"GET", "/v1/agents/*/attestation", get_attestation, "attestation takes GET"},
+    {"GET", "/v1/agents/*/engagements", get_engagements, "engagements take GET"},
     {"GET", "/v1/agents/*/figures", get_figures, "figures takes GET"},
     {"POST", "/v1/webhooks", post_webhook,
      "webhooks: POST a signed subscription, or GET your subscriptions with your token"},
@@ -860,7 +870,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, oracle *o, const char 
     return refuse(c, o, MHD_HTTP_NOT_FOUND, "not_found",
                   "no route %s %s; see docs/oracle-api.md (GET /v1/agents/ID/trust, POST "
                   "/v1/agents/ID/authorize, GET /v1/agents/ID/evidence, GET "
-                  "/v1/agents/ID/attestation, GET /v1/figures, GET /v1/log/head ...)",
+                  "/v1/agents/ID/attestation, GET /v1/agents/ID/engagements, GET /v1/figures, "
+                  "GET /v1/log/head ...)",
                   method, url);
 }
 

@@ -221,4 +221,4 @@ static void stop(void *ctx)
 }
 
 PK_SERVICE_MAIN(oracle, oracle_cfg, oracle_metrics_init, .name = "oracle",
-                .summary = "Answers public trust queries.", .max_dbs = 28)
+                .summary = "Answers public trust queries.", .max_dbs = 32)

@@ -18,9 +18,10 @@ void oracle_metrics_init(oracle *o)
 
 pk_status oracle_open_dbs(oracle *o)
 {
-    const pk_dbi_spec dbs[] = {{"reports", 0, &o->reports},       {"tiers", 0, &o->tiers},
-                               {"governance", 0, &o->governance}, {"meta", 0, &o->meta},
-                               {"violations", 0, &o->violations}, {"series", 0, &o->series}};
+    const pk_dbi_spec dbs[] = {{"reports", 0, &o->reports},        {"tiers", 0, &o->tiers},
+                               {"governance", 0, &o->governance},  {"meta", 0, &o->meta},
+                               {"violations", 0, &o->violations},  {"series", 0, &o->series},
+                               {"settlements", 0, &o->settlements}};
 
     return pk_store_dbis(o->store, dbs, PK_NELEM(dbs));
 }
@@ -123,6 +124,17 @@ static pk_status apply_change(oracle *o, MDB_txn *txn, const Pactum__V1__TrustCh
         series_point(ch, v);
         st =
             pk_put(txn, o->series, key, pk_key_id_u64(key, agent, ch->change_seq), v, sizeof(v), 0);
+    }
+    for (size_t i = 0; st == PK_OK && i < ch->n_settlements; i++) {
+        /* agent \0 be64 trust_seq: the statements of one change share the key, so each goes
+         * under trust_seq and its position */
+        Pactum__V1__StatementRef ref = PACTUM__V1__STATEMENT_REF__INIT;
+        uint8_t sk[PK_ID_MAX + 13];
+        size_t sl = pk_key_id_u64(sk, agent, seq);
+        pk_be32_put(sk + sl, (uint32_t)i);
+        ref.settlement = ch->settlements[i];
+        ref.trust_seq = seq;
+        st = pk_put_msg(txn, o->settlements, sk, sl + 4, &ref.base);
     }
     if (st == PK_OK && ch->governance) {
         Pactum__V1__GovernanceEntry e = PACTUM__V1__GOVERNANCE_ENTRY__INIT;

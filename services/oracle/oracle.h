@@ -124,6 +124,7 @@ typedef struct oracle {
     MDB_dbi meta;                /* trust_seq (and the log's keys, see tlog.h) */
     MDB_dbi violations;          /* agent \0 be64 at_ms be64 vseq -> severity (1 byte) */
     MDB_dbi series;              /* agent \0 be64 change_seq -> a point (ORACLE_POINT_BYTES) */
+    MDB_dbi settlements;         /* agent \0 be64 trust_seq -> StatementRef */
     pk_consumer trust;           /* the read model's durable consumer of PACTUM_TRUST */
     pk_runner model;             /* the read model's loop */
     pk_keypair kp;               /* signs answers and tree heads */
@@ -220,13 +221,14 @@ typedef pk_handler_fn oracle_answer_fn;
     pk_status name(void *ctx, const uint8_t *req, size_t len, uint8_t **out, size_t *outlen)       \
         PK_MUST_CHECK
 
-ORACLE_ANSWER(oracle_answer_trust);     /* TrustQuery -> TrustReport (report.c) */
-ORACLE_ANSWER(oracle_answer_pact);      /* PactQuery -> PactReport (report.c) */
-ORACLE_ANSWER(oracle_answer_authorize); /* AuthorizeRequest -> AuthorizeDecision (authorize.c) */
-ORACLE_ANSWER(oracle_answer_evidence);  /* EvidenceQuery -> EvidencePage (evidence.c) */
-ORACLE_ANSWER(oracle_answer_attest);    /* AttestQuery -> Attestation (evidence.c) */
-ORACLE_ANSWER(oracle_answer_figures);   /* FiguresQuery -> GovernanceFigures (figures.c) */
-ORACLE_ANSWER(oracle_answer_log);       /* LogQuery -> LogAnswer (evidence.c) */
+ORACLE_ANSWER(oracle_answer_trust);       /* TrustQuery -> TrustReport (report.c) */
+ORACLE_ANSWER(oracle_answer_pact);        /* PactQuery -> PactReport (report.c) */
+ORACLE_ANSWER(oracle_answer_authorize);   /* AuthorizeRequest -> AuthorizeDecision (authorize.c) */
+ORACLE_ANSWER(oracle_answer_evidence);    /* EvidenceQuery -> EvidencePage (evidence.c) */
+ORACLE_ANSWER(oracle_answer_attest);      /* AttestQuery -> Attestation (evidence.c) */
+ORACLE_ANSWER(oracle_answer_engagements); /* EngagementQuery -> EngagementReport (engagements.c) */
+ORACLE_ANSWER(oracle_answer_figures);     /* FiguresQuery -> GovernanceFigures (figures.c) */
+ORACLE_ANSWER(oracle_answer_log);         /* LogQuery -> LogAnswer (evidence.c) */
 
 /* Answer every pactum.oracle.* subject on the bus. */
 pk_status oracle_queries_start(oracle *o) PK_MUST_CHECK;
@@ -295,6 +297,20 @@ void oracle_pacts_free(Pactum__V1__PactRef **refs, size_t n);
  */
 const pk_governance *oracle_governance_of(oracle *o, MDB_txn *txn, const Pactum__V1__TrustState *s,
                                           const pk_compiled **held);
+
+/* A log leaf with its record and inclusion proof, as answers carry it (evidence.c). */
+typedef struct oracle_entry {
+    Pactum__V1__EvidenceEntry e;
+    uint8_t path[PK_MERKLE_PATH_MAX][PK_HASH];
+    ProtobufCBinaryData pathv[PK_MERKLE_PATH_MAX];
+    uint8_t *leaf;   /* owned */
+    uint8_t *record; /* owned */
+} oracle_entry;
+
+/* Leaf index (l, its bytes in leaf) with its record and its proof in a tree of size leaves. */
+pk_status oracle_entry_of(oracle *o, MDB_txn *txn, uint64_t index, uint64_t size,
+                          const MDB_val *leaf, const Pactum__V1__LogLeaf *l,
+                          oracle_entry *e) PK_MUST_CHECK;
 
 /* Seal an answer message with the oracle key. */
 pk_status oracle_seal(oracle *o, Pactum__V1__PayloadType type, const ProtobufCMessage *m,

@@ -272,6 +272,7 @@ static const pk_route routes[] = {
     {PK_SUBJ_ORACLE_AUTHORIZE, "oracle", 16, oracle_answer_authorize},
     {PK_SUBJ_ORACLE_EVIDENCE, "oracle", 2, oracle_answer_evidence},
     {PK_SUBJ_ORACLE_ATTEST, "oracle", 2, oracle_answer_attest},
+    {PK_SUBJ_ORACLE_ENGAGEMENTS, "oracle", 2, oracle_answer_engagements},
     {PK_SUBJ_ORACLE_FIGURES, "oracle", 2, oracle_answer_figures},
     {PK_SUBJ_ORACLE_LOG, "oracle", 2, oracle_answer_log},
 };

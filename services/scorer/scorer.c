@@ -200,6 +200,8 @@ typedef struct change_parts {
         *scap[PK_SEVERITIES];
     Pactum__V1__TierChange tc;
     Pactum__V1__Criterion crit[PK_CRITERIA_MAX], *critp[PK_CRITERIA_MAX];
+    Pactum__V1__Settlement sett[PK_ENGAGEMENTS_MAX], *settp[PK_ENGAGEMENTS_MAX];
+    pk_settlement_storage sst[PK_ENGAGEMENTS_MAX];
 } change_parts;
 
 /* The one factor that explains the change. */
@@ -326,6 +328,17 @@ static pk_status publish_change(score_worker *w, MDB_txn *txn, const pk_applied 
     }
     if (a->fx.from_tier != a->fx.to_tier && (st = add_tier_change(w, &ch, &parts, a, now)) != PK_OK)
         return st;
+    for (int i = 0; i < a->eng.n; i++) {
+        pk_settlement_to_msg(t->agent_id, &a->eng.st[i], &parts.sett[i], &parts.sst[i]);
+        parts.settp[i] = &parts.sett[i];
+        PK_INFO("%s: engagement %s statement %u: %s (%s), release %lld, refund %lld %s",
+                t->agent_id, a->eng.st[i].eng.id, a->eng.st[i].head.number,
+                pk_settlement_outcome_name(a->eng.st[i].head.outcome), a->eng.st[i].head.trigger,
+                (long long)a->eng.st[i].head.release, (long long)a->eng.st[i].head.refund,
+                a->eng.st[i].eng.currency);
+    }
+    ch.n_settlements = (size_t)a->eng.n;
+    ch.settlements = parts.settp;
     if ((st = pk_pack(&ch.base, &buf, &len)) != PK_OK)
         return st;
     snprintf(subject, sizeof(subject), PK_SUBJ_TRUST, t->agent_id);

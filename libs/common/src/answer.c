@@ -34,6 +34,8 @@ static const struct {
      &pactum__v1__governance_figures__descriptor},
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_CHANGE_NOTICE, "change_notice",
      &pactum__v1__change_notice__descriptor},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ENGAGEMENT_REPORT, "engagement_report",
+     &pactum__v1__engagement_report__descriptor},
 };
 
 #define N_ANSWERS (sizeof(answers) / sizeof(answers[0]))

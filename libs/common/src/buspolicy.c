@@ -293,6 +293,8 @@ static void monitoring(perms *p, uint32_t partitions)
     pub(p, "$JS.API.STREAM.INFO.*"); /* the streams' settings and sizes, partitions */
     pub(p, "$JS.API.STREAM.MSG.GET.%s", PK_STREAM_REGISTRY);
     ordered_reader(p, PK_STREAM_VERDICTS, partitions);
+    /* replay checks its statements against the published ones: reads, never a consumer */
+    pub(p, "$JS.API.DIRECT.GET.%s", PK_STREAM_TRUST);
 }
 
 json_t *pk_policy_role(pk_bus_role role, uint32_t partitions)

@@ -89,7 +89,7 @@ pk_status pk_envelope_open(const uint8_t *buf, size_t len, pk_signed_msg **out)
                       PK_PUBKEY_BYTES, PK_SIG_BYTES, kl, sl);
     }
     if (env->type <= PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED ||
-        env->type > PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_WEBHOOK_SUBSCRIPTION) {
+        env->type > PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ENGAGEMENT_REPORT) {
         int t = (int)env->type;
         pactum__v1__signed__free_unpacked(env, NULL);
         return PK_ERR(PK_EDECODE, "envelope payload type %d is unknown", t);
@@ -209,6 +209,8 @@ pk_status pk_event_check(const pk_event_msg *ev)
     if ((st = pk_event_id_check(ev->event_id)) != PK_OK)
         return st;
     if ((st = pk_id_check("agent_id", ev->agent_id)) != PK_OK)
+        return st;
+    if (ev->engagement_id[0] && (st = pk_id_check("engagement_id", ev->engagement_id)) != PK_OK)
         return st;
     if (ev->ts_ms <= 0)
         return PK_ERR(PK_EINVAL, "event %s: ts_ms must be a positive Unix time in ms, got %lld",

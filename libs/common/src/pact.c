@@ -1592,11 +1592,101 @@ static void parse_review(const json_t *doc, pk_pact *p, pk_lint *l)
     p->review_by_ms = (int64_t)timegm(&tm) * 1000;
 }
 
+/* --- consequences: what an engagement under the pact pays ------------------------------ */
+
+static void parse_withhold_rule(const json_t *r, size_t i, const pk_pact *p, pk_consequences *c,
+                                pk_lint *l)
+{
+    static const char *const keys[] = {"clause", "severity", "percent", NULL};
+    pk_withhold_rule *w = &c->withhold[c->n_withhold];
+    char path[48];
+    const char *clause, *sev;
+    uint32_t pct = 0;
+
+    snprintf(path, sizeof(path), "consequences.withhold[%zu]", i);
+    if (!json_is_object(r)) {
+        pk_lint_add(l, "%s: expected an object, got %s", path, json_type_name(r));
+        return;
+    }
+    check_keys(r, path, keys, l);
+    clause = get_str(r, "clause", path, true, l);
+    sev = get_str(r, "severity", path, false, l);
+    if (!get_uint(r, "percent", path, 1, 100, &pct, l)) {
+        if (!json_object_get(r, "percent"))
+            pk_lint_add(l, "%s.percent: required field is missing (1 to 100)", path);
+        return;
+    }
+    if (!clause)
+        return;
+    if (strcmp(clause, "*") != 0 && !pk_pact_clause(p, clause)) {
+        pk_lint_add(l, "%s.clause: '%s' is not a clause of this pact (or \"*\" for any)", path,
+                    clause);
+        return;
+    }
+    memset(w, 0, sizeof(*w));
+    snprintf(w->clause, sizeof(w->clause), "%s", clause);
+    w->min_severity = sev ? lookup(sev_names, N_OF(sev_names), sev, path, l) : 0;
+    w->percent = pct;
+    snprintf(w->term, sizeof(w->term), "withhold %u%% per %s%sfailure of %s", pct, sev ? sev : "",
+             sev ? "-severity " : "", clause);
+    c->n_withhold++;
+}
+
+/*
+ * consequences: what a job done under the pact pays. Every engagement is
+ * released in full on completion unless a rule here says otherwise.
+ */
+static void parse_consequences(const json_t *v, pk_pact *p, pk_lint *l)
+{
+    static const char *const keys[] = {"withhold", "refund_on_critical", "on_deadline",
+                                       "dispute_window", NULL};
+    pk_consequences *c = &p->cons;
+    json_t *arr, *crit;
+    const char *dl;
+
+    c->refund_on_critical = true;
+    c->deadline_refund = true;
+    c->dispute_window_ms = 86400000; /* a day */
+    if (!v)
+        return;
+    if (!json_is_object(v)) {
+        pk_lint_add(l, "consequences: expected an object, got %s", json_type_name(v));
+        return;
+    }
+    c->present = true;
+    check_keys(v, "consequences", keys, l);
+    if ((arr = json_object_get(v, "withhold"))) {
+        if (!json_is_array(arr) || json_array_size(arr) > PK_WITHHOLD_MAX)
+            pk_lint_add(l, "consequences.withhold: expected an array of up to %d rules, got %s",
+                        PK_WITHHOLD_MAX, json_is_array(arr) ? "more" : json_type_name(arr));
+        else
+            for (size_t i = 0; i < json_array_size(arr); i++)
+                parse_withhold_rule(json_array_get(arr, i), i, p, c, l);
+    }
+    if ((crit = json_object_get(v, "refund_on_critical"))) {
+        if (!json_is_boolean(crit))
+            pk_lint_add(l, "consequences.refund_on_critical: expected true or false, got %s",
+                        json_type_name(crit));
+        else
+            c->refund_on_critical = json_is_true(crit);
+    }
+    if ((dl = get_str(v, "on_deadline", "consequences", false, l))) {
+        if (strcmp(dl, "refund") == 0 || strcmp(dl, "settle") == 0)
+            c->deadline_refund = dl[0] == 'r';
+        else
+            pk_lint_add(l, "consequences.on_deadline: expected one of refund, settle, got '%s'",
+                        dl);
+    }
+    if (json_object_get(v, "dispute_window"))
+        c->dispute_window_ms =
+            get_duration(v, "dispute_window", "consequences", false, 0, 90LL * 86400000, l);
+}
+
 pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
 {
-    static const char *const top[] = {"pactum",     "id",         "agent",          "title",
-                                      "clauses",    "governance", "counterparties", "review_by",
-                                      "review_cap", NULL};
+    static const char *const top[] = {
+        "pactum",         "id",        "agent",      "title",        "clauses", "governance",
+        "counterparties", "review_by", "review_cap", "consequences", NULL};
     json_error_t jerr;
     json_t *doc, *clauses, *ver;
     pk_pact *p = NULL;
@@ -1678,6 +1768,7 @@ pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)
         parse_governance(json_object_get(doc, "governance"), &p->gov, l);
     parse_counterparties(doc, p, l);
     parse_review(doc, p, l);
+    parse_consequences(json_object_get(doc, "consequences"), p, l);
     json_decref(doc);
     if (l->n > before) {
         pk_pact_free(p);

@@ -5,6 +5,7 @@
 #include "pk/scoring.h"
 
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,16 @@ void pk_scoring_free(pk_scoring *s)
     s->cap_batch = 0;
     pk_pact_cache_release(s->pacts, s->gov_held);
     s->gov_held = NULL;
+    pk_pact_cache_release(s->pacts, s->cons_held);
+    s->cons_held = NULL;
     pk_governance_free(&s->defaults);
+}
+
+void pk_applied_clear(pk_applied *a)
+{
+    /* the statements are large and read only up to eng.n: not cleared */
+    memset(a, 0, offsetof(pk_applied, eng));
+    a->eng.n = 0;
 }
 
 void pk_applied_free(pk_applied *a)
@@ -49,7 +59,7 @@ void pk_applied_free(pk_applied *a)
         pactum__v1__verdict__free_unpacked(a->verdict, NULL);
     if (a->gov)
         pactum__v1__governance_record__free_unpacked(a->gov, NULL);
-    memset(a, 0, sizeof(*a));
+    pk_applied_clear(a);
 }
 
 /* --- governance -------------------------------------------------------------------- */
@@ -109,6 +119,8 @@ bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, char *
 
 static pk_status apply(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *subject,
                        const uint8_t *data, size_t len, uint64_t seq, pk_applied *out);
+static void engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind, uint64_t seq,
+                        pk_applied *out);
 
 /* Replaying an agent's history without the verdicts a ruling overturned. */
 typedef struct rebuild {
@@ -188,6 +200,7 @@ static pk_status recompute(pk_scoring *s, MDB_txn *txn, pk_trust *t, const pk_tr
                  out->gov->ruling->dispute_id, out->gov->ruling->arbiter_id,
                  out->gov->ruling->reason);
     }
+    pk_eng_keep_numbers(fresh, before);
     *t = *fresh;
     free(fresh);
     out->ruling_recomputed = true;
@@ -287,7 +300,7 @@ static pk_status apply(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *sub
     bool is_gov;
     pk_status st;
 
-    memset(out, 0, sizeof(*out));
+    pk_applied_clear(out);
     out->t = t;
     if (!pk_scoring_subject_agent(subject, agent, sizeof(agent), &kind) ||
         strcmp(agent, t->agent_id) != 0)
@@ -309,9 +322,83 @@ static pk_status apply(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *sub
         out->changed = out->fx.applied;
         st = PK_OK;
     }
+    if (st == PK_OK)
+        engagements(s, txn, t, kind, seq, out);
     if (st != PK_OK)
         pk_applied_free(out); /* callers free it on success only */
     return st;
+}
+
+/* --- engagements ----------------------------------------------------------------------- */
+
+typedef struct eng_ctx {
+    pk_scoring *s;
+    MDB_txn *txn;
+} eng_ctx;
+
+/* The consequence terms of the engagement's pact version (held in s->cons_held). */
+static const pk_consequences *cons_of(void *ctx, const pk_engagement *e)
+{
+    eng_ctx *x = ctx;
+    const pk_compiled *p = NULL;
+
+    if (!x->s->pacts ||
+        pk_pact_cache_get(x->s->pacts, x->txn, e->pact_id, e->pact_version, &p) != PK_OK) {
+        PK_WARN("%s: the terms of engagement %s (pact %s v%u) are not in the registry copy", e->id,
+                e->id, e->pact_id, e->pact_version);
+        return NULL;
+    }
+    pk_pact_cache_release(x->s->pacts, x->s->cons_held);
+    x->s->cons_held = p;
+    return &p->pact->cons;
+}
+
+/* What the input does to the agent's engagements, after it did what it does to the score. */
+static void engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind, uint64_t seq,
+                        pk_applied *out)
+{
+    eng_ctx x = {.s = s, .txn = txn};
+    pk_eng_out *eo = &out->eng;
+    int before = eo->n;
+    bool moved = false;
+
+    if (kind == 'v' && out->verdict && !pk_trust_overturned(t, out->verdict)) {
+        pk_eng_verdict(t, out->verdict, seq, cons_of, &x, eo);
+    } else if (kind == 'g' && out->gov) {
+        const Pactum__V1__GovernanceRecord *r = out->gov;
+        switch (r->record_case) {
+        case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ENGAGEMENT:
+            moved = pk_eng_accept(t, r->engagement, seq);
+            break;
+        case PACTUM__V1__GOVERNANCE_RECORD__RECORD_COMPLETION:
+            moved = pk_eng_complete(t, r->completion, cons_of, &x, eo);
+            break;
+        case PACTUM__V1__GOVERNANCE_RECORD__RECORD_DISPUTE:
+            moved = pk_eng_dispute(t, r->dispute, cons_of, &x, eo);
+            break;
+        case PACTUM__V1__GOVERNANCE_RECORD__RECORD_RULING:
+            moved = pk_eng_ruling(t, r->ruling, r->ruling->ruled_ms, cons_of, &x, eo);
+            break;
+        default:
+            break;
+        }
+    }
+    moved |= pk_eng_clock(t, cons_of, &x, eo);
+    for (int i = before; i < eo->n; i++) {
+        if (eo->counts[i])
+            pk_trust_add_settled(t, pk_scoring_governance(s, txn, t), eo->pass_micro[i],
+                                 eo->fail_micro[i]);
+    }
+    if (eo->n > before) {
+        const pk_statement *st = &eo->st[eo->n - 1];
+        out->fx.applied = true;
+        if (!out->fx.cause[0] || out->ticked)
+            snprintf(out->fx.cause, sizeof(out->fx.cause), "engagement %s: statement %u, %s (%s)",
+                     st->eng.id, st->head.number, pk_settlement_outcome_name(st->head.outcome),
+                     st->head.trigger);
+    }
+    if (moved || eo->n > before)
+        out->changed = true;
 }
 
 /* --- the batch's states ---------------------------------------------------------------- */
@@ -363,7 +450,7 @@ pk_status pk_scoring_step(pk_scoring *s, MDB_txn *txn, const char *subject, cons
     pk_trust *t = NULL;
     pk_status st;
 
-    memset(out, 0, sizeof(*out));
+    pk_applied_clear(out);
     if (!pk_scoring_subject_agent(subject, agent, sizeof(agent), &kind) ||
         pk_id_check("agent id", agent) != PK_OK)
         return PK_ERR(PK_EINVAL, "input on an unexpected subject %s", subject);
@@ -407,6 +494,7 @@ int64_t pk_scoring_wake(const pk_trust *t, const pk_governance *g)
     /* forgetting lowers the bound a little at a time: look again every 1/16 half-life */
     if (mass)
         earliest(&wake, now + (g->half_life_ms / 16 > 1000 ? g->half_life_ms / 16 : 1000), now);
+    earliest(&wake, pk_eng_wake(t), now); /* a deadline, or a statement becoming final */
     return wake;
 }
 

@@ -197,6 +197,10 @@ int64_t pk_governance_time(const Pactum__V1__GovernanceRecord *rec)
         return rec->ruling->ruled_ms;
     case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ACK:
         return rec->ack->acked_ms;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ENGAGEMENT:
+        return rec->engagement->accepted_ms;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_COMPLETION:
+        return rec->completion->completed_ms;
     default:
         return 0;
     }
@@ -400,6 +404,15 @@ void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec, const
         snprintf(out->cause, sizeof(out->cause), "acknowledged by %s: %s", rec->ack->operator_id,
                  rec->ack->note);
         break;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_ENGAGEMENT:
+        /* the engagement itself joins the state in pk_eng_accept (scoring.c) */
+        snprintf(out->cause, sizeof(out->cause), "engagement %s accepted by the owner",
+                 rec->engagement->engagement_id);
+        break;
+    case PACTUM__V1__GOVERNANCE_RECORD__RECORD_COMPLETION:
+        snprintf(out->cause, sizeof(out->cause), "engagement %s completed (signed by %s)",
+                 rec->completion->engagement_id, rec->completion->completed_by);
+        break;
     default:
         out->applied = false;
         return;
@@ -537,6 +550,7 @@ void pk_trust_to_msg(const pk_trust *t, const pk_governance *g, Pactum__V1__Trus
         s->ov_events[i] = (char *)t->overturned_events[i];
     m->n_overturned_events = (size_t)t->n_overturned_events;
     m->overturned_events = s->ov_events;
+    pk_engagements_to_msg(t, m, s);
 }
 
 void pk_trust_from_msg(pk_trust *t, const Pactum__V1__TrustState *m)
@@ -580,4 +594,25 @@ void pk_trust_from_msg(pk_trust *t, const Pactum__V1__TrustState *m)
     for (size_t i = 0; i < m->n_overturned_events && i < PK_OVERTURNED_MAX; i++)
         snprintf(t->overturned_events[t->n_overturned_events++], PK_EVENT_ID_MAX + 1, "%s",
                  m->overturned_events[i]);
+    pk_engagements_from_msg(t, m);
+}
+
+void pk_trust_add_settled(pk_trust *t, const pk_governance *g, uint64_t pass_micro,
+                          uint64_t fail_micro)
+{
+    pk_clause_score *c = clause_of(t, "engagements", "settled");
+
+    if (!c)
+        return; /* every clause slot is taken: the totals still count it */
+    c->severity = PACTUM__V1__SEVERITY__SEVERITY_HIGH;
+    decay_clause(c, t->clock_ms, g);
+    c->pass_m[PACTUM__V1__SOURCE__SOURCE_EVALUATOR] += pass_micro;
+    c->fail_m[PACTUM__V1__SOURCE__SOURCE_EVALUATOR] += fail_micro;
+    c->passes += pass_micro >= fail_micro;
+    c->fails += pass_micro < fail_micro;
+    c->last_outcome = pass_micro >= fail_micro ? PACTUM__V1__OUTCOME__OUTCOME_PASS
+                                               : PACTUM__V1__OUTCOME__OUTCOME_FAIL;
+    if (t->clock_ms > c->last_ts_ms)
+        c->last_ts_ms = t->clock_ms;
+    pk_trust_recompute(t, g);
 }

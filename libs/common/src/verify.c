@@ -16,10 +16,7 @@
 #include "pk/merkle.h"
 #include "pk/pbjson.h"
 
-static void step(pk_verifier *v, bool ok, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void step(pk_verifier *v, bool ok, const char *fmt, ...)
+void pk_verify_step(pk_verifier *v, bool ok, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -40,23 +37,23 @@ Pactum__V1__TreeHead *pk_verify_head(pk_verifier *v, const ProtobufCBinaryData *
     char root[65];
 
     if (b->len == 0) {
-        step(v, false, "%s: missing", what);
+        pk_verify_step(v, false, "%s: missing", what);
         return NULL;
     }
     if (pk_answer_open(b->data, b->len, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_TREE_HEAD,
                        &pactum__v1__tree_head__descriptor, v->key, NULL,
                        (ProtobufCMessage **)&th) != PK_OK) {
-        step(v, false, "%s: %s", what, pk_error_msg());
+        pk_verify_step(v, false, "%s: %s", what, pk_error_msg());
         return NULL;
     }
     if (th->root.len != PK_HASH) {
-        step(v, false, "%s: the root is %zu bytes, not 32", what, th->root.len);
+        pk_verify_step(v, false, "%s: the root is %zu bytes, not 32", what, th->root.len);
         pactum__v1__tree_head__free_unpacked(th, NULL);
         return NULL;
     }
     pk_hex_encode(th->root.data, PK_HASH, root);
-    step(v, true, "%s: signed tree head of log %s, %llu leaves, root %s", what, th->log_id,
-         (unsigned long long)th->size, root);
+    pk_verify_step(v, true, "%s: signed tree head of log %s, %llu leaves, root %s", what,
+                   th->log_id, (unsigned long long)th->size, root);
     return th;
 }
 
@@ -65,12 +62,12 @@ static bool proof_of(pk_verifier *v, const ProtobufCBinaryData *path, size_t n,
                      uint8_t out[][PK_HASH], const char *what)
 {
     if (n > PK_MERKLE_PATH_MAX) {
-        step(v, false, "%s: a proof of %zu hashes is too long", what, n);
+        pk_verify_step(v, false, "%s: a proof of %zu hashes is too long", what, n);
         return false;
     }
     for (size_t i = 0; i < n; i++) {
         if (path[i].len != PK_HASH) {
-            step(v, false, "%s: proof element %zu is not 32 bytes", what, i);
+            pk_verify_step(v, false, "%s: proof element %zu is not 32 bytes", what, i);
             return false;
         }
         memcpy(out[i], path[i].data, PK_HASH);
@@ -89,7 +86,7 @@ Pactum__V1__LogLeaf *pk_verify_leaf(pk_verifier *v, const ProtobufCBinaryData *l
 
     snprintf(what, sizeof(what), "leaf %llu", (unsigned long long)index);
     if (!l) {
-        step(v, false, "%s does not decode", what);
+        pk_verify_step(v, false, "%s does not decode", what);
         return NULL;
     }
     if (!proof_of(v, path, n_path, p, what))
@@ -97,20 +94,23 @@ Pactum__V1__LogLeaf *pk_verify_leaf(pk_verifier *v, const ProtobufCBinaryData *l
     pk_merkle_leaf_hash(leaf->data, leaf->len, h);
     if (!pk_merkle_verify_inclusion(h, index, th->size, (const uint8_t(*)[PK_HASH])p, n_path,
                                     th->root.data)) {
-        step(v, false, "%s (%s #%llu) is NOT proven in the tree of %llu leaves", what, l->stream,
-             (unsigned long long)l->stream_seq, (unsigned long long)th->size);
+        pk_verify_step(v, false, "%s (%s #%llu) is NOT proven in the tree of %llu leaves", what,
+                       l->stream, (unsigned long long)l->stream_seq, (unsigned long long)th->size);
         return l;
     }
-    step(v, true, "%s (%s, %s #%llu, agent %s) is in the tree of %llu leaves (%zu hashes)", what,
-         pk_pb_enum_name(&pactum__v1__leaf_kind__descriptor, l->kind), l->stream,
-         (unsigned long long)l->stream_seq, l->agent_id[0] ? l->agent_id : "-",
-         (unsigned long long)th->size, n_path);
+    pk_verify_step(v, true,
+                   "%s (%s, %s #%llu, agent %s) is in the tree of %llu leaves (%zu hashes)", what,
+                   pk_pb_enum_name(&pactum__v1__leaf_kind__descriptor, l->kind), l->stream,
+                   (unsigned long long)l->stream_seq, l->agent_id[0] ? l->agent_id : "-",
+                   (unsigned long long)th->size, n_path);
     if (record && record->len) {
         crypto_hash_sha256(digest, record->data, record->len);
         if (l->data_sha256.len != 32 || sodium_memcmp(digest, l->data_sha256.data, 32) != 0)
-            step(v, false, "the record given for %s is not the one the leaf commits to", what);
+            pk_verify_step(v, false, "the record given for %s is not the one the leaf commits to",
+                           what);
         else
-            step(v, true, "the record (%zu bytes) is the one %s commits to", record->len, what);
+            pk_verify_step(v, true, "the record (%zu bytes) is the one %s commits to", record->len,
+                           what);
     }
     return l;
 }
@@ -120,7 +120,7 @@ static bool answered(pk_verifier *v, int status, const char *message)
 {
     if (status == PACTUM__V1__QUERY_STATUS__QUERY_OK)
         return true;
-    step(v, false, "the answer is a refusal: %s", message);
+    pk_verify_step(v, false, "the answer is a refusal: %s", message);
     return false;
 }
 
@@ -141,8 +141,8 @@ static void check_tree_head(pk_verifier *v, const ProtobufCMessage *m)
     if (th->root.len == PK_HASH)
         pk_hex_encode(th->root.data, PK_HASH, root);
     else
-        step(v, false, "the root is not 32 bytes");
-    step(v, true, "%llu leaves, root %s", (unsigned long long)th->size, root);
+        pk_verify_step(v, false, "the root is not 32 bytes");
+    pk_verify_step(v, true, "%llu leaves, root %s", (unsigned long long)th->size, root);
 }
 
 static void check_consistency(pk_verifier *v, const Pactum__V1__LogAnswer *a,
@@ -156,11 +156,13 @@ static void check_consistency(pk_verifier *v, const Pactum__V1__LogAnswer *a,
     if (proof_of(v, a->path, a->n_path, p, "consistency") &&
         pk_merkle_verify_consistency(first->size, th->size, first->root.data, th->root.data,
                                      (const uint8_t(*)[PK_HASH])p, a->n_path))
-        step(v, true, "the tree of %llu leaves is a prefix of the tree of %llu (%zu hashes)",
-             (unsigned long long)first->size, (unsigned long long)th->size, a->n_path);
+        pk_verify_step(v, true,
+                       "the tree of %llu leaves is a prefix of the tree of %llu (%zu hashes)",
+                       (unsigned long long)first->size, (unsigned long long)th->size, a->n_path);
     else
-        step(v, false, "the tree of %llu leaves is NOT proven a prefix of the tree of %llu",
-             (unsigned long long)first->size, (unsigned long long)th->size);
+        pk_verify_step(v, false,
+                       "the tree of %llu leaves is NOT proven a prefix of the tree of %llu",
+                       (unsigned long long)first->size, (unsigned long long)th->size);
     pactum__v1__tree_head__free_unpacked(first, NULL);
 }
 
@@ -194,8 +196,8 @@ static void check_evidence(pk_verifier *v, const ProtobufCMessage *m)
         Pactum__V1__LogLeaf *l =
             pk_verify_leaf(v, &e->leaf, e->index, e->path, e->n_path, &e->record, th);
         if (l && strcmp(l->agent_id, pg->agent_id) != 0)
-            step(v, false, "leaf %llu is about %s, not %s", (unsigned long long)e->index,
-                 l->agent_id, pg->agent_id);
+            pk_verify_step(v, false, "leaf %llu is about %s, not %s", (unsigned long long)e->index,
+                           l->agent_id, pg->agent_id);
         if (l)
             pactum__v1__log_leaf__free_unpacked(l, NULL);
     }
@@ -209,14 +211,16 @@ static void check_attested_state(pk_verifier *v, const Pactum__V1__Attestation *
         pactum__v1__trust_change__unpack(NULL, at->record.len, at->record.data);
 
     if (!tc || !tc->state)
-        step(v, false, "the record is not a trust change");
+        pk_verify_step(v, false, "the record is not a trust change");
     else if (strcmp(tc->agent_id, at->agent_id) != 0 || tc->state->score_ppm != at->score_ppm ||
              tc->state->lower_ppm != at->lower_ppm || tc->state->tier != at->tier)
-        step(v, false, "the attested score, bound or tier differ from the logged trust change");
+        pk_verify_step(v, false,
+                       "the attested score, bound or tier differ from the logged trust change");
     else
-        step(v, true, "%s: score %.4f, lower bound %.4f, tier %s (in force: %s), as logged",
-             at->agent_id, at->score_ppm / 1e6, at->lower_ppm / 1e6, pk_tier_name(at->tier),
-             pk_tier_name(at->effective_tier));
+        pk_verify_step(v, true,
+                       "%s: score %.4f, lower bound %.4f, tier %s (in force: %s), as logged",
+                       at->agent_id, at->score_ppm / 1e6, at->lower_ppm / 1e6,
+                       pk_tier_name(at->tier), pk_tier_name(at->effective_tier));
     if (tc)
         pactum__v1__trust_change__free_unpacked(tc, NULL);
 }
@@ -233,14 +237,14 @@ static void check_attestation(pk_verifier *v, const ProtobufCMessage *m)
     l = pk_verify_leaf(v, &at->leaf, at->log_index, at->path, at->n_path, &at->record, th);
     if (l && (l->kind != PACTUM__V1__LEAF_KIND__LEAF_TRUST_CHANGE ||
               strcmp(l->agent_id, at->agent_id) != 0))
-        step(v, false, "leaf %llu is not a trust change of %s", (unsigned long long)at->log_index,
-             at->agent_id);
+        pk_verify_step(v, false, "leaf %llu is not a trust change of %s",
+                       (unsigned long long)at->log_index, at->agent_id);
     check_attested_state(v, at);
     pk_clock_format(at->valid_until_ms, until, sizeof(until));
     if (pk_now_ms() > at->valid_until_ms)
-        step(v, false, "the attestation expired at %s", until);
+        pk_verify_step(v, false, "the attestation expired at %s", until);
     else
-        step(v, true, "valid until %s", until);
+        pk_verify_step(v, true, "valid until %s", until);
     if (l)
         pactum__v1__log_leaf__free_unpacked(l, NULL);
     pactum__v1__tree_head__free_unpacked(th, NULL);
@@ -261,17 +265,18 @@ static void check_trust_report(pk_verifier *v, const ProtobufCMessage *m)
 
     check_carried_head(v, &r->log_head);
     if (r->state)
-        step(v, true, "%s: tier %s, score %.4f, lower bound %.4f", r->agent_id,
-             pk_tier_name(r->state->tier), r->state->score_ppm / 1e6, r->state->lower_ppm / 1e6);
+        pk_verify_step(v, true, "%s: tier %s, score %.4f, lower bound %.4f", r->agent_id,
+                       pk_tier_name(r->state->tier), r->state->score_ppm / 1e6,
+                       r->state->lower_ppm / 1e6);
 }
 
 static void check_decision(pk_verifier *v, const ProtobufCMessage *m)
 {
     const Pactum__V1__AuthorizeDecision *d = (const Pactum__V1__AuthorizeDecision *)m;
 
-    step(v, true, "decision %s: %s %s for %s", d->decision_id,
-         pk_pb_enum_name(&pactum__v1__permit__descriptor, d->permit),
-         d->request ? d->request->action : "?", d->request ? d->request->agent_id : "?");
+    pk_verify_step(v, true, "decision %s: %s %s for %s", d->decision_id,
+                   pk_pb_enum_name(&pactum__v1__permit__descriptor, d->permit),
+                   d->request ? d->request->action : "?", d->request ? d->request->agent_id : "?");
 }
 
 /* A streamed change: the TrustChange it carries decodes and is about the agent it names. */
@@ -282,11 +287,12 @@ static void check_change_notice(pk_verifier *v, const ProtobufCMessage *m)
         pactum__v1__trust_change__unpack(NULL, n->change.len, n->change.data);
 
     if (!tc || !tc->state || strcmp(tc->agent_id, n->agent_id) != 0)
-        step(v, false, "the change it carries is not a trust change of %s", n->agent_id);
+        pk_verify_step(v, false, "the change it carries is not a trust change of %s", n->agent_id);
     else
-        step(v, true, "PACTUM_TRUST #%llu: %s, change %llu, tier %s, score %.4f",
-             (unsigned long long)n->trust_seq, n->agent_id, (unsigned long long)tc->change_seq,
-             pk_tier_name(tc->state->tier), tc->state->score_ppm / 1e6);
+        pk_verify_step(v, true, "PACTUM_TRUST #%llu: %s, change %llu, tier %s, score %.4f",
+                       (unsigned long long)n->trust_seq, n->agent_id,
+                       (unsigned long long)tc->change_seq, pk_tier_name(tc->state->tier),
+                       tc->state->score_ppm / 1e6);
     if (tc)
         pactum__v1__trust_change__free_unpacked(tc, NULL);
 }
@@ -308,6 +314,7 @@ static const struct {
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_DECISION, check_decision},
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_FIGURES, check_figures},
     {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_CHANGE_NOTICE, check_change_notice},
+    {PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ENGAGEMENT_REPORT, pk_verify_engagements},
 };
 
 int pk_verify_answer(pk_verifier *v, const uint8_t *buf, size_t len)
@@ -319,17 +326,17 @@ int pk_verify_answer(pk_verifier *v, const uint8_t *buf, size_t len)
     const char *name;
 
     if (pk_answer_open(buf, len, 0, NULL, v->key, &env, NULL) != PK_OK) {
-        step(v, false, "%s", pk_error_msg());
+        pk_verify_step(v, false, "%s", pk_error_msg());
         return v->failures - before;
     }
     name = pk_answer_type_name(env->type);
     m = protobuf_c_message_unpack(pk_answer_descriptor(env->type), NULL, env->payload.len,
                                   env->payload.data);
     if (!m) {
-        step(v, false, "the signed %s does not decode", name);
+        pk_verify_step(v, false, "the signed %s does not decode", name);
     } else {
         pk_log_id(env->signer_key.data, id);
-        step(v, true, "%s signed by log %s", name, id);
+        pk_verify_step(v, true, "%s signed by log %s", name, id);
         for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
             if (checks[i].type == env->type)
                 checks[i].check(v, m);

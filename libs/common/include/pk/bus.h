@@ -29,33 +29,34 @@
 #define PK_STREAM_APPROVALS "PACTUM_APPROVALS"
 
 /* Subjects (printf formats take agent ids, partitions, reasons). */
-#define PK_SUBJ_RAW              "pactum.raw.%s"           /* agent publishes Signed EventBatch */
-#define PK_SUBJ_EVENTS           "pactum.events.%u.%s"     /* ingest publishes Event */
-#define PK_SUBJ_VERDICTS         "pactum.verdicts.%u.%s.v" /* evaluator publishes Verdict */
-#define PK_SUBJ_GOVERNANCE       "pactum.verdicts.%u.%s.g" /* ingest publishes GovernanceRecord */
-#define PK_SUBJ_TRUST            "pactum.trust.%s"         /* scorer publishes TrustChange */
-#define PK_SUBJ_REJECTED         "pactum.rejected.%s" /* ingest, evaluator, scorer publish Rejection */
-#define PK_SUBJ_INGEST_RECEIPT   "pactum.ingest.receipt.%s" /* ingest: EnvelopeReceipt, if asked */
-#define PK_SUBJ_REG_AGENT        "pactum.registry.agent.%s" /* ingest publishes RegistryRecord */
-#define PK_SUBJ_REG_PACT         "pactum.registry.pact.%s"  /* ingest publishes RegistryRecord */
-#define PK_SUBJ_REG_SUBMIT       "pactum.registry.submit"   /* request: Signed registration */
-#define PK_SUBJ_GOV_SUBMIT       "pactum.governance.submit" /* request: Signed governance record */
-#define PK_SUBJ_SCORER_DIGEST    "pactum.scorer.digest"     /* request: empty; reply JSON digest */
-#define PK_SUBJ_ORACLE_TRUST     "pactum.oracle.trust"      /* request: TrustQuery */
-#define PK_SUBJ_ORACLE_PACT      "pactum.oracle.pact"       /* request: PactQuery */
-#define PK_SUBJ_ORACLE_AUTHORIZE "pactum.oracle.authorize"  /* request: AuthorizeRequest */
-#define PK_SUBJ_ORACLE_EVIDENCE  "pactum.oracle.evidence"   /* request: EvidenceQuery */
-#define PK_SUBJ_ORACLE_ATTEST    "pactum.oracle.attest"     /* request: AttestQuery */
-#define PK_SUBJ_ORACLE_FIGURES   "pactum.oracle.figures"    /* request: FiguresQuery */
-#define PK_SUBJ_ORACLE_LOG       "pactum.oracle.log"        /* request: LogQuery */
-#define PK_SUBJ_AUDIT            "pactum.audit.%s"          /* oracle publishes AuthorizeDecision */
-#define PK_SUBJ_LOG_LEAVES       "pactum.log.leaves"        /* oracle publishes LogBatch */
-#define PK_SUBJ_LOG_HEAD         "pactum.log.head"          /* oracle publishes Signed TreeHead */
-#define PK_SUBJ_HEALTH           "pactum.health.%s"         /* request: empty; reply JSON */
-#define PK_SUBJ_EVALUATOR_PROBE  "pactum.evaluator.probe.%u" /* request: ProbeRequest */
-#define PK_SUBJ_APPROVAL_USED    "pactum.approvals.%s" /* oracle publishes the Approval it used */
-#define PK_SUBJ_TICK             "pactum.verdicts.%u.%s.t" /* scorer: an agent's Tick */
-#define PK_SUBJ_METRICS          "pactum.metrics.%s" /* request: empty; reply Prometheus text */
+#define PK_SUBJ_RAW                "pactum.raw.%s"           /* agent publishes Signed EventBatch */
+#define PK_SUBJ_EVENTS             "pactum.events.%u.%s"     /* ingest publishes Event */
+#define PK_SUBJ_VERDICTS           "pactum.verdicts.%u.%s.v" /* evaluator publishes Verdict */
+#define PK_SUBJ_GOVERNANCE         "pactum.verdicts.%u.%s.g" /* ingest publishes GovernanceRecord */
+#define PK_SUBJ_TRUST              "pactum.trust.%s"         /* scorer publishes TrustChange */
+#define PK_SUBJ_REJECTED           "pactum.rejected.%s" /* ingest, evaluator, scorer publish Rejection */
+#define PK_SUBJ_INGEST_RECEIPT     "pactum.ingest.receipt.%s" /* ingest: EnvelopeReceipt, if asked */
+#define PK_SUBJ_REG_AGENT          "pactum.registry.agent.%s" /* ingest publishes RegistryRecord */
+#define PK_SUBJ_REG_PACT           "pactum.registry.pact.%s"  /* ingest publishes RegistryRecord */
+#define PK_SUBJ_REG_SUBMIT         "pactum.registry.submit"   /* request: Signed registration */
+#define PK_SUBJ_GOV_SUBMIT         "pactum.governance.submit" /* request: Signed governance record */
+#define PK_SUBJ_SCORER_DIGEST      "pactum.scorer.digest"    /* request: empty; reply JSON digest */
+#define PK_SUBJ_ORACLE_TRUST       "pactum.oracle.trust"     /* request: TrustQuery */
+#define PK_SUBJ_ORACLE_PACT        "pactum.oracle.pact"      /* request: PactQuery */
+#define PK_SUBJ_ORACLE_AUTHORIZE   "pactum.oracle.authorize" /* request: AuthorizeRequest */
+#define PK_SUBJ_ORACLE_EVIDENCE    "pactum.oracle.evidence"  /* request: EvidenceQuery */
+#define PK_SUBJ_ORACLE_ATTEST      "pactum.oracle.attest"    /* request: AttestQuery */
+#define PK_SUBJ_ORACLE_ENGAGEMENTS "pactum.oracle.engagements" /* request: EngagementQuery */
+#define PK_SUBJ_ORACLE_FIGURES     "pactum.oracle.figures"     /* request: FiguresQuery */
+#define PK_SUBJ_ORACLE_LOG         "pactum.oracle.log"         /* request: LogQuery */
+#define PK_SUBJ_AUDIT              "pactum.audit.%s"   /* oracle publishes AuthorizeDecision */
+#define PK_SUBJ_LOG_LEAVES         "pactum.log.leaves" /* oracle publishes LogBatch */
+#define PK_SUBJ_LOG_HEAD           "pactum.log.head"   /* oracle publishes Signed TreeHead */
+#define PK_SUBJ_HEALTH             "pactum.health.%s"  /* request: empty; reply JSON */
+#define PK_SUBJ_EVALUATOR_PROBE    "pactum.evaluator.probe.%u" /* request: ProbeRequest */
+#define PK_SUBJ_APPROVAL_USED      "pactum.approvals.%s" /* oracle publishes the Approval it used */
+#define PK_SUBJ_TICK               "pactum.verdicts.%u.%s.t" /* scorer: an agent's Tick */
+#define PK_SUBJ_METRICS            "pactum.metrics.%s" /* request: empty; reply Prometheus text */
 
 #define PK_PARTITIONS_DEFAULT 4
 #define PK_PARTITIONS_MAX     64

@@ -211,6 +211,24 @@ typedef struct pk_governance {
     pk_reentry reentry[PK_TIERS];  /* by tier left; from == 0: no criteria (no automatic exit) */
 } pk_governance;
 
+/* What a job done under the pact pays (its `consequences` section). */
+#define PK_WITHHOLD_MAX 16
+typedef struct pk_withhold_rule {
+    char clause[PK_ID_MAX + 1]; /* clause id, or "*": any clause of the pact */
+    int min_severity;           /* failures at or above it (Pactum__V1__Severity) */
+    uint32_t percent;           /* of the price, per failure */
+    char term[160];             /* the rule in words, for the statements */
+} pk_withhold_rule;
+
+typedef struct pk_consequences {
+    bool present;                               /* the pact has the section */
+    pk_withhold_rule withhold[PK_WITHHOLD_MAX]; /* first match counts, per failure */
+    size_t n_withhold;
+    bool refund_on_critical;   /* a critical violation refunds in full at once */
+    bool deadline_refund;      /* the deadline without completion: refund (else settle as done) */
+    int64_t dispute_window_ms; /* a statement is final this long after it, unless disputed */
+} pk_consequences;
+
 #define PK_COUNTERPARTIES_MAX 32
 
 typedef struct pk_pact {
@@ -225,6 +243,7 @@ typedef struct pk_pact {
     size_t n_counterparties;
     int64_t review_by_ms; /* after this (Unix ms) the pact is due for review; 0: never */
     int review_cap;       /* the best tier (Pactum__V1__Tier) while it is overdue */
+    pk_consequences cons; /* what an engagement under it pays */
 } pk_pact;
 
 /* The defaults that apply when a pact has no governance section (docs/scoring.md). */

@@ -30,16 +30,17 @@ typedef pk_status (*pk_history_fn)(void *ctx, const char *agent, uint64_t before
                                    pk_input_fn each, void *each_ctx);
 
 typedef struct pk_scoring {
-    pk_registry *reg;            /* borrowed: registry copy (pacts, governance sections) */
-    pk_pact_cache *pacts;        /* borrowed: compiled pacts */
-    MDB_dbi agents;              /* agent -> TrustState, in the registry's store */
-    pk_history_fn history;       /* where a ruling reads an agent's past inputs */
-    void *history_ctx;           /* its context */
-    pk_governance defaults;      /* when no pact of the agent has a governance section */
-    const pk_compiled *gov_held; /* the pact of the governance last returned (held) */
-    bool rebuilding;             /* inside a ruling's rebuild: rulings only do bookkeeping */
-    pk_trust **batch;            /* states read or changed since the last store or reset */
-    size_t n_batch, cap_batch;   /* their count and room */
+    pk_registry *reg;             /* borrowed: registry copy (pacts, governance sections) */
+    pk_pact_cache *pacts;         /* borrowed: compiled pacts */
+    MDB_dbi agents;               /* agent -> TrustState, in the registry's store */
+    pk_history_fn history;        /* where a ruling reads an agent's past inputs */
+    void *history_ctx;            /* its context */
+    pk_governance defaults;       /* when no pact of the agent has a governance section */
+    const pk_compiled *gov_held;  /* the pact of the governance last returned (held) */
+    const pk_compiled *cons_held; /* the pact of the consequences last returned (held) */
+    bool rebuilding;              /* inside a ruling's rebuild: rulings only do bookkeeping */
+    pk_trust **batch;             /* states read or changed since the last store or reset */
+    size_t n_batch, cap_batch;    /* their count and room */
     /* optional: called by pk_scoring_store for each state stored, with its wake time */
     pk_status (*on_store)(void *ctx, MDB_txn *txn, pk_wset *ws, const pk_trust *t, int64_t wake);
     void *on_store_ctx;
@@ -59,9 +60,13 @@ typedef struct pk_applied {
     uint64_t violations_before[PK_SEVERITIES];
     uint64_t removed[PK_OVERTURNED_MAX]; /* verdict sequences taken out */
     int n_removed;
+    pk_eng_out eng; /* settlement statements it issued */
 } pk_applied;
 
 /* Set up s over the agents database of reg's store; pacts and history are borrowed. */
+/* An empty pk_applied (without clearing its statements' storage). */
+void pk_applied_clear(pk_applied *a);
+
 void pk_scoring_init(pk_scoring *s, pk_registry *reg, pk_pact_cache *pacts, MDB_dbi agents,
                      pk_history_fn history, void *history_ctx);
 

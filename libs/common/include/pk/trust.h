@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "pk/codec.h"
+#include "pk/engagement.h"
 #include "pk/pact.h"
 
 #define PK_SCORE_MAX_CLAUSES PK_CLAUSES_PER_AGENT_MAX
@@ -92,6 +93,9 @@ typedef struct pk_trust {
     int n_overturned;
     char overturned_events[PK_OVERTURNED_MAX][PK_EVENT_ID_MAX + 1];
     int n_overturned_events;
+    pk_engagement eng[PK_ENGAGEMENTS_MAX]; /* engagements not yet final, and recent ones */
+    int n_eng;
+    pk_eng_totals eng_totals;
 } pk_trust;
 
 typedef struct pk_criterion {
@@ -153,6 +157,14 @@ void pk_trust_govern(pk_trust *t, const Pactum__V1__GovernanceRecord *rec, const
 /* The open dispute with this id, or NULL. */
 const pk_dispute *pk_trust_dispute(const pk_trust *t, const char *id);
 
+/*
+ * A settled engagement counts as one evaluation of the clause "engagements/
+ * settled" (source evaluator): pass_micro and fail_micro are its weight
+ * split by what was released and what went back (docs/scoring.md).
+ */
+void pk_trust_add_settled(pk_trust *t, const pk_governance *g, uint64_t pass_micro,
+                          uint64_t fail_micro);
+
 /* Convert to and from the wire form. pk_trust_to_msg fills caller-provided
  * storage; the message borrows from t and storage. */
 typedef struct pk_trust_msg_storage {
@@ -168,11 +180,22 @@ typedef struct pk_trust_msg_storage {
     Pactum__V1__Dispute disp[PK_DISPUTES_MAX];
     Pactum__V1__Dispute *dispp[PK_DISPUTES_MAX];
     char *ov_events[PK_OVERTURNED_MAX];
+    Pactum__V1__EngagementState es[PK_ENGAGEMENTS_MAX];
+    Pactum__V1__EngagementState *esp[PK_ENGAGEMENTS_MAX];
+    Pactum__V1__Engagement terms[PK_ENGAGEMENTS_MAX];
+    Pactum__V1__Settlement last[PK_ENGAGEMENTS_MAX];
+    Pactum__V1__EngagementFailure ef[PK_ENGAGEMENTS_MAX][PK_ENG_FAILURES_MAX];
+    Pactum__V1__EngagementFailure *efp[PK_ENGAGEMENTS_MAX][PK_ENG_FAILURES_MAX];
+    Pactum__V1__EngagementTotals totals;
 } pk_trust_msg_storage;
 
 void pk_trust_to_msg(const pk_trust *t, const pk_governance *g, Pactum__V1__TrustState *m,
                      pk_trust_msg_storage *s);
 void pk_trust_from_msg(pk_trust *t, const Pactum__V1__TrustState *m);
+
+/* The engagements part of the wire form (engagement.c). */
+void pk_engagements_to_msg(const pk_trust *t, Pactum__V1__TrustState *m, pk_trust_msg_storage *s);
+void pk_engagements_from_msg(pk_trust *t, const Pactum__V1__TrustState *m);
 
 /* The time an input happened, as the scorer counts it. */
 int64_t pk_verdict_time(const pk_verdict_msg *v);

@@ -35,6 +35,18 @@ typedef struct pk_verifier {
  */
 int pk_verify_answer(pk_verifier *v, const uint8_t *buf, size_t len);
 
+/* One checked step: counted as a failure unless ok, and said. */
+void pk_verify_step(pk_verifier *v, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * An engagement report: with proofs, every statement is the one its logged
+ * trust change holds (byte for byte), its amounts add up, each verdict it
+ * cites is logged as cited, and the acceptance carries valid signatures of
+ * both parties over the terms shown (verify_engagement.c).
+ */
+void pk_verify_engagements(pk_verifier *v, const ProtobufCMessage *m);
+
 /*
  * Open a nested signed tree head, checked; NULL (and a failed step) if it
  * does not check. The caller frees it (pactum__v1__tree_head__free_unpacked).
