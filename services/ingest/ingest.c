@@ -13,20 +13,30 @@
 #define PRUNE_MARGIN_MS (3600LL * 1000) /* dedup entries outlive the age limit by this */
 #define PRUNE_MAX       10000           /* entries pruned per pass */
 
-static const char *const reason_labels[] = {
-    "reason=\"malformed\"",         "reason=\"oversized\"",
-    "reason=\"bad_signature\"",     "reason=\"unknown_signer\"",
-    "reason=\"subject_mismatch\"",  "reason=\"invalid_field\"",
-    "reason=\"duplicate\"",         "reason=\"too_old\"",
-    "reason=\"too_new\"",           "reason=\"unknown_agent\"",
-    "reason=\"not_authorized\"",    "reason=\"bad_pact\"",
-    "reason=\"conflict\"",          "reason=\"unsupported_version\"",
-    "reason=\"internal\"",          "reason=\"rate_limited\"",
-    "reason=\"too_many_disputes\"", "reason=\"too_many_overrides\"",
-    "reason=\"no_such_dispute\""};
+static const char *const reason_labels[] = {"reason=\"malformed\"",
+                                            "reason=\"oversized\"",
+                                            "reason=\"bad_signature\"",
+                                            "reason=\"unknown_signer\"",
+                                            "reason=\"subject_mismatch\"",
+                                            "reason=\"invalid_field\"",
+                                            "reason=\"duplicate\"",
+                                            "reason=\"too_old\"",
+                                            "reason=\"too_new\"",
+                                            "reason=\"unknown_agent\"",
+                                            "reason=\"not_authorized\"",
+                                            "reason=\"bad_pact\"",
+                                            "reason=\"conflict\"",
+                                            "reason=\"unsupported_version\"",
+                                            "reason=\"internal\"",
+                                            "reason=\"rate_limited\"",
+                                            "reason=\"too_many_disputes\"",
+                                            "reason=\"too_many_overrides\"",
+                                            "reason=\"no_such_dispute\"",
+                                            "reason=\"no_such_engagement\"",
+                                            "reason=\"too_many_engagements\""};
 _Static_assert(sizeof(reason_labels) / sizeof(reason_labels[0]) == INGEST_REASONS,
                "a label for every counted reason");
-_Static_assert(PACTUM__V1__REASON__REASON_NO_SUCH_DISPUTE == INGEST_REASONS,
+_Static_assert(PACTUM__V1__REASON__REASON_TOO_MANY_ENGAGEMENTS == INGEST_REASONS,
                "every Reason has a counter");
 
 void ingest_metrics_init(ingest *in)

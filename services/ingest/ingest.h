@@ -35,7 +35,7 @@ typedef struct ingest_cfg {
 } ingest_cfg;
 
 /* Refusals are counted by reason: one counter per Reason value. */
-#define INGEST_REASONS 19
+#define INGEST_REASONS 21
 
 /* Counters (metrics.def, then the refusals); order matters only for the exposition. */
 enum {

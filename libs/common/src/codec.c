@@ -268,15 +268,31 @@ static const char *const severity_names[] = {"unspecified", "info", "low",
 static const char *const outcome_names[] = {"unspecified", "pass", "fail", "insufficient", "stale"};
 static const char *const tier_names[] = {"unspecified", "trusted",   "standard", "watch",
                                          "restricted",  "contained", "suspended"};
-static const char *const reason_names[] = {
-    "unspecified",    "malformed",         "oversized",           "bad_signature",
-    "unknown_signer", "subject_mismatch",  "invalid_field",       "duplicate",
-    "too_old",        "too_new",           "unknown_agent",       "not_authorized",
-    "bad_pact",       "conflict",          "unsupported_version", "internal",
-    "rate_limited",   "too_many_disputes", "too_many_overrides",  "no_such_dispute"};
+static const char *const reason_names[] = {"unspecified",
+                                           "malformed",
+                                           "oversized",
+                                           "bad_signature",
+                                           "unknown_signer",
+                                           "subject_mismatch",
+                                           "invalid_field",
+                                           "duplicate",
+                                           "too_old",
+                                           "too_new",
+                                           "unknown_agent",
+                                           "not_authorized",
+                                           "bad_pact",
+                                           "conflict",
+                                           "unsupported_version",
+                                           "internal",
+                                           "rate_limited",
+                                           "too_many_disputes",
+                                           "too_many_overrides",
+                                           "no_such_dispute",
+                                           "no_such_engagement",
+                                           "too_many_engagements"};
 
 _Static_assert(sizeof(reason_names) / sizeof(reason_names[0]) ==
-                   PACTUM__V1__REASON__REASON_NO_SUCH_DISPUTE + 1,
+                   PACTUM__V1__REASON__REASON_TOO_MANY_ENGAGEMENTS + 1,
                "a name for every Reason");
 
 static const char *const role_names[] = {"unspecified", "agent", "operator", "arbiter",
