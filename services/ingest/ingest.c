@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pk/clock.h"
 #include "pk/log.h"
@@ -199,6 +200,40 @@ static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
 }
 
 /*
+ * A rating (kind "rating", metric "rating" from 1 to 5) is the buyer's, about a job that has
+ * ended (completed, or past its deadline), one per job: its event id is "rating:<id>", so
+ * the duplicate table takes it once. No rating without a job.
+ */
+static bool rating_ok(ingest *in, const env_ctx *e, int idx, pk_event_msg *ev, const ledger_eng *le,
+                      pk_status *st)
+{
+    char want[PK_ID_MAX + 8];
+    const char *why = NULL;
+    bool has = false;
+
+    snprintf(want, sizeof(want), "rating:%s", ev->engagement_id);
+    for (size_t i = 0; i < ev->n_metrics; i++)
+        has |= strcmp(ev->metrics[i]->name, "rating") == 0 && ev->metrics[i]->value >= 1 &&
+               ev->metrics[i]->value <= 5;
+    if (strcmp(e->signer, le->buyer) != 0)
+        why = "only the engagement's buyer rates the job";
+    else if (!le->done && le->deadline_ms > pk_now_ms())
+        why = "the job has not ended: a rating comes after completion or the deadline";
+    else if (strcmp(ev->event_id, want) != 0)
+        why = "a rating's event id is rating:<engagement id> (one rating per job)";
+    else if (!has)
+        why = "a rating carries the metric rating, from 1 to 5";
+    if (!why)
+        return true;
+    *st =
+        reject(in, e, idx,
+               has || strcmp(e->signer, le->buyer) != 0 ? PACTUM__V1__REASON__REASON_NOT_AUTHORIZED
+                                                        : PACTUM__V1__REASON__REASON_INVALID_FIELD,
+               ev->agent_id, ev->event_id, "rating %s of %s: %s", ev->event_id, ev->agent_id, why);
+    return false;
+}
+
+/*
  * An event about an engagement: the agent has it, and the reporter may speak
  * about it. Besides the agent (and its owner's agents) and the independent
  * sources (evaluators, telemetry), only the engagement's buyer: no other
@@ -207,10 +242,11 @@ static Pactum__V1__Source source_of_role(Pactum__V1__Role role)
 static bool engagement_source(ingest *in, const env_ctx *e, int idx, pk_event_msg *ev,
                               pk_status *st)
 {
-    char buyer[PK_ID_MAX + 1] = "";
+    bool rating = strcasecmp(ev->kind, "rating") == 0;
+    ledger_eng le;
     pk_status found;
 
-    found = ledger_engagement(in, ev->agent_id, ev->engagement_id, buyer, sizeof(buyer));
+    found = ledger_engagement(in, ev->agent_id, ev->engagement_id, rating, &le);
     if (found == PK_ENOTFOUND) {
         *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NO_SUCH_ENGAGEMENT, ev->agent_id,
                      ev->event_id, "event %s names engagement %s, which %s does not have",
@@ -223,15 +259,15 @@ static bool engagement_source(ingest *in, const env_ctx *e, int idx, pk_event_ms
     }
     if ((ev->source == PACTUM__V1__SOURCE__SOURCE_PEER ||
          ev->source == PACTUM__V1__SOURCE__SOURCE_HUMAN) &&
-        strcmp(e->signer, buyer) != 0) {
+        strcmp(e->signer, le.buyer) != 0) {
         *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
                      ev->event_id,
                      "%s may not report about engagement %s: besides the agent and independent "
                      "evaluators, only its buyer (%s) may",
-                     e->signer, ev->engagement_id, buyer);
+                     e->signer, ev->engagement_id, le.buyer);
         return false;
     }
-    return true;
+    return !rating || rating_ok(in, e, idx, ev, &le, st);
 }
 
 /*
@@ -245,6 +281,12 @@ static bool set_source(ingest *in, MDB_txn *txn, const env_ctx *e, int idx, pk_e
 {
     Pactum__V1__AgentRecord *subject_agent = NULL;
 
+    if (strcasecmp(ev->kind, "rating") == 0 && !ev->engagement_id[0]) {
+        *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,
+                     ev->event_id, "rating %s of %s names no engagement: no rating without a job",
+                     ev->event_id, ev->agent_id);
+        return false;
+    }
     if (strcmp(ev->agent_id, e->signer) == 0) {
         if (signer->role != PACTUM__V1__ROLE__ROLE_AGENT) {
             *st = reject(in, e, idx, PACTUM__V1__REASON__REASON_NOT_AUTHORIZED, ev->agent_id,

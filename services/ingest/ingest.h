@@ -103,9 +103,17 @@ Pactum__V1__Engagement *ledger_offer(const Pactum__V1__EngagementAcceptance *a,
                                      pk_signed_msg **env);
 /* Engagements not completed whose deadline is still ahead. */
 size_t ledger_open_engagements(const Pactum__V1__GovLedger *l, int64_t now);
-/* Agent's engagement id, and its buyer: PK_ENOTFOUND if it has none of that id. */
-pk_status ledger_engagement(ingest *in, const char *agent, const char *id, char *buyer,
-                            size_t buyer_len) PK_MUST_CHECK;
+/* What the ledger says of an engagement. */
+typedef struct ledger_eng {
+    char buyer[PK_ID_MAX + 2];
+    int64_t deadline_ms;
+    bool done; /* its completion is recorded */
+} ledger_eng;
+
+/* Agent's engagement id (newest: read what every instance added, unless it has ended):
+ * PK_ENOTFOUND if the agent has none of that id. */
+pk_status ledger_engagement(ingest *in, const char *agent, const char *id, bool newest,
+                            ledger_eng *out) PK_MUST_CHECK;
 
 /* Set up the metric table. */
 void ingest_metrics_init(ingest *in);

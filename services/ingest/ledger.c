@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ingest.h"
+#include "pk/clock.h"
 #include "pk/log.h"
 
 #define LEDGER_READ_MAX 100000 /* records read to catch up, at most (bounded) */
@@ -120,37 +121,48 @@ size_t ledger_open_engagements(const Pactum__V1__GovLedger *l, int64_t now)
     return k;
 }
 
-pk_status ledger_engagement(ingest *in, const char *agent, const char *id, char *buyer,
-                            size_t buyer_len)
+/* Copy what the ledger says of engagement id into the caller's fields; false if it has none. */
+static bool engagement_of(const Pactum__V1__GovLedger *l, const char *id, ledger_eng *out)
+{
+    int at = l ? ledger_find(l->engagements, l->n_engagements, id) : -1;
+
+    if (at < 0)
+        return false;
+    snprintf(out->buyer, sizeof(out->buyer), "%s", l->engagements[at]->by);
+    out->deadline_ms = l->engagements[at]->expires_ms;
+    out->done = l->engagements[at]->done;
+    return true;
+}
+
+pk_status ledger_engagement(ingest *in, const char *agent, const char *id, bool newest,
+                            ledger_eng *out)
 {
     Pactum__V1__GovLedger *l = NULL;
     MDB_txn *txn = NULL;
     pk_status st;
-    int at = -1;
+    bool found;
 
-    /* the stored ledger first (no bus round trip); a miss reads what was added since */
+    /* the stored ledger first (no bus round trip): enough unless the newest is asked for and
+     * the stored one says the job still runs (a completion may have come since) */
     if (pk_txn_begin(in->store, false, &txn) == PK_OK) {
         if (pk_get_msg(txn, in->ledger, agent, strlen(agent), &pactum__v1__gov_ledger__descriptor,
                        (ProtobufCMessage **)&l) != PK_OK)
             l = NULL;
         pk_txn_abort(txn);
     }
-    if (l && (at = ledger_find(l->engagements, l->n_engagements, id)) >= 0) {
-        snprintf(buyer, buyer_len, "%s", l->engagements[at]->by);
-        ledger_free(l);
-        return PK_OK;
-    }
+    found = engagement_of(l, id, out);
     ledger_free(l);
+    if (found && (!newest || out->done || out->deadline_ms <= pk_now_ms()))
+        return PK_OK;
     l = NULL;
     pthread_mutex_lock(&in->gov_lock);
     st = ledger_load(in, agent, &l);
-    if (st == PK_OK && (at = ledger_find(l->engagements, l->n_engagements, id)) >= 0)
-        snprintf(buyer, buyer_len, "%s", l->engagements[at]->by);
+    found = st == PK_OK && engagement_of(l, id, out);
     if (st == PK_OK && ledger_store(in, agent, l) != PK_OK)
         PK_WARN("ledger of %s not kept: %s", agent, pk_error_msg());
     pthread_mutex_unlock(&in->gov_lock);
     ledger_free(l);
-    if (st == PK_OK && at < 0)
+    if (st == PK_OK && !found)
         return PK_ENOTFOUND;
     return st;
 }

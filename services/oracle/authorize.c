@@ -285,6 +285,69 @@ static void no_state(void *ctx, const pk_pact *p, const pk_clause *c, pk_clause_
  * position; *refs receives the pacts in force (free with oracle_pacts_free). False (and r says why)
  * if it cannot be decided.
  */
+static void money(int64_t minor, const char *cur, char *buf, size_t len)
+{
+    snprintf(buf, len, "%lld.%02lld %s", (long long)(minor / 100), (long long)(minor % 100), cur);
+}
+
+/*
+ * May the agent take a job of q->amount now? Its tier in force (overrides applied), the
+ * job limit the consequences section sets for that tier, and the jobs it runs already in
+ * that currency: allow if they fit together, deny otherwise (and always when contained or
+ * suspended, or when no pact says what a job pays).
+ */
+static void decide_job(pk_pact *const *pacts, size_t n, const Pactum__V1__TrustState *s,
+                       const Pactum__V1__AuthorizeRequest *q, int64_t now, pk_authz *a)
+{
+    const Pactum__V1__Override *by = NULL;
+    const pk_consequences *c = NULL;
+    bool too_big = q->amount * 100 > (double)PK_PRICE_MAX; /* no job is worth more */
+    int64_t asked = too_big ? PK_PRICE_MAX : (int64_t)(q->amount * 100 + 0.5), running = 0, limit;
+    char lim[48], run[48], ask[48];
+    const char *tier;
+
+    memset(a, 0, sizeof(*a));
+    a->permit = PACTUM__V1__PERMIT__PERMIT_DENY;
+    a->effective_tier = pk_effective_tier(s, now, &by);
+    if (by)
+        snprintf(a->override_id, sizeof(a->override_id), "%s", by->override_id);
+    tier = pk_tier_name(a->effective_tier);
+    for (size_t i = 0; i < n && !c; i++)
+        c = pacts[i]->cons.present ? &pacts[i]->cons : NULL;
+    a->n_reasons = 1;
+    if (!c) {
+        snprintf(a->reasons[0], PK_AUTHZ_REASON_LEN,
+                 "no pact of %s says what a job pays (consequences): it takes no engagement",
+                 q->agent_id);
+        return;
+    }
+    for (size_t i = 0; i < s->n_engagements; i++) {
+        const Pactum__V1__EngagementState *e = s->engagements[i];
+        if (e->terms && !(e->ended && e->ended[0]) && strcmp(e->terms->currency, q->currency) == 0)
+            running += e->terms->price;
+    }
+    limit = (unsigned)a->effective_tier < PK_TIERS ? c->job_limit[a->effective_tier] : 0;
+    money(limit, q->currency, lim, sizeof(lim));
+    money(running, q->currency, run, sizeof(run));
+    money(asked, q->currency, ask, sizeof(ask));
+    if (too_big) {
+        snprintf(a->reasons[0], PK_AUTHZ_REASON_LEN, "%s is more than any job may be worth", ask);
+    } else if (limit < 0) {
+        a->permit = PACTUM__V1__PERMIT__PERMIT_ALLOW;
+        snprintf(a->reasons[0], PK_AUTHZ_REASON_LEN,
+                 "tier %s has no job limit (%s running, %s asked)", tier, run, ask);
+    } else if (running + asked > limit) {
+        snprintf(a->reasons[0], PK_AUTHZ_REASON_LEN,
+                 "tier %s takes jobs up to %s at once: %s running and %s asked is more", tier, lim,
+                 run, ask);
+    } else {
+        a->permit = PACTUM__V1__PERMIT__PERMIT_ALLOW;
+        snprintf(a->reasons[0], PK_AUTHZ_REASON_LEN,
+                 "tier %s takes jobs up to %s at once: %s running and %s asked fit", tier, lim, run,
+                 ask);
+    }
+}
+
 static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
                    Pactum__V1__AuthorizeDecision *d, pk_authz *a, Pactum__V1__PactRef **refs,
                    size_t *n_refs, size_t *n_read, oracle_reply *r)
@@ -327,6 +390,11 @@ static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
     }
     pk_authz_event(q, d->decided_ms, &ev);
     ev.registry_seq = pk_registry_seq(o->reg); /* the evaluator must know these pacts */
+    if (strcmp(q->action, PK_JOB_ACTION) == 0) {
+        /* taking a job is judged by the job limits, not by the tier's action list */
+        decide_job(pacts, *n_read, s, q, d->decided_ms, a);
+        goto done;
+    }
     /* a contained agent, a deny override: decided without the clauses, so without asking the
      * evaluator (a denial reaches the caller one request-reply sooner); and the evaluator is
      * asked for its clause states only when they could change the answer */
@@ -366,6 +434,7 @@ static bool decide(oracle *o, MDB_txn *txn, Pactum__V1__AuthorizeRequest *q,
             }
         }
     }
+done:
     if (approval)
         pactum__v1__approval__free_unpacked(approval, NULL);
     for (size_t i = 0; i < *n_read; i++)

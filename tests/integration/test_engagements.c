@@ -45,6 +45,16 @@ static void setup(void)
     cr_assert_eq(cli("principal register --id @arbiter --role arbiter --key arbiter.key "
                      "--admin-key admin.key"),
                  0, "%s", out);
+    cr_assert_eq(cli("client register --id @desk --admin-key admin.key --out desk.token"), 0, "%s",
+                 out);
+}
+
+/* May payments-agent-1 take a job of amount USD now? The exit code; the answer in out. */
+static int may_take(const char *amount)
+{
+    return cli("authorize --agent payments-agent-1 --action engagement.accept --amount %s "
+               "--currency USD --token \"$(cat desk.token)\"",
+               amount);
 }
 
 static void teardown(void)
@@ -80,6 +90,15 @@ static uint8_t *file_of(const char *name, size_t *len)
     return buf;
 }
 
+/* signer rates payments-agent-1 (engagement: "--engagement ID" or ""); the exit code. */
+static int rate(const char *signer, const char *key, const char *engagement, const char *id,
+                int stars)
+{
+    return cli("event publish --agent %s --key %s --about payments-agent-1 %s --kind rating "
+               "--metric rating=%d --id %s",
+               signer, key, engagement, stars, id);
+}
+
 /* Ask for the engagement until its output holds want (bounded); the last output is in out. */
 static bool shows(const char *id, const char *want, int64_t bound_ms)
 {
@@ -96,6 +115,15 @@ static bool shows(const char *id, const char *want, int64_t bound_ms)
 Test(engagements, the_documented_example_settles_holds_supersedes_verifies_and_replays)
 {
     hire("job-1001", "1000.00", "2h");
+    /* a new agent is on watch: jobs up to 2,000.00 at once */
+    cr_assert_eq(may_take("500"), 0, "%s", out);
+    cr_assert(strstr(out, "tier watch takes jobs up to 2000.00 USD at once: 1000.00 USD running "
+                          "and 500.00 USD asked fit"),
+              "%s", out);
+    cr_assert_neq(may_take("1500"), 0, "%s", out);
+    cr_assert(strstr(out, "1000.00 USD running and 1500.00 USD asked is more"), "%s", out);
+    cr_assert_neq(may_take("1e300"), 0, "%s", out);
+    cr_assert(strstr(out, "more than any job may be worth"), "%s", out);
     cr_assert_eq(cli("event publish --agent payments-agent-1 --key agent.key --engagement "
                      "job-1001 --kind request --action payments.lookup --metric latency_ms=420 "
                      "--count 5 --id lookup"),
@@ -328,6 +356,10 @@ Test(engagements, only_the_buyer_besides_the_agent_reports_or_disputes_about_a_j
                      "--id read-2"),
                  0, "%s", out);
     cr_assert(shows("job-2", "running (1 failures so far)", 15000), "%s", out);
+    /* the failure restricts the agent (its consequence): a restricted agent takes no job */
+    cr_assert_eq(cli("trust payments-agent-1 --wait-tier restricted --wait 15s"), 0, "%s", out);
+    cr_assert_neq(may_take("10"), 0, "%s", out);
+    cr_assert(strstr(out, "tier restricted takes jobs up to 0.00 USD at once"), "%s", out);
     /* disputes about the job: the stranger is refused, the buyer may */
     cr_assert_neq(cli("dispute open --agent payments-agent-1 --key thief.key --as stranger-1 "
                       "--engagement job-2 --verdict last --id d-s --reason mine"),
@@ -336,11 +368,28 @@ Test(engagements, only_the_buyer_besides_the_agent_reports_or_disputes_about_a_j
     cr_assert_eq(cli("dispute open --agent payments-agent-1 --key shop.key --as shop-1 "
                      "--engagement job-2 --verdict last --id d-b --reason 'it read our replica'"),
                  0, "%s", out);
+    /* no rating before the job ends, none without a job, none but the buyer's */
+    cr_assert_neq(rate("shop-1", "shop.key", "--engagement job-2", "rating:job-2", 5), 0, "%s",
+                  out);
+    cr_assert(strstr(out, "the job has not ended"), "%s", out);
+    cr_assert_neq(rate("shop-1", "shop.key", "", "rating-x", 5), 0, "%s", out);
+    cr_assert(strstr(out, "no rating without a job"), "%s", out);
+    cr_assert_neq(rate("payments-agent-1", "agent.key", "--engagement job-2", "rating:job-2", 5), 0,
+                  "%s", out);
+    cr_assert(strstr(out, "only the engagement's buyer rates the job"), "%s", out);
     /* held from completion on: nothing moves until the ruling */
     cr_assert_eq(cli("engagement complete --agent payments-agent-1 --key owner.key --engagement "
                      "job-2"),
                  0, "%s", out);
     cr_assert(shows("job-2", "statement 1  withhold on completion", 15000), "%s", out);
+    /* the job has ended: the buyer rates it, once */
+    cr_assert_neq(rate("shop-1", "shop.key", "--engagement job-2", "rating-2", 4), 0, "%s", out);
+    cr_assert(strstr(out, "rating:<engagement id>"), "%s", out);
+    cr_assert_eq(rate("shop-1", "shop.key", "--engagement job-2", "rating:job-2", 4), 0, "%s", out);
+    /* a second rating of the job has its id: the stream (within 2 minutes) or ingest's
+     * duplicate table (after) takes it once */
+    rate("shop-1", "shop.key", "--engagement job-2", "rating:job-2", 1);
+    cr_assert(strstr(out, "nothing new") || strstr(out, "duplicate"), "%s", out);
     cr_assert_eq(cli("dispute rule --arbiter @arbiter --key arbiter.key --agent payments-agent-1 "
                      "--dispute d-b --upheld --reason 'the read was of customers'"),
                  0, "%s", out);

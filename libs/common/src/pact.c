@@ -1632,14 +1632,45 @@ static void parse_withhold_rule(const json_t *r, size_t i, const pk_pact *p, pk_
     c->n_withhold++;
 }
 
+/* job_limits: by tier, the largest value of the jobs the agent may run at once. */
+static void parse_job_limits(const json_t *v, pk_consequences *c, pk_lint *l)
+{
+    const char *key;
+    json_t *x;
+
+    if (!v)
+        return;
+    if (!json_is_object(v)) {
+        pk_lint_add(l, "consequences.job_limits: expected an object of tier: amount, got %s",
+                    json_type_name(v));
+        return;
+    }
+    json_object_foreach((json_t *)v, key, x)
+    {
+        char path[64];
+        int t;
+        snprintf(path, sizeof(path), "consequences.job_limits.%s", key);
+        if (!(t = lookup(tier_names, N_OF(tier_names), key, "consequences.job_limits", l)))
+            continue;
+        if (t >= PACTUM__V1__TIER__TIER_CONTAINED)
+            pk_lint_add(l, "%s: a %s agent takes no job; leave it out", path, key);
+        else if (!json_is_number(x) || json_number_value(x) < 0 ||
+                 json_number_value(x) * 100 > (double)PK_PRICE_MAX)
+            pk_lint_add(l, "%s: expected an amount from 0 to 10^13, got %s", path,
+                        json_is_number(x) ? "one outside that range" : json_type_name(x));
+        else
+            c->job_limit[t] = (int64_t)(json_number_value(x) * 100 + 0.5);
+    }
+}
+
 /*
  * consequences: what a job done under the pact pays. Every engagement is
  * released in full on completion unless a rule here says otherwise.
  */
 static void parse_consequences(const json_t *v, pk_pact *p, pk_lint *l)
 {
-    static const char *const keys[] = {"withhold", "refund_on_critical", "on_deadline",
-                                       "dispute_window", NULL};
+    static const char *const keys[] = {"withhold",       "refund_on_critical", "on_deadline",
+                                       "dispute_window", "job_limits",         NULL};
     pk_consequences *c = &p->cons;
     json_t *arr, *crit;
     const char *dl;
@@ -1647,6 +1678,8 @@ static void parse_consequences(const json_t *v, pk_pact *p, pk_lint *l)
     c->refund_on_critical = true;
     c->deadline_refund = true;
     c->dispute_window_ms = 86400000; /* a day */
+    for (int t = 0; t < PK_TIERS; t++)
+        c->job_limit[t] = t >= PACTUM__V1__TIER__TIER_CONTAINED ? 0 : -1;
     if (!v)
         return;
     if (!json_is_object(v)) {
@@ -1680,6 +1713,7 @@ static void parse_consequences(const json_t *v, pk_pact *p, pk_lint *l)
     if (json_object_get(v, "dispute_window"))
         c->dispute_window_ms =
             get_duration(v, "dispute_window", "consequences", false, 0, 90LL * 86400000, l);
+    parse_job_limits(json_object_get(v, "job_limits"), c, l);
 }
 
 pk_status pk_pact_parse(const char *text, size_t len, pk_pact **out, pk_lint *l)

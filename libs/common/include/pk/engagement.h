@@ -21,7 +21,6 @@
 #define PK_ENGAGEMENTS_MAX  8  /* engagements a state keeps (ingest admits 4 open) */
 #define PK_ENG_FAILURES_MAX 16 /* failures kept per engagement (more are counted) */
 #define PK_STATEMENT_LINES  (PK_ENG_FAILURES_MAX + 2)
-#define PK_PRICE_MAX        1000000000000000LL /* 10^15 minor units */
 #define PK_ENG_DURATION_MAX (366LL * 86400000) /* start to deadline, at most */
 
 typedef struct pk_eng_failure {

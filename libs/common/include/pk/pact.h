@@ -211,6 +211,8 @@ typedef struct pk_governance {
     pk_reentry reentry[PK_TIERS];  /* by tier left; from == 0: no criteria (no automatic exit) */
 } pk_governance;
 
+#define PK_PRICE_MAX 1000000000000000LL /* largest price: 10^15 minor units */
+
 /* What a job done under the pact pays (its `consequences` section). */
 #define PK_WITHHOLD_MAX 16
 typedef struct pk_withhold_rule {
@@ -227,7 +229,13 @@ typedef struct pk_consequences {
     bool refund_on_critical;   /* a critical violation refunds in full at once */
     bool deadline_refund;      /* the deadline without completion: refund (else settle as done) */
     int64_t dispute_window_ms; /* a statement is final this long after it, unless disputed */
+    /* by tier: the largest value of the jobs it may run at once, in hundredths of the jobs'
+     * currency; -1: no limit (contained and suspended take none) */
+    int64_t job_limit[PK_TIERS];
 } pk_consequences;
+
+/* The action authorize decides with the job limits: may the agent take a job of this value? */
+#define PK_JOB_ACTION "engagement.accept"
 
 #define PK_COUNTERPARTIES_MAX 32
 
