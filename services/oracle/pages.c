@@ -17,6 +17,7 @@
 #include "pk/answer.h"
 #include "pk/clock.h"
 #include "pk/codec.h"
+#include "pk/engagement.h"
 #include "pk/pbjson.h"
 #include "pk/store.h"
 
@@ -574,6 +575,95 @@ static void governance(sb *b, const Pactum__V1__TrustReport *r)
     }
 }
 
+static void sb_money(sb *b, int64_t minor, const char *cur)
+{
+    sb_printf(b, "%lld.%02lld ", (long long)(minor / 100), (long long)(minor % 100));
+    sb_text(b, cur);
+}
+
+/* The agent's engagements: totals, and each job with its newest statement. */
+static void engagements(oracle *o, sb *b, const char *agent)
+{
+    Pactum__V1__EngagementQuery q = PACTUM__V1__ENGAGEMENT_QUERY__INIT;
+    Pactum__V1__EngagementReport *r = NULL;
+    pk_signed_msg *env = NULL;
+    uint8_t *req = NULL, *out = NULL;
+    size_t rlen = 0, olen = 0;
+
+    q.agent_id = (char *)agent;
+    if (pk_pack(&q.base, &req, &rlen) != PK_OK ||
+        oracle_answer_engagements(o, req, rlen, &out, &olen) != PK_OK ||
+        pk_answer_open(out, olen, PACTUM__V1__PAYLOAD_TYPE__PAYLOAD_ENGAGEMENT_REPORT,
+                       &pactum__v1__engagement_report__descriptor, o->kp.pk, &env,
+                       (ProtobufCMessage **)&r) != PK_OK ||
+        r->status != Q_OK) {
+        sb_printf(b, "<p class=\"muted\">Not available now.</p>");
+        goto done;
+    }
+    if (r->totals)
+        sb_printf(b,
+                  "<div class=\"figures\" id=\"engagements\"><div><b>%llu</b>running</div>"
+                  "<div><b>%llu</b>completed</div><div><b>%llu</b>disputed</div>"
+                  "<div><b>%llu</b>refunded</div></div>",
+                  (unsigned long long)r->totals->open, (unsigned long long)r->totals->completed,
+                  (unsigned long long)r->totals->disputed, (unsigned long long)r->totals->refunded);
+    for (size_t i = 0; i < r->n_settled; i++) {
+        sb_printf(b, "<p>Settled: ");
+        sb_money(b, r->settled[i]->released, r->settled[i]->currency);
+        sb_printf(b, " released, ");
+        sb_money(b, r->settled[i]->refunded, r->settled[i]->currency);
+        sb_printf(b, " refunded.</p>");
+    }
+    if (!r->n_engagements) {
+        sb_printf(b, "<p class=\"muted\">None.</p>");
+        goto done;
+    }
+    sb_printf(b, "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">job</th>"
+                 "<th scope=\"col\">buyer</th><th scope=\"col\">price</th>"
+                 "<th scope=\"col\">newest statement</th><th scope=\"col\">release</th>"
+                 "<th scope=\"col\">refund</th></tr></thead><tbody>");
+    for (size_t i = r->n_engagements; i-- > 0;) {
+        const Pactum__V1__EngagementView *v = r->engagements[i];
+        const Pactum__V1__Engagement *t = v->state ? v->state->terms : NULL;
+        const Pactum__V1__Settlement *s =
+            v->n_statements ? v->statements[v->n_statements - 1]->settlement : NULL;
+        if (!t)
+            continue;
+        sb_printf(b, "<tr><td><a href=\"/v1/agents/");
+        sb_text(b, agent);
+        sb_printf(b, "/engagements?engagement=");
+        sb_text(b, t->engagement_id);
+        sb_printf(b, "\"><code>");
+        sb_text(b, t->engagement_id);
+        sb_printf(b, "</code></a></td><td>");
+        sb_text(b, t->buyer_id);
+        sb_printf(b, "</td><td>");
+        sb_money(b, t->price, t->currency);
+        if (!s) {
+            sb_printf(b, "</td><td>running</td><td></td><td></td></tr>");
+            continue;
+        }
+        sb_printf(b, "</td><td>#%u %s (", s->statement,
+                  pk_settlement_outcome_name((int)s->outcome));
+        sb_text(b, s->trigger);
+        sb_printf(b, ")</td><td>");
+        sb_money(b, s->release, s->currency);
+        sb_printf(b, "</td><td>");
+        sb_money(b, s->refund, s->currency);
+        sb_printf(b, "</td></tr>");
+    }
+    sb_printf(b, "</tbody></table></div><p class=\"muted\">Each job's link is its signed "
+                 "statements with their proofs; <code>pactum engagement show</code> checks "
+                 "them.</p>");
+done:
+    if (r)
+        pactum__v1__engagement_report__free_unpacked(r, NULL);
+    if (env)
+        pactum__v1__signed__free_unpacked(env, NULL);
+    free(req);
+    free(out);
+}
+
 /* The agent's page; false (and nothing in b) if there is no such agent. */
 static bool agent_page(oracle *o, const char *agent, sb *b)
 {
@@ -629,6 +719,8 @@ static bool agent_page(oracle *o, const char *agent, sb *b)
     pacts_table(b, r);
     sb_printf(b, "<h2>Violations</h2>");
     violations(b, r);
+    sb_printf(b, "<h2>Engagements</h2>");
+    engagements(o, b, agent);
     sb_printf(b, "<h2>Governance</h2>");
     governance(b, r);
     foot(b);

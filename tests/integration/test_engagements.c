@@ -9,6 +9,7 @@
  * critical violation refunds at once and a deadline refunds by the clock.
  */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,38 @@ static uint8_t *file_of(const char *name, size_t *len)
     return buf;
 }
 
+static size_t keep_body(char *data, size_t size, size_t n, void *ctx)
+{
+    size_t *len = ctx, take = size * n;
+
+    if (*len + take >= sizeof(out))
+        take = sizeof(out) - 1 - *len;
+    memcpy(out + *len, data, take);
+    *len += take;
+    out[*len] = '\0';
+    return size * n;
+}
+
+/* GET path from the oracle's HTTP listener into out; the HTTP status. */
+static long http_get(const char *path)
+{
+    char url[256];
+    CURL *c = curl_easy_init();
+    size_t len = 0;
+    long status = 0;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", h.http_port, path);
+    out[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &len);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
 /* signer rates payments-agent-1 (engagement: "--engagement ID" or ""); the exit code. */
 static int rate(const char *signer, const char *key, const char *engagement, const char *id,
                 int stars)
@@ -163,6 +196,18 @@ Test(engagements, the_documented_example_settles_holds_supersedes_verifies_and_r
     cr_assert_eq(cli("engagement list payments-agent-1"), 0, "%s", out);
     cr_assert(strstr(out, "0 open, 1 completed, 1 disputed, 0 refunded"), "%s", out);
     cr_assert(strstr(out, "settled: 1000.00 USD released, 0.00 USD refunded"), "%s", out);
+    /* the agent's page and the HTTP answer say the same */
+    cr_assert_eq(http_get("/agents/payments-agent-1"), 200, "%s", out);
+    cr_assert(strstr(out, "<h2>Engagements</h2>"), "%s", out);
+    cr_assert(strstr(out, "<code>job-1001</code>"), "%s", out);
+    cr_assert(strstr(out, "#3 release (ruling)"), "%s", out);
+    cr_assert_eq(http_get("/v1/agents/payments-agent-1/engagements?engagement=job-1001"), 200, "%s",
+                 out);
+    cr_assert(strstr(out, "\"type\": \"engagement_report\"") ||
+                  strstr(out, "\"type\":\"engagement_report\""),
+              "%s", out);
+    cr_assert_eq(http_get("/v1/agents/payments-agent-1/engagements?engagement=no-such-job"), 404,
+                 "%s", out);
 
     /* offline: every statement against its logged trust change, both signatures, the verdict */
     cr_assert_eq(cli("--save job.answer engagement show payments-agent-1 job-1001"), 0, "%s", out);
