@@ -308,8 +308,9 @@ json_t *pk_policy_role(pk_bus_role role, uint32_t partitions)
     case PK_BUS_REPORTER:
         pub(&p, "pactum.raw.{{name()}}");
         sub(&p, "pactum.ingest.receipt.{{name()}}");
-        if (role == PK_BUS_AGENT)
-            pub(&p, PK_SUBJ_GOV_SUBMIT); /* a counterparty's dispute */
+        /* a counterparty's dispute, a buyer's (an agent or a person) about its engagement;
+         * ingest decides who may open which */
+        pub(&p, PK_SUBJ_GOV_SUBMIT);
         break;
     case PK_BUS_OWNER:
         pub(&p, PK_SUBJ_REG_SUBMIT);
