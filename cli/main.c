@@ -300,7 +300,7 @@ static const cli_opt webhook_add_opts[] = {
      CLI_MANY},
     {"kind", 0, "KIND",
      "only changes of this kind: tier_changed, contained, violation, dispute_opened, "
-     "dispute_ruled, reentry, override (repeat for more; none: every change)",
+     "dispute_ruled, reentry, override, settlement (repeat for more; none: every change)",
      CLI_MANY},
     {"oracle", 0, "URL", "the oracle's HTTP address (PACTUM_ORACLE_URL; http://127.0.0.1:7480)", 0},
     {NULL, 0, NULL, NULL, 0},

@@ -11,7 +11,7 @@
 
 #define STATE_SLOTS 256 /* clause states cached per batch (power of two) */
 #define MAX_PACTS   PK_PACTS_PER_AGENT_MAX
-#define KEY_MAX     (3 * (PK_ID_MAX + 1))
+#define KEY_MAX     (4 * (PK_ID_MAX + 1))
 #define TICK_MAX    512 /* stale clauses handled per tick */
 
 void evaluator_metrics_init(evaluator *e)
@@ -95,16 +95,31 @@ void evaluator_worker_free(pk_pworker *pw)
     pk_wset_destroy(w->ws);
 }
 
-static size_t state_key(uint8_t *key, const char *agent, const char *pact, const char *clause)
+/*
+ * agent \0 pact \0 clause, and \0 engagement for the state of a clause judged per engagement
+ * (scope: the engagement's id, or "" for the agent's whole history).
+ */
+static size_t state_key(uint8_t *key, const char *agent, const char *pact, const char *clause,
+                        const char *scope)
 {
-    size_t a = strlen(agent), p = strlen(pact), k = strlen(clause);
+    size_t a = strlen(agent), p = strlen(pact), k = strlen(clause), s = strlen(scope);
 
     memcpy(key, agent, a);
     key[a] = 0;
     memcpy(key + a + 1, pact, p);
     key[a + 1 + p] = 0;
     memcpy(key + a + p + 2, clause, k);
-    return a + p + k + 2;
+    if (!s)
+        return a + p + k + 2;
+    key[a + p + k + 2] = 0;
+    memcpy(key + a + p + k + 3, scope, s);
+    return a + p + k + s + 3;
+}
+
+/* Where a clause keeps its windows for ev: per engagement, or over the agent's history. */
+static const char *scope_of(const pk_clause *c, const pk_event_msg *ev)
+{
+    return c->per_engagement && ev && ev->engagement_id ? ev->engagement_id : "";
 }
 
 /* Put every cached state into the batch's writes (or just forget them). */
@@ -130,12 +145,12 @@ static pk_status flush_states(batch *b, bool write)
     return st;
 }
 
-/* The state of (agent, pact, clause), from the batch cache, LMDB, or fresh. */
+/* The state of (agent, pact, clause, scope), from the batch cache, LMDB, or fresh. */
 static pk_status state_get(batch *b, const char *agent, const pk_compiled *ps, const pk_clause *c,
-                           pk_clause_state **out)
+                           const char *scope, pk_clause_state **out)
 {
     uint8_t key[KEY_MAX];
-    size_t klen = state_key(key, agent, ps->pact->id, c->id);
+    size_t klen = state_key(key, agent, ps->pact->id, c->id, scope);
     uint32_t h = 2166136261u;
     MDB_val v;
     pk_status st;
@@ -193,10 +208,10 @@ static size_t deadline_key(uint8_t *buf, uint32_t partition, int64_t ms, const u
  */
 static pk_status move_deadline(evaluator *e, pk_wset *ws, MDB_txn *txn, uint32_t partition,
                                const char *agent, const char *pact, const char *clause,
-                               int64_t old_ms, int64_t new_ms)
+                               const char *scope, int64_t old_ms, int64_t new_ms)
 {
     uint8_t key[KEY_MAX], dk[12 + KEY_MAX];
-    size_t klen = state_key(key, agent, pact, clause), dl;
+    size_t klen = state_key(key, agent, pact, clause, scope), dl;
     pk_status st;
 
     if (old_ms == new_ms)
@@ -237,7 +252,7 @@ pk_status evaluator_on_registry(void *ctx, MDB_txn *txn, const Pactum__V1__Regis
     for (size_t i = 0; i < pact->n_clauses && st == PK_OK; i++) {
         const pk_clause *c = &pact->clauses[i];
         if (c->kind == PK_CLAUSE_FRESHNESS)
-            st = move_deadline(e, NULL, txn, partition, p->agent_id, pact->id, c->id, 0,
+            st = move_deadline(e, NULL, txn, partition, p->agent_id, pact->id, c->id, "", 0,
                                p->registered_ms + c->max_gap_ms);
     }
     pk_pact_free(pact);
@@ -301,6 +316,7 @@ typedef struct verdict_spec {
     uint64_t vseq;              /* verdict sequence */
     const pk_clause_state *s;   /* tallies, previous outcome */
     const pk_burn_change *burn; /* set: a burn-rate trigger changed */
+    const char *engagement;     /* the engagement it is about, or "" */
 } verdict_spec;
 
 /* A burn-rate trigger that started or stopped firing speaks for itself. */
@@ -428,8 +444,8 @@ static pk_status publish_verdict(batch *b, const verdict_spec *sp)
         v.event_ts_ms = sp->ev->ts_ms;
         v.ingest_ms = sp->ev->accepted_ms;
         v.received_ms = sp->ev->received_ms;
-        v.engagement_id = sp->ev->engagement_id;
     }
+    v.engagement_id = (char *)(sp->engagement ? sp->engagement : "");
     v.evaluated_ms = pk_now_ms();
     if ((st = pk_pack(&v.base, &buf, &len)) != PK_OK)
         return st;
@@ -450,10 +466,17 @@ static pk_status judge_clause(batch *b, const pk_event_msg *ev, uint64_t seq, co
     pk_clause_state *s;
     pk_judgement j;
     int64_t deadline = 0;
-    verdict_spec sp = {.ps = ps, .c = c, .j = &j, .ev = ev, .agent = ev->agent_id, .seq = seq};
+    const char *scope = scope_of(c, ev);
+    verdict_spec sp = {.ps = ps,
+                       .c = c,
+                       .j = &j,
+                       .ev = ev,
+                       .agent = ev->agent_id,
+                       .seq = seq,
+                       .engagement = ev->engagement_id};
     pk_status st;
 
-    if ((st = state_get(b, ev->agent_id, ps, c, &s)) != PK_OK)
+    if ((st = state_get(b, ev->agent_id, ps, c, scope, &s)) != PK_OK)
         return st;
     if (seq <= s->h.last_seq)
         return PK_OK; /* already judged (a replayed event) */
@@ -463,7 +486,7 @@ static pk_status judge_clause(batch *b, const pk_event_msg *ev, uint64_t seq, co
     sp.s = s;
     if (c->kind == PK_CLAUSE_FRESHNESS && j.relevant &&
         (st = move_deadline(e, b->w->ws, NULL, b->pw->partition, ev->agent_id, ps->pact->id, c->id,
-                            deadline, pk_freshness_deadline(c, s))) != PK_OK)
+                            "", deadline, pk_freshness_deadline(c, s))) != PK_OK)
         return st;
     /* Burn-rate triggers report on their own; the verdict sequence comes from
      * the event's place in its partition: increasing per agent, the same on
@@ -478,7 +501,7 @@ static pk_status judge_clause(batch *b, const pk_event_msg *ev, uint64_t seq, co
     if (j.relevant && !j.verdict_due && s->h.since_verdict == 1 && c->kind != PK_CLAUSE_FRESHNESS)
         /* the first evaluation not reported: report it by --report-after at the latest */
         return move_deadline(
-            e, b->w->ws, NULL, b->pw->partition, ev->agent_id, ps->pact->id, c->id, 0,
+            e, b->w->ws, NULL, b->pw->partition, ev->agent_id, ps->pact->id, c->id, scope, 0,
             (ev->received_ms ? ev->received_ms : ev->ts_ms) + e->cfg->report_after_ms);
     if (!j.relevant || !j.verdict_due)
         return PK_OK;
@@ -720,9 +743,9 @@ out:
 
 /* Split a state key into its three ids (pointers into buf). */
 static bool split_key(const uint8_t *key, size_t len, char *buf, const char **agent,
-                      const char **pact, const char **clause)
+                      const char **pact, const char **clause, const char **scope)
 {
-    char *a, *p, *c;
+    char *a, *p, *c, *s;
 
     if (len == 0 || len >= KEY_MAX)
         return false;
@@ -735,9 +758,12 @@ static bool split_key(const uint8_t *key, size_t len, char *buf, const char **ag
     c = memchr(p, '\0', len - (size_t)(p - buf));
     if (!c || (size_t)(++c - buf) > len)
         return false;
+    /* the engagement, for the state of a clause judged per engagement */
+    s = memchr(c, '\0', len - (size_t)(c - buf));
     *agent = a;
     *pact = p;
     *clause = c;
+    *scope = s ? s + 1 : "";
     return true;
 }
 
@@ -799,7 +825,7 @@ static pk_status handle_deadline(batch *b, const due_key *dk, int64_t now_ms, ui
 {
     evaluator *e = b->w->ev;
     char ids[KEY_MAX + 1];
-    const char *agent, *pact_id, *clause_id;
+    const char *agent, *pact_id, *clause_id, *scope;
     const pk_compiled *pacts[MAX_PACTS], *ps = NULL;
     const pk_clause *c;
     pk_clause_state *s;
@@ -810,15 +836,16 @@ static pk_status handle_deadline(batch *b, const due_key *dk, int64_t now_ms, ui
     pk_metric_add(&e->m[EM_STALE_CHECKS], 1);
     if ((st = pk_wset_del(b->w->ws, e->deadlines, dk->key, dk->len)) != PK_OK)
         return st;
-    if (!split_key(dk->key + 12, dk->len - 12, ids, &agent, &pact_id, &clause_id))
+    if (!split_key(dk->key + 12, dk->len - 12, ids, &agent, &pact_id, &clause_id, &scope))
         return PK_OK;
     c = clause_in_force(e, b->txn, agent, pact_id, clause_id, pacts, &n, &ps);
     if (c && c->kind != PK_CLAUSE_FRESHNESS) {
         /* evaluations waiting for a verdict: report them now, with the outcome they had
          * (a change of outcome would have been reported at once) */
-        if ((st = state_get(b, agent, ps, c, &s)) == PK_OK && s->h.since_verdict > 0) {
+        if ((st = state_get(b, agent, ps, c, scope, &s)) == PK_OK && s->h.since_verdict > 0) {
             pk_judgement j = {.relevant = true, .outcome = (Pactum__V1__Outcome)s->h.last_outcome};
-            verdict_spec sp = {.ps = ps, .c = c, .j = &j, .agent = agent, .s = s};
+            verdict_spec sp = {
+                .ps = ps, .c = c, .j = &j, .agent = agent, .s = s, .engagement = scope};
             if (!j.outcome)
                 j.outcome = PACTUM__V1__OUTCOME__OUTCOME_PASS;
             j.samples = s->h.since_verdict;
@@ -826,12 +853,12 @@ static pk_status handle_deadline(batch *b, const due_key *dk, int64_t now_ms, ui
             if ((st = publish_verdict(b, &sp)) == PK_OK)
                 pk_clause_state_reported(s, j.outcome);
         }
-    } else if (c && (st = state_get(b, agent, ps, c, &s)) == PK_OK) {
+    } else if (c && (st = state_get(b, agent, ps, c, "", &s)) == PK_OK) {
         deadline = pk_freshness_deadline(c, s);
         if (deadline > now_ms) {
             /* evidence came in, or the pact changed: keep the right deadline */
-            st = move_deadline(e, b->w->ws, NULL, b->pw->partition, agent, pact_id, clause_id, 0,
-                               deadline);
+            st = move_deadline(e, b->w->ws, NULL, b->pw->partition, agent, pact_id, clause_id, "",
+                               0, deadline);
         } else if (s->h.last_outcome != PACTUM__V1__OUTCOME__OUTCOME_STALE) {
             /* Going stale breaks the promise of fresh evidence: it is a violation,
              * and the clause's consequence applies. */
@@ -917,7 +944,8 @@ static void probe_state(void *ctx, const pk_pact *pact, const pk_clause *c, pk_c
     uint8_t key[KEY_MAX];
     MDB_val v;
 
-    if (pk_get(pc->txn, pc->e->states, key, state_key(key, pc->agent, pact->id, c->id), &v) !=
+    /* authorize imagines an event of no engagement: the agent's whole history */
+    if (pk_get(pc->txn, pc->e->states, key, state_key(key, pc->agent, pact->id, c->id, ""), &v) !=
         PK_OK)
         return;
     pk_clause_state_release(s);

@@ -53,6 +53,8 @@ unsigned oracle_change_kinds(const Pactum__V1__TrustChange *ch)
         k |= ORACLE_KIND_DISPUTE_RULED;
     if (gov == PACTUM__V1__GOVERNANCE_RECORD__RECORD_OVERRIDE)
         k |= ORACLE_KIND_OVERRIDE;
+    if (ch->n_settlements)
+        k |= ORACLE_KIND_SETTLEMENT;
     return k;
 }
 

@@ -91,14 +91,15 @@ typedef struct oracle_hooks oracle_hooks;
 #define ORACLE_MARK_DISPUTE     16
 
 /* What a trust change is, for webhook filters (bits; names in webhooks.c). */
-#define ORACLE_KIND_TIER           1  /* tier_changed */
-#define ORACLE_KIND_CONTAINED      2  /* contained: into contained or suspended */
-#define ORACLE_KIND_VIOLATION      4  /* violation: a verdict that is a violation */
-#define ORACLE_KIND_DISPUTE_OPENED 8  /* dispute_opened */
-#define ORACLE_KIND_DISPUTE_RULED  16 /* dispute_ruled */
-#define ORACLE_KIND_REENTRY        32 /* reentry: out of contained or suspended */
-#define ORACLE_KIND_OVERRIDE       64 /* override */
-#define ORACLE_KINDS               7
+#define ORACLE_KIND_TIER           1   /* tier_changed */
+#define ORACLE_KIND_CONTAINED      2   /* contained: into contained or suspended */
+#define ORACLE_KIND_VIOLATION      4   /* violation: a verdict that is a violation */
+#define ORACLE_KIND_DISPUTE_OPENED 8   /* dispute_opened */
+#define ORACLE_KIND_DISPUTE_RULED  16  /* dispute_ruled */
+#define ORACLE_KIND_REENTRY        32  /* reentry: out of contained or suspended */
+#define ORACLE_KIND_OVERRIDE       64  /* override */
+#define ORACLE_KIND_SETTLEMENT     128 /* settlement: an engagement's statement */
+#define ORACLE_KINDS               8
 
 /* A containment the read model has decoded and is committing (see oracle_held_state). */
 typedef struct oracle_held {

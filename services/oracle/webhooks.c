@@ -48,7 +48,7 @@
 
 static const char *const kind_names[ORACLE_KINDS] = {"tier_changed",   "contained",     "violation",
                                                      "dispute_opened", "dispute_ruled", "reentry",
-                                                     "override"};
+                                                     "override",       "settlement"};
 
 typedef struct hook {
     char id[HOOK_ID_LEN + 1];

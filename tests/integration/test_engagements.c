@@ -132,17 +132,22 @@ static int rate(const char *signer, const char *key, const char *engagement, con
                signer, key, engagement, stars, id);
 }
 
-/* Ask for the engagement until its output holds want (bounded); the last output is in out. */
-static bool shows(const char *id, const char *want, int64_t bound_ms)
+/* Ask for agent's engagement until its output holds want (bounded); the last output is in out. */
+static bool shows_for(const char *agent, const char *id, const char *want, int64_t bound_ms)
 {
     int64_t until = pk_mono_ms() + bound_ms;
 
     do {
-        if (cli("engagement show payments-agent-1 %s", id) == 0 && strstr(out, want))
+        if (cli("engagement show %s %s", agent, id) == 0 && strstr(out, want))
             return true;
         pk_sleep_ms(200);
     } while (pk_mono_ms() < until);
     return false;
+}
+
+static bool shows(const char *id, const char *want, int64_t bound_ms)
+{
+    return shows_for("payments-agent-1", id, want, bound_ms);
 }
 
 Test(engagements, the_documented_example_settles_holds_supersedes_verifies_and_replays)
@@ -463,4 +468,56 @@ Test(engagements, a_critical_violation_refunds_at_once_and_a_deadline_refunds_by
     cr_assert(strstr(out, "0 completed, 0 disputed, 2 refunded"), "%s", out);
     cr_assert_eq(cli("--creds %s/creds/monitor.creds replay --compare", h.auth), 0, "%s", out);
     cr_assert(strstr(out, "statements 2 issued by the replay, 2 byte for byte"), "%s", out);
+}
+
+/* A pact whose latency objective is judged per engagement: the mean of the last 3 replies. */
+static const char speedy_pact[] =
+    "{\"pactum\": 1, \"id\": \"speedy\", \"agent\": \"speedy-1\", \"clauses\": [{\"id\": "
+    "\"latency\", \"promise\": \"replies average at most 500 ms over the last 3\", \"severity\": "
+    "\"high\", \"kind\": \"objective\", \"when\": {\"field\": \"kind\", \"eq\": \"reply\"}, "
+    "\"metric\": \"latency_ms\", \"aggregate\": \"mean\", \"window\": {\"events\": 3}, \"op\": "
+    "\"<=\", \"threshold\": 500, \"per\": \"engagement\"}], \"consequences\": {\"withhold\": "
+    "[{\"clause\": \"latency\", \"percent\": 50}]}}";
+
+Test(engagements, a_clause_judged_per_engagement_sees_only_that_jobs_events)
+{
+    FILE *f;
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/speedy.json", h.dir);
+    cr_assert_not_null(f = fopen(path, "w"));
+    fputs(speedy_pact, f);
+    fclose(f);
+    cr_assert_eq(cli("keygen -o speedy.key"), 0, "%s", out);
+    cr_assert_eq(cli("agent register --id speedy-1 --key speedy.key --owner-key owner.key"), 0,
+                 "%s", out);
+    cr_assert_eq(cli("pact register --key owner.key speedy.json"), 0, "%s", out);
+    /* slow work for nobody in particular: the agent's own window fails */
+    cr_assert_eq(cli("event publish --agent speedy-1 --key speedy.key --kind reply --metric "
+                     "latency_ms=1500 --count 3 --id slow"),
+                 0, "%s", out);
+    cr_assert_eq(cli("trust speedy-1 --wait-tier restricted --wait 15s"), 0, "%s", out);
+    cr_assert_eq(cli("engagement open --id job-s --buyer shop-1 --key shop.key --agent speedy-1 "
+                     "--pact speedy --price 100.00 --currency USD --deadline 1h --out job-s.terms"),
+                 0, "%s", out);
+    cr_assert_eq(cli("engagement accept job-s.terms --key owner.key"), 0, "%s", out);
+    /* fast work for the job: judged in the job's own window, which passes */
+    cr_assert_eq(cli("event publish --agent speedy-1 --key speedy.key --engagement job-s --kind "
+                     "reply --metric latency_ms=100 --count 3 --id fast"),
+                 0, "%s", out);
+    cr_assert_eq(cli("engagement complete --agent speedy-1 --key owner.key --engagement job-s"), 0,
+                 "%s", out);
+    cr_assert(shows_for("speedy-1", "job-s", "statement 1  release  on completion", 15000), "%s",
+              out);
+    cr_assert(strstr(out, "release 100.00 USD to the owner, refund 0.00 USD to the buyer"), "%s",
+              out);
+    /* and slow work for the job fails in the job's window alone */
+    cr_assert_eq(cli("engagement open --id job-t --buyer shop-1 --key shop.key --agent speedy-1 "
+                     "--pact speedy --price 100.00 --currency USD --deadline 1h --out job-t.terms"),
+                 0, "%s", out);
+    cr_assert_eq(cli("engagement accept job-t.terms --key owner.key"), 0, "%s", out);
+    cr_assert_eq(cli("event publish --agent speedy-1 --key speedy.key --engagement job-t --kind "
+                     "reply --metric latency_ms=900 --count 3 --id sluggish"),
+                 0, "%s", out);
+    cr_assert(shows_for("speedy-1", "job-t", "running (1 failures so far)", 15000), "%s", out);
 }

@@ -536,3 +536,24 @@ Test(consequences, refuse_what_is_not_a_term)
     cr_assert(strstr(lint_of("[]", &p), "consequences: expected an object"));
     cr_assert_null(p);
 }
+
+static const pk_consequences *no_terms(void *ctx, const pk_engagement *e)
+{
+    (void)ctx;
+    (void)e;
+    return NULL;
+}
+
+Test(state, a_job_that_ends_without_its_terms_in_the_copy_issues_nothing_and_says_so)
+{
+    Pactum__V1__EngagementCompletion done = PACTUM__V1__ENGAGEMENT_COMPLETION__INIT;
+    pk_eng_out out = {0};
+
+    accept("job-6", 100000, 50000);
+    done.engagement_id = "job-6";
+    done.completed_ms = 3000;
+    pk_eng_complete(t, &done, no_terms, NULL, &out);
+    cr_assert_eq(out.n, 0, "no statement without the pact's terms");
+    cr_assert(out.no_terms, "the caller is told, to apply the input again later");
+    cr_assert_eq(t->eng_totals.completed + t->eng_totals.refunded, 0);
+}

@@ -297,8 +297,12 @@ static void issue(pk_trust *t, pk_engagement *e, const pk_consequences *c, const
     pk_statement *st;
     int i = out->n;
 
-    if (!c || i == PK_ENGAGEMENTS_MAX)
-        return; /* without its terms nothing can be stated (the pact is registered first) */
+    if (!c) {
+        out->no_terms = true; /* the caller tries the input again once the copy has them */
+        return;
+    }
+    if (i == PK_ENGAGEMENTS_MAX)
+        return; /* one input ends at most as many jobs as the state holds */
     st = &out->st[i];
     pk_engagement_settle(e, c, trigger, at_ms, st);
     if (ruled && !st->head.dispute_id[0])

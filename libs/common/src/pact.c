@@ -1159,6 +1159,12 @@ static void parse_clause_common(const json_t *c, const char *path, pk_clause *cl
         snprintf(sub, sizeof(sub), "%s.when", path);
         cl->when = parse_pred(when, sub, 0, l);
     }
+    if ((s = get_str(c, "per", path, false, l))) {
+        if (strcmp(s, "engagement") == 0 || strcmp(s, "agent") == 0)
+            cl->per_engagement = s[0] == 'e';
+        else
+            pk_lint_add(l, "%s.per: expected one of agent, engagement, got '%s'", path, s);
+    }
 }
 
 /* Each clause kind: the keys it may have, and what reads its own fields. */
@@ -1170,11 +1176,12 @@ static const struct {
     {PK_CLAUSE_OBJECTIVE,
      (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources",
                            "peers_can_contain", "when", "metric", "of", "aggregate", "window", "op",
-                           "threshold", "min_samples", "burn_rate", NULL},
+                           "threshold", "min_samples", "burn_rate", "per", NULL},
      parse_objective},
     {PK_CLAUSE_FORBIDDEN,
      (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources",
-                           "peers_can_contain", "when", "match", "max_count", "window", NULL},
+                           "peers_can_contain", "when", "match", "max_count", "window", "per",
+                           NULL},
      parse_forbidden},
     {PK_CLAUSE_FRESHNESS,
      (const char *const[]){"id", "promise", "severity", "kind", "consequence", "sources",

@@ -51,6 +51,7 @@ void pk_applied_clear(pk_applied *a)
     /* the statements are large and read only up to eng.n: not cleared */
     memset(a, 0, offsetof(pk_applied, eng));
     a->eng.n = 0;
+    a->eng.no_terms = false;
 }
 
 void pk_applied_free(pk_applied *a)
@@ -119,8 +120,8 @@ bool pk_scoring_subject_agent(const char *subject, char *buf, size_t len, char *
 
 static pk_status apply(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *subject,
                        const uint8_t *data, size_t len, uint64_t seq, pk_applied *out);
-static void engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind, uint64_t seq,
-                        pk_applied *out);
+static pk_status engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind, uint64_t seq,
+                             pk_applied *out);
 
 /* Replaying an agent's history without the verdicts a ruling overturned. */
 typedef struct rebuild {
@@ -323,7 +324,7 @@ static pk_status apply(pk_scoring *s, MDB_txn *txn, pk_trust *t, const char *sub
         st = PK_OK;
     }
     if (st == PK_OK)
-        engagements(s, txn, t, kind, seq, out);
+        st = engagements(s, txn, t, kind, seq, out);
     if (st != PK_OK)
         pk_applied_free(out); /* callers free it on success only */
     return st;
@@ -353,9 +354,13 @@ static const pk_consequences *cons_of(void *ctx, const pk_engagement *e)
     return &p->pact->cons;
 }
 
-/* What the input does to the agent's engagements, after it did what it does to the score. */
-static void engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind, uint64_t seq,
-                        pk_applied *out)
+/*
+ * What the input does to the agent's engagements, after it did what it does to the score.
+ * PK_ENOTFOUND if a statement was due and the registry copy lacks its terms: the input is
+ * applied again once it has them, never settled without them.
+ */
+static pk_status engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind, uint64_t seq,
+                             pk_applied *out)
 {
     eng_ctx x = {.s = s, .txn = txn};
     pk_eng_out *eo = &out->eng;
@@ -384,6 +389,11 @@ static void engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind, uin
         }
     }
     moved |= pk_eng_clock(t, cons_of, &x, eo);
+    if (eo->no_terms)
+        return PK_ERR(PK_ENOTFOUND,
+                      "%s: the terms of an engagement that ended are not in the "
+                      "registry copy yet",
+                      t->agent_id);
     for (int i = before; i < eo->n; i++) {
         if (eo->counts[i])
             pk_trust_add_settled(t, pk_scoring_governance(s, txn, t), eo->pass_micro[i],
@@ -399,6 +409,7 @@ static void engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind, uin
     }
     if (moved || eo->n > before)
         out->changed = true;
+    return PK_OK;
 }
 
 /* --- the batch's states ---------------------------------------------------------------- */

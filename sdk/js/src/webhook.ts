@@ -7,7 +7,7 @@ import { verifyAnswer } from "./verify.js";
 
 const CONTEXT = Buffer.from("pactum-webhook-v1\n");
 
-export const WEBHOOK_KINDS = ["tier_changed", "contained", "violation", "dispute_opened", "dispute_ruled", "reentry", "override"];
+export const WEBHOOK_KINDS = ["tier_changed", "contained", "violation", "dispute_opened", "dispute_ruled", "reentry", "override", "settlement"];
 
 /** A WebhookSubscription signed by the API client's registered key (a Signed envelope). */
 export function webhookSubscription(clientId: string, key: Key, url: string, o: { agents?: string[]; kinds?: string[]; cancel?: boolean } = {}): Uint8Array {

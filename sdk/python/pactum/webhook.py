@@ -15,7 +15,7 @@ from .verify import verify_answer
 
 CONTEXT = b"pactum-webhook-v1\n"
 KINDS = ("tier_changed", "contained", "violation", "dispute_opened", "dispute_ruled", "reentry",
-         "override")
+         "override", "settlement")
 
 
 def webhook_subscription(client_id: str, key, url: str, agents=(), kinds=(),

@@ -127,6 +127,7 @@ typedef struct pk_eng_out {
     uint64_t fail_micro[PK_ENGAGEMENTS_MAX]; /* weight refunded or withheld */
     bool counts[PK_ENGAGEMENTS_MAX];         /* the statement settles it for the first time */
     int n;
+    bool no_terms; /* a statement was due but its pact version is not in the registry copy */
 } pk_eng_out;
 
 /* An accepted engagement joins the state; false if known already or no room. */

@@ -171,6 +171,9 @@ typedef struct pk_clause {
     double approval_above; /* authorize: a larger amount needs a person's approval; 0 = none */
     /* a violation only peers reported moves the agent at most one tier down, unless this */
     bool peers_can_contain;
+    /* objective and forbidden: an event of an engagement is judged in windows of that
+     * engagement alone ("per": "engagement"), others in the agent's */
+    bool per_engagement;
 } pk_clause;
 
 /* What a tier allows, as the pact's governance section writes it. */
