@@ -185,3 +185,82 @@ Test(sketch, serialization_round_trips_and_rejects_garbage)
     free(buf);
     pk_sketch_free(&s);
 }
+
+static void assert_same_bins(const pk_bins *a, const pk_bins *b, const char *what)
+{
+    cr_assert_eq(a->n, b->n, "%s: %u bins against %u", what, a->n, b->n);
+    for (uint32_t k = 0; k < a->n; k++) {
+        cr_assert_eq(a->bin[k], b->bin[k], "%s: bin %u", what, k);
+        cr_assert_eq(a->count[k], b->count[k], "%s: count of bin %u", what, k);
+    }
+}
+
+/* A sketch read back has, bucket by bucket and in its sum, the very bins it was written
+ * with, and buckets turning over afterwards leave the same sum in both. */
+Test(sketch, read_back_sums_the_same_bins_and_turns_over_alike)
+{
+    pk_window w;
+    pk_sketch s, back;
+    uint8_t *buf;
+    size_t len;
+
+    srand(11);
+    pk_window_init(&w, 3200);
+    pk_sketch_init(&s);
+    for (int64_t t = 0; t < 3000; t++) {
+        double v = gen_mixed();
+        if (pk_window_add(&w, t, v))
+            pk_sketch_add(&s, &w, t, t, v);
+    }
+    len = pk_sketch_size(&s);
+    buf = malloc(len);
+    pk_sketch_write(&s, buf);
+    cr_assert_eq(pk_sketch_read(&back, buf, len), len);
+    for (int i = 0; i < PK_WIN_BUCKETS; i++)
+        assert_same_bins(&back.bucket[i], &s.bucket[i], "bucket");
+    assert_same_bins(&back.total, &s.total, "sum");
+    for (int64_t t = 3000; t < 6400; t += 50) {
+        double v = gen_mixed();
+        pk_sketch_expire(&s, &w, t);
+        pk_sketch_expire(&back, &w, t);
+        cr_assert_eq(pk_sketch_add(&s, &w, t, t, v), 0);
+        cr_assert_eq(pk_sketch_add(&back, &w, t, t, v), 0);
+        assert_same_bins(&back.total, &s.total, "sum after turning over");
+        cr_assert_eq(back.n, s.n);
+    }
+    free(buf);
+    pk_sketch_free(&back);
+    pk_sketch_free(&s);
+}
+
+/* Entries out of key order (not what pk_sketch_write makes) are still summed, not refused
+ * and not duplicated. */
+Test(sketch, read_accepts_bins_out_of_order)
+{
+    pk_sketch back;
+    uint8_t buf[PK_WIN_BUCKETS * 12 + 3 * 8];
+    int64_t start = 0, none = -1;
+    uint32_t three = 3, zero = 0;
+    int32_t keys[3] = {40, 7, 40};
+    uint32_t counts[3] = {2, 5, 1};
+    size_t off = 0;
+
+    for (int i = 0; i < PK_WIN_BUCKETS; i++) {
+        memcpy(buf + off, i == 0 ? &start : &none, 8);
+        memcpy(buf + off + 8, i == 0 ? &three : &zero, 4);
+        off += 12;
+        for (int k = 0; i == 0 && k < 3; k++, off += 8) {
+            memcpy(buf + off, &keys[k], 4);
+            memcpy(buf + off + 4, &counts[k], 4);
+        }
+    }
+    cr_assert_eq(pk_sketch_read(&back, buf, off), off);
+    cr_assert_eq(back.n, 8);
+    cr_assert_eq(back.bucket[0].n, 2);
+    cr_assert_eq(back.total.n, 2);
+    cr_assert_eq(back.total.bin[0], 7);
+    cr_assert_eq(back.total.count[0], 5);
+    cr_assert_eq(back.total.bin[1], 40);
+    cr_assert_eq(back.total.count[1], 3);
+    pk_sketch_free(&back);
+}

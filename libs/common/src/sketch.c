@@ -31,16 +31,16 @@ static int32_t min_index(void)
 int32_t pk_sketch_bin(double value)
 {
     double m = fabs(value);
-    int32_t i, k;
+    int32_t i, k, mi = min_index();
 
     if (!(m >= PK_SKETCH_MIN)) /* also catches NaN */
         return 0;
     if (m > PK_SKETCH_MAX)
         m = PK_SKETCH_MAX;
     i = (int32_t)ceil(log(m) / log_gamma());
-    if (i < min_index())
-        i = min_index();
-    k = 1 + i - min_index();
+    if (i < mi)
+        i = mi;
+    k = 1 + i - mi;
     return value > 0 ? k : -k;
 }
 
@@ -80,6 +80,92 @@ static uint32_t bins_find(const pk_bins *b, int32_t key, int *found)
     return lo;
 }
 
+/* Room for at least cap entries; 0, or -1 without memory. */
+static int bins_reserve(pk_bins *b, uint32_t cap)
+{
+    int32_t *nb;
+    uint32_t *nc;
+
+    if (cap <= b->cap)
+        return 0;
+    if (cap < b->cap * 2)
+        cap = b->cap * 2;
+    if (cap < 8)
+        cap = 8;
+    if (!(nb = realloc(b->bin, cap * sizeof(*nb))))
+        return -1;
+    b->bin = nb;
+    if (!(nc = realloc(b->count, cap * sizeof(*nc))))
+        return -1;
+    b->count = nc;
+    b->cap = cap;
+    return 0;
+}
+
+/*
+ * dst += src in one pass over both (both sorted), instead of a search and a
+ * move of the entries after it for each of src's keys: merged from the ends
+ * towards the front, in place.
+ */
+static int bins_merge_add(pk_bins *dst, const pk_bins *src)
+{
+    uint32_t i = dst->n, j = src->n, k = dst->n + src->n;
+
+    if (src->n == 0)
+        return 0;
+    if (bins_reserve(dst, dst->n + src->n) != 0)
+        return -1;
+    while (j > 0) {
+        if (i > 0 && dst->bin[i - 1] > src->bin[j - 1]) {
+            i--;
+            k--;
+            dst->bin[k] = dst->bin[i];
+            dst->count[k] = dst->count[i];
+        } else if (i > 0 && dst->bin[i - 1] == src->bin[j - 1]) {
+            i--;
+            j--;
+            k--;
+            dst->bin[k] = dst->bin[i];
+            dst->count[k] = dst->count[i] + src->count[j];
+        } else {
+            j--;
+            k--;
+            dst->bin[k] = src->bin[j];
+            dst->count[k] = src->count[j];
+        }
+    }
+    /* what is left of dst (i entries) is already in place, in front of k; close the gap the
+     * shared keys left */
+    if (k > i) {
+        memmove(dst->bin + i, dst->bin + k, (dst->n + src->n - k) * sizeof(*dst->bin));
+        memmove(dst->count + i, dst->count + k, (dst->n + src->n - k) * sizeof(*dst->count));
+    }
+    dst->n = i + (dst->n + src->n - k);
+    return 0;
+}
+
+/* dst -= src in one pass (both sorted); entries reaching zero are removed, keys dst lacks
+ * are ignored. */
+static void bins_merge_sub(pk_bins *dst, const pk_bins *src)
+{
+    uint32_t i = 0, j = 0, k = 0;
+
+    while (i < dst->n) {
+        int64_t c = dst->count[i];
+        while (j < src->n && src->bin[j] < dst->bin[i])
+            j++;
+        if (j < src->n && src->bin[j] == dst->bin[i])
+            c -= src->count[j++];
+        if (c > 0) {
+            dst->bin[k] = dst->bin[i];
+            dst->count[k] = (uint32_t)c;
+            k++;
+        }
+        i++;
+    }
+    dst->n = k;
+}
+
 /* Add delta (may be negative) to key; entries reaching zero are removed. */
 static int bins_add(pk_bins *b, int32_t key, int64_t delta)
 {
@@ -99,19 +185,8 @@ static int bins_add(pk_bins *b, int32_t key, int64_t delta)
     }
     if (delta <= 0)
         return 0;
-    if (b->n == b->cap) {
-        uint32_t cap = b->cap ? b->cap * 2 : 8;
-        int32_t *nb = realloc(b->bin, cap * sizeof(*nb));
-        uint32_t *nc;
-        if (!nb)
-            return -1;
-        b->bin = nb;
-        nc = realloc(b->count, cap * sizeof(*nc));
-        if (!nc)
-            return -1;
-        b->count = nc;
-        b->cap = cap;
-    }
+    if (bins_reserve(b, b->n + 1) != 0)
+        return -1;
     memmove(b->bin + at + 1, b->bin + at, (b->n - at) * sizeof(*b->bin));
     memmove(b->count + at + 1, b->count + at, (b->n - at) * sizeof(*b->count));
     b->bin[at] = key;
@@ -141,10 +216,9 @@ static void drop_bucket(pk_sketch *s, int i)
 {
     pk_bins *b = &s->bucket[i];
 
-    for (uint32_t k = 0; k < b->n; k++) {
-        bins_add(&s->total, b->bin[k], -(int64_t)b->count[k]);
+    bins_merge_sub(&s->total, b);
+    for (uint32_t k = 0; k < b->n; k++)
         s->n -= b->count[k];
-    }
     b->n = 0;
     s->start[i] = -1;
 }
@@ -239,19 +313,27 @@ size_t pk_sketch_read(pk_sketch *s, const uint8_t *buf, size_t len)
         memcpy(&s->start[i], buf + off, 8);
         memcpy(&n, buf + off + 8, 4);
         off += 12;
-        if (n > (len - off) / 8)
+        if (n > (len - off) / 8 || bins_reserve(&s->bucket[i], n) != 0)
             goto bad;
         for (uint32_t k = 0; k < n; k++) {
             int32_t key;
             uint32_t count;
+            pk_bins *b = &s->bucket[i];
             memcpy(&key, buf + off, 4);
             memcpy(&count, buf + off + 4, 4);
             off += 8;
-            if (count == 0 || bins_add(&s->bucket[i], key, count) != 0 ||
-                bins_add(&s->total, key, count) != 0)
+            if (count == 0)
                 goto bad;
+            if (b->n == 0 || b->bin[b->n - 1] < key) { /* as written: in key order */
+                b->bin[b->n] = key;
+                b->count[b->n++] = count;
+            } else if (bins_add(b, key, count) != 0) {
+                goto bad;
+            }
             s->n += count;
         }
+        if (bins_merge_add(&s->total, &s->bucket[i]) != 0)
+            goto bad;
     }
     return off;
 bad:
