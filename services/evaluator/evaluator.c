@@ -9,7 +9,7 @@
 #include "pk/clock.h"
 #include "pk/log.h"
 
-#define STATE_SLOTS 256 /* clause states cached per batch (power of two) */
+#define STATE_SLOTS 1024 /* clause states cached per batch (power of two) */
 #define MAX_PACTS   PK_PACTS_PER_AGENT_MAX
 #define KEY_MAX     (4 * (PK_ID_MAX + 1))
 #define TICK_MAX    512 /* stale clauses handled per tick */
@@ -64,7 +64,7 @@ static void release_pacts(evaluator *e, const pk_compiled **ps, size_t n)
 typedef struct state_entry {
     uint8_t key[KEY_MAX]; /* agent \0 pact \0 clause */
     size_t klen;          /* 0 when free */
-    pk_clause_state st;   /* the state */
+    pk_clause_state *st;  /* the state (allocated when the slot is first used, then kept) */
 } state_entry;
 
 typedef struct batch {
@@ -89,8 +89,11 @@ void evaluator_worker_free(pk_pworker *pw)
 {
     eval_worker *w = pw->ctx;
 
-    for (size_t k = 0; w->states && k < STATE_SLOTS; k++)
-        pk_clause_state_release(&w->states[k].st);
+    for (size_t k = 0; w->states && k < STATE_SLOTS; k++) {
+        if (w->states[k].st)
+            pk_clause_state_release(w->states[k].st);
+        free(w->states[k].st);
+    }
     free(w->states);
     pk_wset_destroy(w->ws);
 }
@@ -134,11 +137,11 @@ static pk_status flush_states(batch *b, bool write)
         if (write && st == PK_OK) {
             void *buf = NULL;
             st = pk_wset_put_reserve(b->w->ws, b->w->ev->states, e->key, e->klen,
-                                     pk_clause_state_size(&e->st), &buf);
+                                     pk_clause_state_size(e->st), &buf);
             if (st == PK_OK)
-                pk_clause_state_write(&e->st, buf);
+                pk_clause_state_write(e->st, buf);
         }
-        pk_clause_state_release(&e->st);
+        pk_clause_state_release(e->st);
         e->klen = 0;
     }
     b->n_states = 0;
@@ -163,26 +166,28 @@ static pk_status state_get(batch *b, const char *agent, const pk_compiled *ps, c
         for (size_t probe = 0; probe < STATE_SLOTS; probe++) {
             state_entry *e = &b->states[(h + probe) & (STATE_SLOTS - 1)];
             if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
-                *out = &e->st;
+                *out = e->st;
                 return PK_OK;
             }
             if (e->klen != 0)
                 continue;
             if (b->n_states >= STATE_SLOTS * 3 / 4)
                 break; /* too full: write back and start over */
+            if (!e->st && !(e->st = calloc(1, sizeof(*e->st))))
+                return PK_ERR(PK_ENOMEM, "cannot allocate a clause state");
             st = pk_wset_get(b->w->ws, b->txn, b->w->ev->states, key, klen, &v);
             if (st != PK_OK && st != PK_ENOTFOUND)
                 return st;
             /* LMDB values are not aligned: the reader copies before looking inside. */
-            if (st != PK_OK || pk_clause_state_read(&e->st, v.mv_data, v.mv_size) != PK_OK ||
-                e->st.h.fingerprint != pk_clause_fingerprint(c)) {
-                pk_clause_state_release(&e->st);
-                pk_clause_state_init(&e->st, c, ps->registered_ms);
+            if (st != PK_OK || pk_clause_state_read(e->st, v.mv_data, v.mv_size) != PK_OK ||
+                e->st->h.fingerprint != pk_clause_fingerprint(c)) {
+                pk_clause_state_release(e->st);
+                pk_clause_state_init(e->st, c, ps->registered_ms);
             }
             memcpy(e->key, key, klen);
             e->klen = klen;
             b->n_states++;
-            *out = &e->st;
+            *out = e->st;
             return PK_OK;
         }
         if ((st = flush_states(b, true)) != PK_OK)
