@@ -159,6 +159,29 @@ Test(sketch, sliding_window_matches_exact_percentiles_of_the_window)
     pk_sketch_free(&s);
 }
 
+/* A window of span ms and its sketch, given n mixed samples step ms apart from 0. */
+static void filled(pk_window *w, pk_sketch *s, int64_t span, int64_t n, int64_t step)
+{
+    pk_window_init(w, span);
+    pk_sketch_init(s);
+    for (int64_t i = 0; i < n; i++) {
+        double v = gen_mixed();
+        if (pk_window_add(w, i * step, v))
+            pk_sketch_add(s, w, i * step, i * step, v);
+    }
+}
+
+/* s as pk_sketch_write writes it (*len bytes, the caller frees). */
+static uint8_t *written(const pk_sketch *s, size_t *len)
+{
+    uint8_t *buf;
+
+    *len = pk_sketch_size(s);
+    cr_assert_not_null(buf = malloc(*len));
+    pk_sketch_write(s, buf);
+    return buf;
+}
+
 Test(sketch, serialization_round_trips_and_rejects_garbage)
 {
     pk_window w;
@@ -167,16 +190,8 @@ Test(sketch, serialization_round_trips_and_rejects_garbage)
     size_t len;
 
     srand(3);
-    pk_window_init(&w, 32000);
-    pk_sketch_init(&s);
-    for (int64_t i = 0; i < 5000; i++) {
-        double v = gen_mixed();
-        if (pk_window_add(&w, i * 10, v))
-            pk_sketch_add(&s, &w, i * 10, i * 10, v);
-    }
-    len = pk_sketch_size(&s);
-    buf = malloc(len);
-    pk_sketch_write(&s, buf);
+    filled(&w, &s, 32000, 5000, 10);
+    buf = written(&s, &len);
     cr_assert_eq(pk_sketch_read(&back, buf, len), len);
     cr_assert_eq(back.n, s.n);
     cr_assert_float_eq(pk_sketch_quantile(&back, 0.9), pk_sketch_quantile(&s, 0.9), 0);
@@ -206,16 +221,8 @@ Test(sketch, read_back_sums_the_same_bins_and_turns_over_alike)
     size_t len;
 
     srand(11);
-    pk_window_init(&w, 3200);
-    pk_sketch_init(&s);
-    for (int64_t t = 0; t < 3000; t++) {
-        double v = gen_mixed();
-        if (pk_window_add(&w, t, v))
-            pk_sketch_add(&s, &w, t, t, v);
-    }
-    len = pk_sketch_size(&s);
-    buf = malloc(len);
-    pk_sketch_write(&s, buf);
+    filled(&w, &s, 3200, 3000, 1);
+    buf = written(&s, &len);
     cr_assert_eq(pk_sketch_read(&back, buf, len), len);
     for (int i = 0; i < PK_WIN_BUCKETS; i++)
         assert_same_bins(&back.bucket[i], &s.bucket[i], "bucket");

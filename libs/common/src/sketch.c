@@ -116,20 +116,15 @@ static int bins_merge_add(pk_bins *dst, const pk_bins *src)
     if (bins_reserve(dst, dst->n + src->n) != 0)
         return -1;
     while (j > 0) {
-        if (i > 0 && dst->bin[i - 1] > src->bin[j - 1]) {
+        k--;
+        if (i > 0 && dst->bin[i - 1] >= src->bin[j - 1]) {
             i--;
-            k--;
             dst->bin[k] = dst->bin[i];
             dst->count[k] = dst->count[i];
-        } else if (i > 0 && dst->bin[i - 1] == src->bin[j - 1]) {
-            i--;
-            j--;
-            k--;
-            dst->bin[k] = dst->bin[i];
-            dst->count[k] = dst->count[i] + src->count[j];
+            if (dst->bin[i] == src->bin[j - 1]) /* a key both have: one entry, summed */
+                dst->count[k] += src->count[--j];
         } else {
             j--;
-            k--;
             dst->bin[k] = src->bin[j];
             dst->count[k] = src->count[j];
         }
@@ -307,18 +302,19 @@ size_t pk_sketch_read(pk_sketch *s, const uint8_t *buf, size_t len)
 
     pk_sketch_init(s);
     for (int i = 0; i < PK_WIN_BUCKETS; i++) {
+        pk_bins *b;
         uint32_t n;
         if (len - off < 12)
             goto bad;
         memcpy(&s->start[i], buf + off, 8);
         memcpy(&n, buf + off + 8, 4);
         off += 12;
-        if (n > (len - off) / 8 || bins_reserve(&s->bucket[i], n) != 0)
+        b = &s->bucket[i];
+        if (n > (len - off) / 8 || bins_reserve(b, n) != 0)
             goto bad;
         for (uint32_t k = 0; k < n; k++) {
             int32_t key;
             uint32_t count;
-            pk_bins *b = &s->bucket[i];
             memcpy(&key, buf + off, 4);
             memcpy(&count, buf + off + 4, 4);
             off += 8;
@@ -332,7 +328,7 @@ size_t pk_sketch_read(pk_sketch *s, const uint8_t *buf, size_t len)
             }
             s->n += count;
         }
-        if (bins_merge_add(&s->total, &s->bucket[i]) != 0)
+        if (bins_merge_add(&s->total, b) != 0)
             goto bad;
     }
     return off;
