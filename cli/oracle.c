@@ -255,12 +255,11 @@ int cli_ask_checked(const char *subject, const ProtobufCMessage *q, Pactum__V1__
 /* A decision for people: the answer, the tier, the pacts in force, the reasons. */
 static void print_decision(const Pactum__V1__AuthorizeDecision *d)
 {
-    printf("%s  %s for %s (decision %s, recorded at PACTUM_AUDIT #%llu)\n",
+    printf("%s  %s for %s (decision %s, recorded in PACTUM_AUDIT)\n",
            d->permit == PACTUM__V1__PERMIT__PERMIT_ALLOW  ? "ALLOW"
            : d->permit == PACTUM__V1__PERMIT__PERMIT_DENY ? "DENY"
                                                           : "NEEDS APPROVAL",
-           d->request->action, d->request->agent_id, d->decision_id,
-           (unsigned long long)d->audit_seq);
+           d->request->action, d->request->agent_id, d->decision_id);
     printf("tier            %s%s%s\n", pk_tier_name(d->effective_tier),
            d->effective_tier != d->tier ? " by override, decided " : "",
            d->effective_tier != d->tier ? pk_tier_name(d->tier) : "");

@@ -1,7 +1,7 @@
 /*
  * Authorize: may the agent take this action now? Decided by pk_authorize
- * from the agent's state, governance and pacts in force, recorded in
- * PACTUM_AUDIT before it is answered.
+ * from the agent's state, governance and pacts in force; its record is sent
+ * to PACTUM_AUDIT before it is answered (audit.c).
  */
 #include <math.h>
 #include <sodium.h>
@@ -450,7 +450,11 @@ done:
     return ok;
 }
 
-/* Record the decision in PACTUM_AUDIT; false (and a denial saying why) if it cannot be. */
+/*
+ * Record the decision in PACTUM_AUDIT: its record is sent before the answer (on the same
+ * connection) and stored without the answer waiting for it; false (and a denial saying why)
+ * if it cannot be sent, or an earlier record is not stored yet.
+ */
 static bool record(oracle *o, Pactum__V1__AuthorizeDecision *d, oracle_reply *r)
 {
     char subject[96];
@@ -459,11 +463,8 @@ static bool record(oracle *o, Pactum__V1__AuthorizeDecision *d, oracle_reply *r)
     pk_status st;
 
     snprintf(subject, sizeof(subject), PK_SUBJ_AUDIT, d->request->agent_id);
-    if (!o->bus)
-        st = PK_ERR(PK_EBUS, "no bus to record the decision on");
-    else if ((st = pk_pack(&d->base, &rec, &rec_len)) == PK_OK)
-        st = pk_bus_publish_sync(o->bus, subject, rec, rec_len, d->decision_id, false, 0,
-                                 &d->audit_seq, NULL);
+    if ((st = pk_pack(&d->base, &rec, &rec_len)) == PK_OK)
+        st = oracle_audit_send(o, subject, rec, rec_len, d->decision_id);
     free(rec);
     if (st == PK_OK)
         return true;
@@ -520,7 +521,8 @@ pk_status oracle_answer_authorize(void *ctx, const uint8_t *req, size_t len, uin
             snprintf(r.msg, sizeof(r.msg),
                      "%zu of the agent's pacts could not be read; decided on the others",
                      n_refs - n_read);
-        /* recorded for audit before it is answered: an unrecorded decision is no decision */
+        /* its record goes to the audit stream before the answer: an unrecorded decision is no
+         * decision */
         if (record(o, &d, &r))
             oracle_count(o, d.permit == PACTUM__V1__PERMIT__PERMIT_ALLOW  ? OM_ALLOW
                             : d.permit == PACTUM__V1__PERMIT__PERMIT_DENY ? OM_DENY

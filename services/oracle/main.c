@@ -152,7 +152,8 @@ static int start_queries(oracle *o)
     if (pk_registry_watch(o->reg) != PK_OK || pk_registry_sync(o->reg, 0) != PK_OK ||
         pk_consumer_open_ordered(&o->trust, o->bus, PK_STREAM_TRUST, durable, "pactum.trust.*", 512,
                                  30000, oracle_model_position, o) != PK_OK ||
-        tlog_start(&o->log) != PK_OK || oracle_queries_start(o) != PK_OK)
+        tlog_start(&o->log) != PK_OK || oracle_audit_start(o) != PK_OK ||
+        oracle_queries_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
     if (oracle_changes_open(o) != PK_OK || oracle_hooks_start(o) != PK_OK ||
         oracle_http_start(o) != PK_OK || oracle_witnesses_start(o) != PK_OK)
@@ -208,6 +209,7 @@ static void stop(void *ctx)
     oracle_hooks_stop(o);
     oracle_changes_free(o);
     pk_responders_stop(&o->answers);
+    oracle_audit_stop(o);
     tlog_close(&o->log);
     pk_consumer_close(&o->trust);
     pk_pact_cache_destroy(o->pacts);

@@ -71,6 +71,7 @@ enum {
 #define ORACLE_REUSE_SLOTS 512 /* agents whose last trust answer is kept */
 
 typedef struct oracle_reuse oracle_reuse;
+typedef struct oracle_audit oracle_audit;
 typedef struct oracle_changes oracle_changes;
 
 #define ORACLE_CHANGES_KEPT 4096 /* the newest trust changes a live stream can resume from */
@@ -144,6 +145,7 @@ typedef struct oracle {
     unsigned http_status;    /* its HTTP status */
     oracle_changes *changes; /* live streams of trust changes (changes.c) */
     oracle_hooks *hooks;     /* webhook subscriptions and their deliverer, or NULL */
+    oracle_audit *audit;     /* decision records on their way to PACTUM_AUDIT (audit.c) */
     pthread_mutex_t held_mu; /* guards held */
     oracle_held held[ORACLE_HELD_SLOTS];
 } oracle;
@@ -157,6 +159,19 @@ typedef struct oracle {
 pk_status oracle_witnesses_start(oracle *o) PK_MUST_CHECK;
 void oracle_witnesses_stop(oracle *o);
 char *oracle_witnessed_checkpoint(oracle *o);
+
+/*
+ * Decision records (audit.c). oracle_audit_send sends a decision's record to PACTUM_AUDIT
+ * under subject, de-duplicated by its decision id, ahead of its answer on the same
+ * connection, without waiting for the stream to acknowledge it; an error (the decision is
+ * then not made) while a record is not stored, while the oracle is not connected, or while
+ * too many are unacknowledged. Records the stream did not store are sent again until it does.
+ */
+pk_status oracle_audit_start(oracle *o) PK_MUST_CHECK;
+pk_status oracle_audit_send(oracle *o, const char *subject, const uint8_t *rec, size_t len,
+                            const char *decision_id) PK_MUST_CHECK;
+/* After the last decision: wait (bounded) for the last acknowledgements, then stop. */
+void oracle_audit_stop(oracle *o);
 
 /* --- the read model (model.c) --- */
 

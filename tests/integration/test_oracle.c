@@ -6,6 +6,7 @@
  * changed), governance figures, and every HTTP route exercised with curl.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -229,13 +230,64 @@ static Pactum__V1__AuthorizeDecision *authorize(const char *who, const char *act
     return authorize_as(token, who, action, amount);
 }
 
+/* The decision ids of the records in PACTUM_AUDIT, in order, into ids; how many. */
+static size_t audit_ids(char (*ids)[PK_ID_MAX + 1], size_t max)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    uint64_t first, last;
+    size_t n = 0;
+
+    cr_assert_eq(js_GetStreamInfo(&si, h.bus->js, PK_STREAM_AUDIT, NULL, &jerr), NATS_OK);
+    first = si->State.FirstSeq;
+    last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    for (uint64_t seq = first; seq && seq <= last && n < max; seq++) {
+        natsMsg *m = NULL;
+        Pactum__V1__AuthorizeDecision *d;
+        if (js_GetMsg(&m, h.bus->js, PK_STREAM_AUDIT, seq, NULL, &jerr) != NATS_OK)
+            continue;
+        d = pactum__v1__authorize_decision__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                   (const uint8_t *)natsMsg_GetData(m));
+        if (d)
+            snprintf(ids[n++], PK_ID_MAX + 1, "%s", d->decision_id);
+        if (d)
+            pactum__v1__authorize_decision__free_unpacked(d, NULL);
+        natsMsg_Destroy(m);
+    }
+    return n;
+}
+
+/* Times the decision id appears among the records of PACTUM_AUDIT. */
+static int audit_count(const char *decision_id)
+{
+    static char ids[512][PK_ID_MAX + 1];
+    size_t n = audit_ids(ids, 512);
+    int c = 0;
+
+    for (size_t i = 0; i < n; i++)
+        c += strcmp(ids[i], decision_id) == 0;
+    return c;
+}
+
+/* The same, once the stream holds it (records are stored after their answer), within ms. */
+static int audit_count_within(const char *decision_id, int ms)
+{
+    int64_t until = pk_mono_ms() + ms;
+    int n;
+
+    while ((n = audit_count(decision_id)) == 0 && pk_mono_ms() < until)
+        pk_sleep_ms(20);
+    return n;
+}
+
 Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
 {
     Pactum__V1__AuthorizeDecision *d;
     Pactum__V1__TrustReport *r;
     Pactum__V1__EvidenceQuery eq = PACTUM__V1__EVIDENCE_QUERY__INIT;
     Pactum__V1__EvidencePage *pg = NULL;
-    uint64_t audit[3];
+    char audit[3][PK_ID_MAX + 1];
 
     good("a", 30);
     r = h_wait_tier(&h, "shop-bot", PACTUM__V1__TIER__TIER_STANDARD, 20000);
@@ -248,22 +300,23 @@ Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
     cr_assert_str_eq(d->request->client_token, "", "the token is never echoed");
     cr_assert_eq(d->n_pacts, 1);
     cr_assert_eq(d->pacts[0]->hash.len, 32, "the pact hash in force");
-    audit[0] = d->audit_seq;
+    snprintf(audit[0], sizeof(audit[0]), "%s", d->decision_id);
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
     d = authorize("shop-bot", "refund.issue", 20);
     cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_NEEDS_APPROVAL,
                  "the pact's standard tier wants approval for refunds");
-    audit[1] = d->audit_seq;
+    snprintf(audit[1], sizeof(audit[1]), "%s", d->decision_id);
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
     d = authorize("shop-bot", "refund.issue", 500);
     cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_DENY);
     cr_assert(strstr(d->reasons[d->n_reasons - 1],
                      "shop/scope: spends 500 USD in one action; the limit is 100"),
               "%s", d->reasons[d->n_reasons - 1]);
-    audit[2] = d->audit_seq;
+    snprintf(audit[2], sizeof(audit[2]), "%s", d->decision_id);
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
-    cr_assert(audit[0] && audit[1] == audit[0] + 1 && audit[2] == audit[1] + 1,
-              "each decision is recorded in PACTUM_AUDIT");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(audit_count_within(audit[i], 5000), 1,
+                     "decision %s is recorded in PACTUM_AUDIT once", audit[i]);
 
     /* a leak contains: nothing is allowed any more */
     cr_assert(h_publish_events(&h, "shop-bot", &agent, "leak", 1, "reply", "latency_ms", 500, "pii",
@@ -279,7 +332,6 @@ Test(oracle, authorize_decides_by_tier_records_every_decision_and_logs_it)
     d = authorize("nobody", "reply", 0);
     cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_UNKNOWN_AGENT);
     cr_assert(strstr(d->message, "unknown agent") != NULL);
-    cr_assert_eq(d->audit_seq, 0);
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
     d = authorize("shop-bot", "", 0);
     cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_BAD_REQUEST);
@@ -966,7 +1018,6 @@ Test(oracle, a_decision_is_made_and_recorded_only_for_a_registered_client)
             cr_assert_not_null(d);
             cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_UNAUTHORIZED, "token '%s': %s",
                          tokens[i], d->message);
-            cr_assert_eq(d->audit_seq, 0);
             cr_assert_str_empty(d->requested_by, "a signed refusal names '%s' as the client",
                                 d->requested_by);
             pactum__v1__authorize_decision__free_unpacked(d, NULL);
@@ -991,6 +1042,7 @@ Test(oracle, a_decision_is_made_and_recorded_only_for_a_registered_client)
     cr_assert_geq(h_metric(&h, "oracle", "pactum_oracle_unauthorized_total"), 101);
     d = authorize("shop-bot", "reply", 0);
     cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", d->message);
+    cr_assert_eq(audit_count_within(d->decision_id, 5000), 1);
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
     cr_assert_eq(audit_records(), before + 1, "the client's question is recorded");
 }
@@ -1024,4 +1076,133 @@ Test(oracle, a_client_registered_again_gets_a_new_token_and_the_old_one_stops_wo
     pactum__v1__authorize_decision__free_unpacked(d, NULL);
     /* an agent's or principal's id is not replaced that way */
     cr_assert_not(h_client(&h, "shop-bot", fresh, sizeof(fresh)), "a client took an agent's id");
+}
+
+/* Sets PACTUM_AUDIT to refuse new records (limit: the records it holds) or to take them again. */
+static void audit_refuses(bool refuse)
+{
+    jsStreamInfo *si = NULL, *updated = NULL;
+    jsErrCode jerr = 0;
+
+    cr_assert_eq(js_GetStreamInfo(&si, h.bus->js, PK_STREAM_AUDIT, NULL, &jerr), NATS_OK);
+    si->Config->MaxMsgs = refuse ? (int64_t)si->State.Msgs : -1;
+    si->Config->Discard = refuse ? js_DiscardNew : js_DiscardOld;
+    cr_assert_eq(js_UpdateStream(&updated, h.bus->js, si->Config, NULL, &jerr), NATS_OK,
+                 "stream update: %d", (int)jerr);
+    jsStreamInfo_Destroy(updated);
+    jsStreamInfo_Destroy(si);
+}
+
+Test(oracle, while_a_decision_record_is_not_stored_no_decision_is_made_and_it_is_sent_again)
+{
+    Pactum__V1__AuthorizeDecision *d;
+    char first[PK_ID_MAX + 1] = "";
+    int64_t deadline;
+    int refused = 0;
+
+    d = authorize("shop-bot", "reply", 0);
+    cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", d->message);
+    cr_assert_eq(audit_count_within(d->decision_id, 5000), 1);
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+
+    /* the stream refuses records: the next decision is answered (its record is sent, not
+     * awaited) and the ones after it are refused until that record is stored */
+    audit_refuses(true);
+    deadline = pk_mono_ms() + 10000;
+    while (pk_mono_ms() < deadline && !refused) {
+        d = authorize("shop-bot", "reply", 0);
+        cr_assert_not_null(d);
+        if (d->status == PACTUM__V1__QUERY_STATUS__QUERY_OK && !first[0])
+            snprintf(first, sizeof(first), "%s", d->decision_id);
+        else if (d->status == PACTUM__V1__QUERY_STATUS__QUERY_UNAVAILABLE) {
+            cr_assert(strstr(d->message, "could not be recorded for audit") &&
+                          strstr(d->message, "not stored"),
+                      "%s", d->message);
+            cr_assert_eq(d->permit, PACTUM__V1__PERMIT__PERMIT_DENY);
+            refused++;
+        }
+        pactum__v1__authorize_decision__free_unpacked(d, NULL);
+        pk_sleep_ms(20);
+    }
+    cr_assert(first[0], "a decision was answered before the refusal came back");
+    cr_assert(refused, "decisions go on while a record is not stored");
+    cr_assert_eq(audit_count(first), 0, "the stream refused %s", first);
+
+    /* the stream takes records again: the refused one is sent again and stored, then
+     * decisions go on */
+    audit_refuses(false);
+    cr_assert_eq(audit_count_within(first, 10000), 1, "decision %s was never recorded", first);
+    deadline = pk_mono_ms() + 10000;
+    do {
+        d = authorize("shop-bot", "reply", 0);
+        if (d->status == PACTUM__V1__QUERY_STATUS__QUERY_OK || pk_mono_ms() > deadline)
+            break;
+        pactum__v1__authorize_decision__free_unpacked(d, NULL);
+        pk_sleep_ms(50);
+    } while (1);
+    cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", d->message);
+    cr_assert_eq(audit_count_within(d->decision_id, 5000), 1);
+    pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    cr_assert_geq(h_metric(&h, "oracle", "pactum_oracle_audit_retries_total"), 1);
+    deadline = pk_mono_ms() + 5000;
+    while (h_metric(&h, "oracle", "pactum_oracle_audit_pending") != 0 && pk_mono_ms() < deadline)
+        pk_sleep_ms(50);
+    cr_assert_eq(h_metric(&h, "oracle", "pactum_oracle_audit_pending"), 0);
+}
+
+static void *kill_oracle(void *arg)
+{
+    pk_sleep_ms(*(int *)arg);
+    kill(h.svc_pid[3], SIGKILL);
+    return NULL;
+}
+
+Test(oracle, every_decision_answered_is_recorded_even_when_the_oracle_is_killed_at_once)
+{
+    enum { MAX = 4000 };
+    static char ids[MAX][PK_ID_MAX + 1];
+    int n = 0, after_ms = 300;
+    pthread_t t;
+
+    /* decisions as fast as one caller asks, and the oracle killed among them */
+    pthread_create(&t, NULL, kill_oracle, &after_ms);
+    for (int i = 0; i < MAX; i++) {
+        Pactum__V1__AuthorizeDecision *d = authorize("shop-bot", "reply", 0);
+        if (!d)
+            break; /* the oracle is gone */
+        if (d->status == PACTUM__V1__QUERY_STATUS__QUERY_RATE_LIMITED) {
+            pactum__v1__authorize_decision__free_unpacked(d, NULL);
+            pk_sleep_ms(2); /* the client's 100 a second */
+            continue;
+        }
+        cr_assert_eq(d->status, PACTUM__V1__QUERY_STATUS__QUERY_OK, "%s", d->message);
+        snprintf(ids[n++], sizeof(ids[0]), "%s", d->decision_id);
+        pactum__v1__authorize_decision__free_unpacked(d, NULL);
+    }
+    pthread_join(t, NULL);
+    h.svc_pid[3] = 0;
+    cr_assert_gt(n, 10, "only %d decisions before the kill", n);
+    cr_assert_lt(n, MAX, "the oracle was not killed");
+    /* every answer a caller holds has its record: it went to the server ahead of the answer */
+    {
+        uint64_t records = audit_records();
+        int64_t until = pk_mono_ms() + 5000;
+        while (records < (uint64_t)n && pk_mono_ms() < until) {
+            pk_sleep_ms(50);
+            records = audit_records();
+        }
+        cr_assert_geq(records, (uint64_t)n, "%d decisions answered, %llu records", n,
+                      (unsigned long long)records);
+    }
+    {
+        static char stored[MAX + 8][PK_ID_MAX + 1];
+        size_t m = audit_ids(stored, MAX + 8);
+        for (int i = 0; i < n; i++) {
+            size_t k = 0;
+            while (k < m && strcmp(stored[k], ids[i]) != 0)
+                k++;
+            cr_assert_lt(k, m, "decision %s (%d of %d) was answered and has no record", ids[i],
+                         i + 1, n);
+        }
+    }
 }

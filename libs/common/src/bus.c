@@ -124,6 +124,21 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
 {
     pk_bus *bus = closure;
 
+    if (bus->ack_prefix[0]) {
+        const char *subject = natsMsg_GetSubject(msg);
+        pthread_mutex_lock(&bus->ack_mu);
+        if (bus->ack_fn && subject &&
+            strncmp(subject, bus->ack_prefix, strlen(bus->ack_prefix)) == 0) {
+            char err[256];
+            if (!pa)
+                snprintf(err, sizeof(err), "%s%s%s", natsStatus_GetText(pae ? pae->Err : NATS_ERR),
+                         pae && pae->ErrText ? ": " : "", pae && pae->ErrText ? pae->ErrText : "");
+            bus->ack_fn(bus->ack_ctx, msg, pa ? NULL : err, pa && pa->Duplicate);
+            pthread_mutex_unlock(&bus->ack_mu);
+            return;
+        }
+        pthread_mutex_unlock(&bus->ack_mu);
+    }
     if (pa) {
         atomic_fetch_add(&bus->pub_ok, 1);
         if (pa->Duplicate)
@@ -240,6 +255,7 @@ pk_status pk_bus_connect(pk_bus **out, const pk_bus_opts *o)
     }
     atomic_store(&bus->connected, true);
     bus->send_asap = o->send_asap;
+    pthread_mutex_init(&bus->ack_mu, NULL);
     jsOptions_Init(&jo);
     jo.Wait = 5000;
     jo.PublishAsync.MaxPending = 8192;
@@ -288,6 +304,7 @@ void pk_bus_close(pk_bus *bus)
     }
     free(bus->jwt);
     pk_keypair_wipe(&bus->nkey);
+    pthread_mutex_destroy(&bus->ack_mu);
     free(bus);
 }
 
@@ -956,6 +973,42 @@ pk_status pk_bus_publish_async(pk_bus *bus, const char *subject, const void *dat
         return pk_nats_err(s, 0, subject);
     }
     return PK_OK;
+}
+
+void pk_bus_on_acks(pk_bus *bus, const char *prefix,
+                    void (*fn)(void *ctx, natsMsg *msg, const char *err, bool duplicate), void *ctx)
+{
+    pthread_mutex_lock(&bus->ack_mu);
+    snprintf(bus->ack_prefix, sizeof(bus->ack_prefix), "%s", fn && prefix ? prefix : "");
+    bus->ack_fn = fn;
+    bus->ack_ctx = ctx;
+    pthread_mutex_unlock(&bus->ack_mu);
+}
+
+pk_status pk_bus_publish_tracked(pk_bus *bus, const char *subject, const void *data, size_t len,
+                                 const char *msg_id, int64_t ack_wait_ms)
+{
+    jsPubOptions po;
+    natsStatus s;
+
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    po.MaxWait = ack_wait_ms;
+    s = js_PublishAsync(bus->js, subject, data, (int)len, &po);
+    return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, subject);
+}
+
+pk_status pk_bus_publish_again(pk_bus *bus, natsMsg **msg, int64_t ack_wait_ms)
+{
+    char subject[256];
+    jsPubOptions po;
+    natsStatus s;
+
+    snprintf(subject, sizeof(subject), "%s", natsMsg_GetSubject(*msg));
+    jsPubOptions_Init(&po);
+    po.MaxWait = ack_wait_ms;
+    s = js_PublishMsgAsync(bus->js, msg, &po);
+    return s == NATS_OK ? PK_OK : pk_nats_err(s, 0, subject);
 }
 
 pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms)

@@ -9,6 +9,7 @@
 #define PK_BUS_H
 
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -95,6 +96,10 @@ typedef struct pk_bus {
     atomic_bool denied;      /* the server refused a publish or subscription of ours */
     atomic_ulong denials;    /* how many times */
     char denial[256];        /* its words, the last time (read once denied is set) */
+    pthread_mutex_t ack_mu;  /* guards the acknowledgement hook below */
+    char ack_prefix[64];     /* subjects whose acknowledgements go to ack_fn ("": none) */
+    void (*ack_fn)(void *ctx, natsMsg *msg, const char *err, bool duplicate);
+    void *ack_ctx;
 } pk_bus;
 
 /* Connect and create a JetStream context. *out owned by caller (pk_bus_close). */
@@ -217,6 +222,26 @@ pk_status pk_bus_publish_async(pk_bus *bus, const char *subject, const void *dat
 void pk_bus_publish_reset(pk_bus *bus);
 /* Wait for all acknowledgements; PK_EBUS if any publish failed or timed out. */
 pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms) PK_MUST_CHECK;
+
+/*
+ * Acknowledgements of asynchronous publishes to subjects that start with prefix go to fn
+ * instead of the bus's counters: the message (fn's to destroy, or to send again with
+ * pk_bus_publish_again) and NULL when the stream stored it (duplicate: it was stored
+ * before), or why it was not stored (refused, or no acknowledgement in time). fn runs on
+ * the client's acknowledgement thread. fn NULL removes the hook; once this returns, fn is
+ * not running and will not run again.
+ */
+void pk_bus_on_acks(pk_bus *bus, const char *prefix,
+                    void (*fn)(void *ctx, natsMsg *msg, const char *err, bool duplicate),
+                    void *ctx);
+/*
+ * Asynchronous JetStream publish whose acknowledgement must come within ack_wait_ms (else
+ * it is reported as not stored); the message is sent at once on a bus opened send_asap.
+ */
+pk_status pk_bus_publish_tracked(pk_bus *bus, const char *subject, const void *data, size_t len,
+                                 const char *msg_id, int64_t ack_wait_ms) PK_MUST_CHECK;
+/* Send a message an acknowledgement hook was given again (taking it; *msg is NULL after). */
+pk_status pk_bus_publish_again(pk_bus *bus, natsMsg **msg, int64_t ack_wait_ms) PK_MUST_CHECK;
 
 /* Synchronous JetStream publish; expect_last_subject_seq is sent when expect is true. */
 pk_status pk_bus_publish_sync(pk_bus *bus, const char *subject, const void *data, size_t len,
