@@ -503,6 +503,8 @@ int bench_latency(const bench_opts *o)
                                  "bare NATS request-reply, 8 clients", "reported", true);
     bench_figure *az = bench_add("authorize decisions, 8 clients", "decisions/s",
                                  "bare NATS request-reply, 8 clients", ">= 0.8 x baseline", true);
+    bench_figure *a50 = bench_add("authorize decision p50, one client", "ms",
+                                  "bare NATS request-reply, p50", "reported", false);
     bench_figure *h50 = bench_add("HTTP trust query p50, one client", "ms",
                                   "HTTP health route, p50", "reported", false);
     bench_figure *ht = bench_add("HTTP trust queries, 8 clients", "queries/s",
@@ -622,6 +624,7 @@ int bench_latency(const bench_opts *o)
                     0)
                 goto round_out;
             add_rounds(az, per_s, bper_s);
+            add_rounds(a50, bu_pct(ms, nq / 4, 50), bu_pct(bms, nq, 50));
         }
         printf("  oracle, round %d: trust p50 %.3f ms (bare %.3f), 8 clients %.0f/s (bare %.0f/s),"
                " %lld answers sent again; made anew: p50 %.3f ms, 8 clients %.0f/s (%lld sent "
