@@ -1161,7 +1161,7 @@ Test(oracle, every_decision_answered_is_recorded_even_when_the_oracle_is_killed_
 {
     enum { MAX = 4000 };
     static char ids[MAX][PK_ID_MAX + 1];
-    int n = 0, after_ms = 300;
+    int n = 0, after_ms = 600;
     pthread_t t;
 
     /* decisions as fast as one caller asks, and the oracle killed among them */
@@ -1181,7 +1181,7 @@ Test(oracle, every_decision_answered_is_recorded_even_when_the_oracle_is_killed_
     }
     pthread_join(t, NULL);
     h.svc_pid[3] = 0;
-    cr_assert_gt(n, 10, "only %d decisions before the kill", n);
+    cr_assert_gt(n, 5, "only %d decisions before the kill", n);
     cr_assert_lt(n, MAX, "the oracle was not killed");
     /* every answer a caller holds has its record: it went to the server ahead of the answer */
     {

@@ -124,7 +124,7 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
 {
     pk_bus *bus = closure;
 
-    if (bus->ack_prefix[0]) {
+    if (atomic_load(&bus->ack_hooked)) {
         const char *subject = natsMsg_GetSubject(msg);
         pthread_mutex_lock(&bus->ack_mu);
         if (bus->ack_fn && subject &&
@@ -982,6 +982,7 @@ void pk_bus_on_acks(pk_bus *bus, const char *prefix,
     snprintf(bus->ack_prefix, sizeof(bus->ack_prefix), "%s", fn && prefix ? prefix : "");
     bus->ack_fn = fn;
     bus->ack_ctx = ctx;
+    atomic_store(&bus->ack_hooked, fn != NULL);
     pthread_mutex_unlock(&bus->ack_mu);
 }
 

@@ -96,6 +96,7 @@ typedef struct pk_bus {
     atomic_bool denied;      /* the server refused a publish or subscription of ours */
     atomic_ulong denials;    /* how many times */
     char denial[256];        /* its words, the last time (read once denied is set) */
+    atomic_bool ack_hooked;  /* an acknowledgement hook is set (then read under ack_mu) */
     pthread_mutex_t ack_mu;  /* guards the acknowledgement hook below */
     char ack_prefix[64];     /* subjects whose acknowledgements go to ack_fn ("": none) */
     void (*ack_fn)(void *ctx, natsMsg *msg, const char *err, bool duplicate);
