@@ -188,9 +188,8 @@ pk_status oracle_audit_send(oracle *o, const char *subject, const uint8_t *rec, 
     if (a->stop)
         st = PK_ERR(PK_ESHUTDOWN, "the oracle is stopping");
     else if (a->n_failed)
-        st = PK_ERR(PK_EBUS, "%zu earlier decision record%s not stored in %s yet (%s)",
-                    a->n_failed, a->n_failed == 1 ? " is" : "s are", PK_STREAM_AUDIT,
-                    a->last_error);
+        st = PK_ERR(PK_EBUS, "%zu earlier decision record%s not stored in %s yet (%s)", a->n_failed,
+                    a->n_failed == 1 ? " is" : "s are", PK_STREAM_AUDIT, a->last_error);
     else if (a->in_flight + a->n_again >= AUDIT_MAX)
         st = PK_ERR(PK_EBUS, "%zu decision records are still waiting for %s to store them",
                     a->in_flight + a->n_again, PK_STREAM_AUDIT);
@@ -237,8 +236,8 @@ void oracle_audit_stop(oracle *o)
     for (size_t i = 0; i < a->n_again; i++) {
         char id[PK_ID_MAX + 1];
         id_of(a->again[i], id, sizeof(id));
-        PK_ERROR("decision %s was answered and its record is not in %s: %s", id,
-                 PK_STREAM_AUDIT, a->last_error);
+        PK_ERROR("decision %s was answered and its record is not in %s: %s", id, PK_STREAM_AUDIT,
+                 a->last_error);
         natsMsg_Destroy(a->again[i]);
     }
     if (a->in_flight)
