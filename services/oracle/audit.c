@@ -62,12 +62,11 @@ static void id_of(natsMsg *msg, char *id, size_t len)
 }
 
 /* An acknowledgement (the bus's hook; a->mu is not held). */
-static void on_ack(void *ctx, natsMsg *msg, const char *err, bool duplicate)
+static void on_ack(void *ctx, natsMsg *msg, const char *err)
 {
     oracle_audit *a = ctx;
     char id[PK_ID_MAX + 1];
 
-    (void)duplicate;
     pthread_mutex_lock(&a->mu);
     if (a->in_flight)
         a->in_flight--;

@@ -133,7 +133,7 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
             if (!pa)
                 snprintf(err, sizeof(err), "%s%s%s", natsStatus_GetText(pae ? pae->Err : NATS_ERR),
                          pae && pae->ErrText ? ": " : "", pae && pae->ErrText ? pae->ErrText : "");
-            bus->ack_fn(bus->ack_ctx, msg, pa ? NULL : err, pa && pa->Duplicate);
+            bus->ack_fn(bus->ack_ctx, msg, pa ? NULL : err);
             pthread_mutex_unlock(&bus->ack_mu);
             return;
         }
@@ -962,21 +962,14 @@ void pk_bus_publish_reset(pk_bus *bus)
 pk_status pk_bus_publish_async(pk_bus *bus, const char *subject, const void *data, size_t len,
                                const char *msg_id)
 {
-    jsPubOptions po;
-    natsStatus s;
+    pk_status st = pk_bus_publish_tracked(bus, subject, data, len, msg_id, 0);
 
-    jsPubOptions_Init(&po);
-    po.MsgId = msg_id;
-    s = js_PublishAsync(bus->js, subject, data, (int)len, &po);
-    if (s != NATS_OK) {
+    if (st != PK_OK)
         atomic_fetch_add(&bus->pub_err, 1);
-        return pk_nats_err(s, 0, subject);
-    }
-    return PK_OK;
+    return st;
 }
 
-void pk_bus_on_acks(pk_bus *bus, const char *prefix,
-                    void (*fn)(void *ctx, natsMsg *msg, const char *err, bool duplicate), void *ctx)
+void pk_bus_on_acks(pk_bus *bus, const char *prefix, pk_ack_fn fn, void *ctx)
 {
     pthread_mutex_lock(&bus->ack_mu);
     snprintf(bus->ack_prefix, sizeof(bus->ack_prefix), "%s", fn && prefix ? prefix : "");

@@ -78,6 +78,9 @@ typedef struct pk_bus_opts {
     volatile int *stop;      /* if set and non-zero, stop trying to connect */
 } pk_bus_opts;
 
+/* An acknowledgement hook (pk_bus_on_acks). */
+typedef void (*pk_ack_fn)(void *ctx, natsMsg *msg, const char *err);
+
 typedef struct pk_bus {
     natsConnection *nc;      /* the connection */
     jsCtx *js;               /* JetStream context */
@@ -99,7 +102,7 @@ typedef struct pk_bus {
     atomic_bool ack_hooked;  /* an acknowledgement hook is set (then read under ack_mu) */
     pthread_mutex_t ack_mu;  /* guards the acknowledgement hook below */
     char ack_prefix[64];     /* subjects whose acknowledgements go to ack_fn ("": none) */
-    void (*ack_fn)(void *ctx, natsMsg *msg, const char *err, bool duplicate);
+    pk_ack_fn ack_fn;
     void *ack_ctx;
 } pk_bus;
 
@@ -227,17 +230,15 @@ pk_status pk_bus_publish_wait(pk_bus *bus, int64_t timeout_ms) PK_MUST_CHECK;
 /*
  * Acknowledgements of asynchronous publishes to subjects that start with prefix go to fn
  * instead of the bus's counters: the message (fn's to destroy, or to send again with
- * pk_bus_publish_again) and NULL when the stream stored it (duplicate: it was stored
- * before), or why it was not stored (refused, or no acknowledgement in time). fn runs on
+ * pk_bus_publish_again) and NULL when the stream stored it (now or before: a duplicate),
+ * or why it was not stored (refused, or no acknowledgement in time). fn runs on
  * the client's acknowledgement thread. fn NULL removes the hook; once this returns, fn is
  * not running and will not run again.
  */
-void pk_bus_on_acks(pk_bus *bus, const char *prefix,
-                    void (*fn)(void *ctx, natsMsg *msg, const char *err, bool duplicate),
-                    void *ctx);
+void pk_bus_on_acks(pk_bus *bus, const char *prefix, pk_ack_fn fn, void *ctx);
 /*
- * Asynchronous JetStream publish whose acknowledgement must come within ack_wait_ms (else
- * it is reported as not stored); the message is sent at once on a bus opened send_asap.
+ * pk_bus_publish_async whose acknowledgement must come within ack_wait_ms (0: no bound),
+ * else it is reported as not stored; a failure to send is not counted in pub_err.
  */
 pk_status pk_bus_publish_tracked(pk_bus *bus, const char *subject, const void *data, size_t len,
                                  const char *msg_id, int64_t ack_wait_ms) PK_MUST_CHECK;
