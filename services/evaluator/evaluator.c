@@ -732,8 +732,7 @@ pk_status evaluator_process(pk_pworker *pw, natsMsgList *list)
         st = pk_wset_put_u64(w->ws, e->meta, applied_key, applied);
     if ((st = batch_end(&b, st)) != PK_OK)
         goto out;
-    for (int i = 0; i < list->Count; i++)
-        natsMsg_Ack(list->Msgs[i], NULL);
+    pk_consumer_ack(&pw->consumer, list);
 out:
     for (int i = 0; events && i < list->Count; i++) {
         if (events[i])

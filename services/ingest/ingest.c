@@ -707,8 +707,7 @@ pk_status ingest_process(void *ctx, natsMsgList *list)
     if (st != PK_OK || (st = pk_bus_publish_wait(in->bus, 10000)) != PK_OK ||
         (st = pk_wset_commit(in->ws, in->store)) != PK_OK)
         goto retry;
-    for (int i = 0; i < list->Count; i++)
-        natsMsg_Ack(list->Msgs[i], NULL);
+    pk_consumer_ack(&in->raw, list);
     send_receipts(in, list, op);
     free(op);
     return PK_OK;

@@ -279,9 +279,8 @@ pk_status oracle_apply(void *ctx, natsMsgList *list)
     }
     if ((st = pk_txn_commit(txn)) == PK_OK) {
         oracle_release_held(o, last);
-        oracle_reuse_forget(o, changed); /* after the commit: see reuse.c */
-        for (int i = 0; i < list->Count; i++)
-            natsMsg_Ack(list->Msgs[i], NULL); /* applied and stored: the durable moves on */
+        oracle_reuse_forget(o, changed);  /* after the commit: see reuse.c */
+        pk_consumer_ack(&o->trust, list); /* applied and stored: the durable moves on */
     }
     return st;
 }

@@ -299,8 +299,7 @@ static pk_status append_batch(void *ctx, natsMsgList *list)
             pk_bus_publish_sync(a->bus, PK_SUBJ_LOG_LEAVES, buf, len, msg_id, false, 0, NULL, NULL);
     }
     if (st == PK_OK) {
-        for (int i = 0; i < list->Count; i++)
-            natsMsg_Ack(list->Msgs[i], NULL);
+        pk_consumer_ack(&a->consumer, list);
         if (a->log->cfg.m_appended)
             pk_metric_add(a->log->cfg.m_appended, (long long)list->Count);
     }

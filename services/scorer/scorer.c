@@ -445,8 +445,7 @@ pk_status scorer_process(pk_pworker *pw, natsMsgList *list)
         st = pk_wset_commit(w->ws, s->store);
     if (st != PK_OK)
         goto retry;
-    for (int i = 0; i < list->Count; i++)
-        natsMsg_Ack(list->Msgs[i], NULL);
+    pk_consumer_ack(&pw->consumer, list);
     return PK_OK;
 retry:
     pk_txn_abort(txn);

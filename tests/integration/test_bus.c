@@ -218,6 +218,113 @@ Test(bus, a_delivery_lost_on_its_way_is_read_again_before_anything_newer, .timeo
     h_stop(&h);
 }
 
+/* --- one acknowledgement for a batch ------------------------------------------------------ */
+
+/* The consumer's acknowledgement policy (-1: not found), once its acknowledgements are in:
+ * within 5 s none pending and its floor at floor (0: not checked). */
+static int settled_policy(h_env *h, const char *stream, const char *name, uint64_t floor)
+{
+    for (int i = 0; i < 100; i++) {
+        jsConsumerInfo *ci = NULL;
+        jsErrCode jerr = 0;
+        int policy;
+        bool settled;
+
+        natsConnection_Flush(h->bus->nc);
+        if (js_GetConsumerInfo(&ci, h->bus->js, stream, name, NULL, &jerr) != NATS_OK)
+            return -1;
+        policy = (int)ci->Config->AckPolicy;
+        settled = ci->NumAckPending == 0 && (!floor || ci->AckFloor.Stream == floor);
+        jsConsumerInfo_Destroy(ci);
+        if (settled)
+            return policy;
+        pk_sleep_ms(50);
+    }
+    return -2; /* acknowledgements still pending */
+}
+
+/* Fetch exactly n (in up to 3 tries) and acknowledge them as a service does; the first. */
+static uint64_t take_batch(pk_consumer *c, int n)
+{
+    natsMsgList list;
+    uint64_t first = 0;
+
+    for (int tries = 0; tries < 3 && !first; tries++) {
+        if (pk_consumer_fetch(c, &list, n, 2000) != PK_OK)
+            continue;
+        cr_assert_eq(list.Count, n, "fetched %d of %d", list.Count, n);
+        first = pk_msg_seq(list.Msgs[0]);
+        applied = pk_msg_seq(list.Msgs[n - 1]);
+        pk_consumer_ack(c, &list);
+        natsMsgList_Destroy(&list);
+    }
+    return first;
+}
+
+Test(bus, a_leased_reader_acknowledges_a_batch_at_once_and_a_shared_durable_each_message,
+     .timeout = 120)
+{
+    _Atomic int64_t until = INT64_MAX;
+    jsConsumerConfig cc;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    pk_consumer c;
+    char why[256];
+    h_env h;
+
+    cr_assert(h_start(&h, false), "nats-server did not start");
+    cr_assert(h_test_stream(&h, "TEST_ACKS", "test.acks", 40));
+
+    /* a partition's durable made when each message had its own acknowledgement, read up to
+     * #10: its leased reader makes it again from its own position, taking one per batch */
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "part";
+    cc.AckPolicy = js_AckExplicit;
+    cc.FilterSubject = "test.acks";
+    cr_assert_eq(js_AddConsumer(&ci, h.bus->js, "TEST_ACKS", &cc, NULL, &jerr), NATS_OK);
+    jsConsumerInfo_Destroy(ci);
+    ci = NULL;
+    applied = 10;
+    cr_assert_eq(pk_consumer_take_over(&c, h.bus, "TEST_ACKS", "part", "test.acks", 8, 30000,
+                                       position, NULL, 0, &until),
+                 PK_OK, "%s", pk_error_msg());
+    cr_assert(c.ack_all);
+    cr_assert_eq(take_batch(&c, 8), 11, "made again from the reader's position");
+    cr_assert_eq(settled_policy(&h, "TEST_ACKS", "part", 18), js_AckAll,
+                 "the batch #11-#18 acknowledged by one acknowledgement");
+    cr_assert_eq(take_batch(&c, 8), 19);
+    cr_assert_eq(settled_policy(&h, "TEST_ACKS", "part", 26), js_AckAll);
+    pk_consumer_close(&c);
+
+    /* a durable that readers share: every message of a batch acknowledged on its own, or
+     * one reader's acknowledgement would cover another's batch */
+    cr_assert_eq(pk_consumer_open(&c, h.bus, "TEST_ACKS", "shared", "test.acks", 0, 64, 30000),
+                 PK_OK, "%s", pk_error_msg());
+    cr_assert_not(c.ack_all);
+    cr_assert_eq(take_batch(&c, 8), 1);
+    cr_assert_eq(settled_policy(&h, "TEST_ACKS", "shared", 8), js_AckExplicit,
+                 "each of #1-#8 acknowledged");
+    pk_consumer_close(&c);
+
+    /* someone makes the shared durable take one acknowledgement for all before it: an
+     * incident, and it is made again as it was */
+    cr_assert_eq(js_DeleteConsumer(h.bus->js, "TEST_ACKS", "shared", NULL, &jerr), NATS_OK);
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "shared";
+    cc.AckPolicy = js_AckAll;
+    cc.FilterSubject = "test.acks";
+    cr_assert_eq(js_AddConsumer(&ci, h.bus->js, "TEST_ACKS", &cc, NULL, &jerr), NATS_OK);
+    jsConsumerInfo_Destroy(ci);
+    cr_assert_eq(pk_consumer_open(&c, h.bus, "TEST_ACKS", "shared", "test.acks", 0, 64, 30000),
+                 PK_OK, "%s", pk_error_msg());
+    cr_assert(pk_incident_recent(60000, why, sizeof(why)), "a changed consumer is an incident");
+    cr_assert(strstr(why, "acknowledgement") != NULL, "%s", why);
+    cr_assert_not(c.ack_all);
+    cr_assert_eq(settled_policy(&h, "TEST_ACKS", "shared", 0), js_AckExplicit);
+    pk_consumer_close(&c);
+    h_stop(&h);
+}
+
 /* --- a reader whose lease lapsed, and the instance that takes the partition over ------- */
 
 static uint64_t next_applied; /* the next holder's own position */

@@ -525,6 +525,8 @@ static void tampered(const pk_consumer *c, const jsConsumerInfo *ci, bool have_o
         snprintf(why, len, "its filter is '%s', not '%s'", filter, c->filter);
     else if (!c->ordered && ci->Config->DeliverPolicy != js_DeliverAll)
         snprintf(why, len, "it no longer starts at the beginning of %s", c->stream);
+    else if (!c->sole && ci->Config->AckPolicy != js_AckExplicit)
+        snprintf(why, len, "one acknowledgement covers all before it, and readers share it");
     else if (ci->Config->HeadersOnly)
         snprintf(why, len, "it delivers headers only");
     else if (ci->Config->DeliverSubject && ci->Config->DeliverSubject[0])
@@ -575,7 +577,8 @@ static natsStatus bind_durable(pk_consumer *c, jsErrCode *jerr)
 
     jsConsumerConfig_Init(&cc);
     cc.Durable = c->durable;
-    cc.AckPolicy = js_AckExplicit;
+    /* the only reader acknowledges a batch by its newest message */
+    cc.AckPolicy = c->sole ? js_AckAll : js_AckExplicit;
     cc.AckWait = c->ack_wait_ms * 1000000;
     cc.MaxAckPending = c->max_ack_pending;
     cc.MaxWaiting = 64;
@@ -619,6 +622,13 @@ static natsStatus bind_durable(pk_consumer *c, jsErrCode *jerr)
             jsConsumerInfo_Destroy(ci);
             return NATS_ILLEGAL_STATE;
         }
+        /* an only reader's, made when every message was acknowledged on its own: the server
+         * cannot change that, so it is made again from the reader's own position */
+        if (!why[0] && c->sole && c->ordered && have_own && ci->Config->AckPolicy != js_AckAll) {
+            PK_INFO("consumer %s: made again to acknowledge batches at once, from %s #%llu",
+                    c->durable, c->stream, (unsigned long long)start);
+            why[0] = 'a';
+        }
         if (why[0] || (c->ordered && ci->NumAckPending > 0)) {
             jsConsumerInfo_Destroy(ci);
             ci = NULL;
@@ -632,6 +642,7 @@ static natsStatus bind_durable(pk_consumer *c, jsErrCode *jerr)
         /* it is ours, as we made it: bring its limits to ours (its position is kept) */
         cc.DeliverPolicy = ci->Config->DeliverPolicy;
         cc.OptStartSeq = ci->Config->OptStartSeq;
+        cc.AckPolicy = ci->Config->AckPolicy;
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
         *jerr = 0;
@@ -642,6 +653,7 @@ static natsStatus bind_durable(pk_consumer *c, jsErrCode *jerr)
         *jerr = 0;
         s = create_durable(c, &cc, start, jerr);
     }
+    c->ack_all = s == NATS_OK && c->sole && cc.AckPolicy == js_AckAll;
     return s;
 }
 
@@ -736,6 +748,7 @@ pk_status pk_consumer_take_over(pk_consumer *c, pk_bus *bus, const char *stream,
     memset(c, 0, sizeof(*c));
     c->handover_seq = handover_seq;
     c->serve_until = serve_until;
+    c->sole = serve_until != NULL;
     c->bus = bus;
     snprintf(c->stream, sizeof(c->stream), "%s", stream);
     snprintf(c->durable, sizeof(c->durable), "%s", durable);
@@ -747,6 +760,28 @@ pk_status pk_consumer_take_over(pk_consumer *c, pk_bus *bus, const char *stream,
     c->position = position;
     c->position_ctx = ctx;
     return consumer_bind(c);
+}
+
+void pk_consumer_ack(const pk_consumer *c, natsMsgList *list)
+{
+    natsMsg *newest = NULL;
+    uint64_t top = 0;
+
+    if (!c->ack_all) {
+        for (int i = 0; i < list->Count; i++)
+            natsMsg_Ack(list->Msgs[i], NULL);
+        return;
+    }
+    /* in stream order but for a redelivery, which comes first: the newest covers it */
+    for (int i = 0; i < list->Count; i++) {
+        uint64_t seq = pk_msg_seq(list->Msgs[i]);
+        if (!newest || seq > top) {
+            newest = list->Msgs[i];
+            top = seq;
+        }
+    }
+    if (newest)
+        natsMsg_Ack(newest, NULL);
 }
 
 void pk_msgs_in_progress(natsMsgList *list)

@@ -132,6 +132,8 @@ typedef struct pk_consumer {
     char filter[128];    /* subject filter */
     uint64_t start_seq;  /* ephemeral: first stream sequence wanted */
     bool ack;            /* explicit acks (false: AckNone, ephemeral only) */
+    bool sole;           /* leased: the durable's only reader, so one ack may cover a batch */
+    bool ack_all;        /* bound durable acknowledges all up to a message (AckAll) */
     int max_ack_pending; /* messages delivered but not yet acknowledged, at most */
     int64_t ack_wait_ms; /* redelivery after this long without an ack */
     bool ordered;        /* durable, read in stream order: see pk_consumer_open_ordered */
@@ -182,7 +184,8 @@ pk_status pk_consumer_open_ordered(pk_consumer *c, pk_bus *bus, const char *stre
  * The same for a partition taken over from another instance that had applied
  * up to handover_seq (0: none): the consumer acknowledged past our own
  * position is then the handover, not tampering. serve_until (optional) is
- * the reader's lease deadline, kept up to date by whoever renews the lease.
+ * the reader's lease deadline, kept up to date by whoever renews the lease;
+ * a reader with one is the durable's only reader (see pk_consumer_ack).
  */
 pk_status pk_consumer_take_over(pk_consumer *c, pk_bus *bus, const char *stream,
                                 const char *durable, const char *filter, int max_ack_pending,
@@ -197,6 +200,15 @@ pk_status pk_consumer_take_over(pk_consumer *c, pk_bus *bus, const char *stream,
  * the partition now. Fetching returns PK_ECONFLICT meanwhile.
  */
 bool pk_consumer_fenced(const pk_consumer *c);
+
+/*
+ * Acknowledge a batch fetched from c, applied. The durable of a leased reader
+ * (pk_consumer_take_over with serve_until), its only reader, takes one
+ * acknowledgement for the newest message, which covers all before it; a
+ * durable that readers share takes one per message, since one reader's
+ * acknowledgement must not cover another's batch.
+ */
+void pk_consumer_ack(const pk_consumer *c, natsMsgList *list);
 
 /* Tell the server the messages are still being worked on (resets their ack timer). */
 void pk_msgs_in_progress(natsMsgList *list);
