@@ -593,3 +593,49 @@ Test(bus, a_registry_record_whose_notice_came_before_the_stream_stored_it_is_sti
     pk_store_close(store);
     h_stop(&h);
 }
+
+Test(bus, a_lookup_that_misses_right_after_a_sync_still_reads_what_was_stored_before_it,
+     .timeout = 60)
+{
+    uint32_t partitions = 1;
+    pk_store *store = NULL;
+    pk_registry *reg = NULL;
+    unsigned long before;
+    char dir[300];
+    h_env h;
+
+    cr_assert(h_start(&h, false), "nats-server did not start");
+    cr_assert_eq(pk_streams_ensure(h.bus, &partitions), PK_OK, "%s", pk_error_msg());
+    snprintf(dir, sizeof(dir), "%s/view", h.dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    cr_assert_eq(pk_store_open(&store, dir, 16, 8), PK_OK);
+    cr_assert_eq(pk_registry_open(&reg, store, h.bus), PK_OK);
+
+    /* a sync has just run; an agent is registered (stored, its registrant answered) and asked
+     * about before any notice of it: the lookup misses, and must find it, not call it unknown */
+    cr_assert_eq(pk_registry_sync(reg, 0), PK_OK);
+    store_agent(&h, "fresh-bot");
+    cr_assert_eq(pk_registry_refresh(reg, 50), PK_OK, "%s", pk_error_msg());
+    cr_assert(has_agent(store, reg, "fresh-bot"),
+              "a record stored before the lookup was not read: a registered agent is unknown");
+
+    /* a flood of misses (ids nobody registered) costs a bounded number of reads */
+    {
+        int64_t t0 = pk_mono_ms(), secs;
+        unsigned long reads, most;
+        before = atomic_load(&reg->syncs);
+        for (int i = 0; i < 2000; i++)
+            cr_assert_eq(pk_registry_refresh(reg, 50), PK_OK);
+        secs = (pk_mono_ms() - t0) / 1000 + 1;
+        reads = atomic_load(&reg->syncs) - before;
+        /* the burst, then the bucket's rate and one a min_interval (50 ms) */
+        most = PK_REGISTRY_REFRESH_BURST + (unsigned long)secs * (PK_REGISTRY_REFRESH_PER_S + 20);
+        cr_assert_leq(reads, most, "%lu reads for 2000 misses in under %lld s", reads,
+                      (long long)secs);
+        cr_assert_lt(reads, 1000, "%lu reads for 2000 misses", reads);
+    }
+
+    pk_registry_close(reg);
+    pk_store_close(store);
+    h_stop(&h);
+}

@@ -231,19 +231,15 @@ static pk_status sync_locked(pk_registry *r, uint64_t at_least)
     return st;
 }
 
-pk_status pk_registry_sync(pk_registry *r, uint64_t at_least)
+/* One sync, under the lock. */
+static pk_status sync_pass(pk_registry *r, uint64_t at_least)
 {
+    uint64_t before = atomic_load(&r->applied);
+    int64_t started = pk_mono_ms();
     pk_status st;
-    uint64_t before;
-    int64_t started;
 
-    if (!r->bus)
-        return PK_OK;
-    if (at_least && at_least <= atomic_load(&r->applied))
-        return PK_OK;
-    pthread_mutex_lock(&r->lock);
-    before = atomic_load(&r->applied);
-    started = pk_mono_ms();
+    r->sync_started_ns = pk_mono_ns();
+    atomic_fetch_add(&r->syncs, 1);
     atomic_store(&r->dirty, false);
     st = sync_locked(r, at_least);
     /* Nothing new although a message was seen just now: the stream may not
@@ -252,15 +248,58 @@ pk_status pk_registry_sync(pk_registry *r, uint64_t at_least)
                         started - atomic_load(&r->notified_ms) < PK_REGISTRY_NOTICE_MS))
         atomic_store(&r->dirty, true);
     atomic_store(&r->last_sync_ms, pk_mono_ms());
+    return st;
+}
+
+pk_status pk_registry_sync(pk_registry *r, uint64_t at_least)
+{
+    pk_status st;
+
+    if (!r->bus)
+        return PK_OK;
+    if (at_least && at_least <= atomic_load(&r->applied))
+        return PK_OK;
+    pthread_mutex_lock(&r->lock);
+    st = sync_pass(r, at_least);
     pthread_mutex_unlock(&r->lock);
     return st;
 }
 
+/* Under the lock: may a miss force one more sync now (a token bucket)? */
+static bool refresh_token(pk_registry *r)
+{
+    int64_t now = pk_mono_ms();
+
+    if (r->refresh_ms == 0)
+        r->refresh_tokens = PK_REGISTRY_REFRESH_BURST;
+    else
+        r->refresh_tokens += (double)(now - r->refresh_ms) * PK_REGISTRY_REFRESH_PER_S / 1000.0;
+    if (r->refresh_tokens > PK_REGISTRY_REFRESH_BURST)
+        r->refresh_tokens = PK_REGISTRY_REFRESH_BURST;
+    r->refresh_ms = now;
+    if (r->refresh_tokens < 1)
+        return false;
+    r->refresh_tokens -= 1;
+    return true;
+}
+
 pk_status pk_registry_refresh(pk_registry *r, int64_t min_interval_ms)
 {
-    if (pk_mono_ms() - atomic_load(&r->last_sync_ms) < min_interval_ms && !atomic_load(&r->dirty))
+    int64_t asked = pk_mono_ns();
+    pk_status st = PK_OK;
+
+    if (!r->bus)
         return PK_OK;
-    return pk_registry_sync(r, 0);
+    pthread_mutex_lock(&r->lock);
+    /* a sync that began after the lookup missed (another miss's) has read what it needs */
+    if (r->sync_started_ns > asked)
+        goto out;
+    if (atomic_load(&r->dirty) || pk_mono_ms() - atomic_load(&r->last_sync_ms) >= min_interval_ms ||
+        refresh_token(r))
+        st = sync_pass(r, 0);
+out:
+    pthread_mutex_unlock(&r->lock);
+    return st;
 }
 
 pk_status pk_registry_sync_if_dirty(pk_registry *r)

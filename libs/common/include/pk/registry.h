@@ -37,6 +37,10 @@ struct pk_registry {
     natsSubscription *notify;  /* core subscription that sets dirty */
     atomic_llong last_sync_ms; /* monotonic time the last sync finished */
     atomic_llong notified_ms;  /* monotonic time the last registry message was seen */
+    int64_t sync_started_ns;   /* under lock: monotonic time the last sync began */
+    double refresh_tokens;     /* under lock: syncs misses may still force (see refresh) */
+    int64_t refresh_ms;        /* under lock: when refresh_tokens was last topped up */
+    atomic_ulong syncs;        /* syncs run, for tests and metrics */
     pk_registry_hook hook;     /* optional per-record hook */
     void *hook_ctx;            /* its context */
 };
@@ -67,10 +71,15 @@ void pk_registry_notified(pk_registry *r);
 #define PK_REGISTRY_NOTICE_MS 500
 
 /*
- * Sync unless a sync finished less than min_interval_ms ago: for lookups that
- * missed (an id registered a moment ago), without letting a stream of
- * unknown ids turn into a stream of reads.
+ * For a lookup that missed (an id registered a moment ago): sync, so that the
+ * copy holds every record the stream stored before this call. Concurrent
+ * misses share one sync. A stream of unknown ids must not become a stream of
+ * reads: past PK_REGISTRY_REFRESH_BURST forced syncs, then
+ * PK_REGISTRY_REFRESH_PER_S a second, a miss syncs only when the last sync
+ * finished min_interval_ms ago or more, or a registry message was seen since.
  */
+#define PK_REGISTRY_REFRESH_BURST 20
+#define PK_REGISTRY_REFRESH_PER_S 50
 pk_status pk_registry_refresh(pk_registry *r, int64_t min_interval_ms) PK_MUST_CHECK;
 
 uint64_t pk_registry_seq(pk_registry *r);
