@@ -238,6 +238,8 @@ static double bare_rate(h_env *h, long n, bool batch_ack)
     return got == n ? (double)n / secs : -1;
 }
 
+static long long verdicts; /* verdicts the evaluator published in the last run */
+
 /* Start the evaluator on the loaded stream; events per second from its first to its last. */
 static double evaluator_rate(h_env *h, long n)
 {
@@ -259,6 +261,15 @@ static double evaluator_rate(h_env *h, long n)
             break;
         }
         pk_sleep_ms(10);
+    }
+    verdicts = 0;
+    for (int i = 0; t1 && i < 4; i++) {
+        static const char *const outcomes[] = {"pass", "fail", "insufficient", "stale"};
+        char series[96];
+        snprintf(series, sizeof(series), "pactum_evaluator_verdicts_total{outcome=\"%s\"}",
+                 outcomes[i]);
+        v = h_metric(h, "evaluator", series);
+        verdicts += v > 0 ? v : 0;
     }
     h_stop_pid(h->svc_pid[1], SIGTERM, 15000);
     h->svc_pid[1] = 0;
@@ -343,7 +354,7 @@ int bench_evaluator(const bench_opts *o)
                    base);
             if (f1)
                 printf(", with one ack per batch %.0f msg/s", base1);
-            printf(")\n");
+            printf("; %.2f verdicts published per event)\n", (double)verdicts / (double)o->events);
             fflush(stdout);
         }
     }
