@@ -156,6 +156,28 @@ out:
     return rc;
 }
 
+/* Minor and major page faults of pid so far (-1: unknown). */
+static long long page_faults(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long minflt = 0, majflt = 0;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* after the command's closing parenthesis: state ppid pgrp session tty tpgid flags minflt
+     * cminflt majflt */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &minflt, &majflt) != 2)
+        return -1;
+    return (long long)(minflt + majflt);
+}
+
 /* Start an oracle on data dir `dir` (its oracle/ folder) and time trust queries of random agents.
  */
 static double query_p50(h_env *h, const char *dir, long n, int queries)
@@ -164,6 +186,7 @@ static double query_p50(h_env *h, const char *dir, long n, int queries)
     const char *extra[4];
     double *ms = calloc((size_t)queries, sizeof(double)), p50 = -1;
     pid_t saved = h->svc_pid[3];
+    long long faults = -1;
     int ok = 0;
 
     snprintf(env_dir, sizeof(env_dir), "PACTUM_DATA_DIR=%s", dir);
@@ -177,6 +200,7 @@ static double query_p50(h_env *h, const char *dir, long n, int queries)
     if (!ms || !h_start_service(h, 3, extra))
         goto out;
     srand(11);
+    faults = page_faults(h->svc_pid[3]);
     for (int i = 0; i < queries; i++) {
         Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
         char id[16];
@@ -199,6 +223,10 @@ static double query_p50(h_env *h, const char *dir, long n, int queries)
     }
     if (ok == queries)
         p50 = bu_pct(ms, ok, 50);
+    if (faults >= 0 && ok > 0)
+        printf("  scale: %ld agents, %.1f page faults in the oracle per query (its warm-up's "
+               "included)\n",
+               n, (double)(page_faults(h->svc_pid[3]) - faults) / ok);
 out:
     if (h->svc_pid[3] > 0)
         h_stop_pid(h->svc_pid[3], SIGTERM, 15000);

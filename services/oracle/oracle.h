@@ -129,6 +129,9 @@ typedef struct oracle {
     MDB_dbi settlements;         /* agent \0 be64 trust_seq -> StatementRef */
     pk_consumer trust;           /* the read model's durable consumer of PACTUM_TRUST */
     pk_runner model;             /* the read model's loop */
+    pthread_t warmer;            /* maps the store's pages ahead of queries, after the start */
+    bool warming;                /* the warmer was started (joined at stop) */
+    atomic_bool warm_stop;       /* asks the warmer to stop */
     pk_keypair kp;               /* signs answers and tree heads */
     tlog log;                    /* the transparency log */
     pk_responders answers;       /* pactum.oracle.* */

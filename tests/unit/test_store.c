@@ -132,3 +132,80 @@ Test(store, full_map_is_reported_as_store_full)
     cr_assert(strstr(pk_error_msg(), "PACTUM_LMDB_MAP_MB") != NULL, "%s", pk_error_msg());
     pk_txn_abort(txn);
 }
+
+/* Page faults of this process so far (minor and major). */
+static long long own_faults(void)
+{
+    char buf[1024], *p;
+    unsigned long long minflt = 0, majflt = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n;
+
+    cr_assert_not_null(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    cr_assert_not_null(p);
+    cr_assert_eq(sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &minflt, &majflt), 2);
+    return (long long)(minflt + majflt);
+}
+
+/* Read every value of dbi; the bytes read. */
+static size_t read_all(MDB_dbi dbi)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t bytes = 0;
+    unsigned sum = 0;
+
+    cr_assert_eq(pk_txn_begin(st, false, &txn), PK_OK);
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, bytes ? MDB_NEXT : MDB_FIRST) == 0) {
+        sum += ((const unsigned char *)v.mv_data)[v.mv_size - 1];
+        bytes += v.mv_size;
+    }
+    (void)sum;
+    mdb_cursor_close(cur);
+    pk_txn_abort(txn);
+    return bytes;
+}
+
+#define RECORDS 60000
+
+Test(store, warming_maps_the_pages_in_use_so_that_reads_after_it_do_not_fault)
+{
+    MDB_dbi dbi;
+    MDB_txn *txn;
+    char key[16], val[200];
+    atomic_bool stop = true;
+    long long before, read_faults;
+    size_t warmed;
+
+    pk_store_close(st);
+    cr_assert_eq(pk_store_open(&st, dir, 64, 4), PK_OK);
+    cr_assert_eq(pk_store_dbi(st, "t", 0, &dbi), PK_OK);
+    cr_assert_eq(pk_txn_begin(st, true, &txn), PK_OK);
+    memset(val, 'v', sizeof(val));
+    for (int i = 0; i < RECORDS; i++) { /* about 12 MiB in some 4,000 pages */
+        snprintf(key, sizeof(key), "k%07d", i);
+        cr_assert_eq(pk_put(txn, dbi, key, strlen(key), val, sizeof(val), 0), PK_OK);
+    }
+    cr_assert_eq(pk_txn_commit(txn), PK_OK);
+    /* a fresh mapping, as after a start */
+    pk_store_close(st);
+    cr_assert_eq(pk_store_open(&st, dir, 64, 4), PK_OK);
+    cr_assert_eq(pk_store_dbi(st, "t", 0, &dbi), PK_OK);
+
+    cr_assert_eq(pk_store_warm(st, SIZE_MAX, &stop), 0, "asked to stop, it reads nothing");
+    cr_assert_eq(pk_store_warm(st, 64 * 1024, NULL), 64 * 1024, "no more than it is allowed");
+    warmed = pk_store_warm(st, SIZE_MAX, NULL);
+    cr_assert_geq(warmed, (size_t)RECORDS * sizeof(val), "warmed only %zu bytes", warmed);
+    cr_assert_leq(warmed, (size_t)64 << 20, "warmed %zu bytes, past the map", warmed);
+    before = own_faults();
+    cr_assert_geq(read_all(dbi), (size_t)RECORDS * sizeof(val));
+    read_faults = own_faults() - before;
+    cr_assert_lt(read_faults, 64, "%lld page faults reading a warmed store of %zu bytes",
+                 read_faults, warmed);
+}

@@ -1,6 +1,8 @@
 #include "pk/store.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,57 @@ pk_status pk_mkdir_p(const char *dir)
         }
     }
     return PK_OK;
+}
+
+/* Where this process maps the store's data file, and how long the mapping is (NULL: not found).
+ * LMDB names the address only for a fixed map, so it is looked up in /proc/self/maps. */
+static const volatile unsigned char *map_of(const pk_store *s, size_t *len)
+{
+    char want[PATH_MAX + 16], real[PATH_MAX], line[PATH_MAX + 128], path[PATH_MAX];
+    const volatile unsigned char *map = NULL;
+    unsigned long from, to;
+    FILE *f;
+
+    if (!realpath(s->path, real))
+        return NULL;
+    snprintf(want, sizeof(want), "%s/data.mdb", real);
+    if (!(f = fopen("/proc/self/maps", "r")))
+        return NULL;
+    while (!map && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %4095[^\n]", &from, &to, path) == 3 &&
+            strcmp(path, want) == 0) {
+            map = (const volatile unsigned char *)(uintptr_t)from;
+            *len = to - from;
+        }
+    }
+    fclose(f);
+    return map;
+}
+
+size_t pk_store_warm(pk_store *s, size_t max_bytes, const atomic_bool *stop)
+{
+    MDB_envinfo info;
+    MDB_stat est;
+    const volatile unsigned char *map;
+    size_t used, page, mapped = 0;
+    unsigned sum = 0;
+
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &est) != 0 ||
+        !(map = map_of(s, &mapped)))
+        return 0;
+    page = est.ms_psize ? est.ms_psize : 4096;
+    used = ((size_t)info.me_last_pgno + 1) * page;
+    if (used > mapped)
+        used = mapped;
+    if (used > max_bytes)
+        used = max_bytes;
+    for (size_t off = 0; off < used; off += page) {
+        if ((off / page) % 4096 == 0 && stop && atomic_load(stop))
+            return off;
+        sum += map[off];
+    }
+    (void)sum;
+    return used;
 }
 
 pk_status pk_store_open(pk_store **out, const char *dir, size_t map_mb, unsigned max_dbs)
