@@ -238,10 +238,9 @@ static double bare_rate(h_env *h, long n, bool batch_ack)
     return got == n ? (double)n / secs : -1;
 }
 
-static long long verdicts; /* verdicts the evaluator published in the last run */
-
-/* Start the evaluator on the loaded stream; events per second from its first to its last. */
-static double evaluator_rate(h_env *h, long n)
+/* Start the evaluator on the loaded stream; events per second from its first to its last, and
+ * into *verdicts the verdicts it published. */
+static double evaluator_rate(h_env *h, long n, long long *verdicts)
 {
     static const char *const env[] = {"PACTUM_PARTITIONS=4", NULL};
     int64_t t0 = 0, t1 = 0, start = pk_mono_ns(), deadline;
@@ -262,14 +261,14 @@ static double evaluator_rate(h_env *h, long n)
         }
         pk_sleep_ms(10);
     }
-    verdicts = 0;
+    *verdicts = 0;
     for (int i = 0; t1 && i < 4; i++) {
         static const char *const outcomes[] = {"pass", "fail", "insufficient", "stale"};
         char series[96];
         snprintf(series, sizeof(series), "pactum_evaluator_verdicts_total{outcome=\"%s\"}",
                  outcomes[i]);
         v = h_metric(h, "evaluator", series);
-        verdicts += v > 0 ? v : 0;
+        *verdicts += v > 0 ? v : 0;
     }
     h_stop_pid(h->svc_pid[1], SIGTERM, 15000);
     h->svc_pid[1] = 0;
@@ -282,7 +281,7 @@ static double evaluator_rate(h_env *h, long n)
 }
 
 static int one_round(const bench_opts *o, int clauses, const char *win, double *fig, double *base,
-                     double *base1)
+                     double *base1, long long *verdicts)
 {
     pact_shape shape = {clauses, win};
     h_env h;
@@ -303,7 +302,7 @@ static int one_round(const bench_opts *o, int clauses, const char *win, double *
     *base = bare_rate(&h, o->events, false);
     if (base1)
         *base1 = bare_rate(&h, o->events, true);
-    *fig = evaluator_rate(&h, o->events);
+    *fig = evaluator_rate(&h, o->events, verdicts);
     rc = *base > 0 && *fig > 0 && (!base1 || *base1 > 0) ? 0 : -1;
 out:
     h_stop(&h);
@@ -341,8 +340,9 @@ int bench_evaluator(const bench_opts *o)
         agents = variants[k].agents;
         for (int r = 0; r < o->rounds; r++) {
             double fig = 0, base = 0, base1 = 0;
-            if (one_round(o, variants[k].clauses, variants[k].win, &fig, &base,
-                          f1 ? &base1 : NULL) != 0)
+            long long verdicts = 0;
+            if (one_round(o, variants[k].clauses, variants[k].win, &fig, &base, f1 ? &base1 : NULL,
+                          &verdicts) != 0)
                 return -1;
             f->v[f->n++] = fig;
             f->b[f->nb++] = base;

@@ -156,28 +156,6 @@ out:
     return rc;
 }
 
-/* Minor and major page faults of pid so far (-1: unknown). */
-static long long page_faults(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long minflt = 0, majflt = 0;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (!(f = fopen(path, "r")))
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* after the command's closing parenthesis: state ppid pgrp session tty tpgid flags minflt
-     * cminflt majflt */
-    if (!(p = strrchr(buf, ')')) ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &minflt, &majflt) != 2)
-        return -1;
-    return (long long)(minflt + majflt);
-}
-
 /* Start an oracle on data dir `dir` (its oracle/ folder) and time trust queries of random agents.
  */
 static double query_p50(h_env *h, const char *dir, long n, int queries)
@@ -200,7 +178,7 @@ static double query_p50(h_env *h, const char *dir, long n, int queries)
     if (!ms || !h_start_service(h, 3, extra))
         goto out;
     srand(11);
-    faults = page_faults(h->svc_pid[3]);
+    faults = h_page_faults(h->svc_pid[3]);
     for (int i = 0; i < queries; i++) {
         Pactum__V1__TrustQuery q = PACTUM__V1__TRUST_QUERY__INIT;
         char id[16];
@@ -226,7 +204,7 @@ static double query_p50(h_env *h, const char *dir, long n, int queries)
     if (faults >= 0 && ok > 0)
         printf("  scale: %ld agents, %.1f page faults in the oracle per query (its warm-up's "
                "included)\n",
-               n, (double)(page_faults(h->svc_pid[3]) - faults) / ok);
+               n, (double)(h_page_faults(h->svc_pid[3]) - faults) / ok);
 out:
     if (h->svc_pid[3] > 0)
         h_stop_pid(h->svc_pid[3], SIGTERM, 15000);

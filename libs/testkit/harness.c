@@ -967,6 +967,30 @@ Pactum__V1__TrustReport *h_wait_tier(h_env *h, const char *agent, Pactum__V1__Ti
     return r;
 }
 
+long long h_page_faults(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long minflt = 0, majflt = 0;
+    FILE *f;
+    size_t n;
+
+    if (pid)
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/stat");
+    if (!(f = fopen(path, "r")))
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* after the command's closing parenthesis: state ppid pgrp session tty tpgid flags minflt
+     * cminflt majflt */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &minflt, &majflt) != 2)
+        return -1;
+    return (long long)(minflt + majflt);
+}
+
 long long h_metric(h_env *h, const char *service, const char *series)
 {
     char subject[64];

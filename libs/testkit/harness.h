@@ -252,6 +252,9 @@ bool h_next_rejection(natsSubscription *sub, int timeout_ms, Pactum__V1__Rejecti
 /* Value of a metric line "name{labels}" from a service, or -1. */
 long long h_metric(h_env *h, const char *service, const char *series);
 
+/* Page faults (minor and major) of process pid so far, 0 for this one; -1 if unknown. */
+long long h_page_faults(pid_t pid);
+
 /* Poll a metric until it reaches at least want; returns the last value. */
 long long h_wait_metric(h_env *h, const char *service, const char *series, long long want,
                         int timeout_ms);

@@ -555,21 +555,28 @@ static bool has_agent(pk_store *store, pk_registry *reg, const char *id)
     return st == PK_OK;
 }
 
+/* A nats-server with the streams, and a registry copy of its own in a fresh store. */
+static void registry_copy(h_env *h, pk_store **store, pk_registry **reg)
+{
+    uint32_t partitions = 1;
+    char dir[300];
+
+    cr_assert(h_start(h, false), "nats-server did not start");
+    cr_assert_eq(pk_streams_ensure(h->bus, &partitions), PK_OK, "%s", pk_error_msg());
+    snprintf(dir, sizeof(dir), "%s/view", h->dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    cr_assert_eq(pk_store_open(store, dir, 16, 8), PK_OK);
+    cr_assert_eq(pk_registry_open(reg, *store, h->bus), PK_OK);
+}
+
 Test(bus, a_registry_record_whose_notice_came_before_the_stream_stored_it_is_still_read,
      .timeout = 60)
 {
-    uint32_t partitions = 1;
     pk_store *store = NULL;
     pk_registry *reg = NULL;
-    char dir[300];
     h_env h;
 
-    cr_assert(h_start(&h, false), "nats-server did not start");
-    cr_assert_eq(pk_streams_ensure(h.bus, &partitions), PK_OK, "%s", pk_error_msg());
-    snprintf(dir, sizeof(dir), "%s/view", h.dir);
-    cr_assert_eq(mkdir(dir, 0700), 0);
-    cr_assert_eq(pk_store_open(&store, dir, 16, 8), PK_OK);
-    cr_assert_eq(pk_registry_open(&reg, store, h.bus), PK_OK);
+    registry_copy(&h, &store, &reg);
     cr_assert_eq(pk_registry_sync(reg, 0), PK_OK);
 
     /* the notice arrives, a sync runs at once and finds nothing yet, then the record is stored */
@@ -597,19 +604,12 @@ Test(bus, a_registry_record_whose_notice_came_before_the_stream_stored_it_is_sti
 Test(bus, a_lookup_that_misses_right_after_a_sync_still_reads_what_was_stored_before_it,
      .timeout = 60)
 {
-    uint32_t partitions = 1;
     pk_store *store = NULL;
     pk_registry *reg = NULL;
     unsigned long before;
-    char dir[300];
     h_env h;
 
-    cr_assert(h_start(&h, false), "nats-server did not start");
-    cr_assert_eq(pk_streams_ensure(h.bus, &partitions), PK_OK, "%s", pk_error_msg());
-    snprintf(dir, sizeof(dir), "%s/view", h.dir);
-    cr_assert_eq(mkdir(dir, 0700), 0);
-    cr_assert_eq(pk_store_open(&store, dir, 16, 8), PK_OK);
-    cr_assert_eq(pk_registry_open(&reg, store, h.bus), PK_OK);
+    registry_copy(&h, &store, &reg);
 
     /* a sync has just run; an agent is registered (stored, its registrant answered) and asked
      * about before any notice of it: the lookup misses, and must find it, not call it unknown */

@@ -7,6 +7,7 @@
 
 #include "pactum/v1/pactum.pb-c.h"
 #include "fixtures.h"
+#include "harness.h"
 #include "pk/store.h"
 
 static char dir[64];
@@ -133,24 +134,6 @@ Test(store, full_map_is_reported_as_store_full)
     pk_txn_abort(txn);
 }
 
-/* Page faults of this process so far (minor and major). */
-static long long own_faults(void)
-{
-    char buf[1024], *p;
-    unsigned long long minflt = 0, majflt = 0;
-    FILE *f = fopen("/proc/self/stat", "r");
-    size_t n;
-
-    cr_assert_not_null(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    cr_assert_not_null(p);
-    cr_assert_eq(sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &minflt, &majflt), 2);
-    return (long long)(minflt + majflt);
-}
-
 /* Read every value of dbi; the bytes read. */
 static size_t read_all(MDB_dbi dbi)
 {
@@ -203,9 +186,9 @@ Test(store, warming_maps_the_pages_in_use_so_that_reads_after_it_do_not_fault)
     warmed = pk_store_warm(st, SIZE_MAX, NULL);
     cr_assert_geq(warmed, (size_t)RECORDS * sizeof(val), "warmed only %zu bytes", warmed);
     cr_assert_leq(warmed, (size_t)64 << 20, "warmed %zu bytes, past the map", warmed);
-    before = own_faults();
+    before = h_page_faults(0);
     cr_assert_geq(read_all(dbi), (size_t)RECORDS * sizeof(val));
-    read_faults = own_faults() - before;
+    read_faults = h_page_faults(0) - before;
     cr_assert_lt(read_faults, 64, "%lld page faults reading a warmed store of %zu bytes",
                  read_faults, warmed);
 }

@@ -40,7 +40,7 @@ struct pk_registry {
     int64_t sync_started_ns;   /* under lock: monotonic time the last sync began */
     double refresh_tokens;     /* under lock: syncs misses may still force (see refresh) */
     int64_t refresh_ms;        /* under lock: when refresh_tokens was last topped up */
-    atomic_ulong syncs;        /* syncs run, for tests and metrics */
+    atomic_ulong syncs;        /* syncs run (tests count them) */
     pk_registry_hook hook;     /* optional per-record hook */
     void *hook_ctx;            /* its context */
 };
