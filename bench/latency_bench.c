@@ -5,7 +5,9 @@
  *                 to contained received by a subscriber on pactum.trust.<agent>;
  *                 idle, and while other agents publish at half the end-to-end
  *                 rate. Baseline: a bare JetStream pipeline of 3 hops, one
- *                 message at a time, received by a plain subscriber.
+ *                 message at a time, received by a plain subscriber, its samples
+ *                 as far apart as the containments (each starts from rest; the
+ *                 same hops back to back are reported too).
  *   to deny       the same violation -> the first authorize answer that denies, asked
  *                 again and again by a caller as an agent's gateway would; idle and
  *                 under the same load. Baseline: the 3 bare hops plus one bare
@@ -163,7 +165,7 @@ static int contain(bu_suite *s, int from, int to, double *ms, double (*hops)[HOP
         if (hops)
             hop_times(s, s->ids[a], wall0, wall0 + (int64_t)(ms[got] * 1e6), hops[got]);
         got++;
-        pk_sleep_ms(20);
+        pk_sleep_ms(BU_CONTAIN_GAP_MS);
     }
     natsSubscription_Destroy(sub);
     return got == to - from ? 0 : -1;
@@ -254,7 +256,7 @@ static int contain_to_deny(bu_suite *s, const char *token, int from, int to, dou
     for (int a = from; a < to; a++) {
         if (deny_one(s, token, a, &ms[a - from]) != 0)
             return -1;
-        pk_sleep_ms(20);
+        pk_sleep_ms(BU_CONTAIN_GAP_MS);
     }
     return 0;
 }
@@ -456,8 +458,8 @@ static void add_rounds(bench_figure *f, double v, double b)
 static int deny_figures(bu_suite *s, const char *token, int from, int n, double *ms, double *bare,
                         double *rr, bench_figure *f50, bench_figure *f99)
 {
-    if (bu_bare_latency(&s->h, 3, n, bare) != 0 || bare_requests(s, n, rr) != 0 ||
-        contain_to_deny(s, token, from, from + n, ms) != 0)
+    if (bu_bare_latency(&s->h, 3, n, BU_CONTAIN_GAP_MS, bare) != 0 ||
+        bare_requests(s, n, rr) != 0 || contain_to_deny(s, token, from, from + n, ms) != 0)
         return -1;
     add_rounds(f50, bu_pct(ms, n, 50), bu_pct(bare, n, 50) + bu_pct(rr, n, 50));
     add_rounds(f99, bu_pct(ms, n, 99), bu_pct(bare, n, 99) + bu_pct(rr, n, 99));
@@ -475,6 +477,8 @@ int bench_latency(const bench_opts *o)
         "containment idle, evaluator hop, p50", "containment idle, scorer hop, p50",
         "containment idle, PACTUM_TRUST to subscriber, p50"};
     bench_figure *hf[HOPS];
+    bench_figure *bb =
+        bench_add("bare JetStream 3 hops p50, samples back to back", "ms", "", "reported", false);
     bench_figure *l50 = bench_add("containment p50, half of max load", "ms",
                                   "bare JetStream 3 hops, p50", "reported", false);
     bench_figure *l99 = bench_add("containment p99, half of max load", "ms",
@@ -546,8 +550,13 @@ int bench_latency(const bench_opts *o)
         if (h_wait_metric(&s.h, "scorer", "pactum_scorer_verdicts_total", AGENTS * BU_CLAUSES,
                           60000) < AGENTS * BU_CLAUSES)
             goto round_out;
-        /* baseline latency, then containment idle */
-        if (bu_bare_latency(&s.h, 3, samples, bms) != 0 || contain(&s, 0, samples, ms, hops) != 0)
+        /* baseline latency (its samples as far apart as the containments', and back to back),
+         * then containment idle */
+        if (bu_bare_latency(&s.h, 3, samples, 0, bms) != 0)
+            goto round_out;
+        add_rounds(bb, bu_pct(bms, samples, 50), -1);
+        if (bu_bare_latency(&s.h, 3, samples, BU_CONTAIN_GAP_MS, bms) != 0 ||
+            contain(&s, 0, samples, ms, hops) != 0)
             goto round_out;
         add_rounds(c50, bu_pct(ms, samples, 50), bu_pct(bms, samples, 50));
         add_rounds(c99, bu_pct(ms, samples, 99), bu_pct(bms, samples, 99));
@@ -582,9 +591,9 @@ int bench_latency(const bench_opts *o)
         }
         printf(" ms\n");
         printf("  containment, round %d: idle p50 %.2f p99 %.2f ms; at %.0f events/s p50 %.2f "
-               "p99 %.2f ms; bare 3 hops p50 %.2f ms\n",
+               "p99 %.2f ms; bare 3 hops p50 %.2f ms (back to back %.2f ms)\n",
                r + 1, c50->v[c50->n - 1], c99->v[c99->n - 1], rate, l50->v[l50->n - 1],
-               l99->v[l99->n - 1], c50->b[c50->nb - 1]);
+               l99->v[l99->n - 1], c50->b[c50->nb - 1], bb->v[bb->n - 1]);
         fflush(stdout);
         /* oracle queries, against the bare responder */
         if (natsConnection_Subscribe(&echo, s.h.bus->nc, "bench.echo", bu_on_echo, NULL) != NATS_OK)

@@ -469,7 +469,7 @@ static double wide_containment(h_env *h, int samples, int round)
         snprintf(id, sizeof(id), "wide-leak-%d-%d", round, got);
         if ((ms[got] = bu_contain_one(h, sub, agent, bu_registry_key(), id)) < 0)
             goto out;
-        pk_sleep_ms(20);
+        pk_sleep_ms(BU_CONTAIN_GAP_MS);
     }
     p50 = bu_pct(ms, samples, 50);
 out:

@@ -295,7 +295,7 @@ typedef struct latency_sink {
     natsSubscription *sub;
 } latency_sink;
 
-int bu_bare_latency(h_env *h, int hops, int samples, double *ms)
+int bu_bare_latency(h_env *h, int hops, int samples, int gap_ms, double *ms)
 {
     hop hp[BARE_HOPS_MAX];
     pthread_t th[BARE_HOPS_MAX];
@@ -327,6 +327,8 @@ int bu_bare_latency(h_env *h, int hops, int samples, double *ms)
             break;
         ms[got++] = (double)(pk_mono_ns() - t0) / 1e6;
         natsMsg_Destroy(m);
+        if (gap_ms > 0)
+            pk_sleep_ms(gap_ms);
     }
     for (int i = 0; i < hops; i++)
         hp[i].want = hp[i].done; /* let the hops end */

@@ -71,9 +71,16 @@ double bu_bare_pipeline(h_env *h, long n, int hops, const size_t *sizes);
 /*
  * Latency of the same pipeline for one message at a time: publish to the
  * first stream, received by a plain subscriber on the last hop's output.
- * Fills ms[] with `samples` latencies.
+ * Fills ms[] with `samples` latencies, taken gap_ms apart (0: back to back).
+ * A figure it is the baseline of takes its samples with the same gap: on
+ * this kind of machine a process that has slept is slower to wake than one
+ * that was just busy, and every hop wakes one.
  */
-int bu_bare_latency(h_env *h, int hops, int samples, double *ms);
+int bu_bare_latency(h_env *h, int hops, int samples, int gap_ms, double *ms);
+
+/* The pause between two containments timed one after the other, so that each starts from a
+ * pipeline at rest (and the pause between the baseline's samples). */
+#define BU_CONTAIN_GAP_MS 20
 
 /* Write agent's pact document into buf. */
 typedef void (*bu_doc_fn)(char *buf, size_t len, const char *agent, void *ctx);
