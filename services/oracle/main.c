@@ -135,13 +135,16 @@ static int open_state(oracle *o, const oracle_cfg *cfg)
 /*
  * The read model's consumer: a durable of this instance's own (named after its stable name,
  * so it is found again after a restart and kept, replicated, through the loss of a node),
- * from where the model stopped; the log, the responders, HTTP.
+ * from where the model stopped, on a connection of its own (a trust change is never read
+ * behind a burst of questions and their records on the service's connection); the log, the
+ * responders, HTTP.
  */
 static int start_queries(oracle *o)
 {
     uint64_t applied = 0;
-    char name[96], durable[48];
+    char name[96], durable[48], conn[128];
     uint32_t h = 2166136261u;
+    pk_bus_opts bo;
 
     if (oracle_model_position(o, &applied) != PK_OK)
         return pk_service_failed(PK_EXIT_STORE);
@@ -149,9 +152,15 @@ static int start_queries(oracle *o)
     for (const unsigned char *c = (const unsigned char *)name; *c; c++)
         h = (h ^ *c) * 16777619u;
     snprintf(durable, sizeof(durable), "oracle-model-%08x", h);
+    snprintf(conn, sizeof(conn), "%s-model", o->svc.instance);
+    bo = pk_common_bus_opts(&o->cfg->common, conn);
+    bo.send_asap = true;
+    bo.connect_wait_ms = 10000;
+    bo.stop = (volatile int *)&pk_shutdown;
     if (pk_registry_watch(o->reg) != PK_OK || pk_registry_sync(o->reg, 0) != PK_OK ||
-        pk_consumer_open_ordered(&o->trust, o->bus, PK_STREAM_TRUST, durable, "pactum.trust.*", 512,
-                                 30000, oracle_model_position, o) != PK_OK ||
+        pk_bus_connect(&o->model_bus, &bo) != PK_OK ||
+        pk_consumer_open_ordered(&o->trust, o->model_bus, PK_STREAM_TRUST, durable,
+                                 "pactum.trust.*", 512, 30000, oracle_model_position, o) != PK_OK ||
         tlog_start(&o->log) != PK_OK || oracle_audit_start(o) != PK_OK ||
         oracle_queries_start(o) != PK_OK)
         return pk_service_failed(PK_EXIT_BUS);
@@ -233,6 +242,9 @@ static void stop(void *ctx)
     oracle_audit_stop(o);
     tlog_close(&o->log);
     pk_consumer_close(&o->trust);
+    if (o->model_bus)
+        pk_bus_close(o->model_bus);
+    o->model_bus = NULL;
     pk_pact_cache_destroy(o->pacts);
     pk_registry_close(o->reg);
     oracle_reuse_close(o);

@@ -115,6 +115,7 @@ typedef struct oracle {
     const oracle_cfg *cfg;       /* borrowed configuration */
     pk_service svc;              /* health, metrics */
     pk_bus *bus;                 /* connection */
+    pk_bus *model_bus;           /* the read model's own connection (its trust consumer) */
     pk_store *store;             /* read model and log */
     pk_registry *reg;            /* registry copy */
     pk_pact_cache *pacts;        /* compiled pacts (authorize, governance sections) */
