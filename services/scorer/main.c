@@ -16,6 +16,10 @@ static const pk_cfg_opt options[] = {
      "instances), or pinned: all, or a list like 0,1 or 2-3"},
     {"batch", "PACTUM_SCORER_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(scorer_cfg, batch),
      "verdicts fetched and committed together"},
+    {"states", "PACTUM_SCORER_STATES", PK_CFG_INT, "64", 1, 4096, offsetof(scorer_cfg, states),
+     "trust states a partition keeps decoded while it computes a batch (about 81 KiB each); "
+     "a batch about more agents writes the one used longest ago to the batch's writes and "
+     "reads it back from there"},
     {"tick", "PACTUM_SCORER_TICK", PK_CFG_DURATION, "1s", 100, 60000,
      offsetof(scorer_cfg, tick_every_ms),
      "how often to look for silent agents whose time has come (a clean window ends, "

@@ -156,13 +156,17 @@ pk_status scorer_worker_init(pk_pworker *pw)
 {
     score_worker *w = pw->ctx;
     scorer *s = pw->group->owner;
+    pk_status st;
 
     w->s = s;
     w->pw = pw;
     pk_scoring_init(&w->scoring, s->reg, s->pacts, s->agents, history, w);
     w->scoring.on_store = on_store;
     w->scoring.on_store_ctx = w;
-    return pk_wset_create(&w->ws);
+    st = pk_wset_create(&w->ws);
+    if (st == PK_OK) /* a batch about many agents keeps --states of them decoded */
+        pk_scoring_bound(&w->scoring, w->ws, (size_t)s->cfg->states);
+    return st;
 }
 
 void scorer_worker_free(pk_pworker *pw)
@@ -408,6 +412,7 @@ pk_status scorer_process(pk_pworker *pw, natsMsgList *list)
     MDB_txn *txn = NULL;
     char applied_key[32];
     uint64_t applied = 0;
+    unsigned long long spilled = w->scoring.spilled;
     pk_status st;
 
     /* verdicts name pact versions whose governance sections we may need */
@@ -433,6 +438,7 @@ pk_status scorer_process(pk_pworker *pw, natsMsgList *list)
     }
     if (st == PK_OK)
         st = pk_scoring_store(&w->scoring, txn, w->ws);
+    pk_metric_add(&s->m[SM_SPILLED], (long long)(w->scoring.spilled - spilled));
     if (st == PK_OK)
         st = pk_wset_put_u64(w->ws, s->meta, applied_key, applied);
     pk_txn_abort(txn);

@@ -31,6 +31,7 @@ typedef struct scorer_cfg {
     pk_common_cfg common;  /* shared options */
     const char *owned;     /* partitions served: "auto" (by lease), or pinned "all", "0-3" */
     long long batch;       /* inputs fetched per batch */
+    long long states;      /* trust states a partition keeps decoded while computing a batch */
     int64_t tick_every_ms; /* how often the clock looks for agents whose time has come */
 } scorer_cfg;
 

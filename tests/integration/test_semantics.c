@@ -4,11 +4,13 @@
  * reputation decays on the clock, re-entry happens without more events and
  * caps the tier, a pact applies from registration, an agent without a pact
  * is not unlimited, an event dispute takes its verdicts out, peers cannot
- * contain, governance records cannot be flooded, and approvals are one-time
- * and checked by the evaluator. Each test ends with a replay of the history
- * that must give the live state.
+ * contain, governance records cannot be flooded, approvals are one-time
+ * and checked by the evaluator, and a scorer that keeps few states decoded
+ * scores a batch about many agents as one that keeps them all. Each test
+ * ends with a replay of the history that must give the live state.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +131,23 @@ static void replay_agrees(void)
     pk_sleep_ms(1500);
     cr_assert_eq(cli("replay --compare"), 0, "%s", out);
     cr_assert(strstr(out, "(the same)") != NULL, "%s", out);
+}
+
+/* Verdicts the evaluator has published in all. */
+static long long verdicts_published(void)
+{
+    static const char *const outcomes[] = {"pass", "fail", "insufficient", "stale"};
+    long long n = 0;
+
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+        char series[96];
+        long long v;
+        snprintf(series, sizeof(series), "pactum_evaluator_verdicts_total{outcome=\"%s\"}",
+                 outcomes[i]);
+        v = h_metric(&h, "evaluator", series);
+        n += v > 0 ? v : 0;
+    }
+    return n;
 }
 
 #define ALL_TIERS_BY_CLAUSES "\"tiers\":{\"trusted\":{},\"standard\":{},\"watch\":{}}"
@@ -645,4 +664,80 @@ Test(semantics, the_example_pacts_move_kept_degraded_and_broken_agents_as_promis
                       pk_tier_name(tiers[2]));
     }
     fflush(stdout);
+}
+
+/*
+ * A decoded trust state is large, so the scorer keeps --states of them at once while it
+ * computes a batch and writes the one used longest ago into the batch's writes to make room.
+ * A batch that names 16 agents in turn, three times, under --states 2: every agent's state
+ * is written out and read back twice within the batch, and must end as if it had stayed.
+ */
+Test(semantics, a_scorer_keeping_two_states_decoded_scores_many_agents_as_if_it_kept_all)
+{
+    static const char *const two[] = {"PACTUM_SCORER_STATES=2", NULL};
+    enum { AGENTS = 16, ROUNDS = 3 };
+    pk_keypair keys[AGENTS];
+    char id[32], pact[512];
+    long long verdicts, stable;
+
+    /* the scorer stops, so that what the evaluator publishes waits for one batch */
+    cr_assert_eq(h_stop_pid(h.svc_pid[2], SIGTERM, 15000), 0, "the scorer did not stop cleanly");
+    h.svc_pid[2] = 0;
+    for (int i = 0; i < AGENTS; i++) {
+        snprintf(id, sizeof(id), "many-%02d", i);
+        snprintf(pact, sizeof(pact),
+                 "{\"pactum\":1,\"id\":\"many-%02d\",\"agent\":\"%s\",\"clauses\":[{\"id\":"
+                 "\"leak\",\"promise\":\"never leaks\",\"severity\":\"low\",\"kind\":"
+                 "\"forbidden\",\"window\":\"1d\",\"match\":{\"field\":\"kind\",\"eq\":"
+                 "\"leak\"}}]}",
+                 i, id);
+        cr_assert(h_agent_with_pact(&h, id, (uint8_t)(100 + i), &keys[i], &owner, pact), "%s",
+                  h.why);
+    }
+    /* agent i leaks in the rounds r with r + i odd: even agents once, odd ones twice */
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < AGENTS; i++) {
+            char prefix[16];
+            snprintf(id, sizeof(id), "many-%02d", i);
+            snprintf(prefix, sizeof(prefix), "r%d", r);
+            cr_assert(h_publish_events(&h, id, &keys[i], prefix, 1, (r + i) % 2 ? "leak" : "reply",
+                                       NULL, 0, NULL, NULL));
+        }
+    }
+    judged(AGENTS * ROUNDS);
+    /* every verdict is published (the count holds still) before the scorer comes back */
+    verdicts = verdicts_published();
+    for (int i = 0; i < 50; i++) {
+        pk_sleep_ms(200);
+        stable = verdicts;
+        if ((verdicts = verdicts_published()) == stable && verdicts > 0)
+            break;
+    }
+    cr_assert_geq(verdicts, AGENTS / 2 + AGENTS / 2 * 2,
+                  "%lld verdicts: one for every leak at least", verdicts);
+    cr_assert(h_start_service(&h, 2, two), "the scorer did not start again");
+    cr_assert_geq(h_wait_metric(&h, "scorer", "pactum_scorer_verdicts_total", verdicts, 60000),
+                  verdicts, "the scorer did not take every verdict");
+    cr_assert_gt(h_metric(&h, "scorer", "pactum_scorer_states_spilled_total"), 0,
+                 "no state was written out to make room: the bound was not exercised");
+    for (int i = 0; i < AGENTS; i++) {
+        Pactum__V1__TrustReport *rep;
+        uint64_t want = i % 2 ? 2 : 1;
+        int64_t deadline = pk_mono_ms() + 20000;
+        snprintf(id, sizeof(id), "many-%02d", i);
+        for (;;) {
+            rep = h_trust(&h, id);
+            cr_assert_not_null(rep);
+            if ((rep->state && violations(rep->state) == want) || pk_mono_ms() > deadline)
+                break;
+            pactum__v1__trust_report__free_unpacked(rep, NULL);
+            pk_sleep_ms(100);
+        }
+        cr_assert(rep->state && violations(rep->state) == want,
+                  "%s: %llu violations, not %llu: a state written out and read back lost some", id,
+                  rep->state ? (unsigned long long)violations(rep->state) : 0ULL,
+                  (unsigned long long)want);
+        pactum__v1__trust_report__free_unpacked(rep, NULL);
+    }
+    replay_agrees();
 }

@@ -414,7 +414,51 @@ static pk_status engagements(pk_scoring *s, MDB_txn *txn, pk_trust *t, char kind
 
 /* --- the batch's states ---------------------------------------------------------------- */
 
-/* The state of agent: the batch's copy, else the stored one, else a new agent's at now_ms. */
+void pk_scoring_bound(pk_scoring *s, pk_wset *ws, size_t max_states)
+{
+    s->spill = ws;
+    s->max_states = max_states;
+}
+
+/* Put t into ws as pk_scoring_store does (txn reads its governance). */
+static pk_status store_one(pk_scoring *s, MDB_txn *txn, pk_wset *ws, const pk_trust *t)
+{
+    static _Thread_local pk_trust_msg_storage storage;
+    const pk_governance *g = pk_scoring_governance(s, txn, t);
+    Pactum__V1__TrustState m;
+    pk_status st;
+
+    pk_trust_to_msg(t, g, &m, &storage);
+    st = pk_wset_put_msg(ws, s->agents, t->agent_id, strlen(t->agent_id), &m.base);
+    if (st == PK_OK && s->on_store)
+        st = s->on_store(s->on_store_ctx, txn, ws, t, pk_scoring_wake(t, g));
+    return st;
+}
+
+/* The stored state of agent into *m: the one the spill set holds, else the one in txn. */
+static pk_status stored_state(pk_scoring *s, MDB_txn *txn, const char *agent,
+                              Pactum__V1__TrustState **m)
+{
+    MDB_val v;
+    pk_status st;
+
+    if (!s->spill)
+        return pk_get_msg(txn, s->agents, agent, strlen(agent),
+                          &pactum__v1__trust_state__descriptor, (ProtobufCMessage **)m);
+    if ((st = pk_wset_get(s->spill, txn, s->agents, agent, strlen(agent), &v)) != PK_OK)
+        return st;
+    if (!(*m = pactum__v1__trust_state__unpack(NULL, v.mv_size, v.mv_data)))
+        return PK_ERR(PK_EDECODE, "stored %s does not decode",
+                      pactum__v1__trust_state__descriptor.name);
+    return PK_OK;
+}
+
+/*
+ * The state of agent: the batch's copy, else the stored one, else a new agent's at now_ms.
+ * The batch's copies are kept in the order they were last used; when s is bounded and holds
+ * max_states of them, the one used longest ago is written to the spill set and forgotten
+ * first (read back from there if its agent comes again).
+ */
 static pk_status state_of(pk_scoring *s, MDB_txn *txn, const char *agent, int64_t now_ms,
                           pk_trust **out)
 {
@@ -424,9 +468,20 @@ static pk_status state_of(pk_scoring *s, MDB_txn *txn, const char *agent, int64_
 
     for (size_t i = 0; i < s->n_batch; i++) {
         if (strcmp(s->batch[i]->agent_id, agent) == 0) {
-            *out = s->batch[i];
+            t = s->batch[i];
+            memmove(s->batch + i, s->batch + i + 1, (s->n_batch - 1 - i) * sizeof(*s->batch));
+            s->batch[s->n_batch - 1] = t;
+            *out = t;
             return PK_OK;
         }
+    }
+    if (s->spill && s->max_states && s->n_batch >= s->max_states) {
+        if ((st = store_one(s, txn, s->spill, s->batch[0])) != PK_OK)
+            return st;
+        free(s->batch[0]);
+        memmove(s->batch, s->batch + 1, (s->n_batch - 1) * sizeof(*s->batch));
+        s->n_batch--;
+        s->spilled++;
     }
     if (s->n_batch == s->cap_batch) {
         size_t cap = s->cap_batch ? s->cap_batch * 2 : 64;
@@ -438,8 +493,7 @@ static pk_status state_of(pk_scoring *s, MDB_txn *txn, const char *agent, int64_
     }
     if (!(t = malloc(sizeof(*t))))
         return PK_ERR(PK_ENOMEM, "cannot allocate a trust state");
-    st = pk_get_msg(txn, s->agents, agent, strlen(agent), &pactum__v1__trust_state__descriptor,
-                    (ProtobufCMessage **)&m);
+    st = stored_state(s, txn, agent, &m);
     if (st == PK_OK) {
         pk_trust_from_msg(t, m);
         pactum__v1__trust_state__free_unpacked(m, NULL);
@@ -511,18 +565,10 @@ int64_t pk_scoring_wake(const pk_trust *t, const pk_governance *g)
 
 pk_status pk_scoring_store(pk_scoring *s, MDB_txn *txn, pk_wset *ws)
 {
-    static _Thread_local pk_trust_msg_storage storage;
     pk_status st = PK_OK;
 
-    for (size_t i = 0; i < s->n_batch && st == PK_OK; i++) {
-        const pk_trust *t = s->batch[i];
-        const pk_governance *g = pk_scoring_governance(s, txn, t);
-        Pactum__V1__TrustState m;
-        pk_trust_to_msg(t, g, &m, &storage);
-        st = pk_wset_put_msg(ws, s->agents, t->agent_id, strlen(t->agent_id), &m.base);
-        if (st == PK_OK && s->on_store)
-            st = s->on_store(s->on_store_ctx, txn, ws, t, pk_scoring_wake(t, g));
-    }
+    for (size_t i = 0; i < s->n_batch && st == PK_OK; i++)
+        st = store_one(s, txn, ws, s->batch[i]);
     if (st == PK_OK)
         pk_scoring_reset(s);
     return st;

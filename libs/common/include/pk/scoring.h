@@ -10,7 +10,9 @@
  *
  * A pk_scoring is used by one thread at a time. The states of a batch are
  * owned by it from the first pk_scoring_step that reads them until
- * pk_scoring_store or pk_scoring_reset.
+ * pk_scoring_store or pk_scoring_reset. A decoded state is large (pk_trust,
+ * about 81 KiB), so a bounded pk_scoring keeps at most max_states of them and
+ * writes the one used longest ago to the batch's write set to make room.
  */
 #ifndef PK_SCORING_H
 #define PK_SCORING_H
@@ -39,8 +41,12 @@ typedef struct pk_scoring {
     const pk_compiled *gov_held;  /* the pact of the governance last returned (held) */
     const pk_compiled *cons_held; /* the pact of the consequences last returned (held) */
     bool rebuilding;              /* inside a ruling's rebuild: rulings only do bookkeeping */
-    pk_trust **batch;             /* states read or changed since the last store or reset */
+    pk_trust **batch;             /* states read or changed since the last store or reset,
+                                   * the one used longest ago first */
     size_t n_batch, cap_batch;    /* their count and room */
+    pk_wset *spill;               /* bounded: where states that make room go (borrowed) */
+    size_t max_states;            /* ... and how many are kept decoded at most (0: all) */
+    unsigned long long spilled;   /* states written to make room, in all */
     /* optional: called by pk_scoring_store for each state stored, with its wake time */
     pk_status (*on_store)(void *ctx, MDB_txn *txn, pk_wset *ws, const pk_trust *t, int64_t wake);
     void *on_store_ctx;
@@ -87,6 +93,14 @@ pk_status pk_scoring_step(pk_scoring *s, MDB_txn *txn, const char *subject, cons
                           size_t len, uint64_t seq, int64_t ts_ms, pk_applied *out) PK_MUST_CHECK;
 
 void pk_applied_free(pk_applied *a);
+
+/*
+ * Keep at most max_states decoded (0: no bound): when another is needed, the one used longest
+ * ago is put into ws as pk_scoring_store would put it, and read back from ws if its agent
+ * comes again. ws must be the set pk_scoring_store writes to, cleared when the batch is
+ * retried, so that a state is read from ws before the transaction's snapshot.
+ */
+void pk_scoring_bound(pk_scoring *s, pk_wset *ws, size_t max_states);
 
 /* Put every state of the batch into ws (txn reads their governance), then forget them. */
 pk_status pk_scoring_store(pk_scoring *s, MDB_txn *txn, pk_wset *ws) PK_MUST_CHECK;
