@@ -339,9 +339,6 @@ static void limit_to(replay *r, const live_view *v)
         r->upto[p] = (v->mask & (1ull << p)) ? v->applied[p] : 0;
 }
 
-/* Trust states the replay keeps decoded at once, as the scorer's default --states. */
-#define REPLAY_STATES 64
-
 /* The fresh store, its registry copy, and the scorer's input step over them. */
 static int open_replay(replay *r, const char *dir)
 {
@@ -353,7 +350,7 @@ static int open_replay(replay *r, const char *dir)
         pk_pact_cache_create(&r->pacts, r->reg, 256) != PK_OK || pk_wset_create(&r->ws) != PK_OK)
         return cli_error(CLI_IO, "%s", pk_error_msg());
     pk_scoring_init(&r->scoring, r->reg, r->pacts, r->agents, history, r);
-    pk_scoring_bound(&r->scoring, r->ws, REPLAY_STATES);
+    pk_scoring_bound(&r->scoring, r->ws, PK_SCORING_STATES);
     r->scoring_ready = true;
     return CLI_OK;
 }

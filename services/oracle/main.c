@@ -144,7 +144,6 @@ static int start_queries(oracle *o)
     uint64_t applied = 0;
     char name[96], durable[48], conn[128];
     uint32_t h = 2166136261u;
-    pk_bus_opts bo;
 
     if (oracle_model_position(o, &applied) != PK_OK)
         return pk_service_failed(PK_EXIT_STORE);
@@ -153,12 +152,8 @@ static int start_queries(oracle *o)
         h = (h ^ *c) * 16777619u;
     snprintf(durable, sizeof(durable), "oracle-model-%08x", h);
     snprintf(conn, sizeof(conn), "%s-model", o->svc.instance);
-    bo = pk_common_bus_opts(&o->cfg->common, conn);
-    bo.send_asap = true;
-    bo.connect_wait_ms = 10000;
-    bo.stop = (volatile int *)&pk_shutdown;
     if (pk_registry_watch(o->reg) != PK_OK || pk_registry_sync(o->reg, 0) != PK_OK ||
-        pk_bus_connect(&o->model_bus, &bo) != PK_OK ||
+        pk_reader_bus_connect(&o->cfg->common, conn, &o->model_bus) != PK_OK ||
         pk_consumer_open_ordered(&o->trust, o->model_bus, PK_STREAM_TRUST, durable,
                                  "pactum.trust.*", 512, 30000, oracle_model_position, o) != PK_OK ||
         tlog_start(&o->log) != PK_OK || oracle_audit_start(o) != PK_OK ||

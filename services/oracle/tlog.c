@@ -521,18 +521,13 @@ static void *runner_main(void *arg)
 static pk_status start_appender(tlog *l, tlog_appender *a, const tlog_source *src)
 {
     char name[96];
-    pk_bus_opts bo;
     pk_status st;
 
     snprintf(name, sizeof(name), "%s-%s", l->svc->instance, src->durable);
-    bo = pk_common_bus_opts(l->cfg.common, name);
-    bo.send_asap = true;
-    bo.connect_wait_ms = 10000;
-    bo.stop = (volatile int *)&pk_shutdown;
     a->log = l;
     a->src = src;
     snprintf(a->what, sizeof(a->what), "log of %s", src->stream);
-    if ((st = pk_bus_connect(&a->bus, &bo)) != PK_OK ||
+    if ((st = pk_reader_bus_connect(l->cfg.common, name, &a->bus)) != PK_OK ||
         (st = pk_consumer_open(&a->consumer, a->bus, src->stream, src->durable, src->filter, 0,
                                l->cfg.batch, 30000)) != PK_OK)
         return st;

@@ -16,6 +16,7 @@ static const pk_cfg_opt options[] = {
      "instances), or pinned: all, or a list like 0,1 or 2-3"},
     {"batch", "PACTUM_SCORER_BATCH", PK_CFG_INT, "256", 1, 4096, offsetof(scorer_cfg, batch),
      "verdicts fetched and committed together"},
+    /* the default is PK_SCORING_STATES, which `pactum replay` keeps too */
     {"states", "PACTUM_SCORER_STATES", PK_CFG_INT, "64", 1, 4096, offsetof(scorer_cfg, states),
      "trust states a partition keeps decoded while it computes a batch (about 81 KiB each); "
      "a batch about more agents writes the one used longest ago to the batch's writes and "

@@ -104,6 +104,16 @@ pk_bus_opts pk_common_bus_opts(const pk_common_cfg *c, const char *name)
                          .ca = c->nats_ca};
 }
 
+pk_status pk_reader_bus_connect(const pk_common_cfg *c, const char *name, pk_bus **out)
+{
+    pk_bus_opts bo = pk_common_bus_opts(c, name);
+
+    bo.send_asap = true;
+    bo.connect_wait_ms = 10000;
+    bo.stop = (volatile int *)&pk_shutdown;
+    return pk_bus_connect(out, &bo);
+}
+
 int pk_service_boot(pk_service *svc, const pk_common_cfg *c, pk_bus **bus, pk_store **store,
                     uint32_t *partitions, unsigned max_dbs)
 {

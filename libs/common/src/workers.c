@@ -98,19 +98,14 @@ static pk_status prepare(pk_pworkers *g, uint32_t p)
 {
     pk_pworker *w = &g->w[p];
     char name[96], durable[48], filter[96];
-    pk_bus_opts bo;
     pk_status st;
 
     snprintf(name, sizeof(name), "%s-p%u", g->svc->instance, p);
-    bo = pk_common_bus_opts(g->common, name);
-    bo.send_asap = true;
-    bo.connect_wait_ms = 10000;
-    bo.stop = (volatile int *)&pk_shutdown;
     snprintf(w->what, sizeof(w->what), "%s partition %u", g->prefix, p);
     snprintf(durable, sizeof(durable), "%s-p%u", g->prefix, p);
     snprintf(filter, sizeof(filter), "%s.%u.%s", g->subject, p, g->tail ? g->tail : "*");
     atomic_store(&w->stop, false);
-    if ((st = pk_bus_connect(&w->bus, &bo)) != PK_OK ||
+    if ((st = pk_reader_bus_connect(g->common, name, &w->bus)) != PK_OK ||
         (st = pk_consumer_take_over(&w->consumer, w->bus, g->stream, durable, filter, g->batch,
                                     10000, position_of, w, w->quiet_until, &w->serve_until)) !=
             PK_OK) {

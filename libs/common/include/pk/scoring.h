@@ -102,6 +102,9 @@ void pk_applied_free(pk_applied *a);
  */
 void pk_scoring_bound(pk_scoring *s, pk_wset *ws, size_t max_states);
 
+/* The bound the scorer keeps by default (its --states) and `pactum replay` keeps. */
+#define PK_SCORING_STATES 64
+
 /* Put every state of the batch into ws (txn reads their governance), then forget them. */
 pk_status pk_scoring_store(pk_scoring *s, MDB_txn *txn, pk_wset *ws) PK_MUST_CHECK;
 

@@ -196,6 +196,13 @@ typedef struct pk_service {
 pk_bus_opts pk_common_bus_opts(const pk_common_cfg *c, const char *name);
 
 /*
+ * A connection of its own for one reader of a service (a partition worker, a log appender,
+ * the oracle's read model), named name: the common options, each message written at once,
+ * up to 10 s to connect, given up at shutdown. *out is written only on success.
+ */
+pk_status pk_reader_bus_connect(const pk_common_cfg *c, const char *name, pk_bus **out);
+
+/*
  * A name for this instance of service that stays the same across restarts:
  * --instance if given, else "<service>-<host>-<hash of the data folder>". Used
  * where the bus must recognise a restarted instance (its leases, its durable
