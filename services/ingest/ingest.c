@@ -440,18 +440,11 @@ static pk_status handle_event(ingest *in, MDB_txn *txn, const env_ctx *e, int id
  * ahead of the in-order pass. env NULL: too large or not an envelope; the
  * in-order pass looks again and says why.
  */
-typedef struct opened {
+struct opened {
     pk_signed_msg *env; /* owned until handle_envelope takes it */
     pk_status sig;      /* PK_OK or PK_EBADSIG under env->signer_key; else not checked */
     receipt rc;         /* for its publisher, if asked */
-} opened;
-
-typedef struct open_job {
-    natsMsg **msgs;      /* the batch */
-    opened *out;         /* one per message */
-    int from, to;        /* the range this job opens */
-    long long max_bytes; /* larger envelopes are not opened */
-} open_job;
+};
 
 static void *open_range(void *p)
 {
@@ -474,8 +467,19 @@ static void *open_range(void *p)
     return NULL;
 }
 
-#define MAX_VERIFY_THREADS 16
-#define MIN_PER_THREAD     4 /* fewer envelopes than this are not worth a thread */
+#define MIN_PER_THREAD 4 /* fewer envelopes than this are not worth a thread */
+
+/* How many threads check a batch of n envelopes. */
+static int open_threads(const ingest *in, int n)
+{
+    int t = in->verify_threads;
+
+    if (t > INGEST_VERIFY_THREADS_MAX)
+        t = INGEST_VERIFY_THREADS_MAX;
+    if (t > n / MIN_PER_THREAD)
+        t = n / MIN_PER_THREAD;
+    return t < 1 ? 1 : t;
+}
 
 /*
  * An Ed25519 check costs about five times everything else ingest does for an
@@ -483,37 +487,85 @@ static void *open_range(void *p)
  * its bytes alone. So the batch is opened and checked on several threads
  * first; the in-order pass, which must see registry, dedup and publishing in
  * stream order, then only compares the named key with the registered one.
+ * Ranges from `first` on go to threads of their own; open_finish opens the
+ * others (and any whose thread could not start) and waits for the rest.
  */
-static void open_all(const ingest *in, natsMsgList *list, opened *out)
+static void open_start(const ingest *in, opening *g, natsMsgList *list, opened *out, int first)
 {
-    pthread_t th[MAX_VERIFY_THREADS];
-    open_job jobs[MAX_VERIFY_THREADS];
-    bool started[MAX_VERIFY_THREADS] = {false};
-    int n = list->Count, t = in->verify_threads;
+    int n = list->Count;
 
-    if (t > MAX_VERIFY_THREADS)
-        t = MAX_VERIFY_THREADS;
-    if (t > n / MIN_PER_THREAD)
-        t = n / MIN_PER_THREAD;
-    if (t < 1)
-        t = 1;
-    for (int k = 0; k < t; k++) {
-        jobs[k] = (open_job){.msgs = list->Msgs,
-                             .out = out,
-                             .from = (int)((long)n * k / t),
-                             .to = (int)((long)n * (k + 1) / t),
-                             .max_bytes = in->cfg->max_bytes};
-        /* a thread that cannot be started leaves its range to this one */
-        if (k > 0)
-            started[k] = pthread_create(&th[k], NULL, open_range, &jobs[k]) == 0;
+    g->msgs = list->Msgs;
+    g->count = n;
+    g->op = out;
+    g->t = open_threads(in, n);
+    for (int k = 0; k < g->t; k++) {
+        g->jobs[k] = (open_job){.msgs = list->Msgs,
+                                .out = out,
+                                .from = (int)((long)n * k / g->t),
+                                .to = (int)((long)n * (k + 1) / g->t),
+                                .max_bytes = in->cfg->max_bytes};
+        g->started[k] = k >= first && pthread_create(&g->th[k], NULL, open_range, &g->jobs[k]) == 0;
     }
-    open_range(&jobs[0]);
-    for (int k = 1; k < t; k++) {
-        if (started[k])
-            pthread_join(th[k], NULL);
-        else
-            open_range(&jobs[k]);
+}
+
+static void open_finish(opening *g)
+{
+    for (int k = 0; k < g->t; k++)
+        if (!g->started[k])
+            open_range(&g->jobs[k]);
+    for (int k = 0; k < g->t; k++)
+        if (g->started[k])
+            pthread_join(g->th[k], NULL);
+}
+
+static void opened_free(opened *op, int n)
+{
+    for (int i = 0; op && i < n; i++) {
+        if (op[i].env)
+            pactum__v1__signed__free_unpacked(op[i].env, NULL);
+        receipt_free(&op[i].rc);
     }
+    free(op);
+}
+
+/*
+ * The runner read the next batch ahead while this one waits for the bus: its
+ * signatures are checked meanwhile, on threads of their own, and handed to
+ * ingest_process when the batch comes to it (or dropped, if it never does).
+ */
+void ingest_prepare(void *ctx, natsMsgList *list)
+{
+    ingest *in = ctx;
+    opening *g = !in->ahead[0].op ? &in->ahead[0] : !in->ahead[1].op ? &in->ahead[1] : NULL;
+    opened *op;
+
+    if (!g || !(op = calloc((size_t)list->Count + 1, sizeof(*op))))
+        return; /* opened in order when it comes */
+    open_start(in, g, list, op, 0);
+    pk_metric_add(&in->m[M_READ_AHEAD], 1);
+}
+
+/* The envelopes of list as opened ahead (NULL: not opened ahead); the threads are done. */
+static opened *take_prepared(ingest *in, natsMsgList *list)
+{
+    for (int i = 0; i < 2; i++) {
+        opening *g = &in->ahead[i];
+        opened *op = g->op;
+        if (!op || g->msgs != list->Msgs || g->count != list->Count)
+            continue;
+        open_finish(g);
+        g->op = NULL;
+        g->msgs = NULL;
+        return op;
+    }
+    return NULL;
+}
+
+void ingest_discard(void *ctx, natsMsgList *list)
+{
+    ingest *in = ctx;
+
+    opened_free(take_prepared(in, list), list->Count);
 }
 
 static pk_status handle_envelope(ingest *in, MDB_txn *txn, env_ctx *e, uint64_t registry_seq,
@@ -683,14 +735,21 @@ pk_status ingest_process(void *ctx, natsMsgList *list)
     uint64_t registry_seq;
     pk_status st;
 
+    /* the next batch, if one waits, is read now and checked while this one is applied */
+    pk_runner_read_ahead(&in->runner);
+    op = take_prepared(in, list);
     if ((st = pk_registry_sync_if_dirty(in->reg)) != PK_OK)
         PK_WARN("registry sync: %s", pk_error_msg());
     if ((st = refresh_if_missing(in, list)) != PK_OK)
-        return st;
+        goto retry;
     registry_seq = pk_registry_seq(in->reg);
-    if (!(op = calloc((size_t)list->Count + 1, sizeof(*op))))
-        return PK_ERR(PK_ENOMEM, "cannot allocate a batch of %d envelopes", list->Count);
-    open_all(in, list, op);
+    if (!op) {
+        opening g;
+        if (!(op = calloc((size_t)list->Count + 1, sizeof(*op))))
+            return PK_ERR(PK_ENOMEM, "cannot allocate a batch of %d envelopes", list->Count);
+        open_start(in, &g, list, op, 1); /* the first range on this thread */
+        open_finish(&g);
+    }
     /* judged under a read transaction; the event ids are written once the bus has the events */
     if ((st = pk_txn_begin(in->store, false, &txn)) != PK_OK)
         goto retry;
@@ -714,12 +773,7 @@ pk_status ingest_process(void *ctx, natsMsgList *list)
 retry:
     pk_txn_abort(txn);
     pk_wset_clear(in->ws);
-    for (int i = 0; op && i < list->Count; i++) {
-        if (op[i].env)
-            pactum__v1__signed__free_unpacked(op[i].env, NULL);
-        receipt_free(&op[i].rc); /* judged again when the batch comes again */
-    }
-    free(op);
+    opened_free(op, list->Count); /* opened and judged again when the batch comes again */
     return st;
 }
 

@@ -54,6 +54,28 @@ typedef struct ingest_issuer {
     pk_keypair keys[PK_BUS_ROLES]; /* one scoped signing key per role */
 } ingest_issuer;
 
+#define INGEST_VERIFY_THREADS_MAX 16
+
+typedef struct opened opened; /* an envelope opened and its signature checked (ingest.c) */
+
+typedef struct open_job {
+    natsMsg **msgs;      /* the batch */
+    opened *out;         /* one per message */
+    int from, to;        /* the range this job opens */
+    long long max_bytes; /* larger envelopes are not opened */
+} open_job;
+
+/* A batch's envelopes being opened and checked on several threads. */
+typedef struct opening {
+    natsMsg **msgs; /* the batch (NULL: none) */
+    int count;
+    opened *op; /* one per message */
+    int t;      /* ranges */
+    pthread_t th[INGEST_VERIFY_THREADS_MAX];
+    bool started[INGEST_VERIFY_THREADS_MAX]; /* on a thread of its own */
+    open_job jobs[INGEST_VERIFY_THREADS_MAX];
+} opening;
+
 typedef struct ingest {
     const ingest_cfg *cfg;    /* borrowed configuration */
     pk_service svc;           /* health, metrics, instance */
@@ -77,6 +99,7 @@ typedef struct ingest {
     bool have_admin;          /* an admin key is configured */
     int64_t next_prune_ms;    /* when to prune the dedup table next */
     int verify_threads;       /* threads checking a batch's signatures (>= 1) */
+    opening ahead[2];         /* batches read ahead, being checked (this one and the next) */
     pk_metric m[M_COUNT];     /* counters */
 } ingest;
 
@@ -128,6 +151,14 @@ void ingest_count_reject(ingest *in, Pactum__V1__Reason reason);
  * store failure nothing is recorded or acknowledged; the batch is given again.
  */
 pk_status ingest_process(void *ctx, natsMsgList *batch) PK_MUST_CHECK;
+
+/*
+ * The runner's read-ahead (pk_ahead_fn; ctx: the ingest): start checking the
+ * signatures of the batch read ahead on threads of their own, or drop that
+ * work for a batch that will not be processed.
+ */
+void ingest_prepare(void *ctx, natsMsgList *batch);
+void ingest_discard(void *ctx, natsMsgList *batch);
 
 /* Between batches: prune the dedup table now and then, bring the registry copy up to date. */
 pk_status ingest_idle(void *ctx, bool caught_up) PK_MUST_CHECK;

@@ -87,6 +87,8 @@ static int start(void *ctx)
                              .batch = (int)cfg->batch,
                              .wait_ms = 500,
                              .process = ingest_process,
+                             .prepare = ingest_prepare,
+                             .discard = ingest_discard,
                              .idle = ingest_idle,
                              .ctx = in,
                              .lag = &in->svc.common[PK_SM_LAG]};

@@ -732,3 +732,133 @@ Test(bad_input, signatures_checked_in_parallel_refuse_exactly_the_bad_envelopes)
                  "no good envelope counted twice");
     cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
 }
+
+/* The ids of the "ahead-" events in PACTUM_EVENTS, in stream order. */
+typedef struct ahead_ids {
+    int idx[512];
+    int n;
+} ahead_ids;
+
+static bool collect_ahead(void *ctx, natsMsg *m)
+{
+    ahead_ids *a = ctx;
+    pk_event_msg *ev = pactum__v1__event__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                 (const uint8_t *)natsMsg_GetData(m));
+    int i;
+
+    if (ev && sscanf(ev->event_id, "ahead-%d", &i) == 1 && a->n < 512)
+        a->idx[a->n++] = i;
+    if (ev)
+        pactum__v1__event__free_unpacked(ev, NULL);
+    return true;
+}
+
+/*
+ * With more waiting than one batch, ingest fetches the next batch while it
+ * applies the one before and checks that batch's signatures meanwhile. Each
+ * batch is still judged as if fetched in turn: exactly the tampered envelopes
+ * are refused, an event id accepted in an earlier batch is refused as a
+ * duplicate, every other event is accepted once, and the events reach
+ * PACTUM_EVENTS in the order they were sent, across a stop and a start.
+ */
+Test(bad_input, batches_read_ahead_are_judged_as_if_fetched_in_turn)
+{
+    enum { N = 240 };
+    static const char *const small[] = {"PACTUM_INGEST_BATCH=16", "PACTUM_INGEST_VERIFY_THREADS=2",
+                                        NULL};
+    /* what judging them one by one in order gives: 0 accepted, else the reason refused */
+    Pactum__V1__Reason expect[N];
+    bool refused[N] = {false}, taken[N] = {false};
+    uint64_t seq[N];
+    int want[N], n_want = 0, n_refuse = 0, n_dup = 0, n_refused = 0;
+    long long ahead = 0, at_stop = 0;
+    ahead_ids got = {.n = 0};
+
+    /* stopped, so that all of them wait and ingest starts fifteen batches behind */
+    cr_assert_eq(h_stop_pid(h.svc_pid[0], SIGTERM, 15000), 0);
+    h.svc_pid[0] = 0;
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        size_t len, blen;
+        uint8_t *env, *buf;
+        pk_signed_msg *open = NULL;
+        bool bad = (i * 29) % 13 == 5;
+        /* every 20th repeats the id of one sent 37 earlier, two or three batches back */
+        int id_of = i >= 40 && i % 20 == 0 ? i - 37 : i;
+
+        snprintf(id, sizeof(id), "ahead-%d", id_of);
+        env = valid_envelope(id, &len);
+        cr_assert_eq(pk_envelope_open(env, len, &open), PK_OK);
+        if (bad)
+            open->signature.data[i % PK_SIG_BYTES] ^= 0x80;
+        cr_assert_eq(pk_pack(&open->base, &buf, &blen), PK_OK);
+        cr_assert_eq(pk_bus_publish_sync(h.bus, "pactum.raw.bot-a", buf, blen, NULL, false, 0,
+                                         &seq[i], NULL),
+                     PK_OK);
+        free(buf);
+        free(env);
+        pactum__v1__signed__free_unpacked(open, NULL);
+        expect[i] = bad            ? PACTUM__V1__REASON__REASON_BAD_SIGNATURE
+                    : taken[id_of] ? PACTUM__V1__REASON__REASON_DUPLICATE
+                                   : (Pactum__V1__Reason)0;
+        if (expect[i])
+            n_refuse++;
+        else {
+            taken[id_of] = true;
+            want[n_want++] = id_of;
+        }
+        n_dup += expect[i] == PACTUM__V1__REASON__REASON_DUPLICATE;
+    }
+    cr_assert_gt(n_dup, 0);
+    cr_assert(h_start_service(&h, 0, small), "ingest did not restart");
+    /* stopped once on the way (a batch may be read ahead then), and started again */
+    h_wait_metric(&h, "ingest", "pactum_ingest_events_accepted_total", 40, 30000);
+    ahead = h_metric(&h, "ingest", "pactum_ingest_batches_read_ahead_total");
+    at_stop = h_metric(&h, "ingest", "pactum_ingest_events_accepted_total");
+    cr_assert_eq(h_stop_pid(h.svc_pid[0], SIGTERM, 15000), 0);
+    h.svc_pid[0] = 0;
+    cr_assert(h_start_service(&h, 0, small), "ingest did not restart");
+
+    /* each refusal once, with the reason judging in order gives (a dead letter names the raw
+     * message it refused) */
+    for (int k = 0; k < 4 * N && n_refused < n_refuse; k++) {
+        Pactum__V1__Rejection *rej;
+        int i = 0;
+
+        if (!h_next_rejection(rejections, 5000, &rej, NULL, 0))
+            break;
+        cr_assert_not_null(rej);
+        while (i < N && seq[i] != rej->source_seq)
+            i++;
+        cr_assert_lt(i, N, "refused raw #%llu was not sent here",
+                     (unsigned long long)rej->source_seq);
+        cr_assert_eq(rej->reason, expect[i], "envelope %d refused with reason %d, not %d", i,
+                     (int)rej->reason, (int)expect[i]);
+        cr_assert_not(refused[i], "envelope %d was refused twice", i);
+        refused[i] = true;
+        n_refused++;
+        pactum__v1__rejection__free_unpacked(rej, NULL);
+    }
+    cr_assert_eq(n_refused, n_refuse);
+    for (int k = 0; k < 300 && got.n < n_want; k++) {
+        got.n = 0;
+        cr_assert(
+            h_read_stream(&h, PK_STREAM_EVENTS, "pactum.events.*.bot-a", collect_ahead, &got));
+        if (got.n < n_want)
+            pk_sleep_ms(100);
+    }
+    pk_sleep_ms(300);
+    got.n = 0;
+    cr_assert(h_read_stream(&h, PK_STREAM_EVENTS, "pactum.events.*.bot-a", collect_ahead, &got));
+    cr_assert_eq(got.n, n_want, "%d events in the stream, %d accepted", got.n, n_want);
+    for (int k = 0; k < n_want; k++)
+        cr_assert_eq(got.idx[k], want[k], "event %d of the stream is ahead-%d, not ahead-%d", k,
+                     got.idx[k], want[k]);
+    ahead += h_metric(&h, "ingest", "pactum_ingest_batches_read_ahead_total");
+    cr_assert_gt(ahead, 0, "no batch was read ahead");
+    printf("bad input  %-34s %3d sent, batches of 16, stopped after %lld: %d accepted in order, "
+           "%d refused (%d duplicates); %lld batches read ahead\n",
+           "batches read ahead", N, at_stop, n_want, n_refuse, n_dup, ahead);
+    fflush(stdout);
+    cr_assert_eq(h_stop_services(&h), 0, "no service crashed");
+}

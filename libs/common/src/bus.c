@@ -473,6 +473,7 @@ pk_status pk_streams_ensure(pk_bus *bus, uint32_t *partitions)
 
 /* --- Consumers -------------------------------------------------------------- */
 
+#define AHEAD_WAIT_MS  500  /* a read-ahead is answered at once; this bounds it if not */
 #define READER_IDLE_MS 2000 /* a reader nobody listens to is removed by the server after this */
 
 /*
@@ -959,6 +960,33 @@ pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch, int64_
         c->sub = NULL;
     }
     return pk_nats_err(s, jerr, "fetch");
+}
+
+pk_status pk_consumer_fetch_ahead(pk_consumer *c, natsMsgList *list, int batch, int64_t max_bytes)
+{
+    jsFetchRequest req;
+    natsStatus s;
+
+    list->Msgs = NULL;
+    list->Count = 0;
+    /* an ordered reader checks each delivery against the last: it fetches one batch at a time */
+    if (!c->sub || !c->durable[0] || c->ordered || pk_consumer_fenced(c))
+        return PK_ETIMEOUT;
+    jsFetchRequest_Init(&req);
+    req.Batch = batch;
+    req.MaxBytes = max_bytes;
+    req.NoWait = true; /* what is waiting now, or nothing */
+    req.Expires = (int64_t)AHEAD_WAIT_MS * 1000000;
+    s = natsSubscription_FetchRequest(list, c->sub, &req);
+    if (s == NATS_OK && list->Count > 0) {
+        c->delivered_ms = pk_mono_ms();
+        return PK_OK;
+    }
+    natsMsgList_Destroy(list);
+    list->Msgs = NULL;
+    list->Count = 0;
+    return s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND ? PK_ETIMEOUT
+                                                                    : pk_nats_err(s, 0, "fetch");
 }
 
 uint64_t pk_msg_seq(natsMsg *msg)

@@ -25,7 +25,7 @@ void pk_pause_ms(int64_t ms)
  */
 static pk_status until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
                             pk_metric *retries, const atomic_bool *stop,
-                            const pk_consumer *consumer)
+                            const pk_consumer *consumer, natsMsgList *ahead)
 {
     int64_t backoff = 100;
     pk_status st;
@@ -40,6 +40,8 @@ static pk_status until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const 
         if (pk_shutdown || (stop && atomic_load(stop)))
             return PK_ESHUTDOWN;
         pk_msgs_in_progress(list);
+        if (ahead) /* read ahead: it waits for this batch, and must not be delivered again */
+            pk_msgs_in_progress(ahead);
         backoff = backoff < 3200 ? backoff * 2 : 5000;
     }
     return st;
@@ -48,7 +50,7 @@ static pk_status until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const 
 pk_status pk_batch_until_done(pk_batch_fn fn, void *ctx, natsMsgList *list, const char *what,
                               pk_metric *retries)
 {
-    return until_done(fn, ctx, list, what, retries, NULL, NULL);
+    return until_done(fn, ctx, list, what, retries, NULL, NULL, NULL);
 }
 
 /* Messages still waiting after the last one of the batch. */
@@ -64,6 +66,29 @@ static long long pending_after(natsMsgList *list)
     return n;
 }
 
+/* The batch read ahead, if any, will not be applied here: undo its preparation and hand it
+ * back, to be delivered again at once rather than after the ack wait. */
+static void drop_ahead(pk_runner *r)
+{
+    if (r->ahead.Count <= 0)
+        return;
+    if (r->discard)
+        r->discard(r->ctx, &r->ahead);
+    for (int i = 0; i < r->ahead.Count; i++)
+        natsMsg_Nak(r->ahead.Msgs[i], NULL);
+    natsMsgList_Destroy(&r->ahead);
+    r->ahead = (natsMsgList){0};
+}
+
+void pk_runner_read_ahead(pk_runner *r)
+{
+    if (!r->prepare || r->ahead.Count > 0 || r->pending <= 0 || pk_shutdown ||
+        (r->stop && atomic_load(r->stop)))
+        return;
+    if (pk_consumer_fetch_ahead(r->consumer, &r->ahead, r->batch, PK_AHEAD_BYTES) == PK_OK)
+        r->prepare(r->ctx, &r->ahead);
+}
+
 void pk_runner_loop(pk_runner *r)
 {
     pk_metric *retries = r->svc ? &r->svc->common[PK_SM_RETRIES] : NULL;
@@ -74,7 +99,8 @@ void pk_runner_loop(pk_runner *r)
      */
     bool caught_up = false;
 
-    while (!pk_shutdown && !(r->stop && atomic_load(r->stop))) {
+    /* a batch read ahead is applied before stopping, as the one before it was */
+    while (r->ahead.Count > 0 || (!pk_shutdown && !(r->stop && atomic_load(r->stop)))) {
         natsMsgList list;
         long long pending;
         int count;
@@ -83,13 +109,20 @@ void pk_runner_loop(pk_runner *r)
         /* a lease that may have lapsed: nothing is read, judged by the clock or written
          * until it is renewed (or the partition is let go) */
         if (pk_consumer_fenced(r->consumer)) {
+            drop_ahead(r);
             pk_consumer_close(r->consumer);
             pk_pause_ms(100);
             continue;
         }
         if (r->idle && r->idle(r->ctx, caught_up) != PK_OK)
             PK_WARN("%s: %s; trying again later", r->what, pk_error_msg());
-        st = pk_consumer_fetch(r->consumer, &list, r->batch, r->wait_ms);
+        if (r->ahead.Count > 0) { /* read ahead while the batch before was applied */
+            list = r->ahead;
+            r->ahead = (natsMsgList){0};
+            st = PK_OK;
+        } else {
+            st = pk_consumer_fetch(r->consumer, &list, r->batch, r->wait_ms);
+        }
         if (r->consumer->stalls != r->stalls) { /* found stalled, and bound again */
             if (r->svc)
                 pk_metric_add(&r->svc->common[PK_SM_STALLS],
@@ -116,8 +149,11 @@ void pk_runner_loop(pk_runner *r)
         if (r->gather_ms > 0 && list.Count < r->batch)
             pk_pause_ms(r->gather_ms);
         count = list.Count;
-        st = until_done(r->process, r->ctx, &list, r->what, retries, r->stop, r->consumer);
+        st = until_done(r->process, r->ctx, &list, r->what, retries, r->stop, r->consumer,
+                        &r->ahead);
         natsMsgList_Destroy(&list);
+        if (st != PK_OK)
+            drop_ahead(r);
         if (st == PK_ECONFLICT) {
             /* left unacknowledged: if the lease is renewed, read again from our position */
             PK_WARN("%s: lease not renewed in time; a batch of %d left for the next reader",
@@ -132,4 +168,5 @@ void pk_runner_loop(pk_runner *r)
                 pk_pause_ms(200);
         }
     }
+    drop_ahead(r);
 }

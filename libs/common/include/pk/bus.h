@@ -222,6 +222,16 @@ void pk_consumer_close(pk_consumer *c);
 pk_status pk_consumer_fetch(pk_consumer *c, natsMsgList *list, int batch,
                             int64_t timeout_ms) PK_MUST_CHECK;
 
+/*
+ * Fetch, without waiting, up to batch messages (and about max_bytes) that
+ * are waiting now, while the batch before is still being applied (a
+ * read-ahead). Only a bound durable that is not ordered reads ahead; nothing
+ * is bound, made or dropped here, so the messages of the batch before stay
+ * valid. PK_ETIMEOUT: nothing fetched.
+ */
+pk_status pk_consumer_fetch_ahead(pk_consumer *c, natsMsgList *list, int batch,
+                                  int64_t max_bytes) PK_MUST_CHECK;
+
 /* The stream sequence of a JetStream message; 0 for a message without JetStream metadata. */
 uint64_t pk_msg_seq(natsMsg *msg);
 

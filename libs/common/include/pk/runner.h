@@ -31,6 +31,12 @@ typedef pk_status (*pk_batch_fn)(void *ctx, natsMsgList *list);
  */
 typedef pk_status (*pk_idle_fn)(void *ctx, bool caught_up);
 
+/* A batch read ahead holds about this many bytes of messages at most. */
+#define PK_AHEAD_BYTES (8LL << 20)
+
+/* Work on a batch read ahead: start it (prepare), or undo it for a batch not applied. */
+typedef void (*pk_ahead_fn)(void *ctx, natsMsgList *list);
+
 typedef struct pk_runner {
     const char *what;        /* names the reader in logs: "ingest", "scorer partition 2" */
     pk_consumer *consumer;   /* borrowed: what is read */
@@ -47,10 +53,30 @@ typedef struct pk_runner {
     long long pending;       /* messages waiting at this runner's last fetch */
     const atomic_bool *stop; /* optional: set to stop this runner alone (a partition let go) */
     unsigned long stalls;    /* the consumer's stalls already counted */
+    /*
+     * Optional read-ahead, for a durable that readers share (not ordered, not
+     * leased). The batch function calls pk_runner_read_ahead once it has done
+     * what must follow stream order and before it waits for the bus; if more
+     * messages were waiting, the next batch is fetched then and handed to
+     * prepare, which may start work on it that depends on its bytes alone (a
+     * signature check) while this batch waits for its acknowledgements. That
+     * batch is applied next, as if just fetched; one that will not be applied
+     * (shutdown) goes to discard first and is left unacknowledged.
+     */
+    pk_ahead_fn prepare;
+    pk_ahead_fn discard;
+    natsMsgList ahead; /* read ahead and prepared, not applied yet (Count 0: none) */
 } pk_runner;
 
 /* Run until pk_shutdown (or r->stop) is set. */
 void pk_runner_loop(pk_runner *r);
+
+/*
+ * From the batch function of a runner with prepare set: fetch the next batch
+ * now, if the server said more messages were waiting after this one and none
+ * is read ahead yet, and prepare it. Fetches nothing otherwise; never waits.
+ */
+void pk_runner_read_ahead(pk_runner *r);
 
 /*
  * Apply a batch, retrying it in place (same messages, same order, marked in
