@@ -6,8 +6,10 @@
  * everything, suspends its connection until the next change (or the next keep-alive).
  * Each event is the change as stored, in a ChangeNotice signed by the log's key.
  */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include <jansson.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include "pk/pbjson.h"
 
 #define KEEPALIVE_MS 15000 /* a comment line this often on a quiet stream */
+#define LEFT_MS      200   /* how often suspended streams are checked for clients that left */
 #define WAITING_MAX  1024  /* streams open at once (each may be suspended) */
 
 typedef struct entry {
@@ -38,6 +41,7 @@ typedef struct stream {
     char *pending;             /* an event being sent */
     size_t plen, poff;
     int64_t last_write_ms;
+    bool left; /* its client closed the connection while it was suspended (under mu) */
 } stream;
 
 struct oracle_changes {
@@ -77,19 +81,60 @@ static void wake_all(oracle_changes *h)
         MHD_resume_connection(woken[i]->c);
 }
 
+/*
+ * Resume the suspended streams whose clients have closed their connections, so that each
+ * ends now and frees its connection (and its place among its address's --http-per-client),
+ * instead of at the next change or keep-alive. A suspended connection stays open (see
+ * wake_all), so its socket can be polled here; a client that closed it has sent its FIN.
+ */
+static void end_left(oracle_changes *h)
+{
+    static _Thread_local struct pollfd fds[WAITING_MAX];
+    static _Thread_local stream *seen[WAITING_MAX], *left[WAITING_MAX];
+    int n = 0, n_left = 0;
+
+    pthread_mutex_lock(&h->mu);
+    for (int i = 0; i < h->n_waiting; i++) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(h->waiting[i]->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+            continue;
+        fds[n] = (struct pollfd){.fd = ci->connect_fd, .events = POLLRDHUP};
+        seen[n++] = h->waiting[i];
+    }
+    if (n > 0 && poll(fds, (nfds_t)n, 0) > 0) {
+        for (int i = 0; i < n; i++) {
+            if (!(fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                continue;
+            for (int w = 0; w < h->n_waiting; w++) {
+                if (h->waiting[w] == seen[i]) { /* taken out: resumed exactly once, here */
+                    h->waiting[w] = h->waiting[--h->n_waiting];
+                    seen[i]->left = true;
+                    left[n_left++] = seen[i];
+                    break;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < n_left; i++)
+        MHD_resume_connection(left[i]->c);
+}
+
 static void *tick(void *p)
 {
     oracle_changes *h = p;
 
     for (;;) {
-        for (int i = 0; i < KEEPALIVE_MS / 100; i++) {
-            pk_sleep_ms(100);
+        for (int i = 0; i < KEEPALIVE_MS / LEFT_MS; i++) {
+            pk_sleep_ms(LEFT_MS);
             pthread_mutex_lock(&h->mu);
             if (h->closing) {
                 pthread_mutex_unlock(&h->mu);
                 return NULL;
             }
             pthread_mutex_unlock(&h->mu);
+            end_left(h);
         }
         wake_all(h); /* each writes a keep-alive, and finds out if its client left */
     }
@@ -250,9 +295,10 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
     if (s->pending)
         return copy_pending(s, buf, max);
     pthread_mutex_lock(&h->mu);
-    if (h->closing) {
+    if (h->closing || s->left) {
+        bool left = s->left;
         pthread_mutex_unlock(&h->mu);
-        return MHD_CONTENT_READER_END_OF_STREAM;
+        return left ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
     }
     oldest = h->last >= ORACLE_CHANGES_KEPT ? h->last - ORACLE_CHANGES_KEPT + 1 : 1;
     if (s->next < oldest && h->last) { /* older than the ring: say so, go on from its start */
