@@ -343,6 +343,28 @@ static uint8_t *valid_envelope(const char *id, size_t *len)
     return envelope_of("bot-a", &ka, &ev, len);
 }
 
+/* Publish bot-a's envelope of event id, its signature spoiled if tamper; its PACTUM_RAW
+ * sequence. */
+static uint64_t publish_envelope(const char *id, bool tamper, int which_byte)
+{
+    size_t len, blen;
+    uint8_t *env = valid_envelope(id, &len), *buf;
+    pk_signed_msg *open = NULL;
+    uint64_t seq = 0;
+
+    cr_assert_eq(pk_envelope_open(env, len, &open), PK_OK);
+    if (tamper)
+        open->signature.data[which_byte % PK_SIG_BYTES] ^= 0x01;
+    cr_assert_eq(pk_pack(&open->base, &buf, &blen), PK_OK);
+    cr_assert_eq(
+        pk_bus_publish_sync(h.bus, "pactum.raw.bot-a", buf, blen, NULL, false, 0, &seq, NULL),
+        PK_OK);
+    free(buf);
+    free(env);
+    pactum__v1__signed__free_unpacked(open, NULL);
+    return seq;
+}
+
 Test(bad_input, a_corpus_of_bad_inputs_is_refused_by_category_and_changes_nothing)
 {
     long long b;
@@ -677,26 +699,12 @@ Test(bad_input, signatures_checked_in_parallel_refuse_exactly_the_bad_envelopes)
     h.svc_pid[0] = 0;
     for (int i = 0; i < N; i++) {
         char id[16];
-        size_t len, blen;
-        uint8_t *env, *buf;
-        pk_signed_msg *open = NULL;
 
         snprintf(id, sizeof(id), "par-%d", i);
-        env = valid_envelope(id, &len);
-        cr_assert_eq(pk_envelope_open(env, len, &open), PK_OK);
         /* a pseudo-random scatter, first and last included */
         bad[i] = i == 0 || i == N - 1 || (i * 37) % 11 == 4;
-        if (bad[i]) {
-            open->signature.data[i % PK_SIG_BYTES] ^= 0x01;
-            n_bad++;
-        }
-        cr_assert_eq(pk_pack(&open->base, &buf, &blen), PK_OK);
-        cr_assert_eq(pk_bus_publish_sync(h.bus, "pactum.raw.bot-a", buf, blen, NULL, false, 0,
-                                         &seq[i], NULL),
-                     PK_OK);
-        free(buf);
-        free(env);
-        pactum__v1__signed__free_unpacked(open, NULL);
+        n_bad += bad[i];
+        seq[i] = publish_envelope(id, bad[i], i);
     }
     cr_assert(h_start_service(&h, 0, threads4), "ingest did not restart");
     cr_assert_eq(
@@ -779,25 +787,12 @@ Test(bad_input, batches_read_ahead_are_judged_as_if_fetched_in_turn)
     h.svc_pid[0] = 0;
     for (int i = 0; i < N; i++) {
         char id[16];
-        size_t len, blen;
-        uint8_t *env, *buf;
-        pk_signed_msg *open = NULL;
         bool bad = (i * 29) % 13 == 5;
         /* every 20th repeats the id of one sent 37 earlier, two or three batches back */
         int id_of = i >= 40 && i % 20 == 0 ? i - 37 : i;
 
         snprintf(id, sizeof(id), "ahead-%d", id_of);
-        env = valid_envelope(id, &len);
-        cr_assert_eq(pk_envelope_open(env, len, &open), PK_OK);
-        if (bad)
-            open->signature.data[i % PK_SIG_BYTES] ^= 0x80;
-        cr_assert_eq(pk_pack(&open->base, &buf, &blen), PK_OK);
-        cr_assert_eq(pk_bus_publish_sync(h.bus, "pactum.raw.bot-a", buf, blen, NULL, false, 0,
-                                         &seq[i], NULL),
-                     PK_OK);
-        free(buf);
-        free(env);
-        pactum__v1__signed__free_unpacked(open, NULL);
+        seq[i] = publish_envelope(id, bad, i);
         expect[i] = bad            ? PACTUM__V1__REASON__REASON_BAD_SIGNATURE
                     : taken[id_of] ? PACTUM__V1__REASON__REASON_DUPLICATE
                                    : (Pactum__V1__Reason)0;
