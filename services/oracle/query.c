@@ -263,8 +263,9 @@ size_t oracle_severity_list(const uint64_t counts[PK_SEVERITIES],
 /*
  * The request-reply subjects, their answers, and how many subscriptions (so
  * threads: the client library delivers each subscription's messages on its
- * own thread) answer each at once. Authorize waits for its decision to be
- * stored before it answers, so it has more threads to wait on.
+ * own thread) answer each at once. Authorize may wait on the bus before it
+ * answers (the evaluator's clause states, an approval's use stored), so it
+ * has more threads to wait on; its decision's record is not waited for.
  */
 static const pk_route routes[] = {
     {PK_SUBJ_ORACLE_TRUST, "oracle", 4, oracle_answer_trust},
