@@ -555,7 +555,6 @@ static opened *take_prepared(ingest *in, natsMsgList *list)
             continue;
         open_finish(g);
         g->op = NULL;
-        g->msgs = NULL;
         return op;
     }
     return NULL;

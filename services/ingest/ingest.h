@@ -67,9 +67,9 @@ typedef struct open_job {
 
 /* A batch's envelopes being opened and checked on several threads. */
 typedef struct opening {
-    natsMsg **msgs; /* the batch (NULL: none) */
+    natsMsg **msgs; /* the batch */
     int count;
-    opened *op; /* one per message */
+    opened *op; /* one per message (NULL: no batch) */
     int t;      /* ranges */
     pthread_t th[INGEST_VERIFY_THREADS_MAX];
     bool started[INGEST_VERIFY_THREADS_MAX]; /* on a thread of its own */

@@ -55,13 +55,13 @@ typedef struct pk_runner {
     unsigned long stalls;    /* the consumer's stalls already counted */
     /*
      * Optional read-ahead, for a durable that readers share (not ordered, not
-     * leased). The batch function calls pk_runner_read_ahead once it has done
-     * what must follow stream order and before it waits for the bus; if more
-     * messages were waiting, the next batch is fetched then and handed to
+     * leased). The batch function calls pk_runner_read_ahead as it starts; if
+     * more messages were waiting, the next batch is fetched then and handed to
      * prepare, which may start work on it that depends on its bytes alone (a
-     * signature check) while this batch waits for its acknowledgements. That
-     * batch is applied next, as if just fetched; one that will not be applied
-     * (shutdown) goes to discard first and is left unacknowledged.
+     * signature check) while this batch is applied. That batch is applied
+     * next, as if just fetched, also when the runner is stopping; one that
+     * cannot be (this batch failed at a stop, a lease lapsed) goes to discard
+     * and is handed back unacknowledged (nak), to be delivered again at once.
      */
     pk_ahead_fn prepare;
     pk_ahead_fn discard;
